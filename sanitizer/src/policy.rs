@@ -1,0 +1,647 @@
+//! The rules, as data ([`RULES`]) and as one check function each, and the [`Policy`] that
+//! says which apply and how strictly.
+//!
+//! Spec: section 4 of `shared/megaraid-ioctl.md`. Rule ids are stable: they appear in audit
+//! logs, in `MFIGUARD_ALLOW`, in the README and in tests.
+
+use core::fmt;
+
+use crate::abi::ioctl::MAX_IOCTL_SGE;
+use crate::abi::mfi::{MfiCmd, MfiFrameFlags, MFI_CMD_OP_COUNT, MFI_HEADER_SIZE, MFI_SGE64_SIZE};
+use crate::decode::Packet;
+use crate::verdict::{Detail, Rewrites};
+
+/// A Linux errno value (the same numbers on x86_64 and i386).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Errno(pub i32);
+
+impl Errno {
+    /// `EPERM`: refused by the read-only policy.
+    pub const EPERM: Errno = Errno(1);
+    /// `EIO`: the guard failed internally and fails closed.
+    pub const EIO: Errno = Errno(5);
+    /// `EFAULT`: the caller's packet could not be read.
+    pub const EFAULT: Errno = Errno(14);
+    /// `EINVAL`: a structural rule refused the packet.
+    pub const EINVAL: Errno = Errno(22);
+
+    /// The symbolic name, for logs.
+    pub const fn name(self) -> &'static str {
+        match self.0 {
+            0 => "0",
+            1 => "EPERM",
+            2 => "ENOENT",
+            4 => "EINTR",
+            5 => "EIO",
+            9 => "EBADF",
+            12 => "ENOMEM",
+            13 => "EACCES",
+            14 => "EFAULT",
+            16 => "EBUSY",
+            19 => "ENODEV",
+            22 => "EINVAL",
+            25 => "ENOTTY",
+            95 => "EOPNOTSUPP",
+            524 => "ENOTSUPP",
+            _ => "errno",
+        }
+    }
+}
+
+/// What a rule does when it matches (before any downgrade by the policy).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// Change the private copy that is sent to the kernel.
+    Rewrite,
+    /// Fail the call before the kernel sees it.
+    Reject,
+    /// Only record.
+    Warn,
+}
+
+impl Action {
+    /// The name used in logs and docs.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Action::Rewrite => "rewrite",
+            Action::Reject => "reject",
+            Action::Warn => "warn",
+        }
+    }
+}
+
+/// A rule's stable identity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RuleId {
+    /// `frame.addressing-flags`
+    FrameAddressingFlags,
+    /// `ioc.sge-count`
+    IocSgeCount,
+    /// `frame.cmd`
+    FrameCmd,
+    /// `frame.cmd-forbidden`
+    FrameCmdForbidden,
+    /// `sgl.bounds`
+    SglBounds,
+    /// `sense.bounds`
+    SenseBounds,
+    /// `sense.length`
+    SenseLength,
+    /// `sge.length`
+    SgeLength,
+    /// `sgl.stale-entry`
+    SglStaleEntry,
+    /// `frame.raw-physical-address`
+    FrameRawPhysicalAddress,
+    /// `sense.length-mismatch`
+    SenseLengthMismatch,
+    /// `xfer.length`
+    XferLength,
+    /// `sgl.offset-unusual`
+    SglOffsetUnusual,
+}
+
+/// Number of rules.
+pub const RULE_COUNT: usize = 13;
+
+impl RuleId {
+    /// Every rule, in evaluation order (the first rejecting rule's errno is the answer).
+    pub const ALL: [RuleId; RULE_COUNT] = [
+        RuleId::FrameAddressingFlags,
+        RuleId::IocSgeCount,
+        RuleId::FrameCmd,
+        RuleId::FrameCmdForbidden,
+        RuleId::SglBounds,
+        RuleId::SenseBounds,
+        RuleId::SenseLength,
+        RuleId::SgeLength,
+        RuleId::SglStaleEntry,
+        RuleId::FrameRawPhysicalAddress,
+        RuleId::SenseLengthMismatch,
+        RuleId::XferLength,
+        RuleId::SglOffsetUnusual,
+    ];
+
+    /// The stable id string.
+    pub const fn name(self) -> &'static str {
+        self.rule().name
+    }
+
+    /// The rule's definition.
+    pub const fn rule(self) -> &'static Rule {
+        // RULES is indexed by the discriminant; `rules_table_is_in_id_order` checks it.
+        match self {
+            RuleId::FrameAddressingFlags => &RULES[0],
+            RuleId::IocSgeCount => &RULES[1],
+            RuleId::FrameCmd => &RULES[2],
+            RuleId::FrameCmdForbidden => &RULES[3],
+            RuleId::SglBounds => &RULES[4],
+            RuleId::SenseBounds => &RULES[5],
+            RuleId::SenseLength => &RULES[6],
+            RuleId::SgeLength => &RULES[7],
+            RuleId::SglStaleEntry => &RULES[8],
+            RuleId::FrameRawPhysicalAddress => &RULES[9],
+            RuleId::SenseLengthMismatch => &RULES[10],
+            RuleId::XferLength => &RULES[11],
+            RuleId::SglOffsetUnusual => &RULES[12],
+        }
+    }
+
+    /// The rule with this id string.
+    pub fn from_name(name: &str) -> Option<RuleId> {
+        RuleId::ALL.into_iter().find(|r| r.name() == name)
+    }
+
+    const fn bit(self) -> u32 {
+        1 << (self as u32)
+    }
+}
+
+impl fmt::Display for RuleId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A rule: its id, when it matches, what it does and why it exists.
+#[derive(Debug)]
+pub struct Rule {
+    /// The rule.
+    pub id: RuleId,
+    /// The stable id string.
+    pub name: &'static str,
+    /// When it matches, in the spec's words.
+    pub when: &'static str,
+    /// What it does.
+    pub action: Action,
+    /// The errno a rejection returns.
+    pub errno: Option<Errno>,
+    /// What it protects against.
+    pub why: &'static str,
+}
+
+/// The rule table: the single source for the checks' metadata, the README and the logs.
+pub const RULES: [Rule; RULE_COUNT] = [
+    Rule {
+        id: RuleId::FrameAddressingFlags,
+        name: "frame.addressing-flags",
+        when: "`flags & 0x0026 != 0` (SGL64, SENSE64, IEEE)",
+        action: Action::Rewrite,
+        errno: None,
+        why: "the seed's STP corruption on legacy drivers: only the driver may choose how the firmware reads its addresses (the 2012 fix, for all commands)",
+    },
+    Rule {
+        id: RuleId::IocSgeCount,
+        name: "ioc.sge-count",
+        when: "`sge_count > 16`",
+        action: Action::Reject,
+        errno: Some(Errno::EINVAL),
+        why: "legacy drivers indexing past `sgl[16]`",
+    },
+    Rule {
+        id: RuleId::FrameCmd,
+        name: "frame.cmd",
+        when: "`cmd >= 0x0B`",
+        action: Action::Reject,
+        errno: Some(Errno::EINVAL),
+        why: "unknown frames reaching firmware",
+    },
+    Rule {
+        id: RuleId::FrameCmdForbidden,
+        name: "frame.cmd-forbidden",
+        when: "`cmd` is INIT or ABORT",
+        action: Action::Reject,
+        errno: Some(Errno::EINVAL),
+        why: "firmware re-initialisation, or an abort by raw physical address",
+    },
+    Rule {
+        id: RuleId::SglBounds,
+        name: "sgl.bounds",
+        when: "`sge_count > 0` and `[sgl_off, sgl_off + 12 * sge_count)` is not inside `[0x18, 256)`",
+        action: Action::Reject,
+        errno: Some(Errno::EINVAL),
+        why: "the driver writes the SGL at an unchecked offset: an out-of-frame kernel write on every kernel",
+    },
+    Rule {
+        id: RuleId::SenseBounds,
+        name: "sense.bounds",
+        when: "`sense_len > 0` and `sense_off` is outside `[0x18, 56]`",
+        action: Action::Reject,
+        errno: Some(Errno::EINVAL),
+        why: "out-of-frame write (legacy drivers), header overwrite after the flags are fixed (all)",
+    },
+    Rule {
+        id: RuleId::SenseLength,
+        name: "sense.length",
+        when: "`sense_len > 4096`",
+        action: Action::Reject,
+        errno: Some(Errno::EINVAL),
+        why: "unbounded DMA allocation",
+    },
+    Rule {
+        id: RuleId::SgeLength,
+        name: "sge.length",
+        when: "a used `iov_len > 16 MiB`, or their sum `> 64 MiB` (this also covers `iov_len > u32::MAX`)",
+        action: Action::Reject,
+        errno: Some(Errno::EINVAL),
+        why: "unbounded DMA allocation; a 64-bit length truncated to 32 bits",
+    },
+    Rule {
+        id: RuleId::SglStaleEntry,
+        name: "sgl.stale-entry",
+        when: "a used entry has `iov_len == 0` and non-zero bytes in its frame slot, or `hdr.sge_count > sge_count`",
+        action: Action::Rewrite,
+        errno: None,
+        why: "the driver skips empty entries, so caller bytes reach the firmware as DMA addresses; the slot is zeroed (never the sense pointer) and `hdr.sge_count` lowered",
+    },
+    Rule {
+        id: RuleId::FrameRawPhysicalAddress,
+        name: "frame.raw-physical-address",
+        when: "LD/PD I/O frames: sense address @0x18 non-zero and not the slot the driver fills (`sense_len > 0 && sense_off == 0x18`)",
+        action: Action::Reject,
+        errno: Some(Errno::EINVAL),
+        why: "firmware DMA to a caller-chosen physical address",
+    },
+    Rule {
+        id: RuleId::SenseLengthMismatch,
+        name: "sense.length-mismatch",
+        when: "LD/PD I/O frames: `hdr.sense_len > sense_len`",
+        action: Action::Rewrite,
+        errno: None,
+        why: "firmware overflowing the sense buffer; `hdr.sense_len` is lowered",
+    },
+    Rule {
+        id: RuleId::XferLength,
+        name: "xfer.length",
+        when: "`data_xferlen >` the sum of used `iov_len`",
+        action: Action::Warn,
+        errno: None,
+        why: "firmware DMA past the buffers (to be confirmed on real firmware)",
+    },
+    Rule {
+        id: RuleId::SglOffsetUnusual,
+        name: "sgl.offset-unusual",
+        when: "`sge_count > 0` and `sgl_off` differs from the frame type's SGL offset",
+        action: Action::Warn,
+        errno: None,
+        why: "malformed packets worth a look",
+    },
+];
+
+/// A set of rules (the ones `MFIGUARD_ALLOW` downgrades to warnings).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct RuleSet(u32);
+
+impl RuleSet {
+    /// No rules.
+    pub const EMPTY: RuleSet = RuleSet(0);
+
+    /// Whether `rule` is in the set.
+    pub const fn contains(self, rule: RuleId) -> bool {
+        self.0 & rule.bit() != 0
+    }
+
+    /// The set with `rule` added.
+    #[must_use]
+    pub const fn with(self, rule: RuleId) -> RuleSet {
+        RuleSet(self.0 | rule.bit())
+    }
+
+    /// Parses a comma-separated list of rule ids; blanks are ignored. An unknown id is an error
+    /// naming it, so a typo in `MFIGUARD_ALLOW` never silently allows nothing or everything.
+    pub fn parse(list: &str) -> Result<RuleSet, UnknownRule<'_>> {
+        list.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .try_fold(RuleSet::EMPTY, |set, name| {
+                RuleId::from_name(name)
+                    .map(|r| set.with(r))
+                    .ok_or(UnknownRule(name))
+            })
+    }
+
+    /// The rules in the set, in table order.
+    pub fn iter(self) -> impl Iterator<Item = RuleId> {
+        RuleId::ALL.into_iter().filter(move |r| self.contains(*r))
+    }
+}
+
+/// A rule id that does not exist.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnknownRule<'a>(pub &'a str);
+
+impl fmt::Display for UnknownRule<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown rule id {:?}", self.0)
+    }
+}
+
+/// Whether the guard acts on its verdicts or only reports them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// Rewrite and reject as the verdict says (the default).
+    #[default]
+    Enforce,
+    /// Change nothing; record what enforce would have done.
+    Audit,
+}
+
+/// What the guard enforces.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Policy {
+    /// Enforce or audit.
+    pub mode: Mode,
+    /// Rules downgraded to warnings.
+    pub allow: RuleSet,
+}
+
+/// What a matching rule found: the detail to record and, for a rewrite, the edit.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Hit {
+    pub detail: Detail,
+    pub rewrites: Rewrites,
+}
+
+impl Hit {
+    fn note(detail: Detail) -> Option<Hit> {
+        Some(Hit {
+            detail,
+            rewrites: Rewrites::NONE,
+        })
+    }
+}
+
+/// Lowest frame offset a driver-written field may start at: past the header.
+const FRAME_FIELDS_START: u64 = MFI_HEADER_SIZE as u64;
+/// The driver's frame slot is 256 bytes on Fusion controllers (1024 on older ones): the SGL
+/// must end inside the smaller.
+const DRIVER_FRAME_SLOT: u64 = 256;
+/// The last `sense_off` whose 8-byte address still ends inside the first 64-byte frame; the
+/// 2020 upstream check uses the same bound.
+const SENSE_OFF_MAX: u32 = 56;
+const SENSE_LEN_MAX: u32 = 4096;
+const SGE_LEN_MAX: u64 = 16 << 20;
+const SGE_TOTAL_MAX: u64 = 64 << 20;
+/// Bytes the driver's sense address occupies at `sense_off` (6.1 writes 8).
+const SENSE_ADDR_LEN: usize = 8;
+
+pub(crate) fn check(rule: RuleId, p: &Packet) -> Option<Hit> {
+    match rule {
+        RuleId::FrameAddressingFlags => addressing_flags(p),
+        RuleId::IocSgeCount => sge_count(p),
+        RuleId::FrameCmd => unknown_cmd(p),
+        RuleId::FrameCmdForbidden => forbidden_cmd(p),
+        RuleId::SglBounds => sgl_bounds(p),
+        RuleId::SenseBounds => sense_bounds(p),
+        RuleId::SenseLength => sense_length(p),
+        RuleId::SgeLength => sge_length(p),
+        RuleId::SglStaleEntry => stale_entries(p),
+        RuleId::FrameRawPhysicalAddress => raw_physical_address(p),
+        RuleId::SenseLengthMismatch => sense_length_mismatch(p),
+        RuleId::XferLength => xfer_length(p),
+        RuleId::SglOffsetUnusual => sgl_offset_unusual(p),
+    }
+}
+
+fn addressing_flags(p: &Packet) -> Option<Hit> {
+    let flags = p.header().flags.get();
+    let cleared = flags & MfiFrameFlags::ADDRESSING.bits();
+    (cleared != 0).then_some(Hit {
+        detail: Detail::AddressingFlags { flags, cleared },
+        rewrites: Rewrites {
+            flags: Some(flags & !cleared),
+            ..Rewrites::NONE
+        },
+    })
+}
+
+fn sge_count(p: &Packet) -> Option<Hit> {
+    (p.sge_count as usize > MAX_IOCTL_SGE).then_some(())?;
+    Hit::note(Detail::SgeCount {
+        sge_count: p.sge_count,
+    })
+}
+
+fn unknown_cmd(p: &Packet) -> Option<Hit> {
+    let cmd = p.header().cmd;
+    (cmd >= MFI_CMD_OP_COUNT).then_some(())?;
+    Hit::note(Detail::UnknownCmd { cmd })
+}
+
+fn forbidden_cmd(p: &Packet) -> Option<Hit> {
+    match p.cmd()? {
+        MfiCmd::Init | MfiCmd::Abort => Hit::note(Detail::ForbiddenCmd {
+            cmd: p.header().cmd,
+        }),
+        _ => None,
+    }
+}
+
+/// End of the SGL region the driver may write: `sgl_off + 12 * sge_count`, in u64 (both
+/// operands are u32, so the sum stays below 2^37: no overflow).
+fn sgl_end(p: &Packet) -> u64 {
+    u64::from(p.sgl_off)
+        .saturating_add(u64::from(p.sge_count).saturating_mul(MFI_SGE64_SIZE as u64))
+}
+
+fn sgl_bounds(p: &Packet) -> Option<Hit> {
+    if p.sge_count == 0 {
+        return None;
+    }
+    let end = sgl_end(p);
+    (u64::from(p.sgl_off) < FRAME_FIELDS_START || end > DRIVER_FRAME_SLOT).then_some(())?;
+    Hit::note(Detail::SglRegion {
+        sgl_off: p.sgl_off,
+        end,
+    })
+}
+
+fn sense_bounds(p: &Packet) -> Option<Hit> {
+    let ok = p.sense_len == 0
+        || (u64::from(p.sense_off) >= FRAME_FIELDS_START && p.sense_off <= SENSE_OFF_MAX);
+    (!ok).then_some(())?;
+    Hit::note(Detail::SenseOffset {
+        sense_off: p.sense_off,
+        sense_len: p.sense_len,
+    })
+}
+
+fn sense_length(p: &Packet) -> Option<Hit> {
+    (p.sense_len > SENSE_LEN_MAX).then_some(())?;
+    Hit::note(Detail::SenseLength {
+        sense_len: p.sense_len,
+    })
+}
+
+fn sge_length(p: &Packet) -> Option<Hit> {
+    let used = p.used_iovecs();
+    if let Some((index, v)) = used.iter().enumerate().find(|(_, v)| v.len > SGE_LEN_MAX) {
+        return Hit::note(Detail::SgeLength {
+            index: index as u8,
+            len: v.len,
+        });
+    }
+    let total = p.used_bytes();
+    (total > SGE_TOTAL_MAX).then_some(())?;
+    Hit::note(Detail::SgeTotal { total })
+}
+
+/// Frame byte offsets of used, empty entries' slots that still hold non-zero caller bytes,
+/// as a bit per frame byte. Only bytes inside the frame past the header are considered, and
+/// never the sense pointer the kernel reads back after completion.
+fn stale_slot_bytes(p: &Packet) -> (u128, u16) {
+    let sense_ptr = if p.sense_len > 0 {
+        let start = p.sense_off as usize;
+        start..start.saturating_add(SENSE_ADDR_LEN)
+    } else {
+        0..0
+    };
+    let mut mask = 0u128;
+    let mut slots = 0u16;
+    for (i, v) in p.used_iovecs().iter().enumerate() {
+        if v.len != 0 {
+            continue;
+        }
+        // i < 16, so i * 12 < 192; sgl_off is a u32 and usize is at least 32 bits here, so
+        // the saturating add only matters for absurd offsets, which then miss the frame.
+        let start = (p.sgl_off as usize).saturating_add(i.saturating_mul(MFI_SGE64_SIZE));
+        for offset in start..start.saturating_add(MFI_SGE64_SIZE) {
+            if offset < MFI_HEADER_SIZE || sense_ptr.contains(&offset) {
+                continue;
+            }
+            if let Some(&byte) = p.frame.get(offset) {
+                if byte != 0 {
+                    mask |= 1u128 << offset;
+                    slots |= 1 << i;
+                }
+            }
+        }
+    }
+    (mask, slots)
+}
+
+fn stale_entries(p: &Packet) -> Option<Hit> {
+    let (mask, slots) = stale_slot_bytes(p);
+    let hdr_sge_count = p.header().sge_count;
+    let lower = u32::from(hdr_sge_count) > p.sge_count;
+    (mask != 0 || lower).then_some(())?;
+    Some(Hit {
+        detail: Detail::StaleEntries {
+            slots,
+            hdr_sge_count,
+            sge_count: p.sge_count,
+        },
+        rewrites: Rewrites {
+            // When lowering, sge_count < hdr_sge_count <= 255, so it fits in a u8.
+            hdr_sge_count: lower.then(|| u8::try_from(p.sge_count).unwrap_or(u8::MAX)),
+            zero_frame_bytes: mask,
+            ..Rewrites::NONE
+        },
+    })
+}
+
+fn raw_physical_address(p: &Packet) -> Option<Hit> {
+    if !p.cmd()?.has_sense_phys_addr() {
+        return None;
+    }
+    let addr = p.frame_u64(MFI_HEADER_SIZE)?;
+    let driver_fills = p.sense_len > 0 && p.sense_off as usize == MFI_HEADER_SIZE;
+    (addr != 0 && !driver_fills).then_some(())?;
+    Hit::note(Detail::RawPhysicalAddress { addr })
+}
+
+fn sense_length_mismatch(p: &Packet) -> Option<Hit> {
+    if !p.cmd()?.has_sense_phys_addr() {
+        return None;
+    }
+    let hdr_sense_len = p.header().sense_len;
+    (u32::from(hdr_sense_len) > p.sense_len).then_some(())?;
+    let lowered = u8::try_from(p.sense_len).unwrap_or(u8::MAX);
+    Some(Hit {
+        detail: Detail::SenseLengthMismatch {
+            hdr_sense_len,
+            sense_len: p.sense_len,
+        },
+        rewrites: Rewrites {
+            hdr_sense_len: Some(lowered),
+            ..Rewrites::NONE
+        },
+    })
+}
+
+fn xfer_length(p: &Packet) -> Option<Hit> {
+    let data_xferlen = p.header().data_xferlen.get();
+    let total = p.used_bytes();
+    (u64::from(data_xferlen) > total).then_some(())?;
+    Hit::note(Detail::XferLength {
+        data_xferlen,
+        total,
+    })
+}
+
+fn sgl_offset_unusual(p: &Packet) -> Option<Hit> {
+    if p.sge_count == 0 {
+        return None;
+    }
+    let cmd = p.cmd()?;
+    let expected = cmd.sgl_offset()?;
+    (p.sgl_off != expected).then_some(())?;
+    Hit::note(Detail::SglOffsetUnusual {
+        cmd: cmd as u8,
+        sgl_off: p.sgl_off,
+        expected,
+    })
+}
+
+/// The rule table as Markdown, as the README shows it (a test keeps the two equal).
+pub fn rules_markdown() -> String {
+    let mut out =
+        String::from("| id | when | action | errno | protects against |\n|---|---|---|---|---|\n");
+    for rule in &RULES {
+        let errno = rule.errno.map_or("-", Errno::name);
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} | {} |\n",
+            rule.name,
+            rule.when,
+            rule.action.name(),
+            errno,
+            rule.why
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_table_is_in_id_order() {
+        for (i, rule) in RULES.iter().enumerate() {
+            assert_eq!(rule.id as usize, i, "{}", rule.name);
+            assert_eq!(RuleId::ALL.get(i), Some(&rule.id));
+            assert_eq!(rule.id.rule().name, rule.name);
+            assert_eq!(RuleId::from_name(rule.name), Some(rule.id));
+            assert_eq!(
+                rule.action == Action::Reject,
+                rule.errno.is_some(),
+                "{}",
+                rule.name
+            );
+        }
+    }
+
+    #[test]
+    fn rule_sets_parse_ids_and_name_unknown_ones() {
+        let set = RuleSet::parse(" sgl.bounds, xfer.length ,").unwrap();
+        assert!(set.contains(RuleId::SglBounds));
+        assert!(set.contains(RuleId::XferLength));
+        assert!(!set.contains(RuleId::SenseBounds));
+        assert_eq!(set.iter().count(), 2);
+        assert_eq!(
+            RuleSet::parse("sgl.bounds,sgl.bound"),
+            Err(UnknownRule("sgl.bound"))
+        );
+        assert_eq!(RuleSet::parse(""), Ok(RuleSet::EMPTY));
+    }
+}

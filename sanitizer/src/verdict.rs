@@ -1,0 +1,354 @@
+//! The verdict: what the policy decided about one packet, every finding behind it, and the
+//! edits a rewrite makes to the private copy.
+//!
+//! A verdict never allocates: findings live in a fixed array (at most one per rule) and details
+//! are plain values rendered by `Display` when a log wants them.
+
+use core::fmt;
+
+use zerocopy::FromBytes;
+
+use crate::abi::ioctl::{Abi, MEGASAS_IOC_FRAME_LEN, MEGASAS_IOC_FRAME_OFFSET};
+use crate::abi::mfi::{CmdDisplay, FlagsDisplay, MfiHeader};
+use crate::decode::{decode, DecodeError, Packet};
+use crate::policy::{check, Action, Errno, Mode, Policy, RuleId, RULE_COUNT};
+
+/// What happens to the call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Decision {
+    /// Send the packet as it is.
+    Pass,
+    /// Send the rewritten private copy.
+    Rewrite,
+    /// Fail the call with this errno; the kernel never sees it.
+    Reject(Errno),
+}
+
+impl Decision {
+    /// `pass`, `rewrite` or `reject`, as the audit log says.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Decision::Pass => "pass",
+            Decision::Rewrite => "rewrite",
+            Decision::Reject(_) => "reject",
+        }
+    }
+}
+
+/// The offending values behind a finding, rendered for humans by `Display`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(missing_docs)] // the fields are the packet's own, named as in the kernel
+pub enum Detail {
+    /// `frame.addressing-flags`
+    AddressingFlags { flags: u16, cleared: u16 },
+    /// `ioc.sge-count`
+    SgeCount { sge_count: u32 },
+    /// `frame.cmd`
+    UnknownCmd { cmd: u8 },
+    /// `frame.cmd-forbidden`
+    ForbiddenCmd { cmd: u8 },
+    /// `sgl.bounds`
+    SglRegion { sgl_off: u32, end: u64 },
+    /// `sense.bounds`
+    SenseOffset { sense_off: u32, sense_len: u32 },
+    /// `sense.length`
+    SenseLength { sense_len: u32 },
+    /// `sge.length`, one entry
+    SgeLength { index: u8, len: u64 },
+    /// `sge.length`, the sum
+    SgeTotal { total: u64 },
+    /// `sgl.stale-entry`: `slots` has a bit per zeroed `sgl[]` slot.
+    StaleEntries {
+        slots: u16,
+        hdr_sge_count: u8,
+        sge_count: u32,
+    },
+    /// `frame.raw-physical-address`
+    RawPhysicalAddress { addr: u64 },
+    /// `sense.length-mismatch`
+    SenseLengthMismatch { hdr_sense_len: u8, sense_len: u32 },
+    /// `xfer.length`
+    XferLength { data_xferlen: u32, total: u64 },
+    /// `sgl.offset-unusual`
+    SglOffsetUnusual {
+        cmd: u8,
+        sgl_off: u32,
+        expected: u32,
+    },
+}
+
+impl fmt::Display for Detail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Detail::AddressingFlags { flags, cleared } => write!(
+                f,
+                "flags {flags:#06x} ({}): cleared {} (only the driver may set addressing flags)",
+                FlagsDisplay(flags),
+                FlagsDisplay(cleared)
+            ),
+            Detail::SgeCount { sge_count } => {
+                write!(f, "sge_count {sge_count} exceeds MAX_IOCTL_SGE (16)")
+            }
+            Detail::UnknownCmd { cmd } => {
+                write!(
+                    f,
+                    "cmd {cmd:#04x} is not a known MFI command (MFI_CMD_OP_COUNT is 0x0b)"
+                )
+            }
+            Detail::ForbiddenCmd { cmd } => write!(
+                f,
+                "cmd {} is never sent by a management tool",
+                CmdDisplay(cmd)
+            ),
+            Detail::SglRegion { sgl_off, end } => write!(
+                f,
+                "SGL region [{sgl_off:#x}, {end:#x}) is not inside the frame [0x18, 0x100)"
+            ),
+            Detail::SenseOffset {
+                sense_off,
+                sense_len,
+            } => write!(
+                f,
+                "sense_off {sense_off:#x} (sense_len {sense_len}) is outside [0x18, 0x38]"
+            ),
+            Detail::SenseLength { sense_len } => {
+                write!(f, "sense_len {sense_len} exceeds 4096")
+            }
+            Detail::SgeLength { index, len } => {
+                write!(f, "sgl[{index}].iov_len {len} exceeds 16 MiB")
+            }
+            Detail::SgeTotal { total } => {
+                write!(f, "used iov_len sum {total} exceeds 64 MiB")
+            }
+            Detail::StaleEntries {
+                slots,
+                hdr_sge_count,
+                sge_count,
+            } => {
+                let mut sep = "";
+                if slots != 0 {
+                    f.write_str("zeroed frame slot of empty sgl[")?;
+                    for i in (0..16).filter(|i| slots & (1 << i) != 0) {
+                        write!(f, "{sep}{i}")?;
+                        sep = ",";
+                    }
+                    f.write_str("]")?;
+                    sep = "; ";
+                }
+                if u32::from(hdr_sge_count) > sge_count {
+                    write!(
+                        f,
+                        "{sep}hdr.sge_count {hdr_sge_count} lowered to {sge_count}"
+                    )?;
+                }
+                Ok(())
+            }
+            Detail::RawPhysicalAddress { addr } => write!(
+                f,
+                "sense physical address {addr:#x} at 0x18 is the caller's, not the driver's"
+            ),
+            Detail::SenseLengthMismatch {
+                hdr_sense_len,
+                sense_len,
+            } => write!(
+                f,
+                "hdr.sense_len {hdr_sense_len} lowered to the sense buffer's {sense_len}"
+            ),
+            Detail::XferLength {
+                data_xferlen,
+                total,
+            } => write!(
+                f,
+                "data_xferlen {data_xferlen} exceeds the {total} bytes of buffers"
+            ),
+            Detail::SglOffsetUnusual {
+                cmd,
+                sgl_off,
+                expected,
+            } => write!(
+                f,
+                "sgl_off {sgl_off:#x} for a {} frame, whose SGL is at {expected:#x}",
+                CmdDisplay(cmd)
+            ),
+        }
+    }
+}
+
+/// Edits to the private copy's frame. Each rule contributes only fields it owns, so merging
+/// never conflicts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rewrites {
+    /// New header flags.
+    pub flags: Option<u16>,
+    /// New header `sge_count`.
+    pub hdr_sge_count: Option<u8>,
+    /// New header `sense_len`.
+    pub hdr_sense_len: Option<u8>,
+    /// Frame bytes to zero: bit `i` is frame byte `i`.
+    pub zero_frame_bytes: u128,
+}
+
+impl Rewrites {
+    /// No edit.
+    pub const NONE: Rewrites = Rewrites {
+        flags: None,
+        hdr_sge_count: None,
+        hdr_sense_len: None,
+        zero_frame_bytes: 0,
+    };
+
+    fn merge(&mut self, other: &Rewrites) {
+        self.flags = other.flags.or(self.flags);
+        self.hdr_sge_count = other.hdr_sge_count.or(self.hdr_sge_count);
+        self.hdr_sense_len = other.hdr_sense_len.or(self.hdr_sense_len);
+        self.zero_frame_bytes |= other.zero_frame_bytes;
+    }
+
+    /// Whether there is nothing to edit.
+    pub fn is_empty(&self) -> bool {
+        *self == Rewrites::NONE
+    }
+}
+
+/// One rule that matched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Finding {
+    /// Which rule.
+    pub rule: RuleId,
+    /// What was done: the rule's action, or `Warn` when the policy downgraded it.
+    pub action: Action,
+    /// Whether the policy's allow list downgraded the rule.
+    pub downgraded: bool,
+    /// The offending values.
+    pub detail: Detail,
+}
+
+/// The policy's decision about one packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    decision: Decision,
+    enforced: bool,
+    findings: [Option<Finding>; RULE_COUNT],
+    rewrites: Rewrites,
+}
+
+/// Why a verdict could not be applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApplyError {
+    /// The buffer is shorter than a packet's frame.
+    Short,
+}
+
+impl fmt::Display for ApplyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("buffer too short for the packet's frame")
+    }
+}
+
+impl std::error::Error for ApplyError {}
+
+impl Verdict {
+    /// What happens to the call (in audit mode: what would happen).
+    pub fn decision(&self) -> Decision {
+        self.decision
+    }
+
+    /// Whether the guard acts on this verdict (false in audit mode).
+    pub fn enforced(&self) -> bool {
+        self.enforced
+    }
+
+    /// Every rule that matched, in rule order.
+    pub fn findings(&self) -> impl Iterator<Item = &Finding> {
+        self.findings.iter().flatten()
+    }
+
+    /// The finding for one rule, if it matched.
+    pub fn finding(&self, rule: RuleId) -> Option<&Finding> {
+        self.findings().find(|f| f.rule == rule)
+    }
+
+    /// The edits a rewrite makes (empty unless the decision is `Rewrite`).
+    pub fn rewrites(&self) -> &Rewrites {
+        &self.rewrites
+    }
+
+    /// The header flags that reach the kernel, given the caller's.
+    pub fn flags_sent(&self, flags: u16) -> u16 {
+        self.rewrites.flags.unwrap_or(flags)
+    }
+
+    /// Applies the rewrites to a whole packet (either layout: the frame sits at the same place).
+    pub fn apply(&self, packet: &mut [u8]) -> Result<(), ApplyError> {
+        let frame_end = MEGASAS_IOC_FRAME_OFFSET.saturating_add(MEGASAS_IOC_FRAME_LEN);
+        let frame = packet
+            .get_mut(MEGASAS_IOC_FRAME_OFFSET..frame_end)
+            .ok_or(ApplyError::Short)?;
+        for (i, byte) in frame.iter_mut().enumerate() {
+            if self.rewrites.zero_frame_bytes & (1u128 << i) != 0 {
+                *byte = 0;
+            }
+        }
+        let (hdr, _) = MfiHeader::mut_from_prefix(frame).map_err(|_| ApplyError::Short)?;
+        if let Some(flags) = self.rewrites.flags {
+            hdr.flags.set(flags);
+        }
+        if let Some(n) = self.rewrites.hdr_sge_count {
+            hdr.sge_count = n;
+        }
+        if let Some(n) = self.rewrites.hdr_sense_len {
+            hdr.sense_len = n;
+        }
+        Ok(())
+    }
+}
+
+/// Decides about a decoded packet: runs every rule and combines the findings.
+pub fn decide_packet(policy: &Policy, packet: &Packet) -> Verdict {
+    let mut verdict = Verdict {
+        decision: Decision::Pass,
+        enforced: policy.mode == Mode::Enforce,
+        findings: [None; RULE_COUNT],
+        rewrites: Rewrites::NONE,
+    };
+    let mut reject: Option<Errno> = None;
+    for (slot, rule) in verdict.findings.iter_mut().zip(RuleId::ALL) {
+        let Some(hit) = check(rule, packet) else {
+            continue;
+        };
+        let downgraded = policy.allow.contains(rule) && rule.rule().action != Action::Warn;
+        let action = if downgraded {
+            Action::Warn
+        } else {
+            rule.rule().action
+        };
+        match action {
+            Action::Reject => {
+                reject = reject.or(rule.rule().errno);
+            }
+            Action::Rewrite => verdict.rewrites.merge(&hit.rewrites),
+            Action::Warn => {}
+        }
+        *slot = Some(Finding {
+            rule,
+            action,
+            downgraded,
+            detail: hit.detail,
+        });
+    }
+    verdict.decision = match reject {
+        Some(errno) => Decision::Reject(errno),
+        None if !verdict.rewrites.is_empty() => Decision::Rewrite,
+        None => Decision::Pass,
+    };
+    if reject.is_some() {
+        // Nothing is sent, so nothing is rewritten.
+        verdict.rewrites = Rewrites::NONE;
+    }
+    verdict
+}
+
+/// Decodes `bytes` as a packet of layout `abi` and decides about it.
+pub fn decide(policy: &Policy, abi: Abi, bytes: &[u8]) -> Result<Verdict, DecodeError> {
+    decode(abi, bytes).map(|p| decide_packet(policy, &p))
+}

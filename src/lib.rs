@@ -1,0 +1,1 @@
+//! Shared helpers for the example clients and end-to-end tests.
