@@ -1,0 +1,501 @@
+//! Every rule with a packet that triggers it and a near twin that does not, in both layouts;
+//! the seed's STP probe; and the monitoring traffic that must pass untouched.
+
+use mfiguard_sanitizer::abi::mfi::{
+    MfiCmd, MR_DCMD_CTRL_GET_INFO, MR_DCMD_LD_GET_LIST, MR_DCMD_PD_GET_LIST,
+};
+use mfiguard_sanitizer::abi::mfi::{
+    MR_DCMD_CTRL_EVENT_GET, MR_DCMD_CTRL_EVENT_GET_INFO, MR_DCMD_LD_GET_PROPERTIES,
+};
+use mfiguard_sanitizer::builder::{samples, PacketBuilder};
+use mfiguard_sanitizer::{
+    decide, decode, Abi, Action, Decision, Errno, Mode, Policy, RuleId, RuleSet,
+};
+
+const BUF: u64 = 0x7f00_1234_5000;
+const SENSE: u64 = 0x7f00_1234_9000;
+
+fn verdict(abi: Abi, bytes: &[u8]) -> mfiguard_sanitizer::Verdict {
+    decide(&Policy::default(), abi, bytes).expect("a whole packet decodes")
+}
+
+fn rules_hit(abi: Abi, bytes: &[u8]) -> Vec<RuleId> {
+    verdict(abi, bytes).findings().map(|f| f.rule).collect()
+}
+
+/// A clean DCMD read: the base of most twins.
+fn clean_dcmd(abi: Abi) -> PacketBuilder {
+    samples::dcmd_read(abi, MR_DCMD_CTRL_GET_INFO, BUF, 2048)
+}
+
+/// A clean SCSI pass-through with sense at 0x18.
+fn clean_pthru(abi: Abi) -> PacketBuilder {
+    samples::scsi_inquiry(abi, 3, BUF, 96, SENSE)
+}
+
+/// Asserts `bad` triggers `rule` with `action` (and the verdict follows), and `good` does not
+/// trigger it at all.
+fn pair(rule: RuleId, action: Action, bad: impl Fn(Abi) -> Vec<u8>, good: impl Fn(Abi) -> Vec<u8>) {
+    for abi in Abi::ALL {
+        let v = verdict(abi, &bad(abi));
+        let f = v.finding(rule).unwrap_or_else(|| {
+            panic!(
+                "{rule} should fire on {abi:?}: {:?}",
+                rules_hit(abi, &bad(abi))
+            )
+        });
+        assert_eq!(f.action, action, "{rule} on {abi:?}");
+        assert!(!f.downgraded);
+        assert!(!f.detail.to_string().is_empty());
+        match action {
+            Action::Reject => assert_eq!(v.decision(), Decision::Reject(Errno::EINVAL), "{rule}"),
+            Action::Rewrite => assert!(matches!(
+                v.decision(),
+                Decision::Rewrite | Decision::Reject(_)
+            )),
+            Action::Warn => {}
+        }
+        let twin = rules_hit(abi, &good(abi));
+        assert!(
+            !twin.contains(&rule),
+            "{rule} fired on the twin on {abi:?}: {twin:?}"
+        );
+    }
+}
+
+#[test]
+fn frame_addressing_flags() {
+    for flag in [0x0002u16, 0x0004, 0x0020] {
+        pair(
+            RuleId::FrameAddressingFlags,
+            Action::Rewrite,
+            |abi| {
+                clean_dcmd(abi)
+                    .header(|h| h.flags = (0x0010 | flag).into())
+                    .build()
+            },
+            |abi| clean_dcmd(abi).header(|h| h.flags = 0x0011.into()).build(),
+        );
+    }
+}
+
+#[test]
+fn ioc_sge_count() {
+    pair(
+        RuleId::IocSgeCount,
+        Action::Reject,
+        |abi| clean_dcmd(abi).sge_count(17).build(),
+        |abi| clean_dcmd(abi).sge_count(16).sgl_off(0x18).build(),
+    );
+}
+
+#[test]
+fn frame_cmd() {
+    pair(
+        RuleId::FrameCmd,
+        Action::Reject,
+        |abi| clean_dcmd(abi).header(|h| h.cmd = 0x0B).build(),
+        |abi| clean_dcmd(abi).header(|h| h.cmd = 0x0A).build(),
+    );
+}
+
+#[test]
+fn frame_cmd_forbidden() {
+    for cmd in [MfiCmd::Init, MfiCmd::Abort] {
+        pair(
+            RuleId::FrameCmdForbidden,
+            Action::Reject,
+            |abi| PacketBuilder::new(abi).frame_header(cmd, 0, 0, 0).build(),
+            |abi| {
+                PacketBuilder::new(abi)
+                    .frame_header(MfiCmd::Dcmd, 0, 0, 0)
+                    .build()
+            },
+        );
+    }
+}
+
+#[test]
+fn sgl_bounds() {
+    // The hole every kernel has: the driver writes the SGL at sgl_off unchecked.
+    pair(
+        RuleId::SglBounds,
+        Action::Reject,
+        |abi| clean_dcmd(abi).sgl_off(0x40000).build(),
+        |abi| clean_dcmd(abi).build(),
+    );
+    // The last byte of the region at 256 is allowed; one more is not.
+    pair(
+        RuleId::SglBounds,
+        Action::Reject,
+        |abi| clean_dcmd(abi).sgl_off(256 - 12 + 1).build(),
+        |abi| clean_dcmd(abi).sgl_off(256 - 12).build(),
+    );
+    // Inside the header.
+    pair(
+        RuleId::SglBounds,
+        Action::Reject,
+        |abi| clean_dcmd(abi).sgl_off(0x17).build(),
+        |abi| clean_dcmd(abi).sgl_off(0x18).build(),
+    );
+    // sixteen entries from 0x28 end at 0xe8; from 0x100 - 12*16 + 1 they would not fit.
+    pair(
+        RuleId::SglBounds,
+        Action::Reject,
+        |abi| clean_dcmd(abi).sge_count(16).sgl_off(0x41).build(),
+        |abi| clean_dcmd(abi).sge_count(16).sgl_off(0x40).build(),
+    );
+}
+
+#[test]
+fn sgl_bounds_ignores_offset_without_entries() {
+    for abi in Abi::ALL {
+        let bytes = PacketBuilder::new(abi)
+            .sgl_off(0xdead_beef)
+            .frame_header(MfiCmd::Dcmd, 0, 0, 0)
+            .frame_u32(0x18, MR_DCMD_CTRL_GET_INFO)
+            .build();
+        assert_eq!(verdict(abi, &bytes).decision(), Decision::Pass);
+    }
+}
+
+#[test]
+fn sense_bounds() {
+    pair(
+        RuleId::SenseBounds,
+        Action::Reject,
+        |abi| clean_pthru(abi).sense_off(0x100000).build(),
+        |abi| clean_pthru(abi).build(),
+    );
+    // 56 is the last offset whose 8-byte address ends in the first frame.
+    pair(
+        RuleId::SenseBounds,
+        Action::Reject,
+        |abi| clean_pthru(abi).sense_off(57).build(),
+        |abi| clean_pthru(abi).sense_off(56).frame_u64(0x18, 0).build(),
+    );
+    // Inside the header: it could rewrite the flags after they were fixed.
+    pair(
+        RuleId::SenseBounds,
+        Action::Reject,
+        |abi| clean_pthru(abi).sense_off(0x10).build(),
+        |abi| {
+            clean_pthru(abi)
+                .sense_off(0x10)
+                .sense_len(0)
+                .header(|h| h.sense_len = 0)
+                .frame_u64(0x18, 0)
+                .build()
+        },
+    );
+}
+
+#[test]
+fn sense_length() {
+    pair(
+        RuleId::SenseLength,
+        Action::Reject,
+        |abi| clean_pthru(abi).sense_len(4097).build(),
+        |abi| clean_pthru(abi).sense_len(4096).build(),
+    );
+}
+
+#[test]
+fn sge_length() {
+    pair(
+        RuleId::SgeLength,
+        Action::Reject,
+        |abi| clean_dcmd(abi).iovec(0, BUF, (16 << 20) + 1).build(),
+        |abi| {
+            clean_dcmd(abi)
+                .iovec(0, BUF, 16 << 20)
+                .header(|h| h.data_xferlen = 0.into())
+                .build()
+        },
+    );
+    // The sum: five 16 MiB entries exceed 64 MiB, four do not.
+    let entries = |abi: Abi, n: usize| {
+        let mut b = clean_dcmd(abi).sge_count(n as u32);
+        for i in 0..n {
+            b = b.iovec(i, BUF + (i as u64) * (16 << 20), 16 << 20);
+        }
+        b.build()
+    };
+    pair(
+        RuleId::SgeLength,
+        Action::Reject,
+        |abi| entries(abi, 5),
+        |abi| entries(abi, 4),
+    );
+}
+
+#[test]
+fn sge_length_rejects_64_bit_lengths_truncated_to_32() {
+    // Only a 64-bit caller can say it; the low 32 bits (0x100) look harmless.
+    let bytes = clean_dcmd(Abi::Lp64)
+        .iovec(0, BUF, (1 << 32) | 0x100)
+        .build();
+    let v = verdict(Abi::Lp64, &bytes);
+    assert_eq!(v.decision(), Decision::Reject(Errno::EINVAL));
+    assert!(v.finding(RuleId::SgeLength).is_some());
+}
+
+#[test]
+fn sgl_stale_entry() {
+    // An empty entry whose slot holds caller bytes: the firmware would read them as an address.
+    pair(
+        RuleId::SglStaleEntry,
+        Action::Rewrite,
+        |abi| {
+            clean_dcmd(abi)
+                .sge_count(2)
+                .iovec(1, 0, 0)
+                .frame_u64(0x28 + 12, 0x1234_5678_9abc)
+                .build()
+        },
+        |abi| clean_dcmd(abi).sge_count(2).iovec(1, 0, 0).build(),
+    );
+    // The header claims more entries than the packet gives.
+    pair(
+        RuleId::SglStaleEntry,
+        Action::Rewrite,
+        |abi| clean_dcmd(abi).header(|h| h.sge_count = 3).build(),
+        |abi| clean_dcmd(abi).header(|h| h.sge_count = 1).build(),
+    );
+}
+
+#[test]
+fn sgl_stale_entry_rewrite_spares_the_sense_pointer() {
+    for abi in Abi::ALL {
+        // sgl_off = sense_off = 0x18: slot 0 overlaps the caller's sense pointer.
+        let bytes = clean_pthru(abi)
+            .sgl_off(0x18)
+            .iovec(0, 0, 0)
+            .frame_u32(0x20, 0xffff_ffff)
+            .build();
+        let v = verdict(abi, &bytes);
+        assert!(v.finding(RuleId::SglStaleEntry).is_some());
+        let mut sent = bytes.clone();
+        v.apply(&mut sent).unwrap();
+        let p = decode(abi, &sent).unwrap();
+        assert_eq!(
+            p.frame_u64(0x18),
+            decode(abi, &bytes).unwrap().frame_u64(0x18),
+            "sense pointer kept"
+        );
+        assert_eq!(&p.frame[0x20..0x24], &[0; 4], "the rest of the slot zeroed");
+    }
+}
+
+#[test]
+fn frame_raw_physical_address() {
+    // A pass-through with no sense buffer but a physical address at 0x18.
+    pair(
+        RuleId::FrameRawPhysicalAddress,
+        Action::Reject,
+        |abi| {
+            clean_pthru(abi)
+                .sense_len(0)
+                .header(|h| h.sense_len = 0)
+                .build()
+        },
+        |abi| clean_pthru(abi).build(),
+    );
+    // Sense slot elsewhere: the bytes at 0x18 are then the caller's.
+    pair(
+        RuleId::FrameRawPhysicalAddress,
+        Action::Reject,
+        |abi| clean_pthru(abi).sense_off(0x20).build(),
+        |abi| clean_pthru(abi).sense_off(0x20).frame_u64(0x18, 0).build(),
+    );
+    // LD read frames carry the same field.
+    pair(
+        RuleId::FrameRawPhysicalAddress,
+        Action::Reject,
+        |abi| {
+            PacketBuilder::new(abi)
+                .frame_header(MfiCmd::LdRead, 0x10, 0, 0)
+                .frame_u64(0x18, 0x1000)
+                .build()
+        },
+        |abi| {
+            PacketBuilder::new(abi)
+                .frame_header(MfiCmd::Dcmd, 0x10, 0, 0)
+                .frame_u64(0x18, 0x1000)
+                .build()
+        },
+    );
+}
+
+#[test]
+fn sense_length_mismatch() {
+    pair(
+        RuleId::SenseLengthMismatch,
+        Action::Rewrite,
+        |abi| clean_pthru(abi).header(|h| h.sense_len = 96).build(),
+        |abi| clean_pthru(abi).header(|h| h.sense_len = 32).build(),
+    );
+}
+
+#[test]
+fn xfer_length() {
+    pair(
+        RuleId::XferLength,
+        Action::Warn,
+        |abi| {
+            clean_dcmd(abi)
+                .header(|h| h.data_xferlen = 2049.into())
+                .build()
+        },
+        |abi| {
+            clean_dcmd(abi)
+                .header(|h| h.data_xferlen = 2048.into())
+                .build()
+        },
+    );
+}
+
+#[test]
+fn sgl_offset_unusual() {
+    pair(
+        RuleId::SglOffsetUnusual,
+        Action::Warn,
+        |abi| clean_dcmd(abi).sgl_off(0x30).build(),
+        |abi| clean_dcmd(abi).build(),
+    );
+}
+
+#[test]
+fn every_rule_has_a_pair_test_here() {
+    let source = include_str!("rules.rs");
+    for rule in RuleId::ALL {
+        let variant = format!("RuleId::{rule:?},");
+        assert!(source.contains(&variant), "no pair test names {variant}");
+    }
+}
+
+#[test]
+fn the_seed_stp_probe_is_rewritten_to_dir_read_only() {
+    for abi in Abi::ALL {
+        let bytes = samples::megacli_8_01_06_stp_probe(abi, 4, BUF, BUF + 0x1000).build();
+        assert_eq!(decode(abi, &bytes).unwrap().header().flags.get(), 0x0032);
+        let v = verdict(abi, &bytes);
+        assert_eq!(v.decision(), Decision::Rewrite);
+        assert_eq!(rules_hit(abi, &bytes), vec![RuleId::FrameAddressingFlags]);
+        let mut sent = bytes.clone();
+        v.apply(&mut sent).unwrap();
+        let p = decode(abi, &sent).unwrap();
+        assert_eq!(p.header().flags.get(), 0x0010, "DIR_READ only");
+        // Only the flags changed.
+        let changed: Vec<usize> = (0..bytes.len()).filter(|&i| bytes[i] != sent[i]).collect();
+        assert_eq!(changed, vec![0x14 + 0x10]);
+        assert_eq!(verdict(abi, &sent).decision(), Decision::Pass);
+    }
+}
+
+#[test]
+fn monitoring_traffic_passes_untouched() {
+    let opcodes = [
+        MR_DCMD_CTRL_GET_INFO,
+        MR_DCMD_PD_GET_LIST,
+        MR_DCMD_LD_GET_LIST,
+        MR_DCMD_LD_GET_PROPERTIES,
+        MR_DCMD_CTRL_EVENT_GET_INFO,
+        MR_DCMD_CTRL_EVENT_GET,
+    ];
+    for abi in Abi::ALL {
+        for opcode in opcodes {
+            let bytes = samples::dcmd_read(abi, opcode, BUF, 4096).build();
+            let v = verdict(abi, &bytes);
+            assert_eq!(v.decision(), Decision::Pass, "{opcode:#x}");
+            assert_eq!(v.findings().count(), 0, "{opcode:#x}");
+            let mut sent = bytes.clone();
+            v.apply(&mut sent).unwrap();
+            assert_eq!(sent, bytes);
+        }
+        let inquiry = clean_pthru(abi).build();
+        let v = verdict(abi, &inquiry);
+        assert_eq!(v.decision(), Decision::Pass);
+        assert_eq!(v.findings().count(), 0, "{:?}", rules_hit(abi, &inquiry));
+    }
+}
+
+#[test]
+fn audit_mode_reports_the_same_decision_unenforced() {
+    let audit = Policy {
+        mode: Mode::Audit,
+        ..Policy::default()
+    };
+    for abi in Abi::ALL {
+        let bytes = clean_dcmd(abi).sgl_off(0x40000).build();
+        let v = decide(&audit, abi, &bytes).unwrap();
+        assert_eq!(v.decision(), Decision::Reject(Errno::EINVAL));
+        assert!(!v.enforced());
+        assert!(verdict(abi, &bytes).enforced());
+    }
+}
+
+#[test]
+fn allow_list_downgrades_to_warnings() {
+    let allow = Policy {
+        allow: RuleSet::parse("sgl.bounds,frame.addressing-flags").unwrap(),
+        ..Policy::default()
+    };
+    for abi in Abi::ALL {
+        let bytes = clean_dcmd(abi)
+            .sgl_off(0x40000)
+            .header(|h| h.flags = 0x0032.into())
+            .build();
+        let v = decide(&allow, abi, &bytes).unwrap();
+        assert_eq!(v.decision(), Decision::Pass);
+        for rule in [RuleId::SglBounds, RuleId::FrameAddressingFlags] {
+            let f = v.finding(rule).unwrap();
+            assert_eq!((f.action, f.downgraded), (Action::Warn, true));
+        }
+        assert!(v.rewrites().is_empty());
+    }
+}
+
+#[test]
+fn first_rejecting_rule_gives_the_errno_and_a_reject_sends_no_rewrite() {
+    for abi in Abi::ALL {
+        let bytes = clean_dcmd(abi)
+            .sge_count(17)
+            .header(|h| h.flags = 0x0022.into())
+            .build();
+        let v = verdict(abi, &bytes);
+        assert_eq!(v.decision(), Decision::Reject(Errno::EINVAL));
+        assert!(v.rewrites().is_empty());
+        assert!(
+            v.finding(RuleId::FrameAddressingFlags).is_some(),
+            "still listed"
+        );
+    }
+}
+
+#[test]
+fn short_input_is_a_typed_error() {
+    for abi in Abi::ALL {
+        let bytes = clean_dcmd(abi).build();
+        let short = &bytes[..bytes.len() - 1];
+        let err = decide(&Policy::default(), abi, short).unwrap_err();
+        assert_eq!(
+            err,
+            mfiguard_sanitizer::DecodeError::Short {
+                needed: abi.packet_size(),
+                got: abi.packet_size() - 1
+            }
+        );
+    }
+}
+
+#[test]
+fn the_readme_shows_the_rule_table_of_the_code() {
+    let readme = include_str!("../../README.md");
+    let table = mfiguard_sanitizer::policy::rules_markdown();
+    assert!(
+        readme.contains(&table),
+        "README.md's rule table differs from the code; regenerate it with\n\
+         `cargo run -p mfiguard-sanitizer --example rules-table` and paste:\n{table}"
+    );
+}
