@@ -1,0 +1,395 @@
+#!/usr/bin/env bash
+# The real-kernel lane: Debian's 6.1 kernel and its own megaraid_sas driver, booted under QEMU (TCG)
+# against QEMU's emulated LSI SAS2108 (-device megasas-gen2), with libmfiguard.so and the example
+# client inside the guest. Each scenario of kernel-lane/scenarios.sh runs in the guest; its verdict
+# comes back on a second serial port and is reported here, one line per scenario.
+#
+#   kernel-lane/run.sh [--lib PATH] [--client PATH] [--lib32 PATH --client32 PATH]
+#                      [--only REGEX] [--boot-only] [--keep] [--details]
+#
+#   --only REGEX   run the scenarios whose name (e.g. sgl_off_guarded@x86_64) matches; driver_* always run
+#   --boot-only    only the driver_* scenarios: the kernel, the driver and the node, no guard needed
+#   --keep         keep the work directory (logs) even when everything passed
+#   --details      show every scenario's evidence, not only a failed one's
+#
+# Exit status: 0 every scenario passed (or was skipped), 1 a scenario failed or the guest did not
+# finish, 2 a usage error or something missing on the host (the message says what).
+#
+# Environment (each flag wins over its variable):
+#   MFIGUARD_LIB / MFI_CLIENT       default target/release/libmfiguard.so, target/release/examples/mfi_client
+#   MFIGUARD_LIB32 / MFI_CLIENT32   an i386 build of both; the i386 runs are skipped unless both are set
+#   KL_CACHE_DIR      extracted kernel + modules, default ${XDG_CACHE_HOME:-$HOME/.cache}/mfiguard-kernel-lane
+#   KL_KERNEL_PKG     Debian package to take the kernel from, default linux-image-amd64 (the metapackage
+#                     is resolved to the linux-image-6.1.0-N-amd64 it depends on)
+#   KL_BOOT_TIMEOUT   seconds one boot may take, scenarios included, default 150
+#   KL_LANE_TIMEOUT   seconds the whole lane may take, setup included, default 285 (boots are cut short)
+#   KL_ACCEL          QEMU accelerator, default tcg (KVM has been seen to hang on these machines)
+#   KL_WORK_DIR       where the initramfs, disk and logs go (default: a fresh directory under $TMPDIR)
+#   KL_EXTRA_BINS     space-separated extra host binaries to put on the guest's PATH (with their libraries)
+#   KL_SCENARIOS      scenario file, default kernel-lane/scenarios.sh
+#   KL_TARGET         SCSI target id of the emulated disk (default 0)
+#   KL_APPEND         extra kernel command line arguments
+#   KL_VERBOSE=1      print the guest console as it runs
+set -euo pipefail
+
+trap 'echo "kernel-lane: unexpected failure at ${BASH_SOURCE[0]}:$LINENO: $BASH_COMMAND" >&2' ERR
+
+LANE_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_DIR=$(cd "$LANE_DIR/.." && pwd)
+T0=$(date +%s)
+
+say() { printf '[kernel-lane %3ss] %s\n' "$(($(date +%s) - T0))" "$*"; }
+die() { printf 'kernel-lane: %s\n' "$*" >&2; exit 2; }
+
+usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
+
+LIB=${MFIGUARD_LIB:-$REPO_DIR/target/release/libmfiguard.so}
+CLIENT=${MFI_CLIENT:-$REPO_DIR/target/release/examples/mfi_client}
+LIB32=${MFIGUARD_LIB32:-}
+CLIENT32=${MFI_CLIENT32:-}
+ONLY=${KL_ONLY:-}
+BOOT_ONLY=0
+DETAILS=${KL_DETAILS:-0}
+KEEP=${KL_KEEP:-0}
+while [ $# -gt 0 ]; do
+    case $1 in
+        --lib) LIB=${2:?--lib needs a path}; shift 2 ;;
+        --client) CLIENT=${2:?--client needs a path}; shift 2 ;;
+        --lib32) LIB32=${2:?--lib32 needs a path}; shift 2 ;;
+        --client32) CLIENT32=${2:?--client32 needs a path}; shift 2 ;;
+        --only) ONLY=${2:?--only needs a regex}; shift 2 ;;
+        --boot-only) BOOT_ONLY=1; shift ;;
+        --keep) KEEP=1; shift ;;
+        --details) DETAILS=1; shift ;;
+        -h | --help) usage; exit 0 ;;
+        *) usage >&2; die "unknown argument: $1" ;;
+    esac
+done
+
+CACHE_DIR=${KL_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mfiguard-kernel-lane}
+KERNEL_PKG=${KL_KERNEL_PKG:-linux-image-amd64}
+BOOT_TIMEOUT=${KL_BOOT_TIMEOUT:-150}
+LANE_TIMEOUT=${KL_LANE_TIMEOUT:-285}
+DEADLINE=$((T0 + LANE_TIMEOUT))
+ACCEL=${KL_ACCEL:-tcg}
+SCENARIOS=${KL_SCENARIOS:-$LANE_DIR/scenarios.sh}
+TARGET=${KL_TARGET:-0}
+[ -f "$SCENARIOS" ] || die "scenario file not found: $SCENARIOS"
+
+# ---------------------------------------------------------------------------------------------------
+# 1. Host tools. Installed with apt-get when missing and we are root; otherwise a clear message.
+# ---------------------------------------------------------------------------------------------------
+APT_UPDATED=0
+apt_update_once() {
+    [ "$APT_UPDATED" = 1 ] && return 0
+    say "apt-get update"
+    apt-get update -qq >/dev/null || die "apt-get update failed"
+    APT_UPDATED=1
+}
+
+apt_install() { # PACKAGE...
+    command -v apt-get >/dev/null || die "missing: $* (no apt-get on this host: install them by hand)"
+    [ "$(id -u)" = 0 ] || die "missing: $* (run as root, or: sudo apt-get install $*)"
+    say "installing $*"
+    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null 2>&1; then
+        apt_update_once
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null ||
+            die "apt-get install $* failed"
+    fi
+}
+
+need_tools() {
+    local missing=() tool pkg
+    # tool:package
+    for pair in qemu-system-x86_64:qemu-system-x86 cpio:cpio ldd:libc-bin timeout:coreutils; do
+        tool=${pair%%:*} pkg=${pair#*:}
+        command -v "$tool" >/dev/null || missing+=("$pkg")
+    done
+    # A static busybox: the guest has no libraries of its own but those we copy in.
+    if ! [ -x /bin/busybox ] || ! file_is_static /bin/busybox; then missing+=(busybox-static); fi
+    [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
+    command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 still missing after installing qemu-system-x86"
+    [ -x /bin/busybox ] || die "/bin/busybox still missing after installing busybox-static"
+}
+
+file_is_static() { ! ldd "$1" >/dev/null 2>&1; }
+
+# ---------------------------------------------------------------------------------------------------
+# 2. The kernel: Debian's package, downloaded (not installed) and extracted once into the cache.
+# ---------------------------------------------------------------------------------------------------
+MODULES=(scsi_common scsi_mod megaraid_sas) # load order: megaraid_sas needs scsi_mod needs scsi_common
+
+resolve_kernel_pkg() { # prints the concrete linux-image-<abi>-amd64 package and its candidate version
+    local pkg=$KERNEL_PKG dep ver
+    if ! apt-cache show "$pkg" >/dev/null 2>&1; then apt_update_once; fi
+    apt-cache show "$pkg" >/dev/null 2>&1 || die "apt knows no package $pkg (is this Debian with its main archive?)"
+    # The metapackage linux-image-amd64 depends on exactly one linux-image-<abi>-amd64.
+    dep=$(apt-cache depends "$pkg" 2>/dev/null | awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9]/ { print $2; exit }')
+    [ -n "$dep" ] && pkg=$dep
+    ver=$(apt-cache policy "$pkg" | awk '$1 == "Candidate:" { print $2 }')
+    if [ -z "$ver" ] || [ "$ver" = "(none)" ]; then die "no installable version of $pkg"; fi
+    printf '%s %s\n' "$pkg" "$ver"
+}
+
+fetch_kernel() {
+    local pkg ver dir tmp deb kdir m f
+    if [ -f "$CACHE_DIR/current" ] && [ -f "$CACHE_DIR/$(cat "$CACHE_DIR/current")/.complete" ]; then
+        KDIR=$CACHE_DIR/$(cat "$CACHE_DIR/current")
+        say "kernel from cache: $KDIR"
+        return
+    fi
+    command -v apt-get >/dev/null || die "no kernel in $CACHE_DIR and no apt-get to download $KERNEL_PKG"
+    read -r pkg ver < <(resolve_kernel_pkg) || true
+    [ -n "${ver:-}" ] || exit 2 # resolve_kernel_pkg said why
+    dir=${pkg}_${ver//:/%}
+    KDIR=$CACHE_DIR/$dir
+    mkdir -p "$CACHE_DIR"
+    rm -rf "$CACHE_DIR"/.fetch.* # left by an interrupted run
+    tmp=$(mktemp -d "$CACHE_DIR/.fetch.XXXXXX")
+    say "downloading $pkg $ver"
+    chmod 0777 "$tmp" # apt's _apt user writes the .deb
+    (cd "$tmp" && apt-get download -qq "$pkg=$ver" >/dev/null 2>&1) ||
+        (cd "$tmp" && apt_update_once && apt-get download -qq "$pkg=$ver" >/dev/null) ||
+        die "apt-get download $pkg=$ver failed"
+    deb=$(ls "$tmp"/*.deb)
+    say "extracting kernel and ${MODULES[*]} from $(basename "$deb")"
+    mkdir -p "$tmp/x"
+    dpkg-deb -x "$deb" "$tmp/x" || die "dpkg-deb -x $deb failed"
+    rm -rf "$KDIR" && mkdir -p "$KDIR/modules"
+    for f in "$tmp"/x/boot/vmlinuz-*; do [ -f "$f" ] && cp "$f" "$KDIR/vmlinuz"; done
+    [ -f "$KDIR/vmlinuz" ] || die "no /boot/vmlinuz-* in $deb"
+    kdir=
+    for f in "$tmp"/x/lib/modules/* "$tmp"/x/usr/lib/modules/*; do [ -d "$f" ] && kdir=$f && break; done
+    [ -n "$kdir" ] || die "no lib/modules/<release> in $deb"
+    basename "$kdir" >"$KDIR/release"
+    for m in "${MODULES[@]}"; do
+        f=$(find "$kdir" -name "$m.ko" -o -name "$m.ko.xz" -o -name "$m.ko.zst" -o -name "$m.ko.gz" | head -n1)
+        [ -n "$f" ] || die "module $m not found in $deb"
+        case $f in # busybox insmod takes plain ELF: decompress here, once
+            *.ko) cp "$f" "$KDIR/modules/$m.ko" ;;
+            *.xz) xz -dc "$f" >"$KDIR/modules/$m.ko" ;;
+            *.zst) zstd -qdc "$f" >"$KDIR/modules/$m.ko" ;;
+            *.gz) gzip -dc "$f" >"$KDIR/modules/$m.ko" ;;
+        esac
+    done
+    printf '%s %s\n' "$pkg" "$ver" >"$KDIR/package"
+    touch "$KDIR/.complete"
+    printf '%s\n' "$dir" >"$CACHE_DIR/current"
+    rm -rf "$tmp"
+}
+
+# ---------------------------------------------------------------------------------------------------
+# 3. The initramfs: busybox, the modules, the host's glibc and loader, the guard and the clients.
+# ---------------------------------------------------------------------------------------------------
+copy_with_libs() { # SRC DEST_IN_ROOT: copy an ELF file and every shared library ldd finds for it
+    local src=$1 dest=$2 lib
+    mkdir -p "$ROOT$(dirname "$dest")"
+    cp -L "$src" "$ROOT$dest"
+    strip_debug "$ROOT$dest"
+    # ldd lines: "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)" and "/lib64/ld-linux-x86-64.so.2 (0x...)"
+    ldd "$src" 2>/dev/null | awk '/=> \// { print $3 } /^\t\// { print $1 }' | while read -r lib; do
+        [ -e "$ROOT$lib" ] && continue
+        mkdir -p "$ROOT$(dirname "$lib")"
+        cp -L "$lib" "$ROOT$lib"
+    done
+    if ldd "$src" 2>&1 | grep -q 'not found'; then
+        die "$src needs libraries this host lacks: $(ldd "$src" 2>&1 | grep 'not found' | tr -s ' \t' ' ')"
+    fi
+}
+
+# The release profile keeps debug info; the guest needs none of it and TCG loads what it is given.
+strip_debug() { if command -v strip >/dev/null; then strip --strip-debug "$1" 2>/dev/null || true; fi; }
+
+# The boots: the first runs the driver checks and every ordinary scenario; each hazard_* scenario
+# (the kernel writes outside its frame, which may oops it) gets a fresh kernel of its own.
+plan_boots() {
+    local all abi n main=() hazards=()
+    all=$(sed -n 's/^sc_\([A-Za-z0-9_]*\)() *{.*/\1/p' "$SCENARIOS")
+    for n in $all; do case $n in driver_*) main+=("$n") ;; esac; done
+    if [ "$BOOT_ONLY" = 0 ]; then
+        for abi in $ABIS; do
+            for n in $all; do case $n in driver_* | hazard_*) ;; *) main+=("$n@$abi") ;; esac; done
+            for n in $all; do case $n in hazard_*) hazards+=("$n@$abi") ;; esac; done
+        done
+    fi
+    BOOTS=("$(only "${main[@]}")")
+    for n in "${hazards[@]}"; do
+        n=$(only "$n")
+        [ -n "$n" ] && BOOTS+=("$n")
+    done
+    PLAN=()
+    local words
+    for n in "${BOOTS[@]}"; do read -ra words <<<"$n" && PLAN+=("${words[@]}"); done
+}
+
+only() { # NAME...: those --only selects (driver checks always: without them a failure says nothing)
+    local n out=()
+    for n in "$@"; do
+        if [ -z "$ONLY" ] || [[ $n == driver_* ]] || [[ $n =~ $ONLY ]]; then out+=("$n"); fi
+    done
+    printf '%s' "${out[*]}"
+}
+
+build_initramfs() { # the part every boot shares; boot() appends the boot's own /etc/lane.conf
+    local m b
+    ROOT=$WORK/root
+    rm -rf "$ROOT" && mkdir -p "$ROOT"/{bin,sbin,etc,proc,sys,dev,tmp,modules,opt/mfiguard,opt/extra}
+    cp /bin/busybox "$ROOT/bin/busybox"
+    for m in "${MODULES[@]}"; do cp "$KDIR/modules/$m.ko" "$ROOT/modules/"; done
+    cp "$LANE_DIR/guest-init.sh" "$ROOT/init" && chmod 0755 "$ROOT/init"
+    cp "$SCENARIOS" "$ROOT/etc/scenarios.sh"
+    if [ "$BOOT_ONLY" = 0 ]; then
+        copy_with_libs "$CLIENT" /opt/mfiguard/mfi_client
+        copy_with_libs "$LIB" /opt/mfiguard/libmfiguard.so
+        if [ -n "$CLIENT32" ]; then
+            copy_with_libs "$CLIENT32" /opt/mfiguard/i386/mfi_client
+            copy_with_libs "$LIB32" /opt/mfiguard/i386/libmfiguard.so
+        fi
+    fi
+    for b in ${KL_EXTRA_BINS:-}; do
+        [ -f "$b" ] || die "KL_EXTRA_BINS: no file $b"
+        copy_with_libs "$b" "/opt/extra/$(basename "$b")"
+    done
+    # Uncompressed newc archives: the kernel unpacks them without spending TCG time on gzip. The kernel
+    # takes concatenated archives, so each boot's initrd is this one followed by its lane.conf.
+    (cd "$ROOT" && find . -print | LC_ALL=C sort | cpio -o -H newc --quiet) >"$WORK/base.cpio"
+}
+
+boot() { # N PLAN: boot N runs the scenarios of PLAN; leaves console.N.log, results.N.log, BOOT_RC[N]
+    local i=$1 plan=$2 rc=0 disk=$WORK/disk.img accel_args conf=$WORK/conf.$1 left timeout
+    mkdir -p "$conf/etc"
+    {
+        printf 'KL_BOOT=%s\n' "$i"
+        printf 'KL_PLAN="%s"\n' "$plan"
+        printf 'KL_MODULES="%s"\n' "${MODULES[*]}"
+        printf 'KL_TARGET=%s\n' "$TARGET"
+        printf 'KL_RELEASE=%s\n' "$(cat "$KDIR/release")"
+        printf 'KL_DETAILS=%s\n' "$DETAILS"
+    } >"$conf/etc/lane.conf"
+    (cd "$conf" && printf 'etc/lane.conf\n' | cpio -o -H newc --quiet) | cat "$WORK/base.cpio" - >"$WORK/initrd.cpio"
+    rm -f "$disk" && truncate -s 64M "$disk"
+    : >"$WORK/console.$i.log" && : >"$WORK/results.$i.log"
+    case $ACCEL in
+        tcg) accel_args=(-accel tcg) ;;
+        *) accel_args=(-accel "$ACCEL" -cpu host) ;;
+    esac
+    # Each boot has its own timeout, and all of them together the lane's.
+    left=$((DEADLINE - $(date +%s)))
+    timeout=$BOOT_TIMEOUT
+    [ "$left" -lt "$timeout" ] && timeout=$left
+    if [ "$timeout" -le 0 ]; then
+        say "boot $i skipped: the lane's ${LANE_TIMEOUT}s are spent"
+        BOOT_RC[i]=124
+        return
+    fi
+    say "boot $i: $plan (timeout ${timeout}s)"
+    local qemu=(qemu-system-x86_64 "${accel_args[@]}" -m 512 -smp 1 -nographic -no-reboot -nic none
+        -monitor none -serial "file:$WORK/console.$i.log" -serial "file:$WORK/results.$i.log"
+        -kernel "$KDIR/vmlinuz" -initrd "$WORK/initrd.cpio"
+        -append "console=ttyS0 panic=-1 rdinit=/init ${KL_APPEND:-}"
+        -device "megasas-gen2,id=scsi0"
+        -drive "file=$disk,if=none,format=raw,id=d0"
+        -device "scsi-hd,drive=d0,bus=scsi0.0")
+    if [ "${KL_VERBOSE:-0}" = 1 ]; then
+        tail -n +1 -F "$WORK/console.$i.log" 2>/dev/null &
+        TAIL_PID=$!
+    fi
+    timeout -k 5 "$timeout" "${qemu[@]}" </dev/null >"$WORK/qemu.$i.log" 2>&1 || rc=$?
+    if [ -n "${TAIL_PID:-}" ]; then kill "$TAIL_PID" 2>/dev/null || true; wait "$TAIL_PID" 2>/dev/null || true; fi
+    tr -d '\r' <"$WORK/results.$i.log" >"$WORK/results.$i.txt"
+    BOOT_RC[i]=$rc
+    BOOT_TIMEOUT_USED[i]=$timeout
+}
+
+report() {
+    local i n line verdict detail failed=0 passed=0 skipped=0 bad_boots=()
+    printf '\n'
+    for i in "${!BOOTS[@]}"; do
+        for n in ${BOOTS[i]}; do
+            line=$(grep -m1 "^KL-RESULT $(printf '%s' "$n" | sed 's/[].[\*^$]/\\&/g') " "$WORK/results.$i.txt" || true)
+            verdict=$(printf '%s' "$line" | awk '{ print $3 }')
+            detail=$(printf '%s' "$line" | cut -d' ' -f4-)
+            case $verdict in
+                PASS) passed=$((passed + 1)) ;;
+                SKIP) skipped=$((skipped + 1)) ;;
+                FAIL) failed=$((failed + 1)) ;;
+                *)
+                    verdict=FAIL detail="no result: boot $i stopped or timed out before it"
+                    failed=$((failed + 1))
+                    ;;
+            esac
+            [ "$verdict" = FAIL ] && bad_boots+=("$i")
+            printf '  %-4s  %-40s %s\n' "$verdict" "$n" "$detail"
+        done
+        grep '^KL-INFO ' "$WORK/results.$i.txt" | sed "s/^KL-INFO /  info  boot $i: /" || true
+        if ! grep -q '^KL-DONE' "$WORK/results.$i.txt"; then
+            failed=$((failed + 1))
+            bad_boots+=("$i")
+            if [ "${BOOT_RC[i]}" = 124 ] || [ "${BOOT_RC[i]}" = 137 ]; then
+                printf '  FAIL  boot %s did not finish within %ss (no KL-DONE sentinel)\n' "$i" "${BOOT_TIMEOUT_USED[i]:-0}"
+            else
+                printf '  FAIL  boot %s stopped without the KL-DONE sentinel (qemu exit %s)\n' "$i" "${BOOT_RC[i]}"
+            fi
+        fi
+    done
+    printf '\n'
+    if [ "$DETAILS" = 1 ] || [ "$failed" -gt 0 ]; then
+        for i in "${!BOOTS[@]}"; do
+            if grep -q '^KL-DETAIL ' "$WORK/results.$i.txt"; then
+                printf -- '--- boot %s: scenario details ---\n' "$i"
+                grep '^KL-DETAIL ' "$WORK/results.$i.txt" | sed 's/^KL-DETAIL //'
+            fi
+        done
+    fi
+    for i in $(printf '%s\n' "${bad_boots[@]}" | sort -un); do
+        printf '\n--- boot %s: qemu output ---\n' "$i"
+        cat "$WORK/qemu.$i.log"
+        printf -- '--- boot %s: guest console (%s) ---\n' "$i" "$WORK/console.$i.log"
+        tr -d '\r' <"$WORK/console.$i.log"
+        printf -- '--- boot %s: end of guest console ---\n\n' "$i"
+        KEEP=1
+    done
+    say "$passed passed, $failed failed, $skipped skipped in ${#BOOTS[@]} boot(s) ($(cat "$KDIR/package"), accel $ACCEL)"
+    [ "$failed" = 0 ]
+}
+
+main() {
+    need_tools
+    if [ "$BOOT_ONLY" = 0 ]; then
+        [ -f "$LIB" ] || die "libmfiguard.so not found at $LIB (build: cargo build --release -p mfiguard-preload; or pass --lib / MFIGUARD_LIB; --boot-only checks the kernel and driver alone)"
+        [ -f "$CLIENT" ] || die "mfi_client not found at $CLIENT (build: cargo build --release --examples; or pass --client / MFI_CLIENT)"
+        ABIS=x86_64
+        if [ -n "$CLIENT32" ] || [ -n "$LIB32" ]; then
+            [ -f "$CLIENT32" ] || die "i386 client not found: '${CLIENT32}' (MFI_CLIENT32 / --client32; both or neither of the i386 pair)"
+            [ -f "$LIB32" ] || die "i386 libmfiguard.so not found: '${LIB32}' (MFIGUARD_LIB32 / --lib32)"
+            ABIS="x86_64 i386"
+        fi
+    else
+        ABIS=
+    fi
+    fetch_kernel
+    if [ -n "${KL_WORK_DIR:-}" ]; then
+        WORK=$KL_WORK_DIR && mkdir -p "$WORK"
+    else
+        WORK=$(mktemp -d "${TMPDIR:-/tmp}/mfiguard-kernel-lane.XXXXXX")
+    fi
+    trap cleanup EXIT
+    plan_boots
+    build_initramfs
+    say "initramfs: $(du -h "$WORK/base.cpio" | cut -f1); ${#PLAN[@]} scenarios in ${#BOOTS[@]} boot(s) of $(cat "$KDIR/package") under QEMU ($ACCEL)"
+    for i in "${!BOOTS[@]}"; do boot "$i" "${BOOTS[i]}"; done
+    report
+}
+
+cleanup() {
+    local rc=$?
+    rm -rf "$WORK/root" "$WORK"/conf.* "$WORK"/*.cpio "$WORK/disk.img"
+    if [ "$KEEP" = 1 ]; then
+        say "logs kept in $WORK"
+    else
+        rm -rf "$WORK"
+    fi
+    exit $rc
+}
+
+main

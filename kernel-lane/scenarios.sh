@@ -1,0 +1,352 @@
+# shellcheck shell=sh disable=SC1091
+# Scenarios of the kernel lane, sourced by the guest's /init (busybox ash). Each `sc_NAME() {`
+# is one scenario; run.sh finds them by that pattern and plans them in this order:
+#   driver_*   once: the kernel, the driver and the node, checked from the shell alone;
+#   the rest   once per client ABI (x86_64, and i386 when an i386 client and guard are given);
+#   hazard_*   last, after every other scenario: the kernel writes outside its frame in them.
+# A scenario exits 0 (pass), 1 (fail) or 77 (skip). Its last unindented output line is the one-line
+# detail shown on the host; on failure its whole output is shown.
+#
+# The oracles: the client's stdout and exit status (byte-compared between the runs without the guard,
+# with it, and with it in audit mode), the guard's audit log, and the number of times the driver's
+# ioctl entry point ran (ftrace on megasas_mgmt_ioctl / megasas_mgmt_compat_ioctl), which says
+# whether a packet reached the kernel at all.
+
+NODE=/dev/megaraid_sas_ioctl_node
+TRACE=/sys/kernel/tracing
+OUT=${OUT:-/tmp/sc}
+mkdir -p "$OUT"
+
+select_abi() { # ABI: which client and guard the scenarios run
+    case $1 in
+        i386) CLIENT=/opt/mfiguard/i386/mfi_client LIB=/opt/mfiguard/i386/libmfiguard.so ;;
+        *) CLIENT=/opt/mfiguard/mfi_client LIB=/opt/mfiguard/libmfiguard.so ;;
+    esac
+}
+
+node_major() { awk '$2 == "megaraid_sas_ioctl" { print $1 }' /proc/devices; }
+
+ensure_node() { # what /init does for every scenario but the one that checks the client does it itself
+    [ -c "$NODE" ] && return 0
+    major=$(node_major)
+    [ -n "$major" ] && mknod "$NODE" c "$major" 0
+}
+
+# Count entries into the driver's ioctl handlers with ftrace, when the kernel has it.
+trace_setup() {
+    [ -d "$TRACE/events" ] || mount -t tracefs tracefs "$TRACE" 2>/dev/null
+    [ -w "$TRACE/set_ftrace_filter" ] || return 1
+    echo 'megasas_mgmt_ioctl megasas_mgmt_compat_ioctl' >"$TRACE/set_ftrace_filter" 2>/dev/null || return 1
+    echo function >"$TRACE/current_tracer" || return 1
+    echo 1 >"$TRACE/tracing_on"
+}
+TRACING=0
+trace_setup && TRACING=1
+
+kernel_calls_reset() { [ "$TRACING" = 1 ] && : >"$TRACE/trace"; }
+kernel_calls() { # entries into the driver's ioctl since the last reset, or "?" without ftrace
+    if [ "$TRACING" = 1 ]; then grep -c 'megasas_mgmt_\(compat_\)\{0,1\}ioctl' "$TRACE/trace"; else echo '?'; fi
+}
+
+# mfi MODE TAG ARGS...: run the client one way. MODE is plain (no guard), guard (LD_PRELOAD, enforce)
+# or audit (LD_PRELOAD, MFIGUARD_MODE=audit). Leaves $OUT/TAG.MODE.{out,err,rc,jsonl,kcalls}.
+mfi() {
+    mode=$1 tag=$2
+    shift 2
+    f=$OUT/$tag.$mode
+    rm -f "$f".*
+    [ "${NO_NODE:-0}" = 1 ] || ensure_node
+    kernel_calls_reset
+    case $mode in
+        plain) timeout 30 "$CLIENT" "$@" ;;
+        guard) LD_PRELOAD=$LIB MFIGUARD_LOG=$f.jsonl MFIGUARD_AUDIT=all timeout 30 "$CLIENT" "$@" ;;
+        audit) LD_PRELOAD=$LIB MFIGUARD_MODE=audit MFIGUARD_LOG=$f.jsonl MFIGUARD_AUDIT=all \
+            timeout 30 "$CLIENT" "$@" ;;
+        *) echo "mfi: unknown mode $mode" >&2 && return 2 ;;
+    esac >"$f.out" 2>"$f.err"
+    echo $? >"$f.rc"
+    kernel_calls >"$f.kcalls"
+    [ -f "$f.jsonl" ] && cat "$f.jsonl" >>/tmp/audit.jsonl
+    return 0
+}
+
+show() { # TAG: everything the runs of TAG left, indented (shown on the host when the scenario fails)
+    for f in "$OUT/$1".*; do
+        [ -f "$f" ] || continue
+        echo "  == ${f#"$OUT"/}"
+        sed 's/^/  | /' "$f" | head -n 40
+    done
+}
+
+fail() { # MESSAGE: end the scenario as failed, with the evidence
+    [ -n "${TAG:-}" ] && show "$TAG"
+    echo "$*"
+    exit 1
+}
+
+first() { head -n 1 "$OUT/$1.$2.out" | sed 's/^ioctl=[A-Z_]* //'; } # TAG MODE: the result line, short
+rc() { cat "$OUT/$1.$2.rc"; }
+kcalls() { cat "$OUT/$1.$2.kcalls"; }
+records() { if [ -f "$OUT/$1.$2.jsonl" ]; then grep -c . "$OUT/$1.$2.jsonl"; else echo 0; fi; }
+
+expect() { # TAG MODE TEXT: the client printed TEXT
+    grep -qF -- "$3" "$OUT/$1.$2.out" || fail "$1 ($2): expected '$3' in the client's output, got '$(first "$1" "$2")'"
+}
+
+same() { # TAG MODE1 MODE2: byte-identical stdout and the same exit status
+    cmp -s "$OUT/$1.$2.out" "$OUT/$1.$3.out" ||
+        fail "$1: output differs between $2 and $3: $(diff "$OUT/$1.$2.out" "$OUT/$1.$3.out" | grep '^[-+][^-+]' | head -n 4 | tr '\n' ' ')"
+    [ "$(rc "$1" "$2")" = "$(rc "$1" "$3")" ] ||
+        fail "$1: exit status $(rc "$1" "$2") ($2) vs $(rc "$1" "$3") ($3)"
+}
+
+recorded() { # TAG MODE RULE: the guard's audit log of that run names RULE
+    grep -qF -- "$3" "$OUT/$1.$2.jsonl" 2>/dev/null ||
+        fail "$1 ($2): no audit record names $3 ($(records "$1" "$2") record(s) in the log)"
+}
+
+logged() { # TAG MODE: the guard wrote at least one audit record for that run
+    [ "$(records "$1" "$2")" -ge 1 ] || fail "$1 ($2): the guard's audit log (MFIGUARD_AUDIT=all) holds no record"
+}
+
+reached_kernel() { # TAG MODE N: the driver's ioctl ran N times during that run (not checked without ftrace)
+    k=$(kcalls "$1" "$2")
+    [ "$k" = '?' ] || [ "$k" = "$3" ] || fail "$1 ($2): the driver's ioctl ran $k time(s), expected $3"
+}
+
+kernel_note() { if [ "$TRACING" = 1 ]; then echo "kernel calls checked"; else echo "kernel calls NOT checked (no ftrace)"; fi; }
+
+# transparent TAG ARGS...: without the guard, with it, and in audit mode: the same bytes, the same
+# status, the same number of driver calls; and the guard logged the call.
+transparent() {
+    TAG=$1
+    shift
+    for mode in plain guard audit; do mfi "$mode" "$TAG" "$@"; done
+    same "$TAG" plain guard
+    same "$TAG" plain audit
+    k=$(kcalls "$TAG" plain)
+    [ "$k" = '?' ] || [ "$k" -ge 1 ] || fail "$TAG (plain): the driver's ioctl never ran"
+    reached_kernel "$TAG" guard "$k"
+    reached_kernel "$TAG" audit "$k"
+    logged "$TAG" guard
+    logged "$TAG" audit
+}
+
+# ---------------------------------------------------------------------------------------------------
+# The kernel and the driver, from the shell alone.
+
+sc_driver_modules() {
+    for m in $KL_MODULES; do
+        grep -q "^$m " /proc/modules || { sed 's/^/  /' /tmp/driver.log; fail "module $m is not loaded"; }
+    done
+    echo "$KL_RELEASE: $KL_MODULES loaded"
+}
+
+sc_driver_controller() {
+    host=
+    for h in /sys/class/scsi_host/host*; do
+        [ "$(cat "$h/proc_name" 2>/dev/null)" = megaraid_sas ] && host=${h##*/}
+    done
+    dmesg | grep -i 'megaraid\|megasas' | sed 's/^/  /' | tail -n 15
+    [ -n "$host" ] || fail "no SCSI host is driven by megaraid_sas"
+    devs=
+    for d in /sys/class/scsi_device/*; do [ -e "$d" ] && devs="$devs${d##*/} "; done
+    [ -n "$devs" ] || fail "$host has no SCSI device: the emulated disk is missing"
+    echo "$host is megaraid_sas, devices: $devs"
+}
+
+sc_driver_ioctl_node() {
+    major=$(node_major)
+    [ -n "$major" ] || fail "no megaraid_sas_ioctl line in /proc/devices"
+    rm -f "$NODE"
+    mknod "$NODE" c "$major" 0 || fail "mknod $NODE c $major 0 failed"
+    exec 3<"$NODE" || fail "cannot open $NODE"
+    exec 3<&-
+    rm -f "$NODE" # the client scenarios start without it: the client must create it, as MegaCli does
+    [ "$TRACING" = 1 ] && t="ftrace counts megasas_mgmt_ioctl" || t="no ftrace: kernel calls unchecked"
+    echo "major $major, node opens; $t"
+}
+
+# ---------------------------------------------------------------------------------------------------
+# The guard in front of the real driver, once per client ABI.
+
+sc_client_creates_node() {
+    TAG=node
+    rm -f "$NODE"
+    NO_NODE=1 mfi plain node ctrl-info
+    [ -c "$NODE" ] || fail "the client did not create $NODE"
+    [ "$(rc node plain)" = 0 ] || fail "ctrl-info on the node it created: exit $(rc node plain)"
+    echo "created $NODE (major $(node_major)), then used it: $(first node plain)"
+}
+
+sc_ctrl_info() {
+    transparent ctrl-info ctrl-info
+    expect ctrl-info plain 'ret=0 '
+    expect ctrl-info plain 'cmd_status=0x00'
+    expect ctrl-info plain 'firmware=1.80-QEMU'
+    echo "identical without/with/audit: $(first ctrl-info plain), firmware=1.80-QEMU; $(kernel_note)"
+}
+
+sc_pd_list() {
+    transparent pd-list pd-list
+    expect pd-list plain 'ret=0 '
+    expect pd-list plain 'cmd_status=0x00'
+    echo "identical without/with/audit: $(first pd-list plain); $(kernel_note)"
+}
+
+sc_ld_list() {
+    transparent ld-list ld-list
+    expect ld-list plain 'ret=0 '
+    expect ld-list plain 'cmd_status=0x00'
+    echo "identical without/with/audit: $(first ld-list plain); $(kernel_note)"
+}
+
+sc_event_info() {
+    transparent event-info event-info
+    expect event-info plain 'ret=0 '
+    echo "identical without/with/audit: $(first event-info plain); $(kernel_note)"
+}
+
+sc_inquiry() {
+    transparent inquiry inquiry "$KL_TARGET"
+    expect inquiry plain 'ret=0 '
+    expect inquiry plain 'cmd_status=0x00'
+    expect inquiry plain 'QEMU'
+    echo "target $KL_TARGET identical without/with/audit: $(first inquiry plain); $(kernel_note)"
+}
+
+sc_aen() {
+    transparent aen aen
+    echo "identical without/with/audit: $(first aen plain); $(kernel_note)"
+}
+
+# MFI_FRAME_IEEE|SGL64 on a DCMD: 6.1 clears IEEE itself, the guard clears both first; either way
+# the controller answers it as the plain CTRL_GET_INFO.
+sc_ieee_dcmd() {
+    transparent ieee-dcmd ieee-dcmd
+    expect ieee-dcmd guard 'ret=0 '
+    expect ieee-dcmd guard 'cmd_status=0x00'
+    expect ieee-dcmd guard 'firmware=1.80-QEMU'
+    recorded ieee-dcmd guard frame.addressing-flags
+    recorded ieee-dcmd audit frame.addressing-flags
+    echo "answered with the guard: $(first ieee-dcmd guard), firmware=1.80-QEMU, frame.addressing-flags recorded"
+}
+
+# The seed's STP probe. QEMU's firmware answers STP with MFI_STAT_INVALID_CMD (1), guard or not.
+sc_stp_probe() {
+    transparent stp-probe stp-probe "$KL_TARGET"
+    expect stp-probe plain 'ret=0 '
+    recorded stp-probe guard frame.addressing-flags
+    echo "identical without/with/audit: $(first stp-probe plain); frame.addressing-flags recorded"
+}
+
+# sense_off past the frame: 6.1 refuses it (EINVAL, since 2020); the guard refuses it first.
+sc_sense_off() {
+    TAG=sense-off
+    for mode in plain guard audit; do mfi "$mode" sense-off sense-off 0x100000; done
+    expect sense-off plain 'ret=-1 errno=22'
+    reached_kernel sense-off plain 1
+    expect sense-off guard 'ret=-1 errno=22'
+    reached_kernel sense-off guard 0
+    recorded sense-off guard sense.bounds
+    same sense-off plain audit
+    reached_kernel sense-off audit 1
+    recorded sense-off audit sense.bounds
+    echo "EINVAL from the kernel without the guard, from the guard with it (sense.bounds, kernel not called); audit mode = kernel's answer"
+}
+
+# sge_count 17: 6.1 refuses it; the guard refuses it first.
+sc_sge_count() {
+    TAG=sge-count
+    for mode in plain guard; do mfi "$mode" sge-count rule ioc.sge-count; done
+    expect sge-count plain 'ret=-1 errno=22'
+    expect sge-count guard 'ret=-1 errno=22'
+    reached_kernel sge-count guard 0
+    recorded sge-count guard ioc.sge-count
+    echo "EINVAL both ways; the guard's record names ioc.sge-count; $(kernel_note)"
+}
+
+# sgl_off = 0x40000, with the guard: refused before the driver writes outside its frame.
+# (Without the guard, and in audit mode, the driver does write there: see hazard_sgl_off_*.)
+sc_sgl_off_guarded() {
+    TAG=sgl-off
+    mfi guard sgl-off sgl-off 0x40000
+    expect sgl-off guard 'ret=-1 errno=22'
+    [ "$(rc sgl-off guard)" = 1 ] || fail "sgl-off (guard): exit $(rc sgl-off guard), expected 1"
+    reached_kernel sgl-off guard 0
+    recorded sgl-off guard sgl.bounds
+    echo "with the guard: $(first sgl-off guard), sgl.bounds recorded; $(kernel_note)"
+}
+
+# Every rejecting rule: with the guard, EINVAL, a record naming the rule, and nothing reaches the kernel.
+sc_rules_rejected() {
+    n=0
+    for rule in ioc.sge-count frame.cmd frame.cmd-forbidden sgl.bounds sense.bounds sense.length \
+        sge.length frame.raw-physical-address; do
+        TAG=rule-$rule
+        mfi guard "$TAG" rule "$rule"
+        expect "$TAG" guard 'ret=-1 errno=22'
+        reached_kernel "$TAG" guard 0
+        recorded "$TAG" guard "$rule"
+        n=$((n + 1))
+    done
+    echo "$n rejecting rules: EINVAL, recorded, kernel not called"
+}
+
+# The rewriting and warning rules: with the guard, the call goes through and the record names the rule.
+sc_rules_rewritten() {
+    n=0
+    for rule in frame.addressing-flags sgl.stale-entry sense.length-mismatch xfer.length sgl.offset-unusual; do
+        TAG=rule-$rule
+        mfi guard "$TAG" rule "$rule"
+        expect "$TAG" guard 'ret=0 '
+        reached_kernel "$TAG" guard 1
+        recorded "$TAG" guard "$rule"
+        n=$((n + 1))
+    done
+    echo "$n rewriting/warning rules: sent on, recorded"
+}
+
+# ---------------------------------------------------------------------------------------------------
+# The hole that even 6.1 has: with sgl_off = 0x40000 the driver writes its SGL entry 256 KiB past
+# its 256-byte frame, unchecked. What lies there decides what follows: seen on this lane, about half
+# the boots return 0 with cmd_status 0x03 (INVALID_PARAMETER) and nothing said, the others oops the
+# kernel (a write to a read-only page of the direct map; always so with nokaslr). Each hazard_*
+# scenario therefore runs in a kernel of its own, and either outcome shows the hole.
+
+hazard_outcome() { # TAG MODE: "returned", "oopsed" (in the driver's ioctl), or what else happened
+    if [ "$(rc "$1" "$2")" = 0 ] && grep -q 'ret=0 ' "$OUT/$1.$2.out" && grep -q 'cmd_status=0x03' "$OUT/$1.$2.out"; then
+        echo returned
+    elif [ "$(oops_count)" != "${KL_OOPS_BEFORE:-0}" ] && dmesg | grep -q 'RIP: .*megasas_mgmt_fw_ioctl'; then
+        echo oopsed
+    else
+        echo "exit $(rc "$1" "$2"), '$(first "$1" "$2")', no oops in megasas_mgmt_fw_ioctl"
+    fi
+}
+
+oops_line() { dmesg | grep -m1 -E 'BUG:|Oops' | sed 's/^\[[ 0-9.]*\] //'; }
+
+sc_hazard_sgl_off_unguarded() {
+    TAG=sgl-off
+    mfi plain sgl-off sgl-off 0x40000
+    reached_kernel sgl-off plain 1
+    case $(hazard_outcome sgl-off plain) in
+        returned) echo "without the guard: $(first sgl-off plain); the driver wrote 256 KiB past its frame" ;;
+        oopsed) echo "without the guard: the driver's write 256 KiB past its frame oopsed the kernel: $(oops_line)" ;;
+        *) fail "without the guard: expected ret=0 cmd_status=0x03 or an oops, got $(hazard_outcome sgl-off plain)" ;;
+    esac
+}
+
+sc_hazard_sgl_off_audit_mode() {
+    TAG=sgl-off
+    mfi audit sgl-off sgl-off 0x40000
+    reached_kernel sgl-off audit 1
+    o=$(hazard_outcome sgl-off audit)
+    case $o in
+        returned | oopsed) ;;
+        *) fail "audit mode changed the result: expected what the driver does alone, got $o" ;;
+    esac
+    recorded sgl-off audit sgl.bounds
+    [ "$o" = oopsed ] && o="oopsed: $(oops_line)"
+    echo "audit mode sends it on, as without the guard ($o); sgl.bounds recorded"
+}
