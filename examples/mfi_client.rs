@@ -1,0 +1,876 @@
+//! `mfi_client`: a MegaCli-like client for the MegaRAID management ioctl, to run with and without
+//! the guard (and against the legacy-driver simulator or a real driver). The contract it keeps is
+//! `notes/client-contract.md`; in short:
+//!
+//!     mfi_client [--device PATH] [--host N] [--repeat N] SCENARIO [ARGS]
+//!
+//!     ctrl-info            DCMD CTRL_GET_INFO, 2048-byte buffer: firmware, package, product, serial
+//!     pd-list              DCMD PD_GET_LIST: count and device ids
+//!     ld-list              DCMD LD_GET_LIST: count and target ids
+//!     event-info           DCMD CTRL_EVENT_GET_INFO: event log sequence numbers
+//!     inquiry TARGET       SCSI INQUIRY pass-through (PD_SCSI_IO), sense at 0x18, 32 bytes
+//!     stp-probe TARGET     MegaCli 8.01.06's STP IDENTIFY probe (IEEE|SGL64|DIR_READ)
+//!     ieee-dcmd            CTRL_GET_INFO with IEEE|SGL64 set
+//!     sgl-off HEXOFF       CTRL_GET_INFO with sgl_off = HEXOFF
+//!     sense-off HEXOFF     INQUIRY with sense_off = HEXOFF
+//!     rule RULE_ID         a packet that triggers exactly that rule (`rule pass`: a clean DCMD)
+//!     aen                  F_SETOWN + O_ASYNC, then MEGASAS_IOC_GET_AEN
+//!   extensions for the end-to-end tests:
+//!     unrelated            ioctls the guard must not touch: FIONREAD on a pipe, the MegaRAID
+//!                          request on a pipe, another 'M' request and TCGETS on the device
+//!     fault KIND           the packet pointer is unreadable: unmapped, protnone, span (the packet
+//!                          starts 100 bytes before a PROT_NONE page), null
+//!     race N               N CTRL_GET_INFO calls while a second thread flips IEEE|SGL64 in the
+//!                          caller's packet
+//!     high-bits            ieee-dcmd with the request code's upper 32 bits set (the kernel's
+//!                          `cmd` is an unsigned int: it ignores them)
+//!
+//! `--repeat N` issues the scenario's ioctl N times on the same packet and adds `calls=N failed=K`.
+//!
+//! Real buffers, real pointers: every iovec points at memory this process owns, and the packets
+//! are built with the sanitizer's `PacketBuilder` and its samples of what MegaCli sends. Stdout is
+//! deterministic (no pointers, no timings). Exit status: 0 when the ioctl returned 0 (whatever
+//! `cmd_status`), 1 when it failed, 2 on a usage error, 3 when the device cannot be opened.
+#![allow(clippy::print_stdout, clippy::print_stderr)] // a command-line client reports on stdout
+
+use std::ffi::{c_int, c_ulong, c_void, CString};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::Arc;
+
+use mfiguard_sanitizer::abi::mfi::{
+    MfiCmd, MR_DCMD_CTRL_EVENT_GET_INFO, MR_DCMD_CTRL_GET_INFO, MR_DCMD_LD_GET_LIST,
+    MR_DCMD_PD_GET_LIST,
+};
+use mfiguard_sanitizer::builder::{samples, PacketBuilder};
+use mfiguard_sanitizer::{Abi, RuleId};
+
+const ABI: Abi = Abi::NATIVE;
+const DEFAULT_DEVICE: &str = "/dev/megaraid_sas_ioctl_node";
+/// Where the frame starts in the packet, and `cmd_status` (frame byte 2) and the flags in it.
+const FRAME: usize = 0x14;
+const CMD_STATUS: usize = FRAME + 0x02;
+const FLAGS: usize = FRAME + 0x10;
+const DIR_READ: u16 = 0x0010;
+const IEEE_SGL64: u16 = 0x0022;
+/// `MFI_CMD_STATUS_POLL_MODE`: what the status byte holds until the kernel writes it.
+const STATUS_UNSET: u8 = 0xFF;
+/// `MEGASAS_IOC_GET_AEN`.
+const IOC_GET_AEN: u32 = 0x400C_4D03;
+
+fn main() {
+    std::process::exit(run());
+}
+
+struct Opts {
+    device: Option<String>,
+    host: u16,
+    repeat: u32,
+    scenario: String,
+    args: Vec<String>,
+}
+
+fn usage(msg: &str) -> i32 {
+    eprintln!("mfi_client: {msg}");
+    eprintln!(
+        "usage: mfi_client [--device PATH] [--host N] [--repeat N] SCENARIO [ARGS]\n\
+         scenarios: ctrl-info pd-list ld-list event-info inquiry TARGET stp-probe TARGET\n\
+         \x20          ieee-dcmd sgl-off HEXOFF sense-off HEXOFF rule RULE_ID aen\n\
+         \x20          unrelated fault KIND race N high-bits"
+    );
+    2
+}
+
+fn parse_opts() -> Result<Opts, String> {
+    let mut args = std::env::args().skip(1);
+    let mut opts = Opts {
+        device: None,
+        host: 0,
+        repeat: 1,
+        scenario: String::new(),
+        args: Vec::new(),
+    };
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--device" => opts.device = Some(args.next().ok_or("--device needs a path")?),
+            "--host" => {
+                opts.host = args
+                    .next()
+                    .and_then(|v| parse_num(&v))
+                    .and_then(|v| u16::try_from(v).ok())
+                    .ok_or("--host needs a number")?;
+            }
+            "--repeat" => {
+                opts.repeat = args
+                    .next()
+                    .and_then(|v| parse_num(&v))
+                    .and_then(|v| u32::try_from(v).ok())
+                    .filter(|&v| v > 0)
+                    .ok_or("--repeat needs a positive number")?;
+            }
+            _ if a.starts_with("--") => return Err(format!("unknown option {a}")),
+            _ => {
+                opts.scenario = a;
+                opts.args = args.collect();
+                break;
+            }
+        }
+    }
+    if opts.scenario.is_empty() {
+        return Err("no scenario".into());
+    }
+    Ok(opts)
+}
+
+fn parse_num(s: &str) -> Option<u64> {
+    match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => s.parse().ok(),
+    }
+}
+
+fn arg_num(opts: &Opts, what: &str) -> Result<u64, String> {
+    opts.args
+        .first()
+        .and_then(|a| parse_num(a))
+        .ok_or_else(|| format!("{} needs {what}", opts.scenario))
+}
+
+fn run() -> i32 {
+    let opts = match parse_opts() {
+        Ok(o) => o,
+        Err(e) => return usage(&e),
+    };
+    // Build first, so a usage error never needs the device.
+    let prepared = match prepare(&opts) {
+        Ok(p) => p,
+        Err(e) => return usage(&e),
+    };
+    let fd = match open_device(opts.device.as_deref()) {
+        Ok(fd) => fd,
+        Err(e) => {
+            eprintln!("mfi_client: {e}");
+            return 3;
+        }
+    };
+    match prepared {
+        Plan::Call(call) => run_call(fd, &opts, call),
+        Plan::Aen => run_aen(fd, &opts),
+        Plan::Unrelated => run_unrelated(fd),
+        Plan::Fault(kind) => run_fault(fd, &kind),
+        Plan::Race(n) => run_race(fd, &opts, n),
+    }
+}
+
+fn last_errno() -> c_int {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+fn errno_name(e: c_int) -> &'static str {
+    match e {
+        0 => "0",
+        libc::EPERM => "EPERM",
+        libc::ENOENT => "ENOENT",
+        libc::EINTR => "EINTR",
+        libc::EIO => "EIO",
+        libc::EBADF => "EBADF",
+        libc::ENOMEM => "ENOMEM",
+        libc::EACCES => "EACCES",
+        libc::EFAULT => "EFAULT",
+        libc::EBUSY => "EBUSY",
+        libc::ENODEV => "ENODEV",
+        libc::EINVAL => "EINVAL",
+        libc::ENOTTY => "ENOTTY",
+        libc::ENOSYS => "ENOSYS",
+        libc::EOPNOTSUPP => "EOPNOTSUPP",
+        524 => "ENOTSUPP",
+        _ => "errno",
+    }
+}
+
+fn status_name(s: u8) -> &'static str {
+    match s {
+        0x00 => "OK",
+        0x01 => "INVALID_CMD",
+        0x02 => "INVALID_DCMD",
+        0x03 => "INVALID_PARAMETER",
+        0x04 => "INVALID_SEQUENCE_NUMBER",
+        0x05 => "ABORT_NOT_POSSIBLE",
+        0x0C => "DEVICE_NOT_FOUND",
+        0x20 => "MEMORY_NOT_AVAILABLE",
+        0x2D => "SCSI_DONE_WITH_ERROR",
+        0x2E => "SCSI_IO_FAILED",
+        0x2F => "SCSI_RESERVATION_CONFLICT",
+        0xFF => "INVALID_STATUS",
+        _ => "OTHER",
+    }
+}
+
+// ---- the device ------------------------------------------------------------------------------
+
+fn open_device(path: Option<&str>) -> Result<c_int, String> {
+    let path = path.unwrap_or(DEFAULT_DEVICE);
+    if path == DEFAULT_DEVICE && !std::path::Path::new(path).exists() {
+        create_node(path)?;
+    }
+    let c = CString::new(path).map_err(|_| format!("bad device path {path:?}"))?;
+    // SAFETY: a valid NUL-terminated path.
+    let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(format!(
+            "cannot open {path}: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(fd)
+}
+
+/// As MegaCli does: the node's major is the `megaraid_sas_ioctl` line of /proc/devices.
+fn create_node(path: &str) -> Result<(), String> {
+    let devices = std::fs::read_to_string("/proc/devices")
+        .map_err(|e| format!("cannot read /proc/devices: {e}"))?;
+    let major: u32 = devices
+        .lines()
+        .find_map(|l| {
+            let mut it = l.split_whitespace();
+            let major = it.next()?;
+            (it.next()? == "megaraid_sas_ioctl").then(|| major.parse().ok())?
+        })
+        .ok_or("megaraid_sas_ioctl is not in /proc/devices (is megaraid_sas loaded?)")?;
+    let c = CString::new(path).map_err(|_| "bad path".to_owned())?;
+    // SAFETY: a valid path; mknod creates a character device node.
+    let r = unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o600, libc::makedev(major, 0)) };
+    if r != 0 {
+        return Err(format!(
+            "cannot create {path}: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
+
+// ---- scenarios -------------------------------------------------------------------------------
+
+enum Plan {
+    Call(Call),
+    Aen,
+    Unrelated,
+    Fault(String),
+    Race(u64),
+}
+
+/// What to print from the buffers after a call.
+#[derive(Clone, Copy)]
+enum Report {
+    CtrlInfo,
+    PdList,
+    LdList,
+    EventInfo,
+    Inquiry,
+    Stp,
+    Nothing,
+}
+
+/// One MEGASAS_IOC_FIRMWARE call: the packet and the buffers its iovecs point at.
+struct Call {
+    packet: Vec<u8>,
+    request: c_ulong,
+    /// Data buffers (and the sense buffer last, for pass-through): the packet holds their
+    /// addresses, so they live as long as the call.
+    bufs: Vec<Vec<u8>>,
+    report: Report,
+    /// A line printed before the result details, e.g. `rule=sgl.bounds`.
+    label: Option<String>,
+}
+
+fn buf_addr(b: &mut [u8]) -> u64 {
+    b.as_mut_ptr() as u64
+}
+
+fn dcmd(host: u16, opcode: u32, len: usize, report: Report) -> Call {
+    let mut buf = vec![0u8; len];
+    let packet = samples::dcmd_read(ABI, opcode, buf_addr(&mut buf), len as u32)
+        .host_no(host)
+        .build();
+    Call {
+        packet,
+        request: c_ulong::from(ABI.firmware_request()),
+        bufs: vec![buf],
+        report,
+        label: None,
+    }
+}
+
+/// CTRL_GET_INFO, with a builder edit applied before the packet is built.
+fn ctrl_info_with(
+    host: u16,
+    len: usize,
+    edit: impl FnOnce(PacketBuilder) -> PacketBuilder,
+) -> Call {
+    let mut buf = vec![0u8; len];
+    let b = samples::dcmd_read(ABI, MR_DCMD_CTRL_GET_INFO, buf_addr(&mut buf), len as u32)
+        .host_no(host);
+    Call {
+        packet: edit(b).build(),
+        request: c_ulong::from(ABI.firmware_request()),
+        bufs: vec![buf],
+        report: Report::CtrlInfo,
+        label: None,
+    }
+}
+
+/// INQUIRY pass-through (96 bytes, sense at 0x18), with a builder edit; the sense buffer is
+/// `sense_buf_len` bytes (the packet's sense_len stays 32 unless the edit changes it).
+fn inquiry_with(
+    host: u16,
+    target: u8,
+    sense_buf_len: usize,
+    edit: impl FnOnce(PacketBuilder, u64) -> PacketBuilder,
+) -> Call {
+    let mut buf = vec![0u8; 96];
+    let mut sense = vec![0u8; sense_buf_len];
+    let sense_addr = buf_addr(&mut sense);
+    let b = samples::scsi_inquiry(ABI, target, buf_addr(&mut buf), 96, sense_addr).host_no(host);
+    Call {
+        packet: edit(b, sense_addr).build(),
+        request: c_ulong::from(ABI.firmware_request()),
+        bufs: vec![buf, sense],
+        report: Report::Inquiry,
+        label: None,
+    }
+}
+
+fn target_arg(opts: &Opts) -> Result<u8, String> {
+    arg_num(opts, "a TARGET")
+        .and_then(|v| u8::try_from(v).map_err(|_| "TARGET must be 0..255".to_owned()))
+}
+
+fn prepare(opts: &Opts) -> Result<Plan, String> {
+    let h = opts.host;
+    let call = match opts.scenario.as_str() {
+        "ctrl-info" => dcmd(h, MR_DCMD_CTRL_GET_INFO, 2048, Report::CtrlInfo),
+        "pd-list" => dcmd(h, MR_DCMD_PD_GET_LIST, 4096, Report::PdList),
+        // QEMU refuses an LD list buffer larger than struct mfi_ld_list (8 + 64 * 16 bytes).
+        "ld-list" => dcmd(h, MR_DCMD_LD_GET_LIST, 8 + 64 * 16, Report::LdList),
+        "event-info" => dcmd(h, MR_DCMD_CTRL_EVENT_GET_INFO, 20, Report::EventInfo),
+        "inquiry" => inquiry_with(h, target_arg(opts)?, 32, |b, _| b),
+        "stp-probe" => {
+            let target = target_arg(opts)?;
+            let mut fis = vec![0u8; 20];
+            let mut data = vec![0u8; 512];
+            let packet = samples::megacli_8_01_06_stp_probe(
+                ABI,
+                target,
+                buf_addr(&mut fis),
+                buf_addr(&mut data),
+            )
+            .host_no(h)
+            .build();
+            Call {
+                packet,
+                request: c_ulong::from(ABI.firmware_request()),
+                bufs: vec![fis, data],
+                report: Report::Stp,
+                label: None,
+            }
+        }
+        "ieee-dcmd" => ctrl_info_with(h, 2048, |b| add_flags(b, IEEE_SGL64)),
+        "high-bits" => {
+            let mut c = ctrl_info_with(h, 2048, |b| add_flags(b, IEEE_SGL64));
+            if cfg!(target_pointer_width = "64") {
+                c.request |= 1 << (c_ulong::BITS - 32);
+            }
+            c
+        }
+        "sgl-off" => {
+            let off = u32::try_from(arg_num(opts, "HEXOFF")?).map_err(|_| "HEXOFF too big")?;
+            ctrl_info_with(h, 2048, |b| b.sgl_off(off))
+        }
+        "sense-off" => {
+            let off = u32::try_from(arg_num(opts, "HEXOFF")?).map_err(|_| "HEXOFF too big")?;
+            inquiry_with(h, 8, 32, |b, sense| sense_at(b, off, sense))
+        }
+        "rule" => {
+            let id = opts.args.first().ok_or("rule needs a RULE_ID (or pass)")?;
+            let mut c = rule_call(h, id)?;
+            c.label = Some(format!("rule={id}"));
+            c
+        }
+        "aen" => return Ok(Plan::Aen),
+        "unrelated" => return Ok(Plan::Unrelated),
+        "fault" => {
+            let kind = opts.args.first().ok_or("fault needs a KIND")?;
+            if !matches!(kind.as_str(), "unmapped" | "protnone" | "span" | "null") {
+                return Err(format!("unknown fault kind {kind}"));
+            }
+            return Ok(Plan::Fault(kind.clone()));
+        }
+        "race" => return Ok(Plan::Race(arg_num(opts, "a count")?.max(1))),
+        other => return Err(format!("unknown scenario {other}")),
+    };
+    Ok(Plan::Call(call))
+}
+
+fn add_flags(b: PacketBuilder, flags: u16) -> PacketBuilder {
+    b.header(|h| h.flags.set(h.flags.get() | flags))
+}
+
+/// Moves the caller's sense pointer to `off` (if it fits in the frame) and clears 0x18.
+fn sense_at(b: PacketBuilder, off: u32, sense: u64) -> PacketBuilder {
+    let b = b.sense_off(off).frame_u64(0x18, 0);
+    let ptr = ABI.iovec_size() / 2;
+    if (off as usize).saturating_add(ptr) <= 128 {
+        match ABI {
+            Abi::Lp64 => b.frame_u64(off as usize, sense),
+            Abi::Ilp32 => b.frame_u32(off as usize, sense as u32),
+        }
+    } else {
+        b
+    }
+}
+
+/// A packet that triggers exactly one rule (and nothing else), for every rule of the policy.
+fn rule_call(h: u16, id: &str) -> Result<Call, String> {
+    if id == "pass" {
+        return Ok(dcmd(h, MR_DCMD_CTRL_GET_INFO, 2048, Report::Nothing));
+    }
+    let rule = RuleId::from_name(id).ok_or_else(|| format!("unknown rule id {id}"))?;
+    let mut call = match rule {
+        // The seed's flags on a plain DCMD.
+        RuleId::FrameAddressingFlags => ctrl_info_with(h, 2048, |b| add_flags(b, IEEE_SGL64)),
+        // One sgl[] entry more than the packet has.
+        RuleId::IocSgeCount => ctrl_info_with(h, 2048, |b| b.sge_count(17)),
+        // A command code past MFI_CMD_OP_COUNT.
+        RuleId::FrameCmd => ctrl_info_with(h, 2048, |b| b.header(|hd| hd.cmd = 0x0B)),
+        // MFI_CMD_INIT with a queue-info physical address of the caller's choosing.
+        RuleId::FrameCmdForbidden => Call {
+            packet: PacketBuilder::new(ABI)
+                .host_no(h)
+                .frame_header(MfiCmd::Init, 0, 0, 0)
+                .frame_u64(0x18, 0x1234_5000)
+                .build(),
+            request: c_ulong::from(ABI.firmware_request()),
+            bufs: Vec::new(),
+            report: Report::Nothing,
+            label: None,
+        },
+        // The driver writes the SGL 256 KiB past its frame. A TOOLBOX frame has no declared
+        // SGL offset, so `sgl.offset-unusual` stays quiet and this is the only finding.
+        RuleId::SglBounds => ctrl_info_with(h, 2048, |b| {
+            b.sgl_off(0x40000)
+                .header(|hd| hd.cmd = MfiCmd::Toolbox as u8)
+        }),
+        // The sense address written 1 MiB past the frame (the caller's pointer is nowhere).
+        RuleId::SenseBounds => inquiry_with(h, 8, 32, |b, sense| sense_at(b, 0x10_0000, sense)),
+        // An 8 KiB sense buffer.
+        RuleId::SenseLength => inquiry_with(h, 8, 8192, |b, _| b.sense_len(8192)),
+        // A 17 MiB DCMD buffer.
+        RuleId::SgeLength => ctrl_info_with(h, 17 << 20, |b| b),
+        // hdr.sge_count 2 for one buffer, and caller bytes where a second sge32 would be.
+        RuleId::SglStaleEntry => ctrl_info_with(h, 2048, |b| {
+            b.header(|hd| hd.sge_count = 2)
+                .frame_u32(0x30, 0x1234_5000)
+                .frame_u32(0x34, 4096)
+        }),
+        // No sense buffer, but a physical sense address in the pass-through frame.
+        RuleId::FrameRawPhysicalAddress => inquiry_with(h, 8, 32, |b, _| {
+            b.sense_off(0)
+                .sense_len(0)
+                .header(|hd| hd.sense_len = 0)
+                .frame_u64(0x18, 0x1234_5000)
+        }),
+        // The frame claims 96 bytes of sense for a 32-byte buffer, and the command fails (an
+        // unsupported VPD page), so the firmware writes sense.
+        RuleId::SenseLengthMismatch => inquiry_with(h, 8, 32, |b, _| {
+            b.header(|hd| hd.sense_len = 96)
+                .frame_bytes(0x20, &[0x12, 0x01, 0x99, 0x00, 96, 0x00])
+        }),
+        // data_xferlen twice the buffer.
+        RuleId::XferLength => ctrl_info_with(h, 2048, |b| b.header(|hd| hd.data_xferlen.set(4096))),
+        // The SGL one slot later than a DCMD keeps it (still inside the frame).
+        RuleId::SglOffsetUnusual => ctrl_info_with(h, 2048, |b| b.sgl_off(0x30)),
+    };
+    call.report = Report::Nothing;
+    Ok(call)
+}
+
+// ---- issuing ---------------------------------------------------------------------------------
+
+struct Outcome {
+    ret: c_int,
+    errno: c_int,
+    cmd_status: u8,
+}
+
+fn issue(fd: c_int, request: c_ulong, packet: &mut [u8]) -> Outcome {
+    packet[CMD_STATUS] = STATUS_UNSET;
+    // SAFETY: `packet` is a whole megasas_iocpacket of this process's layout; its iovecs point at
+    // buffers the caller keeps alive across the call.
+    let ret = unsafe { libc::ioctl(fd, request, packet.as_mut_ptr().cast::<c_void>()) };
+    let errno = if ret < 0 { last_errno() } else { 0 };
+    Outcome {
+        ret,
+        errno,
+        cmd_status: packet[CMD_STATUS],
+    }
+}
+
+fn print_outcome(name: &str, o: &Outcome, with_status: bool) {
+    if o.ret == 0 {
+        if with_status {
+            println!(
+                "ioctl={name} ret=0 errno=0 cmd_status={:#04x} ({})",
+                o.cmd_status,
+                status_name(o.cmd_status)
+            );
+        } else {
+            println!("ioctl={name} ret=0 errno=0");
+        }
+    } else {
+        println!(
+            "ioctl={name} ret={} errno={} ({})",
+            o.ret,
+            o.errno,
+            errno_name(o.errno)
+        );
+    }
+}
+
+fn run_call(fd: c_int, opts: &Opts, mut call: Call) -> i32 {
+    let mut failed = 0u32;
+    let mut last = None;
+    for _ in 0..opts.repeat {
+        let o = issue(fd, call.request, &mut call.packet);
+        if o.ret != 0 {
+            failed += 1;
+        }
+        last = Some(o);
+    }
+    let Some(o) = last else { return 2 };
+    print_outcome("MEGASAS_IOC_FIRMWARE", &o, true);
+    if opts.repeat > 1 {
+        println!("calls={} failed={failed}", opts.repeat);
+    }
+    if let Some(label) = &call.label {
+        println!("{label}");
+    }
+    if o.ret != 0 {
+        return 1;
+    }
+    report(call.report, &call.bufs);
+    0
+}
+
+fn cstr(b: &[u8]) -> String {
+    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    b[..end]
+        .iter()
+        .map(|&c| {
+            if (0x20..0x7F).contains(&c) {
+                c as char
+            } else {
+                '?'
+            }
+        })
+        .collect::<String>()
+        .trim_end()
+        .to_owned()
+}
+
+fn le16(b: &[u8], o: usize) -> u16 {
+    u16::from_le_bytes([b[o], b[o + 1]])
+}
+
+fn le32(b: &[u8], o: usize) -> u32 {
+    u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
+}
+
+/// An ATA IDENTIFY string: byte-swapped 16-bit words.
+fn ata_string(b: &[u8]) -> String {
+    let swapped: Vec<u8> = b.chunks(2).flat_map(|w| [w[1], w[0]]).collect();
+    cstr(&swapped).trim().to_owned()
+}
+
+fn report(kind: Report, bufs: &[Vec<u8>]) {
+    match kind {
+        Report::CtrlInfo => {
+            let d = &bufs[0];
+            // struct megasas_ctrl_info: image_component[0].version @0xC0, product_name @0x540,
+            // serial_no @0x590, package_version @0x640.
+            println!("firmware={}", cstr(&d[0xC0..0xE0]));
+            println!("package={}", cstr(&d[0x640..0x6A0]));
+            println!("product={}", cstr(&d[0x540..0x590]));
+            println!("serial={}", cstr(&d[0x590..0x5B0]));
+        }
+        Report::PdList => {
+            let d = &bufs[0];
+            let count = le32(d, 4) as usize;
+            let fits = (d.len() - 8) / 24;
+            let ids: Vec<String> = (0..count.min(fits))
+                .map(|i| le16(d, 8 + 24 * i).to_string())
+                .collect();
+            println!("pd_count={count}");
+            println!("pd_ids={}", ids.join(","));
+        }
+        Report::LdList => {
+            let d = &bufs[0];
+            let count = le32(d, 0) as usize;
+            let fits = (d.len() - 8) / 16;
+            let ids: Vec<String> = (0..count.min(fits))
+                .map(|i| d[8 + 16 * i].to_string())
+                .collect();
+            println!("ld_count={count}");
+            println!("ld_targets={}", ids.join(","));
+        }
+        Report::EventInfo => {
+            let d = &bufs[0];
+            println!(
+                "newest_seq={} oldest_seq={} clear_seq={} shutdown_seq={} boot_seq={}",
+                le32(d, 0),
+                le32(d, 4),
+                le32(d, 8),
+                le32(d, 12),
+                le32(d, 16)
+            );
+        }
+        Report::Inquiry => {
+            let d = &bufs[0];
+            println!("peripheral_type={:#04x}", d[0] & 0x1F);
+            println!("vendor={}", cstr(&d[8..16]));
+            println!("product={}", cstr(&d[16..32]));
+            println!("revision={}", cstr(&d[32..36]));
+            let sense = &bufs[1];
+            println!(
+                "sense_key={:#04x} asc={:#04x}",
+                sense.get(2).map_or(0, |k| k & 0x0F),
+                sense.get(12).copied().unwrap_or(0)
+            );
+        }
+        Report::Stp => {
+            let (fis, id) = (&bufs[0], &bufs[1]);
+            println!("fis_type={:#04x} fis_status={:#04x}", fis[0], fis[2]);
+            println!("model={}", ata_string(&id[54..94]));
+            println!("serial={}", ata_string(&id[20..40]));
+            println!("firmware_rev={}", ata_string(&id[46..54]));
+        }
+        Report::Nothing => {}
+    }
+}
+
+// ---- GET_AEN ---------------------------------------------------------------------------------
+
+fn run_aen(fd: c_int, opts: &Opts) -> i32 {
+    // Register for SIGIO, as MegaCli does before asking for events.
+    // SAFETY: fcntl on our own descriptor with integer arguments.
+    unsafe {
+        libc::fcntl(fd, libc::F_SETOWN, libc::getpid());
+        let fl = libc::fcntl(fd, libc::F_GETFL);
+        libc::fcntl(fd, libc::F_SETFL, fl | libc::O_ASYNC);
+    }
+    // struct megasas_aen: host_no, pad, seq_num, class_locale_word (locale ALL, class INFO).
+    let mut aen = [0u8; 12];
+    aen[0..2].copy_from_slice(&opts.host.to_ne_bytes());
+    aen[4..8].copy_from_slice(&0u32.to_ne_bytes());
+    aen[8..12].copy_from_slice(&0x0000_FFFFu32.to_ne_bytes());
+    let mut failed = 0;
+    let mut o = Outcome {
+        ret: 0,
+        errno: 0,
+        cmd_status: 0,
+    };
+    for _ in 0..opts.repeat {
+        // SAFETY: a 12-byte struct megasas_aen, as the request expects.
+        let ret = unsafe {
+            libc::ioctl(
+                fd,
+                c_ulong::from(IOC_GET_AEN),
+                aen.as_mut_ptr().cast::<c_void>(),
+            )
+        };
+        o = Outcome {
+            ret,
+            errno: if ret < 0 { last_errno() } else { 0 },
+            cmd_status: 0,
+        };
+        if ret != 0 {
+            failed += 1;
+        }
+    }
+    print_outcome("MEGASAS_IOC_GET_AEN", &o, false);
+    if opts.repeat > 1 {
+        println!("calls={} failed={failed}", opts.repeat);
+    }
+    i32::from(o.ret != 0)
+}
+
+// ---- ioctls the guard must leave alone -------------------------------------------------------
+
+fn run_unrelated(fd: c_int) -> i32 {
+    let mut p = [0; 2];
+    // SAFETY: pipe writes two descriptors.
+    if unsafe { libc::pipe(p.as_mut_ptr()) } != 0 {
+        eprintln!("mfi_client: pipe failed");
+        return 3;
+    }
+    // SAFETY: writing 5 bytes from a static buffer to our pipe.
+    unsafe { libc::write(p[1], b"hello".as_ptr().cast(), 5) };
+    let line = |name: &str, ret: c_int, extra: String| {
+        let errno = if ret < 0 { last_errno() } else { 0 };
+        println!(
+            "{name} ret={ret} errno={errno} ({}){extra}",
+            errno_name(errno)
+        );
+    };
+
+    // FIONREAD on a pipe: the most ordinary ioctl there is.
+    let mut avail: c_int = -1;
+    // SAFETY: FIONREAD writes one int.
+    let r = unsafe { libc::ioctl(p[0], libc::FIONREAD, &mut avail) };
+    line("fionread_pipe", r, format!(" bytes={avail}"));
+
+    // The MegaRAID request on a descriptor that is not the management node, with a packet the
+    // guard would refuse: it must reach the pipe's driver, which knows no such request.
+    let mut buf = vec![0u8; 2048];
+    let mut pkt = samples::dcmd_read(ABI, MR_DCMD_CTRL_GET_INFO, buf_addr(&mut buf), 2048)
+        .sge_count(17)
+        .build();
+    // SAFETY: a whole packet; the pipe's driver does not read it.
+    let r = unsafe {
+        libc::ioctl(
+            p[0],
+            c_ulong::from(ABI.firmware_request()),
+            pkt.as_mut_ptr().cast::<c_void>(),
+        )
+    };
+    line("megaraid_request_on_pipe", r, String::new());
+
+    // Another 'M' request (nr 2) on the device itself: other drivers use type 'M' too.
+    let other = mfiguard_sanitizer::abi::ioctl::iowr(b'M', 2, ABI.packet_size());
+    // SAFETY: the device does not know the request; the packet is a valid buffer anyway.
+    let r = unsafe { libc::ioctl(fd, c_ulong::from(other), pkt.as_mut_ptr().cast::<c_void>()) };
+    line("other_m_request_on_device", r, String::new());
+
+    // TCGETS on the device.
+    // SAFETY: a zeroed termios is a valid buffer for TCGETS to fill.
+    let mut t: libc::termios = unsafe { std::mem::zeroed() };
+    // SAFETY: TCGETS writes one termios.
+    let r = unsafe { libc::ioctl(fd, libc::TCGETS, &mut t) };
+    line("tcgets_device", r, String::new());
+    0
+}
+
+// ---- unreadable packets ----------------------------------------------------------------------
+
+fn run_fault(fd: c_int, kind: &str) -> i32 {
+    let page = 4096usize;
+    let mut buf = vec![0u8; 2048];
+    let pkt = samples::dcmd_read(ABI, MR_DCMD_CTRL_GET_INFO, buf_addr(&mut buf), 2048).build();
+    // SAFETY: anonymous mappings of our own, used only as addresses handed to the kernel.
+    let ptr: *mut u8 = unsafe {
+        match kind {
+            "null" => std::ptr::null_mut(),
+            "protnone" => map(page, libc::PROT_NONE),
+            "unmapped" => {
+                let p = map(page, libc::PROT_READ | libc::PROT_WRITE);
+                libc::munmap(p.cast(), page);
+                p
+            }
+            _ => {
+                // "span": the first 100 bytes readable, the rest in a PROT_NONE page.
+                let p = map(2 * page, libc::PROT_READ | libc::PROT_WRITE);
+                let start = p.add(page - 100);
+                std::ptr::copy_nonoverlapping(pkt.as_ptr(), start, 100);
+                libc::mprotect(p.add(page).cast(), page, libc::PROT_NONE);
+                start
+            }
+        }
+    };
+    // SAFETY: the point of the scenario: the pointer is not (wholly) readable. The kernel, and
+    // a correct guard, answer EFAULT instead of faulting.
+    let ret = unsafe {
+        libc::ioctl(
+            fd,
+            c_ulong::from(ABI.firmware_request()),
+            ptr.cast::<c_void>(),
+        )
+    };
+    let errno = if ret < 0 { last_errno() } else { 0 };
+    print_outcome(
+        "MEGASAS_IOC_FIRMWARE",
+        &Outcome {
+            ret,
+            errno,
+            cmd_status: 0,
+        },
+        false,
+    );
+    println!("fault={kind}");
+    i32::from(ret != 0)
+}
+
+/// # Safety
+/// Plain anonymous mmap; aborts the scenario when it fails.
+unsafe fn map(len: usize, prot: c_int) -> *mut u8 {
+    // SAFETY: an anonymous private mapping at an address of the kernel's choosing.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            prot,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    assert!(p != libc::MAP_FAILED, "mmap failed");
+    p.cast()
+}
+
+// ---- a second thread rewriting the packet ----------------------------------------------------
+
+fn run_race(fd: c_int, opts: &Opts, n: u64) -> i32 {
+    let mut buf = vec![0u8; 2048];
+    let mut pkt = samples::dcmd_read(ABI, MR_DCMD_CTRL_GET_INFO, buf_addr(&mut buf), 2048)
+        .host_no(opts.host)
+        .build();
+    let flags_addr = pkt.as_mut_ptr() as usize + FLAGS;
+    let stop = Arc::new(AtomicBool::new(false));
+    let flipper = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            // SAFETY: the flags byte lives in `pkt`, which outlives this thread (joined below);
+            // this thread only touches it through an atomic.
+            let flags = unsafe { &*(flags_addr as *const AtomicU8) };
+            let (bad, good) = ((DIR_READ | IEEE_SGL64) as u8, DIR_READ as u8);
+            let mut flips = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                flags.store(bad, Ordering::Relaxed);
+                std::hint::spin_loop();
+                flags.store(good, Ordering::Relaxed);
+                flips += 1;
+            }
+            flips
+        })
+    };
+    let request = c_ulong::from(ABI.firmware_request());
+    let (mut ok, mut failed) = (0u64, 0u64);
+    let base = pkt.as_mut_ptr();
+    for _ in 0..n {
+        // SAFETY: the packet and its buffer live across the call; only the flags byte is
+        // being changed concurrently (by the flipper, atomically), the status byte by the kernel.
+        let r = unsafe {
+            std::ptr::write_volatile(base.add(CMD_STATUS), STATUS_UNSET);
+            libc::ioctl(fd, request, base.cast::<c_void>())
+        };
+        if r == 0 {
+            ok += 1;
+        } else {
+            failed += 1;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let flips = flipper.join().unwrap_or(0);
+    // Deterministic stdout: how many calls and how they ended, not how many flips happened.
+    println!("calls={n} ok={ok} failed={failed}");
+    eprintln!("mfi_client: race: {flips} flips during {n} calls");
+    i32::from(failed != 0)
+}
