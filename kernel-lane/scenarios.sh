@@ -43,9 +43,14 @@ trace_setup() {
 TRACING=0
 trace_setup && TRACING=1
 
-kernel_calls_reset() { [ "$TRACING" = 1 ] && : >"$TRACE/trace"; }
+# An oops turns tracing off (oops_enter calls tracing_off): turn it back on before every count.
+kernel_calls_reset() { [ "$TRACING" = 1 ] && : >"$TRACE/trace" && echo 1 >"$TRACE/tracing_on"; }
 kernel_calls() { # entries into the driver's ioctl since the last reset, or "?" without ftrace
-    if [ "$TRACING" = 1 ]; then grep -c 'megasas_mgmt_\(compat_\)\{0,1\}ioctl' "$TRACE/trace"; else echo '?'; fi
+    if [ "$TRACING" = 1 ] && [ "$(cat "$TRACE/tracing_on")" = 1 ]; then
+        grep -c 'megasas_mgmt_\(compat_\)\{0,1\}ioctl' "$TRACE/trace"
+    else
+        echo '?'
+    fi
 }
 
 # mfi MODE TAG ARGS...: run the client one way. MODE is plain (no guard), guard (LD_PRELOAD, enforce)
@@ -266,6 +271,42 @@ sc_sge_count() {
     echo "EINVAL both ways; the guard's record names ioc.sge-count; $(kernel_note)"
 }
 
+# The rewriting and warning rules: with the guard, the call goes through and the record names the rule.
+sc_rules_rewritten() {
+    n=0 bad=
+    for rule in frame.addressing-flags sgl.stale-entry sense.length-mismatch xfer.length sgl.offset-unusual; do
+        n=$((n + 1))
+        (
+            TAG=rule-$rule
+            mfi guard "$TAG" rule "$rule"
+            expect "$TAG" guard 'ret=0 '
+            reached_kernel "$TAG" guard 1
+            recorded "$TAG" guard "$rule"
+        ) || bad="$bad $rule"
+    done
+    [ -z "$bad" ] || fail "not sent on and recorded as they should be:$bad"
+    echo "$n rewriting/warning rules: sent on, recorded"
+}
+
+# Every rejecting rule: with the guard, EINVAL, a record naming the rule, and nothing reaches the kernel.
+# These and sgl_off_guarded come last in the boot: a packet the guard let through may oops the kernel.
+sc_rules_rejected() {
+    n=0 bad=
+    for rule in ioc.sge-count frame.cmd frame.cmd-forbidden sense.bounds sense.length sge.length \
+        frame.raw-physical-address sgl.bounds; do
+        n=$((n + 1))
+        (
+            TAG=rule-$rule
+            mfi guard "$TAG" rule "$rule"
+            expect "$TAG" guard 'ret=-1 errno=22'
+            reached_kernel "$TAG" guard 0
+            recorded "$TAG" guard "$rule"
+        ) || bad="$bad $rule"
+    done
+    [ -z "$bad" ] || fail "not refused as they should be:$bad"
+    echo "$n rejecting rules: EINVAL, recorded, kernel not called; $(kernel_note)"
+}
+
 # sgl_off = 0x40000, with the guard: refused before the driver writes outside its frame.
 # (Without the guard, and in audit mode, the driver does write there: see hazard_sgl_off_*.)
 sc_sgl_off_guarded() {
@@ -276,35 +317,6 @@ sc_sgl_off_guarded() {
     reached_kernel sgl-off guard 0
     recorded sgl-off guard sgl.bounds
     echo "with the guard: $(first sgl-off guard), sgl.bounds recorded; $(kernel_note)"
-}
-
-# Every rejecting rule: with the guard, EINVAL, a record naming the rule, and nothing reaches the kernel.
-sc_rules_rejected() {
-    n=0
-    for rule in ioc.sge-count frame.cmd frame.cmd-forbidden sgl.bounds sense.bounds sense.length \
-        sge.length frame.raw-physical-address; do
-        TAG=rule-$rule
-        mfi guard "$TAG" rule "$rule"
-        expect "$TAG" guard 'ret=-1 errno=22'
-        reached_kernel "$TAG" guard 0
-        recorded "$TAG" guard "$rule"
-        n=$((n + 1))
-    done
-    echo "$n rejecting rules: EINVAL, recorded, kernel not called"
-}
-
-# The rewriting and warning rules: with the guard, the call goes through and the record names the rule.
-sc_rules_rewritten() {
-    n=0
-    for rule in frame.addressing-flags sgl.stale-entry sense.length-mismatch xfer.length sgl.offset-unusual; do
-        TAG=rule-$rule
-        mfi guard "$TAG" rule "$rule"
-        expect "$TAG" guard 'ret=0 '
-        reached_kernel "$TAG" guard 1
-        recorded "$TAG" guard "$rule"
-        n=$((n + 1))
-    done
-    echo "$n rewriting/warning rules: sent on, recorded"
 }
 
 # ---------------------------------------------------------------------------------------------------
