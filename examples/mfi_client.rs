@@ -538,6 +538,8 @@ fn print_outcome(name: &str, o: &Outcome, with_status: bool) {
 fn run_call(fd: c_int, opts: &Opts, mut call: Call) -> i32 {
     let mut failed = 0u32;
     let mut last = None;
+    let mut before = call.packet.clone();
+    before[CMD_STATUS] = STATUS_UNSET;
     for _ in 0..opts.repeat {
         let o = issue(fd, call.request, &mut call.packet);
         if o.ret != 0 {
@@ -553,11 +555,24 @@ fn run_call(fd: c_int, opts: &Opts, mut call: Call) -> i32 {
     if let Some(label) = &call.label {
         println!("{label}");
     }
-    if o.ret != 0 {
-        return 1;
+    if o.ret == 0 {
+        report(call.report, &call.bufs);
     }
-    report(call.report, &call.bufs);
-    0
+    // Which bytes of the caller's packet the call wrote: a kernel writes exactly one, the
+    // status byte (0x16), and only on success.
+    let changed: Vec<String> = before
+        .iter()
+        .zip(&call.packet)
+        .enumerate()
+        .filter(|(_, (a, b))| a != b)
+        .map(|(i, _)| format!("{i:#x}"))
+        .collect();
+    if changed.is_empty() {
+        println!("packet_changed=none");
+    } else {
+        println!("packet_changed={}", changed.join(","));
+    }
+    i32::from(o.ret != 0)
 }
 
 fn cstr(b: &[u8]) -> String {
