@@ -1,0 +1,75 @@
+//! Audit mode changes nothing: for every rule's packet, the seed's probe and a clean DCMD, the
+//! simulator sees exactly what it sees with no guard, the client prints the same bytes, and the
+//! guard records what enforce mode would have done with `"enforced": false`. `off` does nothing
+//! and records nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+use common::*;
+
+use mfiguard_sanitizer::{Action, RULES};
+
+fn scenarios() -> Vec<(Vec<&'static str>, &'static str, Vec<&'static str>)> {
+    // (client args, verdict enforce would reach, rules it would find)
+    let mut v: Vec<(Vec<&str>, &str, Vec<&str>)> = RULES
+        .iter()
+        .map(|r| {
+            let verdict = match r.action {
+                Action::Reject => "reject",
+                Action::Rewrite => "rewrite",
+                Action::Warn => "pass",
+            };
+            (vec!["rule", r.name], verdict, vec![r.name])
+        })
+        .collect();
+    v.push((vec!["rule", "pass"], "pass", vec![]));
+    v.push((
+        vec!["stp-probe", "10"],
+        "rewrite",
+        vec!["frame.addressing-flags"],
+    ));
+    v.push((vec!["ctrl-info"], "pass", vec![]));
+    v
+}
+
+#[test]
+fn audit_mode_changes_nothing_and_records_what_enforce_would_do() {
+    for (args, verdict, rules) in scenarios() {
+        let base = client(&args).run();
+        let run = client(&args).guard(Guard::Audit).run();
+        assert_eq!(run.code(), base.code(), "{}", run.dump());
+        assert_eq!(run.stdout, base.stdout, "{}", run.dump());
+        assert_eq!(
+            run.sim_stable(),
+            base.sim_stable(),
+            "audit mode changed what reached the driver\n{}",
+            run.dump()
+        );
+        // MFIGUARD_AUDIT defaults to `all` in audit mode: clean calls are recorded too.
+        let call = run.audit_call();
+        assert_eq!(call["enforced"], Value::Bool(false), "{}", run.dump());
+        assert_eq!(text(&call, "verdict"), Some(verdict), "{}", run.dump());
+        assert_eq!(finding_rules(&call), rules, "{}", run.dump());
+        assert_eq!(
+            int(&call, "ret"),
+            Some(0),
+            "the call went through, so the record says so\n{}",
+            run.dump()
+        );
+    }
+}
+
+#[test]
+fn off_mode_does_nothing_and_records_nothing() {
+    for args in [vec!["stp-probe", "10"], vec!["rule", "ioc.sge-count"]] {
+        let base = client(&args).run();
+        let run = client(&args)
+            .guard(Guard::Off)
+            .env("MFIGUARD_AUDIT", "all")
+            .run();
+        assert_eq!(run.code(), base.code(), "{}", run.dump());
+        assert_eq!(run.stdout, base.stdout, "{}", run.dump());
+        assert_eq!(run.sim_stable(), base.sim_stable(), "{}", run.dump());
+        assert!(run.audit_calls().is_empty(), "{}", run.dump());
+    }
+}
