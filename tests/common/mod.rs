@@ -11,6 +11,8 @@
 //!   root package's examples, and the preload crate's library the first time a test needs it.
 //!   `cargo test` does not build a `cdylib`-only artifact for us, so this is the only way to
 //!   get `libmfiguard.so` from a fresh clone.
+//! - `MFIGUARD_TEST_TARGET=i686-unknown-linux-gnu` builds all three for that target instead
+//!   (`target/<triple>/<profile>/`): the same suite, run by 32-bit processes on the compat ABI.
 //!
 //! Every run gets a fresh directory: the guard's file log (`MFIGUARD_LOG`), the simulator's record
 //! (`MFISIM_RECORD`), and a config path that does not exist (`MFIGUARD_CONFIG`), so that a site's
@@ -46,6 +48,25 @@ fn profile_dir() -> PathBuf {
         .to_path_buf()
 }
 
+/// `MFIGUARD_TEST_TARGET`, if set: a target triple to build the artifacts for.
+fn cross_target() -> Option<String> {
+    std::env::var("MFIGUARD_TEST_TARGET")
+        .ok()
+        .filter(|t| !t.is_empty())
+}
+
+/// Where cargo puts the artifacts the tests run.
+fn artifact_dir() -> PathBuf {
+    let dir = profile_dir();
+    match cross_target() {
+        Some(t) => {
+            let profile = dir.file_name().expect("profile dir name").to_owned();
+            dir.parent().expect("target dir").join(t).join(profile)
+        }
+        None => dir,
+    }
+}
+
 fn cargo_build(args: &[&str]) {
     let dir = profile_dir();
     let profile = match dir.file_name().and_then(|s| s.to_str()) {
@@ -62,7 +83,9 @@ fn cargo_build(args: &[&str]) {
         .arg("--target-dir")
         .arg(&target_dir)
         .args(args);
-    // Keep the outer build's coverage/instrumentation flags from forcing a different rebuild.
+    if let Some(t) = cross_target() {
+        cmd.arg("--target").arg(t);
+    }
     cmd.env_remove("CARGO_TARGET_DIR");
     let status = cmd.status().expect("run cargo build");
     assert!(status.success(), "cargo build {args:?} failed");
@@ -81,7 +104,7 @@ pub fn examples() -> &'static Examples {
             Some(d) => PathBuf::from(d),
             None => {
                 cargo_build(&["-p", "mfiguard", "--examples"]);
-                profile_dir()
+                artifact_dir()
             }
         };
         let e = Examples {
@@ -104,7 +127,7 @@ pub fn guard_lib() -> &'static Path {
             PathBuf::from(d).join("libmfiguard.so")
         } else {
             cargo_build(&["-p", "mfiguard-preload", "--lib"]);
-            profile_dir().join("libmfiguard.so")
+            artifact_dir().join("libmfiguard.so")
         };
         assert!(path.exists(), "{} missing", path.display());
         path
