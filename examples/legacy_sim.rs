@@ -36,7 +36,8 @@
 //!
 //! Every call it answers is appended as one JSON line to the file named by `MFISIM_RECORD` (if
 //! set): the test oracle for what reached the kernel. `MFISIM_VERBOSE=1` adds one readable line
-//! per call on stderr. It never writes to stdout.
+//! per call on stderr, `MFISIM_VERBOSE=2` the call told step by step (driver, then firmware: the
+//! entries it parsed and where each DMA went). It never writes to stdout.
 //!
 //! The exported `ioctl` is declared `(c_int, c_ulong, *mut c_void)`: stable Rust cannot define a
 //! variadic function, and on x86_64 and i386 a caller passing the third argument of glibc's
@@ -394,9 +395,19 @@ fn append_record(line: &str) {
     }
 }
 
+/// `MFISIM_VERBOSE`: unset or `0` quiet, `1` one line per call, `2` (or `explain`) the call
+/// told step by step, driver then firmware, as the demo shows it.
+fn verbosity() -> u8 {
+    static V: OnceLock<u8> = OnceLock::new();
+    *V.get_or_init(|| match std::env::var("MFISIM_VERBOSE").as_deref() {
+        Err(_) | Ok("" | "0") => 0,
+        Ok("2" | "explain") => 2,
+        Ok(_) => 1,
+    })
+}
+
 fn verbose() -> bool {
-    static V: OnceLock<bool> = OnceLock::new();
-    *V.get_or_init(|| std::env::var("MFISIM_VERBOSE").is_ok_and(|v| !v.is_empty() && v != "0"))
+    verbosity() > 0
 }
 
 static SEQ: AtomicU32 = AtomicU32::new(1);
@@ -545,6 +556,8 @@ struct Call {
     out_of_frame: Vec<OutOfFrame>,
     wild: Vec<Wild>,
     notes: Vec<String>,
+    /// The call told step by step (MFISIM_VERBOSE=2).
+    explain: Vec<String>,
     next_addr: u64,
 }
 
@@ -570,7 +583,18 @@ impl Call {
             }
             let n = (data.len() - done).min(usize::try_from(sge.len).unwrap_or(usize::MAX));
             let chunk = &data[done..done + n];
-            if !self.write_dma(sge.addr, chunk) {
+            if self.write_dma(sge.addr, chunk) {
+                self.explain.push(format!(
+                    "firmware: DMA {n} bytes of {what} to {:#x}: a buffer the driver allocated",
+                    sge.addr
+                ));
+            } else {
+                self.explain.push(format!(
+                    "firmware: DMA {n} bytes of {what} to {:#x}: {} (on a real host: memory \
+                     corruption)",
+                    sge.addr,
+                    self.miss(sge.addr)
+                ));
                 self.wild.push(Wild {
                     what,
                     addr: sge.addr,
@@ -594,7 +618,18 @@ impl Call {
                 continue;
             }
             let n = left.min(sge.len);
-            if self.find_dma(sge.addr, n).is_none() {
+            if self.find_dma(sge.addr, n).is_some() {
+                self.explain.push(format!(
+                    "firmware: DMA {n} bytes of {what} from {:#x}: a buffer the driver allocated",
+                    sge.addr
+                ));
+            } else {
+                self.explain.push(format!(
+                    "firmware: DMA {n} bytes of {what} from {:#x}: {} (on a real host: reads \
+                     someone else's memory)",
+                    sge.addr,
+                    self.miss(sge.addr)
+                ));
                 self.wild.push(Wild {
                     what,
                     addr: sge.addr,
@@ -603,6 +638,23 @@ impl Call {
                 });
             }
             left -= n;
+        }
+    }
+
+    /// Why a DMA range is not inside a driver buffer: it overruns one, or misses them all.
+    fn miss(&self, addr: u64) -> String {
+        let starts_in = self
+            .dma
+            .iter()
+            .chain(self.sense.as_ref())
+            .find(|b| addr >= b.addr && addr < b.addr + b.data.len() as u64);
+        match starts_in {
+            Some(b) => format!(
+                "runs past the end of the driver's {}-byte buffer at {:#x}",
+                b.data.len(),
+                b.addr
+            ),
+            None => "NOT a buffer the driver allocated".to_owned(),
         }
     }
 
@@ -650,6 +702,7 @@ fn firmware_ioctl(request: c_ulong, user: usize) -> (c_int, c_int) {
         out_of_frame: Vec::new(),
         wild: Vec::new(),
         notes: Vec::new(),
+        explain: Vec::new(),
         next_addr: DMA_BASE,
     };
     call.rec
@@ -671,8 +724,16 @@ fn firmware_ioctl(request: c_ulong, user: usize) -> (c_int, c_int) {
         out_of_frame,
         wild,
         notes,
+        mut explain,
         ..
     } = call;
+    explain.push(if ret == 0 {
+        "completion: buffers copied back, cmd_status written to the caller's packet; ioctl \
+         returns 0"
+            .to_owned()
+    } else {
+        format!("ioctl returns -1, errno {errno}")
+    });
     rec.raw(
         "out_of_frame_writes",
         &json_array(&out_of_frame, |w| {
@@ -698,7 +759,13 @@ fn firmware_ioctl(request: c_ulong, user: usize) -> (c_int, c_int) {
     .num("ret", ret)
     .num("errno", errno);
     append_record(&rec.finish());
-    if verbose() {
+    if verbosity() >= 2 {
+        let mut text = format!("legacy_sim[{seq}]: MEGASAS_IOC_FIRMWARE\n");
+        for line in &explain {
+            let _ = writeln!(text, "  {line}");
+        }
+        eprint!("{text}");
+    } else if verbose() {
         let mut line = format!("legacy_sim[{seq}]: {summary}");
         for w in &out_of_frame {
             let _ = write!(
@@ -771,6 +838,14 @@ fn run_firmware(call: &mut Call, user: u64) -> (c_int, c_int, String) {
         call.rec
             .str("opcode", &format!("{:#010x}", le32(&pframe, 0x18)));
     }
+    call.explain.push(format!(
+        "driver: {} frame for target {}, flags {:#06x} ({}): kept as the caller set them \
+         (a pre-3.3 driver never looks at them)",
+        cmd_name(cmd),
+        pframe[4],
+        flags,
+        flags_name(flags)
+    ));
     let summary_head = format!(
         "{} flags {:#06x} ({}) sgl_off {:#x} sge_count {}",
         cmd_name(cmd),
@@ -836,7 +911,15 @@ fn run_firmware(call: &mut Call, user: u64) -> (c_int, c_int, String) {
         entry[4..].copy_from_slice(&(len as u32).to_le_bytes());
         if off + 8 <= FRAME_SLOT as u64 {
             put(&mut frame, off as usize, &entry);
+            call.explain.push(format!(
+                "driver: sgl[{i}]: DMA buffer at {addr:#x}, {len} bytes; 32-bit entry \
+                 {{{addr:#x}, {len}}} written at frame+{off:#x}"
+            ));
         } else {
+            call.explain.push(format!(
+                "driver: sgl[{i}]: DMA buffer at {addr:#x}, {len} bytes; its entry belongs at \
+                 frame+{off:#x}, past the {FRAME_SLOT}-byte frame: a kernel heap overwrite"
+            ));
             call.out_of_frame.push(OutOfFrame {
                 what: format!("sge32 sgl[{i}]"),
                 offset: off,
@@ -862,7 +945,15 @@ fn run_firmware(call: &mut Call, user: u64) -> (c_int, c_int, String) {
         let off = u64::from(sense_off);
         if off + 4 <= FRAME_SLOT as u64 {
             put(&mut frame, off as usize, &(addr as u32).to_le_bytes());
+            call.explain.push(format!(
+                "driver: sense buffer at {addr:#x}, {sense_len} bytes; its 4-byte address \
+                 written at frame+{off:#x}"
+            ));
         } else {
+            call.explain.push(format!(
+                "driver: sense buffer at {addr:#x}; its address belongs at frame+{off:#x}, past \
+                 the {FRAME_SLOT}-byte frame: a kernel heap overwrite"
+            ));
             call.out_of_frame.push(OutOfFrame {
                 what: "sense address".into(),
                 offset: off,
@@ -971,6 +1062,20 @@ fn firmware(call: &mut Call, frame: &mut [u8], sgl_off: u32) -> (u8, String) {
             },
         };
         sges.push(sge);
+    }
+    call.explain.push(format!(
+        "firmware: flags {flags:#06x} say {}: it reads {hdr_sge_count} entries at frame+{fw_off:#x}",
+        match format {
+            SglFormat::Skinny => "IEEE, 16-byte skinny entries {u64 addr, u32 len, u32 flag}",
+            SglFormat::Sge64 => "SGL64, 12-byte entries {u64 addr, u32 len}",
+            SglFormat::Sge32 => "32-bit, 8-byte entries {u32 addr, u32 len}",
+        }
+    ));
+    for (j, sge) in sges.iter().enumerate() {
+        call.explain.push(format!(
+            "firmware: entry {j}: address {:#x}, length {}",
+            sge.addr, sge.len
+        ));
     }
     if sgl_outside {
         call.notes.push(format!(
@@ -1138,6 +1243,10 @@ fn firmware(call: &mut Call, frame: &mut [u8], sgl_off: u32) -> (u8, String) {
         "; cmd_status {status:#04x} ({})",
         status_name(status)
     );
+    call.explain.push(format!(
+        "firmware: cmd_status {status:#04x} ({})",
+        status_name(status)
+    ));
     (status, summary)
 }
 
