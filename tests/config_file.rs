@@ -40,9 +40,15 @@ fn the_file_allows_rules_with_prefixed_keys_and_quoted_values() {
     let run = client(&["rule", "ioc.sge-count"])
         .guard(Guard::Enforce)
         .env("MFIGUARD_CONFIG", &path)
+        .env("MFIGUARD_AUDIT", "all")
         .run();
     assert_eq!(run.code(), 0, "{}", run.dump());
     assert_eq!(run.sim.len(), 1, "{}", run.dump());
+    // The guard saw it, and only warned.
+    let call = run.audit_call();
+    assert_eq!(text(&call, "verdict"), Some("pass"), "{}", run.dump());
+    let f = finding(&call, "ioc.sge-count").expect("the finding is still recorded");
+    assert_eq!(text(f, "action"), Some("warn"), "{}", run.dump());
 }
 
 #[test]
