@@ -728,6 +728,12 @@ fn run_unrelated(fd: c_int) -> i32 {
     }
     // SAFETY: writing 5 bytes from a static buffer to our pipe.
     unsafe { libc::write(p[1], b"hello".as_ptr().cast(), 5) };
+    // Each ioctl below sits between two getppid() calls, so that a syscall trace shows what
+    // else (if anything) happened around it: an unrelated ioctl must cost no extra syscall.
+    let marker = || {
+        // SAFETY: getppid has no arguments and cannot fail.
+        unsafe { libc::syscall(libc::SYS_getppid) };
+    };
     let line = |name: &str, ret: c_int, extra: String| {
         let errno = if ret < 0 { last_errno() } else { 0 };
         println!(
@@ -738,8 +744,10 @@ fn run_unrelated(fd: c_int) -> i32 {
 
     // FIONREAD on a pipe: the most ordinary ioctl there is.
     let mut avail: c_int = -1;
+    marker();
     // SAFETY: FIONREAD writes one int.
     let r = unsafe { libc::ioctl(p[0], libc::FIONREAD, &mut avail) };
+    marker();
     line("fionread_pipe", r, format!(" bytes={avail}"));
 
     // The MegaRAID request on a descriptor that is not the management node, with a packet the
@@ -748,6 +756,7 @@ fn run_unrelated(fd: c_int) -> i32 {
     let mut pkt = samples::dcmd_read(ABI, MR_DCMD_CTRL_GET_INFO, buf_addr(&mut buf), 2048)
         .sge_count(17)
         .build();
+    marker();
     // SAFETY: a whole packet; the pipe's driver does not read it.
     let r = unsafe {
         libc::ioctl(
@@ -756,19 +765,24 @@ fn run_unrelated(fd: c_int) -> i32 {
             pkt.as_mut_ptr().cast::<c_void>(),
         )
     };
+    marker();
     line("megaraid_request_on_pipe", r, String::new());
 
     // Another 'M' request (nr 2) on the device itself: other drivers use type 'M' too.
     let other = mfiguard_sanitizer::abi::ioctl::iowr(b'M', 2, ABI.packet_size());
+    marker();
     // SAFETY: the device does not know the request; the packet is a valid buffer anyway.
     let r = unsafe { libc::ioctl(fd, c_ulong::from(other), pkt.as_mut_ptr().cast::<c_void>()) };
+    marker();
     line("other_m_request_on_device", r, String::new());
 
     // TCGETS on the device.
     // SAFETY: a zeroed termios is a valid buffer for TCGETS to fill.
     let mut t: libc::termios = unsafe { std::mem::zeroed() };
+    marker();
     // SAFETY: TCGETS writes one termios.
     let r = unsafe { libc::ioctl(fd, libc::TCGETS, &mut t) };
+    marker();
     line("tcgets_device", r, String::new());
     0
 }

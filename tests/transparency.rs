@@ -110,3 +110,86 @@ fn the_guard_loads_into_a_process_that_never_calls_ioctl() {
     assert!(out.status.success());
     assert!(out.stdout.is_empty());
 }
+
+/// The syscalls between each pair of `getppid()` markers the `unrelated` scenario puts around
+/// its ioctls, from an strace log.
+fn between_markers(trace: &str) -> Vec<Vec<String>> {
+    let mut groups = Vec::new();
+    let mut current: Option<Vec<String>> = None;
+    for line in trace.lines() {
+        // "PID name(args) = ret"; strace -qq leaves out the attach/exit noise.
+        let call = line
+            .split_once(' ')
+            .map_or(line, |(_, rest)| rest)
+            .trim_start();
+        if call.starts_with("getppid(") {
+            match current.take() {
+                Some(g) => groups.push(g),
+                None => current = Some(Vec::new()),
+            }
+        } else if let Some(g) = current.as_mut() {
+            g.push(call.to_owned());
+        }
+    }
+    groups
+}
+
+#[test]
+fn an_unrelated_ioctl_costs_no_extra_system_call() {
+    let probe = std::process::Command::new("strace")
+        .args(["-qq", "-o", "/dev/null", "/bin/true"])
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        eprintln!("SKIPPED: strace is not available or cannot trace here");
+        return;
+    }
+    let dir = Scratch::new("strace");
+    let c = client(&["unrelated"])
+        .guard(Guard::Enforce)
+        .env("MFIGUARD_AUDIT", "all");
+    let inner = c.command(&dir);
+    let trace = dir.path("trace");
+    let mut cmd = std::process::Command::new("strace");
+    cmd.args(["-f", "-qq", "-o"]).arg(&trace);
+    // The preload goes to the traced client only, not to strace itself.
+    for (k, v) in inner.get_envs() {
+        match (k.to_str(), v) {
+            (Some("LD_PRELOAD"), Some(v)) => {
+                cmd.arg("-E")
+                    .arg(format!("LD_PRELOAD={}", v.to_string_lossy()));
+            }
+            (_, Some(v)) => {
+                cmd.env(k, v);
+            }
+            (_, None) => {
+                cmd.env_remove(k);
+            }
+        }
+    }
+    cmd.env_remove("LD_PRELOAD");
+    cmd.arg(inner.get_program()).args(inner.get_args());
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let (status, stdout, stderr) = run_with_timeout(&mut cmd, RUN_TIMEOUT);
+    assert!(status.success(), "{stdout}\n{stderr}");
+    let text = std::fs::read_to_string(&trace).expect("strace output");
+    let groups = between_markers(&text);
+    assert_eq!(groups.len(), 4, "four marked ioctls\n{text}");
+    // FIONREAD on a pipe, another 'M' request and TCGETS on the device: the ioctl and nothing
+    // else. (The MegaRAID request on a pipe, group 1, may cost the guard an fstat to see that
+    // the descriptor is not the management node.)
+    for i in [0, 2, 3] {
+        assert_eq!(groups[i].len(), 1, "group {i}: {:?}", groups[i]);
+        assert!(
+            groups[i][0].starts_with("ioctl("),
+            "group {i}: {:?}",
+            groups[i]
+        );
+    }
+    assert!(
+        groups[1].iter().filter(|c| c.starts_with("ioctl(")).count() == 1,
+        "{:?}",
+        groups[1]
+    );
+}
