@@ -1,1 +1,84 @@
-//! placeholder
+//! `libmfiguard.so`: an `LD_PRELOAD` guard for the megaraid_sas management ioctl.
+//!
+//! ```text
+//! LD_PRELOAD=libmfiguard.so MegaCli64 -AdpAllInfo -aALL
+//! ```
+//!
+//! This file holds the exported hook only. The rest, in the order a call meets it:
+//!
+//! - `real`: the next `ioctl` (`dlsym(RTLD_NEXT)`), the only place that knows symbol names;
+//! - `config`: environment, else `/etc/mfiguard.conf`, else defaults (safe code);
+//! - `device`: is the descriptor the management node (safe code);
+//! - `snapshot`: the fault-proof copy of the caller's packet and write-back of `cmd_status`;
+//! - `guard`: decide with the sanitizer on the private copy, enforce, record (safe code);
+//! - `audit`: the records and their sinks (safe code);
+//! - `sys`: thin wrappers over the few libc calls the safe modules need.
+//!
+//! Unsafe code is denied at the crate root and allowed only in `real`, `snapshot`, `sys` and
+//! on the hook below.
+
+#![deny(unsafe_code)]
+#![deny(clippy::print_stdout)]
+
+mod audit;
+mod config;
+mod device;
+mod guard;
+mod names;
+mod real;
+mod snapshot;
+mod sys;
+
+use std::ffi::{c_int, c_ulong, c_void};
+
+use mfiguard_sanitizer::abi::ioctl::MEGASAS_IOC_GET_AEN;
+use mfiguard_sanitizer::Abi;
+
+/// `MEGASAS_IOC_FIRMWARE` in this process's layout (the kernel rejects the other layout's code
+/// with `ENOTTY`, so only this one can reach the driver).
+const FIRMWARE: u32 = Abi::NATIVE.firmware_request();
+
+/// The interposed `ioctl`.
+///
+/// # ABI
+///
+/// glibc declares `int ioctl(int fd, unsigned long request, ...)`. Stable Rust cannot define a
+/// C-variadic function, so this is defined with a fixed third parameter. That is
+/// ABI-compatible for every `ioctl` call, because `ioctl` takes at most one argument after the
+/// request:
+///
+/// - x86_64 (System V): variadic arguments travel exactly like named ones; the first three
+///   integer-class arguments are in `%rdi`, `%rsi`, `%rdx` either way. The caller also puts the
+///   number of vector registers used in `%al`, which a non-variadic callee simply ignores.
+///   A caller that passes no third argument leaves `%rdx` undefined; we pass that value on
+///   unread, just as glibc's `va_arg` would read it.
+/// - i386 (cdecl): all arguments are on the stack and the caller pops them, so a callee with
+///   three parameters reads the same slots a variadic one would; with no third argument the
+///   slot holds whatever the caller's frame has there, and again it is only passed on.
+///
+/// The pointer is never dereferenced by this library (see `snapshot`).
+///
+/// # Which calls are guarded
+///
+/// The request is compared first, with nothing else done for other requests: no system call,
+/// allocation or lock, one atomic load to reach the next `ioctl`. The comparison uses the low
+/// 32 bits of `request`, because that is what the kernel acts on: `sys_ioctl` takes `unsigned
+/// int cmd`, so a caller that stored the code in an `int` and had it sign-extended to
+/// `0xffffffffc1944d01` still reaches the driver as `MEGASAS_IOC_FIRMWARE`, and must still be
+/// guarded. (musl declares `int ioctl(int, int, ...)`; this library is built for glibc, where
+/// the type is `unsigned long`.)
+///
+/// # Safety
+///
+/// The same contract as `ioctl(2)` itself: `arg` is whatever that request expects.
+#[allow(unsafe_code)]
+#[no_mangle]
+pub unsafe extern "C" fn ioctl(fd: c_int, request: c_ulong, arg: *mut c_void) -> c_int {
+    // SAFETY: `arg` is this call's own argument, used only while handling this call.
+    let arg = unsafe { snapshot::CallerArg::new(arg) };
+    let code = request as u32;
+    if code != FIRMWARE && code != MEGASAS_IOC_GET_AEN {
+        return real::forward(fd, request, arg);
+    }
+    guard::guarded(fd, request, arg)
+}

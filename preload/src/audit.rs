@@ -1,0 +1,1289 @@
+//! Audit records and the sinks they go to.
+//!
+//! # Records
+//!
+//! A guarded call that reaches the kernel produces two records sharing a `seq`:
+//!
+//! - `"record":"decision"`, written **before** the kernel sees the call: who (`pid`, `exe`,
+//!   `uid`), what (`request`, the packet's fields, `flags` as sent by the caller and `flags_sent`
+//!   as sent to the kernel), the `verdict` and every finding. `ret`, `errno`, `cmd_status` and
+//!   `latency_us` are `null`. If the host dies inside the driver (the seed's crash), this record
+//!   is the evidence; with `MFIGUARD_LOG_SYNC=1` it is on disk before the call proceeds.
+//! - `"record":"outcome"`, written after the call: every field again, now with the kernel's
+//!   `ret`, `errno`, `cmd_status` (only when `ret >= 0`; the kernel writes it back only then)
+//!   and the time the call spent below us (`latency_us`).
+//!
+//! A call the kernel never sees (a rejection, an unreadable packet, an internal error) has only
+//! the outcome record. Every call thus has exactly one outcome record; a decision without an
+//! outcome means the process died inside the call. `ts` is each record's own time.
+//!
+//! Configuration problems produce `"record":"error"` records (`key`, `value`, `message`).
+//!
+//! Records are written by hand, not with serde: the format is small and fixed, and the same code
+//! must run without allocating inside a signal handler (see [`emit`]).
+//!
+//! # Sinks
+//!
+//! - a file: one JSON object per line, each line written with a single `write` on a descriptor
+//!   opened `O_APPEND` for that record and closed after it, so concurrent processes never
+//!   interleave partial lines, a log rotated away is simply re-created by the next record, and
+//!   no descriptor of ours stays in the host (where a daemonising host could close or reuse it);
+//! - syslog: one readable line per record, sent as a datagram to `/dev/log`, facility
+//!   `authpriv`, tag `mfiguard` and the pid (what `openlog("mfiguard", LOG_PID, LOG_AUTHPRIV)`
+//!   would produce); warning for rejections, notice for rewrites, info otherwise. We do not use
+//!   libc's `openlog`/`syslog`: `openlog` is process-wide state the host may use for its own
+//!   messages, `syslog` cannot report a failure (needed by `MFIGUARD_LOG_REQUIRED`), and it takes
+//!   a lock and allocates (unusable from a signal handler);
+//! - stderr: one readable line per record, with one `write`.
+//!
+//! A sink that fails never harms the call: the record is counted as lost (`records_lost` in the
+//! next record that is written), and the first failure in the process is reported on stderr.
+//! With `MFIGUARD_LOG_REQUIRED=1` the guard fails the call closed instead when the record that
+//! precedes the kernel call cannot be written (see `guard.rs`).
+
+use std::ffi::c_int;
+use std::fmt::{self, Display, Write as _};
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixDatagram;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use mfiguard_sanitizer::abi::ioctl::request_name;
+use mfiguard_sanitizer::abi::mfi::CmdDisplay;
+use mfiguard_sanitizer::{Abi, Decision, Errno, Packet, Verdict};
+
+use crate::config::{Config, GuardMode, LogTarget};
+use crate::names::{dcmd_opcode_name, mfi_status_name};
+use crate::sys;
+
+/// Where the local syslog daemon listens.
+pub const SYSLOG_SOCKET: &str = "/dev/log";
+/// `LOG_AUTHPRIV`: records name users and executables and are about refused privileged
+/// operations; authpriv logs are readable by root only and watched by security tooling.
+const LOG_AUTHPRIV: u8 = 10 << 3;
+const LOG_WARNING: u8 = 4;
+const LOG_NOTICE: u8 = 5;
+const LOG_INFO: u8 = 6;
+
+/// Which of a call's two records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Before the kernel call.
+    Decision,
+    /// After it, or instead of it.
+    Outcome,
+}
+
+impl Phase {
+    const fn name(self) -> &'static str {
+        match self {
+            Phase::Decision => "decision",
+            Phase::Outcome => "outcome",
+        }
+    }
+}
+
+/// A failure of the guard itself, recorded as a finding with a `guard.` rule id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GuardIssue {
+    /// `guard.fault`: the packet could not be read.
+    Unreadable {
+        /// The caller's pointer.
+        addr: usize,
+        /// Bytes the layout needs.
+        len: usize,
+    },
+    /// `guard.internal`: a panic inside the guard.
+    Panicked {
+        /// Whether the kernel had already been called (its result is then returned).
+        after_kernel: bool,
+    },
+    /// `guard.internal`: there is no next `ioctl` to call.
+    NoNextIoctl,
+    /// `guard.internal`: the sanitizer refused a whole packet (cannot happen: it is full size).
+    Sanitizer,
+    /// `guard.log-required`: the decision record could not be written and
+    /// `MFIGUARD_LOG_REQUIRED=1`.
+    LogRequired {
+        /// The sink's errno.
+        errno: c_int,
+    },
+}
+
+impl GuardIssue {
+    /// The rule id.
+    pub const fn rule(self) -> &'static str {
+        match self {
+            GuardIssue::Unreadable { .. } => "guard.fault",
+            GuardIssue::LogRequired { .. } => "guard.log-required",
+            GuardIssue::Panicked { .. } | GuardIssue::NoNextIoctl | GuardIssue::Sanitizer => {
+                "guard.internal"
+            }
+        }
+    }
+
+    /// The errno the call fails with.
+    pub const fn errno(self) -> Errno {
+        match self {
+            GuardIssue::Unreadable { .. } => Errno::EFAULT,
+            _ => Errno::EIO,
+        }
+    }
+}
+
+impl Display for GuardIssue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            GuardIssue::Unreadable { addr, len } => {
+                write!(f, "the {len}-byte packet at {addr:#x} is not readable")
+            }
+            GuardIssue::Panicked {
+                after_kernel: false,
+            } => f.write_str("the guard panicked; the call was not issued"),
+            GuardIssue::Panicked { after_kernel: true } => {
+                f.write_str("the guard panicked after the kernel call; its result is returned")
+            }
+            GuardIssue::NoNextIoctl => f.write_str("no next ioctl definition was found"),
+            GuardIssue::Sanitizer => f.write_str("the sanitizer could not decode the packet"),
+            GuardIssue::LogRequired { errno } => write!(
+                f,
+                "the audit record could not be written ({}); MFIGUARD_LOG_REQUIRED=1",
+                ErrnoName(errno)
+            ),
+        }
+    }
+}
+
+/// The packet's fields, as records show them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PacketInfo {
+    /// `host_no`.
+    pub host_no: u16,
+    /// The frame's `cmd`.
+    pub cmd: u8,
+    /// The DCMD opcode, for DCMD frames.
+    pub opcode: Option<u32>,
+    /// The frame's `target_id`.
+    pub target_id: u8,
+    /// The frame's `flags` as the caller sent them.
+    pub flags: u16,
+    /// The frame's `flags` as sent to the kernel.
+    pub flags_sent: u16,
+    /// `sgl_off`.
+    pub sgl_off: u32,
+    /// `sge_count` (the packet's).
+    pub sge_count: u32,
+    /// Sum of the used `iov_len`.
+    pub sge_bytes: u64,
+    /// `sense_off`.
+    pub sense_off: u32,
+    /// `sense_len` (the packet's).
+    pub sense_len: u32,
+    /// The frame's `data_xferlen`.
+    pub data_xferlen: u32,
+}
+
+impl PacketInfo {
+    /// The fields of a decoded packet and what the verdict sends.
+    pub fn new(p: &Packet, verdict: &Verdict) -> PacketInfo {
+        let hdr = p.header();
+        let flags = hdr.flags.get();
+        PacketInfo {
+            host_no: p.host_no,
+            cmd: hdr.cmd,
+            opcode: p.dcmd_opcode(),
+            target_id: hdr.target_id,
+            flags,
+            flags_sent: verdict.flags_sent(flags),
+            sgl_off: p.sgl_off,
+            sge_count: p.sge_count,
+            sge_bytes: p.used_bytes(),
+            sense_off: p.sense_off,
+            sense_len: p.sense_len,
+            data_xferlen: hdr.data_xferlen.get(),
+        }
+    }
+}
+
+/// What the kernel answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// The return value the caller gets.
+    pub ret: c_int,
+    /// The errno the caller gets (0 when `ret >= 0`).
+    pub errno: c_int,
+    /// The frame's `cmd_status` after the call, when the kernel wrote it back.
+    pub cmd_status: Option<u8>,
+    /// Microseconds spent in the next `ioctl`; `None` when it was not called.
+    pub latency_us: Option<u64>,
+}
+
+/// One guarded call, as far as it is known.
+#[derive(Clone, Copy, Debug)]
+pub struct CallRecord<'a> {
+    /// Shared by the call's decision and outcome records.
+    pub seq: u64,
+    /// The process.
+    pub pid: u32,
+    /// The real user.
+    pub uid: u32,
+    /// `/proc/self/exe`.
+    pub exe: &'a str,
+    /// The guard's mode.
+    pub mode: GuardMode,
+    /// The request code (its low 32 bits, as the kernel reads it).
+    pub request: u32,
+    /// Whether the call arrived while this thread was already inside the guard.
+    pub nested: bool,
+    /// `host_no`, when known (a readable packet, or a `megasas_aen`).
+    pub host_no: Option<u16>,
+    /// The packet's fields, when it was readable.
+    pub packet: Option<PacketInfo>,
+    /// `pass`, `rewrite` or `reject` (what enforce does, or would do in audit mode).
+    pub decision: Decision,
+    /// Whether the guard acted on the decision.
+    pub enforced: bool,
+    /// The sanitizer's verdict, for its findings.
+    pub verdict: Option<&'a Verdict>,
+    /// A failure of the guard itself.
+    pub issue: Option<GuardIssue>,
+    /// The kernel's answer (outcome records only).
+    pub outcome: Option<Outcome>,
+}
+
+/// A configuration problem.
+#[derive(Clone, Copy, Debug)]
+pub struct ErrorRecord<'a> {
+    /// The setting.
+    pub key: &'a str,
+    /// Its value.
+    pub value: &'a str,
+    /// What was wrong and what is used instead.
+    pub message: &'a str,
+    /// The process.
+    pub pid: u32,
+    /// The real user.
+    pub uid: u32,
+    /// `/proc/self/exe`.
+    pub exe: &'a str,
+}
+
+/// Anything a sink accepts.
+#[derive(Clone, Copy, Debug)]
+pub enum Record<'a> {
+    /// A call's decision or outcome.
+    Call(&'a CallRecord<'a>, Phase),
+    /// A configuration problem.
+    Error(&'a ErrorRecord<'a>),
+}
+
+impl Record<'_> {
+    fn severity(&self) -> u8 {
+        match self {
+            Record::Call(c, _) => match c.decision {
+                Decision::Reject(_) => LOG_WARNING,
+                Decision::Rewrite => LOG_NOTICE,
+                Decision::Pass => LOG_INFO,
+            },
+            Record::Error(_) => LOG_WARNING,
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        match self {
+            Record::Call(c, _) => c.pid,
+            Record::Error(e) => e.pid,
+        }
+    }
+}
+
+/// Records that could not be written, since the process started.
+static LOST: AtomicU64 = AtomicU64::new(0);
+/// Whether a sink failure was already reported on stderr.
+static FAILURE_REPORTED: AtomicBool = AtomicBool::new(false);
+
+// ---------------------------------------------------------------------------------------------
+// Text helpers
+
+/// An errno as `ENAME` or its number.
+#[derive(Clone, Copy, Debug)]
+pub struct ErrnoName(pub c_int);
+
+impl Display for ErrnoName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match Errno(self.0).name() {
+            "errno" => write!(f, "errno {}", self.0),
+            name => f.write_str(name),
+        }
+    }
+}
+
+/// A fmt adapter that escapes what passes through it for a JSON string.
+struct Escape<'a, W: fmt::Write>(&'a mut W);
+
+impl<W: fmt::Write> fmt::Write for Escape<'_, W> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let mut start = 0;
+        for (i, c) in s.char_indices() {
+            let esc: Option<&str> = match c {
+                '"' => Some("\\\""),
+                '\\' => Some("\\\\"),
+                '\n' => Some("\\n"),
+                '\r' => Some("\\r"),
+                '\t' => Some("\\t"),
+                '\u{8}' => Some("\\b"),
+                '\u{c}' => Some("\\f"),
+                c if (c as u32) < 0x20 || c == '\u{7f}' => None,
+                _ => continue,
+            };
+            self.0.write_str(s.get(start..i).unwrap_or_default())?;
+            match esc {
+                Some(e) => self.0.write_str(e)?,
+                None => write!(self.0, "\\u{:04x}", c as u32)?,
+            }
+            start = i.saturating_add(c.len_utf8());
+        }
+        self.0.write_str(s.get(start..).unwrap_or_default())
+    }
+}
+
+/// Writes `value` as a JSON string.
+fn json_string<W: fmt::Write>(w: &mut W, value: impl Display) -> fmt::Result {
+    w.write_char('"')?;
+    write!(Escape(w), "{value}")?;
+    w.write_char('"')
+}
+
+/// A JSON object being written, member by member.
+struct Obj<'w, W: fmt::Write> {
+    w: &'w mut W,
+    first: bool,
+}
+
+impl<'w, W: fmt::Write> Obj<'w, W> {
+    fn open(w: &'w mut W) -> Result<Self, fmt::Error> {
+        w.write_char('{')?;
+        Ok(Obj { w, first: true })
+    }
+
+    /// Starts a member; keys are fixed identifiers that need no escaping.
+    fn key(&mut self, key: &str) -> fmt::Result {
+        if !self.first {
+            self.w.write_char(',')?;
+        }
+        self.first = false;
+        write!(self.w, "\"{key}\":")
+    }
+
+    fn str(&mut self, key: &str, value: impl Display) -> fmt::Result {
+        self.key(key)?;
+        json_string(self.w, value)
+    }
+
+    fn opt_str(&mut self, key: &str, value: Option<impl Display>) -> fmt::Result {
+        match value {
+            Some(v) => self.str(key, v),
+            None => self.null(key),
+        }
+    }
+
+    fn num(&mut self, key: &str, value: impl Display) -> fmt::Result {
+        self.key(key)?;
+        write!(self.w, "{value}")
+    }
+
+    fn opt_num(&mut self, key: &str, value: Option<impl Display>) -> fmt::Result {
+        match value {
+            Some(v) => self.num(key, v),
+            None => self.null(key),
+        }
+    }
+
+    fn bool(&mut self, key: &str, value: bool) -> fmt::Result {
+        self.key(key)?;
+        self.w.write_str(if value { "true" } else { "false" })
+    }
+
+    fn null(&mut self, key: &str) -> fmt::Result {
+        self.key(key)?;
+        self.w.write_str("null")
+    }
+
+    fn close(self) -> fmt::Result {
+        self.w.write_char('}')
+    }
+}
+
+/// RFC 3339 UTC with microseconds: `2024-05-01T12:34:56.123456Z`.
+pub struct Rfc3339(pub SystemTime);
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (Howard Hinnant's
+/// `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// Seconds and microseconds since the epoch (0 for a clock before it).
+fn unix_parts(t: SystemTime) -> (i64, u32) {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    (
+        i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2),
+        d.subsec_micros(),
+    )
+}
+
+impl Display for Rfc3339 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (secs, micros) = unix_parts(self.0);
+        let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
+        let sod = secs.rem_euclid(86_400);
+        write!(
+            f,
+            "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
+            sod / 3600,
+            sod % 3600 / 60,
+            sod % 60
+        )
+    }
+}
+
+/// The RFC 3164 timestamp of a syslog header (`May  1 12:34:56`), in UTC: local syslog
+/// daemons (journald, rsyslog's imuxsock) replace it with the time of reception anyway.
+struct Rfc3164(SystemTime);
+
+impl Display for Rfc3164 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const MONTHS: [&str; 12] = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+        let (secs, _) = unix_parts(self.0);
+        let (_, mo, d) = civil_from_days(secs.div_euclid(86_400));
+        let sod = secs.rem_euclid(86_400);
+        let month = MONTHS
+            .get(mo.saturating_sub(1) as usize)
+            .copied()
+            .unwrap_or("Jan");
+        write!(
+            f,
+            "{month} {d:2} {:02}:{:02}:{:02}",
+            sod / 3600,
+            sod % 3600 / 60,
+            sod % 60
+        )
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rendering
+
+fn findings_json<W: fmt::Write>(w: &mut W, c: &CallRecord<'_>, details: bool) -> fmt::Result {
+    w.write_char('[')?;
+    let mut first = true;
+    let mut sep = |w: &mut W| -> fmt::Result {
+        if !first {
+            w.write_char(',')?;
+        }
+        first = false;
+        Ok(())
+    };
+    if let Some(issue) = c.issue {
+        sep(w)?;
+        let mut o = Obj::open(w)?;
+        o.str("rule", issue.rule())?;
+        o.str("action", "reject")?;
+        o.bool("downgraded", false)?;
+        if details {
+            o.str("detail", issue)?;
+        }
+        o.close()?;
+    }
+    for f in c.verdict.into_iter().flat_map(Verdict::findings) {
+        sep(w)?;
+        let mut o = Obj::open(w)?;
+        o.str("rule", f.rule.name())?;
+        o.str("action", f.action.name())?;
+        o.bool("downgraded", f.downgraded)?;
+        if details {
+            o.str("detail", f.detail)?;
+        }
+        o.close()?;
+    }
+    w.write_char(']')
+}
+
+fn hex16(v: u16) -> impl Display {
+    struct H(u16);
+    impl Display for H {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "{:#06x}", self.0)
+        }
+    }
+    H(v)
+}
+
+fn hex32(v: u32) -> impl Display {
+    struct H(u32);
+    impl Display for H {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "{:#010x}", self.0)
+        }
+    }
+    H(v)
+}
+
+/// Writes a call record as one JSON object (no newline). Without `details`, findings carry
+/// only their rule and action (the compact form used when a signal-context buffer is too small).
+pub fn call_json<W: fmt::Write>(
+    w: &mut W,
+    c: &CallRecord<'_>,
+    phase: Phase,
+    ts: SystemTime,
+    lost: u64,
+    details: bool,
+) -> fmt::Result {
+    let mut o = Obj::open(w)?;
+    o.str("record", phase.name())?;
+    o.num("seq", c.seq)?;
+    o.str("ts", Rfc3339(ts))?;
+    o.num("pid", c.pid)?;
+    o.str("exe", c.exe)?;
+    o.num("uid", c.uid)?;
+    o.str("mode", c.mode.name())?;
+    o.str("request", request_name(c.request).unwrap_or("unknown"))?;
+    o.str("request_code", hex32(c.request))?;
+    o.str("abi", Abi::NATIVE.name())?;
+    o.opt_num("host_no", c.host_no)?;
+    let p = c.packet;
+    o.opt_str("cmd", p.map(|p| CmdDisplay(p.cmd)))?;
+    let opcode = p.and_then(|p| p.opcode);
+    o.opt_str("opcode", opcode.map(hex32))?;
+    o.opt_str("opcode_name", opcode.and_then(dcmd_opcode_name))?;
+    o.opt_num("target_id", p.map(|p| p.target_id))?;
+    o.opt_str("flags", p.map(|p| hex16(p.flags)))?;
+    o.opt_str("flags_sent", p.map(|p| hex16(p.flags_sent)))?;
+    o.opt_num("sgl_off", p.map(|p| p.sgl_off))?;
+    o.opt_num("sge_count", p.map(|p| p.sge_count))?;
+    o.opt_num("sge_bytes", p.map(|p| p.sge_bytes))?;
+    o.opt_num("sense_off", p.map(|p| p.sense_off))?;
+    o.opt_num("sense_len", p.map(|p| p.sense_len))?;
+    o.opt_num("data_xferlen", p.map(|p| p.data_xferlen))?;
+    o.str("verdict", c.decision.name())?;
+    o.bool("enforced", c.enforced)?;
+    o.key("findings")?;
+    findings_json(o.w, c, details)?;
+    let out = if phase == Phase::Outcome {
+        c.outcome
+    } else {
+        None
+    };
+    o.opt_num("ret", out.map(|r| r.ret))?;
+    o.opt_num("errno", out.map(|r| r.errno))?;
+    o.opt_str(
+        "errno_name",
+        out.filter(|r| r.errno != 0).map(|r| ErrnoName(r.errno)),
+    )?;
+    let status = out.and_then(|r| r.cmd_status);
+    o.opt_num("cmd_status", status)?;
+    o.opt_str(
+        "cmd_status_name",
+        status.map(|s| mfi_status_name(s).unwrap_or("UNKNOWN")),
+    )?;
+    o.opt_num("latency_us", out.and_then(|r| r.latency_us))?;
+    if c.nested {
+        o.bool("nested", true)?;
+    }
+    if lost > 0 {
+        o.num("records_lost", lost)?;
+    }
+    o.close()
+}
+
+/// Writes a configuration error as one JSON object (no newline).
+pub fn error_json<W: fmt::Write>(
+    w: &mut W,
+    e: &ErrorRecord<'_>,
+    ts: SystemTime,
+    lost: u64,
+) -> fmt::Result {
+    let mut o = Obj::open(w)?;
+    o.str("record", "error")?;
+    o.str("ts", Rfc3339(ts))?;
+    o.num("pid", e.pid)?;
+    o.str("exe", e.exe)?;
+    o.num("uid", e.uid)?;
+    o.str("key", e.key)?;
+    o.str("value", e.value)?;
+    o.str("message", e.message)?;
+    if lost > 0 {
+        o.num("records_lost", lost)?;
+    }
+    o.close()
+}
+
+/// Writes a call record as one readable line (no newline), for syslog and stderr.
+pub fn call_line<W: fmt::Write>(
+    w: &mut W,
+    c: &CallRecord<'_>,
+    phase: Phase,
+    lost: u64,
+    details: bool,
+) -> fmt::Result {
+    write!(w, "#{} {} {}", c.seq, phase.name(), c.decision.name())?;
+    if let Decision::Reject(errno) = c.decision {
+        write!(w, " {}", ErrnoName(errno.0))?;
+    }
+    if !c.enforced {
+        w.write_str(" (not enforced)")?;
+    }
+    write!(w, " {}", request_name(c.request).unwrap_or("unknown"))?;
+    if let Some(p) = c.packet {
+        write!(w, " {}", CmdDisplay(p.cmd))?;
+        if let Some(op) = p.opcode {
+            match dcmd_opcode_name(op) {
+                Some(name) => write!(w, " {name}")?,
+                None => write!(w, " opcode {op:#010x}")?,
+            }
+        }
+        write!(
+            w,
+            " host {} target {} flags {:#06x}",
+            p.host_no, p.target_id, p.flags
+        )?;
+        if p.flags_sent != p.flags {
+            write!(w, "->{:#06x}", p.flags_sent)?;
+        }
+        write!(
+            w,
+            " sgl_off {:#x} sge_count {} sge_bytes {} sense {:#x}/{} xferlen {}",
+            p.sgl_off, p.sge_count, p.sge_bytes, p.sense_off, p.sense_len, p.data_xferlen
+        )?;
+    } else if let Some(host) = c.host_no {
+        write!(w, " host {host}")?;
+    }
+    if let Some(issue) = c.issue {
+        write!(w, "; {} reject", issue.rule())?;
+        if details {
+            write!(w, ": {issue}")?;
+        }
+    }
+    for f in c.verdict.into_iter().flat_map(Verdict::findings) {
+        write!(w, "; {} {}", f.rule.name(), f.action.name())?;
+        if f.downgraded {
+            w.write_str(" (allowed)")?;
+        }
+        if details {
+            write!(w, ": {}", f.detail)?;
+        }
+    }
+    if let (Phase::Outcome, Some(r)) = (phase, c.outcome) {
+        write!(w, "; ret {}", r.ret)?;
+        if r.errno != 0 {
+            write!(w, " {}", ErrnoName(r.errno))?;
+        }
+        if let Some(s) = r.cmd_status {
+            write!(
+                w,
+                " cmd_status {s:#04x} {}",
+                mfi_status_name(s).unwrap_or("UNKNOWN")
+            )?;
+        }
+        if let Some(us) = r.latency_us {
+            write!(w, " {us}us")?;
+        }
+    }
+    write!(w, "; exe {} uid {}", c.exe, c.uid)?;
+    if c.nested {
+        w.write_str(" (in a signal handler)")?;
+    }
+    if lost > 0 {
+        write!(w, " ({lost} records lost)")?;
+    }
+    Ok(())
+}
+
+/// Writes a configuration error as one readable line (no newline).
+pub fn error_line<W: fmt::Write>(w: &mut W, e: &ErrorRecord<'_>, lost: u64) -> fmt::Result {
+    write!(w, "configuration: {}={:?}: {}", e.key, e.value, e.message)?;
+    if lost > 0 {
+        write!(w, " ({lost} records lost)")?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Buffers
+
+/// Where a line is assembled before its single `write`.
+pub trait LineBuf: fmt::Write {
+    /// Empties the buffer.
+    fn clear(&mut self);
+    /// The bytes written so far.
+    fn bytes(&self) -> &[u8];
+}
+
+impl LineBuf for String {
+    fn clear(&mut self) {
+        String::clear(self);
+    }
+    fn bytes(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+/// A fixed buffer on the stack, for signal-handler context where nothing may allocate.
+/// A write that does not fit fails whole, so the contents stay valid UTF-8.
+pub struct StackBuf<const N: usize> {
+    buf: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> StackBuf<N> {
+    /// An empty buffer.
+    pub const fn new() -> Self {
+        StackBuf {
+            buf: [0; N],
+            len: 0,
+        }
+    }
+}
+
+impl<const N: usize> Default for StackBuf<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> fmt::Write for StackBuf<N> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len.checked_add(s.len()).ok_or(fmt::Error)?;
+        let dst = self.buf.get_mut(self.len..end).ok_or(fmt::Error)?;
+        dst.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+impl<const N: usize> LineBuf for StackBuf<N> {
+    fn clear(&mut self) {
+        self.len = 0;
+    }
+    fn bytes(&self) -> &[u8] {
+        self.buf.get(..self.len).unwrap_or_default()
+    }
+}
+
+/// Signal-context records are assembled in this many bytes of stack.
+pub const NESTED_BUF: usize = 4096;
+
+// ---------------------------------------------------------------------------------------------
+// Sinks
+
+/// Where a record actually goes: syslog from a signal handler goes to stderr instead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Target<'a> {
+    File(&'a std::ffi::CStr),
+    Syslog,
+    Stderr,
+}
+
+fn target(cfg: &Config, nested: bool) -> Option<Target<'_>> {
+    match &cfg.log {
+        LogTarget::None => None,
+        LogTarget::File(path) => Some(Target::File(path)),
+        LogTarget::Syslog if nested => Some(Target::Stderr),
+        LogTarget::Syslog => Some(Target::Syslog),
+        LogTarget::Stderr => Some(Target::Stderr),
+    }
+}
+
+/// Assembles the bytes one `write` sends: the header for the target, the record, a newline
+/// (not for syslog datagrams). Tries with details, then compact; fails only if even the compact
+/// form does not fit (a [`StackBuf`] far too small).
+fn render<B: LineBuf>(
+    buf: &mut B,
+    t: Target<'_>,
+    rec: Record<'_>,
+    ts: SystemTime,
+    lost: u64,
+) -> bool {
+    for details in [true, false] {
+        buf.clear();
+        let done = (|| -> fmt::Result {
+            match t {
+                Target::Syslog => write!(
+                    buf,
+                    "<{}>{} mfiguard[{}]: ",
+                    LOG_AUTHPRIV | rec.severity(),
+                    Rfc3164(ts),
+                    rec.pid()
+                )?,
+                Target::Stderr => write!(buf, "mfiguard[{}]: ", rec.pid())?,
+                Target::File(_) => {}
+            }
+            match (t, rec) {
+                (Target::File(_), Record::Call(c, phase)) => {
+                    call_json(buf, c, phase, ts, lost, details)?
+                }
+                (Target::File(_), Record::Error(e)) => error_json(buf, e, ts, lost)?,
+                (_, Record::Call(c, phase)) => call_line(buf, c, phase, lost, details)?,
+                (_, Record::Error(e)) => error_line(buf, e, lost)?,
+            }
+            if t != Target::Syslog {
+                buf.write_char('\n')?;
+            }
+            Ok(())
+        })();
+        if done.is_ok() {
+            return true;
+        }
+    }
+    false
+}
+
+fn send(cfg: &Config, t: Target<'_>, bytes: &[u8]) -> Result<(), c_int> {
+    match t {
+        Target::File(path) => {
+            let fd = sys::open_append(path)?;
+            sys::write_once(std::os::fd::AsRawFd::as_raw_fd(&fd), bytes)?;
+            if cfg.log_sync {
+                sys::fdatasync(fd.as_fd())?;
+            }
+            Ok(())
+        }
+        Target::Stderr => sys::write_once(libc::STDERR_FILENO, bytes),
+        Target::Syslog => {
+            let os = |e: std::io::Error| e.raw_os_error().unwrap_or(libc::EIO);
+            let sock = UnixDatagram::unbound().map_err(os)?;
+            let n = sock.send_to(bytes, SYSLOG_SOCKET).map_err(os)?;
+            if n == bytes.len() {
+                Ok(())
+            } else {
+                Err(libc::EMSGSIZE)
+            }
+        }
+    }
+}
+
+/// Writes one record to the configured sink.
+///
+/// `nested`: the call arrived while this thread was already inside the guard (a signal
+/// handler). Then nothing here allocates or takes a lock: the record is assembled in a
+/// [`StackBuf`] and sent with `open`/`write`/`close` (file, stderr), which are
+/// async-signal-safe; syslog goes to stderr instead, since the outer call may be in the middle
+/// of its own datagram and a syslog failure could not be reported from there.
+///
+/// `Ok(false)` when the sink is `none`. On failure the record is counted as lost and the first
+/// failure in the process is reported on stderr; the errno is returned for
+/// `MFIGUARD_LOG_REQUIRED`.
+pub fn emit(cfg: &Config, nested: bool, rec: Record<'_>) -> Result<bool, c_int> {
+    let Some(t) = target(cfg, nested) else {
+        return Ok(false);
+    };
+    let ts = SystemTime::now();
+    let lost = LOST.load(Ordering::Relaxed);
+    let result = if nested {
+        let mut buf = StackBuf::<NESTED_BUF>::new();
+        if render(&mut buf, t, rec, ts, lost) {
+            send(cfg, t, buf.bytes())
+        } else {
+            Err(libc::ENOBUFS)
+        }
+    } else {
+        let mut buf = String::with_capacity(1024);
+        render(&mut buf, t, rec, ts, lost);
+        send(cfg, t, buf.as_bytes())
+    };
+    match result {
+        Ok(()) => {
+            if lost > 0 {
+                // Reported in this record: count again from what is still unreported.
+                let _ = LOST.compare_exchange(lost, 0, Ordering::Relaxed, Ordering::Relaxed);
+            }
+            Ok(true)
+        }
+        Err(errno) => {
+            LOST.fetch_add(1, Ordering::Relaxed);
+            if !nested {
+                log::debug!(
+                    "audit sink {} failed: {}",
+                    cfg.log.describe(),
+                    ErrnoName(errno)
+                );
+            }
+            if !FAILURE_REPORTED.swap(true, Ordering::Relaxed) {
+                report(
+                    t,
+                    rec.pid(),
+                    format_args!(
+                        "cannot write audit records to {}: {}; further failures are counted in records_lost{}",
+                        cfg.log.describe(),
+                        ErrnoName(errno),
+                        if cfg.log_required {
+                            "; MegaRAID calls fail with EIO (MFIGUARD_LOG_REQUIRED=1)"
+                        } else {
+                            ""
+                        }
+                    ),
+                );
+            }
+            Err(errno)
+        }
+    }
+}
+
+/// Reports, on stderr, a problem that the sink could not record (a call failed closed under
+/// `MFIGUARD_LOG_REQUIRED=1`); nothing when stderr is itself the sink that failed. One line,
+/// assembled on the stack, one `write`.
+pub fn report_elsewhere(cfg: &Config, nested: bool, pid: u32, message: fmt::Arguments<'_>) {
+    match target(cfg, nested) {
+        Some(t) => report(t, pid, message),
+        None => report(Target::Syslog, pid, message),
+    }
+}
+
+fn report(failed: Target<'_>, pid: u32, message: fmt::Arguments<'_>) {
+    if failed == Target::Stderr {
+        return;
+    }
+    let mut buf = StackBuf::<1024>::new();
+    if writeln!(buf, "mfiguard[{pid}]: {message}").is_ok() {
+        let _ = sys::write_once(libc::STDERR_FILENO, buf.bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mfiguard_sanitizer::builder::samples;
+    use mfiguard_sanitizer::{decide_packet, decode, Policy, RuleId, RuleSet};
+
+    fn escaped(s: &str) -> String {
+        let mut out = String::new();
+        json_string(&mut out, s).unwrap();
+        out
+    }
+
+    #[test]
+    fn json_strings_escape_quotes_backslashes_and_controls() {
+        assert_eq!(escaped("plain"), "\"plain\"");
+        assert_eq!(escaped("a\"b\\c"), r#""a\"b\\c""#);
+        assert_eq!(escaped("l1\nl2\r\t"), r#""l1\nl2\r\t""#);
+        assert_eq!(
+            escaped("\u{0}\u{1f}\u{7f}\u{8}\u{c}"),
+            r#""\u0000\u001f\u007f\b\f""#
+        );
+        assert_eq!(escaped("café ✓ \u{2028}"), "\"café ✓ \u{2028}\"");
+        assert_eq!(escaped(""), "\"\"");
+        // Every escaped string is valid JSON that decodes back (checked by a tiny decoder).
+        for s in ["\"\\\"", "x\u{1}y", "/usr/sbin/Mega\"Cli\n64"] {
+            assert_eq!(unescape(&escaped(s)), s);
+        }
+    }
+
+    /// Decodes a JSON string literal produced by `json_string` (enough for the tests).
+    fn unescape(lit: &str) -> String {
+        let inner = &lit[1..lit.len() - 1];
+        let mut out = String::new();
+        let mut chars = inner.chars();
+        while let Some(c) = chars.next() {
+            if c != '\\' {
+                assert!(c as u32 >= 0x20 && c != '"', "raw {c:?} in {lit}");
+                out.push(c);
+                continue;
+            }
+            match chars.next().unwrap() {
+                '"' => out.push('"'),
+                '\\' => out.push('\\'),
+                'n' => out.push('\n'),
+                'r' => out.push('\r'),
+                't' => out.push('\t'),
+                'b' => out.push('\u{8}'),
+                'f' => out.push('\u{c}'),
+                'u' => {
+                    let hex: String = chars.by_ref().take(4).collect();
+                    out.push(char::from_u32(u32::from_str_radix(&hex, 16).unwrap()).unwrap());
+                }
+                other => panic!("bad escape {other}"),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn timestamps() {
+        let t = |s: u64, us: u32| {
+            UNIX_EPOCH
+                + std::time::Duration::from_secs(s)
+                + std::time::Duration::from_micros(u64::from(us))
+        };
+        assert_eq!(Rfc3339(t(0, 0)).to_string(), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(
+            Rfc3339(t(951_782_400, 7)).to_string(),
+            "2000-02-29T00:00:00.000007Z"
+        );
+        assert_eq!(
+            Rfc3339(t(1_714_566_896, 123_456)).to_string(),
+            "2024-05-01T12:34:56.123456Z"
+        );
+        assert_eq!(
+            Rfc3339(t(4_102_444_799, 999_999)).to_string(),
+            "2099-12-31T23:59:59.999999Z"
+        );
+        assert_eq!(Rfc3164(t(1_714_566_896, 0)).to_string(), "May  1 12:34:56");
+    }
+
+    fn seed_record<'a>(verdict: &'a Verdict, info: PacketInfo) -> CallRecord<'a> {
+        CallRecord {
+            seq: 7,
+            pid: 4242,
+            uid: 0,
+            exe: "/opt/MegaRAID/MegaCli/MegaCli64",
+            mode: GuardMode::Enforce,
+            request: mfiguard_sanitizer::abi::ioctl::MEGASAS_IOC_FIRMWARE,
+            nested: false,
+            host_no: Some(info.host_no),
+            packet: Some(info),
+            decision: verdict.decision(),
+            enforced: verdict.enforced(),
+            verdict: Some(verdict),
+            issue: None,
+            outcome: None,
+        }
+    }
+
+    fn stp_probe() -> (Verdict, PacketInfo) {
+        let bytes =
+            samples::megacli_8_01_06_stp_probe(Abi::Lp64, 3, 0x7f00_0000_1000, 0x7f00_0000_2000)
+                .build();
+        let p = decode(Abi::Lp64, &bytes).unwrap();
+        let v = decide_packet(&Policy::default(), &p);
+        let info = PacketInfo::new(&p, &v);
+        (v, info)
+    }
+
+    #[test]
+    fn a_decision_and_its_outcome_as_json() {
+        let (v, info) = stp_probe();
+        assert_eq!(v.decision(), Decision::Rewrite);
+        let mut rec = seed_record(&v, info);
+        let ts = UNIX_EPOCH + std::time::Duration::from_secs(1_714_566_896);
+        let mut decision = String::new();
+        call_json(&mut decision, &rec, Phase::Decision, ts, 0, true).unwrap();
+        assert!(decision.starts_with(r#"{"record":"decision","seq":7,"ts":"2024-05-01T12:34:56.000000Z","pid":4242,"exe":"/opt/MegaRAID/MegaCli/MegaCli64","uid":0,"mode":"enforce","request":"MEGASAS_IOC_FIRMWARE","request_code":"0xc1944d01","abi":"x86_64","host_no":0,"cmd":"STP","opcode":null,"opcode_name":null,"target_id":3,"flags":"0x0032","flags_sent":"0x0010","sgl_off":48,"sge_count":2,"#), "{decision}");
+        assert!(decision.contains(r#""verdict":"rewrite","enforced":true,"findings":[{"rule":"frame.addressing-flags","action":"rewrite","downgraded":false,"detail":"flags 0x0032 (IEEE|SGL64|DIR_READ): cleared IEEE|SGL64"#), "{decision}");
+        assert!(decision.ends_with(r#""ret":null,"errno":null,"errno_name":null,"cmd_status":null,"cmd_status_name":null,"latency_us":null}"#), "{decision}");
+        rec.outcome = Some(Outcome {
+            ret: 0,
+            errno: 0,
+            cmd_status: Some(0),
+            latency_us: Some(153),
+        });
+        let mut outcome = String::new();
+        call_json(&mut outcome, &rec, Phase::Outcome, ts, 3, true).unwrap();
+        assert!(outcome.starts_with(r#"{"record":"outcome","seq":7,"#));
+        assert!(outcome.ends_with(r#""ret":0,"errno":0,"errno_name":null,"cmd_status":0,"cmd_status_name":"OK","latency_us":153,"records_lost":3}"#), "{outcome}");
+        // The decision record never shows an outcome, even if one is known.
+        let mut again = String::new();
+        call_json(&mut again, &rec, Phase::Decision, ts, 0, true).unwrap();
+        assert_eq!(again, decision);
+    }
+
+    #[test]
+    fn a_rejection_as_a_readable_line() {
+        let bytes = samples::dcmd_read(Abi::Lp64, 0x0101_0000, 0x1000, 2048)
+            .sgl_off(0x40000)
+            .build();
+        let p = decode(Abi::Lp64, &bytes).unwrap();
+        let v = decide_packet(&Policy::default(), &p);
+        let mut rec = seed_record(&v, PacketInfo::new(&p, &v));
+        rec.outcome = Some(Outcome {
+            ret: -1,
+            errno: libc::EINVAL,
+            cmd_status: None,
+            latency_us: None,
+        });
+        let mut line = String::new();
+        call_line(&mut line, &rec, Phase::Outcome, 0, true).unwrap();
+        assert!(line.starts_with("#7 outcome reject EINVAL MEGASAS_IOC_FIRMWARE DCMD CTRL_GET_INFO host 0 target 0 flags 0x0010 sgl_off 0x40000 sge_count 1"), "{line}");
+        assert!(
+            line.contains("; sgl.bounds reject: SGL region [0x40000, 0x4000c)"),
+            "{line}"
+        );
+        assert!(
+            line.ends_with("; ret -1 EINVAL; exe /opt/MegaRAID/MegaCli/MegaCli64 uid 0"),
+            "{line}"
+        );
+        assert!(!line.contains('\n'));
+    }
+
+    #[test]
+    fn allowed_rules_and_guard_issues_are_findings() {
+        let bytes = samples::dcmd_read(Abi::Lp64, 0x0101_0000, 0x1000, 2048)
+            .sgl_off(0x40000)
+            .build();
+        let p = decode(Abi::Lp64, &bytes).unwrap();
+        let policy = Policy {
+            allow: RuleSet::EMPTY.with(RuleId::SglBounds),
+            ..Policy::default()
+        };
+        let v = decide_packet(&policy, &p);
+        let rec = seed_record(&v, PacketInfo::new(&p, &v));
+        let mut json = String::new();
+        call_json(&mut json, &rec, Phase::Outcome, UNIX_EPOCH, 0, false).unwrap();
+        assert!(
+            json.contains(r#"{"rule":"sgl.bounds","action":"warn","downgraded":true}"#),
+            "{json}"
+        );
+        let fault = CallRecord {
+            packet: None,
+            host_no: None,
+            verdict: None,
+            decision: Decision::Reject(Errno::EFAULT),
+            issue: Some(GuardIssue::Unreadable { addr: 0, len: 404 }),
+            outcome: Some(Outcome {
+                ret: -1,
+                errno: libc::EFAULT,
+                cmd_status: None,
+                latency_us: None,
+            }),
+            ..rec
+        };
+        let mut json = String::new();
+        call_json(&mut json, &fault, Phase::Outcome, UNIX_EPOCH, 0, true).unwrap();
+        assert!(json.contains(r#""cmd":null,"#));
+        assert!(json.contains(r#""verdict":"reject","enforced":true,"findings":[{"rule":"guard.fault","action":"reject","downgraded":false,"detail":"the 404-byte packet at 0x0 is not readable"}],"ret":-1,"errno":14,"errno_name":"EFAULT""#), "{json}");
+    }
+
+    #[test]
+    fn the_worst_record_fits_the_signal_context_buffer_or_degrades_to_compact() {
+        // Every rule firing at once, the longest exe kept, audit mode.
+        let bytes = samples::scsi_inquiry(Abi::Lp64, 1, 0x1000, 36, 0x2000)
+            .sge_count(40)
+            .sgl_off(0x1_0000)
+            .sense_off(0x4_0000)
+            .sense_len(0x10_0000)
+            .header(|h| {
+                h.cmd = 0x42;
+                h.flags = 0xffff.into();
+                h.sge_count = 200;
+                h.data_xferlen = u32::MAX.into();
+            })
+            .build();
+        let p = decode(Abi::Lp64, &bytes).unwrap();
+        let v = decide_packet(&Policy::default(), &p);
+        let exe = "\u{1}".repeat(crate::config::EXE_MAX);
+        let rec = CallRecord {
+            exe: &exe,
+            ..seed_record(&v, PacketInfo::new(&p, &v))
+        };
+        let mut big = String::new();
+        call_json(&mut big, &rec, Phase::Outcome, UNIX_EPOCH, u64::MAX, true).unwrap();
+        let mut buf = StackBuf::<NESTED_BUF>::new();
+        let file = std::ffi::CString::new("/x").unwrap();
+        assert!(render(
+            &mut buf,
+            Target::File(&file),
+            Record::Call(&rec, Phase::Outcome),
+            UNIX_EPOCH,
+            u64::MAX
+        ));
+        assert!(buf.bytes().ends_with(b"}\n"));
+        if big.len() < NESTED_BUF {
+            assert_eq!(&buf.bytes()[..big.len()], big.as_bytes());
+        }
+        // A buffer too small for anything fails cleanly.
+        let mut tiny = StackBuf::<16>::new();
+        assert!(!render(
+            &mut tiny,
+            Target::Stderr,
+            Record::Call(&rec, Phase::Outcome),
+            UNIX_EPOCH,
+            0
+        ));
+    }
+
+    #[test]
+    fn stack_buffers_refuse_whole_writes() {
+        let mut b = StackBuf::<8>::new();
+        b.write_str("12345").unwrap();
+        assert!(b.write_str("6789").is_err());
+        assert_eq!(b.bytes(), b"12345");
+        b.write_str("678").unwrap();
+        assert_eq!(b.bytes(), b"12345678");
+    }
+
+    #[test]
+    fn error_records() {
+        let e = ErrorRecord {
+            key: "MFIGUARD_MODE",
+            value: "enf\"orec",
+            message: "unknown mode (enforce, audit, off, readonly); using enforce",
+            pid: 1,
+            uid: 2,
+            exe: "/bin/x",
+        };
+        let mut json = String::new();
+        error_json(&mut json, &e, UNIX_EPOCH, 0).unwrap();
+        assert_eq!(
+            json,
+            r#"{"record":"error","ts":"1970-01-01T00:00:00.000000Z","pid":1,"exe":"/bin/x","uid":2,"key":"MFIGUARD_MODE","value":"enf\"orec","message":"unknown mode (enforce, audit, off, readonly); using enforce"}"#
+        );
+        let mut buf = String::new();
+        assert!(render(
+            &mut buf,
+            Target::Syslog,
+            Record::Error(&e),
+            UNIX_EPOCH,
+            0
+        ));
+        assert_eq!(buf, "<84>Jan  1 00:00:00 mfiguard[1]: configuration: MFIGUARD_MODE=\"enf\\\"orec\": unknown mode (enforce, audit, off, readonly); using enforce");
+    }
+
+    #[test]
+    fn a_file_sink_appends_whole_lines_and_reports_failure() {
+        let dir = std::env::temp_dir().join(format!("mfiguard-audit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("log.jsonl");
+        let _ = std::fs::remove_file(&path);
+        let cfg = Config {
+            log: LogTarget::File(std::ffi::CString::new(path.to_str().unwrap()).unwrap()),
+            log_sync: true,
+            ..Config::FALLBACK
+        };
+        let e = ErrorRecord {
+            key: "K",
+            value: "V",
+            message: "M",
+            pid: 1,
+            uid: 0,
+            exe: "",
+        };
+        assert_eq!(emit(&cfg, false, Record::Error(&e)), Ok(true));
+        assert_eq!(emit(&cfg, true, Record::Error(&e)), Ok(true));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 2);
+        assert!(text
+            .lines()
+            .all(|l| l.starts_with("{\"record\":\"error\"") && l.ends_with('}')));
+        // A symlink is not followed.
+        let link = dir.join("link.jsonl");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        let cfg = Config {
+            log: LogTarget::File(std::ffi::CString::new(link.to_str().unwrap()).unwrap()),
+            ..Config::FALLBACK
+        };
+        assert_eq!(emit(&cfg, false, Record::Error(&e)), Err(libc::ELOOP));
+        assert!(LOST.load(Ordering::Relaxed) >= 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,459 @@
+//! The guarded path: a MegaRAID request code arrived; decide whether it is for the management
+//! node, take the snapshot, decide on it, enforce, record.
+//!
+//! # Enforce (and readonly, for now)
+//!
+//! snapshot -> decide on the private copy -> reject: `-1` with the rule's errno, the kernel never
+//! called; rewrite or pass: the rewrites applied to the private copy, the decision record
+//! written, the next `ioctl` called with the **private copy**, then exactly the byte the kernel
+//! writes back (`cmd_status`, frame byte 2, packet offset 0x16) copied into the caller's packet,
+//! the outcome record written, the kernel's errno restored last, its result returned. What is
+//! checked is what is sent: a second thread changing the caller's packet during the call changes
+//! nothing that reaches the kernel.
+//!
+//! # Audit
+//!
+//! The same decision, recorded with `"enforced": false`; the next `ioctl` gets the caller's own
+//! pointer, nothing is changed or refused (except under `MFIGUARD_LOG_REQUIRED=1`).
+//!
+//! # Failures
+//!
+//! - unreadable packet: `-1`/`EFAULT`, rule `guard.fault` (audit: passed on, the kernel answers);
+//! - anything internal, including a panic (caught around the whole path): `-1`/`EIO`, rule
+//!   `guard.internal`, the kernel not called. A panic *after* the kernel call returns the
+//!   kernel's result instead, since the command has run and the tool must not retry it blindly;
+//! - no next `ioctl`: `-1`/`EIO`, `guard.internal`;
+//! - `MFIGUARD_LOG_REQUIRED=1` and the decision record cannot be written: `-1`/`EIO`, rule
+//!   `guard.log-required`, reported on stderr.
+//!
+//! # Reentrancy
+//!
+//! A thread-local depth counter marks the thread as inside the guard. A MegaRAID call that
+//! arrives while it is set (from a signal handler that interrupted the guard) is still checked
+//! and enforced in full: the sanitizer does not allocate, the snapshot and the device check are
+//! system calls. Only the parts that could deadlock change: it never reads the configuration
+//! (it uses it if already read, else the built-in defaults: enforce, records to stderr), never
+//! logs diagnostics, and its records are assembled on the stack and written with
+//! `open`/`write`/`close` (file, stderr; syslog is replaced by stderr). Nothing in that path
+//! allocates or takes a lock, so it cannot deadlock against the call it interrupted.
+
+use std::cell::Cell;
+use std::ffi::{c_int, c_ulong};
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+
+use mfiguard_sanitizer::abi::ioctl::{MEGASAS_IOC_FRAME_OFFSET, MEGASAS_IOC_GET_AEN};
+use mfiguard_sanitizer::abi::mfi::MFI_CMD_STATUS_OFFSET;
+use mfiguard_sanitizer::{decide_packet, decode, Abi, Decision, Errno};
+
+use crate::audit::{
+    self, CallRecord, ErrnoName, ErrorRecord, GuardIssue, Outcome, PacketInfo, Phase, Record,
+};
+use crate::config::{self, AuditLevel, Config, GuardMode};
+use crate::snapshot::{self, CallerArg, PacketBuf, PACKET_SIZE};
+use crate::{device, real, sys};
+
+/// The caller's `cmd_status` byte: frame byte 2.
+const CMD_STATUS: usize = MEGASAS_IOC_FRAME_OFFSET + MFI_CMD_STATUS_OFFSET;
+const _: () = assert!(CMD_STATUS == 0x16);
+
+/// Used when the configuration is not available (see the module docs).
+static FALLBACK: Config = Config::FALLBACK;
+
+/// Shared by a call's two records.
+static SEQ: AtomicU64 = AtomicU64::new(1);
+
+/// Whether the configuration's errors were recorded and the debug log set up.
+static STARTED: AtomicBool = AtomicBool::new(false);
+
+thread_local! {
+    /// How many guarded calls this thread is inside.
+    static DEPTH: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Marks the thread as inside the guard for as long as it lives.
+struct Depth {
+    nested: bool,
+}
+
+impl Depth {
+    fn enter() -> Depth {
+        // A thread whose thread-locals are being destroyed is treated as nested: the
+        // allocation-free path is safe in every context.
+        let nested = DEPTH
+            .try_with(|d| {
+                let n = d.get();
+                d.set(n.saturating_add(1));
+                n > 0
+            })
+            .unwrap_or(true);
+        Depth { nested }
+    }
+}
+
+impl Drop for Depth {
+    fn drop(&mut self) {
+        let _ = DEPTH.try_with(|d| d.set(d.get().saturating_sub(1)));
+    }
+}
+
+/// What survives a panic inside the guarded path.
+#[derive(Default)]
+struct Progress {
+    seq: Option<u64>,
+    /// The kernel's `(ret, errno)`, once it was called.
+    kernel: Option<(c_int, c_int)>,
+}
+
+/// Handles a call whose request code is `MEGASAS_IOC_FIRMWARE` (this process's layout) or
+/// `MEGASAS_IOC_GET_AEN`. Never panics, never unwinds.
+pub fn guarded(fd: c_int, request: c_ulong, arg: CallerArg) -> c_int {
+    let caller_errno = sys::errno();
+    let depth = Depth::enter();
+    let mut progress = Progress::default();
+    let result = panic::catch_unwind(AssertUnwindSafe(|| {
+        Call {
+            fd,
+            request,
+            code: request as u32,
+            arg,
+            nested: depth.nested,
+            caller_errno,
+            progress: &mut progress,
+        }
+        .run()
+    }));
+    match result {
+        Ok(ret) => ret,
+        Err(_) => {
+            let (ret, errno) = progress.kernel.unwrap_or((-1, libc::EIO));
+            let _ = panic::catch_unwind(AssertUnwindSafe(|| {
+                record_panic(request as u32, depth.nested, &progress)
+            }));
+            sys::set_errno(errno);
+            ret
+        }
+    }
+}
+
+fn record_panic(code: u32, nested: bool, progress: &Progress) {
+    let cfg = config::get().unwrap_or(&FALLBACK);
+    let after_kernel = progress.kernel.is_some();
+    let mut rec = base_record(cfg, code, nested);
+    rec.seq = progress.seq.unwrap_or(rec.seq);
+    rec.issue = Some(GuardIssue::Panicked { after_kernel });
+    rec.decision = Decision::Reject(Errno::EIO);
+    let (ret, errno) = progress.kernel.unwrap_or((-1, libc::EIO));
+    rec.outcome = Some(Outcome {
+        ret,
+        errno,
+        cmd_status: None,
+        latency_us: None,
+    });
+    let _ = audit::emit(cfg, nested, Record::Call(&rec, Phase::Outcome));
+}
+
+fn base_record(cfg: &Config, code: u32, nested: bool) -> CallRecord<'_> {
+    CallRecord {
+        seq: SEQ.fetch_add(1, Ordering::Relaxed),
+        pid: std::process::id(),
+        uid: sys::uid(),
+        exe: &cfg.exe,
+        mode: cfg.mode,
+        request: code,
+        nested,
+        host_no: None,
+        packet: None,
+        decision: Decision::Pass,
+        enforced: cfg.enforcing(),
+        verdict: None,
+        issue: None,
+        outcome: None,
+    }
+}
+
+/// The configuration, read on the first guarded call; its errors recorded once.
+fn startup() -> &'static Config {
+    let cfg = config::get_or_load();
+    if !STARTED.swap(true, Ordering::AcqRel) {
+        if let Some(filter) = &cfg.debug {
+            let pid = std::process::id();
+            let _ = env_logger::Builder::new()
+                .parse_filters(filter)
+                .target(env_logger::Target::Stderr)
+                .format(move |buf, r| {
+                    use std::io::Write;
+                    writeln!(
+                        buf,
+                        "mfiguard[{pid}] {} {}: {}",
+                        r.level(),
+                        r.target(),
+                        r.args()
+                    )
+                })
+                .try_init();
+            log::debug!(
+                "mode {} log {} audit {:?} allow [{}] sync {} required {} device {:?} exe {:?}",
+                cfg.mode.name(),
+                cfg.log.describe(),
+                cfg.audit,
+                cfg.allow
+                    .iter()
+                    .map(|r| r.name())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                cfg.log_sync,
+                cfg.log_required,
+                cfg.device,
+                cfg.exe
+            );
+        }
+        if cfg.mode != GuardMode::Off {
+            for e in &cfg.errors {
+                log::debug!("configuration: {e}");
+                let rec = ErrorRecord {
+                    key: &e.key,
+                    value: &e.value,
+                    message: &e.message,
+                    pid: std::process::id(),
+                    uid: sys::uid(),
+                    exe: &cfg.exe,
+                };
+                let _ = audit::emit(cfg, false, Record::Error(&rec));
+            }
+        }
+    }
+    cfg
+}
+
+struct Call<'p> {
+    fd: c_int,
+    request: c_ulong,
+    /// The request as the kernel reads it.
+    code: u32,
+    arg: CallerArg,
+    nested: bool,
+    caller_errno: c_int,
+    progress: &'p mut Progress,
+}
+
+impl Call<'_> {
+    fn run(&mut self) -> c_int {
+        let cfg = if self.nested {
+            config::get().unwrap_or(&FALLBACK)
+        } else {
+            startup()
+        };
+        if cfg.mode == GuardMode::Off {
+            return self.forward();
+        }
+        match device::is_mgmt_node(self.fd, cfg) {
+            Ok(true) => {}
+            Ok(false) => return self.forward(),
+            Err(errno) => {
+                if !self.nested {
+                    log::debug!("fd {}: fstat failed: {}", self.fd, ErrnoName(errno));
+                }
+                sys::set_errno(errno);
+                return -1;
+            }
+        }
+        let rec = base_record(cfg, self.code, self.nested);
+        self.progress.seq = Some(rec.seq);
+        if self.code == MEGASAS_IOC_GET_AEN {
+            self.aen(cfg, rec)
+        } else {
+            self.firmware(cfg, rec)
+        }
+    }
+
+    /// The caller's call, unchanged, with the caller's errno as it was on entry.
+    fn forward(&mut self) -> c_int {
+        sys::set_errno(self.caller_errno);
+        real::forward(self.fd, self.request, self.arg)
+    }
+
+    /// `MEGASAS_IOC_GET_AEN`: no rule applies; always recorded, passed through.
+    fn aen(&mut self, cfg: &Config, mut rec: CallRecord<'_>) -> c_int {
+        let mut aen = [0u8; 12];
+        if snapshot::read(self.arg, 0, &mut aen).is_ok() {
+            rec.host_no = Some(u16::from_ne_bytes([aen[0], aen[1]]));
+        }
+        self.pass_through(cfg, rec, true, false)
+    }
+
+    fn firmware(&mut self, cfg: &Config, rec: CallRecord<'_>) -> c_int {
+        let mut rec = rec;
+        let mut copy = PacketBuf::zeroed();
+        if let Err(errno) = snapshot::read(self.arg, 0, &mut copy.0) {
+            if !self.nested {
+                log::debug!(
+                    "#{} packet at {:#x}: {}",
+                    rec.seq,
+                    self.arg.addr(),
+                    ErrnoName(errno)
+                );
+            }
+            rec.decision = Decision::Reject(Errno::EFAULT);
+            rec.issue = Some(GuardIssue::Unreadable {
+                addr: self.arg.addr(),
+                len: PACKET_SIZE,
+            });
+            if cfg.enforcing() {
+                return self.refuse(cfg, rec, libc::EFAULT);
+            }
+            return self.pass_through(cfg, rec, true, false);
+        }
+        let Ok(packet) = decode(Abi::NATIVE, &copy.0) else {
+            return self.internal(cfg, rec, GuardIssue::Sanitizer);
+        };
+        let verdict = decide_packet(&cfg.policy(), &packet);
+        let mut rec = CallRecord {
+            host_no: Some(packet.host_no),
+            packet: Some(PacketInfo::new(&packet, &verdict)),
+            decision: verdict.decision(),
+            verdict: Some(&verdict),
+            ..rec
+        };
+        let record = cfg.audit == AuditLevel::All || verdict.findings().next().is_some();
+        if !self.nested {
+            log::debug!(
+                "#{} fd {} {} (enforced {}), {} findings",
+                rec.seq,
+                self.fd,
+                rec.decision.name(),
+                cfg.enforcing(),
+                verdict.findings().count()
+            );
+        }
+        if !cfg.enforcing() {
+            return self.pass_through(cfg, rec, record, true);
+        }
+        if let Decision::Reject(errno) = verdict.decision() {
+            return self.refuse(cfg, rec, errno.0);
+        }
+        if verdict.apply(&mut copy.0).is_err() {
+            return self.internal(cfg, rec, GuardIssue::Sanitizer);
+        }
+        if !real::available() {
+            return self.internal(cfg, rec, GuardIssue::NoNextIoctl);
+        }
+        if record {
+            if let Err(errno) = self.decision(cfg, &rec) {
+                return self.log_required(cfg, rec, errno);
+            }
+        }
+        let original_status = copy.0[CMD_STATUS];
+        sys::set_errno(self.caller_errno);
+        let start = Instant::now();
+        let ret = real::call_private(self.fd, self.request, &mut copy).unwrap_or(-1);
+        let errno = sys::errno();
+        let latency = start.elapsed();
+        self.progress.kernel = Some((ret, errno));
+        let status = copy.0[CMD_STATUS];
+        // Exactly what the kernel writes back: the status byte, when it wrote it.
+        if ret >= 0 || status != original_status {
+            if let Err(e) = snapshot::write(self.arg, CMD_STATUS, &[status]) {
+                if !self.nested {
+                    log::debug!("#{} cmd_status not copied back: {}", rec.seq, ErrnoName(e));
+                }
+            }
+        }
+        rec.outcome = Some(Outcome {
+            ret,
+            errno: if ret < 0 { errno } else { 0 },
+            cmd_status: (ret >= 0).then_some(status),
+            latency_us: Some(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX)),
+        });
+        if record {
+            let _ = audit::emit(cfg, self.nested, Record::Call(&rec, Phase::Outcome));
+        }
+        sys::set_errno(errno);
+        ret
+    }
+
+    /// Calls the next `ioctl` with the caller's own pointer (audit mode, `GET_AEN`), recording
+    /// the decision before and the outcome after.
+    fn pass_through(
+        &mut self,
+        cfg: &Config,
+        mut rec: CallRecord<'_>,
+        record: bool,
+        readable: bool,
+    ) -> c_int {
+        if record {
+            if let Err(errno) = self.decision(cfg, &rec) {
+                return self.log_required(cfg, rec, errno);
+            }
+        }
+        sys::set_errno(self.caller_errno);
+        let start = Instant::now();
+        let ret = real::forward(self.fd, self.request, self.arg);
+        let errno = sys::errno();
+        let latency = start.elapsed();
+        self.progress.kernel = Some((ret, errno));
+        let mut status = None;
+        if readable && ret >= 0 {
+            let mut byte = [0u8];
+            if snapshot::read(self.arg, CMD_STATUS, &mut byte).is_ok() {
+                status = Some(byte[0]);
+            }
+        }
+        rec.outcome = Some(Outcome {
+            ret,
+            errno: if ret < 0 { errno } else { 0 },
+            cmd_status: status,
+            latency_us: Some(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX)),
+        });
+        if record {
+            let _ = audit::emit(cfg, self.nested, Record::Call(&rec, Phase::Outcome));
+        }
+        sys::set_errno(errno);
+        ret
+    }
+
+    /// Writes the decision record; `Err` only when that failed and a record is required.
+    fn decision(&self, cfg: &Config, rec: &CallRecord<'_>) -> Result<(), c_int> {
+        match audit::emit(cfg, self.nested, Record::Call(rec, Phase::Decision)) {
+            Err(errno) if cfg.log_required => Err(errno),
+            _ => Ok(()),
+        }
+    }
+
+    /// Fails the call without calling the kernel; always recorded.
+    fn refuse(&mut self, cfg: &Config, mut rec: CallRecord<'_>, errno: c_int) -> c_int {
+        rec.outcome = Some(Outcome {
+            ret: -1,
+            errno,
+            cmd_status: None,
+            latency_us: None,
+        });
+        let _ = audit::emit(cfg, self.nested, Record::Call(&rec, Phase::Outcome));
+        sys::set_errno(errno);
+        -1
+    }
+
+    fn internal(&mut self, cfg: &Config, mut rec: CallRecord<'_>, issue: GuardIssue) -> c_int {
+        rec.issue = Some(issue);
+        rec.decision = Decision::Reject(issue.errno());
+        rec.enforced = true;
+        self.refuse(cfg, rec, issue.errno().0)
+    }
+
+    /// The decision record could not be written and `MFIGUARD_LOG_REQUIRED=1`: fail closed.
+    fn log_required(&mut self, cfg: &Config, rec: CallRecord<'_>, sink_errno: c_int) -> c_int {
+        let seq = rec.seq;
+        audit::report_elsewhere(
+            cfg,
+            self.nested,
+            rec.pid,
+            format_args!(
+                "#{seq} refused with EIO: the audit record could not be written to {} ({}) and MFIGUARD_LOG_REQUIRED=1",
+                cfg.log.describe(),
+                ErrnoName(sink_errno)
+            ),
+        );
+        self.internal(cfg, rec, GuardIssue::LogRequired { errno: sink_errno })
+    }
+}

@@ -1,0 +1,204 @@
+//! Thin safe wrappers over the few libc calls the safe modules need: `errno`, `fstat`, `getuid`,
+//! and the audit sinks' `open`/`write`/`fdatasync`.
+//!
+//! Every function here is async-signal-safe and allocation-free, because the guard also runs
+//! inside signal handlers (see the reentrancy notes in `guard.rs`). No symbol is resolved here:
+//! these are ordinary libc calls, never the interposed `ioctl` (that is `real.rs`).
+
+#![allow(unsafe_code)]
+
+use std::ffi::{c_int, CStr};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+/// The calling thread's `errno`.
+pub fn errno() -> c_int {
+    // SAFETY: `__errno_location` always returns a valid pointer to this thread's errno.
+    unsafe { *libc::__errno_location() }
+}
+
+/// Sets the calling thread's `errno`.
+pub fn set_errno(value: c_int) {
+    // SAFETY: as in `errno`; the location is thread-local and writable.
+    unsafe { *libc::__errno_location() = value }
+}
+
+/// What the device check needs from `fstat`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileKind {
+    /// `st_mode`.
+    pub mode: u32,
+    /// `st_rdev`.
+    pub rdev: u64,
+}
+
+impl FileKind {
+    /// Whether this is a character device.
+    pub fn is_char_device(&self) -> bool {
+        self.mode & libc::S_IFMT == libc::S_IFCHR
+    }
+}
+
+/// `fstat(fd)`: the file's type and device number, or the errno.
+pub fn fstat(fd: c_int) -> Result<FileKind, c_int> {
+    // fstat64 on glibc so that a 32-bit process never gets EOVERFLOW for a large inode.
+    #[cfg(target_env = "gnu")]
+    {
+        let mut st = std::mem::MaybeUninit::<libc::stat64>::uninit();
+        // SAFETY: `st` is a writable stat64; fstat64 only writes it, and only reads `fd`.
+        let rc = unsafe { libc::fstat64(fd, st.as_mut_ptr()) };
+        if rc != 0 {
+            return Err(errno());
+        }
+        // SAFETY: fstat64 returned 0, so it filled the whole struct.
+        let st = unsafe { st.assume_init() };
+        Ok(FileKind {
+            mode: st.st_mode,
+            rdev: st.st_rdev,
+        })
+    }
+    #[cfg(not(target_env = "gnu"))]
+    {
+        let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+        // SAFETY: as above, with `stat`.
+        let rc = unsafe { libc::fstat(fd, st.as_mut_ptr()) };
+        if rc != 0 {
+            return Err(errno());
+        }
+        // SAFETY: fstat returned 0, so it filled the whole struct.
+        let st = unsafe { st.assume_init() };
+        Ok(FileKind {
+            mode: st.st_mode,
+            rdev: st.st_rdev as u64,
+        })
+    }
+}
+
+/// `getuid()`.
+pub fn uid() -> u32 {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    unsafe { libc::getuid() }
+}
+
+/// Opens an audit log for one append: `O_WRONLY|O_APPEND|O_CREAT|O_CLOEXEC|O_NOFOLLOW`, mode 0600.
+///
+/// `O_NOFOLLOW`: the guard runs as root inside the tool, so a log path in a writable directory
+/// must not be turned into a write to `/etc/shadow` by a symlink.
+pub fn open_append(path: &CStr) -> Result<OwnedFd, c_int> {
+    let flags =
+        libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_CLOEXEC | libc::O_NOFOLLOW;
+    // SAFETY: `path` is NUL-terminated; open only reads it.
+    let fd = unsafe { libc::open(path.as_ptr(), flags, 0o600 as libc::c_uint) };
+    if fd < 0 {
+        return Err(errno());
+    }
+    // SAFETY: `fd` was just returned by open, is valid, and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `fdatasync(fd)`.
+pub fn fdatasync(fd: BorrowedFd<'_>) -> Result<(), c_int> {
+    // SAFETY: fdatasync only reads the descriptor number, which `fd` keeps open.
+    if unsafe { libc::fdatasync(fd.as_raw_fd()) } == 0 {
+        Ok(())
+    } else {
+        Err(errno())
+    }
+}
+
+/// Writes `buf` with exactly one `write(2)` and never lets it raise `SIGPIPE`.
+///
+/// One call, so that a line appended to an `O_APPEND` file is never interleaved with another
+/// process's line. A short write is an error (`EIO`: the record is incomplete).
+///
+/// `SIGPIPE`: writing to a pipe whose reader is gone (a closed stderr pipe, a FIFO as the log
+/// file) would kill the host. The signal is blocked in this thread around the write, and if the
+/// write failed with `EPIPE` and no `SIGPIPE` was pending before, the one it raised is consumed.
+pub fn write_once(fd: c_int, buf: &[u8]) -> Result<(), c_int> {
+    let mut pipe_set = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+    let mut old_mask = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+    let mut pending = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: sigemptyset/sigaddset initialise the set they are given; the set is ours.
+    let pipe_set = unsafe {
+        libc::sigemptyset(pipe_set.as_mut_ptr());
+        libc::sigaddset(pipe_set.as_mut_ptr(), libc::SIGPIPE);
+        pipe_set.assume_init()
+    };
+    // SAFETY: both sets are valid; pthread_sigmask writes the old mask into `old_mask`.
+    let masked =
+        unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &pipe_set, old_mask.as_mut_ptr()) };
+    // SAFETY: sigpending fills `pending`; sigismember only reads it.
+    let pending_before = masked == 0
+        && unsafe {
+            libc::sigpending(pending.as_mut_ptr()) == 0
+                && libc::sigismember(pending.as_ptr(), libc::SIGPIPE) == 1
+        };
+    // SAFETY: `buf` is valid for `buf.len()` bytes of reading.
+    let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+    let err = errno();
+    if masked == 0 {
+        if n < 0 && err == libc::EPIPE && !pending_before {
+            let zero = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            // SAFETY: `pipe_set` is valid; a null siginfo pointer is allowed.
+            while unsafe { libc::sigtimedwait(&pipe_set, std::ptr::null_mut(), &zero) } < 0
+                && errno() == libc::EINTR
+            {}
+        }
+        // SAFETY: `old_mask` was filled by the successful pthread_sigmask above.
+        unsafe {
+            libc::pthread_sigmask(libc::SIG_SETMASK, old_mask.as_ptr(), std::ptr::null_mut())
+        };
+    }
+    match usize::try_from(n) {
+        Ok(written) if written == buf.len() => Ok(()),
+        Ok(_) => Err(libc::EIO),
+        Err(_) => Err(err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errno_round_trips() {
+        set_errno(libc::ENOTTY);
+        assert_eq!(errno(), libc::ENOTTY);
+        set_errno(0);
+        assert_eq!(errno(), 0);
+    }
+
+    #[test]
+    fn fstat_tells_char_devices() {
+        let null = std::fs::File::open("/dev/null").unwrap();
+        let kind = fstat(null.as_raw_fd()).unwrap();
+        assert!(kind.is_char_device());
+        assert_eq!(libc::major(kind.rdev as libc::dev_t), 1);
+        let dir = std::fs::File::open("/").unwrap();
+        assert!(!fstat(dir.as_raw_fd()).unwrap().is_char_device());
+        assert_eq!(fstat(-1), Err(libc::EBADF));
+    }
+
+    #[test]
+    fn write_once_to_a_closed_pipe_is_epipe_not_a_signal() {
+        let mut fds = [0; 2];
+        // SAFETY: `fds` has room for the two descriptors.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: closing the read end we own.
+        unsafe { libc::close(fds[0]) };
+        assert_eq!(write_once(fds[1], b"x\n"), Err(libc::EPIPE));
+        // SAFETY: closing the write end we own.
+        unsafe { libc::close(fds[1]) };
+        // Still alive, and no SIGPIPE left pending for the test thread.
+        let mut pending = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+        // SAFETY: sigpending fills the set.
+        let pending = unsafe {
+            libc::sigpending(pending.as_mut_ptr());
+            pending.assume_init()
+        };
+        // SAFETY: reading the filled set.
+        assert_eq!(unsafe { libc::sigismember(&pending, libc::SIGPIPE) }, 0);
+    }
+}
