@@ -62,7 +62,18 @@ pub struct Packet {
     pub frame: [u8; MEGASAS_IOC_FRAME_LEN],
     /// All sixteen `sgl[]` entries.
     pub sgl: [IoVec; MAX_IOCTL_SGE],
+    /// For SMP frames: the first bytes of the request (`sgl[1]`, in the caller's memory:
+    /// frame type and function), when whoever decoded the packet could read them. The
+    /// read-only policy refuses an SMP frame whose request it has not seen.
+    pub smp_request: Option<[u8; SMP_REQUEST_HEAD_LEN]>,
 }
+
+/// Bytes of an SMP request the read-only policy looks at: frame type, function, and two more
+/// so that a truncated request is recognised.
+pub const SMP_REQUEST_HEAD_LEN: usize = 4;
+
+/// Index of the SMP request in `sgl[]` (entry 0 is the response).
+pub const SMP_REQUEST_SGE_INDEX: usize = 1;
 
 /// Decodes the first `abi.packet_size()` bytes of `bytes`; extra bytes are ignored.
 pub fn decode(abi: Abi, bytes: &[u8]) -> Result<Packet, DecodeError> {
@@ -85,6 +96,7 @@ pub fn decode(abi: Abi, bytes: &[u8]) -> Result<Packet, DecodeError> {
                     base: v.iov_base.get(),
                     len: v.iov_len.get(),
                 }),
+                smp_request: None,
             })
         }
         Abi::Ilp32 => {
@@ -101,6 +113,7 @@ pub fn decode(abi: Abi, bytes: &[u8]) -> Result<Packet, DecodeError> {
                     base: u64::from(v.iov_base.get()),
                     len: u64::from(v.iov_len.get()),
                 }),
+                smp_request: None,
             })
         }
     }
@@ -175,6 +188,15 @@ impl Packet {
         let end = offset.checked_add(8)?;
         let bytes: [u8; 8] = self.frame.get(offset..end)?.try_into().ok()?;
         Some(u64::from_le_bytes(bytes))
+    }
+
+    /// For SMP frames, the `sgl[]` entry holding the request whose head the read-only policy
+    /// needs in [`Packet::smp_request`].
+    pub fn smp_request_iovec(&self) -> Option<IoVec> {
+        if self.cmd() != Some(MfiCmd::Smp) {
+            return None;
+        }
+        self.used_iovecs().get(SMP_REQUEST_SGE_INDEX).copied()
     }
 
     /// Offset of the frame inside the packet, for tools that patch raw packet bytes.

@@ -7,8 +7,11 @@
 use core::fmt;
 
 use crate::abi::ioctl::MAX_IOCTL_SGE;
-use crate::abi::mfi::{MfiCmd, MfiFrameFlags, MFI_CMD_OP_COUNT, MFI_HEADER_SIZE, MFI_SGE64_SIZE};
+use crate::abi::mfi::{
+    MfiCmd, MfiDirection, MfiFrameFlags, MFI_CMD_OP_COUNT, MFI_HEADER_SIZE, MFI_SGE64_SIZE,
+};
 use crate::decode::Packet;
+use crate::readonly;
 use crate::verdict::{Detail, Rewrites};
 
 /// A Linux errno value (the same numbers on x86_64 and i386).
@@ -99,10 +102,20 @@ pub enum RuleId {
     XferLength,
     /// `sgl.offset-unusual`
     SglOffsetUnusual,
+    /// `readonly.cmd`
+    ReadonlyCmd,
+    /// `readonly.dcmd`
+    ReadonlyDcmd,
+    /// `readonly.scsi`
+    ReadonlyScsi,
+    /// `readonly.ata`
+    ReadonlyAta,
+    /// `readonly.smp`
+    ReadonlySmp,
 }
 
 /// Number of rules.
-pub const RULE_COUNT: usize = 13;
+pub const RULE_COUNT: usize = 18;
 
 impl RuleId {
     /// Every rule, in evaluation order (the first rejecting rule's errno is the answer).
@@ -120,6 +133,11 @@ impl RuleId {
         RuleId::SenseLengthMismatch,
         RuleId::XferLength,
         RuleId::SglOffsetUnusual,
+        RuleId::ReadonlyCmd,
+        RuleId::ReadonlyDcmd,
+        RuleId::ReadonlyScsi,
+        RuleId::ReadonlyAta,
+        RuleId::ReadonlySmp,
     ];
 
     /// The stable id string.
@@ -144,6 +162,11 @@ impl RuleId {
             RuleId::SenseLengthMismatch => &RULES[10],
             RuleId::XferLength => &RULES[11],
             RuleId::SglOffsetUnusual => &RULES[12],
+            RuleId::ReadonlyCmd => &RULES[13],
+            RuleId::ReadonlyDcmd => &RULES[14],
+            RuleId::ReadonlyScsi => &RULES[15],
+            RuleId::ReadonlyAta => &RULES[16],
+            RuleId::ReadonlySmp => &RULES[17],
         }
     }
 
@@ -286,6 +309,46 @@ pub const RULES: [Rule; RULE_COUNT] = [
         errno: None,
         why: "malformed packets worth a look",
     },
+    Rule {
+        id: RuleId::ReadonlyCmd,
+        name: "readonly.cmd",
+        when: "read-only policy: a frame other than DCMD, SCSI pass-through, STP or SMP (raw LD read/write, NVMe, toolbox)",
+        action: Action::Reject,
+        errno: Some(Errno::EPERM),
+        why: "a monitoring job moving data or talking to the controller in ways it never needs",
+    },
+    Rule {
+        id: RuleId::ReadonlyDcmd,
+        name: "readonly.dcmd",
+        when: "read-only policy: a DCMD whose opcode is not in the reading allowlist, or that sends data (`DIR_WRITE`)",
+        action: Action::Reject,
+        errno: Some(Errno::EPERM),
+        why: "configuration changes, deletes, disk state changes and firmware flashes from a monitoring account",
+    },
+    Rule {
+        id: RuleId::ReadonlyScsi,
+        name: "readonly.scsi",
+        when: "read-only policy: a SCSI pass-through whose CDB is not a known reading command, or that sends data",
+        action: Action::Reject,
+        errno: Some(Errno::EPERM),
+        why: "writes, formats and firmware downloads sent straight to a disk",
+    },
+    Rule {
+        id: RuleId::ReadonlyAta,
+        name: "readonly.ata",
+        when: "read-only policy: an STP frame whose ATA command is not a known reading command, or that sends data",
+        action: Action::Reject,
+        errno: Some(Errno::EPERM),
+        why: "ATA writes, security erase and microcode downloads tunnelled to SATA disks",
+    },
+    Rule {
+        id: RuleId::ReadonlySmp,
+        name: "readonly.smp",
+        when: "read-only policy: an SMP frame whose function is not a discover/report function, or whose request was not inspected",
+        action: Action::Reject,
+        errno: Some(Errno::EPERM),
+        why: "expander configuration (phy control, zoning, route table changes)",
+    },
 ];
 
 /// A set of rules (the ones `MFIGUARD_ALLOW` downgrades to warnings).
@@ -351,8 +414,24 @@ pub enum Mode {
 pub struct Policy {
     /// Enforce or audit.
     pub mode: Mode,
+    /// Add the `readonly.*` rules: only commands that read pass (`MFIGUARD_MODE=readonly`).
+    pub readonly: bool,
     /// Rules downgraded to warnings.
     pub allow: RuleSet,
+}
+
+impl RuleId {
+    /// Whether the rule belongs to the read-only policy (evaluated only when it is on).
+    pub const fn is_readonly(self) -> bool {
+        matches!(
+            self,
+            RuleId::ReadonlyCmd
+                | RuleId::ReadonlyDcmd
+                | RuleId::ReadonlyScsi
+                | RuleId::ReadonlyAta
+                | RuleId::ReadonlySmp
+        )
+    }
 }
 
 /// What a matching rule found: the detail to record and, for a rewrite, the edit.
@@ -400,6 +479,11 @@ pub(crate) fn check(rule: RuleId, p: &Packet) -> Option<Hit> {
         RuleId::SenseLengthMismatch => sense_length_mismatch(p),
         RuleId::XferLength => xfer_length(p),
         RuleId::SglOffsetUnusual => sgl_offset_unusual(p),
+        RuleId::ReadonlyCmd => readonly_cmd(p),
+        RuleId::ReadonlyDcmd => readonly_dcmd(p),
+        RuleId::ReadonlyScsi => readonly_scsi(p),
+        RuleId::ReadonlyAta => readonly_ata(p),
+        RuleId::ReadonlySmp => readonly_smp(p),
     }
 }
 
@@ -590,6 +674,63 @@ fn sgl_offset_unusual(p: &Packet) -> Option<Hit> {
         cmd: cmd as u8,
         sgl_off: p.sgl_off,
         expected,
+    })
+}
+
+fn readonly_cmd(p: &Packet) -> Option<Hit> {
+    match p.cmd()? {
+        MfiCmd::Dcmd | MfiCmd::LdScsiIo | MfiCmd::PdScsiIo | MfiCmd::Stp | MfiCmd::Smp => None,
+        // INIT and ABORT are refused by frame.cmd-forbidden already, with EINVAL.
+        MfiCmd::Init | MfiCmd::Abort => None,
+        MfiCmd::LdRead | MfiCmd::LdWrite | MfiCmd::Nvme | MfiCmd::Toolbox => {
+            Hit::note(Detail::ReadonlyCmd {
+                cmd: p.header().cmd,
+            })
+        }
+    }
+}
+
+fn readonly_dcmd(p: &Packet) -> Option<Hit> {
+    let frame = p.dcmd_frame()?;
+    let opcode = frame.opcode.get();
+    let sends_data = MfiDirection::from_flags(frame.hdr.flags.get()).writes();
+    (sends_data || !readonly::dcmd_is_read_only(opcode)).then_some(())?;
+    Hit::note(Detail::ReadonlyDcmd { opcode, sends_data })
+}
+
+fn readonly_scsi(p: &Packet) -> Option<Hit> {
+    let frame = p.pthru_frame()?;
+    let len = usize::from(frame.hdr.cdb_len).min(frame.cdb.len());
+    let cdb = frame.cdb.get(..len).unwrap_or(&frame.cdb);
+    let sends_data = MfiDirection::from_flags(frame.hdr.flags.get()).writes();
+    (sends_data || !readonly::scsi_cdb_is_read_only(cdb)).then_some(())?;
+    Hit::note(Detail::ReadonlyScsi {
+        opcode: frame.cdb.first().copied().unwrap_or(0),
+        sends_data,
+    })
+}
+
+fn readonly_ata(p: &Packet) -> Option<Hit> {
+    let frame = p.stp_frame()?;
+    let sends_data = MfiDirection::from_flags(frame.hdr.flags.get()).writes();
+    (sends_data || !readonly::ata_fis_is_read_only(&frame.fis)).then_some(())?;
+    Hit::note(Detail::ReadonlyAta {
+        command: frame.fis.get(2).copied().unwrap_or(0),
+        features: frame.fis.get(3).copied().unwrap_or(0),
+        sends_data,
+    })
+}
+
+fn readonly_smp(p: &Packet) -> Option<Hit> {
+    if p.cmd()? != MfiCmd::Smp {
+        return None;
+    }
+    let allowed = p
+        .smp_request
+        .is_some_and(|head| readonly::smp_request_is_read_only(&head));
+    (!allowed).then_some(())?;
+    Hit::note(Detail::ReadonlySmp {
+        function: p.smp_request.and_then(|head| head.get(1).copied()),
     })
 }
 

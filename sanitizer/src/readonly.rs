@@ -407,7 +407,7 @@ pub fn ata_command_is_read_only(command: u8, features: u8) -> bool {
     READ_ONLY_ATA_COMMANDS
         .iter()
         .filter(|row| row.command == command)
-        .any(|row| row.feature.map_or(true, |feature| feature == features))
+        .any(|row| row.feature.is_none_or(|feature| feature == features))
 }
 
 /// Length of a host-to-device register FIS.

@@ -10,6 +10,7 @@ use zerocopy::FromBytes;
 
 use crate::abi::ioctl::{Abi, MEGASAS_IOC_FRAME_LEN, MEGASAS_IOC_FRAME_OFFSET};
 use crate::abi::mfi::{CmdDisplay, FlagsDisplay, MfiHeader};
+use crate::abi::names::dcmd_opcode_name;
 use crate::decode::{decode, DecodeError, Packet};
 use crate::policy::{check, Action, Errno, Mode, Policy, RuleId, RULE_COUNT};
 
@@ -75,6 +76,20 @@ pub enum Detail {
         sgl_off: u32,
         expected: u32,
     },
+    /// `readonly.cmd`
+    ReadonlyCmd { cmd: u8 },
+    /// `readonly.dcmd`
+    ReadonlyDcmd { opcode: u32, sends_data: bool },
+    /// `readonly.scsi`
+    ReadonlyScsi { opcode: u8, sends_data: bool },
+    /// `readonly.ata`
+    ReadonlyAta {
+        command: u8,
+        features: u8,
+        sends_data: bool,
+    },
+    /// `readonly.smp`: `function` is `None` when the request was not inspected.
+    ReadonlySmp { function: Option<u8> },
 }
 
 impl fmt::Display for Detail {
@@ -170,7 +185,48 @@ impl fmt::Display for Detail {
                 "sgl_off {sgl_off:#x} for a {} frame, whose SGL is at {expected:#x}",
                 CmdDisplay(cmd)
             ),
+            Detail::ReadonlyCmd { cmd } => write!(
+                f,
+                "{} frames are not allowed by the read-only policy",
+                CmdDisplay(cmd)
+            ),
+            Detail::ReadonlyDcmd { opcode, sends_data } => {
+                write!(f, "DCMD {opcode:#010x}")?;
+                if let Some(name) = dcmd_opcode_name(opcode) {
+                    write!(f, " ({name})")?;
+                }
+                f.write_str(not_a_read(sends_data))
+            }
+            Detail::ReadonlyScsi { opcode, sends_data } => {
+                write!(f, "SCSI opcode {opcode:#04x}")?;
+                f.write_str(not_a_read(sends_data))
+            }
+            Detail::ReadonlyAta {
+                command,
+                features,
+                sends_data,
+            } => {
+                write!(f, "ATA command {command:#04x} (features {features:#04x})")?;
+                f.write_str(not_a_read(sends_data))
+            }
+            Detail::ReadonlySmp {
+                function: Some(function),
+            } => write!(
+                f,
+                "SMP function {function:#04x} is not a discover/report function"
+            ),
+            Detail::ReadonlySmp { function: None } => {
+                f.write_str("SMP request buffer could not be inspected")
+            }
         }
+    }
+}
+
+fn not_a_read(sends_data: bool) -> &'static str {
+    if sends_data {
+        " sends data to the controller (DIR_WRITE)"
+    } else {
+        " is not in the read-only allowlist"
     }
 }
 
@@ -313,6 +369,9 @@ pub fn decide_packet(policy: &Policy, packet: &Packet) -> Verdict {
     };
     let mut reject: Option<Errno> = None;
     for (slot, rule) in verdict.findings.iter_mut().zip(RuleId::ALL) {
+        if rule.is_readonly() && !policy.readonly {
+            continue;
+        }
         let Some(hit) = check(rule, packet) else {
             continue;
         };

@@ -2,3 +2,4 @@
 
 pub mod ioctl;
 pub mod mfi;
+pub mod names;
