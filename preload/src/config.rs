@@ -156,14 +156,12 @@ impl Config {
     pub fn policy(&self) -> Policy {
         let mode = match self.mode {
             GuardMode::Audit => Mode::Audit,
-            GuardMode::Enforce | GuardMode::Off => Mode::Enforce,
-            // TODO(issue 8): the sanitizer's read-only policy (EPERM for writing DCMDs and
-            // pass-through commands) is wired here once it exists; until then readonly is
-            // exactly enforce.
-            GuardMode::Readonly => Mode::Enforce,
+            GuardMode::Enforce | GuardMode::Off | GuardMode::Readonly => Mode::Enforce,
         };
         Policy {
             mode,
+            // Read-only is enforce plus the allowlist of reading commands (EPERM otherwise).
+            readonly: self.mode == GuardMode::Readonly,
             allow: self.allow,
         }
     }
@@ -587,7 +585,7 @@ mod tests {
     }
 
     #[test]
-    fn readonly_is_accepted_and_enforces_for_now() {
+    fn readonly_enforces_with_the_readonly_rules() {
         let c = parse(
             &env_of(&[("MFIGUARD_MODE", "readonly")]),
             &FileSource::Absent,
@@ -597,6 +595,7 @@ mod tests {
         assert!(c.errors.is_empty());
         assert!(c.enforcing());
         assert_eq!(c.policy().mode, Mode::Enforce);
+        assert!(c.policy().readonly);
         assert_eq!(c.audit, AuditLevel::Findings);
     }
 
