@@ -1179,17 +1179,16 @@ fn firmware(call: &mut Call, frame: &mut [u8], sgl_off: u32) -> (u8, String) {
         MFI_CMD_STP => {
             // Entry 0 takes the 20-byte response FIS, entry 1 the data.
             let fis_cmd = frame[0x1A];
-            let response = d2h_fis(fis_cmd == 0xEC);
+            let response = d2h_fis();
             let first: Vec<Sge> = sges.iter().take(1).copied().collect();
             let rest: Vec<Sge> = sges.iter().skip(1).copied().collect();
             call.dma_to_host("STP response FIS", &first, &response);
             if fis_cmd == 0xEC {
                 let n = 512usize.min(data_xferlen as usize);
                 call.dma_to_host("STP IDENTIFY data", &rest, &identify(frame[4])[..n]);
-                MFI_STAT_OK
-            } else {
-                MFI_STAT_SCSI_DONE_WITH_ERROR
             }
+            // Any other command completes with the response FIS alone.
+            MFI_STAT_OK
         }
         MFI_CMD_LD_READ | MFI_CMD_LD_WRITE => {
             let sense_addr = u64::from(le32(frame, 0x18));
@@ -1426,11 +1425,10 @@ fn scsi(target: u8, cdb: &[u8]) -> Result<Vec<u8>, (u8, u8, u8)> {
 }
 
 /// The device-to-host register FIS an ATA command completes with.
-fn d2h_fis(ok: bool) -> Vec<u8> {
+fn d2h_fis() -> Vec<u8> {
     let mut f = vec![0u8; 20];
     f[0] = 0x34; // FIS type: register, device to host
-    f[2] = if ok { 0x50 } else { 0x51 }; // status: DRDY|DSC, or ERR
-    f[3] = if ok { 0x00 } else { 0x04 }; // error: ABRT
+    f[2] = 0x50; // status: DRDY|DSC, no error
     f
 }
 

@@ -488,6 +488,116 @@ fn rule_call(h: u16, id: &str) -> Result<Call, String> {
         RuleId::XferLength => ctrl_info_with(h, 2048, |b| b.header(|hd| hd.data_xferlen.set(4096))),
         // The SGL one slot later than a DCMD keeps it (still inside the frame).
         RuleId::SglOffsetUnusual => ctrl_info_with(h, 2048, |b| b.sgl_off(0x30)),
+        // The read-only policy's rules (MFIGUARD_MODE=readonly); each packet is well formed,
+        // so outside that policy it passes.
+        // A raw logical-drive read of one block: moves user data, never needed to monitor.
+        RuleId::ReadonlyCmd => {
+            let mut buf = vec![0u8; 512];
+            let packet = PacketBuilder::new(ABI)
+                .host_no(h)
+                .sgl_off(0x28)
+                .sge_count(1)
+                .iovec(0, buf_addr(&mut buf), 512)
+                .frame_header(MfiCmd::LdRead, DIR_READ, 1, 1)
+                .header(|hd| hd.timeout = 10.into())
+                .build();
+            Call {
+                packet,
+                request: c_ulong::from(ABI.firmware_request()),
+                bufs: vec![buf],
+                report: Report::Nothing,
+                label: None,
+            }
+        }
+        // MR_DCMD_CTRL_CACHE_FLUSH (controller and disk caches): an action, not a read.
+        RuleId::ReadonlyDcmd => Call {
+            packet: PacketBuilder::new(ABI)
+                .host_no(h)
+                .sgl_off(0x28)
+                .frame_header(MfiCmd::Dcmd, 0, 0, 0)
+                .frame_u32(0x18, 0x0110_1000)
+                .frame_bytes(0x1C, &[0x03])
+                .build(),
+            request: c_ulong::from(ABI.firmware_request()),
+            bufs: Vec::new(),
+            report: Report::Nothing,
+            label: None,
+        },
+        // SYNCHRONIZE CACHE(10) to a disk, sense at 0x18: not a reading command.
+        RuleId::ReadonlyScsi => {
+            let mut sense = vec![0u8; 32];
+            let sense_addr = buf_addr(&mut sense);
+            let b = PacketBuilder::new(ABI)
+                .host_no(h)
+                .sgl_off(0x30)
+                .sense_off(0x18)
+                .sense_len(32)
+                .frame_header(MfiCmd::PdScsiIo, 0, 0, 0)
+                .header(|hd| {
+                    hd.target_id = 8;
+                    hd.cdb_len = 10;
+                    hd.sense_len = 32;
+                    hd.timeout = 10.into();
+                })
+                .frame_bytes(0x20, &[0x35, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+            let b = match ABI {
+                Abi::Lp64 => b.frame_u64(0x18, sense_addr),
+                Abi::Ilp32 => b.frame_u32(0x18, sense_addr as u32),
+            };
+            Call {
+                packet: b.build(),
+                request: c_ulong::from(ABI.firmware_request()),
+                bufs: vec![sense],
+                report: Report::Nothing,
+                label: None,
+            }
+        }
+        // ATA FLUSH CACHE (0xE7) tunnelled to a SATA disk: the probe's frame, another command.
+        RuleId::ReadonlyAta => {
+            let mut fis = vec![0u8; 20];
+            let packet = PacketBuilder::new(ABI)
+                .host_no(h)
+                .sgl_off(0x30)
+                .sge_count(1)
+                .iovec(0, buf_addr(&mut fis), 20)
+                .frame_header(MfiCmd::Stp, DIR_READ, 1, 0)
+                .header(|hd| {
+                    hd.target_id = 10;
+                    hd.timeout = 10.into();
+                })
+                .frame_bytes(0x18, &[0x27, 0x80, 0xE7, 0x00])
+                .build();
+            Call {
+                packet,
+                request: c_ulong::from(ABI.firmware_request()),
+                bufs: vec![fis],
+                report: Report::Nothing,
+                label: None,
+            }
+        }
+        // SMP PHY CONTROL (function 0x91) to an expander: configuration, not discovery.
+        RuleId::ReadonlySmp => {
+            let mut response = vec![0u8; 64];
+            let mut request = vec![0u8; 40];
+            request[..4].copy_from_slice(&[0x40, 0x91, 0x00, 0x09]);
+            let packet = PacketBuilder::new(ABI)
+                .host_no(h)
+                .sgl_off(0x20)
+                .sge_count(2)
+                .iovec(0, buf_addr(&mut response), 64)
+                .iovec(1, buf_addr(&mut request), 40)
+                .frame_header(MfiCmd::Smp, 0x0018, 2, 64)
+                .header(|hd| hd.timeout = 10.into())
+                .frame_u64(0x18, 0x5000_c500_0000_00ff)
+                .build();
+            Call {
+                packet,
+                request: c_ulong::from(ABI.firmware_request()),
+                bufs: vec![response, request],
+                report: Report::Nothing,
+                label: None,
+            }
+        }
     };
     call.report = Report::Nothing;
     Ok(call)

@@ -1,6 +1,7 @@
 //! Every rule end to end, each with its near twin: the client sends a packet that triggers
 //! exactly that rule, once with no guard (what a legacy host does), once under the guard in
-//! enforce mode, and once with the rule in `MFIGUARD_ALLOW`. The oracle is what reached the
+//! enforce mode (`MFIGUARD_MODE=readonly` for the read-only policy's rules), and once with the
+//! rule in `MFIGUARD_ALLOW`. The oracle is what reached the
 //! simulated driver, plus the client's errno and the guard's audit record.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -31,6 +32,16 @@ fn expected_verdict(action: Action) -> &'static str {
     }
 }
 
+/// The guard as the rule needs it: enforce, or the read-only policy for `readonly.*` rules.
+fn guarded(id: &str) -> Client {
+    let c = client(&["rule", id]);
+    if id.starts_with("readonly.") {
+        c.guard(Guard::DefaultMode).env("MFIGUARD_MODE", "readonly")
+    } else {
+        c.guard(Guard::Enforce)
+    }
+}
+
 fn check_rule(id: &str) {
     let rule = RULES
         .iter()
@@ -42,11 +53,20 @@ fn check_rule(id: &str) {
     assert_eq!(base.code(), 0, "{}", base.dump());
     let base_sim = base.sim_call().clone();
 
-    // Enforce, every call recorded.
-    let run = client(&["rule", id])
-        .guard(Guard::Enforce)
-        .env("MFIGUARD_AUDIT", "all")
-        .run();
+    if id.starts_with("readonly.") {
+        // Outside the read-only policy the packet is unremarkable.
+        let run = client(&["rule", id])
+            .guard(Guard::Enforce)
+            .env("MFIGUARD_AUDIT", "all")
+            .run();
+        let call = run.audit_call();
+        assert_eq!(text(&call, "verdict"), Some("pass"), "{}", run.dump());
+        assert!(finding_rules(&call).is_empty(), "{}", run.dump());
+        assert_eq!(run.sim_stable(), base.sim_stable(), "{}", run.dump());
+    }
+
+    // Enforce (or read-only), every call recorded.
+    let run = guarded(id).env("MFIGUARD_AUDIT", "all").run();
     let call = run.audit_call();
     assert_eq!(
         finding_rules(&call),
@@ -128,13 +148,12 @@ fn check_rule(id: &str) {
 
     if rule.action != Action::Warn {
         // The default audit level in enforce mode records every rewrite and reject.
-        let run = client(&["rule", id]).guard(Guard::Enforce).run();
+        let run = guarded(id).run();
         assert_eq!(run.audit_calls().len(), 1, "{}", run.dump());
 
         // The twin: the same packet with the rule allowed is only a warning, and the packet
         // reaches the driver exactly as without the guard.
-        let run = client(&["rule", id])
-            .guard(Guard::Enforce)
+        let run = guarded(id)
             .env("MFIGUARD_ALLOW", id)
             .env("MFIGUARD_AUDIT", "all")
             .run();
@@ -209,6 +228,11 @@ rule_tests! {
     sense_length_mismatch => "sense.length-mismatch",
     xfer_length => "xfer.length",
     sgl_offset_unusual => "sgl.offset-unusual",
+    readonly_cmd => "readonly.cmd",
+    readonly_dcmd => "readonly.dcmd",
+    readonly_scsi => "readonly.scsi",
+    readonly_ata => "readonly.ata",
+    readonly_smp => "readonly.smp",
 }
 
 #[test]

@@ -15,7 +15,7 @@
 //!   (`target/<triple>/<profile>/`): the same suite, run by 32-bit processes on the compat ABI.
 //!
 //! Every run gets a fresh directory: the guard's file log (`MFIGUARD_LOG`), the simulator's record
-//! (`MFISIM_RECORD`), and a config path that does not exist (`MFIGUARD_CONFIG`), so that a site's
+//! (`MFISIM_RECORD`), and an empty configuration file (`MFIGUARD_CONFIG`), so that a site's
 //! `/etc/mfiguard.conf` never leaks into a test. `MFIGUARD_DEVICE=/dev/null` makes the guard treat
 //! the simulator's descriptors as the management node.
 #![allow(dead_code)] // each test binary uses a different part
@@ -221,7 +221,13 @@ impl Client {
                 cmd.env_remove(&k);
             }
         }
-        cmd.env("MFIGUARD_CONFIG", dir.path("no-such-mfiguard.conf"))
+        // An empty configuration file of its own: /etc/mfiguard.conf never leaks in, and the
+        // guard has no reason to complain about a missing file.
+        let conf = dir.path("empty-mfiguard.conf");
+        if !conf.exists() {
+            std::fs::write(&conf, "").expect("write empty config");
+        }
+        cmd.env("MFIGUARD_CONFIG", &conf)
             .env("MFIGUARD_DEVICE", "/dev/null")
             .env("MFIGUARD_LOG", dir.path("audit.jsonl"))
             .env("MFISIM_RECORD", dir.path("sim.jsonl"));
@@ -378,9 +384,18 @@ impl Run {
 
     /// The guarded calls in the audit log: the records of each (pid, seq) merged in order
     /// (a decision record written before the kernel call, completed by an outcome record
-    /// after it), in order of first appearance. Records without a `seq` stand alone.
+    /// after it), in order of first appearance. Records without a `seq` (configuration errors,
+    /// say) are not calls.
     pub fn audit_calls(&self) -> Vec<Value> {
         merge_calls(&self.audit)
+    }
+
+    /// Audit records that are not about a call (no `seq`).
+    pub fn audit_other(&self) -> Vec<&Value> {
+        self.audit
+            .iter()
+            .filter(|r| r.get("seq").is_none())
+            .collect()
     }
 
     /// The one guarded call in the audit log.
@@ -407,11 +422,11 @@ pub fn stable(v: &Value) -> Value {
 pub fn merge_calls(records: &[Value]) -> Vec<Value> {
     let mut order: Vec<(String, Value)> = Vec::new();
     let mut index: BTreeMap<String, usize> = BTreeMap::new();
-    for (i, r) in records.iter().enumerate() {
-        let key = match r.get("seq") {
-            Some(seq) => format!("{}/{seq}", r.get("pid").cloned().unwrap_or(Value::Null)),
-            None => format!("line{i}"),
+    for r in records {
+        let Some(seq) = r.get("seq") else {
+            continue;
         };
+        let key = format!("{}/{seq}", r.get("pid").cloned().unwrap_or(Value::Null));
         match index.get(&key) {
             Some(&at) => {
                 let merged = &mut order[at].1;
