@@ -19,11 +19,14 @@
 //!     unrelated            ioctls the guard must not touch: FIONREAD on a pipe, the MegaRAID
 //!                          request on a pipe, another 'M' request and TCGETS on the device
 //!     fault KIND           the packet pointer is unreadable: unmapped, protnone, span (the packet
-//!                          starts 100 bytes before a PROT_NONE page), null
+//!                          starts 100 bytes before a PROT_NONE page), null; or just readable:
+//!                          readonly (a PROT_READ page: the status byte cannot be written back),
+//!                          edge (the packet ends exactly where a PROT_NONE page starts)
 //!     race N               N CTRL_GET_INFO calls while a second thread flips IEEE|SGL64 in the
 //!                          caller's packet
 //!     high-bits            ieee-dcmd with the request code's upper 32 bits set (the kernel's
 //!                          `cmd` is an unsigned int: it ignores them)
+//!     threads N M          N threads released together, M ieee-dcmd calls each
 //!
 //! `--repeat N` issues the scenario's ioctl N times on the same packet and adds `calls=N failed=K`.
 //!
@@ -75,7 +78,7 @@ fn usage(msg: &str) -> i32 {
         "usage: mfi_client [--device PATH] [--host N] [--repeat N] SCENARIO [ARGS]\n\
          scenarios: ctrl-info pd-list ld-list event-info inquiry TARGET stp-probe TARGET\n\
          \x20          ieee-dcmd sgl-off HEXOFF sense-off HEXOFF rule RULE_ID aen\n\
-         \x20          unrelated fault KIND race N high-bits"
+         \x20          unrelated fault KIND race N threads N M high-bits"
     );
     2
 }
@@ -158,6 +161,7 @@ fn run() -> i32 {
         Plan::Unrelated => run_unrelated(fd),
         Plan::Fault(kind) => run_fault(fd, &kind),
         Plan::Race(n) => run_race(fd, &opts, n),
+        Plan::Threads(n, m) => run_threads(fd, &opts, n, m),
     }
 }
 
@@ -256,6 +260,7 @@ enum Plan {
     Unrelated,
     Fault(String),
     Race(u64),
+    Threads(usize, u64),
 }
 
 /// What to print from the buffers after a call.
@@ -399,12 +404,25 @@ fn prepare(opts: &Opts) -> Result<Plan, String> {
         "unrelated" => return Ok(Plan::Unrelated),
         "fault" => {
             let kind = opts.args.first().ok_or("fault needs a KIND")?;
-            if !matches!(kind.as_str(), "unmapped" | "protnone" | "span" | "null") {
+            if !matches!(
+                kind.as_str(),
+                "unmapped" | "protnone" | "span" | "null" | "readonly" | "edge"
+            ) {
                 return Err(format!("unknown fault kind {kind}"));
             }
             return Ok(Plan::Fault(kind.clone()));
         }
         "race" => return Ok(Plan::Race(arg_num(opts, "a count")?.max(1))),
+        "threads" => {
+            let n = arg_num(opts, "THREADS CALLS")?.clamp(1, 256);
+            let m = opts
+                .args
+                .get(1)
+                .and_then(|a| parse_num(a))
+                .ok_or("threads needs THREADS CALLS")?
+                .max(1);
+            return Ok(Plan::Threads(n as usize, m));
+        }
         other => return Err(format!("unknown scenario {other}")),
     };
     Ok(Plan::Call(call))
@@ -903,10 +921,32 @@ fn run_fault(fd: c_int, kind: &str) -> i32 {
     let page = 4096usize;
     let mut buf = vec![0u8; 2048];
     let pkt = samples::dcmd_read(ABI, MR_DCMD_CTRL_GET_INFO, buf_addr(&mut buf), 2048).build();
-    // SAFETY: anonymous mappings of our own, used only as addresses handed to the kernel.
+    // Whether the status byte can be read back after the call.
+    let readable = matches!(kind, "readonly" | "edge");
+    // SAFETY: anonymous mappings of our own, used only as addresses handed to the kernel
+    // (and, for the readable kinds, read back below).
     let ptr: *mut u8 = unsafe {
         match kind {
             "null" => std::ptr::null_mut(),
+            "readonly" => {
+                // The whole packet readable, but not writable: the status byte cannot be
+                // written back (the kernel's copy_to_user fails: EFAULT).
+                let p = map(page, libc::PROT_READ | libc::PROT_WRITE);
+                std::ptr::copy_nonoverlapping(pkt.as_ptr(), p, pkt.len());
+                *p.add(CMD_STATUS) = STATUS_UNSET;
+                libc::mprotect(p.cast(), page, libc::PROT_READ);
+                p
+            }
+            "edge" => {
+                // The packet ends exactly where a PROT_NONE page begins: all of it readable,
+                // not one byte more. A correct copy succeeds.
+                let p = map(2 * page, libc::PROT_READ | libc::PROT_WRITE);
+                let start = p.add(page - pkt.len());
+                std::ptr::copy_nonoverlapping(pkt.as_ptr(), start, pkt.len());
+                *start.add(CMD_STATUS) = STATUS_UNSET;
+                libc::mprotect(p.add(page).cast(), page, libc::PROT_NONE);
+                start
+            }
             "protnone" => map(page, libc::PROT_NONE),
             "unmapped" => {
                 let p = map(page, libc::PROT_READ | libc::PROT_WRITE);
@@ -933,16 +973,28 @@ fn run_fault(fd: c_int, kind: &str) -> i32 {
         )
     };
     let errno = if ret < 0 { last_errno() } else { 0 };
+    // SAFETY: for the readable kinds the packet's page is readable.
+    let cmd_status = if readable {
+        unsafe { std::ptr::read_volatile(ptr.add(CMD_STATUS)) }
+    } else {
+        0
+    };
     print_outcome(
         "MEGASAS_IOC_FIRMWARE",
         &Outcome {
             ret,
             errno,
-            cmd_status: 0,
+            cmd_status,
         },
-        false,
+        readable,
     );
     println!("fault={kind}");
+    if readable {
+        println!("status_byte={cmd_status:#04x}");
+        if ret == 0 {
+            report(Report::CtrlInfo, &[buf]);
+        }
+    }
     i32::from(ret != 0)
 }
 
@@ -1012,4 +1064,44 @@ fn run_race(fd: c_int, opts: &Opts, n: u64) -> i32 {
     println!("calls={n} ok={ok} failed={failed}");
     eprintln!("mfi_client: race: {flips} flips during {n} calls");
     i32::from(failed != 0)
+}
+
+// ---- many threads at once --------------------------------------------------------------------
+
+/// THREADS threads, released together (so the first guarded calls race the guard's lazy set-up),
+/// each issuing CALLS `ieee-dcmd` calls on a packet of its own. `status_ok` counts the calls the
+/// controller answered with cmd_status OK: on a legacy driver only a guard that cleared the flags
+/// gets those.
+fn run_threads(fd: c_int, opts: &Opts, n: usize, m: u64) -> i32 {
+    let barrier = Arc::new(std::sync::Barrier::new(n));
+    let host = opts.host;
+    let handles: Vec<_> = (0..n)
+        .map(|_| {
+            let barrier = Arc::clone(&barrier);
+            std::thread::spawn(move || {
+                let mut c = ctrl_info_with(host, 2048, |b| add_flags(b, IEEE_SGL64));
+                barrier.wait();
+                let (mut ret_ok, mut status_ok) = (0u64, 0u64);
+                for _ in 0..m {
+                    let o = issue(fd, c.request, &mut c.packet);
+                    if o.ret == 0 {
+                        ret_ok += 1;
+                        if o.cmd_status == 0 {
+                            status_ok += 1;
+                        }
+                    }
+                }
+                (ret_ok, status_ok)
+            })
+        })
+        .collect();
+    let (mut ret_ok, mut status_ok) = (0u64, 0u64);
+    for h in handles {
+        let (r, st) = h.join().unwrap_or((0, 0));
+        ret_ok += r;
+        status_ok += st;
+    }
+    let calls = n as u64 * m;
+    println!("threads={n} calls={calls} ret_ok={ret_ok} status_ok={status_ok}");
+    i32::from(ret_ok != calls)
 }

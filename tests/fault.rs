@@ -42,3 +42,32 @@ fn audit_mode_also_answers_efault_for_an_unreadable_packet() {
     assert_eq!(run.code(), 1, "{}", run.dump());
     assert_eq!(run.stdout, base.stdout, "{}", run.dump());
 }
+
+#[test]
+fn a_packet_whose_status_byte_cannot_be_written_fails_as_on_the_kernel() {
+    // The packet is readable but in a read-only page. The driver copies the buffers back, then
+    // fails to write cmd_status into the caller's packet: EFAULT. Under the guard the driver
+    // writes the status into the guard's private copy; the guard's own write-back then fails
+    // the same way, and the tool must see the same answer, not a success without a status.
+    let base = client(&["fault", "readonly"]).run();
+    assert_eq!(base.code(), 1, "{}", base.dump());
+    let run = client(&["fault", "readonly"]).guard(Guard::Enforce).run();
+    assert_eq!(
+        run.stdout,
+        base.stdout,
+        "the guard answered differently from the kernel\n{}",
+        run.dump()
+    );
+    assert_eq!(run.code(), base.code(), "{}", run.dump());
+}
+
+#[test]
+fn a_packet_that_ends_where_the_mapping_ends_is_read_whole() {
+    // Not one byte past the packet may be read: a copy that reads ahead would fault here.
+    let base = client(&["fault", "edge"]).run();
+    assert_eq!(base.code(), 0, "{}", base.dump());
+    let run = client(&["fault", "edge"]).guard(Guard::Enforce).run();
+    assert_eq!(run.code(), 0, "{}", run.dump());
+    assert_eq!(run.stdout, base.stdout, "{}", run.dump());
+    assert_eq!(run.sim_stable(), base.sim_stable(), "{}", run.dump());
+}
