@@ -912,6 +912,25 @@ fn run_unrelated(fd: c_int) -> i32 {
     let r = unsafe { libc::ioctl(fd, libc::TCGETS, &mut t) };
     marker();
     line("tcgets_device", r, String::new());
+
+    // The other ABI's MEGASAS_IOC_FIRMWARE on the device: the kernel's native handler knows
+    // only this process's code (the compat one is for 32-bit processes), so it is ENOTTY; a
+    // guard that decoded it would refuse the rule-breaking packet with EINVAL instead.
+    let other_abi = match ABI {
+        Abi::Lp64 => Abi::Ilp32,
+        Abi::Ilp32 => Abi::Lp64,
+    };
+    marker();
+    // SAFETY: the packet buffer is larger than either layout; the kernel does not read it.
+    let r = unsafe {
+        libc::ioctl(
+            fd,
+            c_ulong::from(other_abi.firmware_request()),
+            pkt.as_mut_ptr().cast::<c_void>(),
+        )
+    };
+    marker();
+    line("other_abi_firmware_on_device", r, String::new());
     0
 }
 

@@ -102,7 +102,8 @@ fn the_simulator_answers_only_its_own_requests_on_its_own_device() {
         "fionread_pipe ret=0 errno=0 (0) bytes=5\n\
          megaraid_request_on_pipe ret=-1 errno=25 (ENOTTY)\n\
          other_m_request_on_device ret=-1 errno=25 (ENOTTY)\n\
-         tcgets_device ret=-1 errno=25 (ENOTTY)\n"
+         tcgets_device ret=-1 errno=25 (ENOTTY)\n\
+         other_abi_firmware_on_device ret=-1 errno=25 (ENOTTY)\n"
     );
     assert!(run.sim.is_empty(), "{}", run.dump());
 }

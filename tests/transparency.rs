@@ -175,11 +175,11 @@ fn an_unrelated_ioctl_costs_no_extra_system_call() {
     assert!(status.success(), "{stdout}\n{stderr}");
     let text = std::fs::read_to_string(&trace).expect("strace output");
     let groups = between_markers(&text);
-    assert_eq!(groups.len(), 4, "four marked ioctls\n{text}");
-    // FIONREAD on a pipe, another 'M' request and TCGETS on the device: the ioctl and nothing
-    // else. (The MegaRAID request on a pipe, group 1, may cost the guard an fstat to see that
-    // the descriptor is not the management node.)
-    for i in [0, 2, 3] {
+    assert_eq!(groups.len(), 5, "five marked ioctls\n{text}");
+    // FIONREAD on a pipe, another 'M' request, TCGETS and the other ABI's request code on the
+    // device: the ioctl and nothing else. (The MegaRAID request on a pipe, group 1, may cost
+    // the guard an fstat to see that the descriptor is not the management node.)
+    for i in [0, 2, 3, 4] {
         assert_eq!(groups[i].len(), 1, "group {i}: {:?}", groups[i]);
         assert!(
             groups[i][0].starts_with("ioctl("),
@@ -192,4 +192,24 @@ fn an_unrelated_ioctl_costs_no_extra_system_call() {
         "{:?}",
         groups[1]
     );
+}
+
+#[test]
+fn a_descriptor_that_is_not_the_management_node_is_not_guarded() {
+    // MFIGUARD_DEVICE unset, or naming another device: /dev/null is not the management node,
+    // so the guard leaves even the seed's probe alone (other drivers use 'M' ioctls too).
+    let base = client(&["stp-probe", "10"]).run();
+    for device in [None, Some("/dev/zero")] {
+        let mut c = client(&["stp-probe", "10"])
+            .guard(Guard::Enforce)
+            .env("MFIGUARD_AUDIT", "all");
+        c = match device {
+            None => c.unset("MFIGUARD_DEVICE"),
+            Some(d) => c.env("MFIGUARD_DEVICE", d),
+        };
+        let run = c.run();
+        assert_eq!(run.stdout, base.stdout, "{}", run.dump());
+        assert_eq!(run.sim_stable(), base.sim_stable(), "{}", run.dump());
+        assert!(run.audit_calls().is_empty(), "{}", run.dump());
+    }
 }

@@ -182,6 +182,7 @@ pub struct Client {
     args: Vec<String>,
     guard: Guard,
     env: Vec<(String, String)>,
+    unset: Vec<String>,
     device: bool,
 }
 
@@ -191,6 +192,7 @@ pub fn client(args: &[&str]) -> Client {
         args: args.iter().map(|s| (*s).to_owned()).collect(),
         guard: Guard::Without,
         env: Vec::new(),
+        unset: Vec::new(),
         device: true,
     }
 }
@@ -203,6 +205,12 @@ impl Client {
 
     pub fn env(mut self, k: &str, v: &str) -> Client {
         self.env.push((k.to_owned(), v.to_owned()));
+        self
+    }
+
+    /// Leaves a variable the harness would set out of the client's environment.
+    pub fn unset(mut self, k: &str) -> Client {
+        self.unset.push(k.to_owned());
         self
     }
 
@@ -254,6 +262,9 @@ impl Client {
         }
         for (k, v) in &self.env {
             cmd.env(k, v);
+        }
+        for k in &self.unset {
+            cmd.env_remove(k);
         }
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
