@@ -37,7 +37,9 @@
 //! Every call it answers is appended as one JSON line to the file named by `MFISIM_RECORD` (if
 //! set): the test oracle for what reached the kernel. `MFISIM_VERBOSE=1` adds one readable line
 //! per call on stderr, `MFISIM_VERBOSE=2` the call told step by step (driver, then firmware: the
-//! entries it parsed and where each DMA went). It never writes to stdout.
+//! entries it parsed and where each DMA went). `MFISIM_CRASH=1` ends the process with SIGKILL
+//! inside the first `MEGASAS_IOC_FIRMWARE` call, after its record: the seed's crash, to check
+//! what evidence is left. It never writes to stdout.
 //!
 //! The exported `ioctl` is declared `(c_int, c_ulong, *mut c_void)`: stable Rust cannot define a
 //! variadic function, and on x86_64 and i386 a caller passing the third argument of glibc's
@@ -759,6 +761,13 @@ fn firmware_ioctl(request: c_ulong, user: usize) -> (c_int, c_int) {
     .num("ret", ret)
     .num("errno", errno);
     append_record(&rec.finish());
+    if std::env::var_os("MFISIM_CRASH").is_some_and(|v| !v.is_empty() && v != "0") {
+        // The seed's ending: the host dies inside the driver. SIGKILL leaves no chance to
+        // flush anything, so whatever the layers above wrote before the call is all there is.
+        eprintln!("legacy_sim[{seq}]: MFISIM_CRASH: the host dies inside the driver");
+        // SAFETY: signalling our own process.
+        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+    }
     if verbosity() >= 2 {
         let mut text = format!("legacy_sim[{seq}]: MEGASAS_IOC_FIRMWARE\n");
         for line in &explain {
