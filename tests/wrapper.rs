@@ -1,0 +1,2038 @@
+//! End-to-end tests of `bin/mfiguard-run`, `mfiguard-probe` and the operator integrations in
+//! `examples/integrations/`, each spawning real processes.
+//!
+//! Most tests need only *a* library that loads: a "stand-in", a symlink named `libmfiguard.so`
+//! to the C library this process already uses, which loads everywhere and guards nothing. They
+//! do not depend on the state of the preload crate. The tests whose names end in `_with_the_guard`
+//! load the real `libmfiguard.so` (built by `tests/common`, or `MFIGUARD_TEST_LIB`) and check
+//! that it intercepts through the wrapper.
+//!
+//! `MFIGUARD_TEST_WRAPPER=/usr/bin/mfiguard-run` tests an installed wrapper instead of the tree's.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Output, Stdio};
+use std::sync::OnceLock;
+
+use common::{examples, firmware_addrs, guard_lib, merge_calls, parse_lines, text, Scratch, Value};
+
+// ---- set-up --------------------------------------------------------------------------------------
+
+fn root() -> &'static Path {
+    common::root()
+}
+
+fn wrapper() -> PathBuf {
+    std::env::var_os("MFIGUARD_TEST_WRAPPER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("bin/mfiguard-run"))
+}
+
+fn probe_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_mfiguard-probe"))
+}
+
+fn integration(rel: &str) -> PathBuf {
+    root().join("examples/integrations").join(rel)
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
+}
+
+fn write_exec(p: &Path, text: &str) {
+    std::fs::write(p, text).unwrap();
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// The C library mapped into this process (a path `LD_PRELOAD` can name harmlessly).
+fn libc_path() -> &'static Path {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| {
+        let maps = read(Path::new("/proc/self/maps"));
+        maps.lines()
+            .filter_map(|l| l.split_whitespace().nth(5))
+            .find(|p| {
+                let name = p.rsplit('/').next().unwrap_or("");
+                name.starts_with("libc.so") || name.starts_with("libc-")
+            })
+            .map(PathBuf::from)
+            .expect("libc in /proc/self/maps")
+    })
+}
+
+/// A library directory whose `libmfiguard.so` loads but guards nothing, with the probe beside it.
+fn stand_in(s: &Scratch) -> PathBuf {
+    let dir = s.path("stand-in");
+    std::fs::create_dir_all(&dir).unwrap();
+    symlink(libc_path(), dir.join("libmfiguard.so")).unwrap();
+    symlink(probe_bin(), dir.join("mfiguard-probe")).unwrap();
+    dir
+}
+
+/// The real guard's directory, with `mfiguard-probe` beside the library.
+fn guard_dir(s: &Scratch) -> PathBuf {
+    let lib = guard_lib();
+    let dir = lib.parent().unwrap();
+    if dir.join("mfiguard-probe").is_file() {
+        return dir.to_path_buf();
+    }
+    let d = s.path("guard");
+    std::fs::create_dir_all(&d).unwrap();
+    symlink(lib, d.join("libmfiguard.so")).unwrap();
+    symlink(probe_bin(), d.join("mfiguard-probe")).unwrap();
+    d
+}
+
+/// Removes what the test runner's environment could leak into a run.
+fn scrub(cmd: &mut Command) -> &mut Command {
+    cmd.env_remove("LD_PRELOAD");
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy().into_owned();
+        if k.starts_with("MFIGUARD_") || k.starts_with("MFISIM_") {
+            cmd.env_remove(&k);
+        }
+    }
+    cmd.stdin(Stdio::null())
+}
+
+/// `mfiguard-run ARGS` with its library from `lib_dir` and no site config.
+fn wrap(lib_dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(wrapper());
+    scrub(&mut cmd)
+        .env("MFIGUARD_LIB_DIR", lib_dir)
+        .env("MFIGUARD_CONFIG", "/nonexistent/mfiguard.conf")
+        .args(args);
+    cmd
+}
+
+struct Out {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+impl Out {
+    fn code(&self) -> i32 {
+        self.status.code().unwrap_or(-1)
+    }
+    fn dump(&self) -> String {
+        format!(
+            "exit: {:?}\n--- stdout\n{}--- stderr\n{}",
+            self.status, self.stdout, self.stderr
+        )
+    }
+}
+
+fn run(cmd: &mut Command) -> Out {
+    let (status, stdout, stderr) = common::run_with_timeout(
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped()),
+        common::RUN_TIMEOUT,
+    );
+    Out {
+        status,
+        stdout,
+        stderr,
+    }
+}
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool} >/dev/null 2>&1"))
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Compiles C `src` with `cc ARGS`; `None` (with a note) when this host cannot.
+fn cc(s: &Scratch, name: &str, src: &str, args: &[&str]) -> Option<PathBuf> {
+    let c = s.path(&format!("{name}.c"));
+    std::fs::write(&c, src).unwrap();
+    let out = s.path(name);
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let ok = Command::new(&cc)
+        .args(args)
+        .arg("-o")
+        .arg(&out)
+        .arg(&c)
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|st| st.success());
+    if !ok {
+        eprintln!(
+            "note: `{cc} {}` does not work here; that part is covered by synthetic ELF files only",
+            args.join(" ")
+        );
+    }
+    ok.then_some(out)
+}
+
+/// A script standing in for MegaCli64: records its arguments and the guard's environment in
+/// `$FAKE_RECORD`, prints MegaCli-like -LDInfo output, exits with `$FAKE_STATUS` (default 0).
+fn fake_megacli(s: &Scratch) -> PathBuf {
+    let p = s.path("MegaCli64");
+    write_exec(
+        &p,
+        r#"#!/bin/sh
+{
+  printf 'args:'; printf ' %s' "$@"; printf '\n'
+  printf 'LD_PRELOAD=%s\n' "${LD_PRELOAD-}"
+  printf 'MFIGUARD_LOG=%s\n' "${MFIGUARD_LOG-}"
+  printf 'MFIGUARD_MODE=%s\n' "${MFIGUARD_MODE-}"
+} > "${FAKE_RECORD:-/dev/null}"
+cat <<'X'
+Adapter 0 -- Virtual Drive Information:
+Virtual Drive: 0 (Target Id: 0)
+State               : Optimal
+Virtual Drive: 1 (Target Id: 1)
+State               : Degraded
+Virtual Drive: 2 (Target Id: 2)
+State               : Optimal
+X
+exit "${FAKE_STATUS:-0}"
+"#,
+    );
+    p
+}
+
+// ---- synthetic ELF files ---------------------------------------------------------------------
+
+const PT_LOAD: u32 = 1;
+const PT_INTERP: u32 = 3;
+const PT_PHDR: u32 = 6;
+
+/// The start of an ELF program, enough for the wrapper's reader (not for the kernel): a header,
+/// program headers at `phoff`, and the interpreter's path at `interp_at` when there is one.
+fn synth_elf(class64: bool, interp: Option<(&str, usize)>, phoff: usize) -> Vec<u8> {
+    let (ehsize, phentsize) = if class64 { (64, 56) } else { (52, 32) };
+    let mut phdrs: Vec<(u32, u64, u64)> = vec![(PT_PHDR, phoff as u64, 0)];
+    if let Some((path, at)) = interp {
+        phdrs.push((PT_INTERP, at as u64, path.len() as u64 + 1));
+    }
+    phdrs.push((PT_LOAD, 0, 0));
+    let end = phoff + phentsize * phdrs.len();
+    let interp_end = interp.map_or(0, |(p, at)| at + p.len() + 1);
+    let mut b = vec![0u8; end.max(interp_end).max(ehsize)];
+    b[..4].copy_from_slice(b"\x7fELF");
+    b[4] = if class64 { 2 } else { 1 };
+    b[5] = 1; // little-endian
+    b[6] = 1;
+    b[16..18].copy_from_slice(&2u16.to_le_bytes()); // ET_EXEC
+    b[18..20].copy_from_slice(&(if class64 { 62u16 } else { 3 }).to_le_bytes());
+    b[20..24].copy_from_slice(&1u32.to_le_bytes());
+    if class64 {
+        b[32..40].copy_from_slice(&(phoff as u64).to_le_bytes());
+        b[52..54].copy_from_slice(&(ehsize as u16).to_le_bytes());
+        b[54..56].copy_from_slice(&(phentsize as u16).to_le_bytes());
+        b[56..58].copy_from_slice(&(phdrs.len() as u16).to_le_bytes());
+    } else {
+        b[28..32].copy_from_slice(&(phoff as u32).to_le_bytes());
+        b[40..42].copy_from_slice(&(ehsize as u16).to_le_bytes());
+        b[42..44].copy_from_slice(&(phentsize as u16).to_le_bytes());
+        b[44..46].copy_from_slice(&(phdrs.len() as u16).to_le_bytes());
+    }
+    for (i, (ty, off, filesz)) in phdrs.iter().enumerate() {
+        let e = phoff + i * phentsize;
+        b[e..e + 4].copy_from_slice(&ty.to_le_bytes());
+        if class64 {
+            b[e + 8..e + 16].copy_from_slice(&off.to_le_bytes());
+            b[e + 32..e + 40].copy_from_slice(&filesz.to_le_bytes());
+        } else {
+            b[e + 4..e + 8].copy_from_slice(&(*off as u32).to_le_bytes());
+            b[e + 16..e + 20].copy_from_slice(&(*filesz as u32).to_le_bytes());
+        }
+    }
+    if let Some((path, at)) = interp {
+        b[at..at + path.len()].copy_from_slice(path.as_bytes());
+    }
+    b
+}
+
+fn synth(s: &Scratch, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = s.path(name);
+    std::fs::write(&p, bytes).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    p
+}
+
+const LD64: &str = "/lib64/ld-linux-x86-64.so.2";
+const LD32: &str = "/lib/ld-linux.so.2";
+
+// ---- help, version, usage ----------------------------------------------------------------------
+
+#[test]
+fn help_is_a_man_page_summary_on_stdout() {
+    let s = Scratch::new("help");
+    for flag in ["--help", "-h"] {
+        let out = run(&mut wrap(&s.0, &[flag]));
+        assert_eq!(out.code(), 0, "{}", out.dump());
+        assert_eq!(out.stderr, "", "{}", out.dump());
+        for section in [
+            "NAME",
+            "SYNOPSIS",
+            "DESCRIPTION",
+            "OPTIONS",
+            "ENVIRONMENT",
+            "EXIT STATUS",
+            "EXAMPLES",
+            "SEE ALSO",
+        ] {
+            assert!(
+                out.stdout.contains(&format!("\n{section}\n")) || out.stdout.starts_with(section),
+                "--help lacks {section}\n{}",
+                out.dump()
+            );
+        }
+    }
+}
+
+#[test]
+fn version_is_the_package_version() {
+    let s = Scratch::new("version");
+    for flag in ["--version", "-V"] {
+        let out = run(&mut wrap(&s.0, &[flag]));
+        assert_eq!(out.code(), 0, "{}", out.dump());
+        assert_eq!(
+            out.stdout,
+            format!("mfiguard-run {}\n", env!("CARGO_PKG_VERSION"))
+        );
+        assert_eq!(out.stderr, "");
+    }
+    let man = read(&root().join("doc/mfiguard-run.1"));
+    assert!(
+        man.contains(&format!("\"mfiguard {}\"", env!("CARGO_PKG_VERSION"))),
+        "the man page's .TH names another version"
+    );
+}
+
+/// The options of `--help`, of the man page, of the option parser and of the bash completion
+/// are the same set.
+#[test]
+fn help_man_page_parser_and_completion_know_the_same_options() {
+    let s = Scratch::new("opts");
+    let help = run(&mut wrap(&s.0, &["--help"])).stdout;
+    let long = |text: &str| -> BTreeSet<String> {
+        text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '\\'))
+            .map(|w| w.replace("\\-", "-"))
+            .filter(|w| w.starts_with("--") && w.len() > 2 && !w.starts_with("---"))
+            .collect()
+    };
+    let help_opts = long(&help);
+    let man_opts = long(&read(&root().join("doc/mfiguard-run.1")));
+    let completion_opts = long(&read(&integration("bash-completion/mfiguard-run")));
+    let script = read(&wrapper());
+    let parser_opts: BTreeSet<String> = script
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.ends_with(')'))
+        .filter(|l| l.starts_with("--") || l.starts_with("-h |") || l.starts_with("-V |"))
+        .flat_map(|l| {
+            l.trim_end_matches(')')
+                .split('|')
+                .map(|w| w.trim().trim_end_matches("=*").to_owned())
+                .collect::<Vec<_>>()
+        })
+        .filter(|w| w.starts_with("--") && w.len() > 2)
+        .collect();
+    assert_eq!(help_opts, parser_opts, "--help vs the option parser");
+    assert_eq!(man_opts, parser_opts, "the man page vs the option parser");
+    assert_eq!(
+        completion_opts, parser_opts,
+        "the bash completion vs the option parser"
+    );
+}
+
+#[test]
+fn usage_errors_exit_125_and_print_nothing_on_stdout() {
+    let s = Scratch::new("usage");
+    let lib = stand_in(&s);
+    let cases: &[(&[&str], &str)] = &[
+        (&[], "no TOOL"),
+        (&["--bogus", "true"], "unknown option '--bogus'"),
+        (&["--mode"], "--mode needs a value"),
+        (&["--mode", "strict", "true"], "'strict' is not one of"),
+        (&["--mode=", "true"], "'' is not one of"),
+        (
+            &["--log", "audit.jsonl", "true"],
+            "not syslog, stderr, none or an absolute path",
+        ),
+        (
+            &["--allow", "sgl.bound", "true"],
+            "unknown rule id 'sgl.bound'",
+        ),
+        (
+            &["--allow", "sgl.bounds,", "true"],
+            "not a comma-separated list",
+        ),
+        (&["--allow=", "true"], "not a comma-separated list"),
+        (
+            &["--config", "relative.conf", "true"],
+            "not an absolute path",
+        ),
+        (&["--config", "/nonexistent/x.conf", "true"], "cannot read"),
+        (&["--check", "true", "false"], "at most one TOOL"),
+    ];
+    for (args, msg) in cases {
+        let out = run(&mut wrap(&lib, args));
+        assert_eq!(out.code(), 125, "{args:?}\n{}", out.dump());
+        assert_eq!(out.stdout, "", "{args:?}\n{}", out.dump());
+        assert!(
+            out.stderr.starts_with("mfiguard-run: ") && out.stderr.contains(msg),
+            "{args:?}: expected {msg:?}\n{}",
+            out.dump()
+        );
+    }
+    // "--mode=" is empty, not unset: refused above. The valid values all pass.
+    for mode in ["enforce", "audit", "off", "readonly"] {
+        let out = run(&mut wrap(&lib, &["--mode", mode, "true"]));
+        assert_eq!(out.code(), 0, "{mode}\n{}", out.dump());
+    }
+}
+
+#[test]
+fn a_missing_tool_is_127_and_a_non_executable_one_126() {
+    let s = Scratch::new("notfound");
+    let lib = stand_in(&s);
+    let out = run(wrap(&lib, &["mfiguard-no-such-tool"]).env("PATH", "/usr/bin:/bin"));
+    assert_eq!(out.code(), 127, "{}", out.dump());
+    assert!(out
+        .stderr
+        .contains("mfiguard-no-such-tool: command not found"));
+    let out = run(&mut wrap(&lib, &["/nonexistent/MegaCli64"]));
+    assert_eq!(out.code(), 127, "{}", out.dump());
+    let plain = s.path("plain");
+    std::fs::write(&plain, "#!/bin/sh\n").unwrap();
+    let out = run(&mut wrap(&lib, &[plain.to_str().unwrap()]));
+    assert_eq!(out.code(), 126, "{}", out.dump());
+    assert!(out.stderr.contains("not an executable file"));
+    let out = run(&mut wrap(&lib, &[s.0.to_str().unwrap()]));
+    assert_eq!(out.code(), 126, "a directory\n{}", out.dump());
+    assert_eq!(out.stdout, "");
+}
+
+#[test]
+fn a_missing_library_is_a_clear_error_before_the_tool_runs() {
+    let s = Scratch::new("nolib");
+    let marker = s.path("ran");
+    let tool = s.path("tool");
+    write_exec(&tool, &format!("#!/bin/sh\ntouch {}\n", marker.display()));
+    let empty = s.path("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = run(&mut wrap(&empty, &[tool.to_str().unwrap()]));
+    assert_eq!(out.code(), 125, "{}", out.dump());
+    assert_eq!(out.stdout, "");
+    assert!(
+        out.stderr.contains(&format!(
+            "{}/libmfiguard.so is not installed",
+            empty.display()
+        )) && out.stderr.contains("MFIGUARD_LIB_DIR"),
+        "{}",
+        out.dump()
+    );
+    assert!(!marker.exists(), "the tool ran without its guard");
+}
+
+// ---- exec: the tool's status, output and process are its own -------------------------------
+
+#[test]
+fn the_tool_keeps_its_pid_exit_status_stdout_and_stderr_byte_for_byte() {
+    let s = Scratch::new("exec");
+    let lib = stand_in(&s);
+    // Bytes a text-mangling wrapper would break: NUL, 0xff, CR, no final newline.
+    let script = r"printf 'out\000\377\r\nlast'; printf 'err\001\n' >&2; exit 42";
+    let direct: Output = scrub(Command::new("sh").args(["-c", script]))
+        .output()
+        .unwrap();
+    let wrapped: Output = wrap(&lib, &["sh", "-c", script]).output().unwrap();
+    assert_eq!(direct.status.code(), Some(42));
+    assert_eq!(wrapped.status.code(), Some(42));
+    assert_eq!(wrapped.stdout, direct.stdout);
+    assert_eq!(wrapped.stderr, direct.stderr);
+    assert_eq!(wrapped.stdout, b"out\0\xff\r\nlast");
+
+    // exec, not fork: the tool runs as the very process that was started.
+    let child = wrap(&lib, &["sh", "-c", "echo $$"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), pid.to_string());
+
+    // stdin reaches the tool.
+    let mut child = wrap(&lib, &["cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"to the tool\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.stdout, b"to the tool\n");
+}
+
+#[test]
+fn a_tool_killed_by_a_signal_looks_killed_by_that_signal() {
+    use std::os::unix::process::ExitStatusExt;
+    let s = Scratch::new("signal");
+    let lib = stand_in(&s);
+    let out = run(&mut wrap(&lib, &["sh", "-c", "kill -TERM $$"]));
+    assert_eq!(out.status.signal(), Some(libc::SIGTERM), "{}", out.dump());
+    assert_eq!(out.stdout, "");
+    assert_eq!(out.stderr, "");
+}
+
+// ---- options and the environment ---------------------------------------------------------------
+
+const SHOW_ENV: &str = r#"printf '%s|%s|%s|%s|%s|%s|' "${LD_PRELOAD-unset}" "${MFIGUARD_MODE-unset}" "${MFIGUARD_LOG-unset}" "${MFIGUARD_ALLOW-unset}" "${MFIGUARD_AUDIT-unset}" "${MFIGUARD_CONFIG-unset}"; printf '%s,' "$@""#;
+
+fn show_env(cmd: &mut Command) -> String {
+    let out = run(cmd);
+    assert_eq!(out.code(), 0, "{}", out.dump());
+    out.stdout
+}
+
+#[test]
+fn options_become_the_libraries_environment() {
+    let s = Scratch::new("env");
+    let lib = stand_in(&s);
+    let so = lib.join("libmfiguard.so");
+    let conf = s.path("site.conf");
+    std::fs::write(&conf, "mode = audit\n").unwrap();
+    let conf_s = conf.to_str().unwrap();
+
+    // No option: nothing is set for the library but LD_PRELOAD (the config path is the test's).
+    let got = show_env(&mut wrap(&lib, &["sh", "-c", SHOW_ENV, "sh", "a", "b"]));
+    assert_eq!(
+        got,
+        format!(
+            "{}|unset|unset|unset|unset|/nonexistent/mfiguard.conf|a,b,",
+            so.display()
+        )
+    );
+
+    // Every option, both spellings; --allow accumulates.
+    let got = show_env(&mut wrap(
+        &lib,
+        &[
+            "--mode",
+            "audit",
+            "--log=/var/log/mfiguard/audit.jsonl",
+            "--allow",
+            "sgl.offset-unusual",
+            "--allow=xfer.length,sense.length",
+            "--audit-all",
+            "--config",
+            conf_s,
+            "--",
+            "sh",
+            "-c",
+            SHOW_ENV,
+            "sh",
+            "--mode",
+            "off",
+        ],
+    ));
+    assert_eq!(
+        got,
+        format!(
+            "{}|audit|/var/log/mfiguard/audit.jsonl|sgl.offset-unusual,xfer.length,sense.length|all|{conf_s}|--mode,off,",
+            so.display()
+        )
+    );
+
+    // Options override the environment; without an option the environment passes through.
+    let got = show_env(
+        wrap(&lib, &["--mode", "enforce", "sh", "-c", SHOW_ENV, "sh"])
+            .env("MFIGUARD_MODE", "off")
+            .env("MFIGUARD_LOG", "stderr"),
+    );
+    assert!(
+        got.starts_with(&format!("{}|enforce|stderr|", so.display())),
+        "{got}"
+    );
+
+    // The first word that is not an option is the tool; what follows is the tool's.
+    let got = show_env(&mut wrap(
+        &lib,
+        &[
+            "--mode", "off", "sh", "-c", SHOW_ENV, "sh", "--mode", "audit", "--",
+        ],
+    ));
+    assert!(
+        got.contains("|off|") && got.ends_with("|--mode,audit,--,"),
+        "{got}"
+    );
+
+    // "--" lets a tool name start with a dash.
+    let dash_tool = s.path("-tool");
+    write_exec(&dash_tool, "#!/bin/sh\necho dash-tool \"$@\"\n");
+    let out =
+        run(wrap(&lib, &["--", "-tool", "x"])
+            .env("PATH", format!("{}:/usr/bin:/bin", s.0.display())));
+    assert_eq!(out.stdout, "dash-tool x\n", "{}", out.dump());
+}
+
+#[test]
+fn the_guard_goes_first_in_ld_preload_and_replaces_another_guard() {
+    let s = Scratch::new("preload");
+    let lib = stand_in(&s);
+    let so = lib.join("libmfiguard.so");
+    // Libraries that really load, so that ld.so prints nothing.
+    let other = s.path("libother.so");
+    symlink(libc_path(), &other).unwrap();
+    let old_guard_dir = s.path("old");
+    std::fs::create_dir_all(&old_guard_dir).unwrap();
+    let old_guard = old_guard_dir.join("libmfiguard.so");
+    symlink(libc_path(), &old_guard).unwrap();
+
+    let show = ["sh", "-c", r#"printf '%s' "$LD_PRELOAD""#];
+    let cases = [
+        (
+            format!("{}", other.display()),
+            format!("{}:{}", so.display(), other.display()),
+        ),
+        (
+            format!("{} {}", old_guard.display(), other.display()),
+            format!("{}:{}", so.display(), other.display()),
+        ),
+        (
+            format!("{}:{}:", other.display(), old_guard.display()),
+            format!("{}:{}", so.display(), other.display()),
+        ),
+        (String::new(), format!("{}", so.display())),
+    ];
+    for (before, after) in cases {
+        let out = run(wrap(&lib, &show).env("LD_PRELOAD", &before));
+        assert_eq!(out.code(), 0, "{}", out.dump());
+        assert_eq!(out.stdout, after, "LD_PRELOAD={before:?}");
+        assert_eq!(out.stderr, "", "{}", out.dump());
+    }
+}
+
+/// The wrapper's list of rule ids is the sanitizer's, and each id is accepted by `--allow`.
+#[test]
+fn allow_knows_exactly_the_sanitizers_rule_ids() {
+    let script = read(&wrapper());
+    let start = script.find("RULE_IDS='").expect("RULE_IDS in the wrapper") + "RULE_IDS='".len();
+    let end = start + script[start..].find('\'').unwrap();
+    let wrapper_ids: BTreeSet<&str> = script[start..end].split_whitespace().collect();
+    let sanitizer_ids: BTreeSet<&str> = mfiguard_sanitizer::RuleId::ALL
+        .iter()
+        .map(|r| r.name())
+        .collect();
+    assert_eq!(wrapper_ids, sanitizer_ids);
+
+    let completion = read(&integration("bash-completion/mfiguard-run"));
+    for id in &sanitizer_ids {
+        assert!(completion.contains(id), "the bash completion lacks {id}");
+    }
+
+    let s = Scratch::new("allow");
+    let lib = stand_in(&s);
+    let all = sanitizer_ids.iter().copied().collect::<Vec<_>>().join(",");
+    let got = show_env(&mut wrap(&lib, &["--allow", &all, "sh", "-c", SHOW_ENV]));
+    assert!(got.contains(&format!("|{all}|")), "{got}");
+}
+
+// ---- the ELF class, static programs, setuid, scripts ------------------------------------------
+
+/// `--check TOOL`'s lines about TOOL (between "tool:" and the first "library").
+fn tool_report(lib: &Path, tool: &Path) -> (i32, String) {
+    let out = run(&mut wrap(lib, &["--check", tool.to_str().unwrap()]));
+    assert!(
+        out.stdout.starts_with("mfiguard-run ") && out.stdout.contains("\nresult: "),
+        "{}",
+        out.dump()
+    );
+    let report: String = out
+        .stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("tool: "))
+        .take_while(|l| !l.starts_with("library "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    (out.code(), report)
+}
+
+#[test]
+fn check_tool_reads_class_and_linking_from_the_program_headers() {
+    let s = Scratch::new("elf");
+    let lib = stand_in(&s);
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "dyn64",
+            synth_elf(true, Some((LD64, 0x318)), 64),
+            "ELF 64-bit, dynamically linked (interpreter /lib64/ld-linux-x86-64.so.2)",
+        ),
+        (
+            "dyn32",
+            synth_elf(false, Some((LD32, 0x154)), 52),
+            "ELF 32-bit, dynamically linked (interpreter /lib/ld-linux.so.2)",
+        ),
+        (
+            "static64",
+            synth_elf(true, None, 64),
+            "ELF 64-bit, statically linked",
+        ),
+        (
+            "static32",
+            synth_elf(false, None, 52),
+            "ELF 32-bit, statically linked",
+        ),
+        // Headers past the first 4 KiB the wrapper reads: it reads on.
+        (
+            "far-interp",
+            synth_elf(true, Some((LD64, 9000)), 64),
+            "ELF 64-bit, dynamically linked (interpreter /lib64/ld-linux-x86-64.so.2)",
+        ),
+        (
+            "far-phdrs",
+            synth_elf(false, Some((LD32, 12000)), 5000),
+            "ELF 32-bit, dynamically linked (interpreter /lib/ld-linux.so.2)",
+        ),
+        (
+            "truncated",
+            b"\x7fELF\x02\x01\x01".to_vec(),
+            "not an ELF program",
+        ),
+        (
+            "data",
+            b"MZ\x90\x00 not a program\n".to_vec(),
+            "not an ELF program",
+        ),
+    ];
+    for (name, bytes, want) in cases {
+        let p = synth(&s, name, &bytes);
+        let (code, report) = tool_report(&lib, &p);
+        assert!(
+            report.contains(want),
+            "{name}: expected {want:?} in\n{report}"
+        );
+        let guardable = want.contains("dynamically");
+        assert_eq!(
+            report.contains("CANNOT apply") || report.contains("not an ELF"),
+            !guardable,
+            "{name}:\n{report}"
+        );
+        if !guardable {
+            assert_eq!(
+                code, 1,
+                "{name}: --check must fail for a tool the guard cannot reach"
+            );
+        }
+    }
+
+    // Real programs: this host's shell and the probe are dynamically linked 64-bit programs.
+    for p in [PathBuf::from("/bin/sh"), probe_bin()] {
+        let (_, report) = tool_report(&lib, &p);
+        assert!(
+            report.contains("ELF 64-bit, dynamically linked (interpreter /"),
+            "{report}"
+        );
+    }
+    // Found through PATH like the shell would.
+    let (_, report) = tool_report(&lib, Path::new("sh"));
+    assert!(
+        report.starts_with("tool: /") && report.contains("dynamically linked"),
+        "{report}"
+    );
+}
+
+#[test]
+fn check_tool_follows_a_script_to_its_interpreter() {
+    let s = Scratch::new("script");
+    let lib = stand_in(&s);
+    let plain = s.path("plain.sh");
+    write_exec(&plain, "#!/bin/sh -e\necho hi\n");
+    let (code, report) = tool_report(&lib, &plain);
+    assert!(report.contains("script: #!/bin/sh -e"), "{report}");
+    assert!(
+        report.contains("interpreter /bin/sh: ELF 64-bit, dynamically linked"),
+        "{report}"
+    );
+    assert!(report.contains("wrong ELF class"), "{report}");
+    assert_eq!(
+        code, 1,
+        "the stand-in library does not intercept: --check fails"
+    );
+
+    let env = s.path("env.sh");
+    write_exec(&env, "#!/usr/bin/env -S sh -e\necho hi\n");
+    let (_, report) = tool_report(&lib, &env);
+    assert!(
+        report.contains("script: #!/usr/bin/env -S sh -e"),
+        "{report}"
+    );
+    assert!(
+        report.contains("sh: ELF 64-bit, dynamically linked"),
+        "{report}"
+    );
+
+    // A script whose interpreter is a 32-bit program needs the 32-bit library.
+    let interp32 = synth(&s, "interp32", &synth_elf(false, Some((LD32, 0x154)), 52));
+    let script32 = s.path("script32");
+    write_exec(&script32, &format!("#!{}\n", interp32.display()));
+    let (_, report) = tool_report(&lib, &script32);
+    assert!(
+        report.contains("ELF 32-bit, dynamically linked"),
+        "{report}"
+    );
+    let out = run(&mut wrap(&lib, &[script32.to_str().unwrap()]));
+    assert_eq!(out.code(), 125, "{}", out.dump());
+    assert!(out.stderr.contains("is a 32-bit program"), "{}", out.dump());
+}
+
+#[test]
+fn a_32_bit_tool_gets_the_32_bit_library_or_a_clear_error() {
+    let s = Scratch::new("class");
+    let lib = stand_in(&s);
+    let tool32 = synth(&s, "MegaCli", &synth_elf(false, Some((LD32, 0x154)), 52));
+    let marker = s.path("ran");
+
+    // No 32-bit library: refused before anything runs.
+    let out = run(&mut wrap(&lib, &[tool32.to_str().unwrap()]));
+    assert_eq!(out.code(), 125, "{}", out.dump());
+    assert!(
+        out.stderr
+            .contains("is a 32-bit program and the 32-bit guard library")
+            && out.stderr.contains(&format!(
+                "{}/i386/libmfiguard.so is not installed",
+                lib.display()
+            )),
+        "{}",
+        out.dump()
+    );
+    assert!(!marker.exists());
+
+    // --check TOOL names the library it would use, for both classes.
+    let dir32 = lib.join("i386");
+    std::fs::create_dir_all(&dir32).unwrap();
+    std::fs::write(dir32.join("libmfiguard.so"), synth_elf(false, None, 52)).unwrap();
+    let out = run(&mut wrap(&lib, &["--check", tool32.to_str().unwrap()]));
+    assert!(
+        out.stdout.contains(&format!(
+            "library (32-bit): {}/i386/libmfiguard.so\n",
+            lib.display()
+        )),
+        "{}",
+        out.dump()
+    );
+    // MFIGUARD_LIB32_DIR moves it.
+    let elsewhere = s.path("lib32");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let out =
+        run(wrap(&lib, &["--check", tool32.to_str().unwrap()])
+            .env("MFIGUARD_LIB32_DIR", &elsewhere));
+    assert!(
+        out.stdout.contains(&format!(
+            "library (32-bit): {}/libmfiguard.so: not installed",
+            elsewhere.display()
+        )),
+        "{}",
+        out.dump()
+    );
+    assert_eq!(out.code(), 1);
+
+    // With a C compiler that builds 32-bit programs: the real thing, run.
+    let show = "#include <stdio.h>\n#include <stdlib.h>\nint main(void){const char*p=getenv(\"LD_PRELOAD\");printf(\"%s\\n\",p?p:\"(unset)\");return 7;}\n";
+    let empty_lib = "int mfiguard_stand_in;\n";
+    if let (Some(prog32), Some(prog64)) = (
+        cc(&s, "show32", show, &["-m32"]),
+        cc(&s, "show64", show, &[]),
+    ) {
+        let so32 = cc(
+            &s,
+            "libstand32.so",
+            empty_lib,
+            &["-m32", "-shared", "-fPIC"],
+        )
+        .unwrap();
+        std::fs::rename(so32, dir32.join("libmfiguard.so")).unwrap();
+        let out = run(&mut wrap(&lib, &[prog32.to_str().unwrap()]));
+        assert_eq!(out.code(), 7, "{}", out.dump());
+        assert_eq!(
+            out.stdout,
+            format!("{}/i386/libmfiguard.so\n", lib.display())
+        );
+        assert_eq!(out.stderr, "", "ld.so loaded the library without complaint");
+        let out = run(&mut wrap(&lib, &[prog64.to_str().unwrap()]));
+        assert_eq!(out.code(), 7, "{}", out.dump());
+        assert_eq!(out.stdout, format!("{}/libmfiguard.so\n", lib.display()));
+        assert_eq!(out.stderr, "");
+    }
+}
+
+#[test]
+fn a_static_tool_runs_with_a_warning_or_not_at_all_with_require_guard() {
+    let s = Scratch::new("static");
+    let lib = stand_in(&s);
+    let fake_static = synth(&s, "storcli64", &synth_elf(true, None, 64));
+    let out = run(&mut wrap(
+        &lib,
+        &["--require-guard", fake_static.to_str().unwrap()],
+    ));
+    assert_eq!(out.code(), 125, "{}", out.dump());
+    assert!(out.stderr.contains("is statically linked") && out.stderr.contains("--require-guard"));
+    assert_eq!(out.stdout, "");
+
+    if let Some(prog) = cc(
+        &s,
+        "static-tool",
+        "#include <stdio.h>\nint main(void){puts(\"static tool ran\");return 3;}\n",
+        &["-static"],
+    ) {
+        let (_, report) = tool_report(&lib, &prog);
+        assert!(
+            report.contains("statically linked (no PT_INTERP)"),
+            "{report}"
+        );
+        let out = run(&mut wrap(&lib, &[prog.to_str().unwrap()]));
+        assert_eq!(out.code(), 3, "{}", out.dump());
+        assert_eq!(out.stdout, "static tool ran\n");
+        assert!(
+            out.stderr.starts_with("mfiguard-run: warning: ")
+                && out.stderr.contains("statically linked")
+                && out.stderr.contains("the guard is NOT active"),
+            "{}",
+            out.dump()
+        );
+        let out = run(&mut wrap(
+            &lib,
+            &["--require-guard", prog.to_str().unwrap()],
+        ));
+        assert_eq!(out.code(), 125);
+        assert_eq!(out.stdout, "", "the tool did not run");
+    }
+}
+
+#[test]
+fn setuid_tools_are_reported_for_the_users_they_break() {
+    let s = Scratch::new("setuid");
+    let lib = stand_in(&s);
+    let tool = s.path("suid-tool");
+    std::fs::copy("/bin/true", &tool).unwrap();
+    // Owned by us: the loader stays in normal mode for us, not for anyone else.
+    std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    let (_, report) = tool_report(&lib, &tool);
+    assert!(
+        report.contains("setuid/setgid bit set, but for your ids"),
+        "{report}"
+    );
+    let out = run(&mut wrap(
+        &lib,
+        &["--require-guard", tool.to_str().unwrap()],
+    ));
+    assert_eq!(out.code(), 0, "{}", out.dump());
+    assert_eq!(out.stderr, "");
+
+    // Owned by someone else (needs root to arrange): secure mode, LD_PRELOAD ignored.
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        let c = std::ffi::CString::new(tool.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::chown(c.as_ptr(), 65534, u32::MAX) }, 0);
+        // chown clears the setuid bit: set it again.
+        std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o4755)).unwrap();
+        let (code, report) = tool_report(&lib, &tool);
+        assert!(
+            report.contains("setuid (owner uid 65534, you are uid 0)")
+                && report.contains("CANNOT apply"),
+            "{report}"
+        );
+        assert_eq!(code, 1);
+        let out = run(&mut wrap(&lib, &[tool.to_str().unwrap()]));
+        assert_eq!(out.code(), 0, "{}", out.dump());
+        assert!(
+            out.stderr.contains("warning") && out.stderr.contains("setuid"),
+            "{}",
+            out.dump()
+        );
+        let out = run(&mut wrap(
+            &lib,
+            &["--require-guard", tool.to_str().unwrap()],
+        ));
+        assert_eq!(out.code(), 125, "{}", out.dump());
+    } else {
+        eprintln!("note: not root: the secure-mode case of a foreign setuid tool is not exercised");
+    }
+}
+
+// ---- --check: the self-test -----------------------------------------------------------------
+
+#[test]
+fn the_probe_alone_sees_dev_null_answer_enotty() {
+    let out = run(scrub(&mut Command::new(probe_bin())).env("MFIGUARD_DEVICE", "/dev/null"));
+    assert_eq!(out.code(), 1, "{}", out.dump());
+    assert_eq!(
+        out.stdout,
+        "intercepted: no (ENOTTY: the call reached /dev/null unguarded; libmfiguard is not loaded in this process)\n"
+    );
+    assert_eq!(out.stderr, "");
+}
+
+#[test]
+fn check_fails_when_the_library_loads_but_does_not_intercept() {
+    let s = Scratch::new("nointercept");
+    let lib = stand_in(&s);
+    let out = run(&mut wrap(&lib, &["--check"]));
+    assert_eq!(out.code(), 1, "{}", out.dump());
+    assert!(
+        out.stdout.contains(&format!(
+            "library (64-bit): {}/libmfiguard.so\n    intercepted: no (ENOTTY",
+            lib.display()
+        )),
+        "{}",
+        out.dump()
+    );
+    assert!(
+        out.stdout.ends_with("result: FAILED: see above\n"),
+        "{}",
+        out.dump()
+    );
+    assert_eq!(out.stderr, "");
+
+    // No probe beside the library: nothing is proven.
+    let bare = s.path("bare");
+    std::fs::create_dir_all(&bare).unwrap();
+    symlink(libc_path(), bare.join("libmfiguard.so")).unwrap();
+    let out = run(&mut wrap(&bare, &["--check"]));
+    assert_eq!(out.code(), 1, "{}", out.dump());
+    assert!(
+        out.stdout
+            .contains("mfiguard-probe not found: cannot prove interception"),
+        "{}",
+        out.dump()
+    );
+
+    // No library at all.
+    let out = run(&mut wrap(&s.path("nothing"), &["--check"]));
+    assert_eq!(out.code(), 1, "{}", out.dump());
+    assert!(
+        out.stdout
+            .contains("/nothing/libmfiguard.so: not installed"),
+        "{}",
+        out.dump()
+    );
+}
+
+#[test]
+fn check_reports_the_running_kernels_driver() {
+    let s = Scratch::new("driver");
+    let out = run(&mut wrap(&s.0, &["--check"]));
+    let line = |prefix: &str| -> String {
+        out.stdout
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} line\n{}", out.dump()))
+            .to_owned()
+    };
+    let release =
+        String::from_utf8(Command::new("uname").arg("-r").output().unwrap().stdout).unwrap();
+    assert_eq!(
+        line("kernel: "),
+        format!("kernel: Linux {}", release.trim())
+    );
+    let driver = line("megaraid_sas: ");
+    match std::fs::read_to_string("/sys/module/megaraid_sas/version") {
+        Ok(v) => assert_eq!(
+            driver,
+            format!("megaraid_sas: version {} (loaded)", v.trim())
+        ),
+        Err(_) if Path::new("/sys/module/megaraid_sas").exists() => {
+            assert!(driver.contains("loaded"), "{driver}")
+        }
+        Err(_) => assert!(driver.starts_with("megaraid_sas: not loaded"), "{driver}"),
+    }
+    let devices = read(Path::new("/proc/devices"));
+    let node = line("management node: ");
+    assert_eq!(
+        devices.contains("megaraid_sas_ioctl"),
+        node.contains("character major"),
+        "{node}"
+    );
+    assert!(line("  sgl_off bound:").contains("ABSENT: no kernel checks sgl_off"));
+}
+
+/// The protections a kernel has, judged by version; commit 381d34e376e3 ("scsi: megaraid_sas:
+/// Check user-provided offsets") is in 5.11 and was backported to 5.10.4, 5.4.86 and 4.19.164
+/// (it failed to apply to 4.14, 4.9 and 4.4).
+#[test]
+fn check_judges_kernel_protections_by_version() {
+    let s = Scratch::new("kernels");
+    let cases: &[(&str, &str, &str)] = &[
+        ("2.6.32-754.el6.x86_64", "ABSENT", "ABSENT"),
+        ("3.2.0-4-amd64", "ABSENT", "ABSENT"),
+        ("3.3.0", "present", "ABSENT"),
+        ("3.10.0-1160.el7.x86_64", "present", "ABSENT"),
+        ("4.4.302", "present", "ABSENT"),
+        ("4.14.336", "present", "ABSENT"),
+        ("4.18.0-553.el8_10.x86_64", "present", "ABSENT"),
+        ("4.19.163", "present", "ABSENT"),
+        ("4.19.164", "present", "present: backported in 4.19.164"),
+        ("5.4.85", "present", "ABSENT"),
+        ("5.4.86-generic", "present", "present: backported in 5.4.86"),
+        ("5.10.3", "present", "ABSENT"),
+        ("5.10.4", "present", "present: backported in 5.10.4"),
+        ("5.10.0-30-amd64", "present", "unknown"),
+        (
+            "5.10.0-30-amd64 #1 SMP Debian 5.10.218-1 (2024-06-01) gcc 10.2.1",
+            "present",
+            "present: backported in 5.10.4",
+        ),
+        ("5.11.0", "present", "present: sense_off > 56 is refused"),
+        (
+            "6.1.0-28-amd64",
+            "present",
+            "present: sense_off > 56 is refused",
+        ),
+        ("not-a-version", "unknown", "unknown"),
+    ];
+    for (release, flag, sense) in cases {
+        let out = run(wrap(&s.0, &["--check"]).env("MFIGUARD_KERNEL_RELEASE", release));
+        let line = |prefix: &str| -> &str {
+            out.stdout
+                .lines()
+                .find(|l| l.starts_with(prefix))
+                .unwrap_or_else(|| panic!("{release}: no {prefix:?}\n{}", out.dump()))
+        };
+        assert_eq!(line("kernel: "), format!("kernel: Linux {release}"));
+        let f = line("  flag fix (2012, Linux 3.3):");
+        let x = line("  sense_off check (2020, Linux 5.11):");
+        assert!(
+            f.contains(&format!(": {flag}")) || f.contains(&format!("  {flag}")),
+            "{release}: {f}"
+        );
+        assert!(
+            x.contains(&format!(": {sense}")) || x.contains(&format!("  {sense}")),
+            "{release}: {x}"
+        );
+        assert!(line("  sgl_off bound:").contains("ABSENT"));
+    }
+}
+
+#[test]
+fn check_shows_where_each_setting_of_a_run_comes_from() {
+    let s = Scratch::new("policy");
+    let conf = s.path("mfiguard.conf");
+    std::fs::write(
+        &conf,
+        "# site policy\nmode = audit   # roll-out\nMFIGUARD_LOG = /var/log/mfiguard/audit.jsonl\n#allow = sgl.bounds\n",
+    )
+    .unwrap();
+    let conf_s = conf.to_str().unwrap();
+    let policy = |cmd: &mut Command| -> String {
+        let out = run(cmd);
+        out.stdout
+            .lines()
+            .skip_while(|l| !l.starts_with("policy for runs"))
+            .take_while(|l| !l.starts_with("result:"))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    };
+    let p = policy(wrap(&s.0, &["--check"]).env("MFIGUARD_CONFIG", conf_s));
+    assert_eq!(
+        p,
+        format!(
+            "policy for runs (config {conf_s}):\n  mode:  audit (from {conf_s})\n  log:   /var/log/mfiguard/audit.jsonl (from {conf_s})\n  allow: none (default)\n  audit: findings in enforce, all in audit (default)\n"
+        )
+    );
+    let p = policy(
+        wrap(
+            &s.0,
+            &["--config", conf_s, "--allow", "xfer.length", "--check"],
+        )
+        .env("MFIGUARD_MODE", "off"),
+    );
+    assert!(p.contains("mode:  off (from MFIGUARD_MODE)"), "{p}");
+    assert!(p.contains("allow: xfer.length (from --allow)"), "{p}");
+    let p = policy(
+        wrap(&s.0, &["--mode", "enforce", "--audit-all", "--check"]).env("MFIGUARD_MODE", "off"),
+    );
+    assert!(
+        p.starts_with("policy for runs (no config file at /nonexistent/mfiguard.conf):"),
+        "{p}"
+    );
+    assert!(p.contains("mode:  enforce (from --mode)"), "{p}");
+    assert!(p.contains("audit: all (from --audit-all)"), "{p}");
+}
+
+// ---- with the real guard ------------------------------------------------------------------------
+
+#[test]
+fn the_probe_under_the_library_is_intercepted_with_the_guard() {
+    let out = run(scrub(&mut Command::new(probe_bin()))
+        .env("LD_PRELOAD", guard_lib())
+        .env("MFIGUARD_DEVICE", "/dev/null")
+        .env("MFIGUARD_MODE", "enforce")
+        .env("MFIGUARD_LOG", "none")
+        .env("MFIGUARD_CONFIG", "/nonexistent/mfiguard.conf"));
+    assert_eq!(
+        out.stdout,
+        "intercepted: yes (EINVAL from mfiguard)\n",
+        "{}",
+        out.dump()
+    );
+    assert_eq!(out.code(), 0);
+    assert_eq!(out.stderr, "");
+}
+
+#[test]
+fn check_proves_interception_with_the_guard() {
+    let s = Scratch::new("check-real");
+    let dir = guard_dir(&s);
+    let out = run(&mut wrap(&dir, &["--check"]));
+    assert!(
+        out.stdout.contains(&format!(
+            "library (64-bit): {}/libmfiguard.so\n    intercepted: yes (EINVAL from mfiguard)\n",
+            dir.display()
+        )),
+        "{}",
+        out.dump()
+    );
+    assert!(
+        out.stdout
+            .ends_with("result: OK: the guard loads and intercepts\n"),
+        "{}",
+        out.dump()
+    );
+    assert_eq!(out.code(), 0, "{}", out.dump());
+    assert_eq!(out.stderr, "");
+
+    // ... and for a tool: the probe itself, and a script.
+    let script = s.path("monitor.sh");
+    write_exec(&script, "#!/bin/sh\nexit 0\n");
+    for tool in [probe_bin(), script] {
+        let out = run(&mut wrap(&dir, &["--check", tool.to_str().unwrap()]));
+        assert_eq!(out.code(), 0, "{}", out.dump());
+        assert!(
+            out.stdout
+                .contains("result: OK: the guard loads, intercepts, and can apply to"),
+            "{}",
+            out.dump()
+        );
+    }
+    // A site policy that would let the probe through does not fool the self-test.
+    let conf = s.path("lax.conf");
+    std::fs::write(&conf, "mode = off\nallow = ioc.sge-count\n").unwrap();
+    let out = run(wrap(&dir, &["--check"])
+        .env("MFIGUARD_CONFIG", &conf)
+        .env("MFIGUARD_MODE", "audit")
+        .env("MFIGUARD_ALLOW", "ioc.sge-count"));
+    assert_eq!(out.code(), 0, "{}", out.dump());
+}
+
+/// The probe as the wrapped tool: the options reach the real library.
+#[test]
+fn the_wrapper_guards_a_client_with_the_guard() {
+    let s = Scratch::new("guarded");
+    let dir = guard_dir(&s);
+    let probe = probe_bin();
+    let probe_s = probe.to_str().unwrap();
+    let log = s.path("audit.jsonl");
+    let log_s = log.to_str().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (&["--log", "none"], "intercepted: yes"),
+        (&["--log", "none", "--mode", "enforce"], "intercepted: yes"),
+        (&["--log", "none", "--mode", "readonly"], "intercepted: yes"),
+        (&["--log", "none", "--mode", "audit"], "intercepted: no"),
+        (&["--log", "none", "--mode", "off"], "intercepted: no"),
+        (
+            &["--log", "none", "--allow", "ioc.sge-count"],
+            "intercepted: no",
+        ),
+        (&["--log", log_s, "--mode", "enforce"], "intercepted: yes"),
+    ];
+    for (opts, want) in cases {
+        let mut args = opts.to_vec();
+        args.extend(["--", probe_s]);
+        let out = run(wrap(&dir, &args).env("MFIGUARD_DEVICE", "/dev/null"));
+        assert!(out.stdout.starts_with(want), "{opts:?}\n{}", out.dump());
+        assert_eq!(
+            out.code(),
+            i32::from(*want == "intercepted: no"),
+            "{opts:?}\n{}",
+            out.dump()
+        );
+    }
+    // The file log has the rejected call, with the rule that rejected it.
+    let records = parse_lines(&read(&log), "audit log");
+    let calls = merge_calls(&records);
+    assert_eq!(calls.len(), 1, "{records:?}");
+    assert_eq!(text(&calls[0], "verdict"), Some("reject"), "{:?}", calls[0]);
+    assert!(
+        calls[0].to_string().contains("ioc.sge-count"),
+        "{:?}",
+        calls[0]
+    );
+
+    // The same through a script that runs the probe: LD_PRELOAD is inherited.
+    let script = s.path("cron-job.sh");
+    write_exec(&script, &format!("#!/bin/sh\nexec {probe_s}\n"));
+    let out = run(wrap(&dir, &["--log", "none", script.to_str().unwrap()])
+        .env("MFIGUARD_DEVICE", "/dev/null"));
+    assert_eq!(
+        out.stdout,
+        "intercepted: yes (EINVAL from mfiguard)\n",
+        "{}",
+        out.dump()
+    );
+}
+
+/// The site config's key names are the library's: a commented-out line of the packaged
+/// `/etc/mfiguard.conf`, switched on, changes what the library does.
+#[test]
+fn the_packaged_config_keys_reach_the_library_with_the_guard() {
+    let s = Scratch::new("conf");
+    let dir = guard_dir(&s);
+    let packaged = read(&root().join("packaging/mfiguard.conf"));
+    for key_line in [
+        "#mode = enforce",
+        "#log = /var/log/mfiguard/audit.jsonl",
+        "#audit = findings",
+        "#allow = sgl.offset-unusual",
+        "#log_sync = 0",
+    ] {
+        assert!(
+            packaged.contains(&format!("\n{key_line}\n")),
+            "{key_line} is not in the packaged config"
+        );
+    }
+    // Nothing is switched on: the built-in defaults apply.
+    assert!(
+        packaged.lines().all(|l| l.is_empty() || l.starts_with('#')),
+        "the packaged config sets something"
+    );
+    for (line, want) in [
+        ("mode = audit", "intercepted: no"),
+        ("mode = off", "intercepted: no"),
+        ("allow = ioc.sge-count", "intercepted: no"),
+        ("mode = enforce", "intercepted: yes"),
+    ] {
+        let conf = s.path("mfiguard.conf");
+        std::fs::write(
+            &conf,
+            packaged.replace("#log = /var/log/mfiguard/audit.jsonl", "log = none") + line + "\n",
+        )
+        .unwrap();
+        let out = run(wrap(&dir, &["--", probe_bin().to_str().unwrap()])
+            .env("MFIGUARD_DEVICE", "/dev/null")
+            .env("MFIGUARD_CONFIG", &conf));
+        assert!(
+            out.stdout.starts_with(want),
+            "config line {line:?}\n{}",
+            out.dump()
+        );
+    }
+}
+
+/// The seed's bug, through the wrapper: MegaCli 8.01.06's STP probe against the legacy-driver
+/// simulator, which is loaded after the guard (the wrapper keeps it in LD_PRELOAD).
+#[test]
+fn the_wrapper_fixes_the_seed_stp_probe_with_the_guard() {
+    let s = Scratch::new("stp");
+    let dir = guard_dir(&s);
+    let ex = examples();
+    let stp = |wrapped: bool| -> (Out, Value, Vec<Value>) {
+        let record = s.path(if wrapped {
+            "sim-wrapped.jsonl"
+        } else {
+            "sim-bare.jsonl"
+        });
+        let log = s.path("audit.jsonl");
+        let _ = std::fs::remove_file(&log);
+        let mut cmd = if wrapped {
+            wrap(&dir, &["--log", log.to_str().unwrap(), "--"])
+        } else {
+            let mut c = Command::new(&ex.client);
+            scrub(&mut c);
+            c
+        };
+        if wrapped {
+            cmd.arg(&ex.client);
+        }
+        cmd.args(["--device", "/dev/null", "stp-probe", "10"])
+            .env("LD_PRELOAD", &ex.sim)
+            .env("MFIGUARD_DEVICE", "/dev/null")
+            .env("MFISIM_RECORD", &record);
+        let out = run(&mut cmd);
+        let sim = parse_lines(
+            &std::fs::read_to_string(&record).unwrap_or_default(),
+            "simulator",
+        );
+        assert_eq!(sim.len(), 1, "{}", out.dump());
+        let audit = parse_lines(&std::fs::read_to_string(&log).unwrap_or_default(), "audit");
+        (out, sim[0].clone(), merge_calls(&audit))
+    };
+    let (bare, sim, _) = stp(false);
+    assert_eq!(firmware_addrs(&sim)[0], "0x1491dfc000", "{}", bare.dump());
+    let (guarded, sim, calls) = stp(true);
+    assert_eq!(guarded.code(), 0, "{}", guarded.dump());
+    assert_eq!(firmware_addrs(&sim)[0], "0x91dfc000", "{}", guarded.dump());
+    assert_eq!(sim["wild_dma"].as_array().map(Vec::len), Some(0), "{sim}");
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(
+        text(&calls[0], "verdict"),
+        Some("rewrite"),
+        "{:?}",
+        calls[0]
+    );
+    assert!(
+        calls[0].to_string().contains("frame.addressing-flags"),
+        "{:?}",
+        calls[0]
+    );
+}
+
+// ---- portability and lint ---------------------------------------------------------------------
+
+/// The wrapper is POSIX sh: it behaves the same under each POSIX shell this host has.
+#[test]
+fn the_wrapper_runs_under_every_posix_shell_here() {
+    let s = Scratch::new("shells");
+    let lib = stand_in(&s);
+    let so = lib.join("libmfiguard.so");
+    let mut shells: Vec<Vec<&str>> = vec![vec!["dash"], vec!["bash", "--posix"]];
+    if have("busybox") {
+        shells.push(vec!["busybox", "sh"]);
+    }
+    for extra in ["posh", "mksh", "yash", "ksh"] {
+        if have(extra) {
+            shells.push(vec![extra]);
+        }
+    }
+    let w = wrapper();
+    let w = w.to_str().unwrap();
+    for sh in &shells {
+        if !have(sh[0]) {
+            panic!("{} is needed to test the wrapper", sh[0]);
+        }
+        let mut cmd = Command::new(sh[0]);
+        scrub(&mut cmd)
+            .args(&sh[1..])
+            .args([
+                w,
+                "--mode",
+                "audit",
+                "--allow",
+                "sgl.bounds",
+                "--",
+                "sh",
+                "-c",
+                SHOW_ENV,
+                "sh",
+                "x y",
+            ])
+            .env("MFIGUARD_LIB_DIR", &lib);
+        let out = run(&mut cmd);
+        assert_eq!(out.code(), 0, "{sh:?}\n{}", out.dump());
+        assert_eq!(
+            out.stdout,
+            format!("{}|audit|unset|sgl.bounds|unset|unset|x y,", so.display()),
+            "{sh:?}"
+        );
+        let mut cmd = Command::new(sh[0]);
+        scrub(&mut cmd)
+            .args(&sh[1..])
+            .args([w, "--check", "/bin/sh"])
+            .env("MFIGUARD_LIB_DIR", &lib)
+            .env(
+                "MFIGUARD_KERNEL_RELEASE",
+                "5.10.0-30-amd64 Debian 5.10.218-1",
+            );
+        let out = run(&mut cmd);
+        assert_eq!(out.code(), 1, "{sh:?}\n{}", out.dump());
+        assert!(
+            out.stdout.contains("ELF 64-bit, dynamically linked")
+                && out.stdout.contains("present: backported in 5.10.4")
+                && out.stdout.contains("intercepted: no (ENOTTY"),
+            "{sh:?}\n{}",
+            out.dump()
+        );
+        assert_eq!(out.stderr, "", "{sh:?}");
+    }
+}
+
+#[test]
+fn the_shell_scripts_pass_their_linters() {
+    let scripts = [
+        wrapper(),
+        integration("nagios/check_mfiguard"),
+        integration("prometheus/mfiguard-textfile"),
+        integration("path-shim/MegaCli64"),
+        root().join("packaging/build-packages.sh"),
+    ];
+    for p in &scripts {
+        let st = Command::new("dash")
+            .arg("-n")
+            .arg(p)
+            .status()
+            .expect("dash");
+        assert!(st.success(), "dash -n {}", p.display());
+    }
+    let posix: Vec<&PathBuf> = scripts.iter().collect();
+    if have("checkbashisms") {
+        for p in &posix {
+            let out = run(Command::new("checkbashisms").arg("-f").arg(p));
+            assert_eq!(
+                out.code(),
+                0,
+                "checkbashisms {}\n{}",
+                p.display(),
+                out.dump()
+            );
+        }
+    } else {
+        eprintln!("note: checkbashisms (devscripts) not installed");
+    }
+    if have("shellcheck") {
+        for p in &posix {
+            let out = run(Command::new("shellcheck").args(["-s", "sh"]).arg(p));
+            assert_eq!(out.code(), 0, "shellcheck {}\n{}", p.display(), out.dump());
+        }
+        let out = run(Command::new("shellcheck")
+            .args(["-s", "bash"])
+            .arg(integration("bash-completion/mfiguard-run")));
+        assert_eq!(out.code(), 0, "{}", out.dump());
+    } else {
+        eprintln!("note: shellcheck not installed");
+    }
+}
+
+#[test]
+fn the_man_page_renders_without_warnings() {
+    let page = root().join("doc/mfiguard-run.1");
+    let man = read(&page);
+    assert!(man.starts_with(".\\\"") && man.contains("\n.TH MFIGUARD-RUN 1 "));
+    for section in [
+        "NAME",
+        "SYNOPSIS",
+        "DESCRIPTION",
+        "OPTIONS",
+        "ENVIRONMENT",
+        "FILES",
+        "EXIT STATUS",
+        "EXAMPLES",
+        "SEE ALSO",
+    ] {
+        assert!(
+            man.contains(&format!("\n.SH {section}\n"))
+                || man.contains(&format!("\n.SH \"{section}\"\n")),
+            "{section}"
+        );
+    }
+    if have("groff") {
+        let out = run(Command::new("groff").args(["-man", "-ww", "-z"]).arg(&page));
+        assert_eq!(out.code(), 0, "{}", out.dump());
+        assert_eq!(out.stderr, "", "groff warnings:\n{}", out.stderr);
+    } else {
+        eprintln!("note: groff not installed: the page was not rendered");
+    }
+}
+
+// ---- the integrations ---------------------------------------------------------------------------
+
+/// Replaces the installed paths in an integration file with this test's.
+fn localize(text: &str, wrapper_path: &Path, tool: &Path, logdir: &Path) -> String {
+    text.replace("/usr/bin/mfiguard-run", wrapper_path.to_str().unwrap())
+        .replace("/opt/MegaRAID/MegaCli/MegaCli64", tool.to_str().unwrap())
+        .replace("/var/log/mfiguard", logdir.to_str().unwrap())
+}
+
+fn fake_record(p: &Path) -> String {
+    std::fs::read_to_string(p)
+        .unwrap_or_else(|_| panic!("the fake MegaCli64 did not run ({})", p.display()))
+}
+
+#[test]
+fn the_cron_line_runs_megacli_under_the_guard() {
+    let s = Scratch::new("cron");
+    let lib = stand_in(&s);
+    let tool = fake_megacli(&s);
+    let text = read(&integration("cron.d/mfiguard-megacli"));
+    let jobs: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty() && !l.contains('='))
+        .collect();
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    let fields: Vec<&str> = jobs[0].splitn(7, ' ').collect();
+    assert_eq!(fields.len(), 7);
+    for (f, max) in fields[..5].iter().zip([59, 23, 31, 12, 7]) {
+        assert!(
+            *f == "*" || f.parse::<u32>().is_ok_and(|n| n <= max) || f.starts_with("*/"),
+            "schedule field {f:?}"
+        );
+    }
+    assert_eq!(fields[5], "root", "/etc/cron.d lines name the user");
+    let command = localize(fields[6], &wrapper(), &tool, &s.0);
+    let record = s.path("record");
+    let out = run(scrub(Command::new("sh").arg("-c").arg(&command))
+        .env("MFIGUARD_LIB_DIR", &lib)
+        .env("FAKE_RECORD", &record));
+    assert_eq!(out.code(), 0, "{command}\n{}", out.dump());
+    let rec = fake_record(&record);
+    assert!(rec.contains("args: -AdpAllInfo -aALL -NoLog\n"), "{rec}");
+    assert!(
+        rec.contains(&format!("LD_PRELOAD={}/libmfiguard.so\n", lib.display())),
+        "{rec}"
+    );
+    assert!(
+        rec.contains(&format!("MFIGUARD_LOG={}/audit.jsonl\n", s.0.display())),
+        "{rec}"
+    );
+    assert!(
+        read(&s.path("adpallinfo.txt")).contains("Virtual Drive: 0"),
+        "the snapshot file"
+    );
+}
+
+#[test]
+fn the_systemd_units_verify_and_run_megacli_under_the_guard() {
+    let s = Scratch::new("systemd");
+    let lib = stand_in(&s);
+    let tool = fake_megacli(&s);
+    let service = read(&integration("systemd/mfiguard-megacli.service"));
+    let timer = read(&integration("systemd/mfiguard-megacli.timer"));
+    assert!(timer.contains("\n[Timer]\n") && timer.contains("\nOnCalendar=hourly\n"));
+    assert!(timer.contains("\nWantedBy=timers.target\n"));
+    let exec = service
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .expect("ExecStart");
+    assert!(
+        exec.starts_with("/usr/bin/mfiguard-run ") && exec.contains(" -- /"),
+        "{exec}"
+    );
+    assert!(
+        !exec.contains(['"', '\'', '$', '%']),
+        "ExecStart is split the same by systemd and sh"
+    );
+
+    let units = s.path("units");
+    std::fs::create_dir_all(&units).unwrap();
+    std::fs::write(
+        units.join("mfiguard-megacli.service"),
+        localize(&service, &wrapper(), &tool, &s.0),
+    )
+    .unwrap();
+    std::fs::write(units.join("mfiguard-megacli.timer"), &timer).unwrap();
+    if have("systemd-analyze") {
+        // `Documentation=man:mfiguard-run(1)` is checked with man(1): show it the page.
+        let man1 = s.path("man/man1");
+        std::fs::create_dir_all(&man1).unwrap();
+        std::fs::copy(
+            root().join("doc/mfiguard-run.1"),
+            man1.join("mfiguard-run.1"),
+        )
+        .unwrap();
+        let out = run(Command::new("systemd-analyze")
+            .env("MANPATH", s.path("man"))
+            .arg("verify")
+            .arg(units.join("mfiguard-megacli.service"))
+            .arg(units.join("mfiguard-megacli.timer"))
+            .env("SYSTEMD_LOG_LEVEL", "warning"));
+        let complaints: Vec<&str> = out
+            .stderr
+            .lines()
+            .filter(|l| l.contains("mfiguard-megacli"))
+            .collect();
+        assert!(
+            complaints.is_empty(),
+            "systemd-analyze verify:\n{}",
+            out.dump()
+        );
+    } else {
+        eprintln!("note: systemd-analyze not installed: the units were not verified");
+    }
+    let record = s.path("record");
+    let out = run(scrub(
+        Command::new("sh")
+            .arg("-c")
+            .arg(localize(exec, &wrapper(), &tool, &s.0)),
+    )
+    .current_dir(&s.0)
+    .env("MFIGUARD_LIB_DIR", &lib)
+    .env("FAKE_RECORD", &record));
+    assert_eq!(out.code(), 0, "{}", out.dump());
+    assert!(out.stdout.contains("State               : Degraded"));
+    let rec = fake_record(&record);
+    assert!(
+        rec.contains(&format!("LD_PRELOAD={}/libmfiguard.so\n", lib.display())),
+        "{rec}"
+    );
+}
+
+#[test]
+fn the_nrpe_commands_and_check_mfiguard_report_the_guard() {
+    let s = Scratch::new("nrpe");
+    let lib = stand_in(&s);
+    let cfg = read(&integration("nagios/mfiguard.cfg"));
+    let commands: Vec<(&str, &str)> = cfg
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let rest = l
+                .strip_prefix("command[")
+                .unwrap_or_else(|| panic!("not an NRPE command: {l}"));
+            let (name, cmd) = rest.split_once("]=").unwrap();
+            (name, cmd)
+        })
+        .collect();
+    assert_eq!(
+        commands.iter().map(|c| c.0).collect::<Vec<_>>(),
+        ["check_mfiguard", "check_megaraid"]
+    );
+    // sudo must start the wrapper, never the plugin.
+    let megaraid = commands[1].1;
+    assert!(
+        megaraid.starts_with("/usr/bin/sudo -n /usr/bin/mfiguard-run -- /"),
+        "{megaraid}"
+    );
+    // ... and exactly that command is allowed by the sudoers example.
+    let sudoers = read(&integration("sudoers.d/mfiguard"));
+    assert!(
+        sudoers.contains(megaraid.trim_start_matches("/usr/bin/sudo -n ")),
+        "{megaraid}"
+    );
+
+    let plugin = integration("nagios/check_mfiguard");
+    let tool = fake_megacli(&s);
+    let check = |lib_dir: &Path, wrapper_path: &Path| -> Out {
+        run(scrub(Command::new(&plugin).arg(&tool))
+            .env("MFIGUARD_RUN", wrapper_path)
+            .env("MFIGUARD_LIB_DIR", lib_dir)
+            .env("MFIGUARD_CONFIG", "/nonexistent/mfiguard.conf"))
+    };
+    let out = check(&lib, &wrapper());
+    assert_eq!(out.code(), 2, "{}", out.dump());
+    assert!(
+        out.stdout
+            .starts_with("MFIGUARD CRITICAL - intercepted: no (ENOTTY"),
+        "{}",
+        out.dump()
+    );
+    assert!(
+        out.stdout.contains("\nresult: FAILED"),
+        "long output: the self-test"
+    );
+    let out = check(&lib, &s.path("no-wrapper"));
+    assert_eq!(out.code(), 3, "{}", out.dump());
+    assert!(
+        out.stdout.starts_with("MFIGUARD UNKNOWN - "),
+        "{}",
+        out.dump()
+    );
+}
+
+#[test]
+fn check_mfiguard_is_ok_with_the_guard() {
+    let s = Scratch::new("nrpe-real");
+    let dir = guard_dir(&s);
+    let tool = fake_megacli(&s);
+    let out = run(
+        scrub(Command::new(integration("nagios/check_mfiguard")).arg(&tool))
+            .env("MFIGUARD_RUN", wrapper())
+            .env("MFIGUARD_LIB_DIR", &dir)
+            .env("MFIGUARD_KERNEL_RELEASE", "3.2.0-4-amd64"),
+    );
+    assert_eq!(out.code(), 0, "{}", out.dump());
+    let first = out.stdout.lines().next().unwrap();
+    assert!(
+        first.starts_with("MFIGUARD OK - the guard loads and intercepts and can apply to "),
+        "{first}"
+    );
+    assert!(
+        first.ends_with("kernel lacks: flag fix, sense_off check, sgl_off bound"),
+        "{first}"
+    );
+}
+
+#[test]
+fn the_sudoers_example_keeps_wrapper_options_out_of_the_callers_reach() {
+    let text = read(&integration("sudoers.d/mfiguard"));
+    // Join continuation lines, then look at every command of the alias.
+    let joined = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .replace("\\\n", " ");
+    let alias = joined
+        .lines()
+        .find(|l| l.starts_with("Cmnd_Alias "))
+        .expect("a Cmnd_Alias");
+    let (_, cmds) = alias.split_once('=').unwrap();
+    let cmds: Vec<&str> = cmds.split(',').map(str::trim).collect();
+    assert!(cmds.len() >= 3, "{cmds:?}");
+    for c in &cmds {
+        assert!(
+            c.starts_with("/usr/bin/mfiguard-run -- /"),
+            "a caller could add wrapper options: {c}"
+        );
+        assert!(!c.contains('*'), "arguments are pinned: {c}");
+    }
+    assert!(joined.contains("\nnagios ALL=(root) NOPASSWD: MFIGUARD_MEGACLI_READ"));
+    if have("visudo") {
+        let out = run(Command::new("visudo")
+            .arg("-cf")
+            .arg(integration("sudoers.d/mfiguard")));
+        assert_eq!(out.code(), 0, "visudo -cf:\n{}", out.dump());
+    } else {
+        eprintln!("note: visudo (sudo) not installed: syntax not checked by sudo itself");
+    }
+}
+
+#[test]
+fn logrotate_rotates_the_json_log_without_losing_a_line() {
+    let s = Scratch::new("logrotate");
+    let text = read(&integration("logrotate.d/mfiguard"));
+    assert!(text.contains("/var/log/mfiguard/*.jsonl {"));
+    for directive in [
+        "create 0640 root adm",
+        "delaycompress",
+        "missingok",
+        "notifempty",
+    ] {
+        assert!(text.contains(&format!("\t{directive}\n")), "{directive}");
+    }
+    assert!(
+        !text.lines().any(|l| l.trim() == "copytruncate"),
+        "copytruncate can lose records"
+    );
+    if !have("logrotate") {
+        eprintln!("note: logrotate not installed: the file was not run");
+        return;
+    }
+    let logdir = s.path("log");
+    std::fs::create_dir_all(&logdir).unwrap();
+    std::fs::set_permissions(&logdir, std::fs::Permissions::from_mode(0o750)).unwrap();
+    let mut conf = text.replace("/var/log/mfiguard", logdir.to_str().unwrap());
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 || !read(Path::new("/etc/group")).contains("\nadm:") {
+        conf = conf.replace("create 0640 root adm", "create 0640");
+    }
+    let conf_path = s.path("mfiguard.logrotate");
+    std::fs::write(&conf_path, conf).unwrap();
+    std::fs::set_permissions(&conf_path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let log = logdir.join("audit.jsonl");
+    let lines = "{\"seq\":1,\"verdict\":\"reject\"}\n{\"seq\":2,\"verdict\":\"pass\"}\n";
+    std::fs::write(&log, lines).unwrap();
+    let out = run(Command::new("logrotate")
+        .arg("-f")
+        .arg("-s")
+        .arg(s.path("state"))
+        .arg(&conf_path));
+    assert_eq!(out.code(), 0, "{}", out.dump());
+    assert_eq!(
+        read(&logdir.join("audit.jsonl.1")),
+        lines,
+        "delaycompress keeps .1 plain"
+    );
+    let fresh = std::fs::metadata(&log).expect("create made a new log");
+    assert_eq!(fresh.len(), 0);
+    assert_eq!(fresh.permissions().mode() & 0o777, 0o640);
+}
+
+#[test]
+fn the_textfile_collector_writes_valid_metrics() {
+    let s = Scratch::new("prom");
+    let lib = stand_in(&s);
+    let tool = fake_megacli(&s);
+    let outdir = s.path("textfile");
+    std::fs::create_dir_all(&outdir).unwrap();
+    let log = s.path("audit.jsonl");
+    std::fs::write(
+        &log,
+        "{\"seq\":1,\"verdict\":\"reject\"}\n{\"seq\":2,\"verdict\": \"rewrite\"}\n{\"seq\":3,\"verdict\":\"reject\"}\n",
+    )
+    .unwrap();
+    let record = s.path("record");
+    let out = run(scrub(&mut Command::new(integration(
+        "prometheus/mfiguard-textfile",
+    )))
+    .args([
+        "-d",
+        outdir.to_str().unwrap(),
+        "-l",
+        log.to_str().unwrap(),
+        "--",
+    ])
+    .arg(&tool)
+    .args(["-LDInfo", "-Lall", "-aALL", "-NoLog"])
+    .env("MFIGUARD_RUN", wrapper())
+    .env("MFIGUARD_LIB_DIR", &lib)
+    .env("FAKE_RECORD", &record)
+    .env("FAKE_STATUS", "4"));
+    assert_eq!(
+        out.code(),
+        4,
+        "the collector passes the tool's status on\n{}",
+        out.dump()
+    );
+    let rec = fake_record(&record);
+    assert!(
+        rec.contains(&format!("LD_PRELOAD={}/libmfiguard.so\n", lib.display())),
+        "{rec}"
+    );
+    let names: Vec<_> = std::fs::read_dir(&outdir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["mfiguard.prom"], "no temporary file left behind");
+    let prom = read(&outdir.join("mfiguard.prom"));
+    let mut typed = BTreeSet::new();
+    let mut samples = std::collections::BTreeMap::new();
+    for line in prom.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            assert!(["gauge", "counter"].contains(&kind), "{line}");
+            typed.insert(name.to_owned());
+        } else if line.starts_with("# HELP ") {
+        } else {
+            let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("{line}"));
+            let name = series.split('{').next().unwrap();
+            assert!(
+                name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    && !name.starts_with(|c: char| c.is_ascii_digit()),
+                "metric name {name:?}"
+            );
+            if let Some(labels) = series.strip_prefix(name) {
+                assert!(
+                    labels.is_empty() || (labels.starts_with('{') && labels.ends_with("\"}")),
+                    "{line}"
+                );
+            }
+            assert!(typed.contains(name), "{name} has no # TYPE before it");
+            value
+                .parse::<f64>()
+                .unwrap_or_else(|_| panic!("value of {line}"));
+            samples.insert(series.to_owned(), value.to_owned());
+        }
+    }
+    assert_eq!(
+        samples["mfiguard_guard_ok"], "0",
+        "the stand-in library does not intercept"
+    );
+    assert_eq!(
+        samples["mfiguard_tool_exit_status{tool=\"MegaCli64\"}"],
+        "4"
+    );
+    assert_eq!(
+        samples["mfiguard_audit_log_records{verdict=\"reject\"}"],
+        "2"
+    );
+    assert_eq!(
+        samples["mfiguard_audit_log_records{verdict=\"rewrite\"}"],
+        "1"
+    );
+    assert_eq!(samples["mfiguard_audit_log_records{verdict=\"pass\"}"], "0");
+    assert_eq!(samples["megaraid_virtual_drives{state=\"Optimal\"}"], "2");
+    assert_eq!(samples["megaraid_virtual_drives{state=\"Degraded\"}"], "1");
+    assert!(samples.contains_key("mfiguard_tool_duration_seconds{tool=\"MegaCli64\"}"));
+}
+
+#[test]
+fn the_textfile_collector_sees_the_guard_with_the_guard() {
+    let s = Scratch::new("prom-real");
+    let dir = guard_dir(&s);
+    let tool = fake_megacli(&s);
+    let outdir = s.path("textfile");
+    std::fs::create_dir_all(&outdir).unwrap();
+    let out = run(scrub(&mut Command::new(integration(
+        "prometheus/mfiguard-textfile",
+    )))
+    .args([
+        "-d",
+        outdir.to_str().unwrap(),
+        "-l",
+        s.path("audit.jsonl").to_str().unwrap(),
+        "--",
+    ])
+    .arg(&tool)
+    .env("MFIGUARD_RUN", wrapper())
+    .env("MFIGUARD_LIB_DIR", &dir));
+    assert_eq!(out.code(), 0, "{}", out.dump());
+    assert!(read(&outdir.join("mfiguard.prom")).contains("\nmfiguard_guard_ok 1\n"));
+}
+
+#[test]
+fn the_path_shim_puts_the_guard_in_front_of_scripts_that_call_megacli() {
+    let s = Scratch::new("shim");
+    let lib = stand_in(&s);
+    let tool = fake_megacli(&s);
+    let shims = s.path("shims");
+    std::fs::create_dir_all(&shims).unwrap();
+    let shim_text = read(&integration("path-shim/MegaCli64"));
+    assert!(
+        shim_text.contains("exec /usr/bin/mfiguard-run -- /opt/MegaRAID/MegaCli/MegaCli64 \"$@\"")
+    );
+    write_exec(
+        &shims.join("MegaCli64"),
+        &localize(&shim_text, &wrapper(), &tool, &s.0),
+    );
+    // A monitoring script that knows nothing about the guard.
+    let monitor = s.path("monitor.sh");
+    write_exec(
+        &monitor,
+        "#!/bin/sh\nMegaCli64 -LDInfo -Lall -aALL -NoLog | grep -c Optimal\n",
+    );
+    let record = s.path("record");
+    let out = run(scrub(&mut Command::new(&monitor))
+        .env("PATH", format!("{}:/usr/bin:/bin", shims.display()))
+        .env("MFIGUARD_LIB_DIR", &lib)
+        .env("FAKE_RECORD", &record));
+    assert_eq!(out.stdout, "2\n", "{}", out.dump());
+    let rec = fake_record(&record);
+    assert!(rec.contains("args: -LDInfo -Lall -aALL -NoLog\n"), "{rec}");
+    assert!(
+        rec.contains(&format!("LD_PRELOAD={}/libmfiguard.so\n", lib.display())),
+        "{rec}"
+    );
+}
+
+#[test]
+fn bash_completes_options_values_rule_ids_and_the_tool() {
+    let file = integration("bash-completion/mfiguard-run");
+    let complete = |words: &[&str]| -> Vec<String> {
+        let script = format!(
+            "source {}; COMP_WORDS=({}); COMP_CWORD={}; _mfiguard_run; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            file.display(),
+            words.iter().map(|w| format!("'{w}'")).collect::<Vec<_>>().join(" "),
+            words.len() - 1
+        );
+        let out = run(Command::new("bash").arg("-c").arg(script));
+        assert_eq!(out.code(), 0, "{words:?}\n{}", out.dump());
+        out.stdout
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(
+        complete(&["mfiguard-run", "--mode", ""]),
+        ["enforce", "audit", "off", "readonly"]
+    );
+    assert_eq!(
+        complete(&["mfiguard-run", "--log", "s"]),
+        ["syslog", "stderr"]
+    );
+    assert_eq!(
+        complete(&["mfiguard-run", "--allow", "sgl.bounds,sense.length-"]),
+        ["sgl.bounds,sense.length-mismatch"]
+    );
+    assert_eq!(complete(&["mfiguard-run", "--req"]), ["--require-guard"]);
+    assert!(
+        complete(&["mfiguard-run", "--mode", "audit", "--", "das"]).contains(&"dash".to_owned())
+    );
+    assert!(complete(&["mfiguard-run", "--mode", "audit", "dash"]).contains(&"dash".to_owned()));
+    assert!(complete(&["mfiguard-run", "--check", "dash"]).contains(&"dash".to_owned()));
+}
