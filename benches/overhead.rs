@@ -163,7 +163,8 @@ fn main() {
 
     // MegaRAID ioctl against the simulator: added microseconds.
     let dev = [("MFIGUARD_DEVICE", "/dev/null")];
-    let cases: [(&str, Vec<(&str, &str)>, f64); 3] = [
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, f64);
+    let cases: [Case; 3] = [
         (
             "MegaRAID DCMD, enforce, no log",
             vec![("MFIGUARD_MODE", "enforce"), ("MFIGUARD_LOG", "none")],
