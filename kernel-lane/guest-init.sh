@@ -57,6 +57,10 @@ for entry in $KL_PLAN; do
     case $entry in *@*) abi=${entry#*@} ;; esac
     select_abi "$abi"
     rm -f "$OUT/detail"
+    if [ "${KL_DETAILS:-0}" = 1 ]; then
+        touch "$OUT/.mark"
+        sleep 1 # busybox find -newer compares whole seconds
+    fi
     KL_OOPS_BEFORE=$(oops_count)
     # Each scenario runs in its own subshell: it cannot change the next one's environment.
     ( "sc_$name" ) >"$OUT/detail" 2>&1
@@ -74,6 +78,13 @@ for entry in $KL_PLAN; do
         *) verdict=FAIL ;;
     esac
     emit "KL-RESULT $entry $verdict $detail"
+    if [ "${KL_DETAILS:-0}" = 1 ] && [ "$verdict" != FAIL ]; then
+        # Everything the scenario's runs left (a failed scenario shows it already).
+        find "$OUT" -type f -newer "$OUT/.mark" ! -name detail | sort | while read -r f; do
+            echo "  == ${f#"$OUT"/}"
+            sed 's/^/  | /' "$f" | head -n 40
+        done >>"$OUT/detail"
+    fi
     if [ "$verdict" = FAIL ] || [ "${KL_DETAILS:-0}" = 1 ]; then
         sed "s/^/KL-DETAIL $entry | /" "$OUT/detail" >"$RESULTS"
     fi

@@ -105,13 +105,28 @@ same() { # TAG MODE1 MODE2: byte-identical stdout and the same exit status
         fail "$1: exit status $(rc "$1" "$2") ($2) vs $(rc "$1" "$3") ($3)"
 }
 
-recorded() { # TAG MODE RULE: the guard's audit log of that run names RULE
-    grep -qF -- "$3" "$OUT/$1.$2.jsonl" 2>/dev/null ||
+recorded() { # TAG MODE RULE: the guard's audit log of that run has a finding of RULE
+    grep -qF -- "\"rule\":\"$3\"" "$OUT/$1.$2.jsonl" 2>/dev/null ||
         fail "$1 ($2): no audit record names $3 ($(records "$1" "$2") record(s) in the log)"
 }
 
-logged() { # TAG MODE: the guard wrote at least one audit record for that run
-    [ "$(records "$1" "$2")" -ge 1 ] || fail "$1 ($2): the guard's audit log (MFIGUARD_AUDIT=all) holds no record"
+# logged TAG MODE [TEXT...]: the guard's audit log of that run (JSON lines) has an outcome record, in
+# that run's mode, holding every TEXT and the result the client printed (ret, errno, cmd_status).
+logged() {
+    t=$1 m=$2
+    shift 2
+    [ "$(records "$t" "$m")" -ge 1 ] || fail "$t ($m): the guard's audit log (MFIGUARD_AUDIT=all) holds no record"
+    said=$(head -n 1 "$OUT/$t.$m.out")
+    r=$(echo "$said" | sed -n 's/.* ret=\(-\{0,1\}[0-9]*\).*/\1/p')
+    e=$(echo "$said" | sed -n 's/.* errno=\([0-9]*\).*/\1/p')
+    cs=$(echo "$said" | sed -n 's/.* cmd_status=\(0x[0-9a-fA-F]*\).*/\1/p')
+    [ "$m" = guard ] && mm=enforce || mm=$m
+    set -- "$@" '"record":"outcome"' "\"mode\":\"$mm\"" "\"ret\":$r,"
+    [ -n "$e" ] && [ "$e" != 0 ] && set -- "$@" "\"errno\":$e,"
+    [ -n "$cs" ] && set -- "$@" "\"cmd_status\":$((cs)),"
+    lines=$(cat "$OUT/$t.$m.jsonl")
+    for want; do lines=$(printf '%s\n' "$lines" | grep -F -- "$want"); done
+    [ -n "$lines" ] || fail "$t ($m): no audit record holds all of: $*"
 }
 
 reached_kernel() { # TAG MODE N: the driver's ioctl ran N times during that run (not checked without ftrace)
@@ -121,11 +136,12 @@ reached_kernel() { # TAG MODE N: the driver's ioctl ran N times during that run 
 
 kernel_note() { if [ "$TRACING" = 1 ]; then echo "kernel calls checked"; else echo "kernel calls NOT checked (no ftrace)"; fi; }
 
-# transparent TAG ARGS...: without the guard, with it, and in audit mode: the same bytes, the same
-# status, the same number of driver calls; and the guard logged the call.
+# transparent TAG RECORD ARGS...: without the guard, with it, and in audit mode: the same bytes, the
+# same status, the same number of driver calls; and each guarded run's audit log has an outcome record
+# holding RECORD (e.g. '"opcode_name":"CTRL_GET_INFO"') and the result the client saw.
 transparent() {
-    TAG=$1
-    shift
+    TAG=$1 rec=$2
+    shift 2
     for mode in plain guard audit; do mfi "$mode" "$TAG" "$@"; done
     same "$TAG" plain guard
     same "$TAG" plain audit
@@ -133,8 +149,8 @@ transparent() {
     [ "$k" = '?' ] || [ "$k" -ge 1 ] || fail "$TAG (plain): the driver's ioctl never ran"
     reached_kernel "$TAG" guard "$k"
     reached_kernel "$TAG" audit "$k"
-    logged "$TAG" guard
-    logged "$TAG" audit
+    logged "$TAG" guard "$rec"
+    logged "$TAG" audit "$rec"
 }
 
 # ---------------------------------------------------------------------------------------------------
@@ -185,7 +201,7 @@ sc_client_creates_node() {
 }
 
 sc_ctrl_info() {
-    transparent ctrl-info ctrl-info
+    transparent ctrl-info '"opcode_name":"CTRL_GET_INFO"' ctrl-info
     expect ctrl-info plain 'ret=0 '
     expect ctrl-info plain 'cmd_status=0x00'
     expect ctrl-info plain 'firmware=1.80-QEMU'
@@ -193,27 +209,27 @@ sc_ctrl_info() {
 }
 
 sc_pd_list() {
-    transparent pd-list pd-list
+    transparent pd-list '"opcode_name":"PD_GET_LIST"' pd-list
     expect pd-list plain 'ret=0 '
     expect pd-list plain 'cmd_status=0x00'
     echo "identical without/with/audit: $(first pd-list plain); $(kernel_note)"
 }
 
 sc_ld_list() {
-    transparent ld-list ld-list
+    transparent ld-list '"opcode_name":"LD_GET_LIST"' ld-list
     expect ld-list plain 'ret=0 '
     expect ld-list plain 'cmd_status=0x00'
     echo "identical without/with/audit: $(first ld-list plain); $(kernel_note)"
 }
 
 sc_event_info() {
-    transparent event-info event-info
+    transparent event-info '"opcode_name":"CTRL_EVENT_GET_INFO"' event-info
     expect event-info plain 'ret=0 '
     echo "identical without/with/audit: $(first event-info plain); $(kernel_note)"
 }
 
 sc_inquiry() {
-    transparent inquiry inquiry "$KL_TARGET"
+    transparent inquiry '"cmd":"PD_SCSI_IO"' inquiry "$KL_TARGET"
     expect inquiry plain 'ret=0 '
     expect inquiry plain 'cmd_status=0x00'
     expect inquiry plain 'QEMU'
@@ -221,25 +237,25 @@ sc_inquiry() {
 }
 
 sc_aen() {
-    transparent aen aen
+    transparent aen '"request":"MEGASAS_IOC_GET_AEN"' aen
     echo "identical without/with/audit: $(first aen plain); $(kernel_note)"
 }
 
 # MFI_FRAME_IEEE|SGL64 on a DCMD: 6.1 clears IEEE itself, the guard clears both first; either way
 # the controller answers it as the plain CTRL_GET_INFO.
 sc_ieee_dcmd() {
-    transparent ieee-dcmd ieee-dcmd
+    transparent ieee-dcmd '"opcode_name":"CTRL_GET_INFO"' ieee-dcmd
     expect ieee-dcmd guard 'ret=0 '
     expect ieee-dcmd guard 'cmd_status=0x00'
     expect ieee-dcmd guard 'firmware=1.80-QEMU'
-    recorded ieee-dcmd guard frame.addressing-flags
-    recorded ieee-dcmd audit frame.addressing-flags
+    logged ieee-dcmd guard '"rule":"frame.addressing-flags"' '"flags_sent":"0x0010"'
+    logged ieee-dcmd audit '"rule":"frame.addressing-flags"' '"enforced":false'
     echo "answered with the guard: $(first ieee-dcmd guard), firmware=1.80-QEMU, frame.addressing-flags recorded"
 }
 
 # The seed's STP probe. QEMU's firmware answers STP with MFI_STAT_INVALID_CMD (1), guard or not.
 sc_stp_probe() {
-    transparent stp-probe stp-probe "$KL_TARGET"
+    transparent stp-probe '"cmd":"STP"' stp-probe "$KL_TARGET"
     expect stp-probe plain 'ret=0 '
     recorded stp-probe guard frame.addressing-flags
     echo "identical without/with/audit: $(first stp-probe plain); frame.addressing-flags recorded"
@@ -253,10 +269,10 @@ sc_sense_off() {
     reached_kernel sense-off plain 1
     expect sense-off guard 'ret=-1 errno=22'
     reached_kernel sense-off guard 0
-    recorded sense-off guard sense.bounds
+    logged sense-off guard '"rule":"sense.bounds"' '"verdict":"reject"'
     same sense-off plain audit
     reached_kernel sense-off audit 1
-    recorded sense-off audit sense.bounds
+    logged sense-off audit '"rule":"sense.bounds"' '"enforced":false'
     echo "EINVAL from the kernel without the guard, from the guard with it (sense.bounds, kernel not called); audit mode = kernel's answer"
 }
 
@@ -267,7 +283,7 @@ sc_sge_count() {
     expect sge-count plain 'ret=-1 errno=22'
     expect sge-count guard 'ret=-1 errno=22'
     reached_kernel sge-count guard 0
-    recorded sge-count guard ioc.sge-count
+    logged sge-count guard '"rule":"ioc.sge-count"' '"verdict":"reject"'
     echo "EINVAL both ways; the guard's record names ioc.sge-count; $(kernel_note)"
 }
 
@@ -281,7 +297,7 @@ sc_rules_rewritten() {
             mfi guard "$TAG" rule "$rule"
             expect "$TAG" guard 'ret=0 '
             reached_kernel "$TAG" guard 1
-            recorded "$TAG" guard "$rule"
+            logged "$TAG" guard "\"rule\":\"$rule\""
         ) || bad="$bad $rule"
     done
     [ -z "$bad" ] || fail "not sent on and recorded as they should be:$bad"
@@ -300,7 +316,7 @@ sc_rules_rejected() {
             mfi guard "$TAG" rule "$rule"
             expect "$TAG" guard 'ret=-1 errno=22'
             reached_kernel "$TAG" guard 0
-            recorded "$TAG" guard "$rule"
+            logged "$TAG" guard "\"rule\":\"$rule\"" '"verdict":"reject"'
         ) || bad="$bad $rule"
     done
     [ -z "$bad" ] || fail "not refused as they should be:$bad"
@@ -315,7 +331,7 @@ sc_sgl_off_guarded() {
     expect sgl-off guard 'ret=-1 errno=22'
     [ "$(rc sgl-off guard)" = 1 ] || fail "sgl-off (guard): exit $(rc sgl-off guard), expected 1"
     reached_kernel sgl-off guard 0
-    recorded sgl-off guard sgl.bounds
+    logged sgl-off guard '"rule":"sgl.bounds"' '"verdict":"reject"'
     echo "with the guard: $(first sgl-off guard), sgl.bounds recorded; $(kernel_note)"
 }
 
@@ -358,7 +374,12 @@ sc_hazard_sgl_off_audit_mode() {
         returned | oopsed) ;;
         *) fail "audit mode changed the result: expected what the driver does alone, got $o" ;;
     esac
-    recorded sgl-off audit sgl.bounds
-    [ "$o" = oopsed ] && o="oopsed: $(oops_line)"
+    if [ "$o" = returned ]; then
+        logged sgl-off audit '"rule":"sgl.bounds"' '"enforced":false'
+    else # killed in the ioctl: only the record written before the call can be there
+        grep '"record":"decision"' "$OUT/sgl-off.audit.jsonl" 2>/dev/null | grep -F '"mode":"audit"' |
+            grep -qF '"rule":"sgl.bounds"' || fail "oopsed, and no decision record of mode audit names sgl.bounds"
+        o="oopsed: $(oops_line)"
+    fi
     echo "audit mode sends it on, as without the guard ($o); sgl.bounds recorded"
 }
