@@ -10,8 +10,8 @@
 //!   `latency_us` are `null`. If the host dies inside the driver (the seed's crash), this record
 //!   is the evidence; with `MFIGUARD_LOG_SYNC=1` it is on disk before the call proceeds.
 //! - `"record":"outcome"`, written after the call: every field again, now with the kernel's
-//!   `ret`, `errno`, `cmd_status` (only when `ret >= 0`; the kernel writes it back only then)
-//!   and the time the call spent below us (`latency_us`).
+//!   `ret`, `errno`, `cmd_status` (`null` unless the kernel wrote it back, which it does only
+//!   on success) and the time the call spent below us (`latency_us`).
 //!
 //! A call the kernel never sees (a rejection, an unreadable packet, an internal error) has only
 //! the outcome record. Every call thus has exactly one outcome record; a decision without an
@@ -50,10 +50,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use mfiguard_sanitizer::abi::ioctl::request_name;
 use mfiguard_sanitizer::abi::mfi::CmdDisplay;
+use mfiguard_sanitizer::abi::names::{dcmd_opcode_name, mfi_status_name};
 use mfiguard_sanitizer::{Abi, Decision, Errno, Packet, Verdict};
 
 use crate::config::{Config, GuardMode, LogTarget};
-use crate::names::{dcmd_opcode_name, mfi_status_name};
 use crate::sys;
 
 /// Where the local syslog daemon listens.
@@ -223,10 +223,6 @@ pub struct Outcome {
 pub struct CallRecord<'a> {
     /// Shared by the call's decision and outcome records.
     pub seq: u64,
-    /// The process.
-    pub pid: u32,
-    /// The real user.
-    pub uid: u32,
     /// `/proc/self/exe`.
     pub exe: &'a str,
     /// The guard's mode.
@@ -260,10 +256,6 @@ pub struct ErrorRecord<'a> {
     pub value: &'a str,
     /// What was wrong and what is used instead.
     pub message: &'a str,
-    /// The process.
-    pub pid: u32,
-    /// The real user.
-    pub uid: u32,
     /// `/proc/self/exe`.
     pub exe: &'a str,
 }
@@ -288,16 +280,29 @@ impl Record<'_> {
             Record::Error(_) => LOG_WARNING,
         }
     }
+}
 
-    fn pid(&self) -> u32 {
-        match self {
-            Record::Call(c, _) => c.pid,
-            Record::Error(e) => e.pid,
+/// The process and its real user, taken when a record is written (not per call: a call that
+/// is not recorded costs no `getpid`/`getuid`; not cached: a forked child has its own pid).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Who {
+    /// `getpid()`.
+    pub pid: u32,
+    /// `getuid()`.
+    pub uid: u32,
+}
+
+impl Who {
+    /// This process, now.
+    pub fn now() -> Who {
+        Who {
+            pid: std::process::id(),
+            uid: sys::uid(),
         }
     }
 }
 
-/// Records that could not be written, since the process started.
+/// Records that could not be written since the last one that was (reported in that one).
 static LOST: AtomicU64 = AtomicU64::new(0);
 /// Whether a sink failure was already reported on stderr.
 static FAILURE_REPORTED: AtomicBool = AtomicBool::new(false);
@@ -545,6 +550,7 @@ fn hex32(v: u32) -> impl Display {
 pub fn call_json<W: fmt::Write>(
     w: &mut W,
     c: &CallRecord<'_>,
+    who: Who,
     phase: Phase,
     ts: SystemTime,
     lost: u64,
@@ -554,9 +560,9 @@ pub fn call_json<W: fmt::Write>(
     o.str("record", phase.name())?;
     o.num("seq", c.seq)?;
     o.str("ts", Rfc3339(ts))?;
-    o.num("pid", c.pid)?;
+    o.num("pid", who.pid)?;
     o.str("exe", c.exe)?;
-    o.num("uid", c.uid)?;
+    o.num("uid", who.uid)?;
     o.str("mode", c.mode.name())?;
     o.str("request", request_name(c.request).unwrap_or("unknown"))?;
     o.str("request_code", hex32(c.request))?;
@@ -611,15 +617,16 @@ pub fn call_json<W: fmt::Write>(
 pub fn error_json<W: fmt::Write>(
     w: &mut W,
     e: &ErrorRecord<'_>,
+    who: Who,
     ts: SystemTime,
     lost: u64,
 ) -> fmt::Result {
     let mut o = Obj::open(w)?;
     o.str("record", "error")?;
     o.str("ts", Rfc3339(ts))?;
-    o.num("pid", e.pid)?;
+    o.num("pid", who.pid)?;
     o.str("exe", e.exe)?;
-    o.num("uid", e.uid)?;
+    o.num("uid", who.uid)?;
     o.str("key", e.key)?;
     o.str("value", e.value)?;
     o.str("message", e.message)?;
@@ -633,6 +640,7 @@ pub fn error_json<W: fmt::Write>(
 pub fn call_line<W: fmt::Write>(
     w: &mut W,
     c: &CallRecord<'_>,
+    who: Who,
     phase: Phase,
     lost: u64,
     details: bool,
@@ -700,7 +708,7 @@ pub fn call_line<W: fmt::Write>(
             write!(w, " {us}us")?;
         }
     }
-    write!(w, "; exe {} uid {}", c.exe, c.uid)?;
+    write!(w, "; exe {} uid {}", c.exe, who.uid)?;
     if c.nested {
         w.write_str(" (in a signal handler)")?;
     }
@@ -812,6 +820,7 @@ fn render<B: LineBuf>(
     buf: &mut B,
     t: Target<'_>,
     rec: Record<'_>,
+    who: Who,
     ts: SystemTime,
     lost: u64,
 ) -> bool {
@@ -824,17 +833,17 @@ fn render<B: LineBuf>(
                     "<{}>{} mfiguard[{}]: ",
                     LOG_AUTHPRIV | rec.severity(),
                     Rfc3164(ts),
-                    rec.pid()
+                    who.pid
                 )?,
-                Target::Stderr => write!(buf, "mfiguard[{}]: ", rec.pid())?,
+                Target::Stderr => write!(buf, "mfiguard[{}]: ", who.pid)?,
                 Target::File(_) => {}
             }
             match (t, rec) {
                 (Target::File(_), Record::Call(c, phase)) => {
-                    call_json(buf, c, phase, ts, lost, details)?
+                    call_json(buf, c, who, phase, ts, lost, details)?
                 }
-                (Target::File(_), Record::Error(e)) => error_json(buf, e, ts, lost)?,
-                (_, Record::Call(c, phase)) => call_line(buf, c, phase, lost, details)?,
+                (Target::File(_), Record::Error(e)) => error_json(buf, e, who, ts, lost)?,
+                (_, Record::Call(c, phase)) => call_line(buf, c, who, phase, lost, details)?,
                 (_, Record::Error(e)) => error_line(buf, e, lost)?,
             }
             if t != Target::Syslog {
@@ -889,17 +898,18 @@ pub fn emit(cfg: &Config, nested: bool, rec: Record<'_>) -> Result<bool, c_int> 
         return Ok(false);
     };
     let ts = SystemTime::now();
+    let who = Who::now();
     let lost = LOST.load(Ordering::Relaxed);
     let result = if nested {
         let mut buf = StackBuf::<NESTED_BUF>::new();
-        if render(&mut buf, t, rec, ts, lost) {
+        if render(&mut buf, t, rec, who, ts, lost) {
             send(cfg, t, buf.bytes())
         } else {
             Err(libc::ENOBUFS)
         }
     } else {
         let mut buf = String::with_capacity(1024);
-        render(&mut buf, t, rec, ts, lost);
+        render(&mut buf, t, rec, who, ts, lost);
         send(cfg, t, buf.as_bytes())
     };
     match result {
@@ -922,7 +932,7 @@ pub fn emit(cfg: &Config, nested: bool, rec: Record<'_>) -> Result<bool, c_int> 
             if !FAILURE_REPORTED.swap(true, Ordering::Relaxed) {
                 report(
                     t,
-                    rec.pid(),
+                    who.pid,
                     format_args!(
                         "cannot write audit records to {}: {}; further failures are counted in records_lost{}",
                         cfg.log.describe(),
@@ -965,6 +975,8 @@ mod tests {
     use super::*;
     use mfiguard_sanitizer::builder::samples;
     use mfiguard_sanitizer::{decide_packet, decode, Policy, RuleId, RuleSet};
+
+    const WHO: Who = Who { pid: 4242, uid: 0 };
 
     fn escaped(s: &str) -> String {
         let mut out = String::new();
@@ -1044,8 +1056,6 @@ mod tests {
     fn seed_record<'a>(verdict: &'a Verdict, info: PacketInfo) -> CallRecord<'a> {
         CallRecord {
             seq: 7,
-            pid: 4242,
-            uid: 0,
             exe: "/opt/MegaRAID/MegaCli/MegaCli64",
             mode: GuardMode::Enforce,
             request: mfiguard_sanitizer::abi::ioctl::MEGASAS_IOC_FIRMWARE,
@@ -1077,7 +1087,7 @@ mod tests {
         let mut rec = seed_record(&v, info);
         let ts = UNIX_EPOCH + std::time::Duration::from_secs(1_714_566_896);
         let mut decision = String::new();
-        call_json(&mut decision, &rec, Phase::Decision, ts, 0, true).unwrap();
+        call_json(&mut decision, &rec, WHO, Phase::Decision, ts, 0, true).unwrap();
         assert!(decision.starts_with(r#"{"record":"decision","seq":7,"ts":"2024-05-01T12:34:56.000000Z","pid":4242,"exe":"/opt/MegaRAID/MegaCli/MegaCli64","uid":0,"mode":"enforce","request":"MEGASAS_IOC_FIRMWARE","request_code":"0xc1944d01","abi":"x86_64","host_no":0,"cmd":"STP","opcode":null,"opcode_name":null,"target_id":3,"flags":"0x0032","flags_sent":"0x0010","sgl_off":48,"sge_count":2,"#), "{decision}");
         assert!(decision.contains(r#""verdict":"rewrite","enforced":true,"findings":[{"rule":"frame.addressing-flags","action":"rewrite","downgraded":false,"detail":"flags 0x0032 (IEEE|SGL64|DIR_READ): cleared IEEE|SGL64"#), "{decision}");
         assert!(decision.ends_with(r#""ret":null,"errno":null,"errno_name":null,"cmd_status":null,"cmd_status_name":null,"latency_us":null}"#), "{decision}");
@@ -1088,12 +1098,12 @@ mod tests {
             latency_us: Some(153),
         });
         let mut outcome = String::new();
-        call_json(&mut outcome, &rec, Phase::Outcome, ts, 3, true).unwrap();
+        call_json(&mut outcome, &rec, WHO, Phase::Outcome, ts, 3, true).unwrap();
         assert!(outcome.starts_with(r#"{"record":"outcome","seq":7,"#));
-        assert!(outcome.ends_with(r#""ret":0,"errno":0,"errno_name":null,"cmd_status":0,"cmd_status_name":"OK","latency_us":153,"records_lost":3}"#), "{outcome}");
+        assert!(outcome.ends_with(r#""ret":0,"errno":0,"errno_name":null,"cmd_status":0,"cmd_status_name":"MFI_STAT_OK","latency_us":153,"records_lost":3}"#), "{outcome}");
         // The decision record never shows an outcome, even if one is known.
         let mut again = String::new();
-        call_json(&mut again, &rec, Phase::Decision, ts, 0, true).unwrap();
+        call_json(&mut again, &rec, WHO, Phase::Decision, ts, 0, true).unwrap();
         assert_eq!(again, decision);
     }
 
@@ -1112,8 +1122,8 @@ mod tests {
             latency_us: None,
         });
         let mut line = String::new();
-        call_line(&mut line, &rec, Phase::Outcome, 0, true).unwrap();
-        assert!(line.starts_with("#7 outcome reject EINVAL MEGASAS_IOC_FIRMWARE DCMD CTRL_GET_INFO host 0 target 0 flags 0x0010 sgl_off 0x40000 sge_count 1"), "{line}");
+        call_line(&mut line, &rec, WHO, Phase::Outcome, 0, true).unwrap();
+        assert!(line.starts_with("#7 outcome reject EINVAL MEGASAS_IOC_FIRMWARE DCMD MR_DCMD_CTRL_GET_INFO host 0 target 0 flags 0x0010 sgl_off 0x40000 sge_count 1"), "{line}");
         assert!(
             line.contains("; sgl.bounds reject: SGL region [0x40000, 0x4000c)"),
             "{line}"
@@ -1138,7 +1148,7 @@ mod tests {
         let v = decide_packet(&policy, &p);
         let rec = seed_record(&v, PacketInfo::new(&p, &v));
         let mut json = String::new();
-        call_json(&mut json, &rec, Phase::Outcome, UNIX_EPOCH, 0, false).unwrap();
+        call_json(&mut json, &rec, WHO, Phase::Outcome, UNIX_EPOCH, 0, false).unwrap();
         assert!(
             json.contains(r#"{"rule":"sgl.bounds","action":"warn","downgraded":true}"#),
             "{json}"
@@ -1158,7 +1168,7 @@ mod tests {
             ..rec
         };
         let mut json = String::new();
-        call_json(&mut json, &fault, Phase::Outcome, UNIX_EPOCH, 0, true).unwrap();
+        call_json(&mut json, &fault, WHO, Phase::Outcome, UNIX_EPOCH, 0, true).unwrap();
         assert!(json.contains(r#""cmd":null,"#));
         assert!(json.contains(r#""verdict":"reject","enforced":true,"findings":[{"rule":"guard.fault","action":"reject","downgraded":false,"detail":"the 404-byte packet at 0x0 is not readable"}],"ret":-1,"errno":14,"errno_name":"EFAULT""#), "{json}");
     }
@@ -1186,13 +1196,23 @@ mod tests {
             ..seed_record(&v, PacketInfo::new(&p, &v))
         };
         let mut big = String::new();
-        call_json(&mut big, &rec, Phase::Outcome, UNIX_EPOCH, u64::MAX, true).unwrap();
+        call_json(
+            &mut big,
+            &rec,
+            WHO,
+            Phase::Outcome,
+            UNIX_EPOCH,
+            u64::MAX,
+            true,
+        )
+        .unwrap();
         let mut buf = StackBuf::<NESTED_BUF>::new();
         let file = std::ffi::CString::new("/x").unwrap();
         assert!(render(
             &mut buf,
             Target::File(&file),
             Record::Call(&rec, Phase::Outcome),
+            WHO,
             UNIX_EPOCH,
             u64::MAX
         ));
@@ -1206,6 +1226,7 @@ mod tests {
             &mut tiny,
             Target::Stderr,
             Record::Call(&rec, Phase::Outcome),
+            WHO,
             UNIX_EPOCH,
             0
         ));
@@ -1227,12 +1248,10 @@ mod tests {
             key: "MFIGUARD_MODE",
             value: "enf\"orec",
             message: "unknown mode (enforce, audit, off, readonly); using enforce",
-            pid: 1,
-            uid: 2,
             exe: "/bin/x",
         };
         let mut json = String::new();
-        error_json(&mut json, &e, UNIX_EPOCH, 0).unwrap();
+        error_json(&mut json, &e, Who { pid: 1, uid: 2 }, UNIX_EPOCH, 0).unwrap();
         assert_eq!(
             json,
             r#"{"record":"error","ts":"1970-01-01T00:00:00.000000Z","pid":1,"exe":"/bin/x","uid":2,"key":"MFIGUARD_MODE","value":"enf\"orec","message":"unknown mode (enforce, audit, off, readonly); using enforce"}"#
@@ -1242,6 +1261,7 @@ mod tests {
             &mut buf,
             Target::Syslog,
             Record::Error(&e),
+            Who { pid: 1, uid: 2 },
             UNIX_EPOCH,
             0
         ));
@@ -1263,8 +1283,6 @@ mod tests {
             key: "K",
             value: "V",
             message: "M",
-            pid: 1,
-            uid: 0,
             exe: "",
         };
         assert_eq!(emit(&cfg, false, Record::Error(&e)), Ok(true));

@@ -157,8 +157,6 @@ fn record_panic(code: u32, nested: bool, progress: &Progress) {
 fn base_record(cfg: &Config, code: u32, nested: bool) -> CallRecord<'_> {
     CallRecord {
         seq: SEQ.fetch_add(1, Ordering::Relaxed),
-        pid: std::process::id(),
-        uid: sys::uid(),
         exe: &cfg.exe,
         mode: cfg.mode,
         request: code,
@@ -216,8 +214,6 @@ fn startup() -> &'static Config {
                     key: &e.key,
                     value: &e.value,
                     message: &e.message,
-                    pid: std::process::id(),
-                    uid: sys::uid(),
                     exe: &cfg.exe,
                 };
                 let _ = audit::emit(cfg, false, Record::Error(&rec));
@@ -352,18 +348,30 @@ impl Call<'_> {
         let latency = start.elapsed();
         self.progress.kernel = Some((ret, errno));
         let status = copy.0[CMD_STATUS];
-        // Exactly what the kernel writes back: the status byte, when it wrote it.
-        if ret >= 0 || status != original_status {
-            if let Err(e) = snapshot::write(self.arg, CMD_STATUS, &[status]) {
-                if !self.nested {
-                    log::debug!("#{} cmd_status not copied back: {}", rec.seq, ErrnoName(e));
+        // Exactly what the kernel writes back: the status byte, when it wrote it. The kernel's
+        // own write-back failing is `-EFAULT` from the driver, so ours failing is too.
+        let (ret, errno) = if ret >= 0 || status != original_status {
+            match snapshot::write(self.arg, CMD_STATUS, &[status]) {
+                Ok(()) => (ret, errno),
+                Err(e) => {
+                    if !self.nested {
+                        log::debug!("#{} cmd_status not copied back: {}", rec.seq, ErrnoName(e));
+                    }
+                    if ret >= 0 {
+                        (-1, libc::EFAULT)
+                    } else {
+                        (ret, errno)
+                    }
                 }
             }
-        }
+        } else {
+            (ret, errno)
+        };
+        self.progress.kernel = Some((ret, errno));
         rec.outcome = Some(Outcome {
             ret,
             errno: if ret < 0 { errno } else { 0 },
-            cmd_status: (ret >= 0).then_some(status),
+            cmd_status: (ret >= 0 || status != original_status).then_some(status),
             latency_us: Some(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX)),
         });
         if record {
@@ -447,7 +455,7 @@ impl Call<'_> {
         audit::report_elsewhere(
             cfg,
             self.nested,
-            rec.pid,
+            std::process::id(),
             format_args!(
                 "#{seq} refused with EIO: the audit record could not be written to {} ({}) and MFIGUARD_LOG_REQUIRED=1",
                 cfg.log.describe(),

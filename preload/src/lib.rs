@@ -24,7 +24,6 @@ mod audit;
 mod config;
 mod device;
 mod guard;
-mod names;
 mod real;
 mod snapshot;
 mod sys;

@@ -1,1 +1,0 @@
-//! Shared helpers for the example clients and end-to-end tests.
