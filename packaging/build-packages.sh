@@ -91,9 +91,10 @@ expected='/usr/bin/mfiguard-run
 /usr/share/doc/mfiguard/examples/sudoers.d/mfiguard'
 
 check_listing() {
-	# $1: package file, $2: its file list (one absolute path per line)
+	# $1: package file, $2: its file list (one absolute path per line); a man page may be
+	# gzipped (cargo-deb does it).
 	printf '%s\n' "$expected" | while IFS= read -r p; do
-		printf '%s\n' "$2" | grep -qx "$p" || fail "$1 lacks $p"
+		printf '%s\n' "$2" | sed 's/\.gz$//' | grep -qx "$p" || fail "$1 lacks $p"
 	done
 }
 
