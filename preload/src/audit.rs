@@ -316,7 +316,25 @@ pub struct ErrnoName(pub c_int);
 
 impl Display for ErrnoName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match Errno(self.0).name() {
+        // The sanitizer names the errnos a call can return; these are the ones a sink meets.
+        let sink = match self.0 {
+            libc::ENOSPC => "ENOSPC",
+            libc::EROFS => "EROFS",
+            libc::ELOOP => "ELOOP",
+            libc::EDQUOT => "EDQUOT",
+            libc::EPIPE => "EPIPE",
+            libc::EAGAIN => "EAGAIN",
+            libc::ENOBUFS => "ENOBUFS",
+            libc::EMSGSIZE => "EMSGSIZE",
+            libc::ECONNREFUSED => "ECONNREFUSED",
+            libc::ENOTDIR => "ENOTDIR",
+            libc::EISDIR => "EISDIR",
+            libc::ENOSYS => "ENOSYS",
+            libc::EMFILE => "EMFILE",
+            libc::ENFILE => "ENFILE",
+            _ => Errno(self.0).name(),
+        };
+        match sink {
             "errno" => write!(f, "errno {}", self.0),
             name => f.write_str(name),
         }
@@ -1058,7 +1076,7 @@ mod tests {
             seq: 7,
             exe: "/opt/MegaRAID/MegaCli/MegaCli64",
             mode: GuardMode::Enforce,
-            request: mfiguard_sanitizer::abi::ioctl::MEGASAS_IOC_FIRMWARE,
+            request: Abi::NATIVE.firmware_request(),
             nested: false,
             host_no: Some(info.host_no),
             packet: Some(info),
@@ -1072,9 +1090,9 @@ mod tests {
 
     fn stp_probe() -> (Verdict, PacketInfo) {
         let bytes =
-            samples::megacli_8_01_06_stp_probe(Abi::Lp64, 3, 0x7f00_0000_1000, 0x7f00_0000_2000)
+            samples::megacli_8_01_06_stp_probe(Abi::NATIVE, 3, 0x7f00_0000_1000, 0x7f00_0000_2000)
                 .build();
-        let p = decode(Abi::Lp64, &bytes).unwrap();
+        let p = decode(Abi::NATIVE, &bytes).unwrap();
         let v = decide_packet(&Policy::default(), &p);
         let info = PacketInfo::new(&p, &v);
         (v, info)
@@ -1088,7 +1106,14 @@ mod tests {
         let ts = UNIX_EPOCH + std::time::Duration::from_secs(1_714_566_896);
         let mut decision = String::new();
         call_json(&mut decision, &rec, WHO, Phase::Decision, ts, 0, true).unwrap();
-        assert!(decision.starts_with(r#"{"record":"decision","seq":7,"ts":"2024-05-01T12:34:56.000000Z","pid":4242,"exe":"/opt/MegaRAID/MegaCli/MegaCli64","uid":0,"mode":"enforce","request":"MEGASAS_IOC_FIRMWARE","request_code":"0xc1944d01","abi":"x86_64","host_no":0,"cmd":"STP","opcode":null,"opcode_name":null,"target_id":3,"flags":"0x0032","flags_sent":"0x0010","sgl_off":48,"sge_count":2,"#), "{decision}");
+        let (request, code, abi) = match Abi::NATIVE {
+            Abi::Lp64 => ("MEGASAS_IOC_FIRMWARE", "0xc1944d01", "x86_64"),
+            Abi::Ilp32 => ("MEGASAS_IOC_FIRMWARE32", "0xc1144d01", "i386"),
+        };
+        let expected = format!(
+            r#"{{"record":"decision","seq":7,"ts":"2024-05-01T12:34:56.000000Z","pid":4242,"exe":"/opt/MegaRAID/MegaCli/MegaCli64","uid":0,"mode":"enforce","request":"{request}","request_code":"{code}","abi":"{abi}","host_no":0,"cmd":"STP","opcode":null,"opcode_name":null,"target_id":3,"flags":"0x0032","flags_sent":"0x0010","sgl_off":48,"sge_count":2,"#
+        );
+        assert!(decision.starts_with(&expected), "{decision}");
         assert!(decision.contains(r#""verdict":"rewrite","enforced":true,"findings":[{"rule":"frame.addressing-flags","action":"rewrite","downgraded":false,"detail":"flags 0x0032 (IEEE|SGL64|DIR_READ): cleared IEEE|SGL64"#), "{decision}");
         assert!(decision.ends_with(r#""ret":null,"errno":null,"errno_name":null,"cmd_status":null,"cmd_status_name":null,"latency_us":null}"#), "{decision}");
         rec.outcome = Some(Outcome {
@@ -1109,10 +1134,10 @@ mod tests {
 
     #[test]
     fn a_rejection_as_a_readable_line() {
-        let bytes = samples::dcmd_read(Abi::Lp64, 0x0101_0000, 0x1000, 2048)
+        let bytes = samples::dcmd_read(Abi::NATIVE, 0x0101_0000, 0x1000, 2048)
             .sgl_off(0x40000)
             .build();
-        let p = decode(Abi::Lp64, &bytes).unwrap();
+        let p = decode(Abi::NATIVE, &bytes).unwrap();
         let v = decide_packet(&Policy::default(), &p);
         let mut rec = seed_record(&v, PacketInfo::new(&p, &v));
         rec.outcome = Some(Outcome {
@@ -1123,7 +1148,11 @@ mod tests {
         });
         let mut line = String::new();
         call_line(&mut line, &rec, WHO, Phase::Outcome, 0, true).unwrap();
-        assert!(line.starts_with("#7 outcome reject EINVAL MEGASAS_IOC_FIRMWARE DCMD MR_DCMD_CTRL_GET_INFO host 0 target 0 flags 0x0010 sgl_off 0x40000 sge_count 1"), "{line}");
+        assert!(
+            line.starts_with("#7 outcome reject EINVAL MEGASAS_IOC_FIRMWARE"),
+            "{line}"
+        );
+        assert!(line.contains(" DCMD MR_DCMD_CTRL_GET_INFO host 0 target 0 flags 0x0010 sgl_off 0x40000 sge_count 1"), "{line}");
         assert!(
             line.contains("; sgl.bounds reject: SGL region [0x40000, 0x4000c)"),
             "{line}"
@@ -1137,10 +1166,10 @@ mod tests {
 
     #[test]
     fn allowed_rules_and_guard_issues_are_findings() {
-        let bytes = samples::dcmd_read(Abi::Lp64, 0x0101_0000, 0x1000, 2048)
+        let bytes = samples::dcmd_read(Abi::NATIVE, 0x0101_0000, 0x1000, 2048)
             .sgl_off(0x40000)
             .build();
-        let p = decode(Abi::Lp64, &bytes).unwrap();
+        let p = decode(Abi::NATIVE, &bytes).unwrap();
         let policy = Policy {
             allow: RuleSet::EMPTY.with(RuleId::SglBounds),
             ..Policy::default()
@@ -1176,7 +1205,7 @@ mod tests {
     #[test]
     fn the_worst_record_fits_the_signal_context_buffer_or_degrades_to_compact() {
         // Every rule firing at once, the longest exe kept, audit mode.
-        let bytes = samples::scsi_inquiry(Abi::Lp64, 1, 0x1000, 36, 0x2000)
+        let bytes = samples::scsi_inquiry(Abi::NATIVE, 1, 0x1000, 36, 0x2000)
             .sge_count(40)
             .sgl_off(0x1_0000)
             .sense_off(0x4_0000)
@@ -1188,7 +1217,7 @@ mod tests {
                 h.data_xferlen = u32::MAX.into();
             })
             .build();
-        let p = decode(Abi::Lp64, &bytes).unwrap();
+        let p = decode(Abi::NATIVE, &bytes).unwrap();
         let v = decide_packet(&Policy::default(), &p);
         let exe = "\u{1}".repeat(crate::config::EXE_MAX);
         let rec = CallRecord {
