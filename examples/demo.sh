@@ -1,9 +1,19 @@
 #!/usr/bin/env bash
 # The mfiguard demo: the MegaCli 8.01.06 STP bug, without and with the guard, on any Linux
 # machine (no controller needed: a simulator of the pre-3.3 megaraid_sas driver and its firmware
-# stands in for the kernel). Run from anywhere in the source tree: examples/demo.sh
+# stands in for the kernel). Run from anywhere in the source tree:
+#
+#   examples/demo.sh               the guard from this build tree (target/release/libmfiguard.so)
+#   examples/demo.sh --installed   the installed package: the guarded runs go through
+#                                  mfiguard-run (from PATH) and /usr/lib/mfiguard/libmfiguard.so
 set -euo pipefail
 cd "$(dirname "$0")/.."
+installed=0
+case "${1:-}" in
+  --installed) installed=1 ;;
+  "") ;;
+  *) echo "usage: examples/demo.sh [--installed]" >&2; exit 2 ;;
+esac
 
 bold=$'\e[1m'; dim=$'\e[2m'; red=$'\e[31m'; green=$'\e[32m'; off=$'\e[0m'
 if [ ! -t 1 ] || [ -n "${NO_COLOR:-}" ]; then bold= dim= red= green= off=; fi
@@ -18,6 +28,16 @@ target=${CARGO_TARGET_DIR:-target}/release
 guard=$PWD/$target/libmfiguard.so
 sim=$PWD/$target/examples/liblegacy_sim.so
 client=$PWD/$target/examples/mfi_client
+# guarded LOGFILE CMD...: runs CMD with the guard in front of the simulator, as a user would.
+guarded() {
+  local log=$1; shift
+  if [ "$installed" = 1 ]; then
+    command -v mfiguard-run >/dev/null || { echo "demo: mfiguard-run is not installed" >&2; exit 1; }
+    LD_PRELOAD="$sim" mfiguard-run --log "$log" -- "$@"
+  else
+    MFIGUARD_LOG="$log" LD_PRELOAD="$guard $sim" "$@"
+  fi
+}
 work=$(mktemp -d "${TMPDIR:-/tmp}/mfiguard-demo.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
@@ -41,9 +61,13 @@ echo
 para "The firmware just DMA'd 20 bytes into physical address 0x1491dfc000, a page the driver never gave it. On a real host that is kernel memory corruption, once per monitoring run."
 para "Now the same command with the guard in front, as a cron job would run it (LD_PRELOAD=libmfiguard.so, or the mfiguard-run wrapper):"
 hr
-say "\$ LD_PRELOAD=\"libmfiguard.so liblegacy_sim.so\" mfi_client stp-probe 4"
-MFISIM_VERBOSE=2 MFISIM_RECORD="$work/with.jsonl" MFIGUARD_LOG="$work/audit.jsonl" \
-  LD_PRELOAD="$guard $sim" "$client" --device /dev/null stp-probe 4 >"$work/with.out" 2>"$work/with.err" || true
+if [ "$installed" = 1 ]; then
+  say "\$ LD_PRELOAD=liblegacy_sim.so mfiguard-run -- mfi_client stp-probe 4    (the installed guard)"
+else
+  say "\$ LD_PRELOAD=\"libmfiguard.so liblegacy_sim.so\" mfi_client stp-probe 4"
+fi
+MFISIM_VERBOSE=2 MFISIM_RECORD="$work/with.jsonl" \
+  guarded "$work/audit.jsonl" "$client" --device /dev/null stp-probe 4 >"$work/with.out" 2>"$work/with.err" || true
 sed -n '2,$p' "$work/with.err" | sed 's/^  //'
 hr
 echo
@@ -84,7 +108,7 @@ echo
 para "Some holes are still open in today's kernels. Linux 6.1 never checks sgl_off, the offset at which the driver writes its scatter/gather list into a 256-byte frame. A packet with sgl_off = 0x40000 makes the driver write 256 KiB past its frame, and the ioctl returns 0. The guard refuses it before the kernel sees it:"
 hr
 say "\$ mfi_client sgl-off 0x40000    (with the guard)"
-MFISIM_RECORD="$work/sgl.jsonl" MFIGUARD_LOG="$work/audit.jsonl" LD_PRELOAD="$guard $sim" \
+MFISIM_RECORD="$work/sgl.jsonl" guarded "$work/audit.jsonl" \
   "$client" --device /dev/null sgl-off 0x40000 2>/dev/null | head -n 1 || true
 tail -n 1 "$work/audit.jsonl" | grep -o '"rule":"sgl.bounds","action":"reject","downgraded":false,"detail":"[^"]*"' \
   | sed 's/"rule":"\([^"]*\)","action":"\([^"]*\)".*"detail":"\([^"]*\)"/  audit: \1 (\2): \3/'
