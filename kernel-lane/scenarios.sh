@@ -32,7 +32,11 @@ ensure_node() { # what /init does for every scenario but the one that checks the
     [ -n "$major" ] && mknod "$NODE" c "$major" 0
 }
 
-# Count entries into the driver's ioctl handlers with ftrace, when the kernel has it.
+# What reached the kernel, seen from inside it with ftrace (when the kernel has it):
+# - the function tracer counts entries into the driver's ioctl handlers (megasas_mgmt_ioctl, and
+#   megasas_mgmt_compat_ioctl for i386 callers): 0 means the guard answered alone;
+# - a kprobe on megasas_mgmt_fw_ioctl(instance, user_ioc, ioc) records the kernel's copy of the packet
+#   the driver is about to use, for either ABI: frame flags (ioc + 0x14 + 0x10), sgl_off, sense_off.
 trace_setup() {
     [ -d "$TRACE/events" ] || mount -t tracefs tracefs "$TRACE" 2>/dev/null
     [ -w "$TRACE/set_ftrace_filter" ] || return 1
@@ -40,21 +44,33 @@ trace_setup() {
     echo function >"$TRACE/current_tracer" || return 1
     echo 1 >"$TRACE/tracing_on"
 }
-TRACING=0
+probe_setup() {
+    echo 'p:kl/fw megasas_mgmt_fw_ioctl flags=+36($arg3):x16 sgl_off=+4($arg3):x32 sense_off=+12($arg3):x32' \
+        >>"$TRACE/kprobe_events" 2>/dev/null && echo 1 >"$TRACE/events/kl/fw/enable"
+}
+TRACING=0 PROBING=0
 trace_setup && TRACING=1
+[ "$TRACING" = 1 ] && probe_setup && PROBING=1
 
 # An oops turns tracing off (oops_enter calls tracing_off): turn it back on before every count.
 kernel_calls_reset() { [ "$TRACING" = 1 ] && : >"$TRACE/trace" && echo 1 >"$TRACE/tracing_on"; }
 kernel_calls() { # entries into the driver's ioctl since the last reset, or "?" without ftrace
     if [ "$TRACING" = 1 ] && [ "$(cat "$TRACE/tracing_on")" = 1 ]; then
-        grep -c 'megasas_mgmt_\(compat_\)\{0,1\}ioctl' "$TRACE/trace"
+        grep -c 'megasas_mgmt_\(compat_\)\{0,1\}ioctl <-' "$TRACE/trace"
+    else
+        echo '?'
+    fi
+}
+kernel_packets() { # one line per packet the driver took in since the last reset: "flags=0x.. sgl_off=.. sense_off=.."
+    if [ "$PROBING" = 1 ] && [ "$(cat "$TRACE/tracing_on")" = 1 ]; then
+        sed -n 's/.*megasas_mgmt_fw_ioctl[^)]*) //p' "$TRACE/trace"
     else
         echo '?'
     fi
 }
 
 # mfi MODE TAG ARGS...: run the client one way. MODE is plain (no guard), guard (LD_PRELOAD, enforce)
-# or audit (LD_PRELOAD, MFIGUARD_MODE=audit). Leaves $OUT/TAG.MODE.{out,err,rc,jsonl,kcalls}.
+# or audit (LD_PRELOAD, MFIGUARD_MODE=audit). Leaves $OUT/TAG.MODE.{out,err,rc,jsonl,kcalls,kpackets}.
 mfi() {
     mode=$1 tag=$2
     shift 2
@@ -71,6 +87,7 @@ mfi() {
     esac >"$f.out" 2>"$f.err"
     echo $? >"$f.rc"
     kernel_calls >"$f.kcalls"
+    kernel_packets >"$f.kpackets"
     [ -f "$f.jsonl" ] && cat "$f.jsonl" >>/tmp/audit.jsonl
     return 0
 }
@@ -134,11 +151,33 @@ reached_kernel() { # TAG MODE N: the driver's ioctl ran N times during that run 
     [ "$k" = '?' ] || [ "$k" = "$3" ] || fail "$1 ($2): the driver's ioctl ran $k time(s), expected $3"
 }
 
-kernel_note() { if [ "$TRACING" = 1 ]; then echo "kernel calls checked"; else echo "kernel calls NOT checked (no ftrace)"; fi; }
+kernel_saw() { # TAG MODE TEXT: a packet the driver took in in that run matches TEXT (unchecked without the kprobe)
+    k=$(cat "$OUT/$1.$2.kpackets")
+    [ "$k" = '?' ] && return 0
+    printf '%s\n' "$k" | grep -qF -- "$3" || fail "$1 ($2): the driver took in '$k', expected $3"
+}
+
+no_addressing_flags() { # TAG MODE: no packet reached the driver with SGL64|SENSE64|IEEE (0x26) set
+    for v in $(sed -n 's/^flags=\(0x[0-9a-fA-F]*\).*/\1/p' "$OUT/$1.$2.kpackets"); do
+        [ $((v & 0x26)) = 0 ] || fail "$1 ($2): the driver took in flags $v: addressing flags (0x26) still set"
+    done
+}
+
+kernel_note() {
+    if [ "$PROBING" = 1 ]; then
+        echo "kernel calls and packets checked"
+    elif [ "$TRACING" = 1 ]; then
+        echo "kernel calls checked, packets NOT (no kprobe)"
+    else
+        echo "kernel calls NOT checked (no ftrace)"
+    fi
+}
 
 # transparent TAG RECORD ARGS...: without the guard, with it, and in audit mode: the same bytes, the
 # same status, the same number of driver calls; and each guarded run's audit log has an outcome record
-# holding RECORD (e.g. '"opcode_name":"CTRL_GET_INFO"') and the result the client saw.
+# holding RECORD (e.g. '"opcode":"0x01010000"') and the result the client saw. The keys the lane
+# relies on: record, mode, ret, errno, cmd_status, opcode, request_code, cmd, rule, verdict, enforced,
+# flags_sent.
 transparent() {
     TAG=$1 rec=$2
     shift 2
@@ -149,6 +188,7 @@ transparent() {
     [ "$k" = '?' ] || [ "$k" -ge 1 ] || fail "$TAG (plain): the driver's ioctl never ran"
     reached_kernel "$TAG" guard "$k"
     reached_kernel "$TAG" audit "$k"
+    no_addressing_flags "$TAG" guard
     logged "$TAG" guard "$rec"
     logged "$TAG" audit "$rec"
 }
@@ -184,7 +224,9 @@ sc_driver_ioctl_node() {
     exec 3<"$NODE" || fail "cannot open $NODE"
     exec 3<&-
     rm -f "$NODE" # the client scenarios start without it: the client must create it, as MegaCli does
-    [ "$TRACING" = 1 ] && t="ftrace counts megasas_mgmt_ioctl" || t="no ftrace: kernel calls unchecked"
+    t="no ftrace: kernel calls unchecked"
+    [ "$TRACING" = 1 ] && t="ftrace counts megasas_mgmt_ioctl"
+    [ "$PROBING" = 1 ] && t="$t, kprobe reads megasas_mgmt_fw_ioctl's packet"
     echo "major $major, node opens; $t"
 }
 
@@ -201,7 +243,7 @@ sc_client_creates_node() {
 }
 
 sc_ctrl_info() {
-    transparent ctrl-info '"opcode_name":"CTRL_GET_INFO"' ctrl-info
+    transparent ctrl-info '"opcode":"0x01010000"' ctrl-info
     expect ctrl-info plain 'ret=0 '
     expect ctrl-info plain 'cmd_status=0x00'
     expect ctrl-info plain 'firmware=1.80-QEMU'
@@ -209,27 +251,27 @@ sc_ctrl_info() {
 }
 
 sc_pd_list() {
-    transparent pd-list '"opcode_name":"PD_GET_LIST"' pd-list
+    transparent pd-list '"opcode":"0x02010000"' pd-list
     expect pd-list plain 'ret=0 '
     expect pd-list plain 'cmd_status=0x00'
     echo "identical without/with/audit: $(first pd-list plain); $(kernel_note)"
 }
 
 sc_ld_list() {
-    transparent ld-list '"opcode_name":"LD_GET_LIST"' ld-list
+    transparent ld-list '"opcode":"0x03010000"' ld-list
     expect ld-list plain 'ret=0 '
     expect ld-list plain 'cmd_status=0x00'
     echo "identical without/with/audit: $(first ld-list plain); $(kernel_note)"
 }
 
 sc_event_info() {
-    transparent event-info '"opcode_name":"CTRL_EVENT_GET_INFO"' event-info
+    transparent event-info '"opcode":"0x01040100"' event-info
     expect event-info plain 'ret=0 '
     echo "identical without/with/audit: $(first event-info plain); $(kernel_note)"
 }
 
 sc_inquiry() {
-    transparent inquiry '"cmd":"PD_SCSI_IO"' inquiry "$KL_TARGET"
+    transparent inquiry 'PD_SCSI_IO"' inquiry "$KL_TARGET"
     expect inquiry plain 'ret=0 '
     expect inquiry plain 'cmd_status=0x00'
     expect inquiry plain 'QEMU'
@@ -237,28 +279,34 @@ sc_inquiry() {
 }
 
 sc_aen() {
-    transparent aen '"request":"MEGASAS_IOC_GET_AEN"' aen
+    transparent aen '"request_code":"0x400c4d03"' aen
     echo "identical without/with/audit: $(first aen plain); $(kernel_note)"
 }
 
 # MFI_FRAME_IEEE|SGL64 on a DCMD: 6.1 clears IEEE itself, the guard clears both first; either way
 # the controller answers it as the plain CTRL_GET_INFO.
 sc_ieee_dcmd() {
-    transparent ieee-dcmd '"opcode_name":"CTRL_GET_INFO"' ieee-dcmd
+    transparent ieee-dcmd '"opcode":"0x01010000"' ieee-dcmd
     expect ieee-dcmd guard 'ret=0 '
     expect ieee-dcmd guard 'cmd_status=0x00'
     expect ieee-dcmd guard 'firmware=1.80-QEMU'
+    kernel_saw ieee-dcmd plain 'flags=0x32 '
+    kernel_saw ieee-dcmd guard 'flags=0x10 '
+    kernel_saw ieee-dcmd audit 'flags=0x32 '
     logged ieee-dcmd guard '"rule":"frame.addressing-flags"' '"flags_sent":"0x0010"'
     logged ieee-dcmd audit '"rule":"frame.addressing-flags"' '"enforced":false'
-    echo "answered with the guard: $(first ieee-dcmd guard), firmware=1.80-QEMU, frame.addressing-flags recorded"
+    echo "answered with the guard: $(first ieee-dcmd guard), firmware=1.80-QEMU; the driver got flags 0x10 (0x32 without the guard, and in audit mode); recorded"
 }
 
 # The seed's STP probe. QEMU's firmware answers STP with MFI_STAT_INVALID_CMD (1), guard or not.
 sc_stp_probe() {
-    transparent stp-probe '"cmd":"STP"' stp-probe "$KL_TARGET"
+    transparent stp-probe 'STP"' stp-probe "$KL_TARGET"
     expect stp-probe plain 'ret=0 '
-    recorded stp-probe guard frame.addressing-flags
-    echo "identical without/with/audit: $(first stp-probe plain); frame.addressing-flags recorded"
+    kernel_saw stp-probe plain 'flags=0x32 '
+    kernel_saw stp-probe guard 'flags=0x10 '
+    kernel_saw stp-probe audit 'flags=0x32 '
+    logged stp-probe guard '"rule":"frame.addressing-flags"'
+    echo "identical without/with/audit: $(first stp-probe plain); the driver got flags 0x10 with the guard, 0x32 without; recorded"
 }
 
 # sense_off past the frame: 6.1 refuses it (EINVAL, since 2020); the guard refuses it first.
@@ -267,6 +315,7 @@ sc_sense_off() {
     for mode in plain guard audit; do mfi "$mode" sense-off sense-off 0x100000; done
     expect sense-off plain 'ret=-1 errno=22'
     reached_kernel sense-off plain 1
+    kernel_saw sense-off plain 'sense_off=0x100000'
     expect sense-off guard 'ret=-1 errno=22'
     reached_kernel sense-off guard 0
     logged sense-off guard '"rule":"sense.bounds"' '"verdict":"reject"'
@@ -297,6 +346,7 @@ sc_rules_rewritten() {
             mfi guard "$TAG" rule "$rule"
             expect "$TAG" guard 'ret=0 '
             reached_kernel "$TAG" guard 1
+            no_addressing_flags "$TAG" guard
             logged "$TAG" guard "\"rule\":\"$rule\""
         ) || bad="$bad $rule"
     done
@@ -358,6 +408,7 @@ sc_hazard_sgl_off_unguarded() {
     TAG=sgl-off
     mfi plain sgl-off sgl-off 0x40000
     reached_kernel sgl-off plain 1
+    kernel_saw sgl-off plain 'sgl_off=0x40000 '
     case $(hazard_outcome sgl-off plain) in
         returned) echo "without the guard: $(first sgl-off plain); the driver wrote 256 KiB past its frame" ;;
         oopsed) echo "without the guard: the driver's write 256 KiB past its frame oopsed the kernel: $(oops_line)" ;;
@@ -369,6 +420,7 @@ sc_hazard_sgl_off_audit_mode() {
     TAG=sgl-off
     mfi audit sgl-off sgl-off 0x40000
     reached_kernel sgl-off audit 1
+    kernel_saw sgl-off audit 'sgl_off=0x40000 '
     o=$(hazard_outcome sgl-off audit)
     case $o in
         returned | oopsed) ;;
