@@ -50,7 +50,7 @@ use mfiguard_sanitizer::{decide_packet, decode, Abi, Decision, Errno};
 use crate::audit::{
     self, CallRecord, ErrnoName, ErrorRecord, GuardIssue, Outcome, PacketInfo, Phase, Record,
 };
-use crate::config::{self, AuditLevel, Config, GuardMode};
+use crate::config::{self, AuditLevel, Config, GuardMode, LogTarget};
 use crate::snapshot::{self, CallerArg, PacketBuf, PACKET_SIZE};
 use crate::{device, real, sys};
 
@@ -174,7 +174,7 @@ fn base_record(cfg: &Config, code: u32, nested: bool) -> CallRecord<'_> {
 /// The configuration, read on the first guarded call; its errors recorded once.
 fn startup() -> &'static Config {
     let cfg = config::get_or_load();
-    if !STARTED.swap(true, Ordering::AcqRel) {
+    if !STARTED.load(Ordering::Acquire) && !STARTED.swap(true, Ordering::AcqRel) {
         if let Some(filter) = &cfg.debug {
             let pid = std::process::id();
             let _ = env_logger::Builder::new()
@@ -272,11 +272,12 @@ impl Call<'_> {
 
     /// `MEGASAS_IOC_GET_AEN`: no rule applies; always recorded, passed through.
     fn aen(&mut self, cfg: &Config, mut rec: CallRecord<'_>) -> c_int {
+        let record = cfg.log != LogTarget::None;
         let mut aen = [0u8; 12];
-        if snapshot::read(self.arg, 0, &mut aen).is_ok() {
+        if record && snapshot::read(self.arg, 0, &mut aen).is_ok() {
             rec.host_no = Some(u16::from_ne_bytes([aen[0], aen[1]]));
         }
-        self.pass_through(cfg, rec, true, false)
+        self.pass_through(cfg, rec, record, false)
     }
 
     fn firmware(&mut self, cfg: &Config, rec: CallRecord<'_>) -> c_int {
@@ -312,7 +313,8 @@ impl Call<'_> {
             verdict: Some(&verdict),
             ..rec
         };
-        let record = cfg.audit == AuditLevel::All || verdict.findings().next().is_some();
+        let record = cfg.log != LogTarget::None
+            && (cfg.audit == AuditLevel::All || verdict.findings().next().is_some());
         if !self.nested {
             log::debug!(
                 "#{} fd {} {} (enforced {}), {} findings",
@@ -402,7 +404,7 @@ impl Call<'_> {
         let latency = start.elapsed();
         self.progress.kernel = Some((ret, errno));
         let mut status = None;
-        if readable && ret >= 0 {
+        if record && readable && ret >= 0 {
             let mut byte = [0u8];
             if snapshot::read(self.arg, CMD_STATUS, &mut byte).is_ok() {
                 status = Some(byte[0]);

@@ -15,11 +15,20 @@
 //!   packet in between cannot make us fault.
 //!
 //! A partial copy (a packet that runs into an unmapped page) is an `EFAULT` too.
+//!
+//! `process_vm_readv` needs our pid. glibc does not cache `getpid`, and caching it naively would
+//! make a forked child read its *parent's* memory. The pid is kept in a page marked
+//! `MADV_WIPEONFORK` (Linux 4.14+), which the kernel hands to a child of any `fork` (including
+//! `_Fork` and raw `clone`, which skip `pthread_atfork` handlers) zero-filled, so the child asks
+//! again. A `vfork` or `CLONE_VM` child shares our memory, so the parent's pid reads the same
+//! memory; should that pid be gone (`ESRCH`), it is asked for again. Without the page (an older
+//! kernel), `getpid` is called each time. The page is mapped by a constructor at load time,
+//! never during a call (see `pid_slot`).
 
 #![allow(unsafe_code)]
 
 use std::ffi::{c_int, c_void};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, Ordering};
 
 use mfiguard_sanitizer::Abi;
 
@@ -118,6 +127,104 @@ fn write_via(pipe: bool, arg: CallerArg, offset: usize, data: &[u8]) -> Result<(
     pipe_write(addr, data)
 }
 
+/// Our pid, cached in a `MADV_WIPEONFORK` page (null: not set up yet).
+static PID_PAGE: AtomicPtr<AtomicI32> = AtomicPtr::new(std::ptr::null_mut());
+const PID_PAGE_SIZE: usize = 4096;
+
+/// The cached-pid slot, if the constructor set it up. Never maps anything itself: a mapping
+/// made during a call could land in a hole the caller just unmapped, and turn the caller's
+/// dangling packet pointer into a readable one (an `EFAULT` case must stay `EFAULT`).
+fn pid_slot() -> Option<&'static AtomicI32> {
+    let page = PID_PAGE.load(Ordering::Acquire);
+    // SAFETY: a non-null PID_PAGE points at a page that is never unmapped and holds an
+    // AtomicI32 at its start, zero-initialised by the kernel.
+    (!page.is_null()).then(|| unsafe { &*page })
+}
+
+/// Maps the `MADV_WIPEONFORK` page. Called by the constructor only, while the library loads.
+fn setup_pid_page() {
+    if !PID_PAGE.load(Ordering::Acquire).is_null() {
+        return;
+    }
+    // SAFETY: an anonymous private mapping; no existing memory is touched.
+    let page = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            PID_PAGE_SIZE,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if page == libc::MAP_FAILED {
+        return;
+    }
+    // SAFETY: `page` is the mapping just created, of that size.
+    if unsafe { libc::madvise(page, PID_PAGE_SIZE, libc::MADV_WIPEONFORK) } != 0 {
+        // No MADV_WIPEONFORK (Linux < 4.14): no cache, getpid every time.
+        // SAFETY: unmapping our own, unpublished mapping.
+        unsafe { libc::munmap(page, PID_PAGE_SIZE) };
+        return;
+    }
+    if PID_PAGE
+        .compare_exchange(
+            std::ptr::null_mut(),
+            page.cast::<AtomicI32>(),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        )
+        .is_err()
+    {
+        // SAFETY: unmapping our own page, which lost a race and was never published.
+        unsafe { libc::munmap(page, PID_PAGE_SIZE) };
+    }
+}
+
+extern "C" fn prepare_at_load() {
+    setup_pid_page();
+}
+
+/// The constructor: set up the pid cache while the library loads.
+#[used]
+#[link_section = ".init_array"]
+static PREPARE_AT_LOAD: extern "C" fn() = prepare_at_load;
+
+fn getpid() -> libc::pid_t {
+    // SAFETY: getpid has no preconditions.
+    unsafe { libc::getpid() }
+}
+
+/// Our pid for `process_vm_*`, without a system call once known (see the module docs).
+fn self_pid() -> libc::pid_t {
+    let Some(slot) = pid_slot() else {
+        return getpid();
+    };
+    match slot.load(Ordering::Relaxed) {
+        0 => {
+            let pid = getpid();
+            slot.store(pid, Ordering::Relaxed);
+            pid
+        }
+        pid => pid,
+    }
+}
+
+/// Runs a `process_vm_*` call with the cached pid and, if the kernel does not know that process
+/// (or refuses it), once more with a fresh `getpid`.
+fn with_self_pid(len: usize, call: impl Fn(libc::pid_t) -> isize) -> Result<(), c_int> {
+    match full(call(self_pid()), len) {
+        Err(err) if err == libc::ESRCH || err == libc::EPERM => {
+            let pid = getpid();
+            if let Some(slot) = pid_slot() {
+                slot.store(pid, Ordering::Relaxed);
+            }
+            full(call(pid), len)
+        }
+        other => other,
+    }
+}
+
 fn full(n: isize, len: usize) -> Result<(), c_int> {
     match usize::try_from(n) {
         Ok(done) if done == len => Ok(()),
@@ -136,10 +243,11 @@ fn vm_read(addr: usize, out: &mut [u8]) -> Result<(), c_int> {
         iov_base: addr as *mut c_void,
         iov_len: out.len(),
     };
-    // SAFETY: `local` describes `out`, which we own and may write. `remote` is only accessed by
-    // the kernel, which checks it against our own address space and fails with EFAULT.
-    let n = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
-    full(n, out.len())
+    with_self_pid(out.len(), |pid| {
+        // SAFETY: `local` describes `out`, which we own and may write. `remote` is only accessed
+        // by the kernel, which checks it against our own address space and fails with EFAULT.
+        unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) }
+    })
 }
 
 fn vm_write(addr: usize, data: &[u8]) -> Result<(), c_int> {
@@ -151,11 +259,12 @@ fn vm_write(addr: usize, data: &[u8]) -> Result<(), c_int> {
         iov_base: addr as *mut c_void,
         iov_len: data.len(),
     };
-    // SAFETY: `local` describes `data`, which the kernel only reads. `remote` is checked by the
-    // kernel (EFAULT for unmapped or read-only memory); it is the caller's packet, where the
-    // kernel itself would have written this byte.
-    let n = unsafe { libc::process_vm_writev(libc::getpid(), &local, 1, &remote, 1, 0) };
-    full(n, data.len())
+    with_self_pid(data.len(), |pid| {
+        // SAFETY: `local` describes `data`, which the kernel only reads. `remote` is checked by
+        // the kernel (EFAULT for unmapped or read-only memory); it is the caller's packet, where
+        // the kernel itself would have written this byte.
+        unsafe { libc::process_vm_writev(pid, &local, 1, &remote, 1, 0) }
+    })
 }
 
 /// A pipe that closes both ends when dropped.
@@ -316,6 +425,48 @@ mod tests {
             assert_eq!(write(edge.arg(0x10), 0x16, &[1]), Err(libc::EFAULT));
             assert_eq!(write(edge.arg(0x20), 0x16, &[1]), Ok(()));
         });
+    }
+
+    #[test]
+    fn a_forked_child_reads_its_own_memory_not_its_parents() {
+        let mut buf = [1u8; 64];
+        // SAFETY: a test value pointing at our own array.
+        let arg = unsafe { CallerArg::new(buf.as_mut_ptr().cast()) };
+        let mut out = [0u8; 64];
+        read(arg, 0, &mut out).unwrap();
+        assert_eq!(out, [1u8; 64]);
+        assert!(
+            pid_slot().is_some(),
+            "MADV_WIPEONFORK unavailable: the cache is not exercised"
+        );
+        assert_eq!(pid_slot().unwrap().load(Ordering::Relaxed), getpid());
+        // SAFETY: the child only makes system calls and `_exit`s; it never returns into the
+        // (multi-threaded) test harness.
+        let child = unsafe { libc::fork() };
+        assert!(child >= 0);
+        if child == 0 {
+            // The page was wiped: the child's cache is empty, and its copy is its own.
+            let wiped = pid_slot().map(|s| s.load(Ordering::Relaxed)) == Some(0);
+            // SAFETY: writing our own array through a volatile store, then reading it back via
+            // the kernel.
+            unsafe { std::ptr::write_volatile(buf.as_mut_ptr(), 2) };
+            let mut mine = [0u8; 64];
+            let ok = read(arg, 0, &mut mine).is_ok() && mine[0] == 2 && mine[1] == 1;
+            let cached = pid_slot().map(|s| s.load(Ordering::Relaxed)) == Some(getpid());
+            // SAFETY: leaving the child without running the parent's destructors.
+            unsafe { libc::_exit(if wiped && ok && cached { 0 } else { 1 }) };
+        }
+        let mut status = 0;
+        // SAFETY: waiting for our own child.
+        assert_eq!(unsafe { libc::waitpid(child, &mut status, 0) }, child);
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "{status:#x}"
+        );
+        // The parent's cache and memory are untouched.
+        assert_eq!(pid_slot().unwrap().load(Ordering::Relaxed), getpid());
+        read(arg, 0, &mut out).unwrap();
+        assert_eq!(out[0], 1);
     }
 
     #[test]
