@@ -122,6 +122,15 @@ impl GuardIssue {
         }
     }
 
+    /// What the guard did about it: `reject`, except for a panic after the kernel call, whose
+    /// result the caller still gets (`warn`).
+    pub const fn action(self) -> &'static str {
+        match self {
+            GuardIssue::Panicked { after_kernel: true } => "warn",
+            _ => "reject",
+        }
+    }
+
     /// The errno the call fails with.
     pub const fn errno(self) -> Errno {
         match self {
@@ -522,7 +531,7 @@ fn findings_json<W: fmt::Write>(w: &mut W, c: &CallRecord<'_>, details: bool) ->
         sep(w)?;
         let mut o = Obj::open(w)?;
         o.str("rule", issue.rule())?;
-        o.str("action", "reject")?;
+        o.str("action", issue.action())?;
         o.bool("downgraded", false)?;
         if details {
             o.str("detail", issue)?;
@@ -696,7 +705,7 @@ pub fn call_line<W: fmt::Write>(
         write!(w, " host {host}")?;
     }
     if let Some(issue) = c.issue {
-        write!(w, "; {} reject", issue.rule())?;
+        write!(w, "; {} {}", issue.rule(), issue.action())?;
         if details {
             write!(w, ": {issue}")?;
         }

@@ -109,11 +109,21 @@ struct Progress {
 /// Handles a call whose request code is `MEGASAS_IOC_FIRMWARE` (this process's layout) or
 /// `MEGASAS_IOC_GET_AEN`. Never panics, never unwinds.
 pub fn guarded(fd: c_int, request: c_ulong, arg: CallerArg) -> c_int {
+    guarded_with(fd, request, arg, |call| call.run())
+}
+
+/// `guarded` with the path to run as a parameter, so that tests can make it panic.
+fn guarded_with(
+    fd: c_int,
+    request: c_ulong,
+    arg: CallerArg,
+    path: impl FnOnce(&mut Call<'_>) -> c_int,
+) -> c_int {
     let caller_errno = sys::errno();
     let depth = Depth::enter();
     let mut progress = Progress::default();
     let result = panic::catch_unwind(AssertUnwindSafe(|| {
-        Call {
+        path(&mut Call {
             fd,
             request,
             code: request as u32,
@@ -121,8 +131,7 @@ pub fn guarded(fd: c_int, request: c_ulong, arg: CallerArg) -> c_int {
             nested: depth.nested,
             caller_errno,
             progress: &mut progress,
-        }
-        .run()
+        })
     }));
     match result {
         Ok(ret) => ret,
@@ -143,7 +152,12 @@ fn record_panic(code: u32, nested: bool, progress: &Progress) {
     let mut rec = base_record(cfg, code, nested);
     rec.seq = progress.seq.unwrap_or(rec.seq);
     rec.issue = Some(GuardIssue::Panicked { after_kernel });
-    rec.decision = Decision::Reject(Errno::EIO);
+    // After the kernel call the command has run: the record must not claim it was refused.
+    rec.decision = if after_kernel {
+        Decision::Pass
+    } else {
+        Decision::Reject(Errno::EIO)
+    };
     let (ret, errno) = progress.kernel.unwrap_or((-1, libc::EIO));
     rec.outcome = Some(Outcome {
         ret,
@@ -465,5 +479,78 @@ impl Call<'_> {
             ),
         );
         self.internal(cfg, rec, GuardIssue::LogRequired { errno: sink_errno })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mfiguard_sanitizer::abi::ioctl::MEGASAS_IOC_FIRMWARE;
+
+    fn null_arg() -> CallerArg {
+        CallerArg::null_for_tests()
+    }
+
+    #[test]
+    fn a_panic_before_the_kernel_call_is_eio() {
+        sys::set_errno(0);
+        let ret = guarded_with(-1, c_ulong::from(MEGASAS_IOC_FIRMWARE), null_arg(), |_| {
+            panic!("injected")
+        });
+        assert_eq!((ret, sys::errno()), (-1, libc::EIO));
+        // The depth counter was unwound too: the next call is not "nested".
+        assert_eq!(DEPTH.with(Cell::get), 0);
+    }
+
+    #[test]
+    fn a_panic_after_the_kernel_call_returns_the_kernels_answer() {
+        let ret = guarded_with(
+            -1,
+            c_ulong::from(MEGASAS_IOC_FIRMWARE),
+            null_arg(),
+            |call| {
+                call.progress.kernel = Some((0, 0));
+                panic!("injected after the call")
+            },
+        );
+        assert_eq!(ret, 0);
+        let ret = guarded_with(
+            -1,
+            c_ulong::from(MEGASAS_IOC_FIRMWARE),
+            null_arg(),
+            |call| {
+                call.progress.kernel = Some((-1, libc::ENOTTY));
+                panic!("injected after a failed call")
+            },
+        );
+        assert_eq!((ret, sys::errno()), (-1, libc::ENOTTY));
+    }
+
+    #[test]
+    fn calls_inside_the_guard_are_nested() {
+        let outer = guarded_with(-1, 0, null_arg(), |call| {
+            assert!(!call.nested);
+            guarded_with(-1, 0, null_arg(), |inner| {
+                assert!(inner.nested);
+                7
+            })
+        });
+        assert_eq!(outer, 7);
+        assert_eq!(DEPTH.with(Cell::get), 0);
+    }
+
+    #[test]
+    fn a_bad_descriptor_is_ebadf_without_a_kernel_call() {
+        sys::set_errno(0);
+        let ret = guarded_with(
+            -1,
+            c_ulong::from(MEGASAS_IOC_FIRMWARE),
+            null_arg(),
+            |call| {
+                call.nested = true; // use the built-in defaults, not this process's configuration
+                call.run()
+            },
+        );
+        assert_eq!((ret, sys::errno()), (-1, libc::EBADF));
     }
 }

@@ -73,6 +73,12 @@ impl CallerArg {
         CallerArg(arg)
     }
 
+    /// A null argument, for tests of the paths around the snapshot.
+    #[cfg(test)]
+    pub fn null_for_tests() -> CallerArg {
+        CallerArg(std::ptr::null_mut())
+    }
+
     /// The raw pointer, for the next `ioctl`.
     pub fn as_ptr(self) -> *mut c_void {
         self.0
