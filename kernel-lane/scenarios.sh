@@ -387,9 +387,9 @@ sc_sgl_off_guarded() {
 
 # ---------------------------------------------------------------------------------------------------
 # The hole that even 6.1 has: with sgl_off = 0x40000 the driver writes its SGL entry 256 KiB past
-# its 256-byte frame, unchecked. What lies there decides what follows: seen on this lane, about half
-# the boots return 0 with cmd_status 0x03 (INVALID_PARAMETER) and nothing said, the others oops the
-# kernel (a write to a read-only page of the direct map; always so with nokaslr). Each hazard_*
+# its 256-byte frame, unchecked. What lies there decides what follows: seen on this lane, most boots
+# return 0 with cmd_status 0x03 (INVALID_PARAMETER) and nothing said, and one in two to five oopses
+# the kernel (a write to a read-only page of the direct map). Each hazard_*
 # scenario therefore runs in a kernel of its own, and either outcome shows the hole.
 
 hazard_outcome() { # TAG MODE: "returned", "oopsed" (in the driver's ioctl), or what else happened
