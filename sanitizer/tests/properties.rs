@@ -712,6 +712,68 @@ fn readonly_classifies_what_is_sent() {
     }
 }
 
+/// On a driver that writes 8-byte `sge32` entries (the legacy driver always does; 6.1 does
+/// without 64-bit DMA), an empty entry's slot is `sgl_off + 8 * i`, which the 12-byte slots of
+/// `sgl.stale-entry` (as the spec words it) do not always cover: here entry 2's `sge32` slot,
+/// [0x38, 0x40), lies in entry 1's 12-byte slot, so the caller's address and length there
+/// reach the firmware (`hdr.sge_count` 3). Ignored: a gap in the spec's rule, reported.
+#[test]
+#[ignore = "spec gap, reported: stale sge32 slots (8-byte stride) are not zeroed"]
+fn stale_entries_are_cleared_for_sge32_drivers_too() {
+    for abi in Abi::ALL {
+        let bytes = samples::dcmd_read(abi, 0x0101_0000, 0x7f00_0000_1000, 512)
+            .sge_count(3)
+            .iovec(1, 0x7f00_0000_2000, 512)
+            .iovec(2, 0x7f00_0000_3000, 0)
+            .header(|h| h.sge_count = 3)
+            // The caller's "sge32" entry 2: address 0x91dfc000, length 4096.
+            .frame_u32(0x28 + 16, 0x91df_c000)
+            .frame_u32(0x28 + 20, 4096)
+            .build();
+        let v = decide(&Policy::default(), abi, &bytes).unwrap();
+        let mut sent = bytes.clone();
+        v.apply(&mut sent).unwrap();
+        let raw = Raw::parse(abi, &sent).unwrap();
+        // sge32 slot of the empty entry 2.
+        let slot = 0x28 + 8 * 2..0x28 + 8 * 3;
+        assert!(
+            raw.frame[slot.clone()].iter().all(|b| *b == 0),
+            "{abi:?}: {:?} sends {:02x?} in sge32 slot 2",
+            v.decision(),
+            &raw.frame[slot]
+        );
+    }
+}
+
+/// The read-only policy classifies bytes the driver itself overwrites: with `sgl_off` 0x18 the
+/// driver writes the first SGL entry's DMA address over a DCMD's opcode (and a sense pointer at
+/// `sense_off` 0x1A over an STP FIS command byte), so the firmware runs a command nobody classified. Such a
+/// packet should be refused under the read-only policy. Ignored: reported.
+#[test]
+#[ignore = "known bug, reported: the read-only rules classify bytes the driver overwrites"]
+fn readonly_refuses_commands_the_driver_overwrites() {
+    let policy = Policy {
+        readonly: true,
+        ..Policy::default()
+    };
+    for abi in Abi::ALL {
+        let dcmd = samples::dcmd_read(abi, 0x0101_0000, 0x7f00_0000_1000, 512)
+            .sgl_off(0x18)
+            .build();
+        let stp = samples::megacli_8_01_06_stp_probe(abi, 4, 0x7f00_0000_1000, 0x7f00_0000_2000)
+            .sense_off(0x1A)
+            .sense_len(32)
+            .build();
+        for bytes in [dcmd, stp] {
+            let v = decide(&policy, abi, &bytes).unwrap();
+            assert!(
+                matches!(v.decision(), Decision::Reject(_)),
+                "{abi:?}: {v:?}"
+            );
+        }
+    }
+}
+
 /// The builder's sample packets (the seeds of the fuzz corpus) go through every check, and a
 /// clean one passes while the seed's STP probe is rewritten.
 #[test]
