@@ -121,6 +121,13 @@ pub fn node_major() -> NodeMajor {
     }
 }
 
+/// Whether `fd` is a character device: the node check when the configuration (and so
+/// `MFIGUARD_DEVICE`) is not known yet, in a signal handler that interrupted the guard while it
+/// was reading it.
+pub fn is_char_device(fd: c_int) -> Result<bool, c_int> {
+    Ok(sys::fstat(fd)?.is_char_device())
+}
+
 /// Whether `fd` is the management node; `Err(errno)` when `fstat` fails (a bad descriptor).
 pub fn is_mgmt_node(fd: c_int, cfg: &Config) -> Result<bool, c_int> {
     let kind = sys::fstat(fd)?;

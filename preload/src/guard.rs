@@ -32,7 +32,8 @@
 //! arrives while it is set (from a signal handler that interrupted the guard) is still checked
 //! and enforced in full: the sanitizer does not allocate, the snapshot and the device check are
 //! system calls. Only the parts that could deadlock change: it never reads the configuration
-//! (it uses it if already read, else the built-in defaults: enforce, records to stderr), never
+//! (it uses it if already read, else the built-in defaults: enforce, records to stderr, and
+//! every character device taken for the node, since `MFIGUARD_DEVICE` is not known yet), never
 //! logs diagnostics, and its records are assembled on the stack and written with
 //! `open`/`write`/`close` (file, stderr; syslog is replaced by stderr). Nothing in that path
 //! allocates or takes a lock, so it cannot deadlock against the call it interrupted.
@@ -250,15 +251,25 @@ struct Call<'p> {
 
 impl Call<'_> {
     fn run(&mut self) -> c_int {
-        let cfg = if self.nested {
-            config::get().unwrap_or(&FALLBACK)
+        let (cfg, configured) = if self.nested {
+            match config::get() {
+                Some(cfg) => (cfg, true),
+                None => (&FALLBACK, false),
+            }
         } else {
-            startup()
+            (startup(), true)
         };
         if cfg.mode == GuardMode::Off {
             return self.forward();
         }
-        match device::is_mgmt_node(self.fd, cfg) {
+        // Without the configuration, `MFIGUARD_DEVICE` is unknown: any character device is
+        // treated as the node rather than letting a packet through unchecked.
+        let node = if configured {
+            device::is_mgmt_node(self.fd, cfg)
+        } else {
+            device::is_char_device(self.fd)
+        };
+        match node {
             Ok(true) => {}
             Ok(false) => return self.forward(),
             Err(errno) => {
