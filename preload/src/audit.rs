@@ -899,7 +899,14 @@ fn send(cfg: &Config, t: Target<'_>, bytes: &[u8]) -> Result<(), c_int> {
         Target::Syslog => {
             let os = |e: std::io::Error| e.raw_os_error().unwrap_or(libc::EIO);
             let sock = UnixDatagram::unbound().map_err(os)?;
-            let n = sock.send_to(bytes, SYSLOG_SOCKET).map_err(os)?;
+            // A send blocked on a full syslog queue and interrupted by a signal handler is
+            // sent again: the datagram went nowhere.
+            let n = loop {
+                match sock.send_to(bytes, SYSLOG_SOCKET) {
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    other => break other.map_err(os)?,
+                }
+            };
             if n == bytes.len() {
                 Ok(())
             } else {

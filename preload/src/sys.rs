@@ -105,10 +105,20 @@ pub fn fdatasync(fd: BorrowedFd<'_>) -> Result<(), c_int> {
     }
 }
 
-/// Writes `buf` with exactly one `write(2)` and never lets it raise `SIGPIPE`.
+/// Writes `buf` with one `write(2)` and never lets it raise `SIGPIPE`.
 ///
 /// One call, so that a line appended to an `O_APPEND` file is never interleaved with another
-/// process's line. A short write is an error (`EIO`: the record is incomplete).
+/// process's line. Two exceptions, both where a single call could not have done better:
+///
+/// - `EINTR` before anything was written (a signal handler ran while the write was blocked on a
+///   terminal, pipe or socket that was full): the write is issued again;
+/// - a short count (the same interruption after part of the line went out, or a terminal or
+///   pipe that took only part of it): the rest is written, so the reader gets the whole line
+///   rather than a cut one followed by the next record. For a regular file this happens only
+///   when the disk fills, where the rest fails too and is reported.
+///
+/// Any other failure is returned (`EAGAIN` on a descriptor the host made non-blocking
+/// included: the guard never waits for a reader).
 ///
 /// `SIGPIPE`: writing to a pipe whose reader is gone (a closed stderr pipe, a FIFO as the log
 /// file) would kill the host. The signal is blocked in this thread around the write, and if the
@@ -132,11 +142,9 @@ pub fn write_once(fd: c_int, buf: &[u8]) -> Result<(), c_int> {
             libc::sigpending(pending.as_mut_ptr()) == 0
                 && libc::sigismember(pending.as_ptr(), libc::SIGPIPE) == 1
         };
-    // SAFETY: `buf` is valid for `buf.len()` bytes of reading.
-    let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
-    let err = errno();
+    let result = write_all(fd, buf);
     if masked == 0 {
-        if n < 0 && err == libc::EPIPE && !pending_before {
+        if result == Err(libc::EPIPE) && !pending_before {
             let zero = libc::timespec {
                 tv_sec: 0,
                 tv_nsec: 0,
@@ -151,11 +159,26 @@ pub fn write_once(fd: c_int, buf: &[u8]) -> Result<(), c_int> {
             libc::pthread_sigmask(libc::SIG_SETMASK, old_mask.as_ptr(), std::ptr::null_mut())
         };
     }
-    match usize::try_from(n) {
-        Ok(written) if written == buf.len() => Ok(()),
-        Ok(_) => Err(libc::EIO),
-        Err(_) => Err(err),
+    result
+}
+
+/// `write` until all of `buf` is written: again after `EINTR`, on with the rest after a short
+/// count (see `write_once`). A write that makes no progress is `EIO`.
+fn write_all(fd: c_int, buf: &[u8]) -> Result<(), c_int> {
+    let mut rest = buf;
+    while !rest.is_empty() {
+        // SAFETY: `rest` is valid for `rest.len()` bytes of reading.
+        let n = unsafe { libc::write(fd, rest.as_ptr().cast(), rest.len()) };
+        match usize::try_from(n) {
+            Ok(0) => return Err(libc::EIO),
+            Ok(written) => rest = rest.get(written..).unwrap_or_default(),
+            Err(_) => match errno() {
+                libc::EINTR => continue,
+                err => return Err(err),
+            },
+        }
     }
+    Ok(())
 }
 
 #[cfg(test)]
