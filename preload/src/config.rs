@@ -12,9 +12,10 @@
 use std::ffi::CString;
 use std::fmt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::sync::OnceLock;
 
 use mfiguard_sanitizer::{Mode, Policy, RuleSet};
+
+use crate::sys::Published;
 
 /// The file read when `MFIGUARD_CONFIG` is not set.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/mfiguard.conf";
@@ -487,9 +488,12 @@ pub fn load() -> Config {
     config
 }
 
-static CONFIG: OnceLock<Config> = OnceLock::new();
+/// Not a `OnceLock`: a process forked while another thread was reading the configuration would
+/// wait forever on its first guarded call (see `sys::Published`).
+static CONFIG: Published<Config> = Published::new();
 
-/// The configuration, read on first use.
+/// The configuration, read on first use. Never waits for another thread: threads racing the
+/// first guarded call may each read it, and all use the one published first.
 pub fn get_or_load() -> &'static Config {
     CONFIG.get_or_init(load)
 }

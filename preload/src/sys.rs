@@ -1,5 +1,6 @@
 //! Thin safe wrappers over the few libc calls the safe modules need: `errno`, `fstat`, `getuid`,
-//! and the audit sinks' `open`/`write`/`fdatasync`.
+//! and the audit sinks' `open`/`write`/`fdatasync`; and [`Published`], the fork-safe once-cell
+//! that holds the configuration.
 //!
 //! Every function here is async-signal-safe and allocation-free, because the guard also runs
 //! inside signal handlers (see the reentrancy notes in `guard.rs`). No symbol is resolved here:
@@ -9,6 +10,64 @@
 
 use std::ffi::{c_int, CStr};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicPtr, Ordering};
+
+/// A value set once and then shared for the life of the process, where nobody ever waits for
+/// anybody: a thread that finds it unset builds its own, the first to publish wins, the others
+/// drop theirs and use the winner's.
+///
+/// `OnceLock` makes the other threads wait for the one that is building the value. In a
+/// library that runs inside someone else's process that is a trap: a process forked while a
+/// thread was building it inherits a cell marked "being built" by a thread that does not exist
+/// in the child, and the child's first use waits forever. Here a child simply builds its own.
+/// The cost is that threads racing the very first use may each build one (the losers' are
+/// dropped at once).
+///
+/// The published value is leaked on purpose: references to it are `'static`.
+pub struct Published<T>(AtomicPtr<T>);
+
+// SAFETY: like `OnceLock<T>`: `&T` is shared between threads (T: Sync) and a T built on one
+// thread may be dropped on another (T: Send).
+unsafe impl<T: Send + Sync> Sync for Published<T> {}
+
+impl<T> Published<T> {
+    /// An unset cell.
+    pub const fn new() -> Self {
+        Published(AtomicPtr::new(std::ptr::null_mut()))
+    }
+
+    /// The value, if published; never waits, never allocates.
+    pub fn get(&self) -> Option<&T> {
+        let p = self.0.load(Ordering::Acquire);
+        // SAFETY: a non-null pointer was published by `get_or_init` from `Box::into_raw` (the
+        // Acquire load pairs with its AcqRel exchange, so the value is fully built) and is never
+        // freed.
+        unsafe { p.as_ref() }
+    }
+
+    /// The value, building and publishing it first if it is unset.
+    pub fn get_or_init(&self, make: impl FnOnce() -> T) -> &T {
+        if let Some(v) = self.get() {
+            return v;
+        }
+        let mine = Box::into_raw(Box::new(make()));
+        match self.0.compare_exchange(
+            std::ptr::null_mut(),
+            mine,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            // SAFETY: just published from a live Box; never freed.
+            Ok(_) => unsafe { &*mine },
+            Err(theirs) => {
+                // SAFETY: `mine` was never published, so nobody else can see it: ours to free.
+                drop(unsafe { Box::from_raw(mine) });
+                // SAFETY: as in `get`.
+                unsafe { &*theirs }
+            }
+        }
+    }
+}
 
 /// The calling thread's `errno`.
 pub fn errno() -> c_int {
@@ -184,6 +243,41 @@ fn write_all(fd: c_int, buf: &[u8]) -> Result<(), c_int> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn published_keeps_the_first_value_and_never_waits() {
+        static CELL: Published<String> = Published::new();
+        assert!(CELL.get().is_none());
+        let first = CELL.get_or_init(|| "first".to_owned());
+        assert_eq!(first, "first");
+        // A second initialiser is not even run once a value is there.
+        assert_eq!(CELL.get_or_init(|| unreachable!()), "first");
+        // Racing initialisers: all of them end up with the one value that was published.
+        static RACE: Published<u64> = Published::new();
+        let seen: Vec<u64> = (0..8)
+            .map(|i| std::thread::spawn(move || *RACE.get_or_init(|| i)))
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .collect();
+        assert!(seen.iter().all(|&v| v == seen[0]), "{seen:?}");
+        // An initialiser that is still running (a thread forked away, say) blocks nobody.
+        static SLOW: Published<u8> = Published::new();
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let slow = std::thread::spawn(move || {
+            *SLOW.get_or_init(|| {
+                rx.recv().unwrap();
+                1
+            })
+        });
+        assert_eq!(*SLOW.get_or_init(|| 2), 2);
+        tx.send(()).unwrap();
+        assert_eq!(
+            slow.join().unwrap(),
+            2,
+            "the later builder lost and used the value there"
+        );
+    }
 
     #[test]
     fn errno_round_trips() {
