@@ -316,6 +316,13 @@ static LOST: AtomicU64 = AtomicU64::new(0);
 /// Whether a sink failure was already reported on stderr.
 static FAILURE_REPORTED: AtomicBool = AtomicBool::new(false);
 
+/// In a forked child (see `fork.rs`): its parent's lost records are the parent's to report,
+/// and its own first sink failure is reported again.
+pub fn after_fork() {
+    LOST.store(0, Ordering::Relaxed);
+    FAILURE_REPORTED.store(false, Ordering::Relaxed);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Text helpers
 

@@ -62,8 +62,13 @@ const _: () = assert!(CMD_STATUS == 0x16);
 /// Used when the configuration is not available (see the module docs).
 static FALLBACK: Config = Config::FALLBACK;
 
-/// Shared by a call's two records.
+/// Shared by a call's two records; counts per process from 1 (reset in a forked child).
 static SEQ: AtomicU64 = AtomicU64::new(1);
+
+/// In a forked child (see `fork.rs`): its records count from 1 again.
+pub fn after_fork() {
+    SEQ.store(1, Ordering::Relaxed);
+}
 
 /// Whether the configuration's errors were recorded and the debug log set up.
 static STARTED: AtomicBool = AtomicBool::new(false);

@@ -12,10 +12,11 @@
 //! - `snapshot`: the fault-proof copy of the caller's packet and write-back of `cmd_status`;
 //! - `guard`: decide with the sanitizer on the private copy, enforce, record (safe code);
 //! - `audit`: the records and their sinks (safe code);
-//! - `sys`: thin wrappers over the few libc calls the safe modules need.
+//! - `sys`: thin wrappers over the few libc calls the safe modules need;
+//! - `fork`: what a forked child resets (the audit trail's per-process counters).
 //!
-//! Unsafe code is denied at the crate root and allowed only in `real`, `snapshot`, `sys` and
-//! on the hook below.
+//! Unsafe code is denied at the crate root and allowed only in `real`, `snapshot`, `sys`,
+//! `fork` and on the hook below.
 
 #![deny(unsafe_code)]
 #![deny(clippy::print_stdout)]
@@ -23,6 +24,7 @@
 mod audit;
 mod config;
 mod device;
+mod fork;
 mod guard;
 mod real;
 mod snapshot;
