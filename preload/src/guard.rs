@@ -132,7 +132,7 @@ fn guarded_with(
         path(&mut Call {
             fd,
             request,
-            code: request as u32,
+            code: crate::request_code(request),
             arg,
             nested: depth.nested,
             caller_errno,
@@ -144,7 +144,7 @@ fn guarded_with(
         Err(_) => {
             let (ret, errno) = progress.kernel.unwrap_or((-1, libc::EIO));
             let _ = panic::catch_unwind(AssertUnwindSafe(|| {
-                record_panic(request as u32, depth.nested, &progress)
+                record_panic(crate::request_code(request), depth.nested, &progress)
             }));
             sys::set_errno(errno);
             ret

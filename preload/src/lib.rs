@@ -39,6 +39,14 @@ use mfiguard_sanitizer::Abi;
 /// with `ENOTTY`, so only this one can reach the driver).
 const FIRMWARE: u32 = Abi::NATIVE.firmware_request();
 
+/// The kernel's view of a request: its `cmd` argument is an `unsigned int`, so only the low 32
+/// bits select the handler (a caller passing garbage above them still reaches the driver).
+#[allow(clippy::unnecessary_cast)] // `c_ulong` is `u32` on i386 and `u64` on x86_64
+#[inline(always)]
+pub(crate) fn request_code(request: c_ulong) -> u32 {
+    request as u32
+}
+
 /// The interposed `ioctl`.
 ///
 /// # ABI
@@ -77,7 +85,7 @@ const FIRMWARE: u32 = Abi::NATIVE.firmware_request();
 pub unsafe extern "C" fn ioctl(fd: c_int, request: c_ulong, arg: *mut c_void) -> c_int {
     // SAFETY: `arg` is this call's own argument, used only while handling this call.
     let arg = unsafe { snapshot::CallerArg::new(arg) };
-    let code = request as u32;
+    let code = request_code(request);
     if code != FIRMWARE && code != MEGASAS_IOC_GET_AEN {
         return real::forward(fd, request, arg);
     }
