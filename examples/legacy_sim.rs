@@ -39,7 +39,9 @@
 //! per call on stderr, `MFISIM_VERBOSE=2` the call told step by step (driver, then firmware: the
 //! entries it parsed and where each DMA went). `MFISIM_CRASH=1` ends the process with SIGKILL
 //! inside the first `MEGASAS_IOC_FIRMWARE` call, after its record: the seed's crash, to check
-//! what evidence is left. It never writes to stdout.
+//! what evidence is left. `MFISIM_DELAY_US=N` makes each `MEGASAS_IOC_FIRMWARE` call wait N
+//! microseconds for the firmware (a thread blocked inside the driver, for signal and log
+//! rotation tests). It never writes to stdout.
 //!
 //! The exported `ioctl` is declared `(c_int, c_ulong, *mut c_void)`: stable Rust cannot define a
 //! variadic function, and on x86_64 and i386 a caller passing the third argument of glibc's
@@ -138,15 +140,19 @@ fn set_errno(e: c_int) {
     unsafe { *libc::__errno_location() = e };
 }
 
+/// The kernel's `cmd` is an `unsigned int`: the upper half of a 64-bit request is ignored.
+#[allow(clippy::unnecessary_cast)] // `c_ulong` is `u32` on i386 and `u64` on x86_64
+fn request_code(request: c_ulong) -> u32 {
+    request as u32
+}
+
 /// The interposed `ioctl`.
 ///
 /// # Safety
 /// Called by C code with glibc's `ioctl` contract: `arg` is whatever the request expects.
 #[no_mangle]
 pub unsafe extern "C" fn ioctl(fd: c_int, request: c_ulong, arg: *mut c_void) -> c_int {
-    // The kernel's `cmd` is an `unsigned int`: the upper half of a 64-bit request is ignored,
-    // so it is here too.
-    let cmd = request as u32;
+    let cmd = request_code(request);
     if (cmd == IOC_FIRMWARE || cmd == IOC_GET_AEN) && is_sim_device(fd) {
         let result = std::panic::catch_unwind(|| {
             if cmd == IOC_FIRMWARE {
@@ -406,6 +412,28 @@ fn verbosity() -> u8 {
         Ok("2" | "explain") => 2,
         Ok(_) => 1,
     })
+}
+
+/// `MFISIM_DELAY_US`: how long the driver waits for the firmware in each
+/// `MEGASAS_IOC_FIRMWARE` call (default 0). The wait resumes after a signal handler ran, as
+/// the driver's own wait does, so the call always takes at least this long.
+fn delay_us() -> u64 {
+    static D: OnceLock<u64> = OnceLock::new();
+    *D.get_or_init(|| {
+        std::env::var("MFISIM_DELAY_US")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    })
+}
+
+/// Waits `MFISIM_DELAY_US` inside the call: a thread blocked in the "kernel", where a signal
+/// can interrupt it (std's sleep restarts after `EINTR` with the time that remains).
+fn firmware_delay() {
+    let us = delay_us();
+    if us > 0 {
+        std::thread::sleep(std::time::Duration::from_micros(us));
+    }
 }
 
 fn verbose() -> bool {
@@ -711,7 +739,7 @@ fn firmware_ioctl(request: c_ulong, user: usize) -> (c_int, c_int) {
         .str("sim", "legacy_sim")
         .num("pid", std::process::id())
         .num("seq", seq)
-        .hex("request", u64::from(request as u32))
+        .hex("request", u64::from(request_code(request)))
         .str("request_name", "MEGASAS_IOC_FIRMWARE")
         .str("abi", ABI_NAME);
     // On x86_64 a request code has 64 bits, of which the kernel reads 32.
@@ -975,8 +1003,9 @@ fn run_firmware(call: &mut Call, user: u64) -> (c_int, c_int, String) {
     }
     record_dma(call, &driver_sgl);
 
-    // 5. The firmware, which believes the frame.
+    // 5. The firmware, which believes the frame; the driver waits for it (MFISIM_DELAY_US).
     let (status, fw_summary) = firmware(call, &mut frame, sgl_off);
+    firmware_delay();
     call.rec
         .num("cmd_status", status)
         .str("cmd_status_name", status_name(status));
@@ -1466,7 +1495,7 @@ fn aen_ioctl(fd: c_int, request: c_ulong, user: usize) -> (c_int, c_int) {
     rec.str("sim", "legacy_sim")
         .num("pid", std::process::id())
         .num("seq", seq)
-        .hex("request", u64::from(request as u32))
+        .hex("request", u64::from(request_code(request)))
         .str("request_name", "MEGASAS_IOC_GET_AEN")
         .str("abi", ABI_NAME);
     let mut aen = [0u8; 12];

@@ -27,6 +27,26 @@
 //!     high-bits            ieee-dcmd with the request code's upper 32 bits set (the kernel's
 //!                          `cmd` is an unsigned int: it ignores them)
 //!     threads N M          N threads released together, M ieee-dcmd calls each
+//!   hardening (issue 9; these print counts, and pids or timings only on stderr):
+//!     stress THREADS MS    THREADS threads for MS milliseconds, each cycling a clean DCMD, an
+//!                          ieee-dcmd (rewritten), a refused packet, a packet a mutator thread
+//!                          keeps changing (flags, sgl_off, sge_count) while it is in flight,
+//!                          FIONREAD on a pipe and TCGETS on the device; counts every outcome
+//!     fork CHILDREN CALLS  one ieee-dcmd, then CHILDREN forked children each issuing CALLS calls
+//!                          (ieee-dcmd and a refused packet in turn) on the inherited descriptor
+//!     config-inherit K=V   ieee-dcmd; setenv(K, V); a forked child issues ieee-dcmd, then a
+//!                          forked child execs this client (ieee-dcmd) with the changed environment
+//!     fork-during-load     a thread's first guarded call blocks reading the configuration (a
+//!                          FIFO as MFIGUARD_CONFIG) while the main thread forks; the child
+//!                          issues ieee-dcmd (alarm(10) bounds it)
+//!     signals CALLS US     CALLS calls (clean, ieee-dcmd, refused in turn) while SIGALRM fires
+//!                          every US microseconds; the handler issues a refused MegaRAID call,
+//!                          FIONREAD on a pipe and TCGETS on stderr
+//!     signal-in-kernel     ieee-dcmd; while the thread waits inside the driver (the simulator's
+//!                          MFISIM_DELAY_US) a helper thread sends SIGUSR1, whose handler issues
+//!                          a clean DCMD, an ieee-dcmd, a refused packet and FIONREAD
+//!     lines                reads rule ids (or `pass`) from stdin, one per line, and issues each
+//!                          as it is read: one outcome line per call, flushed
 //!
 //! `--repeat N` issues the scenario's ioctl N times on the same packet and adds `calls=N failed=K`.
 //!
@@ -46,6 +66,9 @@ use mfiguard_sanitizer::abi::mfi::{
 };
 use mfiguard_sanitizer::builder::{samples, PacketBuilder};
 use mfiguard_sanitizer::{Abi, RuleId};
+
+#[path = "mfi_client/hardening.rs"]
+mod hardening;
 
 const ABI: Abi = Abi::NATIVE;
 const DEFAULT_DEVICE: &str = "/dev/megaraid_sas_ioctl_node";
@@ -78,7 +101,9 @@ fn usage(msg: &str) -> i32 {
         "usage: mfi_client [--device PATH] [--host N] [--repeat N] SCENARIO [ARGS]\n\
          scenarios: ctrl-info pd-list ld-list event-info inquiry TARGET stp-probe TARGET\n\
          \x20          ieee-dcmd sgl-off HEXOFF sense-off HEXOFF rule RULE_ID aen\n\
-         \x20          unrelated fault KIND race N threads N M high-bits"
+         \x20          unrelated fault KIND race N threads N M high-bits\n\
+         \x20          stress THREADS MS fork CHILDREN CALLS config-inherit K=V fork-during-load\n\
+         \x20          signals CALLS US signal-in-kernel lines"
     );
     2
 }
@@ -162,6 +187,13 @@ fn run() -> i32 {
         Plan::Fault(kind) => run_fault(fd, &kind),
         Plan::Race(n) => run_race(fd, &opts, n),
         Plan::Threads(n, m) => run_threads(fd, &opts, n, m),
+        Plan::Stress(n, ms) => hardening::stress(fd, opts.host, n, ms),
+        Plan::Fork(n, m) => hardening::fork_children(fd, opts.host, n, m),
+        Plan::ConfigInherit(k, v) => hardening::config_inherit(fd, &opts, &k, &v),
+        Plan::ForkDuringLoad => hardening::fork_during_load(fd, opts.host),
+        Plan::Signals(n, us) => hardening::signals(fd, opts.host, n, us),
+        Plan::SignalInKernel => hardening::signal_in_kernel(fd, opts.host),
+        Plan::Lines => hardening::lines(fd, opts.host),
     }
 }
 
@@ -261,6 +293,13 @@ enum Plan {
     Fault(String),
     Race(u64),
     Threads(usize, u64),
+    Stress(usize, u64),
+    Fork(usize, u64),
+    ConfigInherit(String, String),
+    ForkDuringLoad,
+    Signals(u64, u64),
+    SignalInKernel,
+    Lines,
 }
 
 /// What to print from the buffers after a call.
@@ -423,6 +462,27 @@ fn prepare(opts: &Opts) -> Result<Plan, String> {
                 .max(1);
             return Ok(Plan::Threads(n as usize, m));
         }
+        "stress" | "fork" | "signals" => {
+            let a = arg_num(opts, "two numbers")?;
+            let b = opts
+                .args
+                .get(1)
+                .and_then(|a| parse_num(a))
+                .ok_or_else(|| format!("{} needs two numbers", opts.scenario))?;
+            return Ok(match opts.scenario.as_str() {
+                "stress" => Plan::Stress(a.clamp(1, 256) as usize, b),
+                "fork" => Plan::Fork(a.clamp(1, 256) as usize, b),
+                _ => Plan::Signals(a, b.max(1)),
+            });
+        }
+        "config-inherit" => {
+            let kv = opts.args.first().ok_or("config-inherit needs KEY=VALUE")?;
+            let (k, v) = kv.split_once('=').ok_or("config-inherit needs KEY=VALUE")?;
+            return Ok(Plan::ConfigInherit(k.to_owned(), v.to_owned()));
+        }
+        "fork-during-load" => return Ok(Plan::ForkDuringLoad),
+        "signal-in-kernel" => return Ok(Plan::SignalInKernel),
+        "lines" => return Ok(Plan::Lines),
         other => return Err(format!("unknown scenario {other}")),
     };
     Ok(Plan::Call(call))
