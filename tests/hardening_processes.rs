@@ -5,7 +5,7 @@
 //!   its records from seq 1; a sink failure is reported once by each process.
 //! - A forked child keeps the configuration its parent read (a changed `MFIGUARD_MODE` in the
 //!   parent's environment does not reach it); a program exec'd with that environment reads it
-//!   afresh. That is the documented policy (preload/README-notes.md, Configuration).
+//!   afresh. That is the documented policy (README.md, Configuration).
 //! - A child forked while another thread is still reading the configuration (a FIFO the test
 //!   writes later) does not hang on its first guarded call.
 //! - The wrapper -> `sh -c` -> client chain keeps the guard in every tool the shell runs, each
