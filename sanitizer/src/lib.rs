@@ -44,5 +44,5 @@ pub use abi::ioctl::Abi;
 pub use decode::{decode, DecodeError, IoVec, Packet, SMP_REQUEST_HEAD_LEN};
 pub use policy::{Action, Errno, Mode, Policy, Rule, RuleId, RuleSet, RULES};
 pub use verdict::{
-    decide, decide_packet, ApplyError, Decision, Detail, Finding, Rewrites, Verdict,
+    decide, decide_packet, ApplyError, Decision, Detail, DriverWrite, Finding, Rewrites, Verdict,
 };

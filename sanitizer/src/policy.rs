@@ -8,11 +8,12 @@ use core::fmt;
 
 use crate::abi::ioctl::MAX_IOCTL_SGE;
 use crate::abi::mfi::{
-    MfiCmd, MfiDirection, MfiFrameFlags, MFI_CMD_OP_COUNT, MFI_HEADER_SIZE, MFI_SGE64_SIZE,
+    MfiCmd, MfiDirection, MfiFrameFlags, MFI_CMD_OP_COUNT, MFI_HEADER_SIZE, MFI_SGE32_SIZE,
+    MFI_SGE64_SIZE,
 };
 use crate::decode::Packet;
 use crate::readonly;
-use crate::verdict::{Detail, Rewrites};
+use crate::verdict::{Detail, DriverWrite, Rewrites};
 
 /// A Linux errno value (the same numbers on x86_64 and i386).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -272,7 +273,7 @@ pub const RULES: [Rule; RULE_COUNT] = [
     Rule {
         id: RuleId::SglStaleEntry,
         name: "sgl.stale-entry",
-        when: "a used entry has `iov_len == 0` and non-zero bytes in its frame slot, or `hdr.sge_count > sge_count`",
+        when: "a used entry has `iov_len == 0` and non-zero bytes in its frame slot (12-byte sge64 or 8-byte sge32 stride), or `hdr.sge_count > sge_count`",
         action: Action::Rewrite,
         errno: None,
         why: "the driver skips empty entries, so caller bytes reach the firmware as DMA addresses; the slot is zeroed (never the sense pointer) and `hdr.sge_count` lowered",
@@ -320,7 +321,7 @@ pub const RULES: [Rule; RULE_COUNT] = [
     Rule {
         id: RuleId::ReadonlyDcmd,
         name: "readonly.dcmd",
-        when: "read-only policy: a DCMD whose opcode is not in the reading allowlist, or that sends data (`DIR_WRITE`)",
+        when: "read-only policy: a DCMD whose opcode is not in the reading allowlist, that sends data (`DIR_WRITE`), or whose opcode lies where the driver writes its SGL or sense address",
         action: Action::Reject,
         errno: Some(Errno::EPERM),
         why: "configuration changes, deletes, disk state changes and firmware flashes from a monitoring account",
@@ -328,7 +329,7 @@ pub const RULES: [Rule; RULE_COUNT] = [
     Rule {
         id: RuleId::ReadonlyScsi,
         name: "readonly.scsi",
-        when: "read-only policy: a SCSI pass-through whose CDB is not a known reading command, or that sends data",
+        when: "read-only policy: a SCSI pass-through whose CDB is not a known reading command, that sends data, or whose CDB lies where the driver writes",
         action: Action::Reject,
         errno: Some(Errno::EPERM),
         why: "writes, formats and firmware downloads sent straight to a disk",
@@ -336,7 +337,7 @@ pub const RULES: [Rule; RULE_COUNT] = [
     Rule {
         id: RuleId::ReadonlyAta,
         name: "readonly.ata",
-        when: "read-only policy: an STP frame whose ATA command is not a known reading command, or that sends data",
+        when: "read-only policy: an STP frame whose ATA command is not a known reading command, that sends data, or whose FIS lies where the driver writes",
         action: Action::Reject,
         errno: Some(Errno::EPERM),
         why: "ATA writes, security erase and microcode downloads tunnelled to SATA disks",
@@ -586,17 +587,23 @@ fn stale_slot_bytes(p: &Packet) -> (u128, u16) {
         if v.len != 0 {
             continue;
         }
-        // i < 16, so i * 12 < 192; sgl_off is a u32 and usize is at least 32 bits here, so
-        // the saturating add only matters for absurd offsets, which then miss the frame.
-        let start = (p.sgl_off as usize).saturating_add(i.saturating_mul(MFI_SGE64_SIZE));
-        for offset in start..start.saturating_add(MFI_SGE64_SIZE) {
-            if offset < MFI_HEADER_SIZE || sense_ptr.contains(&offset) {
-                continue;
-            }
-            if let Some(&byte) = p.frame.get(offset) {
-                if byte != 0 {
-                    mask |= 1u128 << offset;
-                    slots |= 1 << i;
+        // The entry's slot on a driver writing sge64 entries (12 bytes) and on one writing
+        // sge32 entries (8 bytes: the legacy driver, or 6.1 without 64-bit DMA): the firmware
+        // reads whichever the driver wrote, so neither may keep caller bytes. Zeroing a byte
+        // that is a written entry's on the other stride is harmless: the driver overwrites it.
+        for size in [MFI_SGE64_SIZE, MFI_SGE32_SIZE] {
+            // i < 16, so i * size < 192; sgl_off is a u32 and usize is at least 32 bits here,
+            // so the saturating add only matters for absurd offsets, which then miss the frame.
+            let start = (p.sgl_off as usize).saturating_add(i.saturating_mul(size));
+            for offset in start..start.saturating_add(size) {
+                if offset < MFI_HEADER_SIZE || sense_ptr.contains(&offset) {
+                    continue;
+                }
+                if let Some(&byte) = p.frame.get(offset) {
+                    if byte != 0 {
+                        mask |= 1u128 << offset;
+                        slots |= 1 << i;
+                    }
                 }
             }
         }
@@ -690,8 +697,46 @@ fn readonly_cmd(p: &Packet) -> Option<Hit> {
     }
 }
 
+/// Frame bytes the read-only rules classify: the DCMD opcode, the SCSI CDB, the STP FIS.
+const DCMD_OPCODE_BYTES: (u16, u16) = (0x18, 0x1C);
+const PTHRU_CDB_START: u16 = 0x20;
+const STP_FIS_BYTES: (u16, u16) = (0x18, 0x2C);
+
+/// Where the driver will write over `classified` (frame offsets, end exclusive) after it copied
+/// the caller's frame: its SGL (every slot below `sge_count`, written or zeroed as stale) or
+/// the sense buffer's address. A read-only rule that classified those bytes classified
+/// something the firmware never sees.
+fn driver_writes_over(p: &Packet, (from, to): (u16, u16)) -> Option<DriverWrite> {
+    let overlaps = |start: u64, end: u64| start < u64::from(to) && u64::from(from) < end;
+    let sgl = (u64::from(p.sgl_off), sgl_end(p));
+    if p.sge_count > 0 && overlaps(sgl.0, sgl.1) {
+        return Some(DriverWrite::Sgl {
+            start: sgl.0,
+            end: sgl.1,
+        });
+    }
+    let sense = u64::from(p.sense_off);
+    let sense = (sense, sense.saturating_add(SENSE_ADDR_LEN as u64));
+    (p.sense_len > 0 && overlaps(sense.0, sense.1)).then_some(DriverWrite::SenseAddress {
+        start: sense.0,
+        end: sense.1,
+    })
+}
+
+fn readonly_overwritten(p: &Packet, classified: (u16, u16)) -> Option<Hit> {
+    let by = driver_writes_over(p, classified)?;
+    Hit::note(Detail::ReadonlyOverwritten {
+        cmd: p.header().cmd,
+        classified,
+        by,
+    })
+}
+
 fn readonly_dcmd(p: &Packet) -> Option<Hit> {
     let frame = p.dcmd_frame()?;
+    if let Some(hit) = readonly_overwritten(p, DCMD_OPCODE_BYTES) {
+        return Some(hit);
+    }
     let opcode = frame.opcode.get();
     let sends_data = MfiDirection::from_flags(frame.hdr.flags.get()).writes();
     (sends_data || !readonly::dcmd_is_read_only(opcode)).then_some(())?;
@@ -701,6 +746,11 @@ fn readonly_dcmd(p: &Packet) -> Option<Hit> {
 fn readonly_scsi(p: &Packet) -> Option<Hit> {
     let frame = p.pthru_frame()?;
     let len = usize::from(frame.hdr.cdb_len).min(frame.cdb.len());
+    // len <= 16
+    let cdb_bytes = (PTHRU_CDB_START, PTHRU_CDB_START + len as u16);
+    if let Some(hit) = readonly_overwritten(p, cdb_bytes) {
+        return Some(hit);
+    }
     let cdb = frame.cdb.get(..len).unwrap_or(&frame.cdb);
     let sends_data = MfiDirection::from_flags(frame.hdr.flags.get()).writes();
     (sends_data || !readonly::scsi_cdb_is_read_only(cdb)).then_some(())?;
@@ -712,6 +762,9 @@ fn readonly_scsi(p: &Packet) -> Option<Hit> {
 
 fn readonly_ata(p: &Packet) -> Option<Hit> {
     let frame = p.stp_frame()?;
+    if let Some(hit) = readonly_overwritten(p, STP_FIS_BYTES) {
+        return Some(hit);
+    }
     let sends_data = MfiDirection::from_flags(frame.hdr.flags.get()).writes();
     (sends_data || !readonly::ata_fis_is_read_only(&frame.fis)).then_some(())?;
     Hit::note(Detail::ReadonlyAta {

@@ -90,6 +90,36 @@ pub enum Detail {
     },
     /// `readonly.smp`: `function` is `None` when the request was not inspected.
     ReadonlySmp { function: Option<u8> },
+    /// `readonly.dcmd`, `readonly.scsi`, `readonly.ata`: the bytes the read-only rule
+    /// classified (`classified`, frame offsets) lie where the driver writes its SGL or sense
+    /// address, so the firmware would run a command nobody classified.
+    ReadonlyOverwritten {
+        /// The frame's command.
+        cmd: u8,
+        /// The classified bytes, frame offsets `[start, end)`.
+        classified: (u16, u16),
+        /// What the driver writes over them.
+        by: DriverWrite,
+    },
+}
+
+/// A region of the frame the driver writes after it copied the caller's frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DriverWrite {
+    /// The scatter/gather list, `[sgl_off, sgl_off + 12 * sge_count)`.
+    Sgl {
+        /// `sgl_off`
+        start: u64,
+        /// `sgl_off + 12 * sge_count`
+        end: u64,
+    },
+    /// The sense buffer's DMA address, `[sense_off, sense_off + 8)`.
+    SenseAddress {
+        /// `sense_off`
+        start: u64,
+        /// `sense_off + 8`
+        end: u64,
+    },
 }
 
 impl fmt::Display for Detail {
@@ -217,6 +247,23 @@ impl fmt::Display for Detail {
             ),
             Detail::ReadonlySmp { function: None } => {
                 f.write_str("SMP request buffer could not be inspected")
+            }
+            Detail::ReadonlyOverwritten {
+                cmd,
+                classified: (from, to),
+                by,
+            } => {
+                let (what, start, end) = match by {
+                    DriverWrite::Sgl { start, end } => ("SGL", start, end),
+                    DriverWrite::SenseAddress { start, end } => ("sense address", start, end),
+                };
+                write!(
+                    f,
+                    "the {} command bytes [{from:#x}, {to:#x}) lie in the {what} the driver \
+                     writes at [{start:#x}, {end:#x}): the firmware would run a command that \
+                     was never classified",
+                    CmdDisplay(cmd)
+                )
             }
         }
     }

@@ -16,7 +16,9 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
 use mfiguard_sanitizer::builder::samples;
-use mfiguard_sanitizer::{decide, decode, Abi, Action, Decision, Mode, Policy, RuleId, RuleSet};
+use mfiguard_sanitizer::{
+    decide, decode, Abi, Action, Decision, Errno, Mode, Policy, RuleId, RuleSet,
+};
 
 use oracle::{Raw, FRAME_AT, SGL_AT};
 
@@ -514,15 +516,7 @@ proptest! {
                 prop_assert_eq!(&after, &bytes);
             }
             Decision::Rewrite => {
-                let raw = Raw::parse(p.abi, &bytes).unwrap();
-                // The one known exception, reported (see the oracle): the read-only policy
-                // refusing what the stale-entry rewrite made of the command bytes.
-                let known = oracle::KNOWN_BUG_READONLY_INSPECTS_REWRITTEN_BYTES
-                    && oracle::readonly_bytes_rewritten(&policy, &raw)
-                    && again.decision() == Decision::Reject(mfiguard_sanitizer::Errno::EPERM);
-                if !known {
-                    prop_assert_eq!(again.decision(), Decision::Pass);
-                }
+                prop_assert_eq!(again.decision(), Decision::Pass);
             }
         }
         // And a second apply changes nothing.
@@ -683,28 +677,39 @@ fn structured_packets_fire_every_rule() {
     }
 }
 
-/// The read-only policy classifies the command that is sent: after the rewrites, the same
-/// packet still passes. Fails today (see `KNOWN_BUG_READONLY_INSPECTS_REWRITTEN_BYTES` in
-/// `properties/oracle.rs`); the two cases are the minimal inputs proptest found.
+/// The read-only policy classifies the command that is sent. The minimal inputs proptest found
+/// (an empty first entry whose slot at 0x18 covers the DCMD opcode or the ATA FIS) were once
+/// rewritten (the stale slot zeroed, the opcode with it) and then refused when decided again;
+/// a command whose bytes the driver or a rewrite changes is now refused at once, and whatever
+/// is not refused passes unchanged when decided again.
 #[test]
-#[ignore = "known bug, reported: stale-entry zeroing changes the bytes the read-only rules classified"]
 fn readonly_classifies_what_is_sent() {
     let policy = Policy {
         readonly: true,
         ..Policy::default()
     };
     for abi in Abi::ALL {
-        let dcmd = samples::dcmd_read(abi, 0x0101_0000, 0x7f00_0000_1000, 0)
-            .sgl_off(0x18)
-            .build();
-        let stp = samples::megacli_8_01_06_stp_probe(abi, 4, 0, 0)
-            .sgl_off(0x18)
-            .sge_count(1)
-            .build();
-        for bytes in [dcmd, stp] {
-            let v = decide(&policy, abi, &bytes).unwrap();
-            assert_eq!(v.decision(), Decision::Rewrite, "{abi:?}");
-            let mut sent = bytes.clone();
+        let dcmd = || samples::dcmd_read(abi, 0x0101_0000, 0x7f00_0000_1000, 0);
+        let stp = || samples::megacli_8_01_06_stp_probe(abi, 4, 0, 0).sge_count(1);
+        let pairs = [
+            (dcmd().sgl_off(0x18).build(), dcmd().build()),
+            (stp().sgl_off(0x18).build(), stp().build()),
+        ];
+        for (overlapping, usual) in pairs {
+            let v = decide(&policy, abi, &overlapping).unwrap();
+            assert_eq!(
+                v.decision(),
+                Decision::Reject(Errno::EPERM),
+                "{abi:?}: {v:?}"
+            );
+            // At its usual offset the same command is let through, and what is sent passes
+            // unchanged when decided again.
+            let v = decide(&policy, abi, &usual).unwrap();
+            assert!(
+                !matches!(v.decision(), Decision::Reject(_)),
+                "{abi:?}: {v:?}"
+            );
+            let mut sent = usual.clone();
             v.apply(&mut sent).unwrap();
             let again = decide(&policy, abi, &sent).unwrap();
             assert_eq!(again.decision(), Decision::Pass, "{abi:?}: {again:?}");
@@ -716,9 +721,8 @@ fn readonly_classifies_what_is_sent() {
 /// without 64-bit DMA), an empty entry's slot is `sgl_off + 8 * i`, which the 12-byte slots of
 /// `sgl.stale-entry` (as the spec words it) do not always cover: here entry 2's `sge32` slot,
 /// [0x38, 0x40), lies in entry 1's 12-byte slot, so the caller's address and length there
-/// reach the firmware (`hdr.sge_count` 3). Ignored: a gap in the spec's rule, reported.
+/// reached the firmware (`hdr.sge_count` 3) until `sgl.stale-entry` zeroed both strides.
 #[test]
-#[ignore = "spec gap, reported: stale sge32 slots (8-byte stride) are not zeroed"]
 fn stale_entries_are_cleared_for_sge32_drivers_too() {
     for abi in Abi::ALL {
         let bytes = samples::dcmd_read(abi, 0x0101_0000, 0x7f00_0000_1000, 512)
@@ -748,9 +752,8 @@ fn stale_entries_are_cleared_for_sge32_drivers_too() {
 /// The read-only policy classifies bytes the driver itself overwrites: with `sgl_off` 0x18 the
 /// driver writes the first SGL entry's DMA address over a DCMD's opcode (and a sense pointer at
 /// `sense_off` 0x1A over an STP FIS command byte), so the firmware runs a command nobody classified. Such a
-/// packet should be refused under the read-only policy. Ignored: reported.
+/// packet is refused under the read-only policy.
 #[test]
-#[ignore = "known bug, reported: the read-only rules classify bytes the driver overwrites"]
 fn readonly_refuses_commands_the_driver_overwrites() {
     let policy = Policy {
         readonly: true,

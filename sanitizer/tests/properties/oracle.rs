@@ -186,10 +186,18 @@ impl Raw {
             if *len != 0 {
                 continue;
             }
-            let start = u64::from(self.sgl_off) + 12 * i as u64;
-            for at in start..start + 12 {
-                if (0x18..FRAME_LEN as u64).contains(&at) && !self.is_sense_pointer(at as usize) {
-                    out.push(at as usize);
+            // The slot on a driver writing sge64 entries (12 bytes) and on one writing sge32
+            // entries (8 bytes: the legacy driver, or 6.1 without 64-bit DMA).
+            for size in [12u64, 8] {
+                let start = u64::from(self.sgl_off) + size * i as u64;
+                for at in start..start + size {
+                    let inside = (0x18..FRAME_LEN as u64).contains(&at);
+                    if inside
+                        && !self.is_sense_pointer(at as usize)
+                        && !out.contains(&(at as usize))
+                    {
+                        out.push(at as usize);
+                    }
                 }
             }
         }
@@ -248,6 +256,13 @@ impl Raw {
         );
         // DIR_WRITE or DIR_BOTH: data goes to the controller.
         let writes = self.flags() & 0x0008 != 0;
+        // The driver writes its SGL (every slot below sge_count) and the 8-byte sense address
+        // over the frame it copied: classified bytes there are not what the firmware runs.
+        let overwritten = |from: u64, to: u64| {
+            let sense_off = u64::from(self.sense_off);
+            (sge_count > 0 && sgl_off < to && from < sgl_off + 12 * sge_count)
+                || (self.sense_len > 0 && sense_off < to && from < sense_off + 8)
+        };
         let cdb_len = usize::from(self.frame[6]).min(16);
         let f = &self.frame;
         set(
@@ -258,19 +273,25 @@ impl Raw {
             RuleId::ReadonlyDcmd,
             readonly
                 && self.cmd() == 0x05
-                && (writes || !readonly::dcmd_is_read_only(le32(f, 0x18))),
+                && (writes
+                    || overwritten(0x18, 0x1C)
+                    || !readonly::dcmd_is_read_only(le32(f, 0x18))),
         );
         set(
             RuleId::ReadonlyScsi,
             readonly
                 && matches!(self.cmd(), 0x03 | 0x04)
-                && (writes || !readonly::scsi_cdb_is_read_only(&f[0x20..0x20 + cdb_len])),
+                && (writes
+                    || overwritten(0x20, 0x20 + cdb_len as u64)
+                    || !readonly::scsi_cdb_is_read_only(&f[0x20..0x20 + cdb_len])),
         );
         set(
             RuleId::ReadonlyAta,
             readonly
                 && self.cmd() == 0x08
-                && (writes || !readonly::ata_fis_is_read_only(&f[0x18..0x2C])),
+                && (writes
+                    || overwritten(0x18, 0x2C)
+                    || !readonly::ata_fis_is_read_only(&f[0x18..0x2C])),
         );
         // Decided from the packet alone, an SMP request was never inspected: refused.
         set(RuleId::ReadonlySmp, readonly && self.cmd() == 0x07);
@@ -399,31 +420,6 @@ pub fn check_applied(
     Ok(())
 }
 
-/// Known bug, reported: the read-only rules classify the caller's command bytes (DCMD opcode,
-/// CDB, ATA FIS), but when the SGL region overlaps them (`sgl_off` 0x18 with an empty first
-/// entry), `sgl.stale-entry` zeroes them, so the packet sent is not the one classified, and
-/// deciding again refuses it with EPERM. Minimal case: DCMD `CTRL_GET_INFO` (0x01010000 at
-/// 0x18), `sgl_off` 0x18, `sge_count` 1, `sgl[0].iov_len` 0, read-only policy: rewrite, then
-/// EPERM for opcode 0. While this is `true`, the idempotence check accepts exactly that case
-/// (and `readonly_classifies_what_is_sent` in `properties.rs`, ignored, shows it strictly).
-pub const KNOWN_BUG_READONLY_INSPECTS_REWRITTEN_BYTES: bool = true;
-
-/// Whether a live `sgl.stale-entry` rewrite zeroes bytes a read-only rule inspects.
-pub fn readonly_bytes_rewritten(policy: &Policy, raw: &Raw) -> bool {
-    if !policy.readonly || policy.allow.contains(RuleId::SglStaleEntry) {
-        return false;
-    }
-    let inspected = match raw.cmd() {
-        0x05 => 0x18..0x1C,
-        0x03 | 0x04 => 0x20..0x20 + usize::from(raw.frame[6]).min(16),
-        0x08 => 0x18..0x2C,
-        _ => return false,
-    };
-    raw.stale_slot_bytes()
-        .iter()
-        .any(|at| inspected.contains(at) && raw.frame[*at] != 0)
-}
-
 /// What every packet a policy without allowed rules lets through satisfies once rewritten.
 pub fn check_invariants(raw: &Raw) -> Result<(), String> {
     let fail = |what: &str| Err(format!("invariant broken after apply: {what}: {raw:?}"));
@@ -536,14 +532,7 @@ pub fn check_all(policy: &Policy, abi: Abi, bytes: &[u8]) -> Result<Option<Verdi
             if let Some(f) = again.findings().find(|f| f.action == Action::Rewrite) {
                 return Err(format!("not idempotent: {f:?} after apply"));
             }
-            let known = KNOWN_BUG_READONLY_INSPECTS_REWRITTEN_BYTES
-                && again.decision() == Decision::Reject(Errno::EPERM)
-                && readonly_bytes_rewritten(policy, &raw)
-                && again
-                    .findings()
-                    .filter(|f| verdict.finding(f.rule).is_none())
-                    .all(|f| is_readonly(f.rule));
-            if again.decision() != Decision::Pass && !known {
+            if again.decision() != Decision::Pass {
                 return Err(format!("decided {:?} after apply", again.decision()));
             }
         }
