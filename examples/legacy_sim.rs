@@ -13,8 +13,10 @@
 //! copies the 128 frame bytes into its own 1024-byte frame slot, overwrites `context`, zeroes
 //! `pad_0`, leaves the caller's flags alone, and for each `i < sge_count` with a non-zero
 //! `iov_len` "allocates" a DMA buffer (fake bus addresses from `0x91dfc000`, page by page),
-//! copies the caller's data in and writes `sge32 {u32 addr, u32 len}` at
-//! `frame + sgl_off + i * 8`. With `sense_len != 0` it allocates the sense buffer and writes its
+//! writes `sge32 {u32 addr, u32 len}` at `frame + sgl_off + i * 8` and then copies the caller's
+//! data in (an unreadable `iov_base` is `EFAULT`, after that entry was written). An unwritable
+//! buffer or sense pointer at completion is `EFAULT` too, as `copy_to_user` makes it; the status
+//! byte is then not written. With `sense_len != 0` it allocates the sense buffer and writes its
 //! 4-byte address at `frame + sense_off`. A write that would land past the 1024-byte slot is not
 //! performed but recorded in `out_of_frame_writes`: on a real host it is a kernel heap overwrite.
 //! `sgl[]` entries past the sixteenth (a legacy driver read them anyway) are counted in
@@ -41,7 +43,9 @@
 //! inside the first `MEGASAS_IOC_FIRMWARE` call, after its record: the seed's crash, to check
 //! what evidence is left. `MFISIM_DELAY_US=N` makes each `MEGASAS_IOC_FIRMWARE` call wait N
 //! microseconds for the firmware (a thread blocked inside the driver, for signal and log
-//! rotation tests). It never writes to stdout.
+//! rotation tests). For SMP frames the record has `smp_request`, the first bytes of the request
+//! as the firmware read them; `MFISIM_SMP_WRITE_REQUEST=1` makes the firmware also write "SIM!"
+//! at bytes 4..8 of the request buffer, to show the copy-back. It never writes to stdout.
 //!
 //! The exported `ioctl` is declared `(c_int, c_ulong, *mut c_void)`: stable Rust cannot define a
 //! variadic function, and on x86_64 and i386 a caller passing the third argument of glibc's
@@ -705,6 +709,15 @@ impl Call {
         self.sense.as_ref().and_then(hit).map(|off| (true, 0, off))
     }
 
+    /// `n` bytes of a driver buffer at `addr`, if that range is inside one.
+    fn read_dma(&self, addr: u64, n: u64) -> Option<Vec<u8>> {
+        let n = usize::try_from(n).ok()?;
+        match self.find_dma(addr, n as u64)? {
+            (false, i, off) => Some(self.dma[i].data[off..off + n].to_vec()),
+            (true, _, off) => self.sense.as_ref().map(|s| s.data[off..off + n].to_vec()),
+        }
+    }
+
     fn write_dma(&mut self, addr: u64, data: &[u8]) -> bool {
         match self.find_dma(addr, data.len() as u64) {
             Some((false, i, off)) => {
@@ -929,19 +942,9 @@ fn run_firmware(call: &mut Call, user: u64) -> (c_int, c_int, String) {
             record_dma(call, &driver_sgl);
             return (-1, libc::ENOMEM, format!("{summary_head}: ENOMEM"));
         };
-        let mut data = vec![0u8; len as usize];
-        if copy_from_user(base, &mut data).is_err() {
-            call.notes
-                .push(format!("copy_from_user of sgl[{i}] ({len} bytes) failed"));
-            record_dma(call, &driver_sgl);
-            return (-1, libc::EFAULT, format!("{summary_head}: EFAULT"));
-        }
-        call.dma.push(DmaBuf {
-            index: i,
-            addr,
-            data,
-        });
-        // kern_sge32[i] = { (u32) buf_handle, (u32) iov_len } at frame + sgl_off + i * 8
+        // kern_sge32[i] = { (u32) buf_handle, (u32) iov_len } at frame + sgl_off + i * 8,
+        // written before the caller's data is copied in (as the driver orders it): an
+        // unreadable iov_base is EFAULT only after the entry has landed, wherever it landed.
         let off = u64::from(sgl_off) + i as u64 * 8;
         let mut entry = [0u8; 8];
         entry[..4].copy_from_slice(&(addr as u32).to_le_bytes());
@@ -964,6 +967,18 @@ fn run_firmware(call: &mut Call, user: u64) -> (c_int, c_int, String) {
             });
         }
         driver_sgl.push((off, addr, len));
+        let mut data = vec![0u8; len as usize];
+        if copy_from_user(base, &mut data).is_err() {
+            call.notes
+                .push(format!("copy_from_user of sgl[{i}] ({len} bytes) failed"));
+            record_dma(call, &driver_sgl);
+            return (-1, libc::EFAULT, format!("{summary_head}: EFAULT"));
+        }
+        call.dma.push(DmaBuf {
+            index: i,
+            addr,
+            data,
+        });
     }
 
     // 4. The sense buffer, its 4-byte address at sense_off.
@@ -1246,7 +1261,28 @@ fn firmware(call: &mut Call, frame: &mut [u8], sgl_off: u32) -> (u8, String) {
             let first: Vec<Sge> = sges.iter().take(1).copied().collect();
             let rest: Vec<Sge> = sges.iter().skip(1).copied().collect();
             call.dma_from_host("SMP request", &rest, rest.iter().map(|s| s.len).sum());
+            // What the expander would act on: the request's first bytes (frame type, function).
+            let head = rest
+                .first()
+                .and_then(|s| call.read_dma(s.addr, s.len.min(4)));
+            match &head {
+                Some(head) => {
+                    let hex: Vec<String> = head.iter().map(|b| format!("{b:02x}")).collect();
+                    call.rec.str("smp_request", &hex.join(" "));
+                }
+                None => {
+                    call.rec.null("smp_request");
+                }
+            }
             call.dma_to_host("SMP response", &first, &[0x41, 0x10, 0, 0]);
+            // MFISIM_SMP_WRITE_REQUEST=1: the firmware also writes into the request buffer
+            // ("SIM!" at bytes 4..8), so that what the driver copies back from every buffer
+            // can be seen by the caller.
+            if std::env::var_os("MFISIM_SMP_WRITE_REQUEST").is_some_and(|v| v == "1") {
+                if let Some(s) = rest.first().filter(|s| s.len >= 8) {
+                    call.write_dma(s.addr + 4, b"SIM!");
+                }
+            }
             MFI_STAT_OK
         }
         MFI_CMD_INIT => {

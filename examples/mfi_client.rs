@@ -19,9 +19,15 @@
 //!     unrelated            ioctls the guard must not touch: FIONREAD on a pipe, the MegaRAID
 //!                          request on a pipe, another 'M' request and TCGETS on the device
 //!     fault KIND           the packet pointer is unreadable: unmapped, protnone, span (the packet
-//!                          starts 100 bytes before a PROT_NONE page), null; or just readable:
-//!                          readonly (a PROT_READ page: the status byte cannot be written back),
-//!                          edge (the packet ends exactly where a PROT_NONE page starts)
+//!                          starts 100 bytes before a PROT_NONE page), short (a packet shorter
+//!                          than the layout, ending where an unmapped page starts), null; or
+//!                          just readable: readonly (a PROT_READ page: the status byte cannot be
+//!                          written back), edge (the packet ends exactly where a PROT_NONE page
+//!                          starts), misaligned (ieee-dcmd at an odd address); or a hostile
+//!                          pointer inside a whole packet: sense-unmapped (INQUIRY, the sense
+//!                          pointer at 0x18 is unmapped), iovec-unmapped (CTRL_GET_INFO, sgl[0]
+//!                          unmapped), iovec-readonly (sgl[0] read-only), iovec-unmapped-rule
+//!                          (iovec-unmapped with sgl_off 0x40000: sgl.bounds refuses it)
 //!     race N               N CTRL_GET_INFO calls while a second thread flips IEEE|SGL64 in the
 //!                          caller's packet
 //!     high-bits            ieee-dcmd with the request code's upper 32 bits set (the kernel's
@@ -184,7 +190,7 @@ fn run() -> i32 {
         Plan::Call(call) => run_call(fd, &opts, call),
         Plan::Aen => run_aen(fd, &opts),
         Plan::Unrelated => run_unrelated(fd),
-        Plan::Fault(kind) => run_fault(fd, &kind),
+        Plan::Fault(kind) => run_fault(fd, opts.host, &kind),
         Plan::Race(n) => run_race(fd, &opts, n),
         Plan::Threads(n, m) => run_threads(fd, &opts, n, m),
         Plan::Stress(n, ms) => hardening::stress(fd, opts.host, n, ms),
@@ -443,10 +449,7 @@ fn prepare(opts: &Opts) -> Result<Plan, String> {
         "unrelated" => return Ok(Plan::Unrelated),
         "fault" => {
             let kind = opts.args.first().ok_or("fault needs a KIND")?;
-            if !matches!(
-                kind.as_str(),
-                "unmapped" | "protnone" | "span" | "null" | "readonly" | "edge"
-            ) {
+            if !FAULT_KINDS.contains(&kind.as_str()) {
                 return Err(format!("unknown fault kind {kind}"));
             }
             return Ok(Plan::Fault(kind.clone()));
@@ -994,14 +997,66 @@ fn run_unrelated(fd: c_int) -> i32 {
     0
 }
 
-// ---- unreadable packets ----------------------------------------------------------------------
+// ---- unreadable packets and hostile pointers ------------------------------------------------
 
-fn run_fault(fd: c_int, kind: &str) -> i32 {
+/// The `fault` kinds: where the packet pointer points, or which pointer inside a well-formed
+/// packet is hostile.
+const FAULT_KINDS: [&str; 12] = [
+    "unmapped",
+    "protnone",
+    "span",
+    "short",
+    "null",
+    "readonly",
+    "edge",
+    "misaligned",
+    "sense-unmapped",
+    "iovec-unmapped",
+    "iovec-readonly",
+    "iovec-unmapped-rule",
+];
+
+fn run_fault(fd: c_int, host: u16, kind: &str) -> i32 {
     let page = 4096usize;
-    let mut buf = vec![0u8; 2048];
-    let pkt = samples::dcmd_read(ABI, MR_DCMD_CTRL_GET_INFO, buf_addr(&mut buf), 2048).build();
-    // Whether the status byte can be read back after the call.
-    let readable = matches!(kind, "readonly" | "edge");
+    // An address where nothing is mapped: a page of our own, unmapped again. Nothing in this
+    // single-threaded scenario maps memory before the call, so the hole stays a hole.
+    // SAFETY: mapping and unmapping an anonymous page of our own; only its address is kept.
+    let hole = || unsafe {
+        let p = map(page, libc::PROT_READ | libc::PROT_WRITE);
+        libc::munmap(p.cast(), page);
+        p as u64
+    };
+    let mut call = match kind {
+        // The seed's flags: the guard must read (and rewrite) the packet where it is.
+        "misaligned" => ctrl_info_with(host, 2048, |b| add_flags(b, IEEE_SGL64)),
+        // INQUIRY whose sense pointer (the 8 bytes at sense_off 0x18, 4 on i386) is a hole: the
+        // command runs, then the sense copy-back fails.
+        "sense-unmapped" => inquiry_with(host, 8, 32, |b, _| sense_at(b, 0x18, hole())),
+        // CTRL_GET_INFO whose one buffer is a hole: nothing can be copied in.
+        "iovec-unmapped" => ctrl_info_with(host, 2048, |b| b.iovec(0, hole(), 2048)),
+        // The same hole in a packet a rule refuses (sgl.bounds): the driver would write its SGL
+        // entry 256 KiB past its frame before it found the hole.
+        "iovec-unmapped-rule" => ctrl_info_with(host, 2048, |b| {
+            b.iovec(0, hole(), 2048)
+                .sgl_off(0x40000)
+                .header(|hd| hd.cmd = MfiCmd::Toolbox as u8)
+        }),
+        // CTRL_GET_INFO whose buffer is read-only: copied in, but not back.
+        "iovec-readonly" => {
+            // SAFETY: an anonymous page of our own, made read-only; only the kernel writes
+            // to it (and fails).
+            let ro = unsafe {
+                let p = map(page, libc::PROT_READ | libc::PROT_WRITE);
+                libc::mprotect(p.cast(), page, libc::PROT_READ);
+                p as u64
+            };
+            ctrl_info_with(host, 2048, |b| b.iovec(0, ro, 2048))
+        }
+        _ => ctrl_info_with(host, 2048, |b| b),
+    };
+    let pkt = call.packet.clone();
+    // Whether the packet itself is readable, so its status byte can be read back.
+    let readable = !matches!(kind, "unmapped" | "protnone" | "span" | "short" | "null");
     // SAFETY: anonymous mappings of our own, used only as addresses handed to the kernel
     // (and, for the readable kinds, read back below).
     let ptr: *mut u8 = unsafe {
@@ -1026,24 +1081,49 @@ fn run_fault(fd: c_int, kind: &str) -> i32 {
                 libc::mprotect(p.add(page).cast(), page, libc::PROT_NONE);
                 start
             }
+            "misaligned" => {
+                // At an odd address: nothing in the ABI aligns the packet, and the kernel
+                // copies it byte for byte. Neither a copy nor the status write-back may assume
+                // an alignment.
+                let p = map(page, libc::PROT_READ | libc::PROT_WRITE);
+                let start = p.add(1);
+                std::ptr::copy_nonoverlapping(pkt.as_ptr(), start, pkt.len());
+                *start.add(CMD_STATUS) = STATUS_UNSET;
+                start
+            }
             "protnone" => map(page, libc::PROT_NONE),
             "unmapped" => {
                 let p = map(page, libc::PROT_READ | libc::PROT_WRITE);
                 libc::munmap(p.cast(), page);
                 p
             }
-            _ => {
-                // "span": the first 100 bytes readable, the rest in a PROT_NONE page.
+            "span" => {
+                // The first 100 bytes readable, the rest in a PROT_NONE page.
                 let p = map(2 * page, libc::PROT_READ | libc::PROT_WRITE);
                 let start = p.add(page - 100);
                 std::ptr::copy_nonoverlapping(pkt.as_ptr(), start, 100);
                 libc::mprotect(p.add(page).cast(), page, libc::PROT_NONE);
                 start
             }
+            "short" => {
+                // A packet shorter than the layout (on x86_64 the 276 bytes of the i386 one:
+                // a tool built for the other ABI), ending where an unmapped page begins.
+                let short = pkt.len() - 128;
+                let p = map(2 * page, libc::PROT_READ | libc::PROT_WRITE);
+                libc::munmap(p.add(page).cast(), page);
+                let start = p.add(page - short);
+                std::ptr::copy_nonoverlapping(pkt.as_ptr(), start, short);
+                start
+            }
+            _ => {
+                // The packet is whole and where it should be; a pointer inside it is hostile.
+                call.packet[CMD_STATUS] = STATUS_UNSET;
+                call.packet.as_mut_ptr()
+            }
         }
     };
-    // SAFETY: the point of the scenario: the pointer is not (wholly) readable. The kernel, and
-    // a correct guard, answer EFAULT instead of faulting.
+    // SAFETY: the point of the scenario: the pointer, or one inside the packet, is hostile.
+    // The kernel, and a correct guard, answer EFAULT (or a rule's errno) instead of faulting.
     let ret = unsafe {
         libc::ioctl(
             fd,
@@ -1069,9 +1149,11 @@ fn run_fault(fd: c_int, kind: &str) -> i32 {
     );
     println!("fault={kind}");
     if readable {
+        // STATUS_UNSET (0xff) when the status byte was not written: what the kernel does on
+        // any failure.
         println!("status_byte={cmd_status:#04x}");
-        if ret == 0 {
-            report(Report::CtrlInfo, &[buf]);
+        if ret == 0 && matches!(kind, "readonly" | "edge" | "misaligned") {
+            report(Report::CtrlInfo, &call.bufs);
         }
     }
     i32::from(ret != 0)
