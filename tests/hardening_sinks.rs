@@ -1,0 +1,335 @@
+//! Sinks that fail (issue 9), end to end: the documented policy (README.md, "When a sink fails").
+//!
+//! - By default the call always completes, exactly as it would with a working log: a log file
+//!   that cannot be opened (its directory missing: ENOENT; the path a directory: EISDIR) or
+//!   syslog with no `/dev/log` loses records, not calls. The first failure in the process is
+//!   reported once on stderr; the lost records are counted in `records_lost` of the next record
+//!   written once the sink works again.
+//! - With `MFIGUARD_LOG_REQUIRED=1` a MegaRAID call whose record cannot be written fails closed
+//!   with EIO without reaching the driver, and each refusal is reported on stderr; a call a rule
+//!   refuses keeps the rule's errno; ioctls that are not the guard's business are untouched.
+//!
+//! (A full disk, `/dev/full`, is in tests/hardening_processes.rs, once per forked process; a log
+//! rotated while processes run, in tests/wrapper.rs.)
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+mod hardening_common;
+use common::*;
+use hardening_common::*;
+
+use std::path::Path;
+
+/// Where the guard sends syslog datagrams (preload/src/audit.rs `SYSLOG_SOCKET`).
+const SYSLOG_SOCKET: &str = "/dev/log";
+
+/// The guard's own lines on stderr (`mfiguard[PID]: ...`).
+fn guard_lines(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter(|l| l.starts_with("mfiguard["))
+        .collect()
+}
+
+/// The one line a process writes about its first sink failure, without the pid.
+fn first_failure(sink: &str, errno: &str, required: bool) -> String {
+    format!(
+        "cannot write audit records to {sink}: {errno}; further failures are counted in \
+         records_lost{}",
+        if required {
+            "; MegaRAID calls fail with EIO (MFIGUARD_LOG_REQUIRED=1)"
+        } else {
+            ""
+        }
+    )
+}
+
+/// The line a refusal under `MFIGUARD_LOG_REQUIRED=1` writes, without the pid.
+fn refused_line(seq: u64, sink: &str, errno: &str) -> String {
+    format!(
+        "#{seq} refused with EIO: the audit record could not be written to {sink} ({errno}) and \
+         MFIGUARD_LOG_REQUIRED=1"
+    )
+}
+
+/// Strips `mfiguard[PID]: `, checking that every line names the client's own pid.
+fn without_pid<'a>(lines: &[&'a str]) -> Vec<&'a str> {
+    let pids: Vec<&str> = lines
+        .iter()
+        .map(|l| l.split_once("]: ").unwrap().0)
+        .collect();
+    assert!(pids.windows(2).all(|w| w[0] == w[1]), "{lines:?}");
+    lines
+        .iter()
+        .map(|l| l.split_once("]: ").unwrap().1)
+        .collect()
+}
+
+/// `--repeat 3 ieee-dcmd`: three calls the guard rewrites (each recorded, decision and outcome).
+const REWRITES: [&str; 3] = ["--repeat", "3", "ieee-dcmd"];
+
+/// The calls completed exactly as with a working log, and each reached the driver rewritten.
+fn assert_completed_as_with_a_log(run: &Run, reference: &Run) {
+    assert_eq!(run.code(), 0, "{}", run.dump());
+    assert_eq!(run.stdout, reference.stdout, "{}", run.dump());
+    assert_eq!(run.sim_stable(), reference.sim_stable(), "{}", run.dump());
+    assert_eq!(run.sim.len(), 3, "{}", run.dump());
+    assert!(
+        run.sim.iter().all(|r| text(r, "flags") == Some("0x0010")),
+        "{}",
+        run.dump()
+    );
+}
+
+#[test]
+fn a_log_that_cannot_be_opened_loses_records_not_calls() {
+    let reference = client(&REWRITES).guard(Guard::Enforce).run();
+    assert_eq!(reference.audit_calls().len(), 3, "{}", reference.dump());
+    let dir = Scratch::new("unopenable");
+    let missing = dir.path("no-such-dir/audit.jsonl");
+    let a_dir = dir.path("a-directory");
+    std::fs::create_dir(&a_dir).unwrap();
+    for (path, errno) in [(&missing, "ENOENT"), (&a_dir, "EISDIR")] {
+        let path = path.to_str().unwrap();
+        let run = client(&REWRITES)
+            .guard(Guard::Enforce)
+            .env("MFIGUARD_LOG", path)
+            .run();
+        assert_completed_as_with_a_log(&run, &reference);
+        // Six records lost (three calls, a decision and an outcome each), one line about it.
+        assert_eq!(
+            without_pid(&guard_lines(&run.stderr)),
+            [first_failure(path, errno, false)],
+            "{}",
+            run.dump()
+        );
+    }
+    assert!(!missing.exists() && std::fs::read_dir(&a_dir).unwrap().next().is_none());
+}
+
+#[test]
+fn syslog_absent_loses_records_not_calls() {
+    if Path::new(SYSLOG_SOCKET).exists() {
+        eprintln!(
+            "skipped: {} exists here, so syslog is not absent (this test needs a machine or \
+             container without a syslog socket)",
+            SYSLOG_SOCKET
+        );
+        return;
+    }
+    let reference = client(&REWRITES).guard(Guard::Enforce).run();
+    let run = client(&REWRITES)
+        .guard(Guard::Enforce)
+        .env("MFIGUARD_LOG", "syslog")
+        .run();
+    assert_completed_as_with_a_log(&run, &reference);
+    assert_eq!(
+        without_pid(&guard_lines(&run.stderr)),
+        [first_failure("syslog", "ENOENT", false)],
+        "{}",
+        run.dump()
+    );
+    // And with MFIGUARD_LOG_REQUIRED=1: refused, each refusal reported.
+    let run = client(&REWRITES)
+        .guard(Guard::Enforce)
+        .env("MFIGUARD_LOG", "syslog")
+        .env("MFIGUARD_LOG_REQUIRED", "1")
+        .run();
+    assert_eq!(run.code(), 1, "{}", run.dump());
+    assert!(
+        run.stdout
+            .starts_with("ioctl=MEGASAS_IOC_FIRMWARE ret=-1 errno=5 (EIO)\ncalls=3 failed=3\n"),
+        "{}",
+        run.dump()
+    );
+    assert!(run.sim.is_empty(), "{}", run.dump());
+    let mut expected = vec![first_failure("syslog", "ENOENT", true)];
+    expected.extend((1..=3).map(|s| refused_line(s, "syslog", "ENOENT")));
+    assert_eq!(
+        without_pid(&guard_lines(&run.stderr)),
+        expected,
+        "{}",
+        run.dump()
+    );
+}
+
+#[test]
+fn records_lost_while_the_log_directory_was_missing_are_counted_once_it_exists() {
+    let dir = Scratch::new("lost");
+    let logdir = dir.path("later");
+    let log = logdir.join("audit.jsonl");
+    let cmd = client(&["lines"])
+        .guard(Guard::Enforce)
+        .env("MFIGUARD_LOG", log.to_str().unwrap())
+        .command(&dir);
+    let mut c = Interactive::spawn(cmd);
+    // Three rewritten calls while the directory is missing: six records lost, the calls fine.
+    for _ in 0..3 {
+        assert_eq!(
+            c.call("frame.addressing-flags"),
+            "frame.addressing-flags ret=0 errno=0 (0) cmd_status=0x00"
+        );
+    }
+    std::fs::create_dir(&logdir).unwrap();
+    // The next record written says so, the one after it does not repeat it.
+    assert_eq!(
+        c.call("frame.addressing-flags"),
+        "frame.addressing-flags ret=0 errno=0 (0) cmd_status=0x00"
+    );
+    assert_eq!(
+        c.call("sgl.bounds"),
+        "sgl.bounds ret=-1 errno=22 (EINVAL) cmd_status=0xff"
+    );
+    let (status, stderr) = c.finish();
+    assert!(status.success(), "{status:?}\n{stderr}");
+    let path = log.to_str().unwrap();
+    assert_eq!(
+        without_pid(&guard_lines(&stderr)),
+        [first_failure(path, "ENOENT", false)],
+        "{stderr}"
+    );
+    let records = parse_lines(&std::fs::read_to_string(&log).unwrap(), "audit log");
+    let seen: Vec<(String, u64, Option<i64>)> = records
+        .iter()
+        .map(|r| {
+            (
+                text(r, "record").unwrap().to_owned(),
+                r["seq"].as_u64().unwrap(),
+                int(r, "records_lost"),
+            )
+        })
+        .collect();
+    let o = |k: &str, s: u64, lost: Option<i64>| (k.to_owned(), s, lost);
+    assert_eq!(
+        seen,
+        [
+            o("decision", 4, Some(6)),
+            o("outcome", 4, None),
+            o("outcome", 5, None),
+        ],
+        "{records:?}"
+    );
+}
+
+#[test]
+fn log_required_fails_megaraid_calls_closed_and_leaves_other_ioctls_alone() {
+    let dir = Scratch::new("required");
+    let missing = dir.path("no-such-dir/audit.jsonl");
+    let path = missing.to_str().unwrap();
+    let required = |args: &[&str]| {
+        client(args)
+            .guard(Guard::Enforce)
+            .env("MFIGUARD_LOG", path)
+            .env("MFIGUARD_LOG_REQUIRED", "1")
+    };
+
+    // A call the guard records (a rewrite): refused with EIO, nothing reaches the driver, the
+    // first failure and each refusal on stderr.
+    let run = required(&REWRITES).run();
+    assert_eq!(run.code(), 1, "{}", run.dump());
+    assert_eq!(
+        run.stdout,
+        "ioctl=MEGASAS_IOC_FIRMWARE ret=-1 errno=5 (EIO)\ncalls=3 failed=3\npacket_changed=none\n",
+        "{}",
+        run.dump()
+    );
+    assert!(run.sim.is_empty(), "{}", run.dump());
+    let mut expected = vec![first_failure(path, "ENOENT", true)];
+    expected.extend((1..=3).map(|s| refused_line(s, path, "ENOENT")));
+    assert_eq!(
+        without_pid(&guard_lines(&run.stderr)),
+        expected,
+        "{}",
+        run.dump()
+    );
+
+    // GET_AEN is always recorded: EIO too.
+    let run = required(&["aen"]).run();
+    assert_eq!(
+        run.stdout,
+        "ioctl=MEGASAS_IOC_GET_AEN ret=-1 errno=5 (EIO)\n",
+        "{}",
+        run.dump()
+    );
+
+    // Every call recorded (MFIGUARD_AUDIT=all): a clean call is refused as well.
+    let run = required(&["ctrl-info"]).env("MFIGUARD_AUDIT", "all").run();
+    assert_eq!(run.code(), 1, "{}", run.dump());
+    assert!(run.sim.is_empty(), "{}", run.dump());
+    // The documented limit: under the default MFIGUARD_AUDIT=findings a clean call writes no
+    // record, so it does not depend on the sink.
+    let clean = client(&["ctrl-info"]).guard(Guard::Enforce).run();
+    let run = required(&["ctrl-info"]).run();
+    assert_eq!(run.code(), 0, "{}", run.dump());
+    assert_eq!(run.stdout, clean.stdout, "{}", run.dump());
+    assert!(guard_lines(&run.stderr).is_empty(), "{}", run.dump());
+
+    // A call a rule refuses keeps the rule's errno (its record is lost, and reported).
+    let run = required(&["rule", "sgl.bounds"]).run();
+    assert_eq!(
+        run.stdout,
+        "ioctl=MEGASAS_IOC_FIRMWARE ret=-1 errno=22 (EINVAL)\nrule=sgl.bounds\npacket_changed=none\n",
+        "{}",
+        run.dump()
+    );
+    assert!(run.sim.is_empty(), "{}", run.dump());
+    assert_eq!(
+        without_pid(&guard_lines(&run.stderr)),
+        [first_failure(path, "ENOENT", true)],
+        "{}",
+        run.dump()
+    );
+
+    // Audit mode too: the site asked for evidence of every recorded call.
+    let run = required(&REWRITES).guard(Guard::Audit).run();
+    assert_eq!(run.code(), 1, "{}", run.dump());
+    assert!(run.sim.is_empty(), "{}", run.dump());
+
+    // Ioctls that are not the guard's business: exactly as without the guard, nothing said.
+    let base = client(&["unrelated"]).run();
+    let run = required(&["unrelated"]).env("MFIGUARD_AUDIT", "all").run();
+    assert_eq!(run.code(), 0, "{}", run.dump());
+    assert_eq!(run.stdout, base.stdout, "{}", run.dump());
+    assert!(guard_lines(&run.stderr).is_empty(), "{}", run.dump());
+    assert!(!missing.exists());
+}
+
+#[test]
+fn log_required_calls_go_through_again_once_the_sink_works() {
+    let dir = Scratch::new("required-recovers");
+    let logdir = dir.path("later");
+    let log = logdir.join("audit.jsonl");
+    let cmd = client(&["lines"])
+        .guard(Guard::Enforce)
+        .env("MFIGUARD_LOG", log.to_str().unwrap())
+        .env("MFIGUARD_LOG_REQUIRED", "1")
+        .command(&dir);
+    let mut c = Interactive::spawn(cmd);
+    assert_eq!(
+        c.call("frame.addressing-flags"),
+        "frame.addressing-flags ret=-1 errno=5 (EIO) cmd_status=0xff"
+    );
+    std::fs::create_dir(&logdir).unwrap();
+    assert_eq!(
+        c.call("frame.addressing-flags"),
+        "frame.addressing-flags ret=0 errno=0 (0) cmd_status=0x00"
+    );
+    let (status, stderr) = c.finish();
+    assert!(status.success(), "{status:?}\n{stderr}");
+    let path = log.to_str().unwrap();
+    assert_eq!(
+        without_pid(&guard_lines(&stderr)),
+        [
+            first_failure(path, "ENOENT", true),
+            refused_line(1, path, "ENOENT")
+        ],
+        "{stderr}"
+    );
+    // The refused call's decision and outcome records were both lost; the next call's
+    // decision says so.
+    let records = parse_lines(&std::fs::read_to_string(&log).unwrap(), "audit log");
+    assert_eq!(records.len(), 2, "{records:?}");
+    assert_eq!(int(&records[0], "seq"), Some(2), "{records:?}");
+    assert_eq!(int(&records[0], "records_lost"), Some(2), "{records:?}");
+    assert_eq!(text(&records[1], "verdict"), Some("rewrite"), "{records:?}");
+}
