@@ -93,6 +93,14 @@ pub enum GuardIssue {
         /// Bytes the layout needs.
         len: usize,
     },
+    /// `guard.fault`: the SMP request buffer (`sgl[1]`) the read-only policy inspects could
+    /// not be read.
+    SmpRequestUnreadable {
+        /// Its `iov_base`.
+        addr: u64,
+        /// Its `iov_len`.
+        len: usize,
+    },
     /// `guard.internal`: a panic inside the guard.
     Panicked {
         /// Whether the kernel had already been called (its result is then returned).
@@ -114,7 +122,9 @@ impl GuardIssue {
     /// The rule id.
     pub const fn rule(self) -> &'static str {
         match self {
-            GuardIssue::Unreadable { .. } => "guard.fault",
+            GuardIssue::Unreadable { .. } | GuardIssue::SmpRequestUnreadable { .. } => {
+                "guard.fault"
+            }
             GuardIssue::LogRequired { .. } => "guard.log-required",
             GuardIssue::Panicked { .. } | GuardIssue::NoNextIoctl | GuardIssue::Sanitizer => {
                 "guard.internal"
@@ -134,7 +144,9 @@ impl GuardIssue {
     /// The errno the call fails with.
     pub const fn errno(self) -> Errno {
         match self {
-            GuardIssue::Unreadable { .. } => Errno::EFAULT,
+            GuardIssue::Unreadable { .. } | GuardIssue::SmpRequestUnreadable { .. } => {
+                Errno::EFAULT
+            }
             _ => Errno::EIO,
         }
     }
@@ -146,6 +158,10 @@ impl Display for GuardIssue {
             GuardIssue::Unreadable { addr, len } => {
                 write!(f, "the {len}-byte packet at {addr:#x} is not readable")
             }
+            GuardIssue::SmpRequestUnreadable { addr, len } => write!(
+                f,
+                "the {len}-byte SMP request (sgl[1]) at {addr:#x} is not readable"
+            ),
             GuardIssue::Panicked {
                 after_kernel: false,
             } => f.write_str("the guard panicked; the call was not issued"),

@@ -11,6 +11,19 @@
 //! checked is what is sent: a second thread changing the caller's packet during the call changes
 //! nothing that reaches the kernel.
 //!
+//! # Read-only: the SMP request
+//!
+//! The read-only policy decides an SMP frame on its request's function, which is not in the
+//! packet but in the caller's buffer at `sgl[1]`. So, in that mode only, the guard reads that
+//! buffer once into private memory (at most `SMP_REQUEST_MAX` bytes; an unreadable one fails the
+//! call with `EFAULT`, rule `guard.fault`; a longer one is not inspected and so refused by
+//! `readonly.smp`), gives its first bytes to the policy, and points the private packet's
+//! `sgl[1]` at that copy. What was checked is what is sent: a thread rewriting the caller's
+//! request during the call cannot get another function to the kernel. After the call, what the
+//! kernel copied back into the private request is copied on into the caller's buffer (before the
+//! status byte, as the driver orders its copy-backs), so the caller sees what it would have
+//! without the guard.
+//!
 //! # Audit
 //!
 //! The same decision, recorded with `"enforced": false`; the next `ioctl` gets the caller's own
@@ -46,14 +59,23 @@ use std::time::Instant;
 
 use mfiguard_sanitizer::abi::ioctl::{MEGASAS_IOC_FRAME_OFFSET, MEGASAS_IOC_GET_AEN};
 use mfiguard_sanitizer::abi::mfi::MFI_CMD_STATUS_OFFSET;
+use mfiguard_sanitizer::decode::{IoVec, Packet, SMP_REQUEST_HEAD_LEN, SMP_REQUEST_SGE_INDEX};
 use mfiguard_sanitizer::{decide_packet, decode, Abi, Decision, Errno};
 
 use crate::audit::{
     self, CallRecord, ErrnoName, ErrorRecord, GuardIssue, Outcome, PacketInfo, Phase, Record,
 };
 use crate::config::{self, AuditLevel, Config, GuardMode, LogTarget};
-use crate::snapshot::{self, CallerArg, PacketBuf, PACKET_SIZE};
+use crate::snapshot::{self, CallerArg, PacketBuf, SmpRequestBuf, PACKET_SIZE, SMP_REQUEST_MAX};
 use crate::{device, real, sys};
+
+/// The read-only policy's private copy of an SMP request, sent in place of the caller's.
+struct Lent<'b> {
+    /// The caller's buffer (`iov_base`), where the kernel's copy-back goes on.
+    caller: u64,
+    /// The copy, `iov_len` bytes.
+    buf: &'b mut [u8],
+}
 
 /// The caller's `cmd_status` byte: frame byte 2.
 const CMD_STATUS: usize = MEGASAS_IOC_FRAME_OFFSET + MFI_CMD_STATUS_OFFSET;
@@ -335,10 +357,86 @@ impl Call<'_> {
         let Ok(packet) = decode(Abi::NATIVE, &copy.0) else {
             return self.internal(cfg, rec, GuardIssue::Sanitizer);
         };
-        let verdict = decide_packet(&cfg.policy(), &packet);
+        if cfg.mode == GuardMode::Readonly {
+            if let Some(iov) = packet.smp_request_iovec() {
+                return self.readonly_smp(cfg, rec, &mut copy, packet, iov);
+            }
+        }
+        self.decide_and_send(cfg, rec, &mut copy, &packet, None)
+    }
+
+    /// Read-only policy, SMP frame: the request buffer (`sgl[1]`) read once into private
+    /// memory, its head given to the policy, and the private copy sent (see the module docs).
+    #[inline(never)]
+    fn readonly_smp(
+        &mut self,
+        cfg: &Config,
+        mut rec: CallRecord<'_>,
+        copy: &mut PacketBuf,
+        mut packet: Packet,
+        iov: IoVec,
+    ) -> c_int {
+        let mut buf = SmpRequestBuf::zeroed();
+        let request = usize::try_from(iov.len)
+            .ok()
+            .and_then(|len| buf.0.get_mut(..len));
+        let Some(request) = request else {
+            // Longer than any SMP request: not inspected, so refused by `readonly.smp`.
+            if !self.nested {
+                log::debug!(
+                    "#{} SMP request of {} bytes is longer than {SMP_REQUEST_MAX}: not inspected",
+                    rec.seq,
+                    iov.len
+                );
+            }
+            return self.decide_and_send(cfg, rec, copy, &packet, None);
+        };
+        let read = self
+            .arg
+            .packet_iovec(iov.base)
+            .ok_or(libc::EFAULT)
+            .and_then(|caller| snapshot::read(caller, 0, request));
+        if let Err(errno) = read {
+            if !self.nested {
+                log::debug!(
+                    "#{} SMP request at {:#x}: {}",
+                    rec.seq,
+                    iov.base,
+                    ErrnoName(errno)
+                );
+            }
+            rec.host_no = Some(packet.host_no);
+            rec.decision = Decision::Reject(Errno::EFAULT);
+            rec.issue = Some(GuardIssue::SmpRequestUnreadable {
+                addr: iov.base,
+                len: request.len(),
+            });
+            return self.refuse(cfg, rec, libc::EFAULT);
+        }
+        packet.smp_request = request
+            .get(..SMP_REQUEST_HEAD_LEN)
+            .and_then(|head| head.try_into().ok());
+        let lent = Lent {
+            caller: iov.base,
+            buf: request,
+        };
+        self.decide_and_send(cfg, rec, copy, &packet, Some(lent))
+    }
+
+    /// Decides on the snapshot, then refuses, or sends the private copy (with `lent` in place
+    /// of the caller's SMP request) and copies back what the kernel writes.
+    fn decide_and_send(
+        &mut self,
+        cfg: &Config,
+        rec: CallRecord<'_>,
+        copy: &mut PacketBuf,
+        packet: &Packet,
+        mut lent: Option<Lent<'_>>,
+    ) -> c_int {
+        let verdict = decide_packet(&cfg.policy(), packet);
         let mut rec = CallRecord {
             host_no: Some(packet.host_no),
-            packet: Some(PacketInfo::new(&packet, &verdict)),
+            packet: Some(PacketInfo::new(packet, &verdict)),
             decision: verdict.decision(),
             verdict: Some(&verdict),
             ..rec
@@ -375,14 +473,40 @@ impl Call<'_> {
         let original_status = copy.0[CMD_STATUS];
         sys::set_errno(self.caller_errno);
         let start = Instant::now();
-        let ret = real::call_private(self.fd, self.request, &mut copy).unwrap_or(-1);
+        let ret = match &mut lent {
+            None => real::call_private(self.fd, self.request, copy),
+            Some(lent) => real::call_private_lending(
+                self.fd,
+                self.request,
+                copy,
+                SMP_REQUEST_SGE_INDEX,
+                lent.buf,
+            ),
+        }
+        .unwrap_or(-1);
         let errno = sys::errno();
         let latency = start.elapsed();
         self.progress.kernel = Some((ret, errno));
         let status = copy.0[CMD_STATUS];
-        // Exactly what the kernel writes back: the status byte, when it wrote it. The kernel's
-        // own write-back failing is `-EFAULT` from the driver, so ours failing is too.
-        let (ret, errno) = if ret >= 0 || status != original_status {
+        // Exactly what the kernel writes back, when it got that far: every `sgl[]` buffer (of
+        // which only a lent SMP request is ours to copy on), then the status byte. The
+        // kernel's own write-back failing is `-EFAULT` from the driver (and it then skips the
+        // status byte), so ours failing is too.
+        let wrote_back = ret >= 0 || status != original_status;
+        let request_back = match &lent {
+            Some(lent) if wrote_back => self
+                .arg
+                .packet_iovec(lent.caller)
+                .ok_or(libc::EFAULT)
+                .and_then(|caller| snapshot::write(caller, 0, lent.buf)),
+            _ => Ok(()),
+        };
+        let (ret, errno) = if let Err(e) = request_back {
+            if !self.nested {
+                log::debug!("#{} SMP request not copied back: {}", rec.seq, ErrnoName(e));
+            }
+            (-1, libc::EFAULT)
+        } else if wrote_back {
             match snapshot::write(self.arg, CMD_STATUS, &[status]) {
                 Ok(()) => (ret, errno),
                 Err(e) => {
@@ -403,7 +527,7 @@ impl Call<'_> {
         rec.outcome = Some(Outcome {
             ret,
             errno: if ret < 0 { errno } else { 0 },
-            cmd_status: (ret >= 0 || status != original_status).then_some(status),
+            cmd_status: wrote_back.then_some(status),
             latency_us: Some(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX)),
         });
         if record {

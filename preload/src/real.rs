@@ -93,6 +93,26 @@ pub fn call_private(fd: c_int, request: c_ulong, packet: &mut PacketBuf) -> Opti
     Some(unsafe { f(fd, request, packet.as_mut_ptr()) })
 }
 
+/// `call_private` with `sgl[index]` of the private packet pointed at `buf`, a buffer of the
+/// guard's (the read-only policy's copy of an SMP request): the kernel copies it in, runs the
+/// command and copies it back out into `buf`, as it would have with the caller's buffer.
+///
+/// Returns `None` when there is no next `ioctl` (the caller fails closed).
+pub fn call_private_lending(
+    fd: c_int,
+    request: c_ulong,
+    packet: &mut PacketBuf,
+    index: usize,
+    buf: &mut [u8],
+) -> Option<c_int> {
+    let f = next()?;
+    packet.set_iovec(index, buf);
+    // SAFETY: as `call_private`, except that `sgl[index]` now describes `buf` (base and exact
+    // length), which is valid and exclusively borrowed for the whole call: the kernel reads and
+    // writes only inside it.
+    Some(unsafe { f(fd, request, packet.as_mut_ptr()) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
