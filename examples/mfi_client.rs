@@ -33,6 +33,13 @@
 //!     high-bits            ieee-dcmd with the request code's upper 32 bits set (the kernel's
 //!                          `cmd` is an unsigned int: it ignores them)
 //!     threads N M          N threads released together, M ieee-dcmd calls each
+//!     smp FUNCTION [VAR]   an SMP frame to an expander: request `40 FUNCTION 00 00` + 36 zero
+//!                          bytes (sgl[1]), 64-byte response (sgl[0]); prints both buffers' heads.
+//!                          VAR `long`: an 8 KiB request buffer; `unmapped`: the request's
+//!                          iov_base is an unmapped page
+//!     smp-race N           N SMP DISCOVER (0x10) calls while a second thread flips the caller's
+//!                          request to PHY CONTROL (0x91) and back; stdout `calls=N other=K`
+//!                          (K: ended other than ret 0 or EPERM), the split on stderr
 //!   hardening (issue 9; these print counts, and pids or timings only on stderr):
 //!     stress THREADS MS    THREADS threads for MS milliseconds, each cycling a clean DCMD, an
 //!                          ieee-dcmd (rewritten), a refused packet, a packet a mutator thread
@@ -192,6 +199,7 @@ fn run() -> i32 {
         Plan::Unrelated => run_unrelated(fd),
         Plan::Fault(kind) => run_fault(fd, opts.host, &kind),
         Plan::Race(n) => run_race(fd, &opts, n),
+        Plan::SmpRace(n) => run_smp_race(fd, &opts, n),
         Plan::Threads(n, m) => run_threads(fd, &opts, n, m),
         Plan::Stress(n, ms) => hardening::stress(fd, opts.host, n, ms),
         Plan::Fork(n, m) => hardening::fork_children(fd, opts.host, n, m),
@@ -298,6 +306,7 @@ enum Plan {
     Unrelated,
     Fault(String),
     Race(u64),
+    SmpRace(u64),
     Threads(usize, u64),
     Stress(usize, u64),
     Fork(usize, u64),
@@ -317,6 +326,7 @@ enum Report {
     EventInfo,
     Inquiry,
     Stp,
+    Smp,
     Nothing,
 }
 
@@ -455,6 +465,19 @@ fn prepare(opts: &Opts) -> Result<Plan, String> {
             return Ok(Plan::Fault(kind.clone()));
         }
         "race" => return Ok(Plan::Race(arg_num(opts, "a count")?.max(1))),
+        "smp" => {
+            let f = arg_num(opts, "a FUNCTION")?;
+            let f = u8::try_from(f).map_err(|_| "FUNCTION must be 0..255")?;
+            match opts.args.get(1).map(String::as_str) {
+                None => smp_call(h, f, 40, None),
+                // A request buffer longer than any SMP request frame (and than a page).
+                Some("long") => smp_call(h, f, 8192, None),
+                // The request's iov_base points at a page that is not mapped.
+                Some("unmapped") => smp_call(h, f, 40, Some(unmapped_page())),
+                Some(other) => return Err(format!("unknown smp variant {other}")),
+            }
+        }
+        "smp-race" => return Ok(Plan::SmpRace(arg_num(opts, "a count")?.max(1))),
         "threads" => {
             let n = arg_num(opts, "THREADS CALLS")?.clamp(1, 256);
             let m = opts
@@ -857,6 +880,16 @@ fn report(kind: Report, bufs: &[Vec<u8>]) {
             println!("model={}", ata_string(&id[54..94]));
             println!("serial={}", ata_string(&id[20..40]));
             println!("firmware_rev={}", ata_string(&id[46..54]));
+        }
+        Report::Smp => {
+            let hex = |b: &[u8]| {
+                b.iter()
+                    .map(|x| format!("{x:02x}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            println!("smp_response={}", hex(&bufs[0][..4]));
+            println!("smp_request={}", hex(&bufs[1][..8]));
         }
         Report::Nothing => {}
     }
@@ -1265,4 +1298,104 @@ fn run_threads(fd: c_int, opts: &Opts, n: usize, m: u64) -> i32 {
     let calls = n as u64 * m;
     println!("threads={n} calls={calls} ret_ok={ret_ok} status_ok={status_ok}");
     i32::from(ret_ok != calls)
+}
+
+// ---- SMP -------------------------------------------------------------------------------------
+
+/// SMP frame header flags as MegaCli-like tools send them: DIR_BOTH (request out, response in).
+const SMP_DIR_BOTH: u16 = 0x0018;
+
+/// An SMP frame to an expander: `sgl[0]` the 64-byte response, `sgl[1]` a 40-byte request
+/// `40 FUNCTION 00 00` followed by zeros (`request_len` bytes in all; `request_base` instead of
+/// the buffer's address, to point it elsewhere).
+fn smp_call(h: u16, function: u8, request_len: usize, request_base: Option<u64>) -> Call {
+    let mut response = vec![0u8; 64];
+    let mut request = vec![0u8; request_len.max(8)];
+    request[..4].copy_from_slice(&[0x40, function, 0x00, 0x00]);
+    let packet = PacketBuilder::new(ABI)
+        .host_no(h)
+        .sgl_off(0x20)
+        .sge_count(2)
+        .iovec(0, buf_addr(&mut response), 64)
+        .iovec(
+            1,
+            request_base.unwrap_or(buf_addr(&mut request)),
+            request.len() as u64,
+        )
+        .frame_header(MfiCmd::Smp, SMP_DIR_BOTH, 2, 64)
+        .header(|hd| hd.timeout = 10.into())
+        .frame_u64(0x18, 0x5000_c500_0000_00ff)
+        .build();
+    Call {
+        packet,
+        request: c_ulong::from(ABI.firmware_request()),
+        bufs: vec![response, request],
+        report: Report::Smp,
+        label: None,
+    }
+}
+
+/// The address of a page of our own, unmapped again: nothing is mapped there.
+fn unmapped_page() -> u64 {
+    // SAFETY: mapping and unmapping an anonymous page of our own; only its address is kept.
+    unsafe {
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        assert_ne!(p, libc::MAP_FAILED, "mmap");
+        libc::munmap(p, 4096);
+        p as u64
+    }
+}
+
+/// N SMP DISCOVER calls while a second thread keeps turning the caller's request into PHY
+/// CONTROL (0x91) and back: whatever a guard checked must be what it sent.
+fn run_smp_race(fd: c_int, opts: &Opts, n: u64) -> i32 {
+    let mut call = smp_call(opts.host, 0x10, 40, None);
+    let function_addr = call.bufs[1].as_mut_ptr() as usize + 1;
+    let stop = Arc::new(AtomicBool::new(false));
+    let flipper = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            // SAFETY: the function byte lives in the request buffer, which outlives this thread
+            // (joined below); this thread only touches it through an atomic.
+            let function = unsafe { &*(function_addr as *const AtomicU8) };
+            let mut flips = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                function.store(0x91, Ordering::Relaxed);
+                std::hint::spin_loop();
+                function.store(0x10, Ordering::Relaxed);
+                flips += 1;
+            }
+            flips
+        })
+    };
+    let request = call.request;
+    let base = call.packet.as_mut_ptr();
+    let (mut ok, mut eperm, mut other) = (0u64, 0u64, 0u64);
+    for _ in 0..n {
+        // SAFETY: the packet and its buffers live across the call; only the request's function
+        // byte is being changed concurrently (by the flipper, atomically), the status byte and
+        // the buffers by the kernel.
+        let r = unsafe {
+            std::ptr::write_volatile(base.add(CMD_STATUS), STATUS_UNSET);
+            libc::ioctl(fd, request, base.cast::<c_void>())
+        };
+        match (r, if r < 0 { last_errno() } else { 0 }) {
+            (0, _) => ok += 1,
+            (-1, libc::EPERM) => eperm += 1,
+            _ => other += 1,
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let flips = flipper.join().unwrap_or(0);
+    // Deterministic stdout; the split between passed and refused calls depends on timing.
+    println!("calls={n} other={other}");
+    eprintln!("mfi_client: smp-race: ok={ok} eperm={eperm}, {flips} flips during {n} calls");
+    i32::from(other != 0)
 }
