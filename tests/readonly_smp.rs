@@ -72,7 +72,11 @@ fn phy_control_is_refused_with_eperm_and_the_record_names_the_function() {
         "{}",
         run.dump()
     );
-    assert!(run.sim.is_empty(), "refused, yet it reached the driver\n{}", run.dump());
+    assert!(
+        run.sim.is_empty(),
+        "refused, yet it reached the driver\n{}",
+        run.dump()
+    );
     let call = run.audit_call();
     assert_eq!(finding_rules(&call), ["readonly.smp"], "{}", run.dump());
     assert_eq!(text(&call, "verdict"), Some("reject"), "{}", run.dump());
@@ -91,7 +95,12 @@ fn a_request_changed_during_the_call_never_gets_a_write_function_to_the_driver()
 
     // Without the guard the flips reach the driver.
     let base = client(&["smp-race", &n]).run();
-    assert_eq!(base.stdout, format!("calls={CALLS} other=0\n"), "{}", base.dump());
+    assert_eq!(
+        base.stdout,
+        format!("calls={CALLS} other=0\n"),
+        "{}",
+        base.dump()
+    );
     assert_eq!(base.sim.len(), CALLS);
     let leaked_unguarded = base
         .sim
@@ -107,7 +116,12 @@ fn a_request_changed_during_the_call_never_gets_a_write_function_to_the_driver()
     // With the read-only guard each call is either passed as DISCOVER or refused as PHY
     // CONTROL, by what the guard read; the driver never sees anything else.
     let run = readonly(&["smp-race", &n]).run();
-    assert_eq!(run.stdout, format!("calls={CALLS} other=0\n"), "{}", run.stderr);
+    assert_eq!(
+        run.stdout,
+        format!("calls={CALLS} other=0\n"),
+        "{}",
+        run.stderr
+    );
     let leaked: Vec<&Value> = run
         .sim
         .iter()
@@ -152,7 +166,12 @@ fn an_unreadable_request_is_efault_and_recorded() {
     assert!(run.sim.is_empty(), "{}", run.dump());
     let call = run.audit_call();
     assert_eq!(finding_rules(&call), ["guard.fault"], "{}", run.dump());
-    assert_eq!(errno(&call), Some(i64::from(libc::EFAULT)), "{}", run.dump());
+    assert_eq!(
+        errno(&call),
+        Some(i64::from(libc::EFAULT)),
+        "{}",
+        run.dump()
+    );
     let detail = text(finding(&call, "guard.fault").unwrap(), "detail").unwrap();
     assert!(detail.contains("SMP request"), "{detail}");
 }
