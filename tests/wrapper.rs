@@ -8,6 +8,12 @@
 //! that it intercepts through the wrapper.
 //!
 //! `MFIGUARD_TEST_WRAPPER=/usr/bin/mfiguard-run` tests an installed wrapper instead of the tree's.
+//!
+//! With `MFIGUARD_TEST_TARGET=i686-unknown-linux-gnu` (or a 32-bit `MFIGUARD_TEST_LIB`) the guard
+//! is 32-bit: the tests with the guard put it where the wrapper looks for 32-bit programs
+//! (`MFIGUARD_LIB_DIR/i386/`) and run 32-bit programs (an i686 probe and client) through the
+//! wrapper. `both_libraries_...` lays out both classes (building the other one) and runs a
+//! client of each through one wrapper.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
 mod common;
@@ -74,18 +80,184 @@ fn stand_in(s: &Scratch) -> PathBuf {
     dir
 }
 
-/// The real guard's directory, with `mfiguard-probe` beside the library.
+// ---- the guard's ELF class ------------------------------------------------------------------
+//
+// The wrapper takes `DIR/libmfiguard.so` for a 64-bit program and `DIR/i386/libmfiguard.so` for
+// a 32-bit one, each with its own `mfiguard-probe` beside it. The guard under test is of the
+// class `MFIGUARD_TEST_TARGET` builds (i686: 32-bit) or of `MFIGUARD_TEST_LIB`'s; the tests with
+// the guard lay it out where the wrapper looks for that class, and run programs of that class
+// (the probe, the client) through the wrapper. The test binary and `CARGO_BIN_EXE_mfiguard-probe`
+// are always the host's.
+
+/// The ELF class (32 or 64) of a file, from its header.
+fn elf_class(p: &Path) -> u8 {
+    use std::io::Read;
+    let mut h = [0u8; 5];
+    std::fs::File::open(p)
+        .and_then(|mut f| f.read_exact(&mut h))
+        .unwrap_or_else(|e| panic!("read the ELF header of {}: {e}", p.display()));
+    assert_eq!(&h[..4], b"\x7fELF", "{} is not an ELF file", p.display());
+    match h[4] {
+        1 => 32,
+        2 => 64,
+        c => panic!("{}: ELF class byte {c}", p.display()),
+    }
+}
+
+/// The class of the guard under test.
+fn guard_class() -> u8 {
+    elf_class(guard_lib())
+}
+
+/// The class of the host's programs (this test binary's).
+fn host_class() -> u8 {
+    elf_class(&probe_bin())
+}
+
+/// The target triple that builds programs of `class` here (`None`: the host's).
+fn triple_for(class: u8) -> Option<String> {
+    if class == host_class() {
+        None
+    } else if let Some(t) = common::cross_target().filter(|_| class == guard_class()) {
+        Some(t)
+    } else if class == 32 {
+        Some("i686-unknown-linux-gnu".to_owned())
+    } else {
+        Some("x86_64-unknown-linux-gnu".to_owned())
+    }
+}
+
+/// Where the wrapper looks for the library of `class` under `MFIGUARD_LIB_DIR=dir`.
+fn class_lib(dir: &Path, class: u8) -> PathBuf {
+    if class == 32 {
+        dir.join("i386/libmfiguard.so")
+    } else {
+        dir.join("libmfiguard.so")
+    }
+}
+
+/// The guard, the probe, the client and the simulator of one ELF class.
+struct ClassArtifacts {
+    lib: PathBuf,
+    probe: PathBuf,
+    client: PathBuf,
+    sim: PathBuf,
+}
+
+/// The artifacts of `class`: those under test for the guard's class, otherwise built here
+/// (`Err` when this host cannot build for that class, e.g. no i686 target or no gcc-multilib).
+fn artifacts(class: u8) -> Result<&'static ClassArtifacts, String> {
+    static A: [OnceLock<Result<ClassArtifacts, String>>; 2] = [OnceLock::new(), OnceLock::new()];
+    let slot = &A[usize::from(class == 64)];
+    slot.get_or_init(|| {
+        if class == guard_class() {
+            let lib = guard_lib().to_path_buf();
+            let beside = lib.parent().unwrap().join("mfiguard-probe");
+            let probe = if beside.is_file() && elf_class(&beside) == class {
+                beside
+            } else if host_class() == class {
+                probe_bin()
+            } else {
+                let t = triple_for(class);
+                common::try_cargo_build(
+                    t.as_deref(),
+                    &["-p", "mfiguard", "--bin", "mfiguard-probe"],
+                )?
+                .join("mfiguard-probe")
+            };
+            let ex = examples();
+            return Ok(ClassArtifacts {
+                lib,
+                probe,
+                client: ex.client.clone(),
+                sim: ex.sim.clone(),
+            });
+        }
+        let t = triple_for(class);
+        common::try_cargo_build(t.as_deref(), &["-p", "mfiguard-preload", "--lib"])?;
+        let dir = common::try_cargo_build(
+            t.as_deref(),
+            &["-p", "mfiguard", "--examples", "--bin", "mfiguard-probe"],
+        )?;
+        let a = ClassArtifacts {
+            lib: dir.join("libmfiguard.so"),
+            probe: dir.join("mfiguard-probe"),
+            client: dir.join("examples/mfi_client"),
+            sim: dir.join("examples/liblegacy_sim.so"),
+        };
+        for p in [&a.lib, &a.probe, &a.client, &a.sim] {
+            if elf_class(p) != class {
+                return Err(format!("{} is not {class}-bit", p.display()));
+            }
+        }
+        Ok(a)
+    })
+    .as_ref()
+    .map_err(Clone::clone)
+}
+
+/// The probe of the guard's class (a 32-bit program with the i686 guard).
+fn target_probe() -> PathBuf {
+    artifacts(guard_class())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .probe
+        .clone()
+}
+
+/// `lib` and `probe` linked into `dir` where the wrapper looks for `class`.
+fn lay_out(dir: &Path, class: u8, lib: &Path, probe: &Path) {
+    let sub = if class == 32 {
+        dir.join("i386")
+    } else {
+        dir.to_path_buf()
+    };
+    std::fs::create_dir_all(&sub).unwrap();
+    symlink(lib, sub.join("libmfiguard.so")).unwrap();
+    symlink(probe, sub.join("mfiguard-probe")).unwrap();
+}
+
+/// A `MFIGUARD_LIB_DIR` with the real guard where the wrapper looks for the guard's class, and
+/// its probe beside it: `DIR/libmfiguard.so` (64-bit) or `DIR/i386/libmfiguard.so` (32-bit;
+/// then a scratch directory has no 64-bit library, so nothing 32-bit can take the wrong one).
+/// An installed layout (`/usr/lib/mfiguard`) or a build tree's is used as it is.
 fn guard_dir(s: &Scratch) -> PathBuf {
+    let class = guard_class();
     let lib = guard_lib();
     let dir = lib.parent().unwrap();
-    if dir.join("mfiguard-probe").is_file() {
-        return dir.to_path_buf();
+    if dir.join("mfiguard-probe").is_file() && elf_class(&dir.join("mfiguard-probe")) == class {
+        if class == 64 {
+            return dir.to_path_buf();
+        }
+        if dir.file_name().is_some_and(|n| n == "i386") {
+            return dir.parent().unwrap().to_path_buf();
+        }
     }
     let d = s.path("guard");
-    std::fs::create_dir_all(&d).unwrap();
-    symlink(lib, d.join("libmfiguard.so")).unwrap();
-    symlink(probe_bin(), d.join("mfiguard-probe")).unwrap();
+    lay_out(&d, class, lib, &target_probe());
     d
+}
+
+/// A `MFIGUARD_LIB_DIR` with both guards and both probes, and the clients and simulators of
+/// both classes: an installed layout that has both is used as it is; otherwise the other class
+/// is built. `Err` (why) when this host cannot build the i686 target.
+fn both_dir(
+    s: &Scratch,
+) -> Result<(PathBuf, &'static ClassArtifacts, &'static ClassArtifacts), String> {
+    let a64 = artifacts(64)?;
+    let a32 = artifacts(32)?;
+    let installed = guard_dir(s);
+    let complete = [32, 64].iter().all(|&c| {
+        let lib = class_lib(&installed, c);
+        let probe = lib.with_file_name("mfiguard-probe");
+        lib.is_file() && probe.is_file() && elf_class(&lib) == c && elf_class(&probe) == c
+    });
+    if complete {
+        return Ok((installed, a64, a32));
+    }
+    let d = s.path("both");
+    lay_out(&d, 64, &a64.lib, &a64.probe);
+    lay_out(&d, 32, &a32.lib, &a32.probe);
+    Ok((d, a64, a32))
 }
 
 /// Removes what the test runner's environment could leak into a run.
@@ -196,6 +368,18 @@ X
 exit "${FAKE_STATUS:-0}"
 "#,
     );
+    p
+}
+
+/// A tool of the guard's class for the integrations to run: the fake MegaCli64 script (its
+/// interpreter is 64-bit), or with the 32-bit guard a 32-bit program named `MegaCli` (the
+/// probe: it exits 0 when the guard intercepts its call on `MFIGUARD_DEVICE=/dev/null`).
+fn guarded_tool(s: &Scratch) -> PathBuf {
+    if guard_class() == 64 {
+        return fake_megacli(s);
+    }
+    let p = s.path("MegaCli");
+    symlink(target_probe(), &p).unwrap();
     p
 }
 
@@ -617,6 +801,34 @@ fn the_guard_goes_first_in_ld_preload_and_replaces_another_guard() {
         assert_eq!(out.stdout, after, "LD_PRELOAD={before:?}");
         assert_eq!(out.stderr, "", "{}", out.dump());
     }
+}
+
+/// The caller's `LD_PRELOAD` is kept for the tool, but the wrapper's own helpers (od, awk, tr)
+/// run without it: a library ld.so cannot load in them (one of a 32-bit tool's class, here a
+/// missing one) costs one complaint from the wrapper's shell and one from the tool, not one
+/// per helper.
+#[test]
+fn the_callers_ld_preload_is_for_the_tool_not_for_the_wrappers_helpers() {
+    let s = Scratch::new("preload-helpers");
+    let lib = stand_in(&s);
+    let missing = s.path("libvendor32.so");
+    let out =
+        run(wrap(&lib, &["sh", "-c", r#"printf '%s' "$LD_PRELOAD""#]).env("LD_PRELOAD", &missing));
+    assert_eq!(out.code(), 0, "{}", out.dump());
+    assert_eq!(
+        out.stdout,
+        format!(
+            "{}:{}",
+            lib.join("libmfiguard.so").display(),
+            missing.display()
+        )
+    );
+    let complaints = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("libvendor32.so"))
+        .count();
+    assert_eq!(complaints, 2, "{}", out.dump());
 }
 
 /// The wrapper's list of rule ids is the sanitizer's, and each id is accepted by `--allow`.
@@ -1170,7 +1382,7 @@ fn check_shows_where_each_setting_of_a_run_comes_from() {
 
 #[test]
 fn the_probe_under_the_library_is_intercepted_with_the_guard() {
-    let out = run(scrub(&mut Command::new(probe_bin()))
+    let out = run(scrub(&mut Command::new(target_probe()))
         .env("LD_PRELOAD", guard_lib())
         .env("MFIGUARD_DEVICE", "/dev/null")
         .env("MFIGUARD_MODE", "enforce")
@@ -1190,44 +1402,77 @@ fn the_probe_under_the_library_is_intercepted_with_the_guard() {
 fn check_proves_interception_with_the_guard() {
     let s = Scratch::new("check-real");
     let dir = guard_dir(&s);
+    let class = guard_class();
+    let proven = format!(
+        "library ({class}-bit): {}\n    intercepted: yes (EINVAL from mfiguard)\n",
+        class_lib(&dir, class).display()
+    );
+    // Without TOOL the 64-bit library is the one under test; a 32-bit one is checked too.
+    let has64 = class_lib(&dir, 64).is_file();
     let out = run(&mut wrap(&dir, &["--check"]));
-    assert!(
-        out.stdout.contains(&format!(
-            "library (64-bit): {}/libmfiguard.so\n    intercepted: yes (EINVAL from mfiguard)\n",
-            dir.display()
-        )),
-        "{}",
-        out.dump()
-    );
-    assert!(
-        out.stdout
-            .ends_with("result: OK: the guard loads and intercepts\n"),
-        "{}",
-        out.dump()
-    );
-    assert_eq!(out.code(), 0, "{}", out.dump());
-    assert_eq!(out.stderr, "");
-
-    // ... and for a tool: the probe itself, and a script.
-    let script = s.path("monitor.sh");
-    write_exec(&script, "#!/bin/sh\nexit 0\n");
-    for tool in [probe_bin(), script] {
-        let out = run(&mut wrap(&dir, &["--check", tool.to_str().unwrap()]));
-        assert_eq!(out.code(), 0, "{}", out.dump());
+    assert!(out.stdout.contains(&proven), "{}", out.dump());
+    if has64 {
         assert!(
             out.stdout
-                .contains("result: OK: the guard loads, intercepts, and can apply to"),
+                .ends_with("result: OK: the guard loads and intercepts\n"),
             "{}",
             out.dump()
         );
+        assert_eq!(out.code(), 0, "{}", out.dump());
+    } else {
+        assert!(
+            out.stdout.contains(&format!(
+                "library (64-bit): {}: not installed\n",
+                class_lib(&dir, 64).display()
+            )) && out.stdout.ends_with("result: FAILED: see above\n"),
+            "{}",
+            out.dump()
+        );
+        assert_eq!(out.code(), 1, "{}", out.dump());
+    }
+    assert_eq!(out.stderr, "");
+
+    // ... and for a tool: the probe itself (of the guard's class), and a script (whose
+    // interpreter, /bin/sh, is a 64-bit program).
+    let script = s.path("monitor.sh");
+    write_exec(&script, "#!/bin/sh\nexit 0\n");
+    for tool in [target_probe(), script] {
+        let out = run(&mut wrap(&dir, &["--check", tool.to_str().unwrap()]));
+        let tool_class = if tool == target_probe() { class } else { 64 };
+        if tool_class == 32 || has64 {
+            assert_eq!(out.code(), 0, "{}", out.dump());
+            assert!(
+                out.stdout
+                    .contains("result: OK: the guard loads, intercepts, and can apply to"),
+                "{}",
+                out.dump()
+            );
+            assert!(
+                out.stdout.contains(&format!(
+                    "library ({tool_class}-bit): {}\n    intercepted: yes",
+                    class_lib(&dir, tool_class).display()
+                )),
+                "{}",
+                out.dump()
+            );
+        } else {
+            assert_eq!(out.code(), 1, "{}", out.dump());
+            assert!(
+                out.stdout.contains("library (64-bit): ") && out.stdout.contains("not installed"),
+                "{}",
+                out.dump()
+            );
+        }
     }
     // A site policy that would let the probe through does not fool the self-test.
     let conf = s.path("lax.conf");
     std::fs::write(&conf, "mode = off\nallow = ioc.sge-count\n").unwrap();
-    let out = run(wrap(&dir, &["--check"])
+    let probe = target_probe();
+    let out = run(wrap(&dir, &["--check", probe.to_str().unwrap()])
         .env("MFIGUARD_CONFIG", &conf)
         .env("MFIGUARD_MODE", "audit")
         .env("MFIGUARD_ALLOW", "ioc.sge-count"));
+    assert!(out.stdout.contains(&proven), "{}", out.dump());
     assert_eq!(out.code(), 0, "{}", out.dump());
 }
 
@@ -1236,7 +1481,7 @@ fn check_proves_interception_with_the_guard() {
 fn the_wrapper_guards_a_client_with_the_guard() {
     let s = Scratch::new("guarded");
     let dir = guard_dir(&s);
-    let probe = probe_bin();
+    let probe = target_probe();
     let probe_s = probe.to_str().unwrap();
     let log = s.path("audit.jsonl");
     let log_s = log.to_str().unwrap();
@@ -1280,12 +1525,57 @@ fn the_wrapper_guards_a_client_with_the_guard() {
     write_exec(&script, &format!("#!/bin/sh\nexec {probe_s}\n"));
     let out = run(wrap(&dir, &["--log", "none", script.to_str().unwrap()])
         .env("MFIGUARD_DEVICE", "/dev/null"));
-    assert_eq!(
-        out.stdout,
-        "intercepted: yes (EINVAL from mfiguard)\n",
-        "{}",
-        out.dump()
-    );
+    if guard_class() == 64 {
+        assert_eq!(
+            out.stdout,
+            "intercepted: yes (EINVAL from mfiguard)\n",
+            "{}",
+            out.dump()
+        );
+    } else if !class_lib(&dir, 64).is_file() {
+        // The script's interpreter is 64-bit: with no 64-bit library nothing runs.
+        assert_eq!(out.code(), 125, "{}", out.dump());
+        assert!(
+            out.stderr.contains(&format!(
+                "the guard library {} is not installed",
+                class_lib(&dir, 64).display()
+            )),
+            "{}",
+            out.dump()
+        );
+        assert_eq!(out.stdout, "");
+    } else {
+        // With both libraries: the script gets the 64-bit one, which ld.so cannot load into
+        // the 32-bit program the script starts (the limit `--check SCRIPT` warns about).
+        assert!(
+            out.stdout.starts_with("intercepted: no") && out.stderr.contains("wrong ELF class"),
+            "{}",
+            out.dump()
+        );
+    }
+    // A script that runs a 32-bit tool through the wrapper itself (as the README advises):
+    // the tool gets its own class's library.
+    if guard_class() == 32 {
+        let script = s.path("cron-job32.sh");
+        write_exec(
+            &script,
+            &format!(
+                "#!/bin/sh\nexec {} --log none {probe_s}\n",
+                wrapper().display()
+            ),
+        );
+        let out = run(scrub(&mut Command::new(&script))
+            .env("MFIGUARD_LIB_DIR", &dir)
+            .env("MFIGUARD_CONFIG", "/nonexistent/mfiguard.conf")
+            .env("MFIGUARD_DEVICE", "/dev/null"));
+        assert_eq!(
+            out.stdout,
+            "intercepted: yes (EINVAL from mfiguard)\n",
+            "{}",
+            out.dump()
+        );
+        assert_eq!(out.stderr, "", "{}", out.dump());
+    }
 }
 
 /// The site config's key names are the library's: a commented-out line of the packaged
@@ -1324,7 +1614,7 @@ fn the_packaged_config_keys_reach_the_library_with_the_guard() {
             packaged.replace("#log = /var/log/mfiguard/audit.jsonl", "log = none") + line + "\n",
         )
         .unwrap();
-        let out = run(wrap(&dir, &["--", probe_bin().to_str().unwrap()])
+        let out = run(wrap(&dir, &["--", target_probe().to_str().unwrap()])
             .env("MFIGUARD_DEVICE", "/dev/null")
             .env("MFIGUARD_CONFIG", &conf));
         assert!(
@@ -1335,62 +1625,160 @@ fn the_packaged_config_keys_reach_the_library_with_the_guard() {
     }
 }
 
+/// MegaCli 8.01.06's STP probe by `client` against the simulator `sim`, bare (`dir` is `None`)
+/// or through the wrapper with `MFIGUARD_LIB_DIR=dir` and a file log: what ran, the simulator's
+/// one record, and the guarded calls of the audit log.
+fn stp_run(
+    s: &Scratch,
+    dir: Option<&Path>,
+    client: &Path,
+    sim: &Path,
+    tag: &str,
+) -> (Out, Value, Vec<Value>) {
+    let record = s.path(&format!("sim-{tag}.jsonl"));
+    let log = s.path(&format!("audit-{tag}.jsonl"));
+    let mut cmd = match dir {
+        Some(dir) => {
+            let mut c = wrap(dir, &["--log", log.to_str().unwrap(), "--"]);
+            c.arg(client);
+            c
+        }
+        None => {
+            let mut c = Command::new(client);
+            scrub(&mut c);
+            c
+        }
+    };
+    // The simulator is loaded after the guard (the wrapper keeps it in LD_PRELOAD).
+    cmd.args(["--device", "/dev/null", "stp-probe", "10"])
+        .env("LD_PRELOAD", sim)
+        .env("MFIGUARD_DEVICE", "/dev/null")
+        .env("MFISIM_RECORD", &record);
+    let out = run(&mut cmd);
+    let recs = parse_lines(
+        &std::fs::read_to_string(&record).unwrap_or_default(),
+        "simulator",
+    );
+    assert_eq!(recs.len(), 1, "{}", out.dump());
+    let audit = parse_lines(&std::fs::read_to_string(&log).unwrap_or_default(), "audit");
+    (out, recs[0].clone(), merge_calls(&audit))
+}
+
+/// A guarded STP probe by a `class`-bit client: repaired, by the library of that class (the
+/// audit record names the process's ABI and request code), with nothing from ld.so.
+fn assert_stp_guarded(class: u8, (out, sim, calls): &(Out, Value, Vec<Value>)) {
+    assert_eq!(out.code(), 0, "{}", out.dump());
+    // (ld.so may complain about the 32-bit simulator in the wrapper's own 64-bit shell.)
+    assert!(
+        !out.stderr
+            .lines()
+            .any(|l| l.contains("ld.so") && l.contains("libmfiguard")),
+        "ld.so refused the guard\n{}",
+        out.dump()
+    );
+    assert_eq!(firmware_addrs(sim)[0], "0x91dfc000", "{}", out.dump());
+    assert_eq!(sim["wild_dma"].as_array().map(Vec::len), Some(0), "{sim}");
+    assert_eq!(calls.len(), 1, "{calls:?}\n{}", out.dump());
+    let call = &calls[0];
+    assert_eq!(text(call, "verdict"), Some("rewrite"), "{call:?}");
+    assert!(
+        call.to_string().contains("frame.addressing-flags"),
+        "{call:?}"
+    );
+    let (abi, code) = if class == 32 {
+        ("i386", "0xc1144d01")
+    } else {
+        ("x86_64", "0xc1944d01")
+    };
+    assert_eq!(text(call, "abi"), Some(abi), "{call:?}");
+    assert_eq!(text(call, "request_code"), Some(code), "{call:?}");
+}
+
 /// The seed's bug, through the wrapper: MegaCli 8.01.06's STP probe against the legacy-driver
-/// simulator, which is loaded after the guard (the wrapper keeps it in LD_PRELOAD).
+/// simulator, by a client of the guard's class.
 #[test]
 fn the_wrapper_fixes_the_seed_stp_probe_with_the_guard() {
     let s = Scratch::new("stp");
     let dir = guard_dir(&s);
     let ex = examples();
-    let stp = |wrapped: bool| -> (Out, Value, Vec<Value>) {
-        let record = s.path(if wrapped {
-            "sim-wrapped.jsonl"
-        } else {
-            "sim-bare.jsonl"
-        });
-        let log = s.path("audit.jsonl");
-        let _ = std::fs::remove_file(&log);
-        let mut cmd = if wrapped {
-            wrap(&dir, &["--log", log.to_str().unwrap(), "--"])
-        } else {
-            let mut c = Command::new(&ex.client);
-            scrub(&mut c);
-            c
-        };
-        if wrapped {
-            cmd.arg(&ex.client);
-        }
-        cmd.args(["--device", "/dev/null", "stp-probe", "10"])
-            .env("LD_PRELOAD", &ex.sim)
-            .env("MFIGUARD_DEVICE", "/dev/null")
-            .env("MFISIM_RECORD", &record);
-        let out = run(&mut cmd);
-        let sim = parse_lines(
-            &std::fs::read_to_string(&record).unwrap_or_default(),
-            "simulator",
-        );
-        assert_eq!(sim.len(), 1, "{}", out.dump());
-        let audit = parse_lines(&std::fs::read_to_string(&log).unwrap_or_default(), "audit");
-        (out, sim[0].clone(), merge_calls(&audit))
-    };
-    let (bare, sim, _) = stp(false);
+    let (bare, sim, _) = stp_run(&s, None, &ex.client, &ex.sim, "bare");
     assert_eq!(firmware_addrs(&sim)[0], "0x1491dfc000", "{}", bare.dump());
-    let (guarded, sim, calls) = stp(true);
-    assert_eq!(guarded.code(), 0, "{}", guarded.dump());
-    assert_eq!(firmware_addrs(&sim)[0], "0x91dfc000", "{}", guarded.dump());
-    assert_eq!(sim["wild_dma"].as_array().map(Vec::len), Some(0), "{sim}");
-    assert_eq!(calls.len(), 1, "{calls:?}");
-    assert_eq!(
-        text(&calls[0], "verdict"),
-        Some("rewrite"),
-        "{:?}",
-        calls[0]
-    );
-    assert!(
-        calls[0].to_string().contains("frame.addressing-flags"),
-        "{:?}",
-        calls[0]
-    );
+    let guarded = stp_run(&s, Some(&dir), &ex.client, &ex.sim, "wrapped");
+    assert_stp_guarded(guard_class(), &guarded);
+}
+
+/// With both libraries installed, as the packages install them, one wrapper guards a 64-bit
+/// and a 32-bit MegaCli-like client, each with the library of its own class: the 32-bit one
+/// through `i386/libmfiguard.so`, on the compat layout (276-byte packet).
+#[test]
+fn both_libraries_guard_a_64_and_a_32_bit_client_each_with_the_guard() {
+    let s = Scratch::new("both");
+    let (dir, a64, a32) = match both_dir(&s) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!(
+                "note: SKIPPED: the other ELF class cannot be built here ({e}); install it \
+                 with `rustup target add i686-unknown-linux-gnu` and gcc-multilib"
+            );
+            return;
+        }
+    };
+    // The self-test proves both libraries.
+    let out = run(&mut wrap(&dir, &["--check"]));
+    for c in [64, 32] {
+        assert!(
+            out.stdout.contains(&format!(
+                "library ({c}-bit): {}\n    intercepted: yes (EINVAL from mfiguard)\n",
+                class_lib(&dir, c).display()
+            )),
+            "{}",
+            out.dump()
+        );
+    }
+    assert_eq!(out.code(), 0, "{}", out.dump());
+    // --check on each client names its class, and that class's library comes first.
+    for (c, a) in [(64, a64), (32, a32)] {
+        let out = run(&mut wrap(&dir, &["--check", a.client.to_str().unwrap()]));
+        assert_eq!(out.code(), 0, "{}", out.dump());
+        let first_lib = out
+            .stdout
+            .lines()
+            .find(|l| l.starts_with("library ("))
+            .unwrap_or_default()
+            .to_owned();
+        assert_eq!(
+            first_lib,
+            format!("library ({c}-bit): {}", class_lib(&dir, c).display()),
+            "{}",
+            out.dump()
+        );
+        assert!(
+            out.stdout
+                .contains(&format!("ELF {c}-bit, dynamically linked")),
+            "{}",
+            out.dump()
+        );
+    }
+    // The seed's STP probe, by each client: each repaired by its own library.
+    for (c, a) in [(64, a64), (32, a32)] {
+        let (bare, sim, _) = stp_run(&s, None, &a.client, &a.sim, &format!("bare{c}"));
+        assert_eq!(firmware_addrs(&sim)[0], "0x1491dfc000", "{}", bare.dump());
+        let guarded = stp_run(&s, Some(&dir), &a.client, &a.sim, &format!("wrapped{c}"));
+        assert_stp_guarded(c, &guarded);
+    }
+    // Each class's probe, run through the wrapper, is intercepted (ld.so says nothing).
+    for (c, a) in [(64, a64), (32, a32)] {
+        let out = run(wrap(&dir, &["--", a.probe.to_str().unwrap()])
+            .env("MFIGUARD_DEVICE", "/dev/null")
+            .env("MFIGUARD_LOG", "none"));
+        assert_eq!(
+            out.stdout,
+            "intercepted: yes (EINVAL from mfiguard)\n",
+            "{c}-bit probe\n{}",
+            out.dump()
+        );
+        assert_eq!(out.stderr, "", "{}", out.dump());
+    }
 }
 
 // ---- portability and lint ---------------------------------------------------------------------
@@ -1737,7 +2125,7 @@ fn the_nrpe_commands_and_check_mfiguard_report_the_guard() {
 fn check_mfiguard_is_ok_with_the_guard() {
     let s = Scratch::new("nrpe-real");
     let dir = guard_dir(&s);
-    let tool = fake_megacli(&s);
+    let tool = guarded_tool(&s);
     let out = run(
         scrub(Command::new(integration("nagios/check_mfiguard")).arg(&tool))
             .env("MFIGUARD_RUN", wrapper())
@@ -1944,7 +2332,7 @@ fn the_textfile_collector_writes_valid_metrics() {
 fn the_textfile_collector_sees_the_guard_with_the_guard() {
     let s = Scratch::new("prom-real");
     let dir = guard_dir(&s);
-    let tool = fake_megacli(&s);
+    let tool = guarded_tool(&s);
     let outdir = s.path("textfile");
     std::fs::create_dir_all(&outdir).unwrap();
     let out = run(scrub(&mut Command::new(integration(
@@ -1959,7 +2347,8 @@ fn the_textfile_collector_sees_the_guard_with_the_guard() {
     ])
     .arg(&tool)
     .env("MFIGUARD_RUN", wrapper())
-    .env("MFIGUARD_LIB_DIR", &dir));
+    .env("MFIGUARD_LIB_DIR", &dir)
+    .env("MFIGUARD_DEVICE", "/dev/null"));
     assert_eq!(out.code(), 0, "{}", out.dump());
     assert!(read(&outdir.join("mfiguard.prom")).contains("\nmfiguard_guard_ok 1\n"));
 }

@@ -49,7 +49,7 @@ fn profile_dir() -> PathBuf {
 }
 
 /// `MFIGUARD_TEST_TARGET`, if set: a target triple to build the artifacts for.
-fn cross_target() -> Option<String> {
+pub fn cross_target() -> Option<String> {
     std::env::var("MFIGUARD_TEST_TARGET")
         .ok()
         .filter(|t| !t.is_empty())
@@ -57,8 +57,13 @@ fn cross_target() -> Option<String> {
 
 /// Where cargo puts the artifacts the tests run.
 fn artifact_dir() -> PathBuf {
+    artifact_dir_for(cross_target().as_deref())
+}
+
+/// Where cargo puts the artifacts built for `target` (`None`: the host) in this test's profile.
+pub fn artifact_dir_for(target: Option<&str>) -> PathBuf {
     let dir = profile_dir();
-    match cross_target() {
+    match target {
         Some(t) => {
             let profile = dir.file_name().expect("profile dir name").to_owned();
             dir.parent().expect("target dir").join(t).join(profile)
@@ -68,6 +73,14 @@ fn artifact_dir() -> PathBuf {
 }
 
 fn cargo_build(args: &[&str]) {
+    if let Err(e) = try_cargo_build(cross_target().as_deref(), args) {
+        panic!("{e}");
+    }
+}
+
+/// `cargo build ARGS` for `target` (`None`: the host), same profile and target directory as the
+/// running test; the artifact directory, or why it failed (a target this host cannot build).
+pub fn try_cargo_build(target: Option<&str>, args: &[&str]) -> Result<PathBuf, String> {
     let dir = profile_dir();
     let profile = match dir.file_name().and_then(|s| s.to_str()) {
         Some("debug") | None => "dev".to_owned(),
@@ -83,12 +96,18 @@ fn cargo_build(args: &[&str]) {
         .arg("--target-dir")
         .arg(&target_dir)
         .args(args);
-    if let Some(t) = cross_target() {
+    if let Some(t) = target {
         cmd.arg("--target").arg(t);
     }
     cmd.env_remove("CARGO_TARGET_DIR");
-    let status = cmd.status().expect("run cargo build");
-    assert!(status.success(), "cargo build {args:?} failed");
+    let status = cmd.status().map_err(|e| format!("run cargo build: {e}"))?;
+    if !status.success() {
+        return Err(format!(
+            "cargo build {args:?}{} failed",
+            target.map_or(String::new(), |t| format!(" --target {t}"))
+        ));
+    }
+    Ok(artifact_dir_for(target))
 }
 
 pub struct Examples {
