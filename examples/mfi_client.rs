@@ -33,6 +33,9 @@
 //!     high-bits            ieee-dcmd with the request code's upper 32 bits set (the kernel's
 //!                          `cmd` is an unsigned int: it ignores them)
 //!     threads N M          N threads released together, M ieee-dcmd calls each
+//!     dcmd OPCODE DIR LEN  any DCMD (hex OPCODE): DIR read, write (LEN bytes of zeros sent) or none
+//!                          (no buffer, LEN 0); prints the result only (e.g. a writing DCMD that
+//!                          the read-only policy refuses: dcmd 0x04030000 none 0 is CFG_CLEAR)
 //!     smp FUNCTION [VAR]   an SMP frame to an expander: request `40 FUNCTION 00 00` + 36 zero
 //!                          bytes (sgl[1]), 64-byte response (sgl[0]); prints both buffers' heads.
 //!                          VAR `long`: an 8 KiB request buffer; `unmapped`: the request's
@@ -90,6 +93,7 @@ const FRAME: usize = 0x14;
 const CMD_STATUS: usize = FRAME + 0x02;
 const FLAGS: usize = FRAME + 0x10;
 const DIR_READ: u16 = 0x0010;
+const DIR_WRITE: u16 = 0x0008;
 const IEEE_SGL64: u16 = 0x0022;
 /// `MFI_CMD_STATUS_POLL_MODE`: what the status byte holds until the kernel writes it.
 const STATUS_UNSET: u8 = 0xFF;
@@ -465,6 +469,7 @@ fn prepare(opts: &Opts) -> Result<Plan, String> {
             return Ok(Plan::Fault(kind.clone()));
         }
         "race" => return Ok(Plan::Race(arg_num(opts, "a count")?.max(1))),
+        "dcmd" => dcmd_raw(h, opts)?,
         "smp" => {
             let f = arg_num(opts, "a FUNCTION")?;
             let f = u8::try_from(f).map_err(|_| "FUNCTION must be 0..255")?;
@@ -1298,6 +1303,44 @@ fn run_threads(fd: c_int, opts: &Opts, n: usize, m: u64) -> i32 {
     let calls = n as u64 * m;
     println!("threads={n} calls={calls} ret_ok={ret_ok} status_ok={status_ok}");
     i32::from(ret_ok != calls)
+}
+
+// ---- any DCMD --------------------------------------------------------------------------------
+
+/// `dcmd OPCODE DIR LEN`: a DCMD with a buffer of LEN bytes read (DIR_READ) or sent
+/// (DIR_WRITE, zeros), or none.
+fn dcmd_raw(h: u16, opts: &Opts) -> Result<Call, String> {
+    const USAGE: &str = "dcmd needs OPCODE read|write|none LEN";
+    let opcode = u32::try_from(arg_num(opts, USAGE)?).map_err(|_| "OPCODE too big")?;
+    let dir = opts.args.get(1).ok_or(USAGE)?;
+    let len = opts
+        .args
+        .get(2)
+        .and_then(|a| parse_num(a))
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or(USAGE)?;
+    let mut buf = vec![0u8; len as usize];
+    let b = PacketBuilder::new(ABI).host_no(h).sgl_off(0x28);
+    let b = match dir.as_str() {
+        "none" => b.frame_header(MfiCmd::Dcmd, 0, 0, 0),
+        "read" | "write" => b
+            .sge_count(1)
+            .iovec(0, buf_addr(&mut buf), u64::from(len))
+            .frame_header(
+                MfiCmd::Dcmd,
+                if dir == "read" { DIR_READ } else { DIR_WRITE },
+                1,
+                len,
+            ),
+        _ => return Err(USAGE.to_owned()),
+    };
+    Ok(Call {
+        packet: b.frame_u32(0x18, opcode).build(),
+        request: c_ulong::from(ABI.firmware_request()),
+        bufs: vec![buf],
+        report: Report::Nothing,
+        label: None,
+    })
 }
 
 // ---- SMP -------------------------------------------------------------------------------------

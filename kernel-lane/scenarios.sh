@@ -36,7 +36,8 @@ ensure_node() { # what /init does for every scenario but the one that checks the
 # - the function tracer counts entries into the driver's ioctl handlers (megasas_mgmt_ioctl, and
 #   megasas_mgmt_compat_ioctl for i386 callers): 0 means the guard answered alone;
 # - a kprobe on megasas_mgmt_fw_ioctl(instance, user_ioc, ioc) records the kernel's copy of the packet
-#   the driver is about to use, for either ABI: frame flags (ioc + 0x14 + 0x10), sgl_off, sense_off.
+#   the driver is about to use, for either ABI: frame flags (ioc + 0x14 + 0x10), sgl_off, sense_off,
+#   and the frame's u32 at 0x18, the DCMD opcode for DCMD frames (ioc + 0x14 + 0x18).
 trace_setup() {
     [ -d "$TRACE/events" ] || mount -t tracefs tracefs "$TRACE" 2>/dev/null
     [ -w "$TRACE/set_ftrace_filter" ] || return 1
@@ -45,7 +46,7 @@ trace_setup() {
     echo 1 >"$TRACE/tracing_on"
 }
 probe_setup() {
-    echo 'p:kl/fw megasas_mgmt_fw_ioctl flags=+36($arg3):x16 sgl_off=+4($arg3):x32 sense_off=+12($arg3):x32' \
+    echo 'p:kl/fw megasas_mgmt_fw_ioctl flags=+36($arg3):x16 sgl_off=+4($arg3):x32 sense_off=+12($arg3):x32 opcode=+44($arg3):x32' \
         >>"$TRACE/kprobe_events" 2>/dev/null && echo 1 >"$TRACE/events/kl/fw/enable"
 }
 TRACING=0 PROBING=0
@@ -61,7 +62,7 @@ kernel_calls() { # entries into the driver's ioctl since the last reset, or "?" 
         echo '?'
     fi
 }
-kernel_packets() { # one line per packet the driver took in since the last reset: "flags=0x.. sgl_off=.. sense_off=.."
+kernel_packets() { # one line per packet the driver took in since the last reset: "flags=0x.. sgl_off=.. sense_off=.. opcode=.."
     if [ "$PROBING" = 1 ] && [ "$(cat "$TRACE/tracing_on")" = 1 ]; then
         sed -n 's/.*megasas_mgmt_fw_ioctl[^)]*) //p' "$TRACE/trace"
     else
@@ -69,8 +70,8 @@ kernel_packets() { # one line per packet the driver took in since the last reset
     fi
 }
 
-# mfi MODE TAG ARGS...: run the client one way. MODE is plain (no guard), guard (LD_PRELOAD, enforce)
-# or audit (LD_PRELOAD, MFIGUARD_MODE=audit). Leaves $OUT/TAG.MODE.{out,err,rc,jsonl,kcalls,kpackets}.
+# mfi MODE TAG ARGS...: run the client one way. MODE is plain (no guard), guard (LD_PRELOAD, enforce),
+# audit (LD_PRELOAD, MFIGUARD_MODE=audit) or readonly (LD_PRELOAD, MFIGUARD_MODE=readonly). Leaves $OUT/TAG.MODE.{out,err,rc,jsonl,kcalls,kpackets}.
 mfi() {
     mode=$1 tag=$2
     shift 2
@@ -83,6 +84,8 @@ mfi() {
         guard) LD_PRELOAD=$LIB MFIGUARD_LOG=$f.jsonl MFIGUARD_AUDIT=all timeout 30 "$CLIENT" "$@" ;;
         audit) LD_PRELOAD=$LIB MFIGUARD_MODE=audit MFIGUARD_LOG=$f.jsonl MFIGUARD_AUDIT=all \
             timeout 30 "$CLIENT" "$@" ;;
+        readonly) LD_PRELOAD=$LIB MFIGUARD_MODE=readonly MFIGUARD_LOG=$f.jsonl \
+            MFIGUARD_AUDIT=all timeout 30 "$CLIENT" "$@" ;;
         *) echo "mfi: unknown mode $mode" >&2 && return 2 ;;
     esac >"$f.out" 2>"$f.err"
     echo $? >"$f.rc"
@@ -307,6 +310,87 @@ sc_stp_probe() {
     kernel_saw stp-probe audit 'flags=0x32 '
     logged stp-probe guard '"rule":"frame.addressing-flags"'
     echo "identical without/with/audit: $(first stp-probe plain); the driver got flags 0x10 with the guard, 0x32 without; recorded"
+}
+
+# ---------------------------------------------------------------------------------------------------
+# The read-only policy (issue 8, MFIGUARD_MODE=readonly) in front of the real driver.
+
+no_packets() { # TAG MODE: the kprobe saw no packet reach megasas_mgmt_fw_ioctl (unchecked without it)
+    k=$(cat "$OUT/$1.$2.kpackets")
+    [ "$k" = '?' ] || [ -z "$k" ] || fail "$1 ($2): the driver took in '$k', expected nothing"
+}
+
+# What a monitoring job reads passes under the read-only policy, byte-identical to no guard, with the
+# same number of driver calls, and is recorded in mode readonly.
+ro_read() { # TAG RECORD ARGS...: one monitoring read, without the guard and under the read-only policy
+    TAG=ro-$1 rec=$2
+    shift 2
+    for mode in plain readonly; do mfi "$mode" "$TAG" "$@"; done
+    expect "$TAG" plain 'ret=0 '
+    expect "$TAG" plain 'cmd_status=0x00'
+    same "$TAG" plain readonly
+    k=$(kcalls "$TAG" plain)
+    [ "$k" = '?' ] || [ "$k" -ge 1 ] || fail "$TAG (plain): the driver's ioctl never ran"
+    reached_kernel "$TAG" readonly "$k"
+    logged "$TAG" readonly "$rec" '"verdict":"pass"'
+}
+
+sc_readonly_monitoring_reads() {
+    ro_read ctrl-info '"opcode":"0x01010000"' ctrl-info
+    ro_read pd-list '"opcode":"0x02010000"' pd-list
+    ro_read ld-list '"opcode":"0x03010000"' ld-list
+    ro_read event-info '"opcode":"0x01040100"' event-info
+    ro_read inquiry 'PD_SCSI_IO"' inquiry "$KL_TARGET"
+    expect ro-ctrl-info readonly 'firmware=1.80-QEMU'
+    expect ro-inquiry readonly 'QEMU'
+    echo "5 monitoring reads (CTRL_GET_INFO, PD_GET_LIST, LD_GET_LIST, CTRL_EVENT_GET_INFO, INQUIRY) identical without the guard and under MFIGUARD_MODE=readonly, recorded as mode readonly; $(kernel_note)"
+}
+
+# Writing DCMDs: CFG_CLEAR (clears the RAID configuration; no data) and CTRL_SET_PROPERTIES (sends
+# 64 bytes, DIR_WRITE). QEMU's controller accepts both and changes nothing. Without the guard the
+# driver takes them in (the kprobe shows the opcode); under the read-only policy the guard refuses
+# them with EPERM, its record names readonly.dcmd and the opcode, and the driver never sees them.
+sc_readonly_write_dcmd() {
+    n=0
+    for spec in 'cfg-clear 0x04030000 0x4030000 none 0' 'set-properties 0x01020200 0x1020200 write 64'; do
+        # shellcheck disable=SC2086 # one word per field, on purpose
+        set -- $spec
+        TAG=ro-$1 op=$2 kop=$3 dir=$4 len=$5
+        for mode in plain readonly; do mfi "$mode" "$TAG" dcmd "$op" "$dir" "$len"; done
+        expect "$TAG" plain 'ret=0 '
+        reached_kernel "$TAG" plain 1
+        kernel_saw "$TAG" plain "opcode=$kop"
+        expect "$TAG" readonly 'ret=-1 errno=1 (EPERM)'
+        [ "$(rc "$TAG" readonly)" = 1 ] || fail "$TAG (readonly): exit $(rc "$TAG" readonly), expected 1"
+        reached_kernel "$TAG" readonly 0
+        no_packets "$TAG" readonly
+        logged "$TAG" readonly '"rule":"readonly.dcmd"' "\"opcode\":\"$op\"" '"verdict":"reject"'
+        n=$((n + 1))
+    done
+    echo "$n writing DCMDs (CFG_CLEAR, CTRL_SET_PROPERTIES): reach the driver without the guard ($(first ro-cfg-clear plain)), EPERM under readonly with readonly.dcmd and the opcode recorded, driver never called; $(kernel_note)"
+}
+
+# SMP under the read-only policy: the guard reads the request (sgl[1]) into private memory and sends
+# that copy. DISCOVER goes to the driver and comes back as without the guard (QEMU answers SMP frames
+# with cmd_status 0x01 INVALID_CMD); PHY CONTROL reaches the driver without the guard, and is refused
+# with EPERM under readonly, its record naming readonly.smp and the function, the driver never called.
+sc_readonly_smp() {
+    TAG=ro-smp-discover
+    for mode in plain readonly; do mfi "$mode" "$TAG" smp 0x10; done
+    expect "$TAG" plain 'ret=0 '
+    same "$TAG" plain readonly
+    reached_kernel "$TAG" plain 1
+    reached_kernel "$TAG" readonly 1
+    logged "$TAG" readonly '"verdict":"pass"'
+    TAG=ro-smp-phy-control
+    for mode in plain readonly; do mfi "$mode" "$TAG" smp 0x91; done
+    expect "$TAG" plain 'ret=0 '
+    reached_kernel "$TAG" plain 1
+    expect "$TAG" readonly 'ret=-1 errno=1 (EPERM)'
+    reached_kernel "$TAG" readonly 0
+    no_packets "$TAG" readonly
+    logged "$TAG" readonly '"rule":"readonly.smp"' 'SMP function 0x91' '"verdict":"reject"'
+    echo "SMP DISCOVER identical without the guard and under readonly ($(first ro-smp-discover plain)); PHY CONTROL reaches the driver without the guard, EPERM under readonly (readonly.smp, function 0x91 recorded), driver never called"
 }
 
 # sense_off past the frame: 6.1 refuses it (EINVAL, since 2020); the guard refuses it first.
