@@ -47,8 +47,8 @@ fn first_failure(sink: &str, errno: &str, required: bool) -> String {
 /// The line a refusal under `MFIGUARD_LOG_REQUIRED=1` writes, without the pid.
 fn refused_line(seq: u64, sink: &str, errno: &str) -> String {
     format!(
-        "#{seq} refused with EIO: the audit record could not be written to {sink} ({errno}) and \
-         MFIGUARD_LOG_REQUIRED=1"
+        "#{seq} refused with EIO (guard.log-required): the audit record could not be written to \
+         {sink} ({errno}) and MFIGUARD_LOG_REQUIRED=1"
     )
 }
 
@@ -332,4 +332,46 @@ fn log_required_calls_go_through_again_once_the_sink_works() {
     assert_eq!(int(&records[0], "seq"), Some(2), "{records:?}");
     assert_eq!(int(&records[0], "records_lost"), Some(2), "{records:?}");
     assert_eq!(text(&records[1], "verdict"), Some("rewrite"), "{records:?}");
+}
+
+#[test]
+fn a_failure_with_a_long_log_path_is_still_reported() {
+    // A 1 KiB path under a missing directory: the report names it shortened, and keeps the
+    // errno and the policy (it used to be dropped whole for not fitting its line).
+    let mut path = String::from("/nonexistent");
+    for _ in 0..5 {
+        path.push('/');
+        path.push_str(&"d".repeat(200));
+    }
+    path.push_str("/audit.jsonl");
+    let shown = format!(
+        "/nonexistent/{}...{}/audit.jsonl",
+        "d".repeat(87),
+        "d".repeat(88)
+    );
+    let run = client(&REWRITES)
+        .guard(Guard::Enforce)
+        .env("MFIGUARD_LOG", &path)
+        .run();
+    assert_eq!(run.code(), 0, "{}", run.dump());
+    assert_eq!(
+        without_pid(&guard_lines(&run.stderr)),
+        [first_failure(&shown, "ENOENT", false)],
+        "{}",
+        run.dump()
+    );
+    let run = client(&REWRITES)
+        .guard(Guard::Enforce)
+        .env("MFIGUARD_LOG", &path)
+        .env("MFIGUARD_LOG_REQUIRED", "1")
+        .run();
+    assert_eq!(run.code(), 1, "{}", run.dump());
+    let mut expected = vec![first_failure(&shown, "ENOENT", true)];
+    expected.extend((1..=3).map(|s| refused_line(s, &shown, "ENOENT")));
+    assert_eq!(
+        without_pid(&guard_lines(&run.stderr)),
+        expected,
+        "{}",
+        run.dump()
+    );
 }

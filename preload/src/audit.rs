@@ -992,7 +992,7 @@ pub fn emit(cfg: &Config, nested: bool, rec: Record<'_>) -> Result<bool, c_int> 
                     who.pid,
                     format_args!(
                         "cannot write audit records to {}: {}; further failures are counted in records_lost{}",
-                        cfg.log.describe(),
+                        SinkName(cfg.log.describe()),
                         ErrnoName(errno),
                         if cfg.log_required {
                             "; MegaRAID calls fail with EIO (MFIGUARD_LOG_REQUIRED=1)"
@@ -1017,14 +1017,65 @@ pub fn report_elsewhere(cfg: &Config, nested: bool, pid: u32, message: fmt::Argu
     }
 }
 
+/// A sink's name in a one-line report. A name longer than 240 bytes (a long log path) keeps its
+/// first and last 100 characters around `...`, so that the line still has room for the errno
+/// and the policy after it.
+pub struct SinkName<'a>(pub &'a str);
+
+impl Display for SinkName<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.0;
+        if s.len() <= 240 {
+            return f.write_str(s);
+        }
+        let head = s.char_indices().nth(100).map_or(s.len(), |(i, _)| i);
+        let tail = s.char_indices().rev().nth(99).map_or(0, |(i, _)| i);
+        match (s.get(..head), s.get(tail..)) {
+            (Some(h), Some(t)) => write!(f, "{h}...{t}"),
+            _ => f.write_str(s),
+        }
+    }
+}
+
+/// A line buffer that keeps what fits and marks the cut with `...`: a report is never dropped
+/// for being too long.
+struct CutLine<const N: usize> {
+    buf: StackBuf<N>,
+    cut: bool,
+}
+
+impl<const N: usize> fmt::Write for CutLine<N> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        // Room for the "...\n" that ends a cut line.
+        let room = N.saturating_sub(4).saturating_sub(self.buf.len);
+        if s.len() <= room {
+            return self.buf.write_str(s);
+        }
+        let mut end = room;
+        while !s.is_char_boundary(end) {
+            end = end.saturating_sub(1);
+        }
+        let _ = self.buf.write_str(s.get(..end).unwrap_or_default());
+        self.cut = true;
+        Err(fmt::Error)
+    }
+}
+
 fn report(failed: Target<'_>, pid: u32, message: fmt::Arguments<'_>) {
     if failed == Target::Stderr {
         return;
     }
-    let mut buf = StackBuf::<1024>::new();
-    if writeln!(buf, "mfiguard[{pid}]: {message}").is_ok() {
-        let _ = sys::write_once(libc::STDERR_FILENO, buf.bytes());
+    let mut line = CutLine::<1024> {
+        buf: StackBuf::new(),
+        cut: false,
+    };
+    if writeln!(line, "mfiguard[{pid}]: {message}").is_err() {
+        if !line.cut {
+            return;
+        }
+        let _ = line.buf.write_str("...\n");
     }
+    let _ = sys::write_once(libc::STDERR_FILENO, line.buf.bytes());
 }
 
 #[cfg(test)]
@@ -1334,6 +1385,33 @@ mod tests {
             0
         ));
         assert_eq!(buf, "<84>Jan  1 00:00:00 mfiguard[1]: configuration: MFIGUARD_MODE=\"enf\\\"orec\": unknown mode (enforce, audit, off, readonly); using enforce");
+    }
+
+    #[test]
+    fn long_sink_names_are_elided_and_long_reports_cut_not_dropped() {
+        let short = "/var/log/mfiguard/audit.jsonl";
+        assert_eq!(SinkName(short).to_string(), short);
+        let long = format!("/nonexistent/{}é/audit.jsonl", "d".repeat(1000));
+        let shown = SinkName(&long).to_string();
+        assert_eq!(shown.chars().count(), 203, "{shown}");
+        assert!(shown.starts_with("/nonexistent/ddd") && shown.ends_with("dé/audit.jsonl"));
+        assert!(shown.contains("..."));
+        let mut line = CutLine::<64> {
+            buf: StackBuf::new(),
+            cut: false,
+        };
+        assert!(write!(line, "mfiguard[1]: {}é{}", "x".repeat(45), "y".repeat(100)).is_err());
+        assert!(line.cut);
+        let text = std::str::from_utf8(line.buf.bytes()).unwrap();
+        assert_eq!(text.len(), 60, "{text}");
+        assert!(text.ends_with("xé"), "{text}");
+        // Never half a character.
+        let mut line = CutLine::<64> {
+            buf: StackBuf::new(),
+            cut: false,
+        };
+        assert!(write!(line, "{}{}", "x".repeat(59), "é").is_err());
+        assert_eq!(line.buf.bytes(), "x".repeat(59).as_bytes());
     }
 
     #[test]

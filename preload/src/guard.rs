@@ -613,8 +613,8 @@ impl Call<'_> {
             self.nested,
             std::process::id(),
             format_args!(
-                "#{seq} refused with EIO: the audit record could not be written to {} ({}) and MFIGUARD_LOG_REQUIRED=1",
-                cfg.log.describe(),
+                "#{seq} refused with EIO (guard.log-required): the audit record could not be written to {} ({}) and MFIGUARD_LOG_REQUIRED=1",
+                audit::SinkName(cfg.log.describe()),
                 ErrnoName(sink_errno)
             ),
         );
