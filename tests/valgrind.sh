@@ -18,7 +18,7 @@
 # constructor, compiled with cc) preloaded after the simulator must make a run exit 99.
 # No suppressions are used; if one is ever needed for glibc or the loader, put it in
 # tests/valgrind.supp and pass it with VALGRIND_SUPP=tests/valgrind.supp, with a comment on why.
-# 36 runs of 1 to 6 s each: under a minute on an idle 2-core machine once built, about four
+# 40 runs of 1 to 6 s each: under a minute on an idle 2-core machine once built, about four
 # minutes when the machine is busy with builds. A failing run
 # prints its output; rerun it with VALGRIND_ORIGINS=yes for where uninitialised bytes came from.
 set -euo pipefail
@@ -127,8 +127,14 @@ for rule in ioc.sge-count frame.cmd-forbidden sgl.bounds sense.bounds sge.length
 done
 run 0 -- rule sgl.stale-entry
 run 0 -- rule sense.length-mismatch
-# Read-only policy: a refused write command.
+# Read-only policy: a refused write command; SMP, whose request buffer the guard copies in:
+# discovery passes, PHY CONTROL is refused, an unmapped request is EFAULT, a request flipped
+# during the call.
 run 1 MFIGUARD_MODE=readonly -- rule readonly.dcmd
+run 0 MFIGUARD_MODE=readonly -- smp 0x10
+run 1 MFIGUARD_MODE=readonly -- smp 0x91
+run 1 MFIGUARD_MODE=readonly -- smp 0x10 unmapped
+run 0 MFIGUARD_MODE=readonly -- smp-race 200
 # Hostile pointers: unreadable packets, a misaligned one, bad sense and iovec pointers.
 for kind in unmapped null span short readonly sense-unmapped iovec-unmapped iovec-readonly \
   iovec-unmapped-rule; do
