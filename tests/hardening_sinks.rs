@@ -9,8 +9,11 @@
 //!   with EIO without reaching the driver, and each refusal is reported on stderr; a call a rule
 //!   refuses keeps the rule's errno; ioctls that are not the guard's business are untouched.
 //!
-//! (A full disk, `/dev/full`, is in tests/hardening_processes.rs, once per forked process; a log
-//! rotated while processes run, in tests/wrapper.rs.)
+//! - A log rotated by logrotate (the shipped configuration) while two processes write to it
+//!   loses no record: each is whole, in the old file or the new one.
+//!
+//! (A full disk, `/dev/full`, is in tests/hardening_processes.rs, once per forked process; the
+//! logrotate configuration's own checks in tests/wrapper.rs.)
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -19,6 +22,7 @@ use common::*;
 use hardening_common::*;
 
 use std::path::Path;
+use std::process::Command;
 
 /// Where the guard sends syslog datagrams (preload/src/audit.rs `SYSLOG_SOCKET`).
 const SYSLOG_SOCKET: &str = "/dev/log";
@@ -373,5 +377,122 @@ fn a_failure_with_a_long_log_path_is_still_reported() {
         expected,
         "{}",
         run.dump()
+    );
+}
+
+#[test]
+fn a_log_rotated_by_logrotate_while_processes_write_to_it_loses_no_record() {
+    if Command::new("logrotate").arg("--version").output().is_err() {
+        eprintln!("skipped: logrotate is not installed");
+        return;
+    }
+    const BURST: u64 = 10_000;
+    let s = Scratch::new("rotate");
+    let logdir = s.path("log");
+    std::fs::create_dir(&logdir).unwrap();
+    let log = logdir.join("audit.jsonl");
+    let log_s = log.to_str().unwrap().to_owned();
+    // The shipped configuration, pointed at the scratch directory (owner: whoever runs this).
+    let shipped =
+        std::fs::read_to_string(root().join("examples/integrations/logrotate.d/mfiguard")).unwrap();
+    assert!(shipped.contains("\tcreate 0640 root adm\n"));
+    assert!(!shipped.lines().any(|l| l.trim() == "copytruncate"));
+    let conf = shipped
+        .replace("/var/log/mfiguard", logdir.to_str().unwrap())
+        .replace("\tcreate 0640 root adm\n", "\tcreate 0640\n");
+    let conf_path = s.path("mfiguard.logrotate");
+    std::fs::write(&conf_path, conf).unwrap();
+
+    // A burst of recorded calls in one process, and a client issuing calls one at a time in
+    // another; the log is rotated between the latter's fifth and sixth call.
+    let burst_dir = Scratch::new("burst");
+    let mut burst = client(&[
+        "--repeat",
+        &BURST.to_string(),
+        "rule",
+        "frame.addressing-flags",
+    ])
+    .guard(Guard::Enforce)
+    .env("MFIGUARD_LOG", &log_s)
+    .command(&burst_dir);
+    let burst = std::thread::spawn(move || {
+        run_with_timeout(&mut burst, std::time::Duration::from_secs(300))
+    });
+    let mut c = Interactive::spawn(
+        client(&["lines"])
+            .guard(Guard::Enforce)
+            .env("MFIGUARD_LOG", &log_s)
+            .command(&s),
+    );
+    let ok = "frame.addressing-flags ret=0 errno=0 (0) cmd_status=0x00";
+    for _ in 0..5 {
+        assert_eq!(c.call("frame.addressing-flags"), ok);
+    }
+    let rotated = Command::new("logrotate")
+        .arg("-f")
+        .arg("-s")
+        .arg(s.path("state"))
+        .arg(&conf_path)
+        .output()
+        .unwrap();
+    for _ in 0..5 {
+        assert_eq!(c.call("frame.addressing-flags"), ok);
+    }
+    let (status, stderr) = c.finish();
+    assert!(status.success(), "{status:?}\n{stderr}");
+    let (status, stdout, stderr) = burst.join().unwrap();
+    assert!(status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!("calls={BURST} failed=0")),
+        "{stdout}"
+    );
+    // logrotate renames the log, then creates a fresh one. Should a record land in between, the
+    // guard creates the file itself and logrotate sets it aside as `audit.jsonl-<date>.backup`
+    // (and says so): still no record lost.
+    let said = String::from_utf8_lossy(&rotated.stderr).into_owned();
+    assert!(
+        rotated.status.success() || said.contains("already exists, renaming"),
+        "logrotate: {:?}\n{said}",
+        rotated.status
+    );
+
+    // Every record, oldest file first: each whole, each call's records complete, seqs without
+    // a gap in both processes.
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&logdir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let rank = |p: &Path| {
+        let n = p.file_name().unwrap().to_str().unwrap();
+        match n {
+            "audit.jsonl.1" => 0,
+            "audit.jsonl" => 2,
+            _ if n.ends_with(".backup") => 1,
+            _ => panic!("unexpected file {n} in the log directory"),
+        }
+    };
+    files.sort_by_key(|p| rank(p));
+    assert_eq!(rank(&files[0]), 0, "no rotated log: {files:?}");
+    assert_eq!(rank(files.last().unwrap()), 2, "no fresh log: {files:?}");
+    let per_file: Vec<Vec<Value>> = files
+        .iter()
+        .map(|f| parse_lines(&std::fs::read_to_string(f).unwrap(), "audit log"))
+        .collect();
+    let all: Vec<Value> = per_file.iter().flatten().cloned().collect();
+    let calls = check_calls(&all);
+    let mut counts: Vec<usize> = calls.values().map(|p| p.calls).collect();
+    counts.sort_unstable();
+    assert_eq!(counts, [10, BURST as usize], "calls per process");
+    // The rotation really happened while both were writing: each has records on both sides.
+    let pids = |recs: &[Value]| -> std::collections::BTreeSet<i64> {
+        recs.iter().filter_map(|r| int(r, "pid")).collect()
+    };
+    let (old, new) = (pids(&per_file[0]), pids(per_file.last().unwrap()));
+    assert_eq!(old.len(), 2, "both processes wrote before the rotation");
+    assert_eq!(new, old, "both processes wrote after the rotation");
+    eprintln!(
+        "figures: {} records in {} files across the rotation",
+        all.len(),
+        files.len()
     );
 }
