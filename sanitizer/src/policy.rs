@@ -746,8 +746,11 @@ fn readonly_dcmd(p: &Packet) -> Option<Hit> {
 fn readonly_scsi(p: &Packet) -> Option<Hit> {
     let frame = p.pthru_frame()?;
     let len = usize::from(frame.hdr.cdb_len).min(frame.cdb.len());
-    // len <= 16
-    let cdb_bytes = (PTHRU_CDB_START, PTHRU_CDB_START + len as u16);
+    // len <= 16, so the sum never saturates
+    let cdb_bytes = (
+        PTHRU_CDB_START,
+        PTHRU_CDB_START.saturating_add(u16::try_from(len).unwrap_or(u16::MAX)),
+    );
     if let Some(hit) = readonly_overwritten(p, cdb_bytes) {
         return Some(hit);
     }
