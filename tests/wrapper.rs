@@ -238,19 +238,22 @@ fn guard_dir(s: &Scratch) -> PathBuf {
 }
 
 /// A `MFIGUARD_LIB_DIR` with both guards and both probes, and the clients and simulators of
-/// both classes: an installed layout that has both is used as it is; otherwise the other class
-/// is built. `Err` (why) when this host cannot build the i686 target.
+/// both classes: an installed layout (`MFIGUARD_TEST_LIB`) that has both is used as it is;
+/// otherwise the other class is built. `Err` (why) when this host cannot build the i686 target.
 fn both_dir(
     s: &Scratch,
 ) -> Result<(PathBuf, &'static ClassArtifacts, &'static ClassArtifacts), String> {
     let a64 = artifacts(64)?;
     let a32 = artifacts(32)?;
     let installed = guard_dir(s);
-    let complete = [32, 64].iter().all(|&c| {
-        let lib = class_lib(&installed, c);
-        let probe = lib.with_file_name("mfiguard-probe");
-        lib.is_file() && probe.is_file() && elf_class(&lib) == c && elf_class(&probe) == c
-    });
+    // Only files named by MFIGUARD_TEST_LIB (an installed package) are taken as they are: a
+    // build tree's target/release/i386/ is a copy made by packaging/build-packages.sh.
+    let complete = std::env::var_os("MFIGUARD_TEST_LIB").is_some()
+        && [32, 64].iter().all(|&c| {
+            let lib = class_lib(&installed, c);
+            let probe = lib.with_file_name("mfiguard-probe");
+            lib.is_file() && probe.is_file() && elf_class(&lib) == c && elf_class(&probe) == c
+        });
     if complete {
         return Ok((installed, a64, a32));
     }
@@ -1723,6 +1726,11 @@ fn both_libraries_guard_a_64_and_a_32_bit_client_each_with_the_guard() {
             return;
         }
     };
+    eprintln!(
+        "note: both libraries under {}; 32-bit client {}",
+        dir.display(),
+        a32.client.display()
+    );
     // The self-test proves both libraries.
     let out = run(&mut wrap(&dir, &["--check"]));
     for c in [64, 32] {
