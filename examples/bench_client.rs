@@ -1,9 +1,17 @@
-//! The benchmark's client: issues one kind of ioctl in a tight loop and prints the nanoseconds
+//! The benchmark's client: issues one kind of call in a tight loop and prints the nanoseconds
 //! per call on stdout. `benches/overhead.rs` runs it with and without `LD_PRELOAD`.
 //!
 //!     bench_client fionread N          FIONREAD on a pipe (an ioctl the guard must ignore)
 //!     bench_client megaraid N [DEV]    MEGASAS_IOC_FIRMWARE, DCMD CTRL_GET_INFO, on DEV
 //!                                      (default /dev/null: the simulator answers it)
+//!     bench_client kernel N [DEV]      the same request, answered by the kernel itself: on
+//!                                      /dev/null (default) that is ENOTTY, at once, so with
+//!                                      MFIGUARD_DEVICE=/dev/null what is left is the guard's
+//!                                      own path (device check, snapshot, decision, the call)
+//!     bench_client fstat N             the system calls the guard adds to a MegaRAID call,
+//!     bench_client vm-read N           alone: fstat of the descriptor, the packet's
+//!     bench_client vm-write N          process_vm_readv (404 bytes on x86_64), the status
+//!                                      byte's process_vm_writev (1 byte)
 #![allow(clippy::print_stdout)] // the measurement is the output
 
 use std::time::Instant;
@@ -13,7 +21,7 @@ use mfiguard_sanitizer::builder::samples;
 use mfiguard_sanitizer::Abi;
 
 fn usage() -> ! {
-    eprintln!("usage: bench_client fionread|megaraid N [DEVICE]");
+    eprintln!("usage: bench_client fionread|megaraid|kernel|fstat|vm-read|vm-write N [DEVICE]");
     std::process::exit(2)
 }
 
@@ -24,12 +32,21 @@ fn main() {
         .get(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| usage());
+    let device = args.get(2).map_or("/dev/null", String::as_str);
     let ns = match kind {
         "fionread" => fionread(n),
-        "megaraid" => megaraid(n, args.get(2).map_or("/dev/null", String::as_str)),
+        "megaraid" => megaraid(n, device, Answer::Success),
+        "kernel" => megaraid(n, device, Answer::NotTty),
+        "fstat" => fstat(n),
+        "vm-read" => vm_copy(n, Abi::NATIVE.packet_size(), Direction::Read),
+        "vm-write" => vm_copy(n, 1, Direction::Write),
         _ => usage(),
     };
     println!("{ns:.1}");
+}
+
+fn per_call(start: Instant, n: u64) -> f64 {
+    start.elapsed().as_nanos() as f64 / n as f64
 }
 
 fn fionread(n: u64) -> f64 {
@@ -43,10 +60,19 @@ fn fionread(n: u64) -> f64 {
         let r = unsafe { libc::ioctl(fds[0], libc::FIONREAD, &mut avail) };
         assert_eq!(r, 0);
     }
-    start.elapsed().as_nanos() as f64 / n as f64
+    per_call(start, n)
 }
 
-fn megaraid(n: u64, device: &str) -> f64 {
+/// What the backend answers a MegaRAID request with.
+#[derive(PartialEq)]
+enum Answer {
+    /// The simulator: success.
+    Success,
+    /// The kernel, for a descriptor that is not the management node.
+    NotTty,
+}
+
+fn megaraid(n: u64, device: &str, answer: Answer) -> f64 {
     let path = std::ffi::CString::new(device).expect("device path");
     // SAFETY: a valid NUL-terminated path.
     let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDWR) };
@@ -61,12 +87,65 @@ fn megaraid(n: u64, device: &str) -> f64 {
         // SAFETY: the packet is a whole megasas_iocpacket of this process's layout, and its one
         // iovec points at `buf`, which outlives the call.
         let r = unsafe { libc::ioctl(fd, abi.firmware_request() as _, packet.as_mut_ptr()) };
+        let err = std::io::Error::last_os_error();
+        match answer {
+            Answer::Success => assert_eq!(r, 0, "MEGASAS_IOC_FIRMWARE failed: {err}"),
+            Answer::NotTty => assert!(
+                r == -1 && err.raw_os_error() == Some(libc::ENOTTY),
+                "expected ENOTTY from the kernel, got {r} ({err})"
+            ),
+        }
+    }
+    per_call(start, n)
+}
+
+fn fstat(n: u64) -> f64 {
+    let file = std::fs::File::open("/dev/null").expect("open /dev/null");
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
+    let mut st = std::mem::MaybeUninit::<libc::stat64>::uninit();
+    let start = Instant::now();
+    for _ in 0..n {
+        // SAFETY: `st` is a writable stat64 and `fd` is open.
+        let r = unsafe { libc::fstat64(fd, st.as_mut_ptr()) };
+        assert_eq!(r, 0);
+    }
+    per_call(start, n)
+}
+
+enum Direction {
+    Read,
+    Write,
+}
+
+/// `len` bytes of our own memory copied through the kernel, as `snapshot.rs` does it.
+fn vm_copy(n: u64, len: usize, direction: Direction) -> f64 {
+    let mut remote = vec![1u8; len];
+    let mut local = vec![0u8; len];
+    // SAFETY: getpid has no preconditions.
+    let pid = unsafe { libc::getpid() };
+    let local_iov = libc::iovec {
+        iov_base: local.as_mut_ptr().cast(),
+        iov_len: len,
+    };
+    let remote_iov = libc::iovec {
+        iov_base: remote.as_mut_ptr().cast(),
+        iov_len: len,
+    };
+    let start = Instant::now();
+    for _ in 0..n {
+        // SAFETY: both iovecs describe live buffers of `len` bytes that this process owns.
+        let r = unsafe {
+            match direction {
+                Direction::Read => libc::process_vm_readv(pid, &local_iov, 1, &remote_iov, 1, 0),
+                Direction::Write => libc::process_vm_writev(pid, &local_iov, 1, &remote_iov, 1, 0),
+            }
+        };
         assert_eq!(
             r,
-            0,
-            "MEGASAS_IOC_FIRMWARE failed: {}",
+            len as isize,
+            "process_vm: {}",
             std::io::Error::last_os_error()
         );
     }
-    start.elapsed().as_nanos() as f64 / n as f64
+    per_call(start, n)
 }

@@ -1,8 +1,8 @@
 //! Decisions per second of the sanitizer alone: decode + every rule + verdict (+ apply for
 //! rewrites), on the packets a monitoring run sends and on the seed's STP probe.
 //!
-//! `cargo bench -p mfiguard-sanitizer --bench decide [-- --quick]`. Prints, per packet, the
-//! median over repeated runs, the spread (min..max) and nanoseconds per decision.
+//! `cargo bench -p mfiguard-sanitizer --bench decide [-- --quick]`. Prints a markdown table: per
+//! packet, the median over repeated runs, the spread (min..max) and nanoseconds per decision.
 #![allow(clippy::print_stdout, clippy::unwrap_used)] // a benchmark reports on stdout
 
 use std::hint::black_box;
@@ -37,11 +37,10 @@ fn main() {
         ),
     ];
     let policy = Policy::default();
-    println!("sanitizer decision: {runs} runs x {iters} decisions, {abi:?} layout");
-    println!(
-        "{:<30} {:>14} {:>22} {:>10}",
-        "packet", "decisions/s", "spread (min..max)", "ns/call"
-    );
+    println!("Sanitizer decision alone: {runs} runs x {iters} decisions, {abi:?} layout.");
+    println!();
+    println!("| packet | decisions/s: median (min..max) | ns per decision |");
+    println!("|---|---:|---:|");
     for (name, bytes) in &cases {
         let mut rates = Vec::with_capacity(runs);
         for _ in 0..runs {
@@ -60,11 +59,11 @@ fn main() {
         rates.sort_by(|a, b| a.partial_cmp(b).unwrap());
         let median = rates[rates.len() / 2];
         println!(
-            "{:<30} {:>14.0} {:>10.0}..{:<11.0} {:>10.0}",
+            "| {} | {:.2} M ({:.2}..{:.2}) | {:.0} |",
             name,
-            median,
-            rates[0],
-            rates[rates.len() - 1],
+            median / 1e6,
+            rates[0] / 1e6,
+            rates[rates.len() - 1] / 1e6,
             1e9 / median
         );
     }
