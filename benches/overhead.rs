@@ -574,7 +574,9 @@ fn main() {
     println!();
     println!("Machine: {}.", machine());
     println!(
-        "{} rounds ({}), each pair's two runs alternating; load average {load_before} before, {} after; {:.0} s.",
+        "{} rounds ({}); MegaRAID rows: one process per round alternating 100 batches with and \
+         without the guard; other rows: separate processes, their order swapped every round. \
+         Load average {load_before} before, {} after; {:.0} s.",
         plan.rounds,
         if quick { "--quick" } else { "full run" },
         loadavg(),
