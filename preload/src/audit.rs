@@ -1410,7 +1410,7 @@ mod tests {
             buf: StackBuf::new(),
             cut: false,
         };
-        assert!(write!(line, "{}{}", "x".repeat(59), "é").is_err());
+        assert!(write!(line, "{}é", "x".repeat(59)).is_err());
         assert_eq!(line.buf.bytes(), "x".repeat(59).as_bytes());
     }
 
