@@ -80,6 +80,29 @@ pub struct ProcessCalls {
 /// every field of the call; that a refused call has no decision record and a decision never
 /// says reject; and that seqs run 1..=N without a gap. Returns the calls per pid.
 pub fn check_calls(records: &[Value]) -> BTreeMap<i64, ProcessCalls> {
+    check_calls_besides(records, &[])
+}
+
+/// The seqs of the call outcomes a process wrote to stderr (`mfiguard[pid]: #seq outcome ...`):
+/// the records of calls made before the configuration was known, which use the built-in stderr
+/// sink.
+pub fn stderr_outcome_seqs(stderr: &str) -> Vec<u64> {
+    stderr
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("mfiguard[")?
+                .split_once("]: #")?
+                .1
+                .split_once(' ')
+        })
+        .filter(|(_, rest)| rest.starts_with("outcome "))
+        .filter_map(|(seq, _)| seq.parse().ok())
+        .collect()
+}
+
+/// As [`check_calls`], for a log that lacks the calls with the seqs in `elsewhere` (recorded on
+/// another sink): the log's seqs and `elsewhere` together are 1..=n without gaps.
+pub fn check_calls_besides(records: &[Value], elsewhere: &[u64]) -> BTreeMap<i64, ProcessCalls> {
     // (pid, seq) -> (decision index, outcome index)
     let mut seen: BTreeMap<(i64, u64), (Option<usize>, Option<usize>)> = BTreeMap::new();
     for (i, r) in records.iter().enumerate() {
@@ -146,11 +169,13 @@ pub fn check_calls(records: &[Value]) -> BTreeMap<i64, ProcessCalls> {
     }
     for (pid, p) in &out {
         let seqs: Vec<u64> = p.by_seq.keys().copied().collect();
-        let expected: Vec<u64> = (1..=seqs.len() as u64).collect();
+        let all = seqs.len() + elsewhere.len();
+        let expected: Vec<u64> = (1..=all as u64)
+            .filter(|s| !elsewhere.contains(s))
+            .collect();
         assert!(
             seqs == expected,
-            "pid {pid}: seqs are not 1..={} without gaps (first {:?}, last {:?})",
-            seqs.len(),
+            "pid {pid}: seqs and {elsewhere:?} are not 1..={all} without gaps (first {:?}, last {:?})",
             seqs.first(),
             seqs.last()
         );
