@@ -1594,6 +1594,7 @@ fn the_packaged_config_keys_reach_the_library_with_the_guard() {
         "#audit = findings",
         "#allow = sgl.offset-unusual",
         "#log_sync = 0",
+        "#log_required = 0",
     ] {
         assert!(
             packaged.contains(&format!("\n{key_line}\n")),
@@ -1610,6 +1611,7 @@ fn the_packaged_config_keys_reach_the_library_with_the_guard() {
         ("mode = off", "intercepted: no"),
         ("allow = ioc.sge-count", "intercepted: no"),
         ("mode = enforce", "intercepted: yes"),
+        ("mode = readonly", "intercepted: yes"),
     ] {
         let conf = s.path("mfiguard.conf");
         std::fs::write(
