@@ -686,26 +686,10 @@ fn rule_call(h: u16, id: &str) -> Result<Call, String> {
         }
         // SMP PHY CONTROL (function 0x91) to an expander: configuration, not discovery.
         RuleId::ReadonlySmp => {
-            let mut response = vec![0u8; 64];
-            let mut request = vec![0u8; 40];
-            request[..4].copy_from_slice(&[0x40, 0x91, 0x00, 0x09]);
-            let packet = PacketBuilder::new(ABI)
-                .host_no(h)
-                .sgl_off(0x20)
-                .sge_count(2)
-                .iovec(0, buf_addr(&mut response), 64)
-                .iovec(1, buf_addr(&mut request), 40)
-                .frame_header(MfiCmd::Smp, 0x0018, 2, 64)
-                .header(|hd| hd.timeout = 10.into())
-                .frame_u64(0x18, 0x5000_c500_0000_00ff)
-                .build();
-            Call {
-                packet,
-                request: c_ulong::from(ABI.firmware_request()),
-                bufs: vec![response, request],
-                report: Report::Nothing,
-                label: None,
-            }
+            let mut call = smp_call(h, 0x91, 40, None);
+            call.bufs[1][3] = 0x09; // PHY CONTROL's request length, in dwords
+            call.report = Report::Nothing;
+            call
         }
     };
     call.report = Report::Nothing;

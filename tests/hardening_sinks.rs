@@ -49,6 +49,19 @@ fn first_failure(sink: &str, errno: &str, required: bool) -> String {
 }
 
 /// The line a refusal under `MFIGUARD_LOG_REQUIRED=1` writes, without the pid.
+/// The guard's stderr after three calls refused because `sink` failed with ENOENT: the sink's
+/// first failure, then one line per refused call.
+fn assert_three_refused(run: &Run, sink: &str) {
+    let mut expected = vec![first_failure(sink, "ENOENT", true)];
+    expected.extend((1..=3).map(|s| refused_line(s, sink, "ENOENT")));
+    assert_eq!(
+        without_pid(&guard_lines(&run.stderr)),
+        expected,
+        "{}",
+        run.dump()
+    );
+}
+
 fn refused_line(seq: u64, sink: &str, errno: &str) -> String {
     format!(
         "#{seq} refused with EIO (guard.log-required): the audit record could not be written to \
@@ -147,14 +160,7 @@ fn syslog_absent_loses_records_not_calls() {
         run.dump()
     );
     assert!(run.sim.is_empty(), "{}", run.dump());
-    let mut expected = vec![first_failure("syslog", "ENOENT", true)];
-    expected.extend((1..=3).map(|s| refused_line(s, "syslog", "ENOENT")));
-    assert_eq!(
-        without_pid(&guard_lines(&run.stderr)),
-        expected,
-        "{}",
-        run.dump()
-    );
+    assert_three_refused(&run, "syslog");
 }
 
 #[test]
@@ -238,14 +244,7 @@ fn log_required_fails_megaraid_calls_closed_and_leaves_other_ioctls_alone() {
         run.dump()
     );
     assert!(run.sim.is_empty(), "{}", run.dump());
-    let mut expected = vec![first_failure(path, "ENOENT", true)];
-    expected.extend((1..=3).map(|s| refused_line(s, path, "ENOENT")));
-    assert_eq!(
-        without_pid(&guard_lines(&run.stderr)),
-        expected,
-        "{}",
-        run.dump()
-    );
+    assert_three_refused(&run, path);
 
     // GET_AEN is always recorded: EIO too.
     let run = required(&["aen"]).run();
@@ -370,14 +369,7 @@ fn a_failure_with_a_long_log_path_is_still_reported() {
         .env("MFIGUARD_LOG_REQUIRED", "1")
         .run();
     assert_eq!(run.code(), 1, "{}", run.dump());
-    let mut expected = vec![first_failure(&shown, "ENOENT", true)];
-    expected.extend((1..=3).map(|s| refused_line(s, &shown, "ENOENT")));
-    assert_eq!(
-        without_pid(&guard_lines(&run.stderr)),
-        expected,
-        "{}",
-        run.dump()
-    );
+    assert_three_refused(&run, &shown);
 }
 
 #[test]
