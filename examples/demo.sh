@@ -16,18 +16,23 @@ case "${1:-}" in
 esac
 
 bold=$'\e[1m'; dim=$'\e[2m'; red=$'\e[31m'; green=$'\e[32m'; off=$'\e[0m'
-if [ ! -t 1 ] || [ -n "${NO_COLOR:-}" ]; then bold= dim= red= green= off=; fi
+if [ ! -t 1 ] || [ -n "${NO_COLOR:-}" ]; then bold='' dim='' red='' green='' off=''; fi
 say() { printf '%s\n' "$*"; }
 para() { printf '%s\n' "$*" | fold -s -w "${COLUMNS:-100}"; echo; }
 hr() { printf '%s\n' "${dim}--------------------------------------------------------------------------------${off}"; }
 
 command -v cargo >/dev/null || { echo "demo: cargo is needed to build the guard (https://rustup.rs)" >&2; exit 1; }
 say "${dim}building libmfiguard.so, the simulator and the example client (cargo build --release)...${off}"
-cargo build --release --quiet -p mfiguard-preload -p mfiguard --examples
+cargo build --release --quiet -p mfiguard-preload -p mfiguard --lib --examples
 target=${CARGO_TARGET_DIR:-target}/release
 guard=$PWD/$target/libmfiguard.so
 sim=$PWD/$target/examples/liblegacy_sim.so
 client=$PWD/$target/examples/mfi_client
+# The loader only warns about a missing preload and runs the program unguarded: check first.
+for f in "$sim" "$client" "$guard"; do
+  [ "$f" = "$guard" ] && [ "$installed" = 1 ] && continue
+  [ -e "$f" ] || { echo "demo: $f was not built" >&2; exit 1; }
+done
 # guarded LOGFILE CMD...: runs CMD with the guard in front of the simulator, as a user would.
 guarded() {
   local log=$1; shift
