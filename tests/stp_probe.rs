@@ -103,10 +103,12 @@ fn the_default_mode_is_enforce() {
 }
 
 #[test]
-fn an_unknown_mode_enforces_and_says_so() {
+fn an_unknown_mode_is_readonly_and_says_so() {
+    // A typo in `readonly` must not let a monitoring job change the controller: the strictest
+    // mode applies, which also enforces every other rule.
     let run = client(&["stp-probe", "10"])
         .guard(Guard::DefaultMode)
-        .env("MFIGUARD_MODE", "bogus")
+        .env("MFIGUARD_MODE", "readonyl")
         .run();
     assert_eq!(
         firmware_addrs(run.sim_call())[0],
@@ -115,8 +117,14 @@ fn an_unknown_mode_enforces_and_says_so() {
         run.dump()
     );
     assert!(
-        run.audit_text.contains("bogus") || run.stderr.contains("bogus"),
+        run.audit_text.contains("readonyl") || run.stderr.contains("readonyl"),
         "no error record names the unknown mode\n{}",
         run.dump()
     );
+    let run = client(&["rule", "readonly.dcmd"])
+        .guard(Guard::DefaultMode)
+        .env("MFIGUARD_MODE", "readonyl")
+        .run();
+    assert!(run.stdout.contains("errno=1 (EPERM)"), "{}", run.dump());
+    assert!(run.sim.is_empty(), "{}", run.dump());
 }

@@ -1366,14 +1366,14 @@ mod tests {
         let e = ErrorRecord {
             key: "MFIGUARD_MODE",
             value: "enf\"orec",
-            message: "unknown mode (enforce, audit, off, readonly); using enforce",
+            message: "unknown mode (enforce, readonly, audit, off); using readonly",
             exe: "/bin/x",
         };
         let mut json = String::new();
         error_json(&mut json, &e, Who { pid: 1, uid: 2 }, UNIX_EPOCH, 0).unwrap();
         assert_eq!(
             json,
-            r#"{"record":"error","ts":"1970-01-01T00:00:00.000000Z","pid":1,"exe":"/bin/x","uid":2,"key":"MFIGUARD_MODE","value":"enf\"orec","message":"unknown mode (enforce, audit, off, readonly); using enforce"}"#
+            r#"{"record":"error","ts":"1970-01-01T00:00:00.000000Z","pid":1,"exe":"/bin/x","uid":2,"key":"MFIGUARD_MODE","value":"enf\"orec","message":"unknown mode (enforce, readonly, audit, off); using readonly"}"#
         );
         let mut buf = String::new();
         assert!(render(
@@ -1384,7 +1384,7 @@ mod tests {
             UNIX_EPOCH,
             0
         ));
-        assert_eq!(buf, "<84>Jan  1 00:00:00 mfiguard[1]: configuration: MFIGUARD_MODE=\"enf\\\"orec\": unknown mode (enforce, audit, off, readonly); using enforce");
+        assert_eq!(buf, "<84>Jan  1 00:00:00 mfiguard[1]: configuration: MFIGUARD_MODE=\"enf\\\"orec\": unknown mode (enforce, readonly, audit, off); using readonly");
     }
 
     #[test]

@@ -258,6 +258,8 @@ pub fn parse(
         })
     };
 
+    // An unknown mode falls back to the strictest one: a typo in `readonly` must not give a
+    // monitoring job the right to change the controller.
     let mode = match mode_v.as_deref().map(str::trim) {
         None => GuardMode::Enforce,
         Some(v) => match v.to_ascii_lowercase().as_str() {
@@ -269,9 +271,9 @@ pub fn parse(
                 error(
                     "MFIGUARD_MODE",
                     v,
-                    "unknown mode (enforce, audit, off, readonly); using enforce".into(),
+                    "unknown mode (enforce, readonly, audit, off); using readonly".into(),
                 );
-                GuardMode::Enforce
+                GuardMode::Readonly
             }
         },
     };
@@ -383,13 +385,24 @@ pub fn parse(
 }
 
 /// The value of a `key = value` line, without one pair of matching quotes.
-fn unquote(v: &str) -> &str {
+/// A file line's value (what follows the first `=`): one pair of surrounding quotes removed,
+/// and a trailing comment, a `#` after a blank outside the quotes, cut off. `#` elsewhere is
+/// part of the value (`log = /var/log/a#b.jsonl`). `bin/mfiguard-run` reads the file the same way.
+fn file_value(raw: &str) -> &str {
+    let v = raw.trim();
     for q in ['"', '\''] {
-        if let Some(inner) = v.strip_prefix(q).and_then(|s| s.strip_suffix(q)) {
-            return inner;
+        if let Some((inner, rest)) = v.strip_prefix(q).and_then(|s| s.split_once(q)) {
+            let rest = rest.trim_start();
+            if rest.is_empty() || rest.starts_with('#') {
+                return inner;
+            }
         }
     }
-    v
+    let cut = raw
+        .char_indices()
+        .find(|&(i, c)| c == '#' && raw[..i].ends_with([' ', '\t']))
+        .map_or(raw.len(), |(i, _)| i);
+    raw[..cut].trim()
 }
 
 fn parse_file(
@@ -419,7 +432,7 @@ fn parse_file(
             format!("MFIGUARD_{key}")
         };
         match KEYS.iter().find(|k| **k == key) {
-            Some(k) => out.push((k, unquote(value.trim()).to_string())),
+            Some(k) => out.push((k, file_value(value).to_string())),
             None => errors.push(ConfigError {
                 key: "MFIGUARD_CONFIG".into(),
                 value: where_,
@@ -568,15 +581,15 @@ mod tests {
     }
 
     #[test]
-    fn an_unknown_mode_is_enforce_with_an_error() {
+    fn an_unknown_mode_is_readonly_with_an_error() {
         let c = parse(
-            &env_of(&[("MFIGUARD_MODE", "enforec")]),
+            &env_of(&[("MFIGUARD_MODE", "readonyl")]),
             &FileSource::Absent,
             &no_device,
         );
-        assert_eq!(c.mode, GuardMode::Enforce);
+        assert_eq!(c.mode, GuardMode::Readonly);
         assert_eq!(keys(&c), ["MFIGUARD_MODE"]);
-        assert_eq!(c.errors[0].value, "enforec");
+        assert_eq!(c.errors[0].value, "readonyl");
         let c = parse(
             &env_of(&[("MFIGUARD_MODE", "")]),
             &FileSource::Absent,
@@ -584,7 +597,7 @@ mod tests {
         );
         assert_eq!(
             (c.mode, keys(&c)),
-            (GuardMode::Enforce, vec!["MFIGUARD_MODE"])
+            (GuardMode::Readonly, vec!["MFIGUARD_MODE"])
         );
     }
 
@@ -702,6 +715,32 @@ mod tests {
     }
 
     #[test]
+    fn file_values_lose_quotes_and_trailing_comments() {
+        for (line, want) in [
+            ("mode = readonly   # monitoring host", "readonly"),
+            ("mode = readonly\t# tab", "readonly"),
+            ("mode = \"readonly\"", "readonly"),
+            ("mode = 'readonly'  # quoted", "readonly"),
+            ("log = /var/log/a#b.jsonl", "/var/log/a#b.jsonl"),
+            ("allow = \"a # b\"", "a # b"),
+            ("allow = \"a # b\" # c", "a # b"),
+            ("allow = # nothing", ""),
+            ("allow =#x", "#x"),
+            ("allow = \"a\" b", "\"a\" b"),
+        ] {
+            let (_, raw) = line.split_once('=').unwrap();
+            assert_eq!(file_value(raw), want, "{line:?}");
+        }
+        let c = parse(
+            &env_of(&[]),
+            &file("mode = readonly   # monitoring host\n"),
+            &no_device,
+        );
+        assert_eq!(c.mode, GuardMode::Readonly);
+        assert!(c.errors.is_empty(), "{:?}", c.errors);
+    }
+
+    #[test]
     fn file_mistakes_are_reported_and_skipped() {
         let f = file("mode = off\nthis line has no equals\ncolour = blue\nmode = audit\n");
         let c = parse(&env_of(&[]), &f, &no_device);
@@ -727,12 +766,12 @@ mod tests {
         let env = |key: &str| (key == "MFIGUARD_MODE").then(|| Err("off\u{fffd}".to_string()));
         let c = parse(&env, &file("mode = audit\n"), &no_device);
         // The environment still wins, with a value no setting accepts: the stricter choice.
-        assert_eq!(c.mode, GuardMode::Enforce);
+        assert_eq!(c.mode, GuardMode::Readonly);
         assert_eq!(keys(&c), ["MFIGUARD_MODE"]);
         assert!(c.errors[0].message.contains("UTF-8"));
         let env = |_: &str| Some(Err("\u{fffd}".to_string()));
         let c = parse(&env, &FileSource::Absent, &no_device);
-        assert_eq!(c.mode, GuardMode::Enforce);
+        assert_eq!(c.mode, GuardMode::Readonly);
         assert_eq!(c.log, LogTarget::Syslog);
         assert_eq!(c.audit, AuditLevel::All);
         assert_eq!(c.allow, RuleSet::EMPTY);
