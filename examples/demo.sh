@@ -33,11 +33,16 @@ for f in "$sim" "$client" "$guard"; do
   [ "$f" = "$guard" ] && [ "$installed" = 1 ] && continue
   [ -e "$f" ] || { echo "demo: $f was not built" >&2; exit 1; }
 done
+if [ "$installed" = 1 ]; then
+  command -v mfiguard-run >/dev/null ||
+    { echo "demo: --installed needs the package: mfiguard-run is not in PATH" >&2; exit 1; }
+  mfiguard-run --check >/dev/null 2>&1 ||
+    { echo "demo: mfiguard-run --check fails: run it to see why" >&2; exit 1; }
+fi
 # guarded LOGFILE CMD...: runs CMD with the guard in front of the simulator, as a user would.
 guarded() {
   local log=$1; shift
   if [ "$installed" = 1 ]; then
-    command -v mfiguard-run >/dev/null || { echo "demo: mfiguard-run is not installed" >&2; exit 1; }
     LD_PRELOAD="$sim" mfiguard-run --log "$log" -- "$@"
   else
     MFIGUARD_LOG="$log" LD_PRELOAD="$guard $sim" "$@"

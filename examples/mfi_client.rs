@@ -112,16 +112,18 @@ struct Opts {
     args: Vec<String>,
 }
 
+const USAGE_TEXT: &str =
+    "usage: mfi_client [--device PATH] [--host N] [--repeat N] SCENARIO [ARGS]\n\
+     scenarios: ctrl-info pd-list ld-list event-info inquiry TARGET stp-probe TARGET\n\
+     \x20          ieee-dcmd sgl-off HEXOFF sense-off HEXOFF rule RULE_ID aen\n\
+     \x20          dcmd OPCODE read|write|none LEN smp FUNCTION smp-race N\n\
+     \x20          unrelated fault KIND race N threads N M high-bits\n\
+     \x20          stress THREADS MS fork CHILDREN CALLS config-inherit K=V fork-during-load\n\
+     \x20          signals CALLS US signal-in-kernel lines";
+
 fn usage(msg: &str) -> i32 {
     eprintln!("mfi_client: {msg}");
-    eprintln!(
-        "usage: mfi_client [--device PATH] [--host N] [--repeat N] SCENARIO [ARGS]\n\
-         scenarios: ctrl-info pd-list ld-list event-info inquiry TARGET stp-probe TARGET\n\
-         \x20          ieee-dcmd sgl-off HEXOFF sense-off HEXOFF rule RULE_ID aen\n\
-         \x20          unrelated fault KIND race N threads N M high-bits\n\
-         \x20          stress THREADS MS fork CHILDREN CALLS config-inherit K=V fork-during-load\n\
-         \x20          signals CALLS US signal-in-kernel lines"
-    );
+    eprintln!("{USAGE_TEXT}");
     2
 }
 
@@ -181,6 +183,10 @@ fn arg_num(opts: &Opts, what: &str) -> Result<u64, String> {
 }
 
 fn run() -> i32 {
+    if matches!(std::env::args().nth(1).as_deref(), Some("--help" | "-h")) {
+        println!("{USAGE_TEXT}");
+        return 0;
+    }
     let opts = match parse_opts() {
         Ok(o) => o,
         Err(e) => return usage(&e),
