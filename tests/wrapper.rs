@@ -1345,20 +1345,11 @@ fn check_shows_where_each_setting_of_a_run_comes_from() {
     )
     .unwrap();
     let conf_s = conf.to_str().unwrap();
-    let policy = |cmd: &mut Command| -> String {
-        let out = run(cmd);
-        out.stdout
-            .lines()
-            .skip_while(|l| !l.starts_with("policy for runs"))
-            .take_while(|l| !l.starts_with("result:"))
-            .map(|l| format!("{l}\n"))
-            .collect()
-    };
     let p = policy(wrap(&s.0, &["--check"]).env("MFIGUARD_CONFIG", conf_s));
     assert_eq!(
         p,
         format!(
-            "policy for runs (config {conf_s}):\n  mode:  audit (from {conf_s})\n  log:   /var/log/mfiguard/audit.jsonl (from {conf_s})\n  allow: none (default)\n  audit: findings in enforce, all in audit (default)\n"
+            "policy for runs (config {conf_s}):\n  mode:  audit (from {conf_s}:2)\n  log:   /var/log/mfiguard/audit.jsonl (from {conf_s}:3)\n  allow: none (default)\n  audit: findings in enforce, all in audit (default)\n  log_sync:     off (default)\n  log_required: off (default)\n"
         )
     );
     let p = policy(
@@ -1379,6 +1370,417 @@ fn check_shows_where_each_setting_of_a_run_comes_from() {
     );
     assert!(p.contains("mode:  enforce (from --mode)"), "{p}");
     assert!(p.contains("audit: all (from --audit-all)"), "{p}");
+}
+
+/// `--check`'s policy section, without the line about where records go (it depends on the
+/// host: see `check_says_whether_records_can_be_written`).
+fn policy(cmd: &mut Command) -> String {
+    let out = run(cmd);
+    out.stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("policy for runs"))
+        .take_while(|l| !l.starts_with("result:"))
+        .filter(|l| !l.contains("records: "))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// `--check`'s line about where records go.
+fn records_line(out: &Out) -> &str {
+    out.stdout
+        .lines()
+        .find(|l| l.starts_with("  ") && l.contains("records: "))
+        .unwrap_or_else(|| panic!("no records line\n{}", out.dump()))
+}
+
+/// The config file is read by the library's rule (`preload/src/config.rs`): comments, a `#`
+/// after a blank, quotes, keys in any case with or without the prefix, the last one wins.
+#[test]
+fn config_file_lines_are_read_by_the_librarys_rule() {
+    let s = Scratch::new("conf-rule");
+    let lib = stand_in(&s);
+    let conf = s.path("mfiguard.conf");
+    let conf_s = conf.to_str().unwrap();
+    std::fs::write(
+        &conf,
+        [
+            "# site policy",
+            "   # an indented comment = x",
+            "mode = audit",
+            "MFIGUARD_Mode = readonly   # monitoring host",
+            "log = /var/log/a#b.jsonl",
+            "allow = \"sgl.bounds, sgl.offset-unusual\"\t# two rules",
+            "AUDIT='all'",
+            "log_sync = \"yes\"",
+            "log_required=off#not a comment, but off# is not a boolean",
+            "log_required = 'on' # the last one wins",
+            "",
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let p = policy(wrap(&lib, &["--check"]).env("MFIGUARD_CONFIG", conf_s));
+    assert_eq!(
+        p,
+        format!(
+            "policy for runs (config {conf_s}):\n  mode:  readonly (from {conf_s}:4)\n  log:   /var/log/a#b.jsonl (from {conf_s}:5)\n  allow: sgl.bounds,sgl.offset-unusual (from {conf_s}:6)\n  audit: all (from {conf_s}:7)\n  log_sync:     on (from {conf_s}:8)\n  log_required: on (from {conf_s}:10)\n"
+        )
+    );
+    // A run with that file is not refused: every value is one the library can use.
+    let out = run(wrap(&lib, &["true"]).env("MFIGUARD_CONFIG", conf_s));
+    assert_eq!(out.code(), 0, "{}", out.dump());
+    assert_eq!(out.stderr, "", "{}", out.dump());
+
+    // A `#` in a quoted value is not a comment; one pair of quotes only; lines the library
+    // ignores are shown.
+    std::fs::write(
+        &conf,
+        "log = \"/srv/a # b.jsonl\"  # quoted\nmode='\"off\"'\nmdoe = readonly\njust words\n",
+    )
+    .unwrap();
+    let p = policy(wrap(&lib, &["--check"]).env("MFIGUARD_CONFIG", conf_s));
+    assert!(
+        p.contains(&format!("  log:   /srv/a # b.jsonl (from {conf_s}:1)\n")),
+        "{p}"
+    );
+    assert!(
+        p.contains(&format!(
+            "  INVALID: MFIGUARD_MODE=\"\"off\"\" (from {conf_s}:2): unknown mode"
+        )),
+        "{p}"
+    );
+    assert!(
+        p.contains(&format!(
+            "  WARNING: {conf_s}:3: unknown setting \"mdoe\"; the library ignores it\n"
+        )),
+        "{p}"
+    );
+    assert!(
+        p.contains(&format!(
+            "  WARNING: {conf_s}:4: not a \"key = value\" line"
+        )),
+        "{p}"
+    );
+}
+
+/// A variable set in the environment wins over the file even when it is empty.
+#[test]
+fn an_empty_variable_wins_over_the_config_file() {
+    let s = Scratch::new("conf-empty");
+    let lib = stand_in(&s);
+    let conf = s.path("mfiguard.conf");
+    let conf_s = conf.to_str().unwrap();
+    std::fs::write(&conf, "allow = sgl.bounds\nlog_sync = 1\nmode = audit\n").unwrap();
+    let p = policy(
+        wrap(&lib, &["--check"])
+            .env("MFIGUARD_CONFIG", conf_s)
+            .env("MFIGUARD_ALLOW", "")
+            .env("MFIGUARD_LOG_SYNC", ""),
+    );
+    assert!(p.contains("  allow: none (from MFIGUARD_ALLOW)\n"), "{p}");
+    assert!(
+        p.contains("  log_sync:     off (from MFIGUARD_LOG_SYNC)\n"),
+        "{p}"
+    );
+    assert!(
+        p.contains(&format!("  mode:  audit (from {conf_s}:3)\n")),
+        "{p}"
+    );
+    assert!(!p.contains("INVALID"), "{p}");
+    // An empty mode is not "no mode": the library cannot use it (it falls back to readonly).
+    let out = run(wrap(&lib, &["true"])
+        .env("MFIGUARD_CONFIG", conf_s)
+        .env("MFIGUARD_MODE", ""));
+    assert_eq!(out.code(), 125, "{}", out.dump());
+    assert_eq!(
+        out.stderr,
+        "mfiguard-run: MFIGUARD_MODE=\"\" (from the environment): unknown mode; use enforce, readonly, audit or off\n"
+    );
+}
+
+/// A setting from the environment or the file that the library cannot use refuses the run
+/// (125, one line naming it, the tool never starts) and shows in `--check` as INVALID; every
+/// value the library accepts is accepted.
+#[test]
+fn invalid_settings_from_the_environment_or_the_file_refuse_the_run() {
+    let s = Scratch::new("conf-invalid");
+    let lib = stand_in(&s);
+    let conf = s.path("mfiguard.conf");
+    let conf_s = conf.to_str().unwrap();
+    let marker = s.path("ran");
+    let tool = s.path("tool");
+    write_exec(&tool, &format!("#!/bin/sh\ntouch {}\n", marker.display()));
+    let tool_s = tool.to_str().unwrap();
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "MFIGUARD_MODE",
+            "readonyl",
+            "unknown mode; use enforce, readonly, audit or off",
+        ),
+        (
+            "MFIGUARD_AUDIT",
+            "some",
+            "unknown audit level; use findings or all",
+        ),
+        (
+            "MFIGUARD_LOG",
+            "audit.jsonl",
+            "not a log target; use syslog, stderr, none or an absolute path",
+        ),
+        ("MFIGUARD_LOG", "Syslog", "not a log target"),
+        (
+            "MFIGUARD_ALLOW",
+            "sgl.bounds, sgl.bound",
+            "unknown rule id 'sgl.bound' (the library would ignore the whole list); known: ",
+        ),
+        (
+            "MFIGUARD_LOG_SYNC",
+            "2",
+            "not a boolean; use 1, 0, true, false, yes, no, on or off",
+        ),
+        (
+            "MFIGUARD_LOG_REQUIRED",
+            "maybe",
+            "not a boolean; use 1, 0, true, false, yes, no, on or off",
+        ),
+    ];
+    for (var, value, why) in cases {
+        let key = var.trim_start_matches("MFIGUARD_").to_ascii_lowercase();
+        // From the environment.
+        let out = run(wrap(&lib, &[tool_s]).env(var, value));
+        assert_eq!(out.code(), 125, "{var}={value}\n{}", out.dump());
+        assert_eq!(out.stdout, "");
+        let want = format!("mfiguard-run: {var}=\"{value}\" (from the environment): {why}");
+        assert!(
+            out.stderr.starts_with(&want) && out.stderr.lines().count() == 1,
+            "{want}\n{}",
+            out.dump()
+        );
+        // From line 2 of the file.
+        std::fs::write(&conf, format!("# site\n{key} = {value}   # typo\n")).unwrap();
+        let out = run(wrap(&lib, &[tool_s]).env("MFIGUARD_CONFIG", conf_s));
+        assert_eq!(out.code(), 125, "{key} = {value}\n{}", out.dump());
+        let want = format!("mfiguard-run: {var}=\"{value}\" (from {conf_s}:2): {why}");
+        assert!(out.stderr.starts_with(&want), "{want}\n{}", out.dump());
+        assert!(!marker.exists(), "the tool ran with {var}={value}");
+        // --check shows the same reason and fails.
+        let out = run(wrap(&lib, &["--check"]).env("MFIGUARD_CONFIG", conf_s));
+        assert_eq!(out.code(), 1, "{}", out.dump());
+        let want = format!("\n  INVALID: {var}=\"{value}\" (from {conf_s}:2): {why}");
+        assert!(out.stdout.contains(&want), "{want}\n{}", out.dump());
+        assert!(out.stdout.contains("\nresult: FAILED"), "{}", out.dump());
+        // An option overrides the bad value: the library never sees it.
+        let opt: Option<&[&str]> = match *var {
+            "MFIGUARD_MODE" => Some(&["--mode", "enforce"]),
+            "MFIGUARD_LOG" => Some(&["--log", "none"]),
+            "MFIGUARD_ALLOW" => Some(&["--allow", "sgl.bounds"]),
+            "MFIGUARD_AUDIT" => Some(&["--audit-all"]),
+            _ => None,
+        };
+        if let Some(opt) = opt {
+            let out = run(wrap(&lib, &[opt, &[tool_s]].concat()).env(var, value));
+            assert_eq!(out.code(), 0, "{opt:?} over {var}={value}\n{}", out.dump());
+            assert!(marker.exists());
+            std::fs::remove_file(&marker).unwrap();
+        }
+    }
+
+    // Several problems: one line each.
+    let out = run(wrap(&lib, &[tool_s])
+        .env("MFIGUARD_MODE", "strict")
+        .env("MFIGUARD_AUDIT", "every"));
+    assert_eq!(out.code(), 125, "{}", out.dump());
+    assert_eq!(out.stderr.lines().count(), 2, "{}", out.dump());
+
+    // What the library accepts passes: case, blanks, empty allow items, every boolean.
+    let ok: &[(&str, &str)] = &[
+        ("MFIGUARD_MODE", " Readonly "),
+        ("MFIGUARD_MODE", "AUDIT"),
+        ("MFIGUARD_AUDIT", "All"),
+        ("MFIGUARD_LOG", " /var/log/mfiguard/audit.jsonl "),
+        ("MFIGUARD_LOG", "none"),
+        ("MFIGUARD_ALLOW", " sgl.bounds ,, xfer.length ,"),
+        ("MFIGUARD_ALLOW", ""),
+        ("MFIGUARD_LOG_SYNC", "YES"),
+        ("MFIGUARD_LOG_SYNC", ""),
+        ("MFIGUARD_LOG_REQUIRED", "off"),
+        ("MFIGUARD_LOG_REQUIRED", "1"),
+        ("MFIGUARD_DEBUG", "nonsense is the library's business"),
+    ];
+    for (var, value) in ok {
+        let out = run(wrap(&lib, &[tool_s]).env(var, value));
+        assert_eq!(out.code(), 0, "{var}={value:?}\n{}", out.dump());
+        assert_eq!(out.stderr, "", "{var}={value:?}\n{}", out.dump());
+        assert!(marker.exists(), "{var}={value:?}");
+        std::fs::remove_file(&marker).unwrap();
+    }
+
+    // A config file this user cannot read: its policy would not apply.
+    std::fs::write(&conf, "mode = readonly\n").unwrap();
+    let unreadable = s.path("dir.conf");
+    std::fs::create_dir_all(&unreadable).unwrap();
+    let out = run(wrap(&lib, &[tool_s]).env("MFIGUARD_CONFIG", &unreadable));
+    assert_eq!(out.code(), 125, "{}", out.dump());
+    assert!(
+        out.stderr.contains("cannot read this config file"),
+        "{}",
+        out.dump()
+    );
+    assert!(!marker.exists());
+}
+
+/// `--allow` takes a list written with blanks after the commas.
+#[test]
+fn allow_trims_blanks_around_each_rule_id() {
+    let s = Scratch::new("allow-blanks");
+    let lib = stand_in(&s);
+    let got = show_env(&mut wrap(
+        &lib,
+        &[
+            "--allow",
+            "sgl.bounds, sgl.offset-unusual",
+            "--allow= xfer.length\t",
+            "sh",
+            "-c",
+            SHOW_ENV,
+        ],
+    ));
+    assert!(
+        got.contains("|sgl.bounds,sgl.offset-unusual,xfer.length|"),
+        "{got}"
+    );
+    // A blank list is still not a list, and an unknown id is still named.
+    for (arg, msg) in [
+        (" ", "is not a comma-separated list"),
+        ("sgl.bounds, sgl.bound", "unknown rule id 'sgl.bound'"),
+    ] {
+        let out = run(&mut wrap(&lib, &["--allow", arg, "true"]));
+        assert_eq!(out.code(), 125, "{arg:?}\n{}", out.dump());
+        assert!(out.stderr.contains(msg), "{arg:?}\n{}", out.dump());
+    }
+}
+
+/// `--check` says where records go and whether this user can write them: a warning when it
+/// cannot, a failure when log_required is on. It never creates nor writes the log.
+#[test]
+fn check_says_whether_records_can_be_written() {
+    let s = Scratch::new("check-sink");
+    let lib = stand_in(&s);
+    let check = |log: &str, required: Option<&str>| -> Out {
+        let mut cmd = wrap(&lib, &["--log", log, "--check"]);
+        if let Some(r) = required {
+            cmd.env("MFIGUARD_LOG_REQUIRED", r);
+        }
+        run(&mut cmd)
+    };
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
+
+    let existing = s.path("audit.jsonl");
+    std::fs::write(&existing, "{\"seq\":1}\n").unwrap();
+    let out = check(existing.to_str().unwrap(), None);
+    assert_eq!(
+        records_line(&out),
+        format!(
+            "  records: {}: exists, can be appended to by uid {uid}",
+            existing.display()
+        )
+    );
+    assert_eq!(
+        read(&existing),
+        "{\"seq\":1}\n",
+        "the check wrote to the log"
+    );
+
+    let fresh = s.path("fresh.jsonl");
+    let out = check(fresh.to_str().unwrap(), None);
+    assert_eq!(
+        records_line(&out),
+        format!(
+            "  records: {}: does not exist yet; uid {uid} can create it in {}",
+            fresh.display(),
+            s.0.display()
+        )
+    );
+    assert!(!fresh.exists(), "the check created the log");
+
+    let nodir = s.path("nodir/audit.jsonl");
+    let out = check(nodir.to_str().unwrap(), None);
+    let line = records_line(&out);
+    assert!(
+        line.starts_with(&format!(
+            "  WARNING: records: {}: the directory {} does not exist: records would be lost",
+            nodir.display(),
+            s.path("nodir").display()
+        )) && line.contains("'cannot write audit records'"),
+        "{line}"
+    );
+    assert!(!out.stdout.contains("  FAILED: records"), "{}", out.dump());
+    let out = check(nodir.to_str().unwrap(), Some("yes"));
+    let line = records_line(&out);
+    assert!(
+        line.starts_with("  FAILED: records: ")
+            && line
+                .ends_with("with log_required on, every guarded MegaRAID call would fail with EIO"),
+        "{line}"
+    );
+    assert!(out.stdout.contains("\nresult: FAILED"), "{}", out.dump());
+
+    let out = check(s.0.to_str().unwrap(), None);
+    assert!(
+        records_line(&out).starts_with(&format!(
+            "  WARNING: records: {} is a directory",
+            s.0.display()
+        )),
+        "{}",
+        out.dump()
+    );
+
+    // syslog: judged by /dev/log on this host.
+    let out = check("syslog", None);
+    let socket = std::fs::metadata("/dev/log")
+        .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()));
+    if socket {
+        assert_eq!(
+            records_line(&out),
+            "  records: syslog: /dev/log is a socket"
+        );
+    } else {
+        assert!(
+            records_line(&out).starts_with("  WARNING: records: syslog: /dev/log is not a socket"),
+            "{}",
+            out.dump()
+        );
+    }
+    let out = check("stderr", Some("1"));
+    assert_eq!(records_line(&out), "  records: the tool's standard error");
+}
+
+/// `--help` and the man page document the two log settings, and the 125 of --require-guard.
+#[test]
+fn help_and_man_page_document_every_setting() {
+    let s = Scratch::new("help-settings");
+    let help = run(&mut wrap(&s.0, &["--help"])).stdout;
+    let man = read(&root().join("doc/mfiguard-run.1"));
+    for word in [
+        "MFIGUARD_LOG_REQUIRED",
+        "MFIGUARD_LOG_SYNC",
+        "log_required",
+        "log_sync",
+    ] {
+        assert!(help.contains(word), "--help lacks {word}");
+        assert!(man.contains(word), "the man page lacks {word}");
+    }
+    let exit = help
+        .split("\nEXIT STATUS\n")
+        .nth(1)
+        .and_then(|t| t.split("\nEXAMPLES\n").next())
+        .unwrap();
+    assert!(
+        exit.contains("125") && exit.contains("--require-guard") && exit.contains("invalid"),
+        "{exit}"
+    );
+    assert!(man.contains("readonly") && man.contains("the strictest mode"));
 }
 
 // ---- with the real guard ------------------------------------------------------------------------
@@ -2152,6 +2554,130 @@ fn check_mfiguard_is_ok_with_the_guard() {
         first.ends_with("kernel lacks: flag fix, sense_off check, sgl_off bound"),
         "{first}"
     );
+}
+
+/// The NRPE plugin goes CRITICAL when runs would be refused (an invalid setting) or every
+/// guarded call would fail (records that cannot be written, log_required on), and stays OK
+/// with a warning when records would only be lost.
+#[test]
+fn check_mfiguard_is_critical_for_an_invalid_policy_with_the_guard() {
+    let s = Scratch::new("nrpe-policy");
+    let dir = guard_dir(&s);
+    let tool = guarded_tool(&s);
+    let conf = s.path("mfiguard.conf");
+    let nodir = s.path("nodir/audit.jsonl");
+    let check = |conf_text: &str, env: &[(&str, &str)]| -> Out {
+        std::fs::write(&conf, conf_text).unwrap();
+        let mut cmd = Command::new(integration("nagios/check_mfiguard"));
+        scrub(&mut cmd)
+            .arg(&tool)
+            .env("MFIGUARD_RUN", wrapper())
+            .env("MFIGUARD_LIB_DIR", &dir)
+            .env("MFIGUARD_CONFIG", &conf)
+            .env("MFIGUARD_KERNEL_RELEASE", "6.1.0");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        run(&mut cmd)
+    };
+    let first = |out: &Out| out.stdout.lines().next().unwrap_or("").to_owned();
+
+    let out = check("mode = readonly   # monitoring host\nlog = none\n", &[]);
+    assert_eq!(out.code(), 0, "{}", out.dump());
+
+    let out = check("mode = readonyl\nlog = none\n", &[]);
+    assert_eq!(out.code(), 2, "{}", out.dump());
+    assert_eq!(
+        first(&out),
+        format!(
+            "MFIGUARD CRITICAL - INVALID: MFIGUARD_MODE=\"readonyl\" (from {}:1): unknown mode; use enforce, readonly, audit or off",
+            conf.display()
+        )
+    );
+    let out = check(
+        "log = none\n",
+        &[("MFIGUARD_ALLOW", "sgl.bounds,sgl.bound")],
+    );
+    assert_eq!(out.code(), 2, "{}", out.dump());
+    assert!(
+        first(&out).starts_with("MFIGUARD CRITICAL - INVALID: MFIGUARD_ALLOW="),
+        "{}",
+        out.dump()
+    );
+
+    let log_line = format!("log = {}\n", nodir.display());
+    let out = check(&log_line, &[]);
+    assert_eq!(out.code(), 0, "a lost record is a warning\n{}", out.dump());
+    assert!(
+        out.stdout.contains("\n  WARNING: records: "),
+        "{}",
+        out.dump()
+    );
+    let out = check(&format!("{log_line}log_required = yes\n"), &[]);
+    assert_eq!(out.code(), 2, "{}", out.dump());
+    assert!(
+        first(&out).starts_with("MFIGUARD CRITICAL - FAILED: records: "),
+        "{}",
+        out.dump()
+    );
+}
+
+/// The wrapper's reading of the config file is the library's: for each file, the mode that
+/// `--check` shows is the one the guard applies to the probe, and a `#` inside a path is
+/// kept by both (the log is created under that name).
+#[test]
+fn the_wrapper_and_the_library_read_the_config_file_alike_with_the_guard() {
+    let s = Scratch::new("conf-alike");
+    let dir = guard_dir(&s);
+    let conf = s.path("mfiguard.conf");
+    let log = s.path("a#b.jsonl");
+    for (text, mode, intercepted) in [
+        ("mode = audit   # roll-out first\n", "audit", "no"),
+        ("mode = \"off\"\t# quoted\n", "off", "no"),
+        ("MFIGUARD_MODE = 'Audit'\n", "Audit", "no"),
+        (
+            "mode = audit\nmode = enforce # audit later\n",
+            "enforce",
+            "yes",
+        ),
+        ("  # mode = audit\nmode = readonly\n", "readonly", "yes"),
+    ] {
+        let body = format!("{text}log = {}\naudit = all # every call\n", log.display());
+        std::fs::write(&conf, &body).unwrap();
+        let p = policy(
+            wrap(&dir, &["--check"])
+                .env("MFIGUARD_CONFIG", &conf)
+                .env("MFIGUARD_DEVICE", "/dev/null"),
+        );
+        assert!(
+            p.contains(&format!("\n  mode:  {mode} (from ")),
+            "{body}\n{p}"
+        );
+        assert!(
+            !p.contains("INVALID") && !p.contains("WARNING"),
+            "{body}\n{p}"
+        );
+        let _ = std::fs::remove_file(&log);
+        let out = run(wrap(&dir, &["--", target_probe().to_str().unwrap()])
+            .env("MFIGUARD_DEVICE", "/dev/null")
+            .env("MFIGUARD_CONFIG", &conf));
+        assert!(
+            out.stdout
+                .starts_with(&format!("intercepted: {intercepted}")),
+            "{body}\n{}",
+            out.dump()
+        );
+        if mode == "off" {
+            // Off records nothing.
+            continue;
+        }
+        let records = std::fs::read_to_string(&log)
+            .unwrap_or_else(|e| panic!("{body}: no record in {}: {e}", log.display()));
+        assert!(
+            !records.contains("\"record\":\"error\""),
+            "the library could not use a line the wrapper accepted:\n{body}\n{records}"
+        );
+    }
 }
 
 #[test]
