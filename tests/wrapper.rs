@@ -2774,9 +2774,19 @@ fn the_textfile_collector_writes_valid_metrics() {
     let outdir = s.path("textfile");
     std::fs::create_dir_all(&outdir).unwrap();
     let log = s.path("audit.jsonl");
+    // Three calls: two refused (outcome only), one rewritten (a decision, then its outcome);
+    // and a configuration error record.
     std::fs::write(
         &log,
-        "{\"seq\":1,\"verdict\":\"reject\"}\n{\"seq\":2,\"verdict\": \"rewrite\"}\n{\"seq\":3,\"verdict\":\"reject\"}\n",
+        [
+            "{\"record\":\"error\",\"key\":\"MFIGUARD_MODE\",\"value\":\"x\"}",
+            "{\"record\":\"outcome\",\"seq\":1,\"verdict\":\"reject\"}",
+            "{\"record\":\"decision\",\"seq\":2,\"verdict\":\"rewrite\",\"ret\":null}",
+            "{\"record\": \"outcome\",\"seq\":2,\"verdict\": \"rewrite\",\"ret\":0}",
+            "{\"record\":\"outcome\",\"seq\":3,\"verdict\":\"reject\"}",
+            "",
+        ]
+        .join("\n"),
     )
     .unwrap();
     let record = s.path("record");
@@ -2850,15 +2860,21 @@ fn the_textfile_collector_writes_valid_metrics() {
         samples["mfiguard_tool_exit_status{tool=\"MegaCli64\"}"],
         "4"
     );
+    // Calls, not lines: the rewritten call's decision record is not counted again.
+    assert_eq!(samples["mfiguard_audit_log_calls{verdict=\"reject\"}"], "2");
     assert_eq!(
-        samples["mfiguard_audit_log_records{verdict=\"reject\"}"],
-        "2"
-    );
-    assert_eq!(
-        samples["mfiguard_audit_log_records{verdict=\"rewrite\"}"],
+        samples["mfiguard_audit_log_calls{verdict=\"rewrite\"}"],
         "1"
     );
-    assert_eq!(samples["mfiguard_audit_log_records{verdict=\"pass\"}"], "0");
+    assert_eq!(samples["mfiguard_audit_log_calls{verdict=\"pass\"}"], "0");
+    assert!(
+        !prom.contains("mfiguard_audit_log_records"),
+        "the old name counted lines"
+    );
+    assert!(
+        prom.contains("# HELP mfiguard_audit_log_calls ") && prom.contains("outcome record"),
+        "{prom}"
+    );
     assert_eq!(samples["megaraid_virtual_drives{state=\"Optimal\"}"], "2");
     assert_eq!(samples["megaraid_virtual_drives{state=\"Degraded\"}"], "1");
     assert!(samples.contains_key("mfiguard_tool_duration_seconds{tool=\"MegaCli64\"}"));
