@@ -24,7 +24,7 @@ use hardening_common::*;
 use std::path::Path;
 use std::process::Command;
 
-/// Where the guard sends syslog datagrams (preload/src/audit.rs `SYSLOG_SOCKET`).
+/// Where the guard sends syslog datagrams (core/src/audit.rs `SYSLOG_SOCKET`).
 const SYSLOG_SOCKET: &str = "/dev/log";
 
 /// The guard's own lines on stderr (`mfiguard[PID]: ...`).

@@ -1393,7 +1393,7 @@ fn records_line(out: &Out) -> &str {
         .unwrap_or_else(|| panic!("no records line\n{}", out.dump()))
 }
 
-/// The config file is read by the library's rule (`preload/src/config.rs`): comments, a `#`
+/// The config file is read by the library's rule (`core/src/config.rs`): comments, a `#`
 /// after a blank, quotes, keys in any case with or without the prefix, the last one wins.
 #[test]
 fn config_file_lines_are_read_by_the_librarys_rule() {

@@ -7,28 +7,28 @@
 //! This file holds the exported hook only. The rest, in the order a call meets it:
 //!
 //! - `real`: the next `ioctl` (`dlsym(RTLD_NEXT)`), the only place that knows symbol names;
-//! - `config`: environment, else `/etc/mfiguard.conf`, else defaults (safe code);
-//! - `device`: is the descriptor the management node (safe code);
+//! - `config` (from `mfiguard-core`, shared with `mfiguard-run`): environment, else
+//!   `/etc/mfiguard.conf`, else defaults;
+//! - `device` (`mfiguard-core`): is the descriptor the management node;
 //! - `snapshot`: the fault-proof copy of the caller's packet and write-back of `cmd_status`;
 //! - `guard`: decide with the sanitizer on the private copy, enforce, record (safe code);
-//! - `audit`: the records and their sinks (safe code);
-//! - `sys`: thin wrappers over the few libc calls the safe modules need;
+//! - `audit` (`mfiguard-core`): the records and their sinks;
+//! - `sys` (`mfiguard-core`): thin wrappers over the few libc calls the safe modules need;
 //! - `fork`: what a forked child resets (the audit trail's per-process counters).
 //!
-//! Unsafe code is denied at the crate root and allowed only in `real`, `snapshot`, `sys`,
-//! `fork` and on the hook below.
+//! Unsafe code is denied at the crate root and allowed only in `real`, `snapshot`, `fork` and
+//! on the hook below (and in `mfiguard-core`'s `sys`).
 
 #![deny(unsafe_code)]
 #![deny(clippy::print_stdout)]
 
-mod audit;
-mod config;
-mod device;
 mod fork;
 mod guard;
 mod real;
 mod snapshot;
-mod sys;
+
+// Shared with mfiguard-run: one configuration reader, one record format, one node check.
+use mfiguard_core::{audit, config, device, sys};
 
 use std::ffi::{c_int, c_ulong, c_void};
 

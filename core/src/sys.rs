@@ -30,6 +30,12 @@ pub struct Published<T>(AtomicPtr<T>);
 // thread may be dropped on another (T: Send).
 unsafe impl<T: Send + Sync> Sync for Published<T> {}
 
+impl<T> Default for Published<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl<T> Published<T> {
     /// An unset cell.
     pub const fn new() -> Self {
