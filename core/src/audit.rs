@@ -116,6 +116,26 @@ pub enum GuardIssue {
         /// The sink's errno.
         errno: c_int,
     },
+    /// `guard.fault`: a data or sense buffer the supervisor copies for the driver could not
+    /// be read from, or written back to, the caller.
+    BufferFault {
+        /// Its address in the caller.
+        addr: u64,
+        /// Its length.
+        len: u64,
+    },
+    /// `guard.unsupported`: the supervisor cannot make a private copy of what the packet
+    /// asks for (beyond the rules' length limits, or a sense pointer outside the frame); only
+    /// reached when the rules did not refuse the packet (audit mode, an allowed rule).
+    Unsupported,
+    /// `guard.internal`: the caller's process is gone, or its memory cannot be reached.
+    CallerGone,
+    /// `guard.not-delivered`: the caller could not be given its answer (it died, or a signal
+    /// interrupted the call); `executed` says whether the driver had run the command.
+    NotDelivered {
+        /// Whether the driver was called.
+        executed: bool,
+    },
 }
 
 impl GuardIssue {
@@ -125,10 +145,14 @@ impl GuardIssue {
             GuardIssue::Unreadable { .. } | GuardIssue::SmpRequestUnreadable { .. } => {
                 "guard.fault"
             }
+            GuardIssue::BufferFault { .. } => "guard.fault",
             GuardIssue::LogRequired { .. } => "guard.log-required",
-            GuardIssue::Panicked { .. } | GuardIssue::NoNextIoctl | GuardIssue::Sanitizer => {
-                "guard.internal"
-            }
+            GuardIssue::Unsupported => "guard.unsupported",
+            GuardIssue::NotDelivered { .. } => "guard.not-delivered",
+            GuardIssue::Panicked { .. }
+            | GuardIssue::NoNextIoctl
+            | GuardIssue::Sanitizer
+            | GuardIssue::CallerGone => "guard.internal",
         }
     }
 
@@ -136,7 +160,9 @@ impl GuardIssue {
     /// result the caller still gets (`warn`).
     pub const fn action(self) -> &'static str {
         match self {
-            GuardIssue::Panicked { after_kernel: true } => "warn",
+            GuardIssue::Panicked { after_kernel: true } | GuardIssue::NotDelivered { .. } => {
+                "warn"
+            }
             _ => "reject",
         }
     }
@@ -144,9 +170,10 @@ impl GuardIssue {
     /// The errno the call fails with.
     pub const fn errno(self) -> Errno {
         match self {
-            GuardIssue::Unreadable { .. } | GuardIssue::SmpRequestUnreadable { .. } => {
-                Errno::EFAULT
-            }
+            GuardIssue::Unreadable { .. }
+            | GuardIssue::SmpRequestUnreadable { .. }
+            | GuardIssue::BufferFault { .. } => Errno::EFAULT,
+            GuardIssue::Unsupported => Errno::EINVAL,
             _ => Errno::EIO,
         }
     }
@@ -175,6 +202,22 @@ impl Display for GuardIssue {
                 "the audit record could not be written ({}); MFIGUARD_LOG_REQUIRED=1",
                 ErrnoName(errno)
             ),
+            GuardIssue::BufferFault { addr, len } => write!(
+                f,
+                "the {len}-byte buffer at {addr:#x} could not be copied to or from the caller"
+            ),
+            GuardIssue::Unsupported => f.write_str(
+                "the supervisor makes private copies only within the rules' limits (sge.length, sense.length, sense.bounds)",
+            ),
+            GuardIssue::CallerGone => {
+                f.write_str("the calling process went away or its memory could not be reached")
+            }
+            GuardIssue::NotDelivered { executed: true } => f.write_str(
+                "executed, not delivered: the driver ran the command but the caller was gone or interrupted",
+            ),
+            GuardIssue::NotDelivered { executed: false } => {
+                f.write_str("not delivered: the caller was gone or interrupted")
+            }
         }
     }
 }
@@ -248,6 +291,13 @@ pub struct Outcome {
 pub struct CallRecord<'a> {
     /// Shared by the call's decision and outcome records.
     pub seq: u64,
+    /// Which entry of the guard saw the call.
+    pub guard: Guard,
+    /// The calling process, when it is not this one (the supervisor records for its tool);
+    /// `None`: this process, taken when the record is written.
+    pub caller: Option<Who>,
+    /// The packet layout of the caller's request.
+    pub abi: Abi,
     /// `/proc/self/exe`.
     pub exe: &'a str,
     /// The guard's mode.
@@ -270,6 +320,25 @@ pub struct CallRecord<'a> {
     pub issue: Option<GuardIssue>,
     /// The kernel's answer (outcome records only).
     pub outcome: Option<Outcome>,
+}
+
+/// Which entry of the guard saw a call (`"guard"` in records).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Guard {
+    /// `libmfiguard.so`, inside the tool.
+    Preload,
+    /// `mfiguard-run`'s seccomp user-notification supervisor, outside the tool.
+    Supervisor,
+}
+
+impl Guard {
+    /// The name used in records.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Guard::Preload => "preload",
+            Guard::Supervisor => "supervisor",
+        }
+    }
 }
 
 /// A configuration problem.
@@ -613,10 +682,11 @@ pub fn call_json<W: fmt::Write>(
     o.num("pid", who.pid)?;
     o.str("exe", c.exe)?;
     o.num("uid", who.uid)?;
+    o.str("guard", c.guard.name())?;
     o.str("mode", c.mode.name())?;
     o.str("request", request_name(c.request).unwrap_or("unknown"))?;
     o.str("request_code", hex32(c.request))?;
-    o.str("abi", Abi::NATIVE.name())?;
+    o.str("abi", c.abi.name())?;
     o.opt_num("host_no", c.host_no)?;
     let p = c.packet;
     o.opt_str("cmd", p.map(|p| CmdDisplay(p.cmd)))?;
@@ -955,7 +1025,10 @@ pub fn emit(cfg: &Config, nested: bool, rec: Record<'_>) -> Result<bool, c_int> 
         return Ok(false);
     };
     let ts = SystemTime::now();
-    let who = Who::now();
+    let who = match rec {
+        Record::Call(c, _) => c.caller.unwrap_or_else(Who::now),
+        Record::Error(_) => Who::now(),
+    };
     let lost = LOST.load(Ordering::Relaxed);
     let result = if nested {
         let mut buf = StackBuf::<NESTED_BUF>::new();
@@ -1163,6 +1236,9 @@ mod tests {
 
     fn seed_record<'a>(verdict: &'a Verdict, info: PacketInfo) -> CallRecord<'a> {
         CallRecord {
+            guard: Guard::Preload,
+            caller: None,
+            abi: Abi::NATIVE,
             seq: 7,
             exe: "/opt/MegaRAID/MegaCli/MegaCli64",
             mode: GuardMode::Enforce,
@@ -1201,7 +1277,7 @@ mod tests {
             Abi::Ilp32 => ("MEGASAS_IOC_FIRMWARE32", "0xc1144d01", "i386"),
         };
         let expected = format!(
-            r#"{{"record":"decision","seq":7,"ts":"2024-05-01T12:34:56.000000Z","pid":4242,"exe":"/opt/MegaRAID/MegaCli/MegaCli64","uid":0,"mode":"enforce","request":"{request}","request_code":"{code}","abi":"{abi}","host_no":0,"cmd":"STP","opcode":null,"opcode_name":null,"target_id":3,"flags":"0x0032","flags_sent":"0x0010","sgl_off":48,"sge_count":2,"#
+            r#"{{"record":"decision","seq":7,"ts":"2024-05-01T12:34:56.000000Z","pid":4242,"exe":"/opt/MegaRAID/MegaCli/MegaCli64","uid":0,"guard":"preload","mode":"enforce","request":"{request}","request_code":"{code}","abi":"{abi}","host_no":0,"cmd":"STP","opcode":null,"opcode_name":null,"target_id":3,"flags":"0x0032","flags_sent":"0x0010","sgl_off":48,"sge_count":2,"#
         );
         assert!(decision.starts_with(&expected), "{decision}");
         assert!(decision.contains(r#""verdict":"rewrite","enforced":true,"findings":[{"rule":"frame.addressing-flags","action":"rewrite","downgraded":false,"detail":"flags 0x0032 (IEEE|SGL64|DIR_READ): cleared IEEE|SGL64"#), "{decision}");

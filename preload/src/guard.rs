@@ -63,7 +63,8 @@ use mfiguard_sanitizer::decode::{IoVec, Packet, SMP_REQUEST_HEAD_LEN, SMP_REQUES
 use mfiguard_sanitizer::{decide_packet, decode, Abi, Decision, Errno};
 
 use crate::audit::{
-    self, CallRecord, ErrnoName, ErrorRecord, GuardIssue, Outcome, PacketInfo, Phase, Record,
+    self, CallRecord, ErrnoName, ErrorRecord, Guard, GuardIssue, Outcome, PacketInfo, Phase,
+    Record,
 };
 use crate::config::{self, AuditLevel, Config, GuardMode, LogTarget};
 use crate::snapshot::{self, CallerArg, PacketBuf, SmpRequestBuf, PACKET_SIZE, SMP_REQUEST_MAX};
@@ -199,6 +200,9 @@ fn record_panic(code: u32, nested: bool, progress: &Progress) {
 fn base_record(cfg: &Config, code: u32, nested: bool) -> CallRecord<'_> {
     CallRecord {
         seq: SEQ.fetch_add(1, Ordering::Relaxed),
+        guard: Guard::Preload,
+        caller: None,
+        abi: Abi::NATIVE,
         exe: &cfg.exe,
         mode: cfg.mode,
         request: code,

@@ -458,10 +458,13 @@ const FRAME_FIELDS_START: u64 = MFI_HEADER_SIZE as u64;
 const DRIVER_FRAME_SLOT: u64 = 256;
 /// The last `sense_off` whose 8-byte address still ends inside the first 64-byte frame; the
 /// 2020 upstream check uses the same bound.
-const SENSE_OFF_MAX: u32 = 56;
-const SENSE_LEN_MAX: u32 = 4096;
-const SGE_LEN_MAX: u64 = 16 << 20;
-const SGE_TOTAL_MAX: u64 = 64 << 20;
+pub const SENSE_OFF_MAX: u32 = 56;
+/// `sense.length`: the largest sense buffer a packet may ask for.
+pub const SENSE_LEN_MAX: u32 = 4096;
+/// `sge.length`: the largest data buffer one `sgl[]` entry may ask for.
+pub const SGE_LEN_MAX: u64 = 16 << 20;
+/// `sge.length`: the largest sum of the used entries' lengths.
+pub const SGE_TOTAL_MAX: u64 = 64 << 20;
 /// Bytes the driver's sense address occupies at `sense_off` (6.1 writes 8).
 const SENSE_ADDR_LEN: usize = 8;
 

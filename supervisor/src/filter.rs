@@ -1,0 +1,346 @@
+//! The seccomp filter, as data: which system calls go to the supervisor.
+//!
+//! Only `ioctl` with a MegaRAID request code is sent to the supervisor; every other system
+//! call is allowed by the kernel without waking anyone (the filter costs one short BPF run).
+//!
+//! - x86_64 (`AUDIT_ARCH_X86_64`, nr 16): `MEGASAS_IOC_FIRMWARE` (`0xc1944d01`) and
+//!   `MEGASAS_IOC_GET_AEN` (`0x400c4d03`). The compat code `0xc1144d01` through the 64-bit
+//!   entry reaches the driver's native handler, which answers `ENOTTY`: nothing to guard.
+//! - i386 (`AUDIT_ARCH_I386`, nr 54: a 32-bit tool, or `int 0x80` from a 64-bit one): the
+//!   compat handler takes only `MEGASAS_IOC_FIRMWARE32` (`0xc1144d01`) and `GET_AEN`.
+//! - x32 (`AUDIT_ARCH_X86_64` with bit 30 of nr set; its `ioctl` is 514): refused with
+//!   `EPERM` for the three codes. MegaRAID tools are not built for x32, and the supervisor
+//!   does not emulate its layout.
+//!
+//! The code is compared on the low 32 bits of `args[1]`, as the kernel's `unsigned int cmd`.
+
+use libc::sock_filter;
+
+/// `offsetof(struct seccomp_data, nr)`.
+const NR: u32 = 0;
+/// `offsetof(struct seccomp_data, arch)`.
+const ARCH: u32 = 4;
+/// `offsetof(struct seccomp_data, args[1])`, low 32 bits on a little-endian machine.
+const ARG1_LO: u32 = 16 + 8;
+
+/// `AUDIT_ARCH_X86_64` = `EM_X86_64 | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE`.
+pub const AUDIT_ARCH_X86_64: u32 = 62 | 0x8000_0000 | 0x4000_0000;
+/// `AUDIT_ARCH_I386` = `EM_386 | __AUDIT_ARCH_LE`.
+pub const AUDIT_ARCH_I386: u32 = 3 | 0x4000_0000;
+/// `__X32_SYSCALL_BIT`.
+pub const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+/// `__NR_ioctl` on x86_64, on i386, and on x32 (without its bit).
+pub const NR_IOCTL_X86_64: u32 = 16;
+/// `__NR_ioctl` on i386.
+pub const NR_IOCTL_I386: u32 = 54;
+/// `__NR_ioctl` for x32 (`compat_sys_ioctl`), without `__X32_SYSCALL_BIT`.
+pub const NR_IOCTL_X32: u32 = 514;
+
+/// `MEGASAS_IOC_FIRMWARE`, x86_64 layout.
+pub const FIRMWARE: u32 = mfiguard_sanitizer::abi::ioctl::MEGASAS_IOC_FIRMWARE;
+/// `MEGASAS_IOC_FIRMWARE32`, i386 layout.
+pub const FIRMWARE32: u32 = mfiguard_sanitizer::abi::ioctl::MEGASAS_IOC_FIRMWARE32;
+/// `MEGASAS_IOC_GET_AEN`, both.
+pub const GET_AEN: u32 = mfiguard_sanitizer::abi::ioctl::MEGASAS_IOC_GET_AEN;
+const _: () = assert!(FIRMWARE == 0xc194_4d01 && FIRMWARE32 == 0xc114_4d01);
+const _: () = assert!(GET_AEN == 0x400c_4d03);
+
+/// `SECCOMP_RET_ALLOW`.
+pub const RET_ALLOW: u32 = 0x7fff_0000;
+/// `SECCOMP_RET_USER_NOTIF`.
+pub const RET_USER_NOTIF: u32 = 0x7fc0_0000;
+/// `SECCOMP_RET_TRACE`.
+pub const RET_TRACE: u32 = 0x7ff0_0000;
+/// `SECCOMP_RET_ERRNO | EPERM`.
+pub const RET_EPERM: u32 = 0x0005_0000 | libc::EPERM as u32;
+
+/// What happens to a guarded call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// `SECCOMP_RET_USER_NOTIF`: the supervisor answers it.
+    Notify,
+    /// `SECCOMP_RET_TRACE`: a ptrace tracer handles it.
+    Trace,
+    /// `SECCOMP_RET_ALLOW`: for a filter that costs the same and guards nothing (benchmarks).
+    Allow,
+}
+
+impl Action {
+    const fn ret(self) -> u32 {
+        match self {
+            Action::Notify => RET_USER_NOTIF,
+            Action::Trace => RET_TRACE,
+            Action::Allow => RET_ALLOW,
+        }
+    }
+}
+
+/// One instruction, with jumps to named places (resolved by [`assemble`]).
+#[derive(Clone, Copy, Debug)]
+enum Op {
+    /// `BPF_LD | BPF_W | BPF_ABS`: the 32-bit word at an offset of `seccomp_data`.
+    Load(u32),
+    /// `BPF_JMP | BPF_JEQ | BPF_K`.
+    JumpEq(u32, &'static str, &'static str),
+    /// `BPF_JMP | BPF_JSET | BPF_K`.
+    JumpSet(u32, &'static str, &'static str),
+    /// `BPF_RET | BPF_K`.
+    Ret(u32),
+    /// A place to jump to (no instruction).
+    At(&'static str),
+}
+
+fn program() -> [Op; 30] {
+    use Op::*;
+    [
+        Load(ARCH),
+        JumpEq(AUDIT_ARCH_X86_64, "x86_64", "not x86_64"),
+        At("x86_64"),
+        Load(NR),
+        JumpSet(X32_SYSCALL_BIT, "x32", "native"),
+        At("native"),
+        JumpEq(NR_IOCTL_X86_64, "native ioctl", "allow"),
+        At("native ioctl"),
+        Load(ARG1_LO),
+        JumpEq(FIRMWARE, "guard", "native not firmware"),
+        At("native not firmware"),
+        JumpEq(GET_AEN, "guard", "allow"),
+        At("x32"),
+        JumpEq(NR_IOCTL_X32 | X32_SYSCALL_BIT, "x32 ioctl", "allow"),
+        At("x32 ioctl"),
+        Load(ARG1_LO),
+        JumpEq(FIRMWARE, "refuse", "x32 not firmware"),
+        At("x32 not firmware"),
+        JumpEq(FIRMWARE32, "refuse", "x32 not firmware32"),
+        At("x32 not firmware32"),
+        JumpEq(GET_AEN, "refuse", "allow"),
+        At("not x86_64"),
+        JumpEq(AUDIT_ARCH_I386, "i386", "allow"),
+        At("i386"),
+        Load(NR),
+        JumpEq(NR_IOCTL_I386, "i386 ioctl", "allow"),
+        At("i386 ioctl"),
+        Load(ARG1_LO),
+        JumpEq(FIRMWARE32, "guard", "i386 not firmware32"),
+        At("i386 not firmware32"),
+    ]
+}
+
+/// The tail of every program: the three answers.
+fn answers(action: Action) -> [Op; 7] {
+    use Op::*;
+    [
+        JumpEq(GET_AEN, "guard", "allow"),
+        At("guard"),
+        Ret(action.ret()),
+        At("refuse"),
+        Ret(RET_EPERM),
+        At("allow"),
+        Ret(RET_ALLOW),
+    ]
+}
+
+/// Why a program could not be assembled (a bug in the table above; tests build every one).
+#[derive(Debug, PartialEq, Eq)]
+pub enum AssembleError {
+    /// A jump names a place that does not exist, or lies behind it.
+    BadTarget(&'static str),
+    /// A jump is longer than the 255 instructions BPF can skip.
+    TooFar(&'static str),
+}
+
+fn assemble(ops: &[Op]) -> Result<Vec<sock_filter>, AssembleError> {
+    let mut places = Vec::new();
+    let mut pc = 0usize;
+    for op in ops {
+        match op {
+            Op::At(name) => places.push((*name, pc)),
+            _ => pc += 1,
+        }
+    }
+    let place = |name: &'static str| {
+        places
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, at)| *at)
+            .ok_or(AssembleError::BadTarget(name))
+    };
+    let mut out = Vec::with_capacity(pc);
+    for op in ops {
+        let pc = out.len();
+        let skip = |name: &'static str| -> Result<u8, AssembleError> {
+            let to = place(name)?;
+            let d = to.checked_sub(pc + 1).ok_or(AssembleError::BadTarget(name))?;
+            u8::try_from(d).map_err(|_| AssembleError::TooFar(name))
+        };
+        let ins = match *op {
+            Op::At(_) => continue,
+            Op::Load(k) => stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, k),
+            Op::JumpEq(k, t, f) => jump(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, k, skip(t)?, skip(f)?),
+            Op::JumpSet(k, t, f) => jump(libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K, k, skip(t)?, skip(f)?),
+            Op::Ret(k) => stmt(libc::BPF_RET | libc::BPF_K, k),
+        };
+        out.push(ins);
+    }
+    Ok(out)
+}
+
+fn stmt(code: u32, k: u32) -> sock_filter {
+    sock_filter {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    }
+}
+
+fn jump(code: u32, k: u32, jt: u8, jf: u8) -> sock_filter {
+    sock_filter {
+        code: code as u16,
+        jt,
+        jf,
+        k,
+    }
+}
+
+/// The filter's BPF program for `action`.
+pub fn build(action: Action) -> Vec<sock_filter> {
+    let ops: Vec<Op> = program()
+        .into_iter()
+        .chain(answers(action))
+        .collect();
+    // The table is fixed: a failure is a bug caught by the tests, never a run-time state.
+    assemble(&ops).unwrap_or_default()
+}
+
+/// `struct seccomp_data`, for the tests' interpreter.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SeccompData {
+    /// `nr`.
+    pub nr: u32,
+    /// `arch`.
+    pub arch: u32,
+    /// `args`.
+    pub args: [u64; 6],
+}
+
+/// Runs `prog` the way the kernel would on `data` (the instructions this module emits only).
+pub fn run(prog: &[sock_filter], data: &SeccompData) -> Option<u32> {
+    let word = |off: u32| -> Option<u32> {
+        Some(match off {
+            0 => data.nr,
+            4 => data.arch,
+            o if (16..64).contains(&o) && o % 4 == 0 => {
+                let a = data.args[((o - 16) / 8) as usize];
+                if (o - 16) % 8 == 0 {
+                    a as u32
+                } else {
+                    (a >> 32) as u32
+                }
+            }
+            _ => return None,
+        })
+    };
+    let mut acc = 0u32;
+    let mut pc = 0usize;
+    loop {
+        let ins = prog.get(pc)?;
+        let code = u32::from(ins.code);
+        pc += 1;
+        if code == libc::BPF_LD | libc::BPF_W | libc::BPF_ABS {
+            acc = word(ins.k)?;
+        } else if code == libc::BPF_RET | libc::BPF_K {
+            return Some(ins.k);
+        } else {
+            let taken = if code == libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K {
+                acc == ins.k
+            } else if code == libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K {
+                acc & ins.k != 0
+            } else {
+                return None;
+            };
+            pc += usize::from(if taken { ins.jt } else { ins.jf });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ioctl(arch: u32, nr: u32, code: u64) -> SeccompData {
+        SeccompData {
+            nr,
+            arch,
+            args: [3, code, 0x7fff_0000_1000, 0, 0, 0],
+        }
+    }
+
+    #[test]
+    fn every_program_assembles_and_fits() {
+        for action in [Action::Notify, Action::Trace, Action::Allow] {
+            let ops: Vec<Op> = program().into_iter().chain(answers(action)).collect();
+            let prog = assemble(&ops).expect("assembles");
+            assert!(prog.len() <= usize::from(libc::BPF_MAXINSNS as u16));
+            assert_eq!(prog.len(), 22);
+        }
+    }
+
+    #[test]
+    fn megaraid_codes_on_ioctl_are_guarded() {
+        let p = build(Action::Notify);
+        let g = Some(RET_USER_NOTIF);
+        assert_eq!(run(&p, &ioctl(AUDIT_ARCH_X86_64, 16, FIRMWARE.into())), g);
+        assert_eq!(run(&p, &ioctl(AUDIT_ARCH_X86_64, 16, GET_AEN.into())), g);
+        // Garbage above the low 32 bits: the kernel still sees the code.
+        assert_eq!(
+            run(&p, &ioctl(AUDIT_ARCH_X86_64, 16, 0xffff_ffff_0000_0000 | u64::from(FIRMWARE))),
+            g
+        );
+        assert_eq!(run(&p, &ioctl(AUDIT_ARCH_I386, 54, FIRMWARE32.into())), g);
+        assert_eq!(run(&p, &ioctl(AUDIT_ARCH_I386, 54, GET_AEN.into())), g);
+        let t = build(Action::Trace);
+        assert_eq!(run(&t, &ioctl(AUDIT_ARCH_X86_64, 16, FIRMWARE.into())), Some(RET_TRACE));
+    }
+
+    #[test]
+    fn everything_else_is_allowed() {
+        let p = build(Action::Notify);
+        let a = Some(RET_ALLOW);
+        // Other requests, other system calls with the code as an argument, the layouts the
+        // driver answers with ENOTTY.
+        assert_eq!(run(&p, &ioctl(AUDIT_ARCH_X86_64, 16, 0x541b)), a);
+        assert_eq!(run(&p, &ioctl(AUDIT_ARCH_X86_64, 1, FIRMWARE.into())), a);
+        assert_eq!(run(&p, &ioctl(AUDIT_ARCH_X86_64, 54, FIRMWARE.into())), a);
+        assert_eq!(run(&p, &ioctl(AUDIT_ARCH_X86_64, 16, FIRMWARE32.into())), a);
+        assert_eq!(run(&p, &ioctl(AUDIT_ARCH_I386, 54, FIRMWARE.into())), a);
+        assert_eq!(run(&p, &ioctl(AUDIT_ARCH_I386, 16, FIRMWARE32.into())), a);
+        assert_eq!(run(&p, &ioctl(0xdead, 16, FIRMWARE.into())), a);
+    }
+
+    #[test]
+    fn x32_megaraid_calls_are_refused() {
+        let p = build(Action::Notify);
+        let x32 = NR_IOCTL_X32 | X32_SYSCALL_BIT;
+        for code in [FIRMWARE, FIRMWARE32, GET_AEN] {
+            assert_eq!(
+                run(&p, &ioctl(AUDIT_ARCH_X86_64, x32, code.into())),
+                Some(RET_EPERM)
+            );
+        }
+        assert_eq!(run(&p, &ioctl(AUDIT_ARCH_X86_64, x32, 0x541b)), Some(RET_ALLOW));
+        assert_eq!(
+            run(&p, &ioctl(AUDIT_ARCH_X86_64, 1 | X32_SYSCALL_BIT, FIRMWARE.into())),
+            Some(RET_ALLOW)
+        );
+    }
+
+    #[test]
+    fn a_jump_to_nowhere_is_an_error() {
+        let ops = [Op::JumpEq(1, "nowhere", "nowhere")];
+        assert!(matches!(
+            assemble(&ops),
+            Err(AssembleError::BadTarget("nowhere"))
+        ));
+    }
+}

@@ -1,0 +1,319 @@
+//! The supervisor's loop: answer every notification, forward signals, end with the tool.
+//!
+//! A notification is a MegaRAID `ioctl` of some thread of the tree, stopped in the kernel until
+//! it is answered. It is never let through (`SECCOMP_USER_NOTIF_FLAG_CONTINUE` would let the
+//! kernel read the tool's memory again after the check, and resolve the descriptor again after
+//! another thread swapped it); it is executed here:
+//!
+//! 1. the tool's descriptor `args[0]` is duplicated into this process (`pidfd_getfd`) and
+//!    `fstat`ed: the management node (as the library decides it: `MFIGUARD_DEVICE`, or the
+//!    driver's major) goes to the guarded path (`mfiguard_core::emulate`) with that descriptor
+//!    as the driver; any other file gets the call on a private copy of the argument (the size
+//!    and direction the request code encodes), unchanged;
+//! 2. every read of the tool's memory is followed by `SECCOMP_IOCTL_NOTIF_ID_VALID`, so a
+//!    thread that died (and a pid reused) is never mistaken for the caller;
+//! 3. the answer is sent once. A call whose answer cannot be delivered after the driver ran
+//!    (a signal interrupted it without `WAIT_KILLABLE_RECV`) is remembered: the kernel restarts
+//!    the same call with a new id, and that restart gets the remembered answer instead of a
+//!    second firmware command.
+
+use std::ffi::c_int;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+
+use mfiguard_core::audit::{Guard, Who};
+use mfiguard_core::config::Config;
+use mfiguard_core::device;
+use mfiguard_core::emulate::{self, Answer, Caller, Driver, PrivateCall, Request, AEN_SIZE};
+use mfiguard_sanitizer::Abi;
+
+use crate::filter::{
+    AUDIT_ARCH_I386, AUDIT_ARCH_X86_64, FIRMWARE, FIRMWARE32, GET_AEN, NR_IOCTL_I386,
+    NR_IOCTL_X86_64,
+};
+use crate::sys::{self, Exit};
+
+/// A notification's call, identified.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Syscall {
+    tid: libc::pid_t,
+    code: u32,
+    fd: c_int,
+    arg: u64,
+    abi: Abi,
+}
+
+impl Syscall {
+    /// The call a notification stands for, if the filter could have sent it.
+    fn from_notif(n: &libc::seccomp_notif) -> Option<Syscall> {
+        let d = &n.data;
+        let code = d.args[1] as u32;
+        let abi = match (d.arch, d.nr as u32, code) {
+            (AUDIT_ARCH_X86_64, NR_IOCTL_X86_64, FIRMWARE | GET_AEN) => Abi::Lp64,
+            (AUDIT_ARCH_I386, NR_IOCTL_I386, FIRMWARE32 | GET_AEN) => Abi::Ilp32,
+            _ => return None,
+        };
+        let arg = match abi {
+            Abi::Lp64 => d.args[2],
+            Abi::Ilp32 => d.args[2] & 0xffff_ffff,
+        };
+        Some(Syscall {
+            tid: n.pid as libc::pid_t,
+            code,
+            fd: d.args[0] as u32 as c_int,
+            arg,
+            abi,
+        })
+    }
+}
+
+/// The tool, as one pending notification sees it.
+struct Tool<'a> {
+    listener: BorrowedFd<'a>,
+    id: u64,
+    tid: libc::pid_t,
+}
+
+impl Tool<'_> {
+    fn valid(&self) -> Result<(), c_int> {
+        if sys::notif_id_valid(self.listener, self.id) {
+            Ok(())
+        } else {
+            Err(libc::ESRCH)
+        }
+    }
+}
+
+impl Caller for Tool<'_> {
+    fn read(&self, addr: u64, out: &mut [u8]) -> Result<(), c_int> {
+        sys::read_process(self.tid, addr, out)?;
+        // The pid may have been reused by another process since the notification: what was
+        // read counts only if the call is still pending.
+        self.valid()
+    }
+
+    fn write(&self, addr: u64, data: &[u8]) -> Result<(), c_int> {
+        self.valid()?;
+        sys::write_process(self.tid, addr, data)
+    }
+
+    fn identity(&self) -> (Who, String) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.tid)).unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse::<u32>().ok())
+        };
+        let pid = field("Tgid:").unwrap_or(self.tid as u32);
+        let uid = field("Uid:").unwrap_or(u32::MAX);
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "?".into());
+        (Who { pid, uid }, exe)
+    }
+
+    fn deliver(&self, answer: Answer) -> Result<(), c_int> {
+        let (val, error) = match answer {
+            Answer::Value(v) => (i64::from(v), 0),
+            Answer::Errno(e) => (0, e),
+        };
+        sys::notif_send(self.listener, self.id, val, error)
+    }
+}
+
+/// The node, through the tool's own open file (duplicated): its flags, its `F_SETOWN`.
+struct Node<'a> {
+    fd: BorrowedFd<'a>,
+}
+
+#[allow(unsafe_code)]
+impl Driver for Node<'_> {
+    fn firmware(&mut self, call: &mut PrivateCall) -> (c_int, c_int) {
+        // SAFETY: a `PrivateCall` points only at buffers it owns, and it is borrowed mutably
+        // for the whole call.
+        unsafe { sys::ioctl(self.fd, FIRMWARE, call.as_mut_ptr().cast()) }
+    }
+
+    fn get_aen(&mut self, aen: &mut [u8; AEN_SIZE]) -> (c_int, c_int) {
+        // SAFETY: `megasas_aen` is 12 bytes of integers, read by the driver from our copy.
+        unsafe { sys::ioctl(self.fd, GET_AEN, aen.as_mut_ptr().cast()) }
+    }
+}
+
+/// A call whose answer could not be delivered after the driver ran.
+#[derive(Clone, Copy, Debug)]
+struct Undelivered {
+    call: Syscall,
+    answer: Answer,
+}
+
+/// The supervisor's state between notifications.
+pub struct Supervisor<'c> {
+    cfg: &'c Config,
+    listener: OwnedFd,
+    /// Remembered only without `WAIT_KILLABLE_RECV` (with it, a call cannot be interrupted).
+    undelivered: Vec<Undelivered>,
+    killable: bool,
+}
+
+impl<'c> Supervisor<'c> {
+    /// Serves `listener` with `cfg`.
+    pub fn new(cfg: &'c Config, listener: OwnedFd, killable: bool) -> Supervisor<'c> {
+        Supervisor {
+            cfg,
+            listener,
+            undelivered: Vec::new(),
+            killable,
+        }
+    }
+
+    /// Serves notifications and forwards signals until `child` ends; its exit.
+    pub fn run(&mut self, child: libc::pid_t, signals: &OwnedFd) -> Exit {
+        let child_fd = sys::pidfd_open(child, 0).ok();
+        loop {
+            if let Ok(Some(exit)) = sys::try_wait(child) {
+                return exit;
+            }
+            let mut fds = vec![self.listener.as_fd(), signals.as_fd()];
+            if let Some(c) = &child_fd {
+                fds.push(c.as_fd());
+            }
+            let revents = match sys::poll(&fds) {
+                Ok(r) => r,
+                Err(_) => return wait_blocking(child),
+            };
+            if revents[0] & libc::POLLIN != 0 {
+                self.serve_one();
+            } else if revents[0] & (libc::POLLHUP | libc::POLLERR) != 0 {
+                // No task is left under the filter: only the child's exit remains.
+                if child_fd.is_none() {
+                    return wait_blocking(child);
+                }
+            }
+            if revents[1] & libc::POLLIN != 0 {
+                while let Some(info) = sys::read_signal(signals.as_fd()) {
+                    // A signal from the terminal (Ctrl-C, SI_KERNEL) reached the tool too: it
+                    // is in our process group. One sent to us alone is passed on.
+                    if info.ssi_code != libc::SI_KERNEL {
+                        sys::kill(child, info.ssi_signo as c_int);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Receives and answers one notification.
+    fn serve_one(&mut self) {
+        let n = match sys::notif_recv(self.listener.as_fd()) {
+            Ok(n) => n,
+            // ENOENT: the call went away between poll and receive.
+            Err(_) => return,
+        };
+        let listener = self.listener.as_fd();
+        let Some(call) = Syscall::from_notif(&n) else {
+            // Cannot happen with our filter; never let an unknown call through.
+            let _ = sys::notif_send(listener, n.id, 0, libc::EPERM);
+            return;
+        };
+        let tool = Tool {
+            listener,
+            id: n.id,
+            tid: call.tid,
+        };
+        if let Some(i) = self.undelivered.iter().position(|u| u.call == call) {
+            // The restart of a call whose command already ran: its answer, not a second run.
+            let u = self.undelivered.swap_remove(i);
+            log::debug!("restarted call of {}: answered from its first run", call.tid);
+            if tool.deliver(u.answer).is_err() {
+                self.undelivered.push(u);
+            }
+            return;
+        }
+        // A new call from this thread: whatever it had pending was abandoned.
+        self.undelivered.retain(|u| u.call.tid != call.tid);
+        let delivery = match self.node_fd(&call, &tool) {
+            Err(errno) => {
+                let _ = tool.deliver(Answer::Errno(errno));
+                return;
+            }
+            Ok((fd, false)) => {
+                let _ = tool.deliver(other_file(&tool, fd.as_fd(), &call));
+                return;
+            }
+            Ok((fd, true)) => {
+                let req = Request {
+                    code: call.code,
+                    arg: call.arg,
+                    abi: call.abi,
+                    guard: Guard::Supervisor,
+                };
+                emulate::guard_call(self.cfg, req, &tool, &mut Node { fd: fd.as_fd() })
+            }
+        };
+        if !delivery.delivered && delivery.executed && !self.killable {
+            self.undelivered.push(Undelivered {
+                call,
+                answer: delivery.answer,
+            });
+        }
+    }
+
+    /// The tool's descriptor, as ours, and whether it is the management node.
+    fn node_fd(&self, call: &Syscall, tool: &Tool<'_>) -> Result<(OwnedFd, bool), c_int> {
+        let pidfd = match sys::pidfd_open(call.tid, 0) {
+            Ok(p) => p,
+            // Not a thread-group leader (before Linux 6.9 a pidfd names a process): its
+            // process, from /proc.
+            Err(libc::EINVAL) => sys::pidfd_open(tgid(call.tid).ok_or(libc::ESRCH)?, 0)?,
+            Err(e) => return Err(e),
+        };
+        // The pidfd names the process that made the call only if the call is still pending.
+        tool.valid()?;
+        let fd = sys::pidfd_getfd(pidfd.as_fd(), call.fd)?;
+        let node = device::is_mgmt_node(fd.as_raw_fd(), self.cfg)?;
+        Ok((fd, node))
+    }
+}
+
+/// The call on a file that is not the management node: executed here on a private copy of the
+/// argument (the size and direction the request code encodes), so that no descriptor swap or
+/// memory change by another thread can turn it into an unguarded MegaRAID call.
+fn other_file(tool: &Tool<'_>, fd: BorrowedFd<'_>, call: &Syscall) -> Answer {
+    let size = ((call.code >> 16) & 0x3fff) as usize;
+    let dir = call.code >> 30;
+    // A page of slack beyond the encoded size, for a driver that writes more than it says.
+    let mut buf = vec![0u8; size + 4096];
+    let readable = tool.read(call.arg, &mut buf[..size]).is_ok();
+    // An unreadable argument: the driver would have faulted on it, so does a null pointer.
+    let arg = readable.then_some(&mut buf[..]);
+    let (ret, errno) = sys::ioctl_private(fd, call.code, arg);
+    if ret < 0 {
+        return Answer::Errno(errno);
+    }
+    // _IOC_READ: the driver wrote the argument back.
+    if readable && dir & 2 != 0 && tool.write(call.arg, &buf[..size]).is_err() {
+        return Answer::Errno(libc::EFAULT);
+    }
+    Answer::Value(ret)
+}
+
+fn tgid(tid: libc::pid_t) -> Option<libc::pid_t> {
+    let status = std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn wait_blocking(child: libc::pid_t) -> Exit {
+    loop {
+        match sys::try_wait(child) {
+            Ok(Some(exit)) => return exit,
+            Ok(None) => std::thread::sleep(std::time::Duration::from_millis(5)),
+            Err(_) => return Exit::Code(125),
+        }
+    }
+}

@@ -1,0 +1,326 @@
+//! The system calls of the supervisor: seccomp, its notification ioctls, pidfds, the tool's
+//! memory. Each function is a thin, typed wrapper; the rest of the crate is safe code.
+#![allow(unsafe_code)]
+
+use std::ffi::{c_int, c_void};
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+/// The calling thread's errno.
+pub fn errno() -> c_int {
+    io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
+}
+
+fn check(ret: libc::c_long) -> Result<libc::c_long, c_int> {
+    if ret < 0 {
+        Err(errno())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// `seccomp(SECCOMP_GET_ACTION_AVAIL, 0, &action)`: whether the kernel knows `action`.
+pub fn action_available(action: u32) -> Result<(), c_int> {
+    // SAFETY: the kernel reads one u32 from a live local.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_GET_ACTION_AVAIL,
+            0,
+            &action as *const u32,
+        )
+    };
+    check(ret).map(drop)
+}
+
+/// `seccomp(SECCOMP_SET_MODE_FILTER, flags, prog)`; the listener's descriptor when `flags`
+/// asks for one, else 0. Async-signal-safe: one system call, no allocation.
+///
+/// # Safety
+///
+/// `prog` must point to a valid `sock_fprog` whose filter lives for the call.
+pub unsafe fn install_filter(prog: *const libc::sock_fprog, flags: libc::c_ulong) -> c_int {
+    // SAFETY: the caller guarantees `prog`; the kernel copies the program.
+    unsafe { libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, flags, prog) as c_int }
+}
+
+/// `SECCOMP_IOCTL_NOTIF_RECV`: blocks until a notification arrives.
+pub fn notif_recv(listener: BorrowedFd<'_>) -> Result<libc::seccomp_notif, c_int> {
+    // SAFETY: all-zero is a valid `seccomp_notif` (integers only), and the kernel requires it.
+    let mut n: libc::seccomp_notif = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: the kernel writes one `seccomp_notif` into the live local.
+        let ret = unsafe {
+            libc::ioctl(
+                listener.as_raw_fd(),
+                libc::SECCOMP_IOCTL_NOTIF_RECV,
+                &mut n as *mut libc::seccomp_notif,
+            )
+        };
+        if ret == 0 {
+            return Ok(n);
+        }
+        match errno() {
+            libc::EINTR => continue,
+            e => return Err(e),
+        }
+    }
+}
+
+/// `SECCOMP_IOCTL_NOTIF_SEND`: answers notification `id` with `val` or `-error`.
+pub fn notif_send(listener: BorrowedFd<'_>, id: u64, val: i64, error: c_int) -> Result<(), c_int> {
+    let resp = libc::seccomp_notif_resp {
+        id,
+        val,
+        error: -error,
+        flags: 0,
+    };
+    // SAFETY: the kernel reads one `seccomp_notif_resp` from the live local.
+    let ret = unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_SEND,
+            &resp as *const libc::seccomp_notif_resp,
+        )
+    };
+    if ret == 0 {
+        Ok(())
+    } else {
+        Err(errno())
+    }
+}
+
+/// `SECCOMP_IOCTL_NOTIF_ID_VALID`: whether notification `id` is still pending (its thread
+/// alive and still waiting in that call).
+pub fn notif_id_valid(listener: BorrowedFd<'_>, id: u64) -> bool {
+    // SAFETY: the kernel reads one u64 from the live local.
+    let ret = unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_ID_VALID,
+            &id as *const u64,
+        )
+    };
+    ret == 0
+}
+
+/// `pidfd_open(pid, flags)`.
+pub fn pidfd_open(pid: libc::pid_t, flags: libc::c_uint) -> Result<OwnedFd, c_int> {
+    // SAFETY: plain integers.
+    let fd = check(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, flags) })?;
+    // SAFETY: a new descriptor the kernel just returned, owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// `pidfd_getfd(pidfd, fd, 0)`: a duplicate of another process's descriptor `fd` (a number in
+/// *its* table), as ours.
+pub fn pidfd_getfd(pidfd: BorrowedFd<'_>, fd: c_int) -> Result<OwnedFd, c_int> {
+    // SAFETY: plain integers.
+    let new =
+        check(unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) })?;
+    // SAFETY: as above.
+    Ok(unsafe { OwnedFd::from_raw_fd(new as RawFd) })
+}
+
+/// Reads `out.len()` bytes at `addr` in process `pid` (`process_vm_readv`); a short read is
+/// `EFAULT`.
+pub fn read_process(pid: libc::pid_t, addr: u64, out: &mut [u8]) -> Result<(), c_int> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    let local = libc::iovec {
+        iov_base: out.as_mut_ptr().cast::<c_void>(),
+        iov_len: out.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: addr as usize as *mut c_void,
+        iov_len: out.len(),
+    };
+    // SAFETY: `local` describes memory we own for the call; `remote` is only interpreted by
+    // the kernel in the other process's address space.
+    let n = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
+    match n {
+        n if n < 0 => Err(errno()),
+        n if n as usize != out.len() => Err(libc::EFAULT),
+        _ => Ok(()),
+    }
+}
+
+/// Writes `data` at `addr` in process `pid` (`process_vm_writev`); a short write is `EFAULT`.
+pub fn write_process(pid: libc::pid_t, addr: u64, data: &[u8]) -> Result<(), c_int> {
+    if data.is_empty() {
+        return Ok(());
+    }
+    let local = libc::iovec {
+        iov_base: data.as_ptr() as *mut c_void,
+        iov_len: data.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: addr as usize as *mut c_void,
+        iov_len: data.len(),
+    };
+    // SAFETY: the kernel only reads `local` (memory we own) and writes the other process.
+    let n = unsafe { libc::process_vm_writev(pid, &local, 1, &remote, 1, 0) };
+    match n {
+        n if n < 0 => Err(errno()),
+        n if n as usize != data.len() => Err(libc::EFAULT),
+        _ => Ok(()),
+    }
+}
+
+/// `ioctl(fd, request, arg)` through libc (so that a simulator preloaded into this process
+/// answers it, as the driver would); `(ret, errno)`.
+///
+/// # Safety
+///
+/// `arg` must be what `request` expects on `fd`: memory this process owns, valid for the
+/// reads and writes the driver makes, and nothing else may use it during the call.
+pub unsafe fn ioctl(fd: BorrowedFd<'_>, request: u32, arg: *mut c_void) -> (c_int, c_int) {
+    // SAFETY: the caller's contract.
+    let ret = unsafe { libc::ioctl(fd.as_raw_fd(), libc::c_ulong::from(request), arg) };
+    (ret, if ret < 0 { errno() } else { 0 })
+}
+
+/// `ioctl(fd, request, buf)` on a buffer of ours (or a null pointer); `(ret, errno)`.
+pub fn ioctl_private(fd: BorrowedFd<'_>, request: u32, buf: Option<&mut [u8]>) -> (c_int, c_int) {
+    let arg = buf.map_or(std::ptr::null_mut(), |b| b.as_mut_ptr().cast());
+    // SAFETY: `arg` is null or a buffer we own, exclusively borrowed for the call; the caller
+    // sizes it for the request (its encoded size, plus slack).
+    unsafe { ioctl(fd, request, arg) }
+}
+
+/// `prctl(PR_SET_DUMPABLE, 0)`: processes of our uid without `CAP_SYS_PTRACE` (the tool) can
+/// neither ptrace us nor take our listener with `pidfd_getfd`.
+pub fn set_not_dumpable() {
+    // SAFETY: plain integers.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+}
+
+/// The signals forwarded to the tool, blocked here and read through a signalfd.
+pub fn forwarded_signals() -> libc::sigset_t {
+    // SAFETY: sigemptyset initialises the set; sigaddset takes valid signal numbers.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in FORWARDED {
+            libc::sigaddset(&mut set, sig);
+        }
+        set
+    }
+}
+
+/// What a wrapper passes on to the tool (as `timeout(1)` and `env(1)`-like wrappers do).
+pub const FORWARDED: [c_int; 8] = [
+    libc::SIGTERM,
+    libc::SIGINT,
+    libc::SIGQUIT,
+    libc::SIGHUP,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGWINCH,
+    libc::SIGALRM,
+];
+
+/// Blocks `set` in this thread; returns the previous mask.
+pub fn block(set: &libc::sigset_t) -> libc::sigset_t {
+    // SAFETY: valid sets, a live local for the old mask.
+    unsafe {
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_BLOCK, set, &mut old);
+        old
+    }
+}
+
+/// A signalfd for `set` (non-blocking, close-on-exec).
+pub fn signalfd(set: &libc::sigset_t) -> Result<OwnedFd, c_int> {
+    // SAFETY: a valid set; a new descriptor.
+    let fd = unsafe { libc::signalfd(-1, set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(errno());
+    }
+    // SAFETY: just returned by the kernel, ours alone.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Reads one pending signal from a signalfd.
+pub fn read_signal(fd: BorrowedFd<'_>) -> Option<libc::signalfd_siginfo> {
+    // SAFETY: all-zero is valid; the kernel writes whole records.
+    let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::signalfd_siginfo>();
+    // SAFETY: a live local of `size` bytes.
+    let n = unsafe { libc::read(fd.as_raw_fd(), (&mut info as *mut libc::signalfd_siginfo).cast(), size) };
+    (n == size as isize).then_some(info)
+}
+
+/// `kill(pid, sig)`.
+pub fn kill(pid: libc::pid_t, sig: c_int) {
+    // SAFETY: plain integers.
+    unsafe { libc::kill(pid, sig) };
+}
+
+/// Waits for any of `fds` to become readable (`poll`, retried on `EINTR`); the `revents`.
+pub fn poll(fds: &[BorrowedFd<'_>]) -> Result<Vec<libc::c_short>, c_int> {
+    let mut pfds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|fd| libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    loop {
+        // SAFETY: a live array of `pfds.len()` entries.
+        let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, -1) };
+        if n >= 0 {
+            return Ok(pfds.iter().map(|p| p.revents).collect());
+        }
+        if errno() != libc::EINTR {
+            return Err(errno());
+        }
+    }
+}
+
+/// How a child ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// `exit(code)`.
+    Code(c_int),
+    /// Killed by this signal.
+    Signal(c_int),
+}
+
+/// Reaps `pid` if it has ended (`WNOHANG`); `None` while it runs (or is only stopped).
+pub fn try_wait(pid: libc::pid_t) -> Result<Option<Exit>, c_int> {
+    let mut status = 0;
+    // SAFETY: a live local for the status.
+    let ret = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+    if ret < 0 {
+        return Err(errno());
+    }
+    if ret == 0 {
+        return Ok(None);
+    }
+    if libc::WIFEXITED(status) {
+        Ok(Some(Exit::Code(libc::WEXITSTATUS(status))))
+    } else if libc::WIFSIGNALED(status) {
+        Ok(Some(Exit::Signal(libc::WTERMSIG(status))))
+    } else {
+        Ok(None)
+    }
+}
+
+/// Ends this process the way `sig` ended the tool: the default action re-raised (a shell
+/// then sees the same status), else `128 + sig`.
+pub fn exit_like_signal(sig: c_int) -> ! {
+    // SAFETY: resetting a disposition, unblocking and raising are valid for any signal number;
+    // `_exit` ends the process.
+    unsafe {
+        libc::signal(sig, libc::SIG_DFL);
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, sig);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        libc::raise(sig);
+        libc::_exit(128 + sig)
+    }
+}
