@@ -43,7 +43,9 @@
 //! inside the first `MEGASAS_IOC_FIRMWARE` call, after its record: the seed's crash, to check
 //! what evidence is left. `MFISIM_DELAY_US=N` makes each `MEGASAS_IOC_FIRMWARE` call wait N
 //! microseconds for the firmware (a thread blocked inside the driver, for signal and log
-//! rotation tests). For SMP frames the record has `smp_request`, the first bytes of the request
+//! rotation tests). `MFISIM_ONLY_IN=NAME` limits it to the process whose executable is named
+//! NAME: preloaded into `mfiguard-run`, it plays the driver behind the supervisor, and is
+//! inert in the tools the supervisor starts (which inherit `LD_PRELOAD`). For SMP frames the record has `smp_request`, the first bytes of the request
 //! as the firmware read them; `MFISIM_SMP_WRITE_REQUEST=1` makes the firmware also write "SIM!"
 //! at bytes 4..8 of the request buffer, to show the copy-back. It never writes to stdout.
 //!
@@ -157,7 +159,7 @@ fn request_code(request: c_ulong) -> u32 {
 #[no_mangle]
 pub unsafe extern "C" fn ioctl(fd: c_int, request: c_ulong, arg: *mut c_void) -> c_int {
     let cmd = request_code(request);
-    if (cmd == IOC_FIRMWARE || cmd == IOC_GET_AEN) && is_sim_device(fd) {
+    if (cmd == IOC_FIRMWARE || cmd == IOC_GET_AEN) && active() && is_sim_device(fd) {
         let result = std::panic::catch_unwind(|| {
             if cmd == IOC_FIRMWARE {
                 firmware_ioctl(request, arg as usize)
@@ -179,6 +181,20 @@ pub unsafe extern "C" fn ioctl(fd: c_int, request: c_ulong, arg: *mut c_void) ->
             -1
         }
     }
+}
+
+/// `MFISIM_ONLY_IN=NAME`: the simulator answers only in a process whose executable is named
+/// NAME (e.g. `mfiguard-run`, whose supervisor issues the tool's calls in its own process);
+/// elsewhere (the tool, which inherits `LD_PRELOAD`) it passes every call on.
+fn active() -> bool {
+    static ACTIVE: OnceLock<bool> = OnceLock::new();
+    *ACTIVE.get_or_init(|| match std::env::var_os("MFISIM_ONLY_IN") {
+        None => true,
+        Some(name) => std::fs::read_link("/proc/self/exe")
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n == name.as_os_str()))
+            .unwrap_or(false),
+    })
 }
 
 fn sim_device_rdev() -> Option<libc::dev_t> {

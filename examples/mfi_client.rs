@@ -63,6 +63,11 @@
 //!                          a clean DCMD, an ieee-dcmd, a refused packet and FIONREAD
 //!     lines                reads rule ids (or `pass`) from stdin, one per line, and issues each
 //!                          as it is read: one outcome line per call, flushed
+//!     compat-int80 KIND    (x86_64) `stp-probe` or `sgl-off` in the i386 layout, issued with
+//!                          `int 0x80` and `MEGASAS_IOC_FIRMWARE32` from this 64-bit process
+//!
+//! `MFI_CLIENT_SYSCALL=syscall|asm` issues the MegaRAID calls with `syscall(SYS_ioctl)` or the
+//! instruction itself (`syscall`, `int 0x80` on i386) instead of glibc's `ioctl`.
 //!
 //! `--repeat N` issues the scenario's ioctl N times on the same packet and adds `calls=N failed=K`.
 //!
@@ -119,7 +124,8 @@ const USAGE_TEXT: &str =
      \x20          dcmd OPCODE read|write|none LEN smp FUNCTION [long|unmapped] smp-race N\n\
      \x20          unrelated fault KIND race N threads N M high-bits\n\
      \x20          stress THREADS MS fork CHILDREN CALLS config-inherit K=V fork-during-load\n\
-     \x20          signals CALLS US signal-in-kernel lines";
+     \x20          signals CALLS US signal-in-kernel lines compat-int80 stp-probe|sgl-off\n\
+     environment: MFI_CLIENT_SYSCALL=libc|syscall|asm (how MegaRAID calls are issued)";
 
 fn usage(msg: &str) -> i32 {
     eprintln!("mfi_client: {msg}");
@@ -218,6 +224,94 @@ fn run() -> i32 {
         Plan::Signals(n, us) => hardening::signals(fd, opts.host, n, us),
         Plan::SignalInKernel => hardening::signal_in_kernel(fd, opts.host),
         Plan::Lines => hardening::lines(fd, opts.host),
+        Plan::CompatInt80(kind) => run_compat_int80(fd, opts.host, &kind),
+    }
+}
+
+/// How the client issues its MegaRAID calls (`MFI_CLIENT_SYSCALL`): `libc` (default, glibc's
+/// `ioctl`, which a preload interposes), `syscall` (`syscall(SYS_ioctl, ...)`), `asm` (the
+/// instruction itself: `syscall` on x86_64, `int 0x80` on i386). Only the first is visible to
+/// an `LD_PRELOAD` guard; the supervisor sees all three.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Issuer {
+    Libc,
+    Syscall,
+    Asm,
+}
+
+fn issuer() -> Issuer {
+    static ISSUER: std::sync::OnceLock<Issuer> = std::sync::OnceLock::new();
+    *ISSUER.get_or_init(|| match std::env::var("MFI_CLIENT_SYSCALL").as_deref() {
+        Ok("syscall") => Issuer::Syscall,
+        Ok("asm") => Issuer::Asm,
+        _ => Issuer::Libc,
+    })
+}
+
+/// A MegaRAID `ioctl`, issued as `MFI_CLIENT_SYSCALL` says.
+///
+/// # Safety
+/// `ioctl(2)`'s contract: `arg` is what `request` expects.
+unsafe fn megaraid_ioctl(fd: c_int, request: c_ulong, arg: *mut c_void) -> c_int {
+    match issuer() {
+        // SAFETY: the caller's contract.
+        Issuer::Libc => unsafe { libc::ioctl(fd, request, arg) },
+        // SAFETY: the caller's contract; the kernel's answer is -1/errno as for ioctl().
+        Issuer::Syscall => unsafe { libc::syscall(libc::SYS_ioctl, fd, request, arg) as c_int },
+        // SAFETY: the caller's contract.
+        Issuer::Asm => unsafe { asm_ioctl(fd, request, arg) },
+    }
+}
+
+/// `ioctl` by the system-call instruction, bypassing libc; sets errno as libc would.
+#[cfg(target_arch = "x86_64")]
+unsafe fn asm_ioctl(fd: c_int, request: c_ulong, arg: *mut c_void) -> c_int {
+    let ret: isize;
+    // SAFETY: the x86_64 system-call ABI: nr in rax, arguments in rdi, rsi, rdx; the kernel
+    // clobbers rcx and r11. The caller's contract covers what the kernel does with `arg`.
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            inlateout("rax") libc::SYS_ioctl as isize => ret,
+            in("rdi") fd as isize,
+            in("rsi") request as usize,
+            in("rdx") arg,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack)
+        );
+    }
+    syscall_result(ret)
+}
+
+/// `ioctl` by `int 0x80`, bypassing libc; sets errno as libc would.
+#[cfg(target_arch = "x86")]
+unsafe fn asm_ioctl(fd: c_int, request: c_ulong, arg: *mut c_void) -> c_int {
+    let ret: isize;
+    // SAFETY: the i386 system-call ABI: nr in eax, arguments in ebx, ecx, edx. ebx is reserved
+    // by LLVM, so it is swapped in and out around the instruction.
+    unsafe {
+        std::arch::asm!(
+            "xchg esi, ebx",
+            "int 0x80",
+            "xchg esi, ebx",
+            inlateout("eax") libc::SYS_ioctl as isize => ret,
+            in("esi") fd as isize,
+            in("ecx") request as usize,
+            in("edx") arg,
+            options(nostack)
+        );
+    }
+    syscall_result(ret)
+}
+
+fn syscall_result(ret: isize) -> c_int {
+    if (-4095..0).contains(&ret) {
+        // SAFETY: errno is this thread's.
+        unsafe { *libc::__errno_location() = (-ret) as c_int };
+        -1
+    } else {
+        ret as c_int
     }
 }
 
@@ -325,6 +419,7 @@ enum Plan {
     Signals(u64, u64),
     SignalInKernel,
     Lines,
+    CompatInt80(String),
 }
 
 /// What to print from the buffers after a call.
@@ -520,6 +615,13 @@ fn prepare(opts: &Opts) -> Result<Plan, String> {
         "fork-during-load" => return Ok(Plan::ForkDuringLoad),
         "signal-in-kernel" => return Ok(Plan::SignalInKernel),
         "lines" => return Ok(Plan::Lines),
+        "compat-int80" => {
+            let kind = opts
+                .args
+                .first()
+                .ok_or("compat-int80 needs stp-probe or sgl-off")?;
+            return Ok(Plan::CompatInt80(kind.clone()));
+        }
         other => return Err(format!("unknown scenario {other}")),
     };
     Ok(Plan::Call(call))
@@ -714,7 +816,7 @@ fn issue(fd: c_int, request: c_ulong, packet: &mut [u8]) -> Outcome {
     packet[CMD_STATUS] = STATUS_UNSET;
     // SAFETY: `packet` is a whole megasas_iocpacket of this process's layout; its iovecs point at
     // buffers the caller keeps alive across the call.
-    let ret = unsafe { libc::ioctl(fd, request, packet.as_mut_ptr().cast::<c_void>()) };
+    let ret = unsafe { megaraid_ioctl(fd, request, packet.as_mut_ptr().cast::<c_void>()) };
     let errno = if ret < 0 { last_errno() } else { 0 };
     Outcome {
         ret,
@@ -914,7 +1016,7 @@ fn run_aen(fd: c_int, opts: &Opts) -> i32 {
     for _ in 0..opts.repeat {
         // SAFETY: a 12-byte struct megasas_aen, as the request expects.
         let ret = unsafe {
-            libc::ioctl(
+            megaraid_ioctl(
                 fd,
                 c_ulong::from(IOC_GET_AEN),
                 aen.as_mut_ptr().cast::<c_void>(),
@@ -1023,6 +1125,80 @@ fn run_unrelated(fd: c_int) -> i32 {
     marker();
     line("other_abi_firmware_on_device", r, String::new());
     0
+}
+
+// ---- the 32-bit entry from a 64-bit process ---------------------------------------------------
+
+/// `compat-int80 stp-probe|sgl-off`: the i386 layout's `MEGASAS_IOC_FIRMWARE32` through
+/// `int 0x80` from a 64-bit process (the kernel then takes the compat path: an `LD_PRELOAD`
+/// guard never sees it). The packet and its buffers live below 4 GiB, as 32-bit pointers need.
+#[cfg(target_arch = "x86_64")]
+fn run_compat_int80(fd: c_int, host: u16, kind: &str) -> i32 {
+    const LEN: usize = 4096;
+    // SAFETY: a fresh anonymous mapping; checked below.
+    let mem = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            LEN,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_32BIT,
+            -1,
+            0,
+        )
+    };
+    if mem == libc::MAP_FAILED {
+        eprintln!("mfi_client: mmap(MAP_32BIT) failed");
+        return 2;
+    }
+    let base = mem as u64;
+    let (fis, data) = (base + 1024, base + 2048);
+    let builder = match kind {
+        "stp-probe" => samples::megacli_8_01_06_stp_probe(Abi::Ilp32, 10, fis, data),
+        "sgl-off" => {
+            samples::dcmd_read(Abi::Ilp32, MR_DCMD_CTRL_GET_INFO, data, 2048).sgl_off(0x40000)
+        }
+        _ => return usage(&format!("unknown compat-int80 kind {kind}")),
+    };
+    let packet = builder.host_no(host).build();
+    // SAFETY: the mapping is 4096 bytes; the packet (276) fits at its start.
+    let pkt = unsafe { std::slice::from_raw_parts_mut(mem.cast::<u8>(), LEN) };
+    pkt[..packet.len()].copy_from_slice(&packet);
+    pkt[CMD_STATUS] = STATUS_UNSET;
+    let code = Abi::Ilp32.firmware_request();
+    let ret: isize;
+    // SAFETY: the i386 system-call ABI through int 0x80 (nr in eax, arguments in ebx, ecx,
+    // edx; only their low 32 bits are used); rbx is reserved by LLVM, hence the swap. The
+    // packet and buffers are in the mapping, below 4 GiB.
+    unsafe {
+        std::arch::asm!(
+            "xchg rsi, rbx",
+            "int 0x80",
+            "xchg rsi, rbx",
+            inlateout("rax") 54isize => ret,
+            in("rsi") fd as isize,
+            in("rcx") code as usize,
+            in("rdx") base as usize,
+            options(nostack)
+        );
+    }
+    let ret = syscall_result(ret);
+    let o = Outcome {
+        ret,
+        errno: if ret < 0 { last_errno() } else { 0 },
+        cmd_status: pkt[CMD_STATUS],
+    };
+    print_outcome("MEGASAS_IOC_FIRMWARE32", &o, true);
+    if ret == 0 && kind == "stp-probe" {
+        let model = &pkt[2048 + 54..2048 + 94];
+        let model: Vec<u8> = model.chunks(2).flat_map(|w| [w[1], w[0]]).collect();
+        println!("model={}", String::from_utf8_lossy(&model).trim());
+    }
+    i32::from(ret != 0)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn run_compat_int80(_fd: c_int, _host: u16, _kind: &str) -> i32 {
+    usage("compat-int80 is for 64-bit processes")
 }
 
 // ---- unreadable packets and hostile pointers ------------------------------------------------
@@ -1153,7 +1329,7 @@ fn run_fault(fd: c_int, host: u16, kind: &str) -> i32 {
     // SAFETY: the point of the scenario: the pointer, or one inside the packet, is hostile.
     // The kernel, and a correct guard, answer EFAULT (or a rule's errno) instead of faulting.
     let ret = unsafe {
-        libc::ioctl(
+        megaraid_ioctl(
             fd,
             c_ulong::from(ABI.firmware_request()),
             ptr.cast::<c_void>(),
@@ -1239,7 +1415,7 @@ fn run_race(fd: c_int, opts: &Opts, n: u64) -> i32 {
         // being changed concurrently (by the flipper, atomically), the status byte by the kernel.
         let r = unsafe {
             std::ptr::write_volatile(base.add(CMD_STATUS), STATUS_UNSET);
-            libc::ioctl(fd, request, base.cast::<c_void>())
+            megaraid_ioctl(fd, request, base.cast::<c_void>())
         };
         if r == 0 {
             ok += 1;
@@ -1417,7 +1593,7 @@ fn run_smp_race(fd: c_int, opts: &Opts, n: u64) -> i32 {
         // the buffers by the kernel.
         let r = unsafe {
             std::ptr::write_volatile(base.add(CMD_STATUS), STATUS_UNSET);
-            libc::ioctl(fd, request, base.cast::<c_void>())
+            megaraid_ioctl(fd, request, base.cast::<c_void>())
         };
         match (r, if r < 0 { last_errno() } else { 0 }) {
             (0, _) => ok += 1,

@@ -160,9 +160,7 @@ impl GuardIssue {
     /// result the caller still gets (`warn`).
     pub const fn action(self) -> &'static str {
         match self {
-            GuardIssue::Panicked { after_kernel: true } | GuardIssue::NotDelivered { .. } => {
-                "warn"
-            }
+            GuardIssue::Panicked { after_kernel: true } | GuardIssue::NotDelivered { .. } => "warn",
             _ => "reject",
         }
     }

@@ -31,9 +31,7 @@ use mfiguard_sanitizer::decode::{IoVec, SMP_REQUEST_HEAD_LEN, SMP_REQUEST_SGE_IN
 use mfiguard_sanitizer::policy::{SENSE_LEN_MAX, SGE_LEN_MAX, SGE_TOTAL_MAX};
 use mfiguard_sanitizer::{decide_packet, decode, Abi, Decision, Packet, Verdict};
 
-use crate::audit::{
-    self, CallRecord, Guard, GuardIssue, Outcome, PacketInfo, Phase, Record, Who,
-};
+use crate::audit::{self, CallRecord, Guard, GuardIssue, Outcome, PacketInfo, Phase, Record, Who};
 use crate::config::{AuditLevel, Config, LogTarget};
 
 /// The caller's `cmd_status` byte, the same offset in both layouts.
@@ -76,7 +74,6 @@ pub enum Answer {
 }
 
 /// How a call ended for the caller.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Delivery {
     /// What the call answered.
     pub answer: Answer,
@@ -84,6 +81,32 @@ pub struct Delivery {
     pub delivered: bool,
     /// Whether the driver was called.
     pub executed: bool,
+    /// For a firmware command that ran but whose results did not reach the caller (it was
+    /// interrupted, or died): what the driver wrote and answered, to give to the caller's
+    /// restart of the same call instead of running the command again.
+    pub replay: Option<Box<Replay>>,
+}
+
+/// What a firmware command that ran left for its caller: the private buffers as the driver
+/// wrote them, and its answer.
+pub struct Replay {
+    call: PrivateCall,
+    answer: Answer,
+    status_at: u64,
+    wrote_back: bool,
+}
+
+impl Replay {
+    /// Copies back what the driver wrote and answers, as the first run would have. Err when
+    /// the caller could not take it this time either.
+    pub fn resume(&self, caller: &impl Caller) -> Result<(), c_int> {
+        if self.wrote_back {
+            self.call
+                .copy_back(caller, self.status_at)
+                .map_err(|(_, e)| e)?;
+        }
+        caller.deliver(self.answer)
+    }
 }
 
 /// A call, as the supervisor received it.
@@ -157,10 +180,12 @@ impl PrivateCall {
                 // Bounded by `plan` (at most SGE_LEN_MAX each).
                 let len = usize::try_from(iov.len).map_err(|_| GuardIssue::Unsupported)?;
                 buf = vec![0u8; len];
-                caller.read(iov.base, &mut buf).map_err(|_| GuardIssue::BufferFault {
-                    addr: iov.base,
-                    len: iov.len,
-                })?;
+                caller
+                    .read(iov.base, &mut buf)
+                    .map_err(|_| GuardIssue::BufferFault {
+                        addr: iov.base,
+                        len: iov.len,
+                    })?;
             }
             call.bufs.push(buf);
             call.caller_addrs.push(iov.base);
@@ -186,31 +211,23 @@ impl PrivateCall {
     }
 
     /// Copies back what the driver wrote, in its order: data buffers, sense, `cmd_status`.
-    fn copy_back(&self, caller: &impl Caller, status_at: u64) -> Result<(), GuardIssue> {
+    /// On failure, the buffer and the caller's errno (`ESRCH`: the call is no longer pending).
+    fn copy_back(&self, caller: &impl Caller, status_at: u64) -> Result<(), (GuardIssue, c_int)> {
+        let write = |addr: u64, data: &[u8]| {
+            caller.write(addr, data).map_err(|e| {
+                let len = data.len() as u64;
+                (GuardIssue::BufferFault { addr, len }, e)
+            })
+        };
         for (buf, &addr) in self.bufs.iter().zip(&self.caller_addrs) {
             if !buf.is_empty() {
-                caller
-                    .write(addr, buf)
-                    .map_err(|_| GuardIssue::BufferFault {
-                        addr,
-                        len: buf.len() as u64,
-                    })?;
+                write(addr, buf)?;
             }
         }
         if let Some(addr) = self.caller_sense {
-            caller
-                .write(addr, &self.sense)
-                .map_err(|_| GuardIssue::BufferFault {
-                    addr,
-                    len: self.sense.len() as u64,
-                })?;
+            write(addr, &self.sense)?;
         }
-        caller
-            .write(status_at, &[self.status()])
-            .map_err(|_| GuardIssue::BufferFault {
-                addr: status_at,
-                len: 1,
-            })
+        write(status_at, &[self.status()])
     }
 }
 
@@ -356,6 +373,7 @@ impl<C: Caller> Call<'_, C> {
             answer,
             delivered,
             executed: self.executed,
+            replay: None,
         }
     }
 
@@ -499,23 +517,60 @@ fn firmware<C: Caller>(call: &mut Call<'_, C>, driver: &mut impl Driver) -> Deli
     // The driver copies back only when it got that far (see the preload's guard for the same
     // rule): a result, or a status it wrote.
     let wrote_back = ret >= 0 || status != before;
-    let mut answer = if ret < 0 {
+    let answer = if ret < 0 {
         Answer::Errno(errno)
     } else {
         Answer::Value(ret)
     };
+    let status_at = call.req.arg.wrapping_add(CMD_STATUS as u64);
+    let replay = |private| {
+        Box::new(Replay {
+            call: private,
+            answer,
+            status_at,
+            wrote_back,
+        })
+    };
     if wrote_back {
-        let status_at = call.req.arg.wrapping_add(CMD_STATUS as u64);
-        if let Err(issue) = private.copy_back(call.caller, status_at) {
-            let mut rec = rec;
-            rec.issue = Some(issue);
-            if ret >= 0 {
-                answer = Answer::Errno(libc::EFAULT);
+        match private.copy_back(call.caller, status_at) {
+            Ok(()) => {}
+            Err((_, libc::ESRCH)) => {
+                // Interrupted or gone before its results could be written: not delivered now,
+                // kept for the kernel's restart of the call.
+                let mut rec = rec;
+                rec.issue = Some(GuardIssue::NotDelivered { executed: true });
+                rec.outcome = Some(Outcome {
+                    ret: if ret < 0 { -1 } else { ret },
+                    errno: if ret < 0 { errno } else { 0 },
+                    cmd_status: Some(status),
+                    latency_us: None,
+                });
+                let _ = call.emit(&rec, Phase::Outcome);
+                return Delivery {
+                    answer,
+                    delivered: false,
+                    executed: true,
+                    replay: Some(replay(private)),
+                };
             }
-            return call.finish(rec, true, answer, None, start);
+            Err((issue, _)) => {
+                // The driver's own copy to the caller would have failed: EFAULT, as it says.
+                let mut rec = rec;
+                rec.issue = Some(issue);
+                let answer = if ret >= 0 {
+                    Answer::Errno(libc::EFAULT)
+                } else {
+                    answer
+                };
+                return call.finish(rec, true, answer, None, start);
+            }
         }
     }
-    call.finish(rec, record, answer, wrote_back.then_some(status), start)
+    let mut delivery = call.finish(rec, record, answer, wrote_back.then_some(status), start);
+    if !delivery.delivered {
+        delivery.replay = Some(replay(private));
+    }
+    delivery
 }
 
 fn with_verdict<'v>(rec: CallRecord<'_>, p: &Packet, verdict: &'v Verdict) -> CallRecord<'v> {

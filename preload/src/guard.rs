@@ -63,8 +63,7 @@ use mfiguard_sanitizer::decode::{IoVec, Packet, SMP_REQUEST_HEAD_LEN, SMP_REQUES
 use mfiguard_sanitizer::{decide_packet, decode, Abi, Decision, Errno};
 
 use crate::audit::{
-    self, CallRecord, ErrnoName, ErrorRecord, Guard, GuardIssue, Outcome, PacketInfo, Phase,
-    Record,
+    self, CallRecord, ErrnoName, ErrorRecord, Guard, GuardIssue, Outcome, PacketInfo, Phase, Record,
 };
 use crate::config::{self, AuditLevel, Config, GuardMode, LogTarget};
 use crate::snapshot::{self, CallerArg, PacketBuf, SmpRequestBuf, PACKET_SIZE, SMP_REQUEST_MAX};

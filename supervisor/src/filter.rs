@@ -170,14 +170,26 @@ fn assemble(ops: &[Op]) -> Result<Vec<sock_filter>, AssembleError> {
         let pc = out.len();
         let skip = |name: &'static str| -> Result<u8, AssembleError> {
             let to = place(name)?;
-            let d = to.checked_sub(pc + 1).ok_or(AssembleError::BadTarget(name))?;
+            let d = to
+                .checked_sub(pc + 1)
+                .ok_or(AssembleError::BadTarget(name))?;
             u8::try_from(d).map_err(|_| AssembleError::TooFar(name))
         };
         let ins = match *op {
             Op::At(_) => continue,
             Op::Load(k) => stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, k),
-            Op::JumpEq(k, t, f) => jump(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, k, skip(t)?, skip(f)?),
-            Op::JumpSet(k, t, f) => jump(libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K, k, skip(t)?, skip(f)?),
+            Op::JumpEq(k, t, f) => jump(
+                libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
+                k,
+                skip(t)?,
+                skip(f)?,
+            ),
+            Op::JumpSet(k, t, f) => jump(
+                libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K,
+                k,
+                skip(t)?,
+                skip(f)?,
+            ),
             Op::Ret(k) => stmt(libc::BPF_RET | libc::BPF_K, k),
         };
         out.push(ins);
@@ -205,10 +217,7 @@ fn jump(code: u32, k: u32, jt: u8, jf: u8) -> sock_filter {
 
 /// The filter's BPF program for `action`.
 pub fn build(action: Action) -> Vec<sock_filter> {
-    let ops: Vec<Op> = program()
-        .into_iter()
-        .chain(answers(action))
-        .collect();
+    let ops: Vec<Op> = program().into_iter().chain(answers(action)).collect();
     // The table is fixed: a failure is a bug caught by the tests, never a run-time state.
     assemble(&ops).unwrap_or_default()
 }
@@ -294,13 +303,23 @@ mod tests {
         assert_eq!(run(&p, &ioctl(AUDIT_ARCH_X86_64, 16, GET_AEN.into())), g);
         // Garbage above the low 32 bits: the kernel still sees the code.
         assert_eq!(
-            run(&p, &ioctl(AUDIT_ARCH_X86_64, 16, 0xffff_ffff_0000_0000 | u64::from(FIRMWARE))),
+            run(
+                &p,
+                &ioctl(
+                    AUDIT_ARCH_X86_64,
+                    16,
+                    0xffff_ffff_0000_0000 | u64::from(FIRMWARE)
+                )
+            ),
             g
         );
         assert_eq!(run(&p, &ioctl(AUDIT_ARCH_I386, 54, FIRMWARE32.into())), g);
         assert_eq!(run(&p, &ioctl(AUDIT_ARCH_I386, 54, GET_AEN.into())), g);
         let t = build(Action::Trace);
-        assert_eq!(run(&t, &ioctl(AUDIT_ARCH_X86_64, 16, FIRMWARE.into())), Some(RET_TRACE));
+        assert_eq!(
+            run(&t, &ioctl(AUDIT_ARCH_X86_64, 16, FIRMWARE.into())),
+            Some(RET_TRACE)
+        );
     }
 
     #[test]
@@ -328,9 +347,15 @@ mod tests {
                 Some(RET_EPERM)
             );
         }
-        assert_eq!(run(&p, &ioctl(AUDIT_ARCH_X86_64, x32, 0x541b)), Some(RET_ALLOW));
         assert_eq!(
-            run(&p, &ioctl(AUDIT_ARCH_X86_64, 1 | X32_SYSCALL_BIT, FIRMWARE.into())),
+            run(&p, &ioctl(AUDIT_ARCH_X86_64, x32, 0x541b)),
+            Some(RET_ALLOW)
+        );
+        assert_eq!(
+            run(
+                &p,
+                &ioctl(AUDIT_ARCH_X86_64, 1 | X32_SYSCALL_BIT, FIRMWARE.into())
+            ),
             Some(RET_ALLOW)
         );
     }

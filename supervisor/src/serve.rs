@@ -23,7 +23,9 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use mfiguard_core::audit::{Guard, Who};
 use mfiguard_core::config::Config;
 use mfiguard_core::device;
-use mfiguard_core::emulate::{self, Answer, Caller, Driver, PrivateCall, Request, AEN_SIZE};
+use mfiguard_core::emulate::{
+    self, Answer, Caller, Driver, PrivateCall, Replay, Request, AEN_SIZE,
+};
 use mfiguard_sanitizer::Abi;
 
 use crate::filter::{
@@ -97,7 +99,8 @@ impl Caller for Tool<'_> {
     }
 
     fn identity(&self) -> (Who, String) {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.tid)).unwrap_or_default();
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.tid)).unwrap_or_default();
         let field = |name: &str| {
             status
                 .lines()
@@ -141,11 +144,23 @@ impl Driver for Node<'_> {
     }
 }
 
+/// How many undelivered answers are kept for restarts.
+const UNDELIVERED_MAX: usize = 64;
+
 /// A call whose answer could not be delivered after the driver ran.
-#[derive(Clone, Copy, Debug)]
 struct Undelivered {
     call: Syscall,
-    answer: Answer,
+    replay: Box<Replay>,
+    /// The packet as the driver left it in the caller (its status byte written back).
+    packet: Vec<u8>,
+}
+
+/// Whether `packet`, read now, is the packet of `u` untouched since (a restart of the same
+/// call): the kernel restarts a call with the same registers and the caller's memory as the
+/// first run left it. A caller that issues the same call again itself changes nothing either,
+/// and gets the first run's answer too: the command ran once for what it asked twice.
+fn same_packet(u: &Undelivered, packet: &[u8]) -> bool {
+    u.packet == packet
 }
 
 /// The supervisor's state between notifications.
@@ -221,17 +236,24 @@ impl<'c> Supervisor<'c> {
             id: n.id,
             tid: call.tid,
         };
-        if let Some(i) = self.undelivered.iter().position(|u| u.call == call) {
+        let restart = self.undelivered.iter().position(|u| {
+            u.call == call && {
+                let mut now = vec![0u8; u.packet.len()];
+                tool.read(call.arg, &mut now).is_ok() && same_packet(u, &now)
+            }
+        });
+        if let Some(i) = restart {
             // The restart of a call whose command already ran: its answer, not a second run.
             let u = self.undelivered.swap_remove(i);
-            log::debug!("restarted call of {}: answered from its first run", call.tid);
-            if tool.deliver(u.answer).is_err() {
+            log::debug!(
+                "restarted call of {}: answered from its first run",
+                call.tid
+            );
+            if u.replay.resume(&tool).is_err() {
                 self.undelivered.push(u);
             }
             return;
         }
-        // A new call from this thread: whatever it had pending was abandoned.
-        self.undelivered.retain(|u| u.call.tid != call.tid);
         let delivery = match self.node_fd(&call, &tool) {
             Err(errno) => {
                 let _ = tool.deliver(Answer::Errno(errno));
@@ -251,11 +273,25 @@ impl<'c> Supervisor<'c> {
                 emulate::guard_call(self.cfg, req, &tool, &mut Node { fd: fd.as_fd() })
             }
         };
-        if !delivery.delivered && delivery.executed && !self.killable {
-            self.undelivered.push(Undelivered {
-                call,
-                answer: delivery.answer,
-            });
+        let replay = delivery
+            .replay
+            .filter(|_| !self.killable && call.code != GET_AEN);
+        if let Some(replay) = replay {
+            // The call is no longer pending, so its memory is read without the validity check:
+            // it is only compared with the restart's, never used for a decision.
+            let mut packet = vec![0u8; call.abi.packet_size()];
+            if sys::read_process(call.tid, call.arg, &mut packet).is_ok() {
+                // A signal handler's own calls may come between a call and its restart, so
+                // more than one per thread can wait; the oldest are forgotten past a bound.
+                if self.undelivered.len() >= UNDELIVERED_MAX {
+                    self.undelivered.remove(0);
+                }
+                self.undelivered.push(Undelivered {
+                    call,
+                    replay,
+                    packet,
+                });
+            }
         }
     }
 

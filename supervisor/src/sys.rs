@@ -8,7 +8,9 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 /// The calling thread's errno.
 pub fn errno() -> c_int {
-    io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
+    io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
 }
 
 fn check(ret: libc::c_long) -> Result<libc::c_long, c_int> {
@@ -41,7 +43,14 @@ pub fn action_available(action: u32) -> Result<(), c_int> {
 /// `prog` must point to a valid `sock_fprog` whose filter lives for the call.
 pub unsafe fn install_filter(prog: *const libc::sock_fprog, flags: libc::c_ulong) -> c_int {
     // SAFETY: the caller guarantees `prog`; the kernel copies the program.
-    unsafe { libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, flags, prog) as c_int }
+    unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            flags,
+            prog,
+        ) as c_int
+    }
 }
 
 /// `SECCOMP_IOCTL_NOTIF_RECV`: blocks until a notification arrives.
@@ -116,8 +125,7 @@ pub fn pidfd_open(pid: libc::pid_t, flags: libc::c_uint) -> Result<OwnedFd, c_in
 /// *its* table), as ours.
 pub fn pidfd_getfd(pidfd: BorrowedFd<'_>, fd: c_int) -> Result<OwnedFd, c_int> {
     // SAFETY: plain integers.
-    let new =
-        check(unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) })?;
+    let new = check(unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) })?;
     // SAFETY: as above.
     Ok(unsafe { OwnedFd::from_raw_fd(new as RawFd) })
 }
@@ -248,7 +256,13 @@ pub fn read_signal(fd: BorrowedFd<'_>) -> Option<libc::signalfd_siginfo> {
     let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
     let size = std::mem::size_of::<libc::signalfd_siginfo>();
     // SAFETY: a live local of `size` bytes.
-    let n = unsafe { libc::read(fd.as_raw_fd(), (&mut info as *mut libc::signalfd_siginfo).cast(), size) };
+    let n = unsafe {
+        libc::read(
+            fd.as_raw_fd(),
+            (&mut info as *mut libc::signalfd_siginfo).cast(),
+            size,
+        )
+    };
     (n == size as isize).then_some(info)
 }
 
