@@ -354,6 +354,10 @@ impl<C: Caller> Call<'_, C> {
             Answer::Errno(e) => (-1, e),
         };
         let latency = start.map(|s| u64::try_from(s.elapsed().as_micros()).unwrap_or(u64::MAX));
+        if record && self.cfg.log != LogTarget::None {
+            // Who called, while it still waits: once answered it may exit at once.
+            self.identity();
+        }
         let delivered = self.caller.deliver(answer).is_ok();
         rec.outcome = Some(Outcome {
             ret,

@@ -1,0 +1,567 @@
+//! The supervisor end to end: tools an `LD_PRELOAD` guard cannot reach (a static client, raw
+//! system calls, `int 0x80`, Python `ctypes`, a grandchild with a clean environment) run under
+//! it, with the legacy-driver simulator preloaded into the supervisor alone
+//! (`MFISIM_ONLY_IN`): its record is what reached the "kernel". Every rule gives the same
+//! errno, the same packet at the driver and the same audit record as under the library.
+#![cfg(target_os = "linux")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+use common::*;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use mfiguard_sanitizer::RULES;
+use serde_json::Value;
+
+/// The supervisor, built for this host (it guards 32-bit tools from a 64-bit process).
+fn supervisor() -> &'static Path {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| {
+        let dir = try_cargo_build(None, &["-p", "mfiguard-supervisor", "--examples"])
+            .unwrap_or_else(|e| panic!("{e}"));
+        dir.join("examples/supervise")
+    })
+}
+
+/// The simulator for the supervisor's own process (this host's ABI, whatever the tools').
+fn host_sim() -> &'static Path {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| {
+        let dir = try_cargo_build(None, &["-p", "mfiguard", "--example", "legacy_sim"])
+            .unwrap_or_else(|e| panic!("{e}"));
+        dir.join("examples/liblegacy_sim.so")
+    })
+}
+
+/// `mfi_client` linked statically for `target` (as storcli64 is), in a target directory of its
+/// own; `None` (said on stderr) when this host cannot build it.
+fn static_client(target: &str) -> Option<PathBuf> {
+    let dir = root().join("target/static");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = Command::new(cargo)
+        .current_dir(root())
+        .args([
+            "build",
+            "-p",
+            "mfiguard",
+            "--example",
+            "mfi_client",
+            "--target",
+            target,
+        ])
+        .arg("--target-dir")
+        .arg(&dir)
+        .env("RUSTFLAGS", "-C target-feature=+crt-static")
+        .env_remove("CARGO_TARGET_DIR")
+        .output()
+        .expect("run cargo");
+    if !out.status.success() {
+        eprintln!(
+            "SKIPPED part: cannot build a static client for {target}:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return None;
+    }
+    let path = dir.join(target).join("debug/examples/mfi_client");
+    let bytes = std::fs::read(&path).expect("read static client");
+    assert!(
+        !has_interp(&bytes),
+        "{} has PT_INTERP: not static",
+        path.display()
+    );
+    Some(path)
+}
+
+/// Whether an ELF file asks for a program interpreter (`PT_INTERP`): a dynamic executable.
+fn has_interp(elf: &[u8]) -> bool {
+    let n = |at: usize, len: usize| -> usize {
+        let mut v = 0usize;
+        for (i, b) in elf[at..at + len].iter().enumerate() {
+            v |= usize::from(*b) << (8 * i);
+        }
+        v
+    };
+    let wide = elf[4] == 2;
+    let (phoff, phentsize, phnum) = if wide {
+        (n(0x20, 8), n(0x36, 2), n(0x38, 2))
+    } else {
+        (n(0x1c, 4), n(0x2a, 2), n(0x2c, 2))
+    };
+    (0..phnum).any(|i| n(phoff + i * phentsize, 4) == 3)
+}
+
+fn static_client64() -> &'static Path {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| static_client("x86_64-unknown-linux-gnu").expect("static x86_64 client"))
+}
+
+/// A tool run under the supervisor.
+struct Supervised {
+    program: PathBuf,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+}
+
+fn supervised(program: &Path, args: &[&str]) -> Supervised {
+    Supervised {
+        program: program.to_path_buf(),
+        args: args.iter().map(|s| (*s).to_owned()).collect(),
+        env: Vec::new(),
+    }
+}
+
+/// `mfi_client --device /dev/null ARGS` under the supervisor.
+fn supervised_client(client: &Path, args: &[&str]) -> Supervised {
+    let mut all = vec!["--device", "/dev/null"];
+    all.extend_from_slice(args);
+    supervised(client, &all)
+}
+
+impl Supervised {
+    fn env(mut self, k: &str, v: &str) -> Supervised {
+        self.env.push((k.to_owned(), v.to_owned()));
+        self
+    }
+
+    fn command(&self, dir: &Scratch) -> Command {
+        let sup = supervisor();
+        let mut cmd = Command::new(sup);
+        cmd.arg(&self.program).args(&self.args);
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy().into_owned();
+            if k.starts_with("MFIGUARD_") || k.starts_with("MFISIM_") || k.starts_with("MFI_CLIENT")
+            {
+                cmd.env_remove(&k);
+            }
+        }
+        let conf = dir.path("empty-mfiguard.conf");
+        std::fs::write(&conf, "").expect("write empty config");
+        cmd.env("MFIGUARD_CONFIG", &conf)
+            .env("MFIGUARD_DEVICE", "/dev/null")
+            .env("MFIGUARD_LOG", dir.path("audit.jsonl"))
+            .env("MFISIM_RECORD", dir.path("sim.jsonl"))
+            .env("LD_PRELOAD", host_sim())
+            .env("MFISIM_ONLY_IN", sup.file_name().expect("supervisor name"));
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    }
+
+    fn run(self) -> Run {
+        let dir = Scratch::new("sup");
+        let mut cmd = self.command(&dir);
+        let (status, stdout, stderr) = run_with_timeout(&mut cmd, RUN_TIMEOUT);
+        let audit_text = std::fs::read_to_string(dir.path("audit.jsonl")).unwrap_or_default();
+        let sim_text = std::fs::read_to_string(dir.path("sim.jsonl")).unwrap_or_default();
+        Run {
+            desc: format!(
+                "supervised {} {}",
+                self.program.display(),
+                self.args.join(" ")
+            ),
+            status,
+            stdout,
+            stderr,
+            sim: parse_lines(&sim_text, "simulator record"),
+            audit: parse_lines(&audit_text, "audit log"),
+            audit_text,
+        }
+    }
+}
+
+/// A simulator record without what depends on the process that issued the call (its pid, its
+/// ABI: the supervisor always issues the native layout).
+fn sim_view(v: &Value) -> Value {
+    let mut v = stable(v);
+    if let Some(o) = v.as_object_mut() {
+        for k in ["abi", "request", "request_name"] {
+            o.remove(k);
+        }
+    }
+    v
+}
+
+/// An audit call without what differs between entries and runs.
+fn audit_view(v: &Value) -> Value {
+    let mut v = v.clone();
+    if let Some(o) = v.as_object_mut() {
+        for k in ["pid", "ts", "exe", "guard", "latency_us", "uid"] {
+            o.remove(k);
+        }
+    }
+    v
+}
+
+fn mode_for(id: &str) -> &'static str {
+    if id.starts_with("readonly.") {
+        "readonly"
+    } else {
+        "enforce"
+    }
+}
+
+#[test]
+fn every_rule_in_a_static_tool_as_under_the_library() {
+    let ids: Vec<&str> = RULES.iter().map(|r| r.id.name()).chain(["pass"]).collect();
+    for id in ids {
+        let mode = mode_for(id);
+        let lib = client(&["rule", id])
+            .guard(Guard::DefaultMode)
+            .env("MFIGUARD_MODE", mode)
+            .env("MFIGUARD_AUDIT", "all")
+            .run();
+        let sup = supervised_client(static_client64(), &["rule", id])
+            .env("MFIGUARD_MODE", mode)
+            .env("MFIGUARD_AUDIT", "all")
+            .run();
+        let ctx = format!(
+            "rule {id}\n--- library\n{}\n--- supervisor\n{}",
+            lib.dump(),
+            sup.dump()
+        );
+        assert_eq!(lib.code(), sup.code(), "{ctx}");
+        assert_eq!(lib.stdout, sup.stdout, "{ctx}");
+        let lib_sim: Vec<Value> = lib.sim.iter().map(sim_view).collect();
+        let sup_sim: Vec<Value> = sup.sim.iter().map(sim_view).collect();
+        assert_eq!(lib_sim, sup_sim, "what reached the driver differs\n{ctx}");
+        let lib_audit: Vec<Value> = lib.audit_calls().iter().map(audit_view).collect();
+        let sup_audit: Vec<Value> = sup.audit_calls().iter().map(audit_view).collect();
+        assert_eq!(lib_audit, sup_audit, "the records differ\n{ctx}");
+        for rec in &sup.audit {
+            assert_eq!(text(rec, "guard"), Some("supervisor"), "{ctx}");
+            assert!(
+                text(rec, "exe").is_some_and(|e| e.ends_with("mfi_client")),
+                "the record names the tool, not the supervisor\n{ctx}"
+            );
+        }
+    }
+}
+
+/// The seed's STP probe and the unchecked `sgl_off`, as a tool sends them by `how`.
+fn seed_and_hazard(client: &Path, how: &str) {
+    let probe = supervised_client(client, &["stp-probe", "10"])
+        .env("MFI_CLIENT_SYSCALL", how)
+        .run();
+    let sim = probe.sim_call();
+    assert_eq!(
+        text(sim, "flags"),
+        Some("0x0010"),
+        "{how}\n{}",
+        probe.dump()
+    );
+    let call = probe.audit_call();
+    assert_eq!(
+        text(&call, "flags_sent"),
+        Some("0x0010"),
+        "{}",
+        probe.dump()
+    );
+    assert!(
+        probe.stdout.contains("model=SIM SATA SSD"),
+        "{}",
+        probe.dump()
+    );
+
+    let hazard = supervised_client(client, &["sgl-off", "0x40000"])
+        .env("MFI_CLIENT_SYSCALL", how)
+        .run();
+    assert!(
+        hazard.sim.is_empty(),
+        "sgl_off reached the driver\n{}",
+        hazard.dump()
+    );
+    assert!(hazard.stdout.contains("errno=22"), "{}", hazard.dump());
+    assert_eq!(finding_rules(&hazard.audit_call())[0], "sgl.bounds");
+}
+
+#[test]
+fn libc_raw_syscall_and_the_instruction_are_all_guarded() {
+    for how in ["libc", "syscall", "asm"] {
+        seed_and_hazard(&examples().client, how);
+        seed_and_hazard(static_client64(), how);
+    }
+}
+
+#[test]
+fn the_i386_entry_from_a_64_bit_process_is_guarded() {
+    if cfg!(not(target_arch = "x86_64")) || cross_target().is_some() {
+        eprintln!("SKIPPED: int 0x80 from a 64-bit process needs a 64-bit client");
+        return;
+    }
+    let probe = supervised_client(static_client64(), &["compat-int80", "stp-probe"]).run();
+    assert_eq!(
+        text(probe.sim_call(), "flags"),
+        Some("0x0010"),
+        "{}",
+        probe.dump()
+    );
+    let call = probe.audit_call();
+    assert_eq!(text(&call, "abi"), Some("i386"), "{}", probe.dump());
+    assert_eq!(text(&call, "request"), Some("MEGASAS_IOC_FIRMWARE32"));
+    assert!(
+        probe.stdout.contains("model=SIM SATA SSD"),
+        "{}",
+        probe.dump()
+    );
+    let hazard = supervised_client(static_client64(), &["compat-int80", "sgl-off"]).run();
+    assert!(hazard.sim.is_empty(), "{}", hazard.dump());
+    assert!(hazard.stdout.contains("errno=22"), "{}", hazard.dump());
+}
+
+#[test]
+fn a_static_32_bit_tool_using_int_0x80_is_guarded() {
+    let Some(client) = static_client("i686-unknown-linux-gnu") else {
+        return;
+    };
+    seed_and_hazard(&client, "asm");
+    seed_and_hazard(&client, "libc");
+}
+
+const CTYPES: &str = r#"
+import ctypes, os, sys
+libc = ctypes.CDLL("libc.so.6", use_errno=True)
+fd = os.open("/dev/null", os.O_RDWR)
+pkt = (ctypes.c_ubyte * 404)()
+pkt[0x14] = 0x05                       # DCMD
+pkt[0x14 + 0x10] = 0x32                # IEEE|SGL64|DIR_READ
+if sys.argv[1] == "hazard":
+    pkt[6] = 0x04                      # sgl_off = 0x40000
+    pkt[8] = 1                         # sge_count = 1
+    buf = (ctypes.c_ubyte * 64)()
+    ctypes.memmove(ctypes.addressof(pkt) + 0x94, ctypes.byref(ctypes.c_uint64(ctypes.addressof(buf))), 8)
+    pkt[0x94 + 8] = 64
+ret = libc.ioctl(fd, ctypes.c_ulong(0xc1944d01), pkt)
+print("ret=%d errno=%d" % (ret, ctypes.get_errno()))
+"#;
+
+fn python() -> Option<PathBuf> {
+    let out = Command::new("sh")
+        .args(["-c", "command -v python3"])
+        .output()
+        .ok()?;
+    let p = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    (!p.is_empty()).then(|| PathBuf::from(p))
+}
+
+#[test]
+fn python_ctypes_is_guarded() {
+    if cross_target().is_some() {
+        return;
+    }
+    let Some(py) = python() else {
+        eprintln!("SKIPPED: no python3");
+        return;
+    };
+    let ok = supervised(&py, &["-c", CTYPES, "probe"]).run();
+    assert!(ok.stdout.contains("ret=0 errno=0"), "{}", ok.dump());
+    assert_eq!(
+        text(ok.sim_call(), "flags"),
+        Some("0x0010"),
+        "{}",
+        ok.dump()
+    );
+    let hazard = supervised(&py, &["-c", CTYPES, "hazard"]).run();
+    assert!(
+        hazard.stdout.contains("ret=-1 errno=22"),
+        "{}",
+        hazard.dump()
+    );
+    assert!(hazard.sim.is_empty(), "{}", hazard.dump());
+}
+
+#[test]
+fn a_grandchild_with_a_clean_environment_is_guarded() {
+    let client = examples().client.display().to_string();
+    let script = format!("exec /usr/bin/env -i {client} --device /dev/null stp-probe 10");
+    let run = supervised(Path::new("/bin/sh"), &["-c", &script]).run();
+    assert_eq!(
+        text(run.sim_call(), "flags"),
+        Some("0x0010"),
+        "{}",
+        run.dump()
+    );
+    let script = format!("/usr/bin/env -i {client} --device /dev/null sgl-off 0x40000; exit 0");
+    let run = supervised(Path::new("/bin/sh"), &["-c", &script]).run();
+    assert!(run.sim.is_empty(), "{}", run.dump());
+    assert!(run.stdout.contains("errno=22"), "{}", run.dump());
+}
+
+#[test]
+fn calls_on_other_files_are_answered_by_their_driver() {
+    let plain = client(&["unrelated"]).run();
+    let sup = supervised_client(static_client64(), &["unrelated"]).run();
+    assert_eq!(plain.stdout, sup.stdout, "{}\n{}", plain.dump(), sup.dump());
+    assert!(sup.sim.is_empty() && sup.audit.is_empty(), "{}", sup.dump());
+}
+
+#[test]
+fn get_aen_as_under_the_library() {
+    let lib = client(&["aen"]).guard(Guard::Enforce).run();
+    let sup = supervised_client(static_client64(), &["aen"]).run();
+    assert_eq!(lib.stdout, sup.stdout, "{}\n{}", lib.dump(), sup.dump());
+    let views = |r: &Run| r.sim.iter().map(sim_view).collect::<Vec<_>>();
+    assert_eq!(views(&lib), views(&sup));
+    assert_eq!(
+        text(&sup.audit_call(), "request"),
+        Some("MEGASAS_IOC_GET_AEN")
+    );
+}
+
+#[test]
+fn a_thread_flipping_the_packet_never_gets_its_flags_to_the_driver() {
+    let run = supervised_client(static_client64(), &["race", "3000"])
+        .env("MFIGUARD_AUDIT", "all")
+        .run();
+    assert_eq!(run.code(), 0, "{}", run.dump());
+    assert!(!run.sim.is_empty(), "{}", run.dump());
+    let calls = run.audit_calls();
+    let mut sent = std::collections::BTreeMap::new();
+    for c in &calls {
+        if text(c, "verdict") != Some("reject") {
+            sent.insert(
+                int(c, "seq").unwrap(),
+                text(c, "flags_sent").unwrap().to_owned(),
+            );
+        }
+    }
+    for s in &run.sim {
+        let flags = int(s, "flags").unwrap();
+        assert_eq!(flags & 0x26, 0, "addressing flags reached the driver: {s}");
+    }
+    // The driver saw exactly what each record says was sent, call by call.
+    let at_driver: Vec<String> = run
+        .sim
+        .iter()
+        .map(|s| text(s, "flags").unwrap().to_owned())
+        .collect();
+    let recorded: Vec<String> = sent.into_values().collect();
+    assert_eq!(at_driver, recorded);
+}
+
+/// `signals CALLS US` with a slow driver: every firmware command the driver saw belongs to
+/// exactly one call the tool saw succeed.
+fn signal_storm(killable: bool, sa_restart: bool) {
+    let mut s = supervised_client(static_client64(), &["signals", "300", "3000"])
+        .env("MFISIM_DELAY_US", "300")
+        .env("MFI_CLIENT_SA_RESTART", if sa_restart { "1" } else { "0" });
+    if !killable {
+        s = s.env("MFIGUARD_TEST_NO_KILLABLE", "1");
+    }
+    let run = s.run();
+    let line = run.stdout.lines().next().unwrap_or_default().to_owned();
+    let field = |k: &str| -> u64 {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{k}=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{k} in {line}\n{}", run.dump()))
+    };
+    let ctx = format!(
+        "killable={killable} SA_RESTART={sa_restart}\n{}",
+        run.dump()
+    );
+    assert_eq!(field("handler_unexpected"), 0, "{ctx}");
+    assert_eq!(
+        run.sim.len() as u64,
+        field("ok"),
+        "firmware commands != calls that succeeded\n{ctx}"
+    );
+    if sa_restart {
+        assert_eq!(field("unexpected"), 0, "a restarted call failed\n{ctx}");
+    }
+}
+
+#[test]
+fn one_firmware_command_per_call_under_a_signal_storm() {
+    for killable in [true, false] {
+        for sa_restart in [true, false] {
+            signal_storm(killable, sa_restart);
+        }
+    }
+}
+
+#[test]
+fn the_tool_exit_status_is_its_own() {
+    let run = supervised(
+        Path::new("/bin/sh"),
+        &["-c", "echo out; echo err >&2; exit 7"],
+    )
+    .run();
+    assert_eq!(run.code(), 7);
+    assert_eq!(run.stdout, "out\n");
+    assert_eq!(run.stderr, "err\n");
+    let dir = Scratch::new("sig");
+    let mut cmd = supervised(Path::new("/bin/sh"), &["-c", "kill -TERM $$"]).command(&dir);
+    let (status, _, _) = run_with_timeout(&mut cmd, RUN_TIMEOUT);
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?}");
+}
+
+#[test]
+fn a_signal_to_the_supervisor_reaches_the_tool() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = Scratch::new("term");
+    let mut cmd = supervised(Path::new("/bin/sleep"), &["30"]).command(&dir);
+    let mut child = cmd.spawn().expect("spawn");
+    std::thread::sleep(Duration::from_millis(300));
+    let start = Instant::now();
+    // SAFETY: our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().expect("wait");
+    assert!(start.elapsed() < Duration::from_secs(10));
+    assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?}");
+}
+
+#[test]
+fn a_killed_supervisor_fails_the_tool_closed() {
+    // Slow calls, one after another; the supervisor is killed after the first reaches the
+    // driver. The tool's later calls must fail (ENOSYS), none may succeed without it.
+    let dir = Scratch::new("kill");
+    let mut cmd = supervised_client(static_client64(), &["--repeat", "40", "ieee-dcmd"])
+        .env("MFISIM_DELAY_US", "50000")
+        .command(&dir);
+    let mut child = cmd.spawn().expect("spawn");
+    let sim = dir.path("sim.jsonl");
+    let start = Instant::now();
+    while std::fs::read_to_string(&sim)
+        .unwrap_or_default()
+        .lines()
+        .count()
+        < 1
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no call reached the driver"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // SAFETY: our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    let _ = child.wait();
+    // The tool, orphaned, still holds our stdout pipe: read it to its end.
+    let mut out = String::new();
+    use std::io::Read;
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut out)
+        .expect("read");
+    let seen = std::fs::read_to_string(&sim)
+        .unwrap_or_default()
+        .lines()
+        .count();
+    assert!(seen <= 2, "calls reached the driver after the kill: {seen}");
+    assert!(
+        out.contains("errno=38"),
+        "the last call did not fail with ENOSYS:\n{out}"
+    );
+    assert!(out.contains("calls=40"), "the tool did not finish:\n{out}");
+}
