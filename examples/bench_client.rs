@@ -2,6 +2,7 @@
 //! per call on stdout. `benches/overhead.rs` runs it with and without `LD_PRELOAD`.
 //!
 //!     bench_client fionread N          FIONREAD on a pipe (an ioctl the guard must ignore)
+//!     bench_client getppid N           getppid(2), the cheapest system call there is
 //!     bench_client megaraid N [DEV]    MEGASAS_IOC_FIRMWARE, DCMD CTRL_GET_INFO, on DEV
 //!                                      (default /dev/null: the simulator answers it)
 //!     bench_client kernel N [DEV]      the same request, answered by the kernel itself: on
@@ -27,7 +28,9 @@ use mfiguard_sanitizer::builder::samples;
 use mfiguard_sanitizer::Abi;
 
 fn usage() -> ! {
-    eprintln!("usage: bench_client fionread|megaraid|kernel|fstat|vm-read|vm-write N [DEVICE]");
+    eprintln!(
+        "usage: bench_client fionread|getppid|megaraid|kernel|fstat|vm-read|vm-write N [DEVICE]"
+    );
     eprintln!("       bench_client ab megaraid|kernel N LIBRARY");
     std::process::exit(2)
 }
@@ -57,6 +60,7 @@ fn main() {
     let device = args.get(2).map_or("/dev/null", String::as_str);
     let ns = match kind {
         "fionread" => fionread(n),
+        "getppid" => getppid(n),
         "megaraid" => megaraid(n, device, Answer::Success),
         "kernel" => megaraid(n, device, Answer::NotTty),
         "fstat" => fstat(n),
@@ -81,6 +85,15 @@ fn fionread(n: u64) -> f64 {
         // SAFETY: FIONREAD writes one int to the pointer, which is valid.
         let r = unsafe { libc::ioctl(fds[0], libc::FIONREAD, &mut avail) };
         assert_eq!(r, 0);
+    }
+    per_call(start, n)
+}
+
+fn getppid(n: u64) -> f64 {
+    let start = Instant::now();
+    for _ in 0..n {
+        // SAFETY: no arguments; a raw system call, so no libc caching in between.
+        std::hint::black_box(unsafe { libc::syscall(libc::SYS_getppid) });
     }
     per_call(start, n)
 }

@@ -288,15 +288,16 @@ unsafe fn asm_ioctl(fd: c_int, request: c_ulong, arg: *mut c_void) -> c_int {
 #[cfg(target_arch = "x86")]
 unsafe fn asm_ioctl(fd: c_int, request: c_ulong, arg: *mut c_void) -> c_int {
     let ret: isize;
-    // SAFETY: the i386 system-call ABI: nr in eax, arguments in ebx, ecx, edx. ebx is reserved
-    // by LLVM, so it is swapped in and out around the instruction.
+    // SAFETY: the i386 system-call ABI: nr in eax, arguments in ebx, ecx, edx. ebx (and esi)
+    // are reserved by LLVM, so the descriptor comes in edi and is swapped into ebx around the
+    // instruction.
     unsafe {
         std::arch::asm!(
-            "xchg esi, ebx",
+            "xchg edi, ebx",
             "int 0x80",
-            "xchg esi, ebx",
+            "xchg edi, ebx",
             inlateout("eax") libc::SYS_ioctl as isize => ret,
-            in("esi") fd as isize,
+            in("edi") fd as isize,
             in("ecx") request as usize,
             in("edx") arg,
             options(nostack)

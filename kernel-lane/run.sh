@@ -5,7 +5,15 @@
 # comes back on a second serial port and is reported here, one line per scenario.
 #
 #   kernel-lane/run.sh [--lib PATH] [--client PATH] [--lib32 PATH --client32 PATH]
+#                      [--supervisor PATH [--supervisor-args ARGS] --static-client PATH
+#                       [--static-client32 PATH]]
 #                      [--only REGEX] [--boot-only] [--keep] [--details]
+#
+#   --supervisor PATH      mfiguard-run (or the supervisor alone): every scenario also runs the static
+#                          client under it ("sup" runs), checked against the same oracles
+#   --supervisor-args ARGS what goes between it and the tool, e.g. "--via supervise --"
+#   --static-client PATH   a statically linked mfi_client (as storcli64 is); --static-client32 the i386
+#                          one (without it the i386 runs give the supervisor the dynamic i386 client)
 #
 #   --only REGEX   run the scenarios whose name (e.g. sgl_off_guarded@x86_64) matches; driver_* always run
 #   --boot-only    only the driver_* scenarios: the kernel, the driver and the node, no guard needed
@@ -18,6 +26,7 @@
 # Environment (each flag wins over its variable):
 #   MFIGUARD_LIB / MFI_CLIENT       default target/release/libmfiguard.so, target/release/examples/mfi_client
 #   MFIGUARD_LIB32 / MFI_CLIENT32   an i386 build of both; the i386 runs are skipped unless both are set
+#   MFIGUARD_SUPERVISOR, MFIGUARD_SUPERVISOR_ARGS, MFI_STATIC_CLIENT, MFI_STATIC_CLIENT32: as the flags
 #   KL_CACHE_DIR      extracted kernel + modules, default ${XDG_CACHE_HOME:-$HOME/.cache}/mfiguard-kernel-lane
 #   KL_KERNEL_PKG     Debian package to take the kernel from, default linux-image-amd64 (the metapackage
 #                     is resolved to the linux-image-6.1.0-N-amd64 it depends on)
@@ -47,6 +56,10 @@ LIB=${MFIGUARD_LIB:-$REPO_DIR/target/release/libmfiguard.so}
 CLIENT=${MFI_CLIENT:-$REPO_DIR/target/release/examples/mfi_client}
 LIB32=${MFIGUARD_LIB32:-}
 CLIENT32=${MFI_CLIENT32:-}
+SUPERVISOR=${MFIGUARD_SUPERVISOR:-}
+SUPERVISOR_ARGS=${MFIGUARD_SUPERVISOR_ARGS:-}
+STATIC_CLIENT=${MFI_STATIC_CLIENT:-}
+STATIC_CLIENT32=${MFI_STATIC_CLIENT32:-}
 ONLY=${KL_ONLY:-}
 BOOT_ONLY=0
 DETAILS=${KL_DETAILS:-0}
@@ -57,6 +70,10 @@ while [ $# -gt 0 ]; do
         --client) CLIENT=${2:?--client needs a path}; shift 2 ;;
         --lib32) LIB32=${2:?--lib32 needs a path}; shift 2 ;;
         --client32) CLIENT32=${2:?--client32 needs a path}; shift 2 ;;
+        --supervisor) SUPERVISOR=${2:?--supervisor needs a path}; shift 2 ;;
+        --supervisor-args) SUPERVISOR_ARGS=${2?--supervisor-args needs a value}; shift 2 ;;
+        --static-client) STATIC_CLIENT=${2:?--static-client needs a path}; shift 2 ;;
+        --static-client32) STATIC_CLIENT32=${2:?--static-client32 needs a path}; shift 2 ;;
         --only) ONLY=${2:?--only needs a regex}; shift 2 ;;
         --boot-only) BOOT_ONLY=1; shift ;;
         --keep) KEEP=1; shift ;;
@@ -245,6 +262,15 @@ build_initramfs() { # the part every boot shares; boot() appends the boot's own 
             copy_with_libs "$CLIENT32" /opt/mfiguard/i386/mfi_client
             copy_with_libs "$LIB32" /opt/mfiguard/i386/libmfiguard.so
         fi
+        if [ -n "$SUPERVISOR" ]; then
+            [ -f "$SUPERVISOR" ] || die "supervisor not found: $SUPERVISOR"
+            [ -f "$STATIC_CLIENT" ] || die "--supervisor needs --static-client (a static mfi_client)"
+            copy_with_libs "$SUPERVISOR" /opt/mfiguard/supervisor
+            copy_with_libs "$STATIC_CLIENT" /opt/mfiguard/static/mfi_client
+            if [ -n "$STATIC_CLIENT32" ]; then
+                copy_with_libs "$STATIC_CLIENT32" /opt/mfiguard/i386/static/mfi_client
+            fi
+        fi
     fi
     for b in ${KL_EXTRA_BINS:-}; do
         [ -f "$b" ] || die "KL_EXTRA_BINS: no file $b"
@@ -265,6 +291,7 @@ boot() { # N PLAN: boot N runs the scenarios of PLAN; leaves console.N.log, resu
         printf 'KL_TARGET=%s\n' "$TARGET"
         printf 'KL_RELEASE=%s\n' "$(cat "$KDIR/release")"
         printf 'KL_DETAILS=%s\n' "$DETAILS"
+        printf 'KL_SUP_ARGS="%s"\n' "$SUPERVISOR_ARGS"
     } >"$conf/etc/lane.conf"
     (cd "$conf" && printf 'etc/lane.conf\n' | cpio -o -H newc --quiet) | cat "$WORK/base.cpio" - >"$WORK/initrd.cpio"
     rm -f "$disk" && truncate -s 64M "$disk"

@@ -17,12 +17,21 @@ TRACE=/sys/kernel/tracing
 OUT=${OUT:-/tmp/sc}
 mkdir -p "$OUT"
 
-select_abi() { # ABI: which client and guard the scenarios run
+SUP=/opt/mfiguard/supervisor
+select_abi() { # ABI: which client and guard the scenarios run (and which client the supervisor runs)
     case $1 in
-        i386) CLIENT=/opt/mfiguard/i386/mfi_client LIB=/opt/mfiguard/i386/libmfiguard.so ;;
-        *) CLIENT=/opt/mfiguard/mfi_client LIB=/opt/mfiguard/libmfiguard.so ;;
+        i386)
+            CLIENT=/opt/mfiguard/i386/mfi_client LIB=/opt/mfiguard/i386/libmfiguard.so
+            SUP_CLIENT=/opt/mfiguard/i386/static/mfi_client
+            [ -x "$SUP_CLIENT" ] || SUP_CLIENT=$CLIENT
+            ;;
+        *) CLIENT=/opt/mfiguard/mfi_client LIB=/opt/mfiguard/libmfiguard.so SUP_CLIENT=/opt/mfiguard/static/mfi_client ;;
     esac
 }
+
+# Whether this image has the supervisor (run.sh --supervisor): then every check of the library's
+# runs is made of the supervisor's too ("sup" runs: the static client under it).
+has_sup() { [ -x "$SUP" ] && [ -x "${SUP_CLIENT:-}" ]; }
 
 node_major() { awk '$2 == "megaraid_sas_ioctl" { print $1 }' /proc/devices; }
 
@@ -71,7 +80,9 @@ kernel_packets() { # one line per packet the driver took in since the last reset
 }
 
 # mfi MODE TAG ARGS...: run the client one way. MODE is plain (no guard), guard (LD_PRELOAD, enforce),
-# audit (LD_PRELOAD, MFIGUARD_MODE=audit) or readonly (LD_PRELOAD, MFIGUARD_MODE=readonly). Leaves $OUT/TAG.MODE.{out,err,rc,jsonl,kcalls,kpackets}.
+# audit (LD_PRELOAD, MFIGUARD_MODE=audit) or readonly (LD_PRELOAD, MFIGUARD_MODE=readonly); sup,
+# supaudit and supro are the static client under the supervisor in enforce, audit and readonly.
+# Leaves $OUT/TAG.MODE.{out,err,rc,jsonl,kcalls,kpackets}.
 mfi() {
     mode=$1 tag=$2
     shift 2
@@ -86,6 +97,14 @@ mfi() {
             timeout 30 "$CLIENT" "$@" ;;
         readonly) LD_PRELOAD=$LIB MFIGUARD_MODE=readonly MFIGUARD_LOG=$f.jsonl \
             MFIGUARD_AUDIT=all timeout 30 "$CLIENT" "$@" ;;
+        # shellcheck disable=SC2086 # KL_SUP_ARGS is words on purpose
+        sup) MFIGUARD_LOG=$f.jsonl MFIGUARD_AUDIT=all timeout 30 "$SUP" $KL_SUP_ARGS "$SUP_CLIENT" "$@" ;;
+        # shellcheck disable=SC2086
+        supaudit) MFIGUARD_MODE=audit MFIGUARD_LOG=$f.jsonl MFIGUARD_AUDIT=all \
+            timeout 30 "$SUP" $KL_SUP_ARGS "$SUP_CLIENT" "$@" ;;
+        # shellcheck disable=SC2086
+        supro) MFIGUARD_MODE=readonly MFIGUARD_LOG=$f.jsonl MFIGUARD_AUDIT=all \
+            timeout 30 "$SUP" $KL_SUP_ARGS "$SUP_CLIENT" "$@" ;;
         *) echo "mfi: unknown mode $mode" >&2 && return 2 ;;
     esac >"$f.out" 2>"$f.err"
     echo $? >"$f.rc"
@@ -140,7 +159,13 @@ logged() {
     r=$(echo "$said" | sed -n 's/.* ret=\(-\{0,1\}[0-9]*\).*/\1/p')
     e=$(echo "$said" | sed -n 's/.* errno=\([0-9]*\).*/\1/p')
     cs=$(echo "$said" | sed -n 's/.* cmd_status=\(0x[0-9a-fA-F]*\).*/\1/p')
-    [ "$m" = guard ] && mm=enforce || mm=$m
+    case $m in
+        guard | sup) mm=enforce ;;
+        supaudit) mm=audit ;;
+        supro) mm=readonly ;;
+        *) mm=$m ;;
+    esac
+    case $m in sup*) set -- "$@" '"guard":"supervisor"' ;; esac
     set -- "$@" '"record":"outcome"' "\"mode\":\"$mm\"" "\"ret\":$r,"
     [ -n "$e" ] && [ "$e" != 0 ] && set -- "$@" "\"errno\":$e,"
     [ -n "$cs" ] && set -- "$@" "\"cmd_status\":$((cs)),"
@@ -184,17 +209,22 @@ kernel_note() {
 transparent() {
     TAG=$1 rec=$2
     shift 2
-    for mode in plain guard audit; do mfi "$mode" "$TAG" "$@"; done
-    same "$TAG" plain guard
-    same "$TAG" plain audit
+    modes="guard audit"
+    has_sup && modes="$modes sup supaudit"
+    for mode in plain $modes; do mfi "$mode" "$TAG" "$@"; done
     k=$(kcalls "$TAG" plain)
     [ "$k" = '?' ] || [ "$k" -ge 1 ] || fail "$TAG (plain): the driver's ioctl never ran"
-    reached_kernel "$TAG" guard "$k"
-    reached_kernel "$TAG" audit "$k"
+    for mode in $modes; do
+        same "$TAG" plain "$mode"
+        reached_kernel "$TAG" "$mode" "$k"
+        logged "$TAG" "$mode" "$rec"
+    done
     no_addressing_flags "$TAG" guard
-    logged "$TAG" guard "$rec"
-    logged "$TAG" audit "$rec"
+    has_sup && no_addressing_flags "$TAG" sup
+    return 0
 }
+
+sup_note() { if has_sup; then echo "; the static client under the supervisor alike"; fi; }
 
 # ---------------------------------------------------------------------------------------------------
 # The kernel and the driver, from the shell alone.
@@ -296,9 +326,14 @@ sc_ieee_dcmd() {
     kernel_saw ieee-dcmd plain 'flags=0x32 '
     kernel_saw ieee-dcmd guard 'flags=0x10 '
     kernel_saw ieee-dcmd audit 'flags=0x32 '
+    if has_sup; then
+        kernel_saw ieee-dcmd sup 'flags=0x10 '
+        kernel_saw ieee-dcmd supaudit 'flags=0x32 '
+        logged ieee-dcmd sup '"rule":"frame.addressing-flags"' '"flags_sent":"0x0010"'
+    fi
     logged ieee-dcmd guard '"rule":"frame.addressing-flags"' '"flags_sent":"0x0010"'
     logged ieee-dcmd audit '"rule":"frame.addressing-flags"' '"enforced":false'
-    echo "answered with the guard: $(first ieee-dcmd guard), firmware=1.80-QEMU; the driver got flags 0x10 (0x32 without the guard, and in audit mode); recorded"
+    echo "answered with the guard: $(first ieee-dcmd guard), firmware=1.80-QEMU; the driver got flags 0x10 (0x32 without the guard, and in audit mode); recorded$(sup_note)"
 }
 
 # The seed's STP probe. QEMU's firmware answers STP with MFI_STAT_INVALID_CMD (1), guard or not.
@@ -309,7 +344,11 @@ sc_stp_probe() {
     kernel_saw stp-probe guard 'flags=0x10 '
     kernel_saw stp-probe audit 'flags=0x32 '
     logged stp-probe guard '"rule":"frame.addressing-flags"'
-    echo "identical without/with/audit: $(first stp-probe plain); the driver got flags 0x10 with the guard, 0x32 without; recorded"
+    if has_sup; then
+        kernel_saw stp-probe sup 'flags=0x10 '
+        logged stp-probe sup '"rule":"frame.addressing-flags"'
+    fi
+    echo "identical without/with/audit: $(first stp-probe plain); the driver got flags 0x10 with the guard, 0x32 without; recorded$(sup_note)"
 }
 
 # ---------------------------------------------------------------------------------------------------
@@ -325,14 +364,18 @@ no_packets() { # TAG MODE: the kprobe saw no packet reach megasas_mgmt_fw_ioctl 
 ro_read() { # TAG RECORD ARGS...: one monitoring read, without the guard and under the read-only policy
     TAG=ro-$1 rec=$2
     shift 2
-    for mode in plain readonly; do mfi "$mode" "$TAG" "$@"; done
+    modes=readonly
+    has_sup && modes="readonly supro"
+    for mode in plain $modes; do mfi "$mode" "$TAG" "$@"; done
     expect "$TAG" plain 'ret=0 '
     expect "$TAG" plain 'cmd_status=0x00'
-    same "$TAG" plain readonly
     k=$(kcalls "$TAG" plain)
     [ "$k" = '?' ] || [ "$k" -ge 1 ] || fail "$TAG (plain): the driver's ioctl never ran"
-    reached_kernel "$TAG" readonly "$k"
-    logged "$TAG" readonly "$rec" '"verdict":"pass"'
+    for mode in $modes; do
+        same "$TAG" plain "$mode"
+        reached_kernel "$TAG" "$mode" "$k"
+        logged "$TAG" "$mode" "$rec" '"verdict":"pass"'
+    done
 }
 
 sc_readonly_monitoring_reads() {
@@ -356,15 +399,19 @@ sc_readonly_write_dcmd() {
         # shellcheck disable=SC2086 # one word per field, on purpose
         set -- $spec
         TAG=ro-$1 op=$2 kop=$3 dir=$4 len=$5
-        for mode in plain readonly; do mfi "$mode" "$TAG" dcmd "$op" "$dir" "$len"; done
+        modes=readonly
+        has_sup && modes="readonly supro"
+        for mode in plain $modes; do mfi "$mode" "$TAG" dcmd "$op" "$dir" "$len"; done
         expect "$TAG" plain 'ret=0 '
         reached_kernel "$TAG" plain 1
         kernel_saw "$TAG" plain "opcode=$kop"
-        expect "$TAG" readonly 'ret=-1 errno=1 (EPERM)'
-        [ "$(rc "$TAG" readonly)" = 1 ] || fail "$TAG (readonly): exit $(rc "$TAG" readonly), expected 1"
-        reached_kernel "$TAG" readonly 0
-        no_packets "$TAG" readonly
-        logged "$TAG" readonly '"rule":"readonly.dcmd"' "\"opcode\":\"$op\"" '"verdict":"reject"'
+        for mode in $modes; do
+            expect "$TAG" "$mode" 'ret=-1 errno=1 (EPERM)'
+            [ "$(rc "$TAG" "$mode")" = 1 ] || fail "$TAG ($mode): exit $(rc "$TAG" "$mode"), expected 1"
+            reached_kernel "$TAG" "$mode" 0
+            no_packets "$TAG" "$mode"
+            logged "$TAG" "$mode" '"rule":"readonly.dcmd"' "\"opcode\":\"$op\"" '"verdict":"reject"'
+        done
         n=$((n + 1))
     done
     echo "$n writing DCMDs (CFG_CLEAR, CTRL_SET_PROPERTIES): reach the driver without the guard ($(first ro-cfg-clear plain)), EPERM under readonly with readonly.dcmd and the opcode recorded, driver never called; $(kernel_note)"
@@ -375,21 +422,27 @@ sc_readonly_write_dcmd() {
 # with cmd_status 0x01 INVALID_CMD); PHY CONTROL reaches the driver without the guard, and is refused
 # with EPERM under readonly, its record naming readonly.smp and the function, the driver never called.
 sc_readonly_smp() {
+    modes=readonly
+    has_sup && modes="readonly supro"
     TAG=ro-smp-discover
-    for mode in plain readonly; do mfi "$mode" "$TAG" smp 0x10; done
+    for mode in plain $modes; do mfi "$mode" "$TAG" smp 0x10; done
     expect "$TAG" plain 'ret=0 '
-    same "$TAG" plain readonly
     reached_kernel "$TAG" plain 1
-    reached_kernel "$TAG" readonly 1
-    logged "$TAG" readonly '"verdict":"pass"'
+    for mode in $modes; do
+        same "$TAG" plain "$mode"
+        reached_kernel "$TAG" "$mode" 1
+        logged "$TAG" "$mode" '"verdict":"pass"'
+    done
     TAG=ro-smp-phy-control
-    for mode in plain readonly; do mfi "$mode" "$TAG" smp 0x91; done
+    for mode in plain $modes; do mfi "$mode" "$TAG" smp 0x91; done
     expect "$TAG" plain 'ret=0 '
     reached_kernel "$TAG" plain 1
-    expect "$TAG" readonly 'ret=-1 errno=1 (EPERM)'
-    reached_kernel "$TAG" readonly 0
-    no_packets "$TAG" readonly
-    logged "$TAG" readonly '"rule":"readonly.smp"' 'SMP function 0x91' '"verdict":"reject"'
+    for mode in $modes; do
+        expect "$TAG" "$mode" 'ret=-1 errno=1 (EPERM)'
+        reached_kernel "$TAG" "$mode" 0
+        no_packets "$TAG" "$mode"
+        logged "$TAG" "$mode" '"rule":"readonly.smp"' 'SMP function 0x91' '"verdict":"reject"'
+    done
     echo "SMP DISCOVER identical without the guard and under readonly ($(first ro-smp-discover plain)); PHY CONTROL reaches the driver without the guard, EPERM under readonly (readonly.smp, function 0x91 recorded), driver never called"
 }
 
@@ -406,6 +459,12 @@ sc_sense_off() {
     same sense-off plain audit
     reached_kernel sense-off audit 1
     logged sense-off audit '"rule":"sense.bounds"' '"enforced":false'
+    if has_sup; then
+        mfi sup sense-off sense-off 0x100000
+        expect sense-off sup 'ret=-1 errno=22'
+        reached_kernel sense-off sup 0
+        logged sense-off sup '"rule":"sense.bounds"' '"verdict":"reject"'
+    fi
     echo "EINVAL from the kernel without the guard, from the guard with it (sense.bounds, kernel not called); audit mode = kernel's answer"
 }
 
@@ -427,15 +486,19 @@ sc_rules_rewritten() {
         n=$((n + 1))
         (
             TAG=rule-$rule
-            mfi guard "$TAG" rule "$rule"
-            expect "$TAG" guard 'ret=0 '
-            reached_kernel "$TAG" guard 1
-            no_addressing_flags "$TAG" guard
-            logged "$TAG" guard "\"rule\":\"$rule\""
+            modes=guard
+            has_sup && modes="guard sup"
+            for mode in $modes; do
+                mfi "$mode" "$TAG" rule "$rule"
+                expect "$TAG" "$mode" 'ret=0 '
+                reached_kernel "$TAG" "$mode" 1
+                no_addressing_flags "$TAG" "$mode"
+                logged "$TAG" "$mode" "\"rule\":\"$rule\""
+            done
         ) || bad="$bad $rule"
     done
     [ -z "$bad" ] || fail "not sent on and recorded as they should be:$bad"
-    echo "$n rewriting/warning rules: sent on, recorded"
+    echo "$n rewriting/warning rules: sent on, recorded$(sup_note)"
 }
 
 # Every rejecting rule: with the guard, EINVAL, a record naming the rule, and nothing reaches the kernel.
@@ -447,26 +510,35 @@ sc_rules_rejected() {
         n=$((n + 1))
         (
             TAG=rule-$rule
-            mfi guard "$TAG" rule "$rule"
-            expect "$TAG" guard 'ret=-1 errno=22'
-            reached_kernel "$TAG" guard 0
-            logged "$TAG" guard "\"rule\":\"$rule\"" '"verdict":"reject"'
+            modes=guard
+            has_sup && modes="guard sup"
+            for mode in $modes; do
+                mfi "$mode" "$TAG" rule "$rule"
+                expect "$TAG" "$mode" 'ret=-1 errno=22'
+                reached_kernel "$TAG" "$mode" 0
+                logged "$TAG" "$mode" "\"rule\":\"$rule\"" '"verdict":"reject"'
+            done
         ) || bad="$bad $rule"
     done
     [ -z "$bad" ] || fail "not refused as they should be:$bad"
-    echo "$n rejecting rules: EINVAL, recorded, kernel not called; $(kernel_note)"
+    echo "$n rejecting rules: EINVAL, recorded, kernel not called; $(kernel_note)$(sup_note)"
 }
 
 # sgl_off = 0x40000, with the guard: refused before the driver writes outside its frame.
 # (Without the guard, and in audit mode, the driver does write there: see hazard_sgl_off_*.)
 sc_sgl_off_guarded() {
     TAG=sgl-off
-    mfi guard sgl-off sgl-off 0x40000
-    expect sgl-off guard 'ret=-1 errno=22'
-    [ "$(rc sgl-off guard)" = 1 ] || fail "sgl-off (guard): exit $(rc sgl-off guard), expected 1"
-    reached_kernel sgl-off guard 0
-    logged sgl-off guard '"rule":"sgl.bounds"' '"verdict":"reject"'
-    echo "with the guard: $(first sgl-off guard), sgl.bounds recorded; $(kernel_note)"
+    modes=guard
+    has_sup && modes="guard sup"
+    for mode in $modes; do
+        mfi "$mode" sgl-off sgl-off 0x40000
+        expect sgl-off "$mode" 'ret=-1 errno=22'
+        [ "$(rc sgl-off "$mode")" = 1 ] || fail "sgl-off ($mode): exit $(rc sgl-off "$mode"), expected 1"
+        reached_kernel sgl-off "$mode" 0
+        no_packets sgl-off "$mode"
+        logged sgl-off "$mode" '"rule":"sgl.bounds"' '"verdict":"reject"'
+    done
+    echo "with the guard: $(first sgl-off guard), sgl.bounds recorded; $(kernel_note)$(sup_note)"
 }
 
 # ---------------------------------------------------------------------------------------------------

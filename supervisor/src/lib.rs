@@ -81,6 +81,33 @@ mod imp {
         Ok(sup.run(started.pid, &signals))
     }
 
+    /// What the benchmark compares the supervisor with (`benches/supervisor.rs`).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Baseline {
+        /// The same filter and a responder that answers every MegaRAID call with `ENOTTY` at
+        /// once: the bare cost of a user notification's round trip.
+        BareResponder,
+        /// A filter that allows everything, installed the same way: the kernel's seccomp entry
+        /// alone, for unrelated system calls.
+        AllowAll,
+    }
+
+    /// Runs `cmd` under a [`Baseline`] instead of the supervisor (benchmarks only).
+    pub fn run_baseline(cmd: &Command, baseline: Baseline) -> Result<Exit, SpawnError> {
+        let old = sys::block(&sys::forwarded_signals());
+        let prog = match baseline {
+            Baseline::BareResponder => filter::build(filter::Action::Notify),
+            Baseline::AllowAll => vec![libc::sock_filter {
+                code: (libc::BPF_RET | libc::BPF_K) as u16,
+                jt: 0,
+                jf: 0,
+                k: filter::RET_ALLOW,
+            }],
+        };
+        let started = spawn::spawn(cmd, &prog, true, &old)?;
+        Ok(serve::bare_responder(&started.listener, started.pid))
+    }
+
     /// Ends this process as the tool ended: its exit code, or its signal re-raised.
     pub fn exit_like(exit: Exit) -> ! {
         match exit {

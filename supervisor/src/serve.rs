@@ -170,7 +170,13 @@ pub struct Supervisor<'c> {
     /// Remembered only without `WAIT_KILLABLE_RECV` (with it, a call cannot be interrupted).
     undelivered: Vec<Undelivered>,
     killable: bool,
+    /// pidfds of the thread-group leaders that made calls, by pid (most tools are one process
+    /// with one thread: one `pidfd_open` for all their calls).
+    leaders: Vec<(libc::pid_t, OwnedFd)>,
 }
+
+/// How many leaders' pidfds are kept.
+const LEADERS_MAX: usize = 32;
 
 impl<'c> Supervisor<'c> {
     /// Serves `listener` with `cfg`.
@@ -180,15 +186,22 @@ impl<'c> Supervisor<'c> {
             listener,
             undelivered: Vec::new(),
             killable,
+            leaders: Vec::new(),
         }
     }
 
     /// Serves notifications and forwards signals until `child` ends; its exit.
     pub fn run(&mut self, child: libc::pid_t, signals: &OwnedFd) -> Exit {
         let child_fd = sys::pidfd_open(child, 0).ok();
+        let mut first = true;
         loop {
-            if let Ok(Some(exit)) = sys::try_wait(child) {
-                return exit;
+            // With a pidfd, the child's end is a poll event; without one (Linux < 5.3), look
+            // every time round.
+            if first || child_fd.is_none() {
+                if let Ok(Some(exit)) = sys::try_wait(child) {
+                    return exit;
+                }
+                first = false;
             }
             let mut fds = vec![self.listener.as_fd(), signals.as_fd()];
             if let Some(c) = &child_fd {
@@ -198,6 +211,11 @@ impl<'c> Supervisor<'c> {
                 Ok(r) => r,
                 Err(_) => return wait_blocking(child),
             };
+            if revents.get(2).is_some_and(|r| r & libc::POLLIN != 0) {
+                if let Ok(Some(exit)) = sys::try_wait(child) {
+                    return exit;
+                }
+            }
             if revents[0] & libc::POLLIN != 0 {
                 self.serve_one();
             } else if revents[0] & (libc::POLLHUP | libc::POLLERR) != 0 {
@@ -254,7 +272,7 @@ impl<'c> Supervisor<'c> {
             }
             return;
         }
-        let delivery = match self.node_fd(&call, &tool) {
+        let delivery = match node_fd(&mut self.leaders, self.cfg, &call, &tool) {
             Err(errno) => {
                 let _ = tool.deliver(Answer::Errno(errno));
                 return;
@@ -294,22 +312,51 @@ impl<'c> Supervisor<'c> {
             }
         }
     }
+}
 
-    /// The tool's descriptor, as ours, and whether it is the management node.
-    fn node_fd(&self, call: &Syscall, tool: &Tool<'_>) -> Result<(OwnedFd, bool), c_int> {
-        let pidfd = match sys::pidfd_open(call.tid, 0) {
-            Ok(p) => p,
-            // Not a thread-group leader (before Linux 6.9 a pidfd names a process): its
-            // process, from /proc.
-            Err(libc::EINVAL) => sys::pidfd_open(tgid(call.tid).ok_or(libc::ESRCH)?, 0)?,
-            Err(e) => return Err(e),
-        };
-        // The pidfd names the process that made the call only if the call is still pending.
-        tool.valid()?;
-        let fd = sys::pidfd_getfd(pidfd.as_fd(), call.fd)?;
-        let node = device::is_mgmt_node(fd.as_raw_fd(), self.cfg)?;
+/// The tool's descriptor, as ours, and whether it is the management node; `leaders` caches
+/// the pidfds of thread-group leaders.
+fn node_fd(
+    leaders: &mut Vec<(libc::pid_t, OwnedFd)>,
+    cfg: &Config,
+    call: &Syscall,
+    tool: &Tool<'_>,
+) -> Result<(OwnedFd, bool), c_int> {
+    let check = |fd: OwnedFd| -> Result<(OwnedFd, bool), c_int> {
+        let node = device::is_mgmt_node(fd.as_raw_fd(), cfg)?;
         Ok((fd, node))
+    };
+    if let Some(i) = leaders.iter().position(|(pid, _)| *pid == call.tid) {
+        match sys::pidfd_getfd(leaders[i].1.as_fd(), call.fd) {
+            // The cached pidfd names a thread-group leader with this pid: while that
+            // process lives no other can have the pid, and the call shows it is alive.
+            Ok(fd) => return check(fd),
+            Err(libc::ESRCH) => {
+                leaders.swap_remove(i);
+            }
+            Err(e) => return Err(e),
+        }
     }
+    let (pidfd, leader) = match sys::pidfd_open(call.tid, 0) {
+        Ok(p) => (p, true),
+        // Not a thread-group leader (before Linux 6.9 a pidfd names a process): its
+        // process, from /proc, each time (a thread's id may go to another process).
+        Err(libc::EINVAL) => (
+            sys::pidfd_open(tgid(call.tid).ok_or(libc::ESRCH)?, 0)?,
+            false,
+        ),
+        Err(e) => return Err(e),
+    };
+    // The pidfd names the process that made the call only if the call is still pending.
+    tool.valid()?;
+    let fd = sys::pidfd_getfd(pidfd.as_fd(), call.fd)?;
+    if leader {
+        if leaders.len() >= LEADERS_MAX {
+            leaders.remove(0);
+        }
+        leaders.push((call.tid, pidfd));
+    }
+    check(fd)
 }
 
 /// The call on a file that is not the management node: executed here on a private copy of the
@@ -350,6 +397,30 @@ fn wait_blocking(child: libc::pid_t) -> Exit {
             Ok(Some(exit)) => return exit,
             Ok(None) => std::thread::sleep(std::time::Duration::from_millis(5)),
             Err(_) => return Exit::Code(125),
+        }
+    }
+}
+
+/// The floor the benchmark compares the supervisor with: a responder that answers every
+/// notification at once with `ENOTTY`, deciding nothing.
+pub fn bare_responder(listener: &OwnedFd, child: libc::pid_t) -> Exit {
+    let child_fd = sys::pidfd_open(child, 0).ok();
+    loop {
+        if let Ok(Some(exit)) = sys::try_wait(child) {
+            return exit;
+        }
+        let mut fds = vec![listener.as_fd()];
+        if let Some(c) = &child_fd {
+            fds.push(c.as_fd());
+        }
+        match sys::poll(&fds) {
+            Ok(r) if r[0] & libc::POLLIN != 0 => {
+                if let Ok(n) = sys::notif_recv(listener.as_fd()) {
+                    let _ = sys::notif_send(listener.as_fd(), n.id, 0, libc::ENOTTY);
+                }
+            }
+            Ok(_) => {}
+            Err(_) => return wait_blocking(child),
         }
     }
 }
