@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Coverage-guided fuzzing of the sanitizer's decision and rewrite (target `decide`, see
-# fuzz_targets/decide.rs), for a bounded time:
+# Coverage-guided fuzzing, for a bounded time: the sanitizer's decision and rewrite (target
+# `decide`, fuzz_targets/decide.rs) and the supervisor's guarded path with its copy plan and the
+# i386 layout's translation (target `emulate`, fuzz_targets/emulate.rs):
 #
-#     fuzz/run.sh [SECONDS] [extra libFuzzer options...]     (default 60 s)
+#     fuzz/run.sh [SECONDS] [extra libFuzzer options...]     (default 60 s, `decide`)
+#     FUZZ_TARGET=emulate fuzz/run.sh [SECONDS] ...
 #
 # Works from a fresh machine with only the stable toolchain: installs cargo-fuzz (pinned) if
 # missing and builds with RUSTC_BOOTSTRAP=1, which lets the stable compiler take the unstable
@@ -12,14 +14,15 @@
 #   FUZZ_TOOLCHAIN=nightly         (optional: use that rustup toolchain instead of the default)
 #   FUZZ_JOBS=N                    (optional: N fuzzing processes, libFuzzer -fork=N)
 #
-# New inputs go to fuzz/corpus/decide-work/ (ignored by git); the committed seeds in
-# fuzz/corpus/decide/ are read only. A crash leaves its input in fuzz/artifacts/decide/ and
-# this script exits non-zero; reproduce with `fuzz/run.sh 0 fuzz/artifacts/decide/crash-...`
-# or `RUSTC_BOOTSTRAP=1 cargo fuzz run -s none -a decide <file>` in fuzz/.
+# New inputs go to fuzz/corpus/TARGET-work/ (ignored by git); the committed seeds in
+# fuzz/corpus/TARGET/ are read only. A crash leaves its input in fuzz/artifacts/TARGET/ and
+# this script exits non-zero; reproduce with `fuzz/run.sh 0 fuzz/artifacts/TARGET/crash-...`
+# or `RUSTC_BOOTSTRAP=1 cargo fuzz run -s none -a TARGET <file>` in fuzz/.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 seconds=${1:-60}
+target=${FUZZ_TARGET:-decide}
 shift || true
 CARGO_FUZZ_VERSION=0.13.2
 sanitizer=${FUZZ_SANITIZER:-none}
@@ -33,12 +36,14 @@ if ! cargo "${toolchain[@]}" fuzz --version >/dev/null 2>&1; then
 fi
 
 flags=(-s "$sanitizer" --debug-assertions)
-cargo "${toolchain[@]}" fuzz build "${flags[@]}" decide
+cargo "${toolchain[@]}" fuzz build "${flags[@]}" "$target"
 
-mkdir -p corpus/decide-work artifacts/decide
+mkdir -p "corpus/$target-work" "artifacts/$target"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-lib_args=(-max_len=512 -print_final_stats=1 -artifact_prefix=artifacts/decide/)
+max_len=512
+[[ "$target" == emulate ]] && max_len=20000
+lib_args=(-max_len="$max_len" -print_final_stats=1 -artifact_prefix="artifacts/$target/")
 if [[ "$seconds" == 0 ]]; then
     # Replay the given inputs (or the corpus) once.
     lib_args+=(-runs=0)
@@ -47,7 +52,7 @@ else
 fi
 if [[ -n "${FUZZ_JOBS:-}" ]]; then lib_args+=(-fork="$FUZZ_JOBS" -ignore_crashes=0); fi
 
-corpora=(corpus/decide-work corpus/decide)
+corpora=("corpus/$target-work" "corpus/$target")
 inputs=()
 for arg in "$@"; do
     if [[ -f "$arg" ]]; then inputs+=("$arg"); else lib_args+=("$arg"); fi
@@ -55,7 +60,7 @@ done
 if (( ${#inputs[@]} )); then corpora=("${inputs[@]}"); fi
 
 status=0
-cargo "${toolchain[@]}" fuzz run "${flags[@]}" decide "${corpora[@]}" -- "${lib_args[@]}" \
+cargo "${toolchain[@]}" fuzz run "${flags[@]}" "$target" "${corpora[@]}" -- "${lib_args[@]}" \
     2>&1 | tee "$log" | grep -vE '^#[0-9]+.*(NEW|REDUCE|pulse)' || status=${PIPESTATUS[0]}
 
 execs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$' | tail -1)
@@ -63,9 +68,9 @@ if [[ -z "$execs" ]]; then
     # -fork mode reports totals on its own lines.
     execs=$(grep -oE '^#[0-9]+' "$log" | tail -1 | tr -d '#')
 fi
-crashes=$(find artifacts/decide -type f -newer "$log" 2>/dev/null | wc -l)
-echo "fuzz/run.sh: target decide, ${seconds}s, sanitizer $sanitizer: ${execs:-0} executions, $crashes crash(es), exit $status"
+crashes=$(find "artifacts/$target" -type f -newer "$log" 2>/dev/null | wc -l)
+echo "fuzz/run.sh: target $target, ${seconds}s, sanitizer $sanitizer: ${execs:-0} executions, $crashes crash(es), exit $status"
 if (( status != 0 || crashes != 0 )); then
-    ls -l artifacts/decide >&2 || true
+    ls -l "artifacts/$target" >&2 || true
     exit 1
 fi

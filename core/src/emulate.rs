@@ -147,6 +147,12 @@ impl PrivateCall {
         &self.packet
     }
 
+    /// The private data buffers, in `sgl[]` order (empty for entries of length 0), and the
+    /// sense buffer: what a driver may write (for tests and the fuzz target).
+    pub fn buffers_mut(&mut self) -> (&mut [Vec<u8>], &mut [u8]) {
+        (&mut self.bufs, &mut self.sense)
+    }
+
     /// The `cmd_status` byte of the private packet.
     fn status(&self) -> u8 {
         self.packet[CMD_STATUS]

@@ -2,9 +2,12 @@
 //! layouts, plus one near-miss per structural rule:
 //!
 //!     cargo run --manifest-path fuzz/Cargo.toml --example seeds -- fuzz/corpus/decide
+//!     cargo run --manifest-path fuzz/Cargo.toml --example seeds -- fuzz/corpus/emulate emulate
 //!
-//! Each file is the target's input: an options byte (bit 0: i386), a four-byte allow list, then
-//! the packet. Names are stable, so rerunning overwrites the same files.
+//! Each file is the target's input: for `decide`, an options byte (bit 0: i386), a four-byte
+//! allow list, then the packet; for `emulate`, the options byte, the packet (its buffers inside
+//! the fake tool's memory window), then that memory. Names are stable, so rerunning overwrites
+//! the same files.
 
 use std::path::PathBuf;
 
@@ -14,10 +17,14 @@ use mfiguard_sanitizer::abi::mfi::{
 use mfiguard_sanitizer::builder::{samples, PacketBuilder};
 use mfiguard_sanitizer::Abi;
 
-const BUF: u64 = 0x7f00_1234_5000;
-const SENSE: u64 = 0x7f00_1234_9000;
-
-fn packets(abi: Abi) -> Vec<(&'static str, PacketBuilder)> {
+#[allow(non_snake_case)] // the two addresses read as constants
+fn packets(abi: Abi, emulate: bool) -> Vec<(&'static str, PacketBuilder)> {
+    // `emulate`'s fake tool maps 64 KiB at 0x10000, the packet first; buffers follow it.
+    let (BUF, SENSE) = if emulate {
+        (0x1_1000, 0x1_4000)
+    } else {
+        (0x7f00_1234_5000, 0x7f00_1234_9000)
+    };
     let dcmd = |op| samples::dcmd_read(abi, op, BUF, 2048);
     let inquiry = || samples::scsi_inquiry(abi, 3, BUF, 96, SENSE);
     let stp = || samples::megacli_8_01_06_stp_probe(abi, 4, BUF, BUF + 0x1000);
@@ -50,13 +57,22 @@ fn packets(abi: Abi) -> Vec<(&'static str, PacketBuilder)> {
 
 fn main() {
     let dir = PathBuf::from(std::env::args().nth(1).unwrap_or("corpus/decide".into()));
+    let emulate = std::env::args().nth(2).as_deref() == Some("emulate");
     std::fs::create_dir_all(&dir).expect("create the corpus directory");
     let mut n = 0;
     for abi in Abi::ALL {
-        for (name, packet) in packets(abi) {
+        for (name, packet) in packets(abi, emulate) {
             let options = u8::from(abi == Abi::Ilp32);
-            let mut input = vec![options, 0, 0, 0, 0];
+            let mut input = if emulate {
+                vec![options]
+            } else {
+                vec![options, 0, 0, 0, 0]
+            };
             input.extend(packet.build());
+            if emulate {
+                // The tool's memory after the packet: the data and sense buffers.
+                input.extend((0..0x4000u32).map(|i| (i * 7) as u8));
+            }
             let path = dir.join(format!("seed-{}-{name}", abi.name()));
             std::fs::write(&path, input).expect("write a seed");
             n += 1;
