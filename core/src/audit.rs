@@ -19,6 +19,11 @@
 //!
 //! Configuration problems produce `"record":"error"` records (`key`, `value`, `message`).
 //!
+//! Who ran the tool ([`Invoker`]: `sudo_user`/`sudo_uid` when sudo set them, the kernel's
+//! `login_uid`, the tool's `argv` bounded to [`ARGV_MAX`] bytes) is read once per process and
+//! added to every record after `uid`, the nested path included (it only reads what was
+//! published).
+//!
 //! Records are written by hand, not with serde: the format is small and fixed, and the same code
 //! must run without allocating inside a signal handler (see [`emit`]).
 //!
@@ -55,6 +60,7 @@ use mfiguard_sanitizer::{Abi, Decision, Errno, Packet, Verdict};
 
 use crate::config::{Config, GuardMode, LogTarget};
 use crate::sys;
+use crate::sys::Published;
 
 /// Where the local syslog daemon listens.
 pub const SYSLOG_SOCKET: &str = "/dev/log";
@@ -325,6 +331,156 @@ impl Who {
             uid: sys::uid(),
         }
     }
+}
+
+/// Longest `argv` kept for records, in bytes (the arguments' own bytes, without separators).
+pub const ARGV_MAX: usize = 256;
+/// Longest `sudo_user` kept (user names are at most 32 bytes on Linux).
+pub const SUDO_USER_MAX: usize = 64;
+
+/// Who started the tool, for records. Read once per process, outside a signal handler, and
+/// kept: a child forked without exec is the same invocation; one that execs reads its own.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Invoker {
+    /// `SUDO_USER`, when the environment has it (sudo sets it; anyone can, so it is a claim
+    /// that the login uid can confirm), at most [`SUDO_USER_MAX`] bytes.
+    pub sudo_user: Option<String>,
+    /// `SUDO_UID`, when it is a number.
+    pub sudo_uid: Option<u32>,
+    /// `/proc/self/loginuid`: the uid the session logged in as, kept by the kernel across
+    /// su and sudo; `None` when unset (4294967295: daemons, containers) or unreadable.
+    pub login_uid: Option<u32>,
+    /// `/proc/self/cmdline`, at most [`ARGV_MAX`] bytes of arguments in all: the argument that
+    /// crosses the bound is cut (at a character boundary) and the rest dropped.
+    pub argv: Vec<String>,
+    /// Whether `argv` was cut.
+    pub argv_truncated: bool,
+}
+
+/// Cuts `s` to at most `max` bytes, at a character boundary; whether it cut.
+fn cut_to(s: &mut String, max: usize) -> bool {
+    if s.len() <= max {
+        return false;
+    }
+    let mut at = max;
+    while !s.is_char_boundary(at) {
+        at = at.saturating_sub(1);
+    }
+    s.truncate(at);
+    true
+}
+
+impl Invoker {
+    /// From its sources: the `SUDO_USER` and `SUDO_UID` values, `/proc/self/loginuid`'s
+    /// content and `/proc/self/cmdline`'s (NUL-terminated arguments).
+    pub fn from_parts(
+        sudo_user: Option<&[u8]>,
+        sudo_uid: Option<&[u8]>,
+        loginuid: Option<&[u8]>,
+        cmdline: &[u8],
+    ) -> Invoker {
+        let number = |b: &[u8]| -> Option<u32> { std::str::from_utf8(b).ok()?.trim().parse().ok() };
+        let sudo_user = sudo_user.filter(|u| !u.is_empty()).map(|u| {
+            let mut u = String::from_utf8_lossy(u).into_owned();
+            cut_to(&mut u, SUDO_USER_MAX);
+            u
+        });
+        let mut argv = Vec::new();
+        let mut left = ARGV_MAX;
+        let mut argv_truncated = false;
+        let args = cmdline.strip_suffix(b"\0").unwrap_or(cmdline);
+        if !args.is_empty() {
+            for arg in args.split(|&b| b == 0) {
+                let mut a = String::from_utf8_lossy(arg).into_owned();
+                if cut_to(&mut a, left) {
+                    argv_truncated = true;
+                    argv.push(a);
+                    break;
+                }
+                left = left.saturating_sub(a.len());
+                argv.push(a);
+            }
+        }
+        Invoker {
+            sudo_user,
+            sudo_uid: sudo_uid.and_then(number),
+            // The kernel's "unset" is (uid_t)-1.
+            login_uid: loginuid.and_then(number).filter(|&u| u != u32::MAX),
+            argv,
+            argv_truncated,
+        }
+    }
+
+    /// This process's. Allocates: never from the nested path.
+    pub fn read() -> Invoker {
+        use std::os::unix::ffi::OsStrExt;
+        let env = |k: &str| std::env::var_os(k);
+        let (user, uid) = (env("SUDO_USER"), env("SUDO_UID"));
+        let loginuid = std::fs::read("/proc/self/loginuid").ok();
+        let cmdline = std::fs::read("/proc/self/cmdline").unwrap_or_default();
+        Invoker::from_parts(
+            user.as_deref().map(|u| u.as_bytes()),
+            uid.as_deref().map(|u| u.as_bytes()),
+            loginuid.as_deref(),
+            &cmdline,
+        )
+    }
+
+    /// Writes the members after `uid` (what is known; `argv` only with `details`, so that the
+    /// compact form of a nested record stays as small as it was).
+    fn json<W: fmt::Write>(&self, o: &mut Obj<'_, W>, details: bool) -> fmt::Result {
+        if let Some(u) = &self.sudo_user {
+            o.str("sudo_user", u)?;
+        }
+        if let Some(u) = self.sudo_uid {
+            o.num("sudo_uid", u)?;
+        }
+        if let Some(u) = self.login_uid {
+            o.num("login_uid", u)?;
+        }
+        if details {
+            o.key("argv")?;
+            o.w.write_char('[')?;
+            for (i, a) in self.argv.iter().enumerate() {
+                if i > 0 {
+                    o.w.write_char(',')?;
+                }
+                json_string(o.w, a)?;
+            }
+            o.w.write_char(']')?;
+            if self.argv_truncated {
+                o.bool("argv_truncated", true)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The readable line's part: only what sudo or the login uid add to `uid`.
+    fn line<W: fmt::Write>(&self, w: &mut W) -> fmt::Result {
+        if let Some(u) = &self.sudo_user {
+            write!(w, " sudo_user {u}")?;
+        }
+        if let Some(u) = self.sudo_uid {
+            write!(w, " sudo_uid {u}")?;
+        }
+        if let Some(u) = self.login_uid {
+            write!(w, " login_uid {u}")?;
+        }
+        Ok(())
+    }
+}
+
+/// This process's [`Invoker`], once read (fork-safe: see `sys::Published`).
+static INVOKER: Published<Invoker> = Published::new();
+
+/// This process's [`Invoker`], read on the first call (allocates: not from the nested path).
+pub fn invoker() -> &'static Invoker {
+    INVOKER.get_or_init(Invoker::read)
+}
+
+/// This process's [`Invoker`] if it was read; never waits, never allocates.
+pub fn invoker_if_read() -> Option<&'static Invoker> {
+    INVOKER.get()
 }
 
 /// Records that could not be written since the last one that was (reported in that one).
@@ -606,6 +762,21 @@ pub fn call_json<W: fmt::Write>(
     lost: u64,
     details: bool,
 ) -> fmt::Result {
+    call_json_by(w, c, who, None, phase, ts, lost, details)
+}
+
+/// [`call_json`], naming who ran the tool after `uid` when `by` is known.
+#[allow(clippy::too_many_arguments)] // the record's parts, as call_json takes them
+pub fn call_json_by<W: fmt::Write>(
+    w: &mut W,
+    c: &CallRecord<'_>,
+    who: Who,
+    by: Option<&Invoker>,
+    phase: Phase,
+    ts: SystemTime,
+    lost: u64,
+    details: bool,
+) -> fmt::Result {
     let mut o = Obj::open(w)?;
     o.str("record", phase.name())?;
     o.num("seq", c.seq)?;
@@ -613,6 +784,9 @@ pub fn call_json<W: fmt::Write>(
     o.num("pid", who.pid)?;
     o.str("exe", c.exe)?;
     o.num("uid", who.uid)?;
+    if let Some(by) = by {
+        by.json(&mut o, details)?;
+    }
     o.str("mode", c.mode.name())?;
     o.str("request", request_name(c.request).unwrap_or("unknown"))?;
     o.str("request_code", hex32(c.request))?;
@@ -671,12 +845,27 @@ pub fn error_json<W: fmt::Write>(
     ts: SystemTime,
     lost: u64,
 ) -> fmt::Result {
+    error_json_by(w, e, who, None, ts, lost)
+}
+
+/// [`error_json`], naming who ran the tool after `uid` when `by` is known.
+pub fn error_json_by<W: fmt::Write>(
+    w: &mut W,
+    e: &ErrorRecord<'_>,
+    who: Who,
+    by: Option<&Invoker>,
+    ts: SystemTime,
+    lost: u64,
+) -> fmt::Result {
     let mut o = Obj::open(w)?;
     o.str("record", "error")?;
     o.str("ts", Rfc3339(ts))?;
     o.num("pid", who.pid)?;
     o.str("exe", e.exe)?;
     o.num("uid", who.uid)?;
+    if let Some(by) = by {
+        by.json(&mut o, true)?;
+    }
     o.str("key", e.key)?;
     o.str("value", e.value)?;
     o.str("message", e.message)?;
@@ -691,6 +880,20 @@ pub fn call_line<W: fmt::Write>(
     w: &mut W,
     c: &CallRecord<'_>,
     who: Who,
+    phase: Phase,
+    lost: u64,
+    details: bool,
+) -> fmt::Result {
+    call_line_by(w, c, who, None, phase, lost, details)
+}
+
+/// [`call_line`], adding `sudo_user`, `sudo_uid` and `login_uid` after `uid` when `by` knows
+/// them (the line already names the `exe`; `argv` is in the JSON records).
+pub fn call_line_by<W: fmt::Write>(
+    w: &mut W,
+    c: &CallRecord<'_>,
+    who: Who,
+    by: Option<&Invoker>,
     phase: Phase,
     lost: u64,
     details: bool,
@@ -759,6 +962,9 @@ pub fn call_line<W: fmt::Write>(
         }
     }
     write!(w, "; exe {} uid {}", c.exe, who.uid)?;
+    if let Some(by) = by {
+        by.line(w)?;
+    }
     if c.nested {
         w.write_str(" (in a signal handler)")?;
     }
@@ -866,11 +1072,25 @@ fn target(cfg: &Config, nested: bool) -> Option<Target<'_>> {
 /// Assembles the bytes one `write` sends: the header for the target, the record, a newline
 /// (not for syslog datagrams). Tries with details, then compact; fails only if even the compact
 /// form does not fit (a [`StackBuf`] far too small).
+#[cfg(test)]
 fn render<B: LineBuf>(
     buf: &mut B,
     t: Target<'_>,
     rec: Record<'_>,
     who: Who,
+    ts: SystemTime,
+    lost: u64,
+) -> bool {
+    render_by(buf, t, rec, who, None, ts, lost)
+}
+
+/// [`render`], naming who ran the tool when `by` is known.
+fn render_by<B: LineBuf>(
+    buf: &mut B,
+    t: Target<'_>,
+    rec: Record<'_>,
+    who: Who,
+    by: Option<&Invoker>,
     ts: SystemTime,
     lost: u64,
 ) -> bool {
@@ -890,10 +1110,10 @@ fn render<B: LineBuf>(
             }
             match (t, rec) {
                 (Target::File(_), Record::Call(c, phase)) => {
-                    call_json(buf, c, who, phase, ts, lost, details)?
+                    call_json_by(buf, c, who, by, phase, ts, lost, details)?
                 }
-                (Target::File(_), Record::Error(e)) => error_json(buf, e, who, ts, lost)?,
-                (_, Record::Call(c, phase)) => call_line(buf, c, who, phase, lost, details)?,
+                (Target::File(_), Record::Error(e)) => error_json_by(buf, e, who, by, ts, lost)?,
+                (_, Record::Call(c, phase)) => call_line_by(buf, c, who, by, phase, lost, details)?,
                 (_, Record::Error(e)) => error_line(buf, e, lost)?,
             }
             if t != Target::Syslog {
@@ -958,15 +1178,18 @@ pub fn emit(cfg: &Config, nested: bool, rec: Record<'_>) -> Result<bool, c_int> 
     let who = Who::now();
     let lost = LOST.load(Ordering::Relaxed);
     let result = if nested {
+        // Who ran the tool only if it was read: reading it allocates.
+        let by = invoker_if_read();
         let mut buf = StackBuf::<NESTED_BUF>::new();
-        if render(&mut buf, t, rec, who, ts, lost) {
+        if render_by(&mut buf, t, rec, who, by, ts, lost) {
             send(cfg, t, buf.bytes())
         } else {
             Err(libc::ENOBUFS)
         }
     } else {
+        let by = Some(invoker());
         let mut buf = String::with_capacity(1024);
-        render(&mut buf, t, rec, who, ts, lost);
+        render_by(&mut buf, t, rec, who, by, ts, lost);
         send(cfg, t, buf.as_bytes())
     };
     match result {
@@ -1438,8 +1661,9 @@ mod tests {
         assert!(text
             .lines()
             .all(|l| l.starts_with("{\"record\":\"error\"") && l.ends_with('}')));
-        // A symlink is not followed.
-        let link = dir.join("link.jsonl");
+        // A symlink is not followed. The failure is reported on stderr, past the test harness's
+        // capture: the file's name says that this one is expected.
+        let link = dir.join("expected-failure-symlink.jsonl");
         let _ = std::fs::remove_file(&link);
         std::os::unix::fs::symlink(&path, &link).unwrap();
         let cfg = Config {
@@ -1449,5 +1673,166 @@ mod tests {
         assert_eq!(emit(&cfg, false, Record::Error(&e)), Err(libc::ELOOP));
         assert!(LOST.load(Ordering::Relaxed) >= 1);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn who_ran_it_from_sudo_the_login_uid_and_a_bounded_argv() {
+        let by = Invoker::from_parts(
+            Some(b"alice"),
+            Some(b"1000"),
+            Some(b"1000\n"),
+            b"/opt/MegaRAID/MegaCli/MegaCli64\0-AdpAllInfo\0-aALL\0",
+        );
+        assert_eq!(by.sudo_user.as_deref(), Some("alice"));
+        assert_eq!(by.sudo_uid, Some(1000));
+        assert_eq!(by.login_uid, Some(1000));
+        assert_eq!(
+            by.argv,
+            ["/opt/MegaRAID/MegaCli/MegaCli64", "-AdpAllInfo", "-aALL"]
+        );
+        assert!(!by.argv_truncated);
+        // No sudo, the kernel's unset login uid, an empty argument kept.
+        let by = Invoker::from_parts(None, Some(b"x"), Some(b"4294967295"), b"tool\0\0-v\0");
+        assert_eq!(
+            (by.sudo_user, by.sudo_uid, by.login_uid),
+            (None, None, None)
+        );
+        assert_eq!(by.argv, ["tool", "", "-v"]);
+        // Bounded: the argument that crosses ARGV_MAX is cut at a character boundary.
+        let long = "é".repeat(ARGV_MAX);
+        // "tool1" leaves 251 bytes: the 126th two-byte "é" does not fit.
+        let cmdline = format!("tool1\0{long}\0after\0");
+        let by = Invoker::from_parts(
+            Some("ü".repeat(SUDO_USER_MAX).as_bytes()),
+            None,
+            None,
+            cmdline.as_bytes(),
+        );
+        assert!(by.argv_truncated);
+        assert_eq!(by.argv.len(), 2, "nothing after the cut argument");
+        assert_eq!(by.argv.iter().map(String::len).sum::<usize>(), ARGV_MAX - 1);
+        assert!(by.sudo_user.unwrap().len() <= SUDO_USER_MAX);
+        assert_eq!(
+            Invoker::from_parts(None, None, None, b"").argv,
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn records_name_who_ran_the_tool_after_uid() {
+        let (v, info) = stp_probe();
+        let rec = seed_record(&v, info);
+        let by = Invoker::from_parts(
+            Some(b"alice"),
+            Some(b"1000"),
+            Some(b"1000"),
+            b"MegaCli64\0-a\"x\0",
+        );
+        let mut json = String::new();
+        call_json_by(
+            &mut json,
+            &rec,
+            WHO,
+            Some(&by),
+            Phase::Outcome,
+            UNIX_EPOCH,
+            0,
+            true,
+        )
+        .unwrap();
+        assert!(
+            json.contains(r#""uid":0,"sudo_user":"alice","sudo_uid":1000,"login_uid":1000,"argv":["MegaCli64","-a\"x"],"mode":"#),
+            "{json}"
+        );
+        // Without it, the record is as it always was.
+        let mut plain = String::new();
+        call_json(&mut plain, &rec, WHO, Phase::Outcome, UNIX_EPOCH, 0, true).unwrap();
+        let mut none = String::new();
+        call_json_by(
+            &mut none,
+            &rec,
+            WHO,
+            None,
+            Phase::Outcome,
+            UNIX_EPOCH,
+            0,
+            true,
+        )
+        .unwrap();
+        assert_eq!(plain, none);
+        // The compact form leaves argv out; the readable line names sudo and the login uid.
+        let mut compact = String::new();
+        call_json_by(
+            &mut compact,
+            &rec,
+            WHO,
+            Some(&by),
+            Phase::Outcome,
+            UNIX_EPOCH,
+            0,
+            false,
+        )
+        .unwrap();
+        assert!(compact.contains(r#""login_uid":1000,"mode":"#), "{compact}");
+        let mut line = String::new();
+        call_line_by(&mut line, &rec, WHO, Some(&by), Phase::Outcome, 0, true).unwrap();
+        assert!(
+            line.ends_with("uid 0 sudo_user alice sudo_uid 1000 login_uid 1000"),
+            "{line}"
+        );
+        let mut err = String::new();
+        let e = ErrorRecord {
+            key: "MFIGUARD_MODE",
+            value: "x",
+            message: "m",
+            exe: "/bin/x",
+        };
+        error_json_by(&mut err, &e, WHO, Some(&by), UNIX_EPOCH, 0).unwrap();
+        assert!(err.contains(r#""uid":0,"sudo_user":"alice","#), "{err}");
+    }
+
+    #[test]
+    fn the_worst_invoker_still_fits_the_signal_context_buffer() {
+        // The longest argv of characters JSON escapes six-fold, the longest sudo user.
+        let cmdline = "\u{1}".repeat(2 * ARGV_MAX);
+        let by = Invoker::from_parts(
+            Some("\u{1}".repeat(SUDO_USER_MAX).as_bytes()),
+            Some(b"4294967294"),
+            Some(b"4294967294"),
+            cmdline.as_bytes(),
+        );
+        let bytes = samples::scsi_inquiry(Abi::NATIVE, 1, 0x1000, 36, 0x2000)
+            .sge_count(40)
+            .sgl_off(0x1_0000)
+            .sense_off(0x4_0000)
+            .sense_len(0x10_0000)
+            .header(|h| {
+                h.cmd = 0x42;
+                h.flags = 0xffff.into();
+                h.sge_count = 200;
+                h.data_xferlen = u32::MAX.into();
+            })
+            .build();
+        let p = decode(Abi::NATIVE, &bytes).unwrap();
+        let v = decide_packet(&Policy::default(), &p);
+        let exe = "\u{1}".repeat(crate::config::EXE_MAX);
+        let rec = CallRecord {
+            exe: &exe,
+            ..seed_record(&v, PacketInfo::new(&p, &v))
+        };
+        let file = std::ffi::CString::new("/x").unwrap();
+        for t in [Target::File(&file), Target::Stderr] {
+            let mut buf = StackBuf::<NESTED_BUF>::new();
+            assert!(render_by(
+                &mut buf,
+                t,
+                Record::Call(&rec, Phase::Outcome),
+                WHO,
+                Some(&by),
+                UNIX_EPOCH,
+                u64::MAX
+            ));
+            assert!(buf.bytes().ends_with(b"\n"));
+        }
     }
 }
