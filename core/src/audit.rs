@@ -1515,9 +1515,8 @@ mod tests {
         assert!(json.contains(r#""verdict":"reject","enforced":true,"findings":[{"rule":"guard.fault","action":"reject","downgraded":false,"detail":"the 404-byte packet at 0x0 is not readable"}],"ret":-1,"errno":14,"errno_name":"EFAULT""#), "{json}");
     }
 
-    #[test]
-    fn the_worst_record_fits_the_signal_context_buffer_or_degrades_to_compact() {
-        // Every rule firing at once, the longest exe kept, audit mode.
+    /// Every rule firing at once: the largest record a packet can make.
+    fn every_rule_at_once() -> (Verdict, PacketInfo) {
         let bytes = samples::scsi_inquiry(Abi::NATIVE, 1, 0x1000, 36, 0x2000)
             .sge_count(40)
             .sgl_off(0x1_0000)
@@ -1532,10 +1531,18 @@ mod tests {
             .build();
         let p = decode(Abi::NATIVE, &bytes).unwrap();
         let v = decide_packet(&Policy::default(), &p);
+        let info = PacketInfo::new(&p, &v);
+        (v, info)
+    }
+
+    #[test]
+    fn the_worst_record_fits_the_signal_context_buffer_or_degrades_to_compact() {
+        // Every rule firing at once, the longest exe kept, audit mode.
+        let (v, info) = every_rule_at_once();
         let exe = "\u{1}".repeat(crate::config::EXE_MAX);
         let rec = CallRecord {
             exe: &exe,
-            ..seed_record(&v, PacketInfo::new(&p, &v))
+            ..seed_record(&v, info)
         };
         let mut big = String::new();
         call_json(
@@ -1801,24 +1808,11 @@ mod tests {
             Some(b"4294967294"),
             cmdline.as_bytes(),
         );
-        let bytes = samples::scsi_inquiry(Abi::NATIVE, 1, 0x1000, 36, 0x2000)
-            .sge_count(40)
-            .sgl_off(0x1_0000)
-            .sense_off(0x4_0000)
-            .sense_len(0x10_0000)
-            .header(|h| {
-                h.cmd = 0x42;
-                h.flags = 0xffff.into();
-                h.sge_count = 200;
-                h.data_xferlen = u32::MAX.into();
-            })
-            .build();
-        let p = decode(Abi::NATIVE, &bytes).unwrap();
-        let v = decide_packet(&Policy::default(), &p);
+        let (v, info) = every_rule_at_once();
         let exe = "\u{1}".repeat(crate::config::EXE_MAX);
         let rec = CallRecord {
             exe: &exe,
-            ..seed_record(&v, PacketInfo::new(&p, &v))
+            ..seed_record(&v, info)
         };
         let file = std::ffi::CString::new("/x").unwrap();
         for t in [Target::File(&file), Target::Stderr] {
