@@ -41,6 +41,15 @@
 //!   a lock and allocates (unusable from a signal handler);
 //! - stderr: one readable line per record, with one `write`.
 //!
+//! The syslog sink prefers the journal: when systemd-journald's native socket
+//! ([`JOURNAL_SOCKET`]) exists, each record goes there as one datagram of the native protocol,
+//! the readable line as `MESSAGE` plus structured fields (`SYSLOG_IDENTIFIER=mfiguard`,
+//! `PRIORITY`, `SYSLOG_FACILITY=10`, `MFIGUARD_VERDICT`, `MFIGUARD_RULE` once per finding,
+//! `MFIGUARD_CMD`, `MFIGUARD_OPCODE`, ...: see [`journal_entry`]), so that
+//! `journalctl MFIGUARD_VERDICT=reject` finds them; without it (or when the journal refuses the
+//! datagram) the record goes to `/dev/log` as before. A record from the nested path goes to
+//! stderr, as for syslog.
+//!
 //! A sink that fails never harms the call: the record is counted as lost (`records_lost` in the
 //! next record that is written), and the first failure in the process is reported on stderr.
 //! With `MFIGUARD_LOG_REQUIRED=1` the guard fails the call closed instead when the record that
@@ -64,6 +73,8 @@ use crate::sys::Published;
 
 /// Where the local syslog daemon listens.
 pub const SYSLOG_SOCKET: &str = "/dev/log";
+/// Where systemd-journald takes records in its native protocol.
+pub const JOURNAL_SOCKET: &str = "/run/systemd/journal/socket";
 /// `LOG_AUTHPRIV`: records name users and executables and are about refused privileged
 /// operations; authpriv logs are readable by root only and watched by security tooling.
 const LOG_AUTHPRIV: u8 = 10 << 3;
@@ -1139,24 +1150,131 @@ fn send(cfg: &Config, t: Target<'_>, bytes: &[u8]) -> Result<(), c_int> {
             Ok(())
         }
         Target::Stderr => sys::write_once(libc::STDERR_FILENO, bytes),
-        Target::Syslog => {
-            let os = |e: std::io::Error| e.raw_os_error().unwrap_or(libc::EIO);
-            let sock = UnixDatagram::unbound().map_err(os)?;
-            // A send blocked on a full syslog queue and interrupted by a signal handler is
-            // sent again: the datagram went nowhere.
-            let n = loop {
-                match sock.send_to(bytes, SYSLOG_SOCKET) {
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    other => break other.map_err(os)?,
-                }
-            };
-            if n == bytes.len() {
-                Ok(())
-            } else {
-                Err(libc::EMSGSIZE)
+        Target::Syslog => send_datagram(SYSLOG_SOCKET, bytes),
+    }
+}
+
+/// Sends one datagram to the Unix socket at `path` (syslog, the journal).
+fn send_datagram(path: &str, bytes: &[u8]) -> Result<(), c_int> {
+    let os = |e: std::io::Error| e.raw_os_error().unwrap_or(libc::EIO);
+    let sock = UnixDatagram::unbound().map_err(os)?;
+    // A send blocked on a full queue and interrupted by a signal handler is sent again: the
+    // datagram went nowhere.
+    let n = loop {
+        match sock.send_to(bytes, path) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            other => break other.map_err(os)?,
+        }
+    };
+    if n == bytes.len() {
+        Ok(())
+    } else {
+        Err(libc::EMSGSIZE)
+    }
+}
+
+/// One field of the journal's native protocol, in its binary-safe form (`KEY`, a newline, the
+/// value's length as a little-endian u64, the value, a newline), so that no value (a path with
+/// a newline in it) can end a field early or add one.
+fn journal_field(out: &mut Vec<u8>, key: &str, value: impl Display) {
+    let mut v = String::new();
+    let _ = write!(v, "{value}");
+    out.extend_from_slice(key.as_bytes());
+    out.push(b'\n');
+    out.extend_from_slice(&(v.len() as u64).to_le_bytes());
+    out.extend_from_slice(v.as_bytes());
+    out.push(b'\n');
+}
+
+/// A record as one journal entry (systemd's native protocol): the readable line as `MESSAGE`,
+/// `PRIORITY`, `SYSLOG_FACILITY` (10, authpriv), `SYSLOG_IDENTIFIER=mfiguard`, `SYSLOG_PID`,
+/// and the record's own fields: `MFIGUARD_RECORD` (decision, outcome, error), `MFIGUARD_SEQ`,
+/// `MFIGUARD_MODE`, `MFIGUARD_VERDICT`, `MFIGUARD_RULE` (one per finding), `MFIGUARD_REQUEST`,
+/// `MFIGUARD_CMD`, `MFIGUARD_OPCODE`, `MFIGUARD_OPCODE_NAME`, `MFIGUARD_TARGET_ID`,
+/// `MFIGUARD_FLAGS`, `MFIGUARD_FLAGS_SENT`, `MFIGUARD_RET`, `MFIGUARD_ERRNO`,
+/// `MFIGUARD_CMD_STATUS`, `MFIGUARD_EXE`, `MFIGUARD_UID`, who ran it (`MFIGUARD_SUDO_USER`,
+/// `MFIGUARD_SUDO_UID`, `MFIGUARD_LOGIN_UID`), `MFIGUARD_RECORDS_LOST`; for an error record
+/// `MFIGUARD_KEY` and `MFIGUARD_VALUE`. Allocates: not for the nested path.
+pub fn journal_entry(rec: Record<'_>, who: Who, by: Option<&Invoker>, lost: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1024);
+    let mut message = String::with_capacity(512);
+    let _ = match rec {
+        Record::Call(c, phase) => call_line_by(&mut message, c, who, by, phase, lost, true),
+        Record::Error(e) => error_line(&mut message, e, lost),
+    };
+    let f = &mut out;
+    journal_field(f, "MESSAGE", &message);
+    journal_field(f, "PRIORITY", rec.severity());
+    journal_field(f, "SYSLOG_FACILITY", LOG_AUTHPRIV >> 3);
+    journal_field(f, "SYSLOG_IDENTIFIER", "mfiguard");
+    journal_field(f, "SYSLOG_PID", who.pid);
+    match rec {
+        Record::Call(c, phase) => {
+            journal_field(f, "MFIGUARD_RECORD", phase.name());
+            journal_field(f, "MFIGUARD_SEQ", c.seq);
+            journal_field(f, "MFIGUARD_MODE", c.mode.name());
+            journal_field(f, "MFIGUARD_VERDICT", c.decision.name());
+            if let Some(issue) = c.issue {
+                journal_field(f, "MFIGUARD_RULE", issue.rule());
             }
+            for finding in c.verdict.into_iter().flat_map(Verdict::findings) {
+                journal_field(f, "MFIGUARD_RULE", finding.rule.name());
+            }
+            journal_field(
+                f,
+                "MFIGUARD_REQUEST",
+                request_name(c.request).unwrap_or("unknown"),
+            );
+            if let Some(p) = c.packet {
+                journal_field(f, "MFIGUARD_CMD", CmdDisplay(p.cmd));
+                if let Some(op) = p.opcode {
+                    journal_field(f, "MFIGUARD_OPCODE", hex32(op));
+                    if let Some(name) = dcmd_opcode_name(op) {
+                        journal_field(f, "MFIGUARD_OPCODE_NAME", name);
+                    }
+                }
+                journal_field(f, "MFIGUARD_TARGET_ID", p.target_id);
+                journal_field(f, "MFIGUARD_FLAGS", hex16(p.flags));
+                journal_field(f, "MFIGUARD_FLAGS_SENT", hex16(p.flags_sent));
+            }
+            if let (Phase::Outcome, Some(r)) = (phase, c.outcome) {
+                journal_field(f, "MFIGUARD_RET", r.ret);
+                if r.errno != 0 {
+                    journal_field(f, "MFIGUARD_ERRNO", ErrnoName(r.errno));
+                }
+                if let Some(s) = r.cmd_status {
+                    journal_field(
+                        f,
+                        "MFIGUARD_CMD_STATUS",
+                        mfi_status_name(s).unwrap_or("UNKNOWN"),
+                    );
+                }
+            }
+            journal_field(f, "MFIGUARD_EXE", c.exe);
+        }
+        Record::Error(e) => {
+            journal_field(f, "MFIGUARD_RECORD", "error");
+            journal_field(f, "MFIGUARD_KEY", e.key);
+            journal_field(f, "MFIGUARD_VALUE", e.value);
+            journal_field(f, "MFIGUARD_EXE", e.exe);
         }
     }
+    journal_field(f, "MFIGUARD_UID", who.uid);
+    if let Some(by) = by {
+        if let Some(u) = &by.sudo_user {
+            journal_field(f, "MFIGUARD_SUDO_USER", u);
+        }
+        if let Some(u) = by.sudo_uid {
+            journal_field(f, "MFIGUARD_SUDO_UID", u);
+        }
+        if let Some(u) = by.login_uid {
+            journal_field(f, "MFIGUARD_LOGIN_UID", u);
+        }
+    }
+    if lost > 0 {
+        journal_field(f, "MFIGUARD_RECORDS_LOST", lost);
+    }
+    out
 }
 
 /// Writes one record to the configured sink.
@@ -1188,9 +1306,21 @@ pub fn emit(cfg: &Config, nested: bool, rec: Record<'_>) -> Result<bool, c_int> 
         }
     } else {
         let by = Some(invoker());
-        let mut buf = String::with_capacity(1024);
-        render_by(&mut buf, t, rec, who, by, ts, lost);
-        send(cfg, t, buf.as_bytes())
+        let journal = match t {
+            Target::Syslog if std::path::Path::new(JOURNAL_SOCKET).exists() => {
+                let entry = journal_entry(rec, who, by, lost);
+                send_datagram(JOURNAL_SOCKET, &entry).ok()
+            }
+            _ => None,
+        };
+        match journal {
+            Some(()) => Ok(()),
+            None => {
+                let mut buf = String::with_capacity(1024);
+                render_by(&mut buf, t, rec, who, by, ts, lost);
+                send(cfg, t, buf.as_bytes())
+            }
+        }
     };
     match result {
         Ok(()) => {
@@ -1828,5 +1958,124 @@ mod tests {
             ));
             assert!(buf.bytes().ends_with(b"\n"));
         }
+    }
+
+    /// Parses a datagram of the journal's native protocol as journald does: `KEY=value\n`, or
+    /// `KEY\n`, a little-endian u64 length, the value and `\n`.
+    fn journal_fields(mut d: &[u8]) -> Vec<(String, Vec<u8>)> {
+        let mut fields = Vec::new();
+        while !d.is_empty() {
+            let nl = d
+                .iter()
+                .position(|&b| b == b'\n')
+                .expect("a field ends in a newline");
+            let (line, rest) = (&d[..nl], &d[nl + 1..]);
+            if let Some(eq) = line.iter().position(|&b| b == b'=') {
+                fields.push((
+                    String::from_utf8(line[..eq].to_vec()).unwrap(),
+                    line[eq + 1..].to_vec(),
+                ));
+                d = rest;
+            } else {
+                let len = u64::from_le_bytes(rest[..8].try_into().unwrap()) as usize;
+                let value = rest[8..8 + len].to_vec();
+                assert_eq!(rest[8 + len], b'\n', "the value is followed by a newline");
+                fields.push((String::from_utf8(line.to_vec()).unwrap(), value));
+                d = &rest[8 + len + 1..];
+            }
+        }
+        fields
+    }
+
+    #[test]
+    fn a_refusal_as_a_journal_entry_through_a_socket() {
+        let bytes = samples::dcmd_read(Abi::NATIVE, 0x0101_0000, 0x1000, 2048)
+            .sgl_off(0x40000)
+            .build();
+        let p = decode(Abi::NATIVE, &bytes).unwrap();
+        let v = decide_packet(&Policy::default(), &p);
+        let mut rec = seed_record(&v, PacketInfo::new(&p, &v));
+        rec.outcome = Some(Outcome {
+            ret: -1,
+            errno: libc::EINVAL,
+            cmd_status: None,
+            latency_us: None,
+        });
+        // A newline in a value cannot end its field early, nor add a field.
+        rec.exe = "/opt/x\nMFIGUARD_VERDICT=pass";
+        let by = Invoker::from_parts(Some(b"alice"), Some(b"1000"), Some(b"1000"), b"x\0");
+
+        // Through a real datagram socket, as journald receives it.
+        let dir = std::env::temp_dir().join(format!("mfiguard-journal-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("socket");
+        let _ = std::fs::remove_file(&path);
+        let journal = UnixDatagram::bind(&path).unwrap();
+        let entry = journal_entry(Record::Call(&rec, Phase::Outcome), WHO, Some(&by), 3);
+        send_datagram(path.to_str().unwrap(), &entry).unwrap();
+        let mut got = vec![0u8; 65536];
+        let n = journal.recv(&mut got).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(&got[..n], &entry[..]);
+
+        let fields = journal_fields(&got[..n]);
+        let all = |k: &str| -> Vec<String> {
+            fields
+                .iter()
+                .filter(|(key, _)| key == k)
+                .map(|(_, v)| String::from_utf8(v.clone()).unwrap())
+                .collect()
+        };
+        let one = |k: &str| -> String {
+            let v = all(k);
+            assert_eq!(v.len(), 1, "{k}: {v:?}");
+            v[0].clone()
+        };
+        let mut line = String::new();
+        call_line_by(&mut line, &rec, WHO, Some(&by), Phase::Outcome, 3, true).unwrap();
+        assert_eq!(one("MESSAGE"), line);
+        assert_eq!(one("PRIORITY"), "4", "a refusal is a warning");
+        assert_eq!(one("SYSLOG_FACILITY"), "10");
+        assert_eq!(one("SYSLOG_IDENTIFIER"), "mfiguard");
+        assert_eq!(one("SYSLOG_PID"), "4242");
+        assert_eq!(one("MFIGUARD_RECORD"), "outcome");
+        assert_eq!(one("MFIGUARD_SEQ"), "7");
+        assert_eq!(one("MFIGUARD_VERDICT"), "reject");
+        assert_eq!(all("MFIGUARD_RULE"), ["sgl.bounds", "sgl.offset-unusual"]);
+        assert_eq!(one("MFIGUARD_CMD"), "DCMD");
+        assert_eq!(one("MFIGUARD_OPCODE"), "0x01010000");
+        assert_eq!(one("MFIGUARD_OPCODE_NAME"), "MR_DCMD_CTRL_GET_INFO");
+        assert_eq!(one("MFIGUARD_RET"), "-1");
+        assert_eq!(one("MFIGUARD_ERRNO"), "EINVAL");
+        assert_eq!(one("MFIGUARD_EXE"), "/opt/x\nMFIGUARD_VERDICT=pass");
+        assert_eq!(one("MFIGUARD_UID"), "0");
+        assert_eq!(one("MFIGUARD_SUDO_USER"), "alice");
+        assert_eq!(one("MFIGUARD_LOGIN_UID"), "1000");
+        assert_eq!(one("MFIGUARD_RECORDS_LOST"), "3");
+        // Every key is what journald accepts: upper case, digits and '_', not starting with '_'.
+        for (k, _) in &fields {
+            assert!(
+                !k.starts_with('_')
+                    && k.chars()
+                        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'),
+                "{k}"
+            );
+        }
+
+        // An error record.
+        let e = ErrorRecord {
+            key: "MFIGUARD_MODE",
+            value: "readonyl",
+            message: "unknown mode (enforce, readonly, audit, off); using readonly",
+            exe: "/bin/x",
+        };
+        let fields = journal_fields(&journal_entry(Record::Error(&e), WHO, None, 0));
+        let keys: Vec<&str> = fields.iter().map(|(k, _)| k.as_str()).collect();
+        assert!(
+            keys.contains(&"MFIGUARD_KEY") && !keys.contains(&"MFIGUARD_RECORDS_LOST"),
+            "{keys:?}"
+        );
+        assert!(fields.contains(&("MFIGUARD_RECORD".into(), b"error".to_vec())));
+        assert!(fields.contains(&("PRIORITY".into(), b"4".to_vec())));
     }
 }
