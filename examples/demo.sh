@@ -22,12 +22,31 @@ para() { printf '%s\n' "$*" | fold -s -w "${COLUMNS:-100}"; echo; }
 hr() { printf '%s\n' "${dim}--------------------------------------------------------------------------------${off}"; }
 
 command -v cargo >/dev/null || { echo "demo: cargo is needed to build the guard (https://rustup.rs)" >&2; exit 1; }
-say "${dim}building libmfiguard.so, the simulator and the example client (cargo build --release)...${off}"
-cargo build --release --quiet -p mfiguard-preload -p mfiguard --lib --examples
+
+# shown WORD...: prints the command as a shell would read it (each word quoted only when it
+# needs it), so that a reader can paste and replay it from the top of the source tree.
+quote() {
+  case $1 in
+    *[!A-Za-z0-9_./=:,@%+-]*)
+      if [[ $1 =~ ^[A-Za-z_][A-Za-z0-9_]*= ]]; then printf "%s='%s'" "${1%%=*}" "${1#*=}"
+      else printf "'%s'" "$1"; fi ;;
+    *) printf '%s' "$1" ;;
+  esac
+}
+shown() { local w line='$'; for w; do line+=" $(quote "$w")"; done; say "$line"; }
+# run VAR=VALUE... CMD ARG...: runs exactly what `shown` printed, with nothing else inherited
+# from the demo's own environment that the guard or the simulator reads.
+run() { env "$@"; }
+
+build=(cargo build --release -p mfiguard-preload -p mfiguard --lib --examples)
+say "${bold}Building the guard, the simulator and the example client${off} ${dim}(about a minute the first time)${off}"
+shown "${build[@]}"
+"${build[@]}"
+echo
 target=${CARGO_TARGET_DIR:-target}/release
-guard=$PWD/$target/libmfiguard.so
-sim=$PWD/$target/examples/liblegacy_sim.so
-client=$PWD/$target/examples/mfi_client
+guard=$target/libmfiguard.so
+sim=$target/examples/liblegacy_sim.so
+client=$target/examples/mfi_client
 # The loader only warns about a missing preload and runs the program unguarded: check first.
 for f in "$sim" "$client" "$guard"; do
   [ "$f" = "$guard" ] && [ "$installed" = 1 ] && continue
@@ -39,22 +58,36 @@ if [ "$installed" = 1 ]; then
   mfiguard-run --check >/dev/null 2>&1 ||
     { echo "demo: mfiguard-run --check fails: run it to see why" >&2; exit 1; }
 fi
-# guarded LOGFILE CMD...: runs CMD with the guard in front of the simulator, as a user would.
+# What the demo writes stays after it, so that the commands it shows can be replayed:
+# target/demo/ holds the audit log (the guard wants an absolute path) and the simulator's
+# records of what reached the "driver".
+case ${CARGO_TARGET_DIR:-target} in
+  /*) work=$CARGO_TARGET_DIR/demo ;;
+  *) work=$PWD/${CARGO_TARGET_DIR:-target}/demo ;;
+esac
+rm -rf "$work"
+mkdir -p "$work"
+log=$work/audit.jsonl
+
+# The simulator answers MegaRAID ioctls on /dev/null descriptors (the client opens /dev/null
+# with --device), and MFIGUARD_DEVICE=/dev/null tells the guard to treat /dev/null as the
+# management node. MFIGUARD_CONFIG=/dev/null keeps a site's /etc/mfiguard.conf out of the demo.
+# Every command below names these; nothing else from the caller's environment reaches them.
+unset LD_PRELOAD MFIGUARD_MODE MFIGUARD_LOG MFIGUARD_ALLOW MFIGUARD_AUDIT MFIGUARD_DEVICE \
+  MFIGUARD_CONFIG MFIGUARD_LOG_SYNC MFIGUARD_LOG_REQUIRED MFIGUARD_DEBUG \
+  MFISIM_VERBOSE MFISIM_RECORD MFISIM_DEVICE MFISIM_CRASH MFISIM_DELAY_US
+node=(MFIGUARD_DEVICE=/dev/null MFIGUARD_CONFIG=/dev/null)
+# guarded SIM_ENV... -- CMD...: the words of CMD run with the guard in front of the simulator,
+# as a user would run it (the build tree's library by LD_PRELOAD, or the installed wrapper).
 guarded() {
-  local log=$1; shift
+  local simenv=()
+  while [ "$1" != -- ]; do simenv+=("$1"); shift; done; shift
   if [ "$installed" = 1 ]; then
-    LD_PRELOAD="$sim" mfiguard-run --log "$log" -- "$@"
+    words=("${simenv[@]}" "${node[@]}" "LD_PRELOAD=$sim" mfiguard-run --log "$log" -- "$@")
   else
-    MFIGUARD_LOG="$log" LD_PRELOAD="$guard $sim" "$@"
+    words=("${simenv[@]}" "${node[@]}" "MFIGUARD_LOG=$log" "LD_PRELOAD=$guard $sim" "$@")
   fi
 }
-work=$(mktemp -d "${TMPDIR:-/tmp}/mfiguard-demo.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-
-# The simulator answers MegaRAID ioctls on /dev/null descriptors; the guard is told to treat
-# /dev/null as the management node. Keep a site's /etc/mfiguard.conf out of the demo.
-export MFIGUARD_DEVICE=/dev/null MFIGUARD_CONFIG=/dev/null
-unset LD_PRELOAD MFIGUARD_MODE MFIGUARD_ALLOW MFIGUARD_AUDIT
 
 echo
 say "${bold}One hour, one crash: MegaCli 8.01.06 and the STP frame${off}"
@@ -62,22 +95,18 @@ echo
 para "A monitoring cron job runs MegaCli every hour. Behind the RAID controller sits a SATA SSD, so MegaCli sends it an STP (SATA tunnelling) frame with ATA IDENTIFY DEVICE. MegaCli 8.01.06 sets MFI_FRAME_IEEE in that frame's flags. The driver of the day (before Linux 3.3) never looked at the flags: it wrote 32-bit scatter/gather entries, {u32 addr, u32 len}. The firmware believed the flag and read 16-byte \"skinny\" entries, {u64 addr, u32 len, u32 flag}. The first entry is the 20-byte response FIS, so the length 20 became the high half of the address."
 para "Here is that frame going through a simulated pre-3.3 driver and its firmware:"
 hr
-say "\$ LD_PRELOAD=liblegacy_sim.so mfi_client stp-probe 4"
-MFISIM_VERBOSE=2 MFISIM_RECORD="$work/without.jsonl" LD_PRELOAD="$sim" \
-  "$client" --device /dev/null stp-probe 4 >"$work/without.out" 2>"$work/without.err" || true
+words=(MFISIM_VERBOSE=2 "MFISIM_RECORD=$work/without.jsonl" "LD_PRELOAD=$sim" "$client" --device /dev/null stp-probe 4)
+shown "${words[@]}"
+run "${words[@]}" >"$work/without.out" 2>"$work/without.err" || true
 sed -n '2,$p' "$work/without.err" | sed 's/^  //'
 hr
 echo
 para "The firmware just DMA'd 20 bytes into physical address 0x1491dfc000, a page the driver never gave it. On a real host that is kernel memory corruption, once per monitoring run."
 para "Now the same command with the guard in front, as a cron job would run it (LD_PRELOAD=libmfiguard.so, or the mfiguard-run wrapper):"
 hr
-if [ "$installed" = 1 ]; then
-  say "\$ LD_PRELOAD=liblegacy_sim.so mfiguard-run -- mfi_client stp-probe 4    (the installed guard)"
-else
-  say "\$ LD_PRELOAD=\"libmfiguard.so liblegacy_sim.so\" mfi_client stp-probe 4"
-fi
-MFISIM_VERBOSE=2 MFISIM_RECORD="$work/with.jsonl" \
-  guarded "$work/audit.jsonl" "$client" --device /dev/null stp-probe 4 >"$work/with.out" 2>"$work/with.err" || true
+guarded MFISIM_VERBOSE=2 "MFISIM_RECORD=$work/with.jsonl" -- "$client" --device /dev/null stp-probe 4
+shown "${words[@]}"
+run "${words[@]}" >"$work/with.out" 2>"$work/with.err" || true
 sed -n '2,$p' "$work/with.err" | sed 's/^  //'
 hr
 echo
@@ -109,22 +138,22 @@ for line in open(sys.argv[1]):
     if r.get("seq") == 1:
         shown = keys.get(r.get("record"), ())
         print("  " + ", ".join(f"{k}={json.dumps(r[k])}" for k in shown if r.get(k) is not None))
-' "$work/audit.jsonl" | fold -s -w "${COLUMNS:-100}"
+' "$log" | fold -s -w "${COLUMNS:-100}"
 else
-  grep '"seq":1,' "$work/audit.jsonl"
+  grep '"seq":1,' "$log"
 fi
 hr
 echo
 para "Some holes are still open in today's kernels. Linux 6.1 never checks sgl_off, the offset at which the driver writes its scatter/gather list into a 256-byte frame. A packet with sgl_off = 0x40000 makes the driver write 256 KiB past its frame, and the ioctl returns 0. The guard refuses it before the kernel sees it:"
 hr
-say "\$ mfi_client sgl-off 0x40000    (with the guard)"
-MFISIM_RECORD="$work/sgl.jsonl" guarded "$work/audit.jsonl" \
-  "$client" --device /dev/null sgl-off 0x40000 2>/dev/null | head -n 1 || true
-tail -n 1 "$work/audit.jsonl" | grep -o '"rule":"sgl.bounds","action":"reject","downgraded":false,"detail":"[^"]*"' \
+guarded "MFISIM_RECORD=$work/sgl.jsonl" -- "$client" --device /dev/null sgl-off 0x40000
+shown "${words[@]}"
+run "${words[@]}" 2>/dev/null | head -n 1 || true
+tail -n 1 "$log" | grep -o '"rule":"sgl.bounds","action":"reject","downgraded":false,"detail":"[^"]*"' \
   | sed 's/"rule":"\([^"]*\)","action":"\([^"]*\)".*"detail":"\([^"]*\)"/  audit: \1 (\2): \3/'
 reached=0
 [ -f "$work/sgl.jsonl" ] && reached=$(wc -l <"$work/sgl.jsonl")
 say "  calls that reached the (simulated) driver: ${reached// /}"
 hr
 echo
-para "Next: README.md (install, modes, rollout: audit first, then enforce), mfiguard-run --help, and the rule table (cargo run -p mfiguard-sanitizer --example rules-table)."
+para "The commands above replay as shown from the top of the source tree; the audit log and the simulator's records are in $work/. Next: README.md (install, read-only mode for monitoring, --check), doc/rules.md (every rule), mfiguard-run --help."

@@ -2494,7 +2494,7 @@ fn the_nrpe_commands_and_check_mfiguard_report_the_guard() {
     // sudo must start the wrapper, never the plugin.
     let megaraid = commands[1].1;
     assert!(
-        megaraid.starts_with("/usr/bin/sudo -n /usr/bin/mfiguard-run -- /"),
+        megaraid.starts_with("/usr/bin/sudo -n /usr/bin/mfiguard-run --mode readonly -- /"),
         "{megaraid}"
     );
     // ... and exactly that command is allowed by the sudoers example.
@@ -2542,6 +2542,9 @@ fn check_mfiguard_is_ok_with_the_guard() {
         scrub(Command::new(integration("nagios/check_mfiguard")).arg(&tool))
             .env("MFIGUARD_RUN", wrapper())
             .env("MFIGUARD_LIB_DIR", &dir)
+            // Records this user can write: without a syslog daemon (/dev/log) they would be
+            // lost, which the plugin reports as WARNING.
+            .env("MFIGUARD_LOG", "stderr")
             .env("MFIGUARD_KERNEL_RELEASE", "3.2.0-4-amd64"),
     );
     assert_eq!(out.code(), 0, "{}", out.dump());
@@ -2607,7 +2610,13 @@ fn check_mfiguard_is_critical_for_an_invalid_policy_with_the_guard() {
 
     let log_line = format!("log = {}\n", nodir.display());
     let out = check(&log_line, &[]);
-    assert_eq!(out.code(), 0, "a lost record is a warning\n{}", out.dump());
+    assert_eq!(out.code(), 1, "a lost record is a WARNING\n{}", out.dump());
+    assert!(
+        first(&out).starts_with("MFIGUARD WARNING - records: ")
+            && first(&out).contains(" would be lost"),
+        "{}",
+        out.dump()
+    );
     assert!(
         out.stdout.contains("\n  WARNING: records: "),
         "{}",
@@ -2699,8 +2708,8 @@ fn the_sudoers_example_keeps_wrapper_options_out_of_the_callers_reach() {
     assert!(cmds.len() >= 3, "{cmds:?}");
     for c in &cmds {
         assert!(
-            c.starts_with("/usr/bin/mfiguard-run -- /"),
-            "a caller could add wrapper options: {c}"
+            c.starts_with("/usr/bin/mfiguard-run --mode readonly -- /"),
+            "a caller could add wrapper options, or the mode is not read-only: {c}"
         );
         assert!(!c.contains('*'), "arguments are pinned: {c}");
     }
@@ -2798,6 +2807,8 @@ fn the_textfile_collector_writes_valid_metrics() {
         outdir.to_str().unwrap(),
         "-l",
         log.to_str().unwrap(),
+        "-s",
+        s.path("state").to_str().unwrap(),
         "--",
     ])
     .arg(&tool)
@@ -2821,8 +2832,12 @@ fn the_textfile_collector_writes_valid_metrics() {
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
-    assert_eq!(names, ["mfiguard.prom"], "no temporary file left behind");
-    let prom = read(&outdir.join("mfiguard.prom"));
+    assert_eq!(
+        names,
+        ["mfiguard_MegaCli64.prom"],
+        "one file for the job, no temporary file left behind"
+    );
+    let prom = read(&outdir.join("mfiguard_MegaCli64.prom"));
     let mut typed = BTreeSet::new();
     let mut samples = std::collections::BTreeMap::new();
     for line in prom.lines() {
@@ -2852,32 +2867,37 @@ fn the_textfile_collector_writes_valid_metrics() {
             samples.insert(series.to_owned(), value.to_owned());
         }
     }
+    let job = "job_name=\"MegaCli64\"";
     assert_eq!(
-        samples["mfiguard_guard_ok"], "0",
+        samples[&format!("mfiguard_guard_ok{{{job}}}")],
+        "0",
         "the stand-in library does not intercept"
     );
     assert_eq!(
-        samples["mfiguard_tool_exit_status{tool=\"MegaCli64\"}"],
+        samples[&format!("mfiguard_tool_exit_status{{{job},tool=\"MegaCli64\"}}")],
         "4"
     );
     // Calls, not lines: the rewritten call's decision record is not counted again.
-    assert_eq!(samples["mfiguard_audit_log_calls{verdict=\"reject\"}"], "2");
-    assert_eq!(
-        samples["mfiguard_audit_log_calls{verdict=\"rewrite\"}"],
-        "1"
-    );
-    assert_eq!(samples["mfiguard_audit_log_calls{verdict=\"pass\"}"], "0");
+    let calls =
+        |v: &str| samples[&format!("mfiguard_calls_total{{{job},verdict=\"{v}\"}}")].clone();
+    assert_eq!(calls("reject"), "2");
+    assert_eq!(calls("rewrite"), "1");
+    assert_eq!(calls("pass"), "0");
     assert!(
-        !prom.contains("mfiguard_audit_log_records"),
-        "the old name counted lines"
-    );
-    assert!(
-        prom.contains("# HELP mfiguard_audit_log_calls ") && prom.contains("outcome record"),
+        prom.contains("# TYPE mfiguard_calls_total counter\n") && prom.contains("outcome record"),
         "{prom}"
     );
-    assert_eq!(samples["megaraid_virtual_drives{state=\"Optimal\"}"], "2");
-    assert_eq!(samples["megaraid_virtual_drives{state=\"Degraded\"}"], "1");
-    assert!(samples.contains_key("mfiguard_tool_duration_seconds{tool=\"MegaCli64\"}"));
+    assert_eq!(
+        samples[&format!("megaraid_virtual_drives{{{job},state=\"Optimal\"}}")],
+        "2"
+    );
+    assert_eq!(
+        samples[&format!("megaraid_virtual_drives{{{job},state=\"Degraded\"}}")],
+        "1"
+    );
+    assert!(samples.contains_key(&format!(
+        "mfiguard_tool_duration_seconds{{{job},tool=\"MegaCli64\"}}"
+    )));
 }
 
 #[test]
@@ -2895,6 +2915,10 @@ fn the_textfile_collector_sees_the_guard_with_the_guard() {
         outdir.to_str().unwrap(),
         "-l",
         s.path("audit.jsonl").to_str().unwrap(),
+        "-s",
+        s.path("state").to_str().unwrap(),
+        "-j",
+        "guarded",
         "--",
     ])
     .arg(&tool)
@@ -2902,7 +2926,8 @@ fn the_textfile_collector_sees_the_guard_with_the_guard() {
     .env("MFIGUARD_LIB_DIR", &dir)
     .env("MFIGUARD_DEVICE", "/dev/null"));
     assert_eq!(out.code(), 0, "{}", out.dump());
-    assert!(read(&outdir.join("mfiguard.prom")).contains("\nmfiguard_guard_ok 1\n"));
+    assert!(read(&outdir.join("mfiguard_guarded.prom"))
+        .contains("\nmfiguard_guard_ok{job_name=\"guarded\"} 1\n"));
 }
 
 #[test]
@@ -2913,9 +2938,9 @@ fn the_path_shim_puts_the_guard_in_front_of_scripts_that_call_megacli() {
     let shims = s.path("shims");
     std::fs::create_dir_all(&shims).unwrap();
     let shim_text = read(&integration("path-shim/MegaCli64"));
-    assert!(
-        shim_text.contains("exec /usr/bin/mfiguard-run -- /opt/MegaRAID/MegaCli/MegaCli64 \"$@\"")
-    );
+    assert!(shim_text.contains(
+        "exec /usr/bin/mfiguard-run --mode readonly -- /opt/MegaRAID/MegaCli/MegaCli64 \"$@\""
+    ));
     write_exec(
         &shims.join("MegaCli64"),
         &localize(&shim_text, &wrapper(), &tool, &s.0),

@@ -1,10 +1,10 @@
 //! Prints the read-only policy's allowlists (`sanitizer/src/readonly.rs`) as one compact
-//! Markdown table, as the README's "Read-only mode for monitoring jobs" section shows it:
+//! Markdown table, as doc/rules.md's "Read-only mode for monitoring jobs" section shows it:
 //!
 //!     cargo run -q -p mfiguard-sanitizer --example readonly-table
 //!
-//! Every value comes from the tables the policy itself uses, so the README cannot list an
-//! entry the code does not allow, or miss one it does. The README check includes this file
+//! Every value comes from the tables the policy itself uses, so doc/rules.md cannot list an
+//! entry the code does not allow, or miss one it does. The docs check includes this file
 //! as a module and compares [`markdown`]'s output with the text between
 //! `<!-- readonly-table:begin -->` and `<!-- readonly-table:end -->`.
 #![allow(clippy::print_stdout)] // printing the table is the point

@@ -1,4 +1,4 @@
-//! Prints the rule table in Markdown, as README.md shows it.
+//! Prints the rule table in Markdown, as doc/rules.md shows it.
 #![allow(clippy::print_stdout)] // printing the table is the point
 
 fn main() {

@@ -492,12 +492,12 @@ fn short_input_is_a_typed_error() {
 }
 
 #[test]
-fn the_readme_shows_the_rule_table_of_the_code() {
-    let readme = include_str!("../../README.md");
+fn the_docs_show_the_rule_table_of_the_code() {
+    let doc = include_str!("../../doc/rules.md");
     let table = mfiguard_sanitizer::policy::rules_markdown();
     assert!(
-        readme.contains(&table),
-        "README.md's rule table differs from the code; regenerate it with\n\
+        doc.contains(&table),
+        "doc/rules.md's rule table differs from the code; regenerate it with\n\
          `cargo run -p mfiguard-sanitizer --example rules-table` and paste:\n{table}"
     );
 }
