@@ -27,7 +27,6 @@ use mfiguard_core::config::{Config, GuardMode, LogTarget};
 use mfiguard_core::emulate::{
     guard_call, private_iovecs, Answer, Caller, Driver, PrivateCall, Request, AEN_SIZE,
 };
-use mfiguard_sanitizer::abi::ioctl::MEGASAS_IOC_FRAME_OFFSET;
 use mfiguard_sanitizer::policy::{SENSE_LEN_MAX, SGE_LEN_MAX, SGE_TOTAL_MAX};
 use mfiguard_sanitizer::{decode, Abi};
 
@@ -115,11 +114,9 @@ impl Driver for FakeDriver<'_> {
             b.fill(0xd5);
         }
         sense.fill(0x5e);
-        let _ = MEGASAS_IOC_FRAME_OFFSET;
         if self.fail {
             (-1, libc::EINVAL)
         } else {
-            // SAFETY-free: the status byte of the private packet, through its pointer's owner.
             (0, 0)
         }
     }
