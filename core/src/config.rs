@@ -511,7 +511,8 @@ pub fn collect(env: &Env, file: &FileSource) -> Sources {
                 Ok(v) | Err(v) => v.clone(),
             };
             let mut valid = closest(name, &KEYS);
-            valid.extend(NOT_SETTINGS);
+            // The settings, and the variables a user sets that are not (not the test hooks).
+            valid.extend(&NOT_SETTINGS[..3]);
             let valid = valid.join(", ");
             errors.push(ConfigError {
                 key: name.clone(),
