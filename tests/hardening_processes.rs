@@ -197,9 +197,7 @@ fn a_child_forked_while_the_configuration_is_being_read_does_not_hang() {
 }
 
 fn wrapper() -> PathBuf {
-    std::env::var_os("MFIGUARD_TEST_WRAPPER")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("bin/mfiguard-run"))
+    common::wrapper_bin().to_path_buf()
 }
 
 fn sh_quote(s: &str) -> String {
