@@ -722,10 +722,7 @@ fn options_become_the_libraries_environment() {
     let got = show_env(&mut wrap(&lib, &["sh", "-c", SHOW_ENV, "sh", "a", "b"]));
     assert_eq!(
         got,
-        format!(
-            "{}|unset|unset|unset|unset|/dev/null|a,b,",
-            so.display()
-        )
+        format!("{}|unset|unset|unset|unset|/dev/null|a,b,", so.display())
     );
 
     // Every option, both spellings; --allow accumulates.
@@ -2239,7 +2236,12 @@ fn the_wrapper_runs_with_an_empty_environment() {
     let so = lib.join("libmfiguard.so");
     let w = wrapper();
     let head = std::fs::read(&w).unwrap();
-    assert_eq!(&head[..4], b"\x7fELF", "{} is not a native program", w.display());
+    assert_eq!(
+        &head[..4],
+        b"\x7fELF",
+        "{} is not a native program",
+        w.display()
+    );
     let mut cmd = Command::new(&w);
     cmd.env_clear()
         .stdin(Stdio::null())

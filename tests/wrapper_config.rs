@@ -44,7 +44,11 @@ fn guard_dir(s: &Scratch) -> PathBuf {
         .read_exact(&mut class)
         .unwrap();
     let dir = s.path("guard");
-    let sub = if class[4] == 1 { dir.join("i386") } else { dir.clone() };
+    let sub = if class[4] == 1 {
+        dir.join("i386")
+    } else {
+        dir.clone()
+    };
     std::fs::create_dir_all(&sub).unwrap();
     symlink(lib, sub.join("libmfiguard.so")).unwrap();
     dir
@@ -184,8 +188,15 @@ fn values_in_any_case_agree_across_file_environment_and_options_with_the_guard()
     std::fs::write(&conf, "mode = Readonly\n").unwrap();
     let conf_s = conf.to_str().unwrap().to_string();
     let ex = examples();
-    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &str, bool)> = vec![
-        (vec!["--mode", "Readonly"], vec![], "readonly (from --mode)", true),
+    // (options, environment, what --check shows, whether the writing DCMD is refused)
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str, bool);
+    let cases: Vec<Case> = vec![
+        (
+            vec!["--mode", "Readonly"],
+            vec![],
+            "readonly (from --mode)",
+            true,
+        ),
         (
             vec![],
             vec![("MFIGUARD_CONFIG", conf_s.as_str())],
@@ -198,7 +209,12 @@ fn values_in_any_case_agree_across_file_environment_and_options_with_the_guard()
             "readonly (from MFIGUARD_MODE)",
             true,
         ),
-        (vec!["--mode", "Enforce"], vec![], "enforce (from --mode)", false),
+        (
+            vec!["--mode", "Enforce"],
+            vec![],
+            "enforce (from --mode)",
+            false,
+        ),
     ];
     for (i, (opts, env, shown, refused)) in cases.iter().enumerate() {
         let mut check = wrap(&dir, &[opts.as_slice(), &["--check"]].concat());
@@ -233,7 +249,10 @@ fn values_in_any_case_agree_across_file_environment_and_options_with_the_guard()
         );
         if *refused {
             assert!(out.stdout.contains("errno=1 (EPERM)"), "{}", out.dump());
-            assert!(sim.is_empty(), "{opts:?} {env:?}: reached the driver\n{sim:?}");
+            assert!(
+                sim.is_empty(),
+                "{opts:?} {env:?}: reached the driver\n{sim:?}"
+            );
         } else {
             assert_eq!(sim.len(), 1, "{opts:?}: {}", out.dump());
         }
@@ -295,7 +314,11 @@ fn hostile_configs(s: &Scratch) -> Vec<(String, PathBuf, &'static str)> {
     let c = CString::new(fifo.to_str().unwrap()).unwrap();
     // SAFETY: a valid NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
-    out.push(("a FIFO with no writer".into(), fifo, "a FIFO, not a regular file"));
+    out.push((
+        "a FIFO with no writer".into(),
+        fifo,
+        "a FIFO, not a regular file",
+    ));
     out.push((
         "/dev/zero".into(),
         PathBuf::from("/dev/zero"),
@@ -303,7 +326,11 @@ fn hostile_configs(s: &Scratch) -> Vec<(String, PathBuf, &'static str)> {
     ));
     let big = s.path("big.conf");
     std::fs::write(&big, "#".repeat(65 * 1024)).unwrap();
-    out.push(("a 65 KiB file".into(), big, "66560 bytes, more than the 65536"));
+    out.push((
+        "a 65 KiB file".into(),
+        big,
+        "66560 bytes, more than the 65536",
+    ));
     let open = s.path("open.conf");
     std::fs::write(&open, "mode = off\n").unwrap();
     std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o666)).unwrap();
@@ -338,7 +365,11 @@ fn a_config_file_that_is_not_a_small_private_regular_file_refuses_the_run() {
     for (what, path, reason) in hostile_configs(&s) {
         let out = run(wrap(&lib, &[tool.to_str().unwrap()]).env("MFIGUARD_CONFIG", &path));
         assert_eq!(out.code, 125, "{what}\n{}", out.dump());
-        assert!(out.took < Duration::from_secs(10), "{what}: took {:?}", out.took);
+        assert!(
+            out.took < Duration::from_secs(10),
+            "{what}: took {:?}",
+            out.took
+        );
         assert_eq!(out.stderr.lines().count(), 1, "{what}\n{}", out.dump());
         assert!(
             out.stderr.starts_with(&format!(
@@ -381,8 +412,16 @@ fn the_library_given_a_hostile_config_file_is_readonly_and_records_why() {
             "{what}: took {:?}",
             start.elapsed()
         );
-        assert!(run.stdout.contains("errno=1 (EPERM)"), "{what}\n{}", run.dump());
-        assert!(run.sim.is_empty(), "{what}: reached the driver\n{}", run.dump());
+        assert!(
+            run.stdout.contains("errno=1 (EPERM)"),
+            "{what}\n{}",
+            run.dump()
+        );
+        assert!(
+            run.sim.is_empty(),
+            "{what}: reached the driver\n{}",
+            run.dump()
+        );
         assert!(
             run.audit_text.contains("\"key\":\"MFIGUARD_CONFIG\"")
                 && run.audit_text.contains(reason),

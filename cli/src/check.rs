@@ -38,7 +38,9 @@ pub fn check(settings: &Settings, tool: Option<&str>) -> bool {
     check_kernel();
     ok &= check_policy(settings);
     match (ok, tool) {
-        (true, Some(t)) => println!("result: OK: the guard loads, intercepts, and can apply to {t}"),
+        (true, Some(t)) => {
+            println!("result: OK: the guard loads, intercepts, and can apply to {t}")
+        }
         (true, None) => println!("result: OK: the guard loads and intercepts"),
         (false, _) => println!("result: FAILED: see above"),
     }
@@ -306,25 +308,21 @@ fn check_kernel() {
             None => println!("megaraid_sas: not loaded"),
         }
     }
-    let major = std::fs::read_to_string("/proc/devices")
-        .ok()
-        .and_then(|d| {
-            d.lines().find_map(|l| {
-                let mut w = l.split_whitespace();
-                let major = w.next()?;
-                (w.next()? == "megaraid_sas_ioctl").then(|| major.to_string())
-            })
-        });
+    let major = std::fs::read_to_string("/proc/devices").ok().and_then(|d| {
+        d.lines().find_map(|l| {
+            let mut w = l.split_whitespace();
+            let major = w.next()?;
+            (w.next()? == "megaraid_sas_ioctl").then(|| major.to_string())
+        })
+    });
     match major {
-        Some(m) => println!(
-            "management node: character major {m} (megaraid_sas_ioctl in /proc/devices)"
-        ),
+        Some(m) => {
+            println!("management node: character major {m} (megaraid_sas_ioctl in /proc/devices)")
+        }
         None => println!("management node: none (no megaraid_sas_ioctl in /proc/devices)"),
     }
 
-    println!(
-        "kernel protections (judged by version; distribution kernels may carry backports):"
-    );
+    println!("kernel protections (judged by version; distribution kernels may carry backports):");
     let Some((maj, min, sub)) = kernel_version(&text) else {
         println!("  flag fix (2012, Linux 3.3):              unknown (cannot read a version from '{release}')");
         println!("  sense_off check (2020, Linux 5.11):      unknown");
@@ -428,7 +426,10 @@ fn check_policy(settings: &Settings) -> bool {
         show(s, "MFIGUARD_AUDIT", "findings in enforce, all in audit")
     );
     println!("  log_sync:     {}", show(s, "MFIGUARD_LOG_SYNC", "off"));
-    println!("  log_required: {}", show(s, "MFIGUARD_LOG_REQUIRED", "off"));
+    println!(
+        "  log_required: {}",
+        show(s, "MFIGUARD_LOG_REQUIRED", "off")
+    );
     for e in &settings.config.errors {
         if e.kind == ErrorKind::Note {
             println!("  WARNING: {}", crate::printable(&e.summary));

@@ -113,7 +113,11 @@ fn usage_error(e: &clap::Error) -> Error {
         }
         _ => {
             let text = e.to_string();
-            let first = text.lines().next().unwrap_or("").trim_start_matches("error: ");
+            let first = text
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim_start_matches("error: ");
             format!("{first} (see {ME} --help)")
         }
     };
@@ -136,8 +140,10 @@ fn run() -> Result<ExitCode, Error> {
             [] => None,
             [t] => Some(t.to_string_lossy().into_owned()),
             more => {
-                let words: Vec<String> =
-                    more.iter().map(|w| w.to_string_lossy().into_owned()).collect();
+                let words: Vec<String> = more
+                    .iter()
+                    .map(|w| w.to_string_lossy().into_owned())
+                    .collect();
                 return Err(Error::Usage(format!(
                     "--check takes at most one TOOL (got: {})",
                     words.join(" ")
@@ -145,7 +151,11 @@ fn run() -> Result<ExitCode, Error> {
             }
         };
         let ok = check::check(&settings, tool.as_deref());
-        return Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+        return Ok(if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
     }
     let Some((tool, args)) = cli.command.split_first() else {
         return Err(Error::Usage(format!("no TOOL to run (see {ME} --help)")));
@@ -199,7 +209,8 @@ fn resolve_tool(tool: &OsString) -> Result<PathBuf, Error> {
     let path = if sys::bytes(tool).contains(&b'/') {
         PathBuf::from(tool)
     } else {
-        find_in_path(&shown).ok_or_else(|| Error::NotFound(format!("{shown}: command not found")))?
+        find_in_path(&shown)
+            .ok_or_else(|| Error::NotFound(format!("{shown}: command not found")))?
     };
     match std::fs::metadata(&path) {
         Err(_) => Err(Error::NotFound(format!("{}: no such file", path.display()))),
@@ -228,7 +239,10 @@ fn pick_library(settings: &Settings, class: u8, tool: &Path) -> Result<PathBuf, 
             )
         }));
     }
-    if sys::bytes(lib.as_os_str()).iter().any(|&b| b == b':' || b == b' ') {
+    if sys::bytes(lib.as_os_str())
+        .iter()
+        .any(|&b| b == b':' || b == b' ')
+    {
         return Err(Error::Setup(format!(
             "{}: a path containing ':' or a space cannot go into LD_PRELOAD",
             lib.display()
@@ -261,8 +275,10 @@ fn exec(settings: &Settings, lib: &Path, tool: &OsString, path: &Path, args: &[O
         tool
     };
     let mut cmd = Command::new(program);
-    cmd.args(args)
-        .env("LD_PRELOAD", preload_with(lib, std::env::var_os("LD_PRELOAD")));
+    cmd.args(args).env(
+        "LD_PRELOAD",
+        preload_with(lib, std::env::var_os("LD_PRELOAD")),
+    );
     for (k, v) in &settings.exports {
         cmd.env(k, v);
     }
@@ -291,6 +307,9 @@ mod tests {
             Some("/a.so /old/libmfiguard.so:libmfiguard.so::/b.so".into()),
         );
         assert_eq!(got, "/g/libmfiguard.so:/a.so:/b.so");
-        assert_eq!(preload_with(Path::new("/g/libmfiguard.so"), None), "/g/libmfiguard.so");
+        assert_eq!(
+            preload_with(Path::new("/g/libmfiguard.so"), None),
+            "/g/libmfiguard.so"
+        );
     }
 }

@@ -66,7 +66,11 @@ pub const LIB_NAME: &str = "libmfiguard.so";
 
 impl Libraries {
     fn from_env() -> Libraries {
-        let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let var = |k: &str| {
+            std::env::var_os(k)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
         let dir = var("MFIGUARD_LIB_DIR").unwrap_or_else(|| PathBuf::from("/usr/lib/mfiguard"));
         let dir32 = var("MFIGUARD_LIB32_DIR").unwrap_or_else(|| dir.join("i386"));
         Libraries { dir, dir32 }

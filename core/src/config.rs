@@ -283,9 +283,9 @@ pub fn parse_log(v: &str) -> Result<LogTarget, String> {
         "syslog" => Ok(LogTarget::Syslog),
         "stderr" => Ok(LogTarget::Stderr),
         "none" => Ok(LogTarget::None),
-        _ if v.starts_with('/') => {
-            CString::new(v).map(LogTarget::File).map_err(|_| "the path contains NUL".into())
-        }
+        _ if v.starts_with('/') => CString::new(v)
+            .map(LogTarget::File)
+            .map_err(|_| "the path contains NUL".into()),
         _ => {
             let mut valid = closest(v, &LOG_WORDS);
             valid.push("an absolute path");
@@ -543,19 +543,20 @@ pub fn decide(sources: &Sources, device: DeviceLookup<'_>) -> Config {
     let device_v = get("MFIGUARD_DEVICE");
     let required_v = get("MFIGUARD_LOG_REQUIRED");
 
-    let mut error = |key: &str, (value, origin): &(String, Origin), problem: String, fallback: &str| {
-        if value == INVALID {
-            // Already reported as not UTF-8.
-            return;
-        }
-        errors.push(ConfigError {
-            key: key.into(),
-            value: value.clone(),
-            message: format!("{problem}; {fallback}"),
-            kind: ErrorKind::Value,
-            summary: format!("{key}=\"{value}\" (from {origin}): {problem}"),
-        })
-    };
+    let mut error =
+        |key: &str, (value, origin): &(String, Origin), problem: String, fallback: &str| {
+            if value == INVALID {
+                // Already reported as not UTF-8.
+                return;
+            }
+            errors.push(ConfigError {
+                key: key.into(),
+                value: value.clone(),
+                message: format!("{problem}; {fallback}"),
+                kind: ErrorKind::Value,
+                summary: format!("{key}=\"{value}\" (from {origin}): {problem}"),
+            })
+        };
 
     // An unknown mode falls back to the strictest one: a typo in `readonly` must not give a
     // monitoring job the right to change the controller.
@@ -813,10 +814,10 @@ pub fn read_file(path: &str, explicit: bool) -> FileSource {
         ));
     }
     let mode = meta.mode();
-    if mode & u32::from(libc::S_IWOTH) != 0 {
+    if mode & 0o002 != 0 {
         return unreadable(format!("writable by others (mode {:04o})", mode & 0o7777));
     }
-    if mode & u32::from(libc::S_IWGRP) != 0 && meta.gid() != 0 {
+    if mode & 0o020 != 0 && meta.gid() != 0 {
         return unreadable(format!(
             "writable by its group gid {} (mode {:04o})",
             meta.gid(),
@@ -825,7 +826,10 @@ pub fn read_file(path: &str, explicit: bool) -> FileSource {
     }
     // The size was checked on the open file; a file growing meanwhile is cut off and refused.
     let mut bytes = Vec::new();
-    if let Err(e) = file.take(CONFIG_MAX.saturating_add(1)).read_to_end(&mut bytes) {
+    if let Err(e) = file
+        .take(CONFIG_MAX.saturating_add(1))
+        .read_to_end(&mut bytes)
+    {
         return unreadable(e.to_string());
     }
     if bytes.len() as u64 > CONFIG_MAX {
@@ -1011,7 +1015,13 @@ mod tests {
 
     #[test]
     fn log_targets() {
-        let log = |v: &str| parse(&env_of(&[("MFIGUARD_LOG", v)]), &FileSource::Absent, &no_device);
+        let log = |v: &str| {
+            parse(
+                &env_of(&[("MFIGUARD_LOG", v)]),
+                &FileSource::Absent,
+                &no_device,
+            )
+        };
         assert_eq!(log("stderr").log, LogTarget::Stderr);
         assert_eq!(log("none").log, LogTarget::None);
         assert_eq!(log("syslog").log, LogTarget::Syslog);
@@ -1147,7 +1157,11 @@ mod tests {
         assert_eq!(c.errors[1].kind, ErrorKind::UnknownKey);
         assert!(c.errors[1].message.contains("using mode readonly"));
         // Without them, the last occurrence wins.
-        let c = parse(&env_of(&[]), &file("mode = off\nmode = audit\n"), &no_device);
+        let c = parse(
+            &env_of(&[]),
+            &file("mode = off\nmode = audit\n"),
+            &no_device,
+        );
         assert_eq!((c.mode, c.errors.len()), (GuardMode::Audit, 0));
         let c = parse(
             &env_of(&[]),
@@ -1242,8 +1256,14 @@ mod tests {
             mode_problem("readonyl"),
             "unknown mode; use readonly, enforce, audit or off"
         );
-        assert_eq!(mode_problem("of"), "unknown mode; use off, audit, enforce or readonly");
-        assert_eq!(audit_problem("al"), "unknown audit level; use all or findings");
+        assert_eq!(
+            mode_problem("of"),
+            "unknown mode; use off, audit, enforce or readonly"
+        );
+        assert_eq!(
+            audit_problem("al"),
+            "unknown audit level; use all or findings"
+        );
         assert_eq!(
             parse_log("stdout").unwrap_err(),
             "not a log target; use stderr, syslog, none or an absolute path"
@@ -1264,10 +1284,7 @@ mod tests {
 
     /// A scratch directory for the file tests.
     fn scratch(tag: &str) -> std::path::PathBuf {
-        let d = std::env::temp_dir().join(format!(
-            "mfiguard-config-{}-{tag}",
-            std::process::id()
-        ));
+        let d = std::env::temp_dir().join(format!("mfiguard-config-{}-{tag}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
         d
@@ -1288,7 +1305,9 @@ mod tests {
         std::fs::write(&ok, "mode = audit\n").unwrap();
         std::fs::set_permissions(&ok, std::fs::Permissions::from_mode(0o644)).unwrap();
         let p = ok.to_str().unwrap();
-        assert!(matches!(read_file(p, true), FileSource::Text { ref text, .. } if text == "mode = audit\n"));
+        assert!(
+            matches!(read_file(p, true), FileSource::Text { ref text, .. } if text == "mode = audit\n")
+        );
 
         // A FIFO with no writer: refused at once, not waited on.
         let fifo = d.join("fifo");
@@ -1309,7 +1328,9 @@ mod tests {
                 reason.contains("not a regular file") || reason.contains("No such"),
                 "{reason}"
             ),
-            FileSource::Text { text, .. } => assert!(text.is_empty() || std::fs::metadata("/dev/stdin").is_ok_and(|m| m.is_file())),
+            FileSource::Text { text, .. } => assert!(
+                text.is_empty() || std::fs::metadata("/dev/stdin").is_ok_and(|m| m.is_file())
+            ),
             FileSource::Absent => panic!("/dev/stdin absent"),
         }
         // The null device is an empty file.
@@ -1328,7 +1349,10 @@ mod tests {
         text.push_str("#1234\n");
         assert_eq!(text.len() as u64, CONFIG_MAX);
         std::fs::write(&big, &text).unwrap();
-        assert!(matches!(read_file(big.to_str().unwrap(), true), FileSource::Text { .. }));
+        assert!(matches!(
+            read_file(big.to_str().unwrap(), true),
+            FileSource::Text { .. }
+        ));
         std::fs::write(&big, "#".repeat(65 * 1024)).unwrap();
         assert!(reason(read_file(big.to_str().unwrap(), true)).contains("66560 bytes"));
 
@@ -1355,15 +1379,23 @@ mod tests {
             #[allow(unsafe_code)]
             let r = unsafe { libc::chown(c.as_ptr(), 65534, u32::MAX) };
             assert_eq!(r, 0);
-            assert!(reason(read_file(p, true)).contains("owned by uid 65534, neither root nor uid 0"));
+            assert!(
+                reason(read_file(p, true)).contains("owned by uid 65534, neither root nor uid 0")
+            );
         } else if gid != 0 {
             assert!(reason(read_file(p, true)).contains("writable by its group"));
         }
 
         // Missing: absent at the default path, an error when named.
         let missing = d.join("missing.conf");
-        assert_eq!(read_file(missing.to_str().unwrap(), false), FileSource::Absent);
-        assert!(matches!(read_file(missing.to_str().unwrap(), true), FileSource::Unreadable { .. }));
+        assert_eq!(
+            read_file(missing.to_str().unwrap(), false),
+            FileSource::Absent
+        );
+        assert!(matches!(
+            read_file(missing.to_str().unwrap(), true),
+            FileSource::Unreadable { .. }
+        ));
         let _ = std::fs::remove_dir_all(&d);
     }
 

@@ -103,7 +103,9 @@ fn library_build() -> Result<String, &'static str> {
     // SAFETY: the name is NUL-terminated; RTLD_DEFAULT searches the loaded objects.
     let sym = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"mfiguard_version".as_ptr()) };
     if sym.is_null() {
-        return Err("no mfiguard_version in this process: not a libmfiguard build that names itself");
+        return Err(
+            "no mfiguard_version in this process: not a libmfiguard build that names itself",
+        );
     }
     // SAFETY: `mfiguard_version` is `extern "C" fn() -> *const c_char` in libmfiguard.so
     // (preload/src/lib.rs); a function pointer has the size of the symbol's address.
