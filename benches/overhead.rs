@@ -41,8 +41,8 @@
 //! that no load on a shared machine explains (a system call added to every unrelated ioctl, a
 //! record formatted or written for calls that should write none): FIONREAD ratio above 1.5,
 //! more than 10 us added to a MegaRAID call without records, more than 5 ms to start-up (10 ms
-through the wrapper). The
-//! targets themselves are reported, not enforced: on a shared 2-core runner they are noise.
+//! through the wrapper). The targets themselves are reported, not enforced: on a shared 2-core
+//! runner they are noise.
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)] // a benchmark reports on stdout
 
 use std::hint::black_box;
