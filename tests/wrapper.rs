@@ -766,6 +766,22 @@ fn options_become_the_libraries_environment() {
         "{got}"
     );
 
+    // An option given twice takes its last value (flags may be repeated).
+    let got = show_env(&mut wrap(
+        &lib,
+        &[
+            "--mode",
+            "audit",
+            "--audit-all",
+            "--mode=off",
+            "--audit-all",
+            "sh",
+            "-c",
+            SHOW_ENV,
+        ],
+    ));
+    assert!(got.contains("|off|") && got.contains("|all|"), "{got}");
+
     // The first word that is not an option is the tool; what follows is the tool's.
     let got = show_env(&mut wrap(
         &lib,

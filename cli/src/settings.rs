@@ -11,7 +11,7 @@ use mfiguard_core::config::{self, Config, ErrorKind, FileSource, Origin, Sources
 use crate::Error;
 
 /// The raw command line. Help and version are ours (the man-page summary, `mfiguard-run X`),
-/// not clap's.
+/// not clap's. An option given twice takes its last value, as in the shell wrapper.
 #[derive(Parser, Debug)]
 #[command(
     name = "mfiguard-run",
@@ -21,25 +21,25 @@ use crate::Error;
 )]
 pub struct Cli {
     /// enforce, audit, off or readonly (MFIGUARD_MODE).
-    #[arg(long)]
+    #[arg(long, overrides_with = "mode")]
     pub mode: Option<String>,
     /// syslog, stderr, none or an absolute path (MFIGUARD_LOG).
-    #[arg(long)]
+    #[arg(long, overrides_with = "log")]
     pub log: Option<String>,
     /// Rule ids downgraded to warnings; may be repeated (MFIGUARD_ALLOW).
     #[arg(long)]
     pub allow: Vec<String>,
     /// Record every MegaRAID call (MFIGUARD_AUDIT=all).
-    #[arg(long)]
+    #[arg(long, overrides_with = "audit_all")]
     pub audit_all: bool,
     /// The config file instead of /etc/mfiguard.conf (MFIGUARD_CONFIG).
-    #[arg(long)]
+    #[arg(long, overrides_with = "config")]
     pub config: Option<String>,
     /// Refuse to run TOOL when the guard cannot load into it.
-    #[arg(long)]
+    #[arg(long, overrides_with = "require_guard")]
     pub require_guard: bool,
     /// The self-test.
-    #[arg(long)]
+    #[arg(long, overrides_with = "check")]
     pub check: bool,
     /// The manual's summary.
     #[arg(short = 'h', long)]
