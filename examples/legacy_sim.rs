@@ -47,7 +47,10 @@
 //! NAME: preloaded into `mfiguard-run`, it plays the driver behind the supervisor, and is
 //! inert in the tools the supervisor starts (which inherit `LD_PRELOAD`). For SMP frames the record has `smp_request`, the first bytes of the request
 //! as the firmware read them; `MFISIM_SMP_WRITE_REQUEST=1` makes the firmware also write "SIM!"
-//! at bytes 4..8 of the request buffer, to show the copy-back. It never writes to stdout.
+//! at bytes 4..8 of the request buffer, to show the copy-back.
+//! `MFISIM_SLOW_OPEN=PATH:MS` makes `open64` of exactly PATH sleep MS milliseconds first (a
+//! configuration read that is slow to start, for the tests of what happens meanwhile: a config
+//! FIFO no longer blocks the guard). It never writes to stdout.
 //!
 //! The exported `ioctl` is declared `(c_int, c_ulong, *mut c_void)`: stable Rust cannot define a
 //! variadic function, and on x86_64 and i386 a caller passing the third argument of glibc's
@@ -195,6 +198,64 @@ fn active() -> bool {
             .and_then(|p| p.file_name().map(|n| n == name.as_os_str()))
             .unwrap_or(false),
     })
+}
+
+type Open64Fn = unsafe extern "C" fn(*const libc::c_char, c_int, libc::c_uint) -> c_int;
+
+fn next_open64() -> Option<Open64Fn> {
+    static NEXT: OnceLock<Option<Open64Fn>> = OnceLock::new();
+    *NEXT.get_or_init(|| {
+        // SAFETY: dlsym with RTLD_NEXT and a NUL-terminated name; the result is null or the
+        // next `open64`, whose ABI matches `Open64Fn` (see `open64`).
+        unsafe {
+            let p = libc::dlsym(libc::RTLD_NEXT, c"open64".as_ptr());
+            (!p.is_null()).then(|| std::mem::transmute::<*mut c_void, Open64Fn>(p))
+        }
+    })
+}
+
+/// The interposed `open64`: `MFISIM_SLOW_OPEN=PATH:MS` delays the opening of PATH by MS
+/// milliseconds; everything else goes straight to the next `open64`. Declared with a fixed
+/// third parameter for glibc's `int open64(const char *, int, ...)`, as `ioctl` is: the mode is
+/// read only when the flags ask for it, from where a variadic callee would read it.
+///
+/// # Safety
+/// glibc's `open64` contract: `path` is a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn open64(
+    path: *const libc::c_char,
+    flags: c_int,
+    mode: libc::c_uint,
+) -> c_int {
+    // getenv, not std::env: no lock, callable from any thread at any time.
+    // SAFETY: a NUL-terminated name; the result is null or a string in the environment.
+    let slow = unsafe { libc::getenv(c"MFISIM_SLOW_OPEN".as_ptr()) };
+    if !slow.is_null() && !path.is_null() {
+        // SAFETY: both are NUL-terminated strings (checked non-null above).
+        let (slow, wanted) = unsafe {
+            (
+                std::ffi::CStr::from_ptr(slow),
+                std::ffi::CStr::from_ptr(path),
+            )
+        };
+        let slow = slow.to_bytes();
+        if let Some(colon) = slow.iter().rposition(|&b| b == b':') {
+            let ms = std::str::from_utf8(&slow[colon + 1..])
+                .ok()
+                .and_then(|m| m.parse::<u64>().ok());
+            if let (true, Some(ms)) = (&slow[..colon] == wanted.to_bytes(), ms) {
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+            }
+        }
+    }
+    match next_open64() {
+        // SAFETY: forwarding the caller's own arguments to the next definition.
+        Some(real) => unsafe { real(path, flags, mode) },
+        None => {
+            set_errno(libc::ENOSYS);
+            -1
+        }
+    }
 }
 
 fn sim_device_rdev() -> Option<libc::dev_t> {

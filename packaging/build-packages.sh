@@ -60,7 +60,7 @@ version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 [ -n "$version" ] || fail "no version in Cargo.toml"
 
 if [ "$build" = 1 ]; then
-	step "cargo build --release --workspace"
+	step "cargo build --release --workspace (the guard, its probe, mfiguard-run)"
 	cargo build --release --workspace
 	step "cargo build --release --target $TARGET32 (the 32-bit guard and probe)"
 	cargo build --release -p mfiguard-preload --target "$TARGET32"
@@ -95,7 +95,7 @@ done
 # The RPM's copies, without debug sections (cargo-generate-rpm does not strip; cargo-deb does,
 # and puts the symbols in a -dbgsym .ddeb). Host binutils handle the i386 files too.
 mkdir -p "$target/release/rpm/i386"
-for f in libmfiguard.so mfiguard-probe i386/libmfiguard.so i386/mfiguard-probe; do
+for f in libmfiguard.so mfiguard-probe mfiguard-run i386/libmfiguard.so i386/mfiguard-probe; do
 	strip --strip-debug -o "$target/release/rpm/$f" "$target/release/$f"
 done
 

@@ -6,8 +6,8 @@
 //! - A forked child keeps the configuration its parent read (a changed `MFIGUARD_MODE` in the
 //!   parent's environment does not reach it); a program exec'd with that environment reads it
 //!   afresh. That is the documented policy (README.md, Configuration).
-//! - A child forked while another thread is still reading the configuration (a FIFO the test
-//!   writes later) does not hang on its first guarded call.
+//! - A child forked while another thread is still reading the configuration (its opening
+//!   slowed by the simulator's `MFISIM_SLOW_OPEN`) does not hang on its first guarded call.
 //! - The wrapper -> `sh -c` -> client chain keeps the guard in every tool the shell runs, each
 //!   with its own configuration, and the last one exec'd in place of the shell keeps the
 //!   wrapper's pid.
@@ -165,19 +165,19 @@ fn a_forked_child_keeps_its_parents_configuration_an_execd_program_reads_its_own
 #[test]
 fn a_child_forked_while_the_configuration_is_being_read_does_not_hang() {
     let dir = Scratch::new("fork-load");
-    let fifo = dir.path("mfiguard.conf");
-    mkfifo(&fifo);
-    // The loader thread's first call blocks opening the FIFO; the feeder answers every reader
-    // (the loader, and the child reading its own) from a second on.
-    let feeder = FifoFeeder::start(&fifo, "mode = enforce\n", Duration::from_secs(1));
+    let conf = dir.path("mfiguard.conf");
+    std::fs::write(&conf, "mode = enforce\n").unwrap();
+    // The loader thread's first call waits a second in opening the file (the simulator's
+    // MFISIM_SLOW_OPEN: a FIFO no longer holds the guard up, it is refused at once), and so
+    // does the child reading its own.
     let run = run_within(
         client(&["fork-during-load"])
             .guard(Guard::Enforce)
             .env("MFIGUARD_AUDIT", "all")
-            .env("MFIGUARD_CONFIG", fifo.to_str().unwrap()),
+            .env("MFIGUARD_CONFIG", conf.to_str().unwrap())
+            .env("MFISIM_SLOW_OPEN", &format!("{}:1000", conf.display())),
         LIMIT,
     );
-    feeder.stop();
     assert_eq!(
         run.stdout,
         "loader_blocked=1 thread ret=0 errno=0 (0) cmd_status=0x00\nchild exit=0\n",
@@ -197,9 +197,7 @@ fn a_child_forked_while_the_configuration_is_being_read_does_not_hang() {
 }
 
 fn wrapper() -> PathBuf {
-    std::env::var_os("MFIGUARD_TEST_WRAPPER")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("bin/mfiguard-run"))
+    common::wrapper_bin().to_path_buf()
 }
 
 fn sh_quote(s: &str) -> String {
@@ -236,7 +234,14 @@ fn an_exec_chain_wrapper_shell_tool_keeps_the_guard_in_every_tool() {
         .env("MFIGUARD_CONFIG", &conf)
         .env("MFIGUARD_DEVICE", "/dev/null")
         .env("MFISIM_RECORD", &sim_rec)
-        .args(["--mode", "enforce", "--audit-all", "--log"])
+        .args([
+            "--via",
+            "preload",
+            "--mode",
+            "enforce",
+            "--audit-all",
+            "--log",
+        ])
         .arg(&log)
         .args(["--", "sh", "-c", &script])
         .stdin(Stdio::null())

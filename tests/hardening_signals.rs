@@ -4,8 +4,8 @@
 //!   the guard must refuse, FIONREAD on a pipe and TCGETS on stderr. The interrupted calls and
 //!   the handler's all end as they must, none of the handler's packets reaches the simulator,
 //!   and the log has one outcome per call (many marked `"nested": true`).
-//! - The same while the first guarded call is still reading the configuration (a FIFO the test
-//!   writes a second later): the handler's calls are guarded even before the configuration (and
+//! - The same while the first guarded call is still reading the configuration (its opening
+//!   slowed for a second by the simulator's `MFISIM_SLOW_OPEN`): the handler's calls are guarded even before the configuration (and
 //!   `MFIGUARD_DEVICE`) is known.
 //! - SIGUSR1 while the thread waits inside the driver (the simulator's `MFISIM_DELAY_US`): the
 //!   handler's clean, rewritten and refused calls and an unrelated one all complete correctly
@@ -102,17 +102,17 @@ fn a_handler_calling_ioctl_during_thousands_of_guarded_calls() {
 
 #[test]
 fn a_handler_calling_ioctl_while_the_configuration_is_being_read() {
-    let dir = Scratch::new("fifo-conf");
-    let fifo = dir.path("mfiguard.conf");
-    mkfifo(&fifo);
+    let dir = Scratch::new("slow-conf");
+    let conf = dir.path("mfiguard.conf");
+    std::fs::write(&conf, "audit = all\n").unwrap();
+    // Let the first call wait a second in opening the file (the simulator's MFISIM_SLOW_OPEN)
+    // while SIGALRM fires every 2 ms.
     let c = client(&["signals", "300", "2000"])
         .guard(Guard::Enforce)
         .env("MFIGUARD_AUDIT", "all")
-        .env("MFIGUARD_CONFIG", fifo.to_str().unwrap());
-    // Let the first call block on the FIFO for a second while SIGALRM fires every 2 ms.
-    let feeder = FifoFeeder::start(&fifo, "audit = all\n", Duration::from_secs(1));
+        .env("MFIGUARD_CONFIG", conf.to_str().unwrap())
+        .env("MFISIM_SLOW_OPEN", &format!("{}:1000", conf.display()));
     let run = run_within(c, LIMIT);
-    feeder.stop();
     assert_eq!(run.code(), 0, "{}", run.dump());
     let f = fields(&run.stdout);
     let signals = count(&f, "signals");

@@ -17,14 +17,10 @@ use std::time::{Duration, Instant};
 use mfiguard_sanitizer::RULES;
 use serde_json::Value;
 
-/// The supervisor, built for this host (it guards 32-bit tools from a 64-bit process).
+/// `mfiguard-run`, built for this host (its supervisor guards 32-bit tools from a 64-bit
+/// process); run as `mfiguard-run TOOL ...`, so `--via auto` chooses the supervisor here.
 fn supervisor() -> &'static Path {
-    static P: OnceLock<PathBuf> = OnceLock::new();
-    P.get_or_init(|| {
-        let dir = try_cargo_build(None, &["-p", "mfiguard-supervisor", "--examples"])
-            .unwrap_or_else(|e| panic!("{e}"));
-        dir.join("examples/supervise")
-    })
+    wrapper_bin()
 }
 
 /// The simulator for the supervisor's own process (this host's ABI, whatever the tools').
@@ -135,7 +131,7 @@ impl Supervised {
     fn command(&self, dir: &Scratch) -> Command {
         let sup = supervisor();
         let mut cmd = Command::new(sup);
-        cmd.arg(&self.program).args(&self.args);
+        cmd.arg("--").arg(&self.program).args(&self.args);
         for (k, _) in std::env::vars_os() {
             let k = k.to_string_lossy().into_owned();
             if k.starts_with("MFIGUARD_") || k.starts_with("MFISIM_") || k.starts_with("MFI_CLIENT")
@@ -198,7 +194,7 @@ fn sim_view(v: &Value) -> Value {
 fn audit_view(v: &Value) -> Value {
     let mut v = v.clone();
     if let Some(o) = v.as_object_mut() {
-        for k in ["pid", "ts", "exe", "guard", "latency_us", "uid"] {
+        for k in ["pid", "ts", "exe", "guard", "latency_us", "uid", "argv"] {
             o.remove(k);
         }
     }
@@ -245,6 +241,16 @@ fn every_rule_in_a_static_tool_as_under_the_library() {
             assert!(
                 text(rec, "exe").is_some_and(|e| e.ends_with("mfi_client")),
                 "the record names the tool, not the supervisor\n{ctx}"
+            );
+            // The tool's command line, not the supervisor's.
+            let argv: Vec<&str> = rec["argv"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            assert!(
+                argv.first().is_some_and(|a| a.ends_with("mfi_client"))
+                    && argv[1..] == ["--device", "/dev/null", "rule", id],
+                "argv {argv:?}\n{ctx}"
             );
         }
     }
@@ -582,4 +588,79 @@ fn a_killed_supervisor_fails_the_tool_closed() {
         "the last call did not fail with ENOSYS:\n{out}"
     );
     assert!(out.contains("calls=40"), "the tool did not finish:\n{out}");
+}
+
+/// `mfiguard-run` with nothing from the runner's environment but what is given.
+fn wrapper_cmd(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = Command::new(wrapper_bin());
+    cmd.env_remove("LD_PRELOAD");
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("MFIGUARD_") {
+            cmd.env_remove(&k);
+        }
+    }
+    cmd.env("MFIGUARD_CONFIG", "/dev/null")
+        .env("MFIGUARD_LIB_DIR", guard_lib().parent().unwrap())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let (status, out, err) = run_with_timeout(&mut cmd, RUN_TIMEOUT);
+    (status.code().unwrap_or(-1), out, err)
+}
+
+#[test]
+fn the_wrapper_chooses_the_supervisor_and_refuses_what_nothing_guards() {
+    let tool = static_client_native().to_str().unwrap().to_owned();
+    // --check names the mechanism.
+    let (code, out, _) = wrapper_cmd(&["--check", &tool], &[]);
+    assert!(
+        out.contains("guard: supervisor (static"),
+        "exit {code}\n{out}"
+    );
+    let (_, out, _) = wrapper_cmd(&["--via", "preload", "--check", &tool], &[]);
+    assert!(out.contains("guard: none ("), "{out}");
+    // Forced to the preload, a static tool is refused, saying what would work.
+    let (code, out, err) = wrapper_cmd(&["--via", "preload", &tool, "ctrl-info"], &[]);
+    assert_eq!(code, 125, "{err}");
+    assert_eq!(out, "");
+    assert!(
+        err.contains("statically linked") && err.contains("--via supervise"),
+        "{err}"
+    );
+    // The same through the environment; an unknown mechanism is a usage error.
+    let (code, _, _) = wrapper_cmd(&[&tool, "ctrl-info"], &[("MFIGUARD_VIA", "Preload")]);
+    assert_eq!(code, 125);
+    let (code, _, err) = wrapper_cmd(&["--via", "magic", "/bin/true"], &[]);
+    assert_eq!(code, 125, "{err}");
+    // --allow-unguarded runs it, with a warning and a record.
+    let dir = Scratch::new("unguarded");
+    let log = dir.path("audit.jsonl");
+    let (code, _, err) = wrapper_cmd(
+        &[
+            "--via",
+            "preload",
+            "--allow-unguarded",
+            "--log",
+            log.to_str().unwrap(),
+            &tool,
+            "--device",
+            "/dev/null",
+            "unrelated",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("the guard is NOT active"), "{err}");
+    let records = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        records.contains("\"key\":\"guard\"") && records.contains("--allow-unguarded"),
+        "{records}"
+    );
+    // With the guard off, nothing is installed: the tool simply runs.
+    let (code, _, err) = wrapper_cmd(&["--mode", "off", "/bin/sh", "-c", "exit 4"], &[]);
+    assert_eq!(code, 4, "{err}");
 }

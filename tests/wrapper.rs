@@ -1,5 +1,7 @@
-//! End-to-end tests of `bin/mfiguard-run`, `mfiguard-probe` and the operator integrations in
-//! `examples/integrations/`, each spawning real processes.
+//! End-to-end tests of `mfiguard-run` (the native program of `cli/`, built by `tests/common`),
+//! `mfiguard-probe` and the operator integrations in `examples/integrations/`, each spawning
+//! real processes. What the wrapper and the library share (the configuration reader in
+//! `core/src/config.rs`) is unit-tested there; here, that the wrapper uses it.
 //!
 //! Most tests need only *a* library that loads: a "stand-in", a symlink named `libmfiguard.so`
 //! to the C library this process already uses, which loads everywhere and guards nothing. They
@@ -33,9 +35,7 @@ fn root() -> &'static Path {
 }
 
 fn wrapper() -> PathBuf {
-    std::env::var_os("MFIGUARD_TEST_WRAPPER")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("bin/mfiguard-run"))
+    common::wrapper_bin().to_path_buf()
 }
 
 fn probe_bin() -> PathBuf {
@@ -272,18 +272,24 @@ fn scrub(cmd: &mut Command) -> &mut Command {
             cmd.env_remove(&k);
         }
     }
-    cmd.stdin(Stdio::null())
+    cmd.env("MFIGUARD_VIA", "preload").stdin(Stdio::null())
 }
 
-/// `mfiguard-run ARGS` with its library from `lib_dir` and no site config.
+/// `mfiguard-run ARGS` with its library from `lib_dir` and no site config (the null device
+/// reads as an empty config file; a missing one named explicitly would refuse the run).
+/// `scrub` sets `MFIGUARD_VIA=preload`: these tests are about the preload mechanism and the
+/// wrapper and integrations around it (the supervisor's are in tests/supervisor.rs).
 fn wrap(lib_dir: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(wrapper());
     scrub(&mut cmd)
         .env("MFIGUARD_LIB_DIR", lib_dir)
-        .env("MFIGUARD_CONFIG", "/nonexistent/mfiguard.conf")
+        .env("MFIGUARD_CONFIG", NO_CONFIG)
         .args(args);
     cmd
 }
+
+/// The config file of most runs: none.
+const NO_CONFIG: &str = "/dev/null";
 
 struct Out {
     status: ExitStatus,
@@ -511,20 +517,37 @@ fn help_man_page_parser_and_completion_know_the_same_options() {
     let help_opts = long(&help);
     let man_opts = long(&read(&root().join("doc/mfiguard-run.1")));
     let completion_opts = long(&read(&integration("bash-completion/mfiguard-run")));
-    let script = read(&wrapper());
-    let parser_opts: BTreeSet<String> = script
-        .lines()
-        .map(str::trim)
-        .filter(|l| l.ends_with(')'))
-        .filter(|l| l.starts_with("--") || l.starts_with("-h |") || l.starts_with("-V |"))
-        .flat_map(|l| {
-            l.trim_end_matches(')')
-                .split('|')
-                .map(|w| w.trim().trim_end_matches("=*").to_owned())
-                .collect::<Vec<_>>()
-        })
-        .filter(|w| w.starts_with("--") && w.len() > 2)
-        .collect();
+    // The parser's options: the `long` fields of the clap struct in cli/src/settings.rs.
+    let src = read(&root().join("cli/src/settings.rs"));
+    let cli = src
+        .split("pub struct Cli {")
+        .nth(1)
+        .and_then(|t| t.split("\n}").next())
+        .expect("the Cli struct");
+    let mut parser_opts = BTreeSet::new();
+    let mut long = false;
+    for line in cli.lines().map(str::trim) {
+        if line.starts_with("#[arg(") {
+            long = line.contains("long");
+        } else if let Some(field) = line.strip_prefix("pub ") {
+            if long {
+                let name = field.split(':').next().unwrap().trim();
+                parser_opts.insert(format!("--{}", name.replace('_', "-")));
+            }
+            long = false;
+        }
+    }
+    assert!(parser_opts.contains("--require-guard"), "{parser_opts:?}");
+    // Each is an option the wrapper knows (not "unknown option"), and a bogus one is not.
+    for opt in parser_opts.iter().chain(["--bogus".to_string()].iter()) {
+        let out = run(&mut wrap(&s.0, &[opt.as_str(), "x", "true"]));
+        assert_eq!(
+            out.stderr.contains("unknown option"),
+            opt == "--bogus",
+            "{opt}\n{}",
+            out.dump()
+        );
+    }
     assert_eq!(help_opts, parser_opts, "--help vs the option parser");
     assert_eq!(man_opts, parser_opts, "the man page vs the option parser");
     assert_eq!(
@@ -701,10 +724,7 @@ fn options_become_the_libraries_environment() {
     let got = show_env(&mut wrap(&lib, &["sh", "-c", SHOW_ENV, "sh", "a", "b"]));
     assert_eq!(
         got,
-        format!(
-            "{}|unset|unset|unset|unset|/nonexistent/mfiguard.conf|a,b,",
-            so.display()
-        )
+        format!("{}|unset|unset|unset|unset|/dev/null|a,b,", so.display())
     );
 
     // Every option, both spellings; --allow accumulates.
@@ -747,6 +767,22 @@ fn options_become_the_libraries_environment() {
         got.starts_with(&format!("{}|enforce|stderr|", so.display())),
         "{got}"
     );
+
+    // An option given twice takes its last value (flags may be repeated).
+    let got = show_env(&mut wrap(
+        &lib,
+        &[
+            "--mode",
+            "audit",
+            "--audit-all",
+            "--mode=off",
+            "--audit-all",
+            "sh",
+            "-c",
+            SHOW_ENV,
+        ],
+    ));
+    assert!(got.contains("|off|") && got.contains("|all|"), "{got}");
 
     // The first word that is not an option is the tool; what follows is the tool's.
     let got = show_env(&mut wrap(
@@ -806,10 +842,9 @@ fn the_guard_goes_first_in_ld_preload_and_replaces_another_guard() {
     }
 }
 
-/// The caller's `LD_PRELOAD` is kept for the tool, but the wrapper's own helpers (od, awk, tr)
-/// run without it: a library ld.so cannot load in them (one of a 32-bit tool's class, here a
-/// missing one) costs one complaint from the wrapper's shell and one from the tool, not one
-/// per helper.
+/// The caller's `LD_PRELOAD` is kept for the tool, behind the guard: a library ld.so cannot
+/// load (one of a 32-bit tool's class, here a missing one) costs one complaint from ld.so in
+/// the wrapper's own process and one in the tool's, and nothing more.
 #[test]
 fn the_callers_ld_preload_is_for_the_tool_not_for_the_wrappers_helpers() {
     let s = Scratch::new("preload-helpers");
@@ -834,18 +869,25 @@ fn the_callers_ld_preload_is_for_the_tool_not_for_the_wrappers_helpers() {
     assert_eq!(complaints, 2, "{}", out.dump());
 }
 
-/// The wrapper's list of rule ids is the sanitizer's, and each id is accepted by `--allow`.
+/// The wrapper takes its rule ids from the sanitizer (no copied list in its source), and each
+/// id is accepted by `--allow`.
 #[test]
 fn allow_knows_exactly_the_sanitizers_rule_ids() {
-    let script = read(&wrapper());
-    let start = script.find("RULE_IDS='").expect("RULE_IDS in the wrapper") + "RULE_IDS='".len();
-    let end = start + script[start..].find('\'').unwrap();
-    let wrapper_ids: BTreeSet<&str> = script[start..end].split_whitespace().collect();
     let sanitizer_ids: BTreeSet<&str> = mfiguard_sanitizer::RuleId::ALL
         .iter()
         .map(|r| r.name())
         .collect();
-    assert_eq!(wrapper_ids, sanitizer_ids);
+    for entry in std::fs::read_dir(root().join("cli/src")).unwrap() {
+        let p = entry.unwrap().path();
+        let text = read(&p);
+        for id in &sanitizer_ids {
+            assert!(
+                !text.contains(&format!("\"{id}\"")),
+                "{} copies the rule id {id}",
+                p.display()
+            );
+        }
+    }
 
     let completion = read(&integration("bash-completion/mfiguard-run"));
     for id in &sanitizer_ids {
@@ -1088,17 +1130,28 @@ fn a_32_bit_tool_gets_the_32_bit_library_or_a_clear_error() {
 }
 
 #[test]
-fn a_static_tool_runs_with_a_warning_or_not_at_all_with_require_guard() {
+fn under_the_preload_a_static_tool_is_refused_or_run_with_a_warning_with_allow_unguarded() {
     let s = Scratch::new("static");
     let lib = stand_in(&s);
     let fake_static = synth(&s, "storcli64", &synth_elf(true, None, 64));
-    let out = run(&mut wrap(
-        &lib,
-        &["--require-guard", fake_static.to_str().unwrap()],
-    ));
-    assert_eq!(out.code(), 125, "{}", out.dump());
-    assert!(out.stderr.contains("is statically linked") && out.stderr.contains("--require-guard"));
-    assert_eq!(out.stdout, "");
+    for flags in [
+        &[][..],
+        &["--require-guard"],
+        &["--allow-unguarded", "--require-guard"],
+    ] {
+        let mut args = flags.to_vec();
+        args.push(fake_static.to_str().unwrap());
+        let out = run(&mut wrap(&lib, &args));
+        assert_eq!(out.code(), 125, "{flags:?}\n{}", out.dump());
+        assert!(
+            out.stderr.contains("is statically linked")
+                && out.stderr.contains("--via supervise")
+                && out.stderr.contains("--allow-unguarded"),
+            "{}",
+            out.dump()
+        );
+        assert_eq!(out.stdout, "");
+    }
 
     if let Some(prog) = cc(
         &s,
@@ -1111,7 +1164,10 @@ fn a_static_tool_runs_with_a_warning_or_not_at_all_with_require_guard() {
             report.contains("statically linked (no PT_INTERP)"),
             "{report}"
         );
-        let out = run(&mut wrap(&lib, &[prog.to_str().unwrap()]));
+        let out = run(&mut wrap(
+            &lib,
+            &["--allow-unguarded", prog.to_str().unwrap()],
+        ));
         assert_eq!(out.code(), 3, "{}", out.dump());
         assert_eq!(out.stdout, "static tool ran\n");
         assert!(
@@ -1121,10 +1177,7 @@ fn a_static_tool_runs_with_a_warning_or_not_at_all_with_require_guard() {
             "{}",
             out.dump()
         );
-        let out = run(&mut wrap(
-            &lib,
-            &["--require-guard", prog.to_str().unwrap()],
-        ));
+        let out = run(&mut wrap(&lib, &[prog.to_str().unwrap()]));
         assert_eq!(out.code(), 125);
         assert_eq!(out.stdout, "", "the tool did not run");
     }
@@ -1165,13 +1218,18 @@ fn setuid_tools_are_reported_for_the_users_they_break() {
             "{report}"
         );
         assert_eq!(code, 1);
-        let out = run(&mut wrap(&lib, &[tool.to_str().unwrap()]));
+        let out = run(&mut wrap(
+            &lib,
+            &["--allow-unguarded", tool.to_str().unwrap()],
+        ));
         assert_eq!(out.code(), 0, "{}", out.dump());
         assert!(
             out.stderr.contains("warning") && out.stderr.contains("setuid"),
             "{}",
             out.dump()
         );
+        let out = run(&mut wrap(&lib, &[tool.to_str().unwrap()]));
+        assert_eq!(out.code(), 125, "{}", out.dump());
         let out = run(&mut wrap(
             &lib,
             &["--require-guard", tool.to_str().unwrap()],
@@ -1364,12 +1422,17 @@ fn check_shows_where_each_setting_of_a_run_comes_from() {
     let p = policy(
         wrap(&s.0, &["--mode", "enforce", "--audit-all", "--check"]).env("MFIGUARD_MODE", "off"),
     );
-    assert!(
-        p.starts_with("policy for runs (no config file at /nonexistent/mfiguard.conf):"),
-        "{p}"
-    );
+    assert!(p.starts_with("policy for runs (config /dev/null):"), "{p}");
     assert!(p.contains("mode:  enforce (from --mode)"), "{p}");
     assert!(p.contains("audit: all (from --audit-all)"), "{p}");
+    // A config file that does not exist at the default path is no config file.
+    if !Path::new("/etc/mfiguard.conf").exists() {
+        let p = policy(wrap(&s.0, &["--check"]).env_remove("MFIGUARD_CONFIG"));
+        assert!(
+            p.starts_with("policy for runs (no config file at /etc/mfiguard.conf):"),
+            "{p}"
+        );
+    }
 }
 
 /// `--check`'s policy section, without the line about where records go (it depends on the
@@ -1449,18 +1512,21 @@ fn config_file_lines_are_read_by_the_librarys_rule() {
         )),
         "{p}"
     );
+    // A key the library does not know, and a line it cannot read, refuse the run too (the
+    // library takes the strictest mode for them).
     assert!(
         p.contains(&format!(
-            "  WARNING: {conf_s}:3: unknown setting \"mdoe\"; the library ignores it\n"
+            "  INVALID: mdoe=\"readonly\" (from {conf_s}:3): unknown key; valid keys: mode, "
         )),
         "{p}"
     );
     assert!(
         p.contains(&format!(
-            "  WARNING: {conf_s}:4: not a \"key = value\" line"
+            "  INVALID: {conf_s}:4: \"just words\" is not a \"key = value\" line"
         )),
         "{p}"
     );
+    assert!(!p.contains("WARNING"), "{p}");
 }
 
 /// A variable set in the environment wins over the file even when it is empty.
@@ -1494,7 +1560,7 @@ fn an_empty_variable_wins_over_the_config_file() {
     assert_eq!(out.code(), 125, "{}", out.dump());
     assert_eq!(
         out.stderr,
-        "mfiguard-run: MFIGUARD_MODE=\"\" (from the environment): unknown mode; use enforce, readonly, audit or off\n"
+        "mfiguard-run: MFIGUARD_MODE=\"\" (from the environment): unknown mode; use off, audit, enforce or readonly\n"
     );
 }
 
@@ -1515,33 +1581,32 @@ fn invalid_settings_from_the_environment_or_the_file_refuse_the_run() {
         (
             "MFIGUARD_MODE",
             "readonyl",
-            "unknown mode; use enforce, readonly, audit or off",
+            "unknown mode; use readonly, enforce, audit or off",
         ),
         (
             "MFIGUARD_AUDIT",
             "some",
-            "unknown audit level; use findings or all",
+            "unknown audit level; use all or findings",
         ),
         (
             "MFIGUARD_LOG",
             "audit.jsonl",
-            "not a log target; use syslog, stderr, none or an absolute path",
+            "not a log target; use none, syslog, stderr or an absolute path",
         ),
-        ("MFIGUARD_LOG", "Syslog", "not a log target"),
         (
             "MFIGUARD_ALLOW",
             "sgl.bounds, sgl.bound",
-            "unknown rule id 'sgl.bound' (the library would ignore the whole list); known: ",
+            "unknown rule id 'sgl.bound' (one unknown id voids the whole list); known: sgl.bounds, ",
         ),
         (
             "MFIGUARD_LOG_SYNC",
             "2",
-            "not a boolean; use 1, 0, true, false, yes, no, on or off",
+            "not a boolean; use 1, 0, no, on, yes, off, true or false",
         ),
         (
             "MFIGUARD_LOG_REQUIRED",
             "maybe",
-            "not a boolean; use 1, 0, true, false, yes, no, on or off",
+            "not a boolean; use false, true, yes, 1, 0, no, on or off",
         ),
     ];
     for (var, value, why) in cases {
@@ -1597,6 +1662,7 @@ fn invalid_settings_from_the_environment_or_the_file_refuse_the_run() {
         ("MFIGUARD_MODE", " Readonly "),
         ("MFIGUARD_MODE", "AUDIT"),
         ("MFIGUARD_AUDIT", "All"),
+        ("MFIGUARD_LOG", "Syslog"),
         ("MFIGUARD_LOG", " /var/log/mfiguard/audit.jsonl "),
         ("MFIGUARD_LOG", "none"),
         ("MFIGUARD_ALLOW", " sgl.bounds ,, xfer.length ,"),
@@ -1792,7 +1858,7 @@ fn the_probe_under_the_library_is_intercepted_with_the_guard() {
         .env("MFIGUARD_DEVICE", "/dev/null")
         .env("MFIGUARD_MODE", "enforce")
         .env("MFIGUARD_LOG", "none")
-        .env("MFIGUARD_CONFIG", "/nonexistent/mfiguard.conf"));
+        .env("MFIGUARD_CONFIG", NO_CONFIG));
     assert_eq!(
         out.stdout,
         "intercepted: yes (EINVAL from mfiguard)\n",
@@ -1971,7 +2037,7 @@ fn the_wrapper_guards_a_client_with_the_guard() {
         );
         let out = run(scrub(&mut Command::new(&script))
             .env("MFIGUARD_LIB_DIR", &dir)
-            .env("MFIGUARD_CONFIG", "/nonexistent/mfiguard.conf")
+            .env("MFIGUARD_CONFIG", NO_CONFIG)
             .env("MFIGUARD_DEVICE", "/dev/null"));
         assert_eq!(
             out.stdout,
@@ -2195,77 +2261,69 @@ fn both_libraries_guard_a_64_and_a_32_bit_client_each_with_the_guard() {
 
 // ---- portability and lint ---------------------------------------------------------------------
 
-/// The wrapper is POSIX sh: it behaves the same under each POSIX shell this host has.
+/// The wrapper is a native program: it needs no shell or helper programs, and works with the
+/// bare environment cron or sudo give it (no PATH: the default one; no HOME, no locale).
 #[test]
-fn the_wrapper_runs_under_every_posix_shell_here() {
-    let s = Scratch::new("shells");
+fn the_wrapper_runs_with_an_empty_environment() {
+    let s = Scratch::new("bare-env");
     let lib = stand_in(&s);
     let so = lib.join("libmfiguard.so");
-    let mut shells: Vec<Vec<&str>> = vec![vec!["dash"], vec!["bash", "--posix"]];
-    if have("busybox") {
-        shells.push(vec!["busybox", "sh"]);
-    }
-    for extra in ["posh", "mksh", "yash", "ksh"] {
-        if have(extra) {
-            shells.push(vec![extra]);
-        }
-    }
     let w = wrapper();
-    let w = w.to_str().unwrap();
-    for sh in &shells {
-        if !have(sh[0]) {
-            panic!("{} is needed to test the wrapper", sh[0]);
-        }
-        let mut cmd = Command::new(sh[0]);
-        scrub(&mut cmd)
-            .args(&sh[1..])
-            .args([
-                w,
-                "--mode",
-                "audit",
-                "--allow",
-                "sgl.bounds",
-                "--",
-                "sh",
-                "-c",
-                SHOW_ENV,
-                "sh",
-                "x y",
-            ])
-            .env("MFIGUARD_LIB_DIR", &lib);
-        let out = run(&mut cmd);
-        assert_eq!(out.code(), 0, "{sh:?}\n{}", out.dump());
-        assert_eq!(
-            out.stdout,
-            format!("{}|audit|unset|sgl.bounds|unset|unset|x y,", so.display()),
-            "{sh:?}"
+    let head = std::fs::read(&w).unwrap();
+    assert_eq!(
+        &head[..4],
+        b"\x7fELF",
+        "{} is not a native program",
+        w.display()
+    );
+    let mut cmd = Command::new(&w);
+    cmd.env_clear()
+        .env("MFIGUARD_VIA", "preload")
+        .stdin(Stdio::null())
+        .args([
+            "--mode",
+            "audit",
+            "--allow",
+            "sgl.bounds",
+            "--",
+            "sh",
+            "-c",
+            SHOW_ENV,
+            "sh",
+            "x y",
+        ])
+        .env("MFIGUARD_LIB_DIR", &lib);
+    let out = run(&mut cmd);
+    assert_eq!(out.code(), 0, "{}", out.dump());
+    assert_eq!(
+        out.stdout,
+        format!("{}|audit|unset|sgl.bounds|unset|unset|x y,", so.display())
+    );
+    let mut cmd = Command::new(&w);
+    cmd.env_clear()
+        .stdin(Stdio::null())
+        .args(["--check", "/bin/sh"])
+        .env("MFIGUARD_LIB_DIR", &lib)
+        .env("MFIGUARD_CONFIG", NO_CONFIG)
+        .env(
+            "MFIGUARD_KERNEL_RELEASE",
+            "5.10.0-30-amd64 Debian 5.10.218-1",
         );
-        let mut cmd = Command::new(sh[0]);
-        scrub(&mut cmd)
-            .args(&sh[1..])
-            .args([w, "--check", "/bin/sh"])
-            .env("MFIGUARD_LIB_DIR", &lib)
-            .env(
-                "MFIGUARD_KERNEL_RELEASE",
-                "5.10.0-30-amd64 Debian 5.10.218-1",
-            );
-        let out = run(&mut cmd);
-        assert_eq!(out.code(), 1, "{sh:?}\n{}", out.dump());
-        assert!(
-            out.stdout.contains("ELF 64-bit, dynamically linked")
-                && out.stdout.contains("present: backported in 5.10.4")
-                && out.stdout.contains("intercepted: no (ENOTTY"),
-            "{sh:?}\n{}",
-            out.dump()
-        );
-        assert_eq!(out.stderr, "", "{sh:?}");
-    }
+    let out = run(&mut cmd);
+    assert_eq!(out.code(), 1, "{}", out.dump());
+    assert!(
+        out.stdout.contains("ELF 64-bit, dynamically linked")
+            && out.stdout.contains("present: backported in 5.10.4")
+            && out.stdout.contains("intercepted: no (ENOTTY"),
+        "{}",
+        out.dump()
+    );
+    assert_eq!(out.stderr, "");
 }
 
 #[test]
 fn the_shell_scripts_pass_their_linters() {
     let scripts = [
-        wrapper(),
         integration("nagios/check_mfiguard"),
         integration("prometheus/mfiguard-textfile"),
         integration("path-shim/MegaCli64"),
@@ -2510,7 +2568,7 @@ fn the_nrpe_commands_and_check_mfiguard_report_the_guard() {
         run(scrub(Command::new(&plugin).arg(&tool))
             .env("MFIGUARD_RUN", wrapper_path)
             .env("MFIGUARD_LIB_DIR", lib_dir)
-            .env("MFIGUARD_CONFIG", "/nonexistent/mfiguard.conf"))
+            .env("MFIGUARD_CONFIG", NO_CONFIG))
     };
     let out = check(&lib, &wrapper());
     assert_eq!(out.code(), 2, "{}", out.dump());
@@ -2593,7 +2651,7 @@ fn check_mfiguard_is_critical_for_an_invalid_policy_with_the_guard() {
     assert_eq!(
         first(&out),
         format!(
-            "MFIGUARD CRITICAL - INVALID: MFIGUARD_MODE=\"readonyl\" (from {}:1): unknown mode; use enforce, readonly, audit or off",
+            "MFIGUARD CRITICAL - INVALID: MFIGUARD_MODE=\"readonyl\" (from {}:1): unknown mode; use readonly, enforce, audit or off",
             conf.display()
         )
     );
@@ -2643,7 +2701,7 @@ fn the_wrapper_and_the_library_read_the_config_file_alike_with_the_guard() {
     for (text, mode, intercepted) in [
         ("mode = audit   # roll-out first\n", "audit", "no"),
         ("mode = \"off\"\t# quoted\n", "off", "no"),
-        ("MFIGUARD_MODE = 'Audit'\n", "Audit", "no"),
+        ("MFIGUARD_MODE = 'Audit'\n", "audit", "no"),
         (
             "mode = audit\nmode = enforce # audit later\n",
             "enforce",

@@ -311,6 +311,8 @@ pub struct CallRecord<'a> {
     /// The calling process, when it is not this one (the supervisor records for its tool);
     /// `None`: this process, taken when the record is written.
     pub caller: Option<Who>,
+    /// Who ran the calling process, when it is not this one; `None`: this process's.
+    pub invoker: Option<&'a Invoker>,
     /// The packet layout of the caller's request.
     pub abi: Abi,
     /// `/proc/self/exe`.
@@ -499,6 +501,26 @@ impl Invoker {
         Invoker::from_parts(
             user.as_deref().map(|u| u.as_bytes()),
             uid.as_deref().map(|u| u.as_bytes()),
+            loginuid.as_deref(),
+            &cmdline,
+        )
+    }
+
+    /// Another process's, from `/proc/PID/` (the supervisor's tool): its environment's
+    /// `SUDO_USER`/`SUDO_UID` as it started, its login uid, its command line.
+    pub fn of_process(pid: u32) -> Invoker {
+        let read = |f: &str| std::fs::read(format!("/proc/{pid}/{f}")).ok();
+        let environ = read("environ").unwrap_or_default();
+        let var = |k: &[u8]| {
+            environ
+                .split(|&b| b == 0)
+                .find_map(|kv| kv.strip_prefix(k).and_then(|rest| rest.strip_prefix(b"=")))
+        };
+        let loginuid = read("loginuid");
+        let cmdline = read("cmdline").unwrap_or_default();
+        Invoker::from_parts(
+            var(b"SUDO_USER"),
+            var(b"SUDO_UID"),
             loginuid.as_deref(),
             &cmdline,
         )
@@ -1376,7 +1398,10 @@ pub fn emit(cfg: &Config, nested: bool, rec: Record<'_>) -> Result<bool, c_int> 
             Err(libc::ENOBUFS)
         }
     } else {
-        let by = Some(invoker());
+        let by = match rec {
+            Record::Call(c, _) if c.invoker.is_some() => c.invoker,
+            _ => Some(invoker()),
+        };
         let journal = match t {
             Target::Syslog if std::path::Path::new(JOURNAL_SOCKET).exists() => {
                 let entry = journal_entry(rec, who, by, lost);
@@ -1589,6 +1614,7 @@ mod tests {
         CallRecord {
             guard: Guard::Preload,
             caller: None,
+            invoker: None,
             abi: Abi::NATIVE,
             seq: 7,
             exe: "/opt/MegaRAID/MegaCli/MegaCli64",
@@ -1984,7 +2010,10 @@ mod tests {
             false,
         )
         .unwrap();
-        assert!(compact.contains(r#""login_uid":1000,"guard":"preload","mode":"#), "{compact}");
+        assert!(
+            compact.contains(r#""login_uid":1000,"guard":"preload","mode":"#),
+            "{compact}"
+        );
         let mut line = String::new();
         call_line_by(&mut line, &rec, WHO, Some(&by), Phase::Outcome, 0, true).unwrap();
         assert!(

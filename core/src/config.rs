@@ -1,17 +1,35 @@
 //! Configuration: each setting from the environment, else from `/etc/mfiguard.conf` (or the
 //! file `MFIGUARD_CONFIG` names), else its default. Read once, before the first guarded call.
+//! The library (`libmfiguard.so`) and the wrapper (`mfiguard-run`) both read it with this code:
+//! [`collect`] gathers each setting's text and where it came from, the wrapper lays its
+//! command-line options over that, and [`decide`] turns it into a [`Config`].
 //!
 //! A value that cannot be understood never weakens the guard: it falls back to the stricter
 //! choice (enforce, no rule allowed, more records, synchronous and required logging) and leaves
 //! an error record, written through the configured sink once the configuration is complete.
+//! The wrapper, which can refuse, refuses a run with any such error instead (exit 125).
 //!
-//! The file has one `key = value` per line; keys are the variable names, with or without the
-//! `MFIGUARD_` prefix, in any case; `#` starts a comment line; a value may be quoted. A variable
-//! set in the environment wins over the file even when it is empty.
+//! - **Keys** are the variable names, with or without the `MFIGUARD_` prefix, in any case. An
+//!   unknown key (a file line, or an `MFIGUARD_*` variable that is neither a setting nor one of
+//!   [`NOT_SETTINGS`]), a file line that is not `key = value`, and a config file that cannot be
+//!   used force mode `readonly`, the strictest: the guard cannot tell which setting was meant
+//!   (`moed = audit` and `mode readonly` must not leave a monitoring host in enforce).
+//! - **Values** are trimmed and read in any case (`Readonly`, `READONLY`, `readonly` are one
+//!   mode; `SYSLOG` is syslog; rule ids and booleans alike); only paths (`log`, `device`) and
+//!   the `debug` filter keep their case.
+//! - **The file** has one `key = value` per line; `#` starts a comment line, and a `#` after a
+//!   blank starts a trailing comment outside quotes; a value may be quoted; the last occurrence
+//!   wins. A variable set in the environment wins over the file even when it is empty.
+//! - **The file itself** is opened with `O_NONBLOCK|O_CLOEXEC` and `fstat`ed: only a regular
+//!   file of at most [`CONFIG_MAX`] bytes, owned by root or the caller (real uid), not writable
+//!   by others, and not writable by its group unless that group is root's (gid 0), is read.
+//!   The null device reads as an empty file. Anything else (a FIFO, `/dev/stdin`, `/dev/zero`, a
+//!   larger file, a file someone else could change) is a file that cannot be used.
 
 use std::ffi::CString;
 use std::fmt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::io::Read;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 
 use mfiguard_sanitizer::{Mode, Policy, RuleSet};
 
@@ -31,6 +49,41 @@ pub const KEYS: [&str; 8] = [
     "MFIGUARD_DEVICE",
     "MFIGUARD_LOG_REQUIRED",
 ];
+
+/// `MFIGUARD_*` variables that are not settings but may legitimately be in a guarded process's
+/// environment: neither read as settings nor refused as unknown.
+pub const NOT_SETTINGS: [&str; 11] = [
+    // The config file's path (read here).
+    "MFIGUARD_CONFIG",
+    // mfiguard-run: the directories of the 64-bit and the 32-bit library.
+    "MFIGUARD_LIB_DIR",
+    "MFIGUARD_LIB32_DIR",
+    // mfiguard-run: which mechanism guards the tool (--via).
+    "MFIGUARD_VIA",
+    // mfiguard-run --check: judge this kernel release instead of the running one.
+    "MFIGUARD_KERNEL_RELEASE",
+    // The integrations (check_mfiguard, mfiguard-textfile): which mfiguard-run to call.
+    "MFIGUARD_RUN",
+    // The test suite (tests/common, tests/wrapper.rs).
+    "MFIGUARD_TEST_LIB",
+    "MFIGUARD_TEST_TARGET",
+    "MFIGUARD_TEST_TARGET_DIR",
+    "MFIGUARD_TEST_WRAPPER",
+    // The supervisor's tests: do without SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV.
+    "MFIGUARD_TEST_NO_KILLABLE",
+];
+
+/// The largest config file read, in bytes.
+pub const CONFIG_MAX: u64 = 64 * 1024;
+
+/// The modes, in the order messages list them when nothing is closer.
+pub const MODES: [&str; 4] = ["enforce", "readonly", "audit", "off"];
+/// The log targets that are not paths.
+pub const LOG_WORDS: [&str; 3] = ["syslog", "stderr", "none"];
+/// The audit levels.
+pub const AUDIT_LEVELS: [&str; 2] = ["findings", "all"];
+/// The spellings of a boolean: true, then false.
+pub const BOOLEANS: [&str; 8] = ["1", "0", "true", "false", "yes", "no", "on", "off"];
 
 /// What the guard does with MegaRAID calls.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,21 +144,203 @@ pub enum AuditLevel {
     All,
 }
 
+/// Where a setting's value came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// The process's environment (the variable named by the setting).
+    Env,
+    /// Line `line` (from 1) of the config file at `path`.
+    File {
+        /// The file's path.
+        path: String,
+        /// The line number.
+        line: usize,
+    },
+    /// A command-line option of `mfiguard-run` (`--mode`, ...).
+    Option(&'static str),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Env => f.write_str("the environment"),
+            Origin::File { path, line } => write!(f, "{path}:{line}"),
+            Origin::Option(name) => f.write_str(name),
+        }
+    }
+}
+
+/// What kind of problem a [`ConfigError`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// A known setting with a value that cannot be used: its stricter choice is used.
+    Value,
+    /// An unknown key (file) or `MFIGUARD_*` variable (environment): mode readonly.
+    UnknownKey,
+    /// A file line that is not `key = value`: mode readonly.
+    BadLine,
+    /// A config file that cannot be read or is refused: mode readonly.
+    File,
+    /// Settings that work but make no sense together (nothing is changed; not a refusal).
+    Note,
+}
+
+impl ErrorKind {
+    /// Whether this problem forces mode readonly.
+    pub const fn forces_readonly(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::UnknownKey | ErrorKind::BadLine | ErrorKind::File
+        )
+    }
+}
+
 /// A setting that could not be used as given.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigError {
-    /// The setting (`MFIGUARD_MODE`, ...), or `MFIGUARD_CONFIG` for the file itself.
+    /// The setting (`MFIGUARD_MODE`, ...), an unknown key as written, or `MFIGUARD_CONFIG` for
+    /// the file itself and for a line that is not `key = value`.
     pub key: String,
-    /// The value as given (lossily decoded).
+    /// The value as given (lossily decoded); the line for a bad line, the path for the file.
     pub value: String,
-    /// What was wrong and what is used instead.
+    /// What was wrong and what is used instead (the library's error record).
     pub message: String,
+    /// What kind of problem it is.
+    pub kind: ErrorKind,
+    /// One line for people: where, the key, the value, what is wrong and what is valid
+    /// (closest first). `mfiguard-run` prints it when it refuses a run.
+    pub summary: String,
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}={:?}: {}", self.key, self.value, self.message)
     }
+}
+
+/// `candidates` ordered by edit distance to `input` (case-insensitive, trimmed), the closest
+/// first; equally close ones keep their order.
+pub fn closest<'a>(input: &str, candidates: &[&'a str]) -> Vec<&'a str> {
+    let input = input.trim().to_ascii_lowercase();
+    let mut ranked: Vec<(usize, &'a str)> = candidates
+        .iter()
+        .map(|c| (edit_distance(&input, &c.to_ascii_lowercase()), *c))
+        .collect();
+    ranked.sort_by_key(|(d, _)| *d);
+    ranked.into_iter().map(|(_, c)| c).collect()
+}
+
+/// Levenshtein distance, by characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = Vec::with_capacity(prev.len());
+        cur.push(i.saturating_add(1));
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = prev[j].saturating_add(usize::from(ca != *cb));
+            let delete = prev[j.saturating_add(1)].saturating_add(1);
+            let insert = cur[j].saturating_add(1);
+            cur.push(substitute.min(delete).min(insert));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// "a, b, c or d".
+pub fn or_list(items: &[&str]) -> String {
+    match items.split_last() {
+        None => String::new(),
+        Some((last, [])) => (*last).to_string(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+    }
+}
+
+/// The file keys (`mode`, `log`, ...), in the order of [`KEYS`].
+pub fn file_keys() -> Vec<String> {
+    KEYS.iter()
+        .map(|k| k.trim_start_matches("MFIGUARD_").to_ascii_lowercase())
+        .collect()
+}
+
+/// A value's mode, if it names one.
+pub fn parse_mode(v: &str) -> Option<GuardMode> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "enforce" => Some(GuardMode::Enforce),
+        "audit" => Some(GuardMode::Audit),
+        "off" => Some(GuardMode::Off),
+        "readonly" => Some(GuardMode::Readonly),
+        _ => None,
+    }
+}
+
+/// What is wrong with a mode, and the valid ones, closest first.
+pub fn mode_problem(v: &str) -> String {
+    format!("unknown mode; use {}", or_list(&closest(v, &MODES)))
+}
+
+/// A value's log target, or what is wrong with it.
+pub fn parse_log(v: &str) -> Result<LogTarget, String> {
+    let v = v.trim();
+    match v.to_ascii_lowercase().as_str() {
+        "syslog" => Ok(LogTarget::Syslog),
+        "stderr" => Ok(LogTarget::Stderr),
+        "none" => Ok(LogTarget::None),
+        _ if v.starts_with('/') => CString::new(v)
+            .map(LogTarget::File)
+            .map_err(|_| "the path contains NUL".into()),
+        _ => {
+            let mut valid = closest(v, &LOG_WORDS);
+            valid.push("an absolute path");
+            Err(format!("not a log target; use {}", or_list(&valid)))
+        }
+    }
+}
+
+/// A value's audit level, if it names one.
+pub fn parse_audit(v: &str) -> Option<AuditLevel> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "findings" => Some(AuditLevel::Findings),
+        "all" => Some(AuditLevel::All),
+        _ => None,
+    }
+}
+
+/// What is wrong with an audit level.
+pub fn audit_problem(v: &str) -> String {
+    format!(
+        "unknown audit level; use {}",
+        or_list(&closest(v, &AUDIT_LEVELS))
+    )
+}
+
+/// A comma-separated list of rule ids (blanks and empty items ignored, any case), or what is
+/// wrong with it: the first unknown id and the known ones, closest first.
+pub fn parse_allow(v: &str) -> Result<RuleSet, String> {
+    let lower = v.to_ascii_lowercase();
+    RuleSet::parse(&lower).map_err(|unknown| {
+        let names: Vec<&str> = mfiguard_sanitizer::RULES.iter().map(|r| r.name).collect();
+        format!(
+            "unknown rule id '{}' (one unknown id voids the whole list); known: {}",
+            unknown.0,
+            closest(unknown.0, &names).join(", ")
+        )
+    })
+}
+
+/// A boolean value (an empty one is false), if it is one.
+pub fn parse_bool(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" | "" => Some(false),
+        _ => None,
+    }
+}
+
+/// What is wrong with a boolean.
+pub fn bool_problem(v: &str) -> String {
+    format!("not a boolean; use {}", or_list(&closest(v, &BOOLEANS)))
 }
 
 /// The configuration in force.
@@ -185,7 +420,7 @@ pub enum FileSource {
         /// Its contents.
         text: String,
     },
-    /// The file exists (or was named explicitly) but could not be read.
+    /// The file exists (or was named explicitly) but could not be read, or was refused.
     Unreadable {
         /// Its path.
         path: String,
@@ -194,6 +429,10 @@ pub enum FileSource {
     },
 }
 
+/// The `MFIGUARD_*` variables of an environment, each as text or, when it is not UTF-8, as
+/// `Err(lossy text)`.
+pub type Env = [(String, Result<String, String>)];
+
 /// Stands for an environment value that is not UTF-8: no setting accepts it, so each falls back
 /// to its stricter choice.
 const INVALID: &str = "\0";
@@ -201,42 +440,104 @@ const INVALID: &str = "\0";
 /// Device numbers of paths, for `MFIGUARD_DEVICE`: `Ok(st_rdev)` for a character device.
 pub type DeviceLookup<'a> = &'a dyn Fn(&str) -> Result<u64, String>;
 
-/// Builds the configuration from an environment lookup and the file. Pure: no I/O beyond what
-/// `device` does, so that tests can feed any combination.
-pub fn parse(
-    env: &dyn Fn(&str) -> Option<Result<String, String>>,
-    file: &FileSource,
-    device: DeviceLookup<'_>,
-) -> Config {
+/// Each setting's text and where it came from, before it is interpreted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sources {
+    /// For each of [`KEYS`] (same order), the text that applies and where it came from.
+    pub values: [Option<(String, Origin)>; KEYS.len()],
+    /// What was wrong with the file, its lines and the environment's names.
+    pub errors: Vec<ConfigError>,
+}
+
+impl Sources {
+    /// The text of setting `key` (`MFIGUARD_MODE`, ...) and its origin, if any source set it.
+    pub fn get(&self, key: &str) -> Option<&(String, Origin)> {
+        let i = KEYS.iter().position(|k| *k == key)?;
+        self.values.get(i)?.as_ref()
+    }
+
+    /// Sets `key` (one of [`KEYS`]) from a higher-priority source (a command-line option).
+    pub fn set(&mut self, key: &str, value: String, origin: Origin) {
+        if let Some(slot) = KEYS
+            .iter()
+            .position(|k| *k == key)
+            .and_then(|i| self.values.get_mut(i))
+        {
+            *slot = Some((value, origin));
+        }
+    }
+}
+
+/// Gathers each setting from the environment (`env`: its `MFIGUARD_*` variables) and `file`,
+/// and what is wrong with their names and lines. The environment wins, even when empty; in the
+/// file the last occurrence wins.
+pub fn collect(env: &Env, file: &FileSource) -> Sources {
     let mut errors = Vec::new();
-    let mut from_file: Vec<(&'static str, String)> = Vec::new();
+    let mut values: [Option<(String, Origin)>; KEYS.len()] = Default::default();
     match file {
         FileSource::Absent => {}
         FileSource::Unreadable { path, reason } => errors.push(ConfigError {
             key: "MFIGUARD_CONFIG".into(),
             value: path.clone(),
-            message: format!("cannot read the file ({reason}); using the environment and defaults"),
+            message: format!(
+                "cannot use the config file {path} ({reason}); using mode readonly"
+            ),
+            kind: ErrorKind::File,
+            summary: format!(
+                "{path}: cannot read this config file as uid {}: {reason}: the site policy in it would not apply",
+                crate::sys::uid()
+            ),
         }),
-        FileSource::Text { path, text } => parse_file(path, text, &mut from_file, &mut errors),
+        FileSource::Text { path, text } => parse_file(path, text, &mut values, &mut errors),
     }
-    let mut get = |key: &'static str| -> Option<String> {
-        match env(key) {
-            Some(Ok(value)) => Some(value),
-            Some(Err(lossy)) => {
-                errors.push(ConfigError {
-                    key: key.into(),
-                    value: lossy,
-                    message: "not valid UTF-8; treated as an invalid value".into(),
-                });
-                Some(INVALID.into())
+    for (name, value) in env {
+        if let Some(i) = KEYS.iter().position(|k| k == name) {
+            let text = match value {
+                Ok(v) => v.clone(),
+                Err(lossy) => {
+                    errors.push(ConfigError {
+                        key: name.clone(),
+                        value: lossy.clone(),
+                        message: "not valid UTF-8; treated as an invalid value".into(),
+                        kind: ErrorKind::Value,
+                        summary: format!(
+                            "{name}={lossy:?} (from the environment): not valid UTF-8"
+                        ),
+                    });
+                    INVALID.into()
+                }
+            };
+            if let Some(slot) = values.get_mut(i) {
+                *slot = Some((text, Origin::Env));
             }
-            None => from_file
-                .iter()
-                .rev()
-                .find(|(k, _)| *k == key)
-                .map(|(_, v)| v.clone()),
+        } else if name.starts_with("MFIGUARD_") && !NOT_SETTINGS.contains(&name.as_str()) {
+            let value = match value {
+                Ok(v) | Err(v) => v.clone(),
+            };
+            let mut valid = closest(name, &KEYS);
+            // The settings, and the variables a user sets that are not (not the test hooks).
+            valid.extend(&NOT_SETTINGS[..3]);
+            let valid = valid.join(", ");
+            errors.push(ConfigError {
+                key: name.clone(),
+                value: value.clone(),
+                message: format!(
+                    "unknown MFIGUARD_ variable (valid: {valid}); using mode readonly"
+                ),
+                kind: ErrorKind::UnknownKey,
+                summary: format!(
+                    "{name}=\"{value}\" (from the environment): unknown variable; valid: {valid}"
+                ),
+            });
         }
-    };
+    }
+    Sources { values, errors }
+}
+
+/// Builds the configuration from collected settings.
+pub fn decide(sources: &Sources, device: DeviceLookup<'_>) -> Config {
+    let mut errors = sources.errors.clone();
+    let get = |key: &str| sources.get(key).cloned();
     let mode_v = get("MFIGUARD_MODE");
     let log_v = get("MFIGUARD_LOG");
     let audit_v = get("MFIGUARD_AUDIT");
@@ -246,60 +547,42 @@ pub fn parse(
     let device_v = get("MFIGUARD_DEVICE");
     let required_v = get("MFIGUARD_LOG_REQUIRED");
 
-    let mut error = |key: &str, value: &str, message: String| {
-        if value == INVALID {
-            // Already reported as not UTF-8.
-            return;
-        }
-        errors.push(ConfigError {
-            key: key.into(),
-            value: value.into(),
-            message,
-        })
-    };
+    let mut error =
+        |key: &str, (value, origin): &(String, Origin), problem: String, fallback: &str| {
+            if value == INVALID {
+                // Already reported as not UTF-8.
+                return;
+            }
+            errors.push(ConfigError {
+                key: key.into(),
+                value: value.clone(),
+                message: format!("{problem}; {fallback}"),
+                kind: ErrorKind::Value,
+                summary: format!("{key}=\"{value}\" (from {origin}): {problem}"),
+            })
+        };
 
     // An unknown mode falls back to the strictest one: a typo in `readonly` must not give a
     // monitoring job the right to change the controller.
-    let mode = match mode_v.as_deref().map(str::trim) {
+    let mut mode = match &mode_v {
         None => GuardMode::Enforce,
-        Some(v) => match v.to_ascii_lowercase().as_str() {
-            "enforce" => GuardMode::Enforce,
-            "audit" => GuardMode::Audit,
-            "off" => GuardMode::Off,
-            "readonly" => GuardMode::Readonly,
-            _ => {
-                error(
-                    "MFIGUARD_MODE",
-                    v,
-                    "unknown mode (enforce, readonly, audit, off); using readonly".into(),
-                );
-                GuardMode::Readonly
-            }
-        },
+        Some(v) => parse_mode(&v.0).unwrap_or_else(|| {
+            error("MFIGUARD_MODE", v, mode_problem(&v.0), "using readonly");
+            GuardMode::Readonly
+        }),
     };
+    // A key the guard does not know, a line it cannot read or a file it cannot use: it cannot
+    // tell what was meant, so it takes the strictest mode.
+    if sources.errors.iter().any(|e| e.kind.forces_readonly()) {
+        mode = GuardMode::Readonly;
+    }
 
-    let log = match log_v.as_deref().map(str::trim) {
+    let log = match &log_v {
         None => LogTarget::Syslog,
-        Some(v) => match v {
-            "syslog" => LogTarget::Syslog,
-            "stderr" => LogTarget::Stderr,
-            "none" => LogTarget::None,
-            path if path.starts_with('/') => match CString::new(path) {
-                Ok(c) => LogTarget::File(c),
-                Err(_) => {
-                    error("MFIGUARD_LOG", v, "path contains NUL; using syslog".into());
-                    LogTarget::Syslog
-                }
-            },
-            _ => {
-                error(
-                    "MFIGUARD_LOG",
-                    v,
-                    "not syslog, stderr, none or an absolute path; using syslog".into(),
-                );
-                LogTarget::Syslog
-            }
-        },
+        Some(v) => parse_log(&v.0).unwrap_or_else(|problem| {
+            error("MFIGUARD_LOG", v, problem, "using syslog");
+            LogTarget::Syslog
+        }),
     };
 
     let default_audit = if mode == GuardMode::Audit {
@@ -307,67 +590,59 @@ pub fn parse(
     } else {
         AuditLevel::Findings
     };
-    let audit = match audit_v.as_deref().map(str::trim) {
+    let audit = match &audit_v {
         None => default_audit,
-        Some(v) => match v.to_ascii_lowercase().as_str() {
-            "findings" => AuditLevel::Findings,
-            "all" => AuditLevel::All,
-            _ => {
-                error(
-                    "MFIGUARD_AUDIT",
-                    v,
-                    "unknown audit level (findings, all); using all".into(),
-                );
-                AuditLevel::All
-            }
-        },
+        Some(v) => parse_audit(&v.0).unwrap_or_else(|| {
+            error("MFIGUARD_AUDIT", v, audit_problem(&v.0), "using all");
+            AuditLevel::All
+        }),
     };
 
-    let allow = match allow_v.as_deref() {
+    let allow = match &allow_v {
         None => RuleSet::EMPTY,
-        Some(v) => match RuleSet::parse(v) {
-            Ok(set) => set,
-            Err(unknown) => {
-                let message = format!("{unknown}; the whole list is ignored, no rule is allowed");
-                error("MFIGUARD_ALLOW", v, message);
-                RuleSet::EMPTY
-            }
-        },
+        Some(v) => parse_allow(&v.0).unwrap_or_else(|problem| {
+            error("MFIGUARD_ALLOW", v, problem, "no rule is allowed");
+            RuleSet::EMPTY
+        }),
     };
 
-    let debug = debug_v.filter(|v| !v.trim().is_empty() && v != INVALID);
+    let debug = debug_v
+        .map(|(v, _)| v)
+        .filter(|v| !v.trim().is_empty() && v != INVALID);
 
-    let mut flag = |key: &str, value: Option<String>| -> bool {
+    let mut flag = |key: &str, value: &Option<(String, Origin)>| -> bool {
         let Some(v) = value else { return false };
-        match v.trim().to_ascii_lowercase().as_str() {
-            "1" | "true" | "yes" | "on" => true,
-            "0" | "false" | "no" | "off" | "" => false,
-            _ => {
-                error(key, &v, "not a boolean (1 or 0); using 1".into());
-                true
+        parse_bool(&v.0).unwrap_or_else(|| {
+            error(key, v, bool_problem(&v.0), "using 1");
+            true
+        })
+    };
+    let log_sync = flag("MFIGUARD_LOG_SYNC", &sync_v);
+    let log_required = flag("MFIGUARD_LOG_REQUIRED", &required_v);
+
+    let device = match &device_v {
+        None => None,
+        Some((path, _)) if path.trim().is_empty() => None,
+        Some(v) => {
+            let path = v.0.trim();
+            match device(path) {
+                Ok(rdev) => Some((path.to_string(), rdev)),
+                Err(why) => {
+                    error("MFIGUARD_DEVICE", v, why, "ignored");
+                    None
+                }
             }
         }
     };
-    let log_sync = flag("MFIGUARD_LOG_SYNC", sync_v);
-    let log_required = flag("MFIGUARD_LOG_REQUIRED", required_v);
-
-    let device = match device_v.as_deref().map(str::trim) {
-        None | Some("") => None,
-        Some(path) => match device(path) {
-            Ok(rdev) => Some((path.to_string(), rdev)),
-            Err(why) => {
-                error("MFIGUARD_DEVICE", path, format!("{why}; ignored"));
-                None
-            }
-        },
-    };
 
     if log_required && log == LogTarget::None {
-        error(
-            "MFIGUARD_LOG_REQUIRED",
-            "1",
-            "MFIGUARD_LOG=none writes nothing, so nothing can fail; no effect".into(),
-        );
+        errors.push(ConfigError {
+            key: "MFIGUARD_LOG_REQUIRED".into(),
+            value: "1".into(),
+            message: "MFIGUARD_LOG=none writes nothing, so nothing can fail; no effect".into(),
+            kind: ErrorKind::Note,
+            summary: "log_required is on with log none: nothing is written, so nothing can fail; no effect".into(),
+        });
     }
 
     Config {
@@ -384,10 +659,15 @@ pub fn parse(
     }
 }
 
-/// The value of a `key = value` line, without one pair of matching quotes.
+/// Builds the configuration from the environment's `MFIGUARD_*` variables and the file. Pure:
+/// no I/O beyond what `device` does, so that tests can feed any combination.
+pub fn parse(env: &Env, file: &FileSource, device: DeviceLookup<'_>) -> Config {
+    decide(&collect(env, file), device)
+}
+
 /// A file line's value (what follows the first `=`): one pair of surrounding quotes removed,
 /// and a trailing comment, a `#` after a blank outside the quotes, cut off. `#` elsewhere is
-/// part of the value (`log = /var/log/a#b.jsonl`). `bin/mfiguard-run` reads the file the same way.
+/// part of the value (`log = /var/log/a#b.jsonl`).
 fn file_value(raw: &str) -> &str {
     let v = raw.trim();
     for q in ['"', '\''] {
@@ -408,70 +688,193 @@ fn file_value(raw: &str) -> &str {
 fn parse_file(
     path: &str,
     text: &str,
-    out: &mut Vec<(&'static str, String)>,
+    values: &mut [Option<(String, Origin)>; KEYS.len()],
     errors: &mut Vec<ConfigError>,
 ) {
+    let keys = file_keys();
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let where_ = format!("{path}:{}", n.saturating_add(1));
-        let Some((key, value)) = line.split_once('=') else {
+        let origin = Origin::File {
+            path: path.to_string(),
+            line: n.saturating_add(1),
+        };
+        let Some((written, value)) = line.split_once('=') else {
+            let valid = closest(line.split_whitespace().next().unwrap_or(""), &keys).join(", ");
             errors.push(ConfigError {
                 key: "MFIGUARD_CONFIG".into(),
-                value: where_,
-                message: format!("line {line:?} is not `key = value`; ignored"),
+                value: line.to_string(),
+                message: format!("{origin}: not a `key = value` line; using mode readonly"),
+                kind: ErrorKind::BadLine,
+                summary: format!(
+                    "{origin}: \"{line}\" is not a \"key = value\" line; valid keys: {valid}"
+                ),
             });
             continue;
         };
-        let key = key.trim().to_ascii_uppercase();
-        let key = if key.starts_with("MFIGUARD_") {
-            key
+        let written = written.trim();
+        let upper = written.to_ascii_uppercase();
+        let key = if upper.starts_with("MFIGUARD_") {
+            upper
         } else {
-            format!("MFIGUARD_{key}")
+            format!("MFIGUARD_{upper}")
         };
-        match KEYS.iter().find(|k| **k == key) {
-            Some(k) => out.push((k, file_value(value).to_string())),
-            None => errors.push(ConfigError {
-                key: "MFIGUARD_CONFIG".into(),
-                value: where_,
-                message: format!("unknown setting {key}; ignored"),
-            }),
+        let value = file_value(value);
+        match KEYS.iter().position(|k| *k == key) {
+            Some(i) => {
+                if let Some(slot) = values.get_mut(i) {
+                    *slot = Some((value.to_string(), origin));
+                }
+            }
+            None => {
+                let bare = key.trim_start_matches("MFIGUARD_").to_ascii_lowercase();
+                let valid = closest(&bare, &keys).join(", ");
+                errors.push(ConfigError {
+                    key: written.to_string(),
+                    value: value.to_string(),
+                    message: format!(
+                        "unknown key at {origin} (valid keys: {valid}); using mode readonly"
+                    ),
+                    kind: ErrorKind::UnknownKey,
+                    summary: format!(
+                        "{written}=\"{value}\" (from {origin}): unknown key; valid keys: {valid}"
+                    ),
+                });
+            }
         }
     }
 }
 
-/// Reads the file the process's environment points at.
-fn read_file() -> FileSource {
-    let (path, explicit) = match std::env::var_os("MFIGUARD_CONFIG") {
-        Some(p) if !p.is_empty() => (p.to_string_lossy().into_owned(), true),
+/// The config file's path for an environment: `MFIGUARD_CONFIG` if set and not empty (then
+/// `true`: named explicitly), else [`DEFAULT_CONFIG_PATH`].
+pub fn config_path(env: &Env) -> (String, bool) {
+    match env.iter().find(|(k, _)| k == "MFIGUARD_CONFIG") {
+        Some((_, Ok(p))) if !p.is_empty() => (p.clone(), true),
+        Some((_, Err(lossy))) => (lossy.clone(), true),
         _ => (DEFAULT_CONFIG_PATH.to_string(), false),
-    };
-    match std::fs::read(&path) {
-        Ok(bytes) => match String::from_utf8(bytes) {
-            Ok(text) => FileSource::Text { path, text },
-            Err(_) => FileSource::Unreadable {
-                path,
-                reason: "not valid UTF-8".into(),
-            },
-        },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => FileSource::Absent,
-        Err(e) => FileSource::Unreadable {
-            path,
-            reason: e.to_string(),
-        },
     }
 }
 
-fn env_lookup(key: &str) -> Option<Result<String, String>> {
-    std::env::var_os(key).map(|v| {
-        v.into_string()
-            .map_err(|v| v.to_string_lossy().into_owned())
-    })
+/// Reads the config file at `path` by the rules in this module's documentation. A missing
+/// file is [`FileSource::Absent`] unless it was named explicitly.
+pub fn read_file(path: &str, explicit: bool) -> FileSource {
+    let unreadable = |reason: String| FileSource::Unreadable {
+        path: path.to_string(),
+        reason,
+    };
+    // O_NONBLOCK: opening a FIFO with no writer must not wait. std adds O_CLOEXEC.
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
+            return FileSource::Absent
+        }
+        Err(e) => return unreadable(e.to_string()),
+    };
+    let meta = match file.metadata() {
+        Ok(m) => m,
+        Err(e) => return unreadable(format!("cannot fstat it: {e}")),
+    };
+    let ft = meta.file_type();
+    if ft.is_char_device() && Some(meta.rdev()) == null_device() {
+        return FileSource::Text {
+            path: path.to_string(),
+            text: String::new(),
+        };
+    }
+    if !ft.is_file() {
+        let what = if ft.is_dir() {
+            "a directory"
+        } else if ft.is_fifo() {
+            "a FIFO"
+        } else if ft.is_char_device() {
+            "a character device"
+        } else if ft.is_block_device() {
+            "a block device"
+        } else if ft.is_socket() {
+            "a socket"
+        } else {
+            "not a regular file"
+        };
+        return unreadable(format!("{what}, not a regular file"));
+    }
+    if meta.len() > CONFIG_MAX {
+        return unreadable(format!(
+            "{} bytes, more than the {CONFIG_MAX} a config file may have",
+            meta.len()
+        ));
+    }
+    let me = crate::sys::uid();
+    if meta.uid() != 0 && meta.uid() != me {
+        return unreadable(format!(
+            "owned by uid {}, neither root nor uid {me}",
+            meta.uid()
+        ));
+    }
+    let mode = meta.mode();
+    if mode & 0o002 != 0 {
+        return unreadable(format!("writable by others (mode {:04o})", mode & 0o7777));
+    }
+    if mode & 0o020 != 0 && meta.gid() != 0 {
+        return unreadable(format!(
+            "writable by its group gid {} (mode {:04o})",
+            meta.gid(),
+            mode & 0o7777
+        ));
+    }
+    // The size was checked on the open file; a file growing meanwhile is cut off and refused.
+    let mut bytes = Vec::new();
+    if let Err(e) = file
+        .take(CONFIG_MAX.saturating_add(1))
+        .read_to_end(&mut bytes)
+    {
+        return unreadable(e.to_string());
+    }
+    if bytes.len() as u64 > CONFIG_MAX {
+        return unreadable(format!(
+            "more than the {CONFIG_MAX} bytes a config file may have"
+        ));
+    }
+    match String::from_utf8(bytes) {
+        Ok(text) => FileSource::Text {
+            path: path.to_string(),
+            text,
+        },
+        Err(_) => unreadable("not valid UTF-8".into()),
+    }
 }
 
-fn device_lookup(path: &str) -> Result<u64, String> {
+/// The device number of `/dev/null`.
+fn null_device() -> Option<u64> {
+    std::fs::metadata("/dev/null")
+        .ok()
+        .filter(|m| m.file_type().is_char_device())
+        .map(|m| m.rdev())
+}
+
+/// This process's `MFIGUARD_*` variables.
+pub fn process_env() -> Vec<(String, Result<String, String>)> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| {
+            let name = k.to_string_lossy().into_owned();
+            name.starts_with("MFIGUARD_").then(|| {
+                let value = v
+                    .into_string()
+                    .map_err(|v| v.to_string_lossy().into_owned());
+                (name, value)
+            })
+        })
+        .collect()
+}
+
+/// Device numbers for `MFIGUARD_DEVICE`: a character device's `st_rdev`.
+pub fn device_lookup(path: &str) -> Result<u64, String> {
     let meta = std::fs::metadata(path).map_err(|e| format!("cannot stat: {e}"))?;
     if meta.file_type().is_char_device() {
         Ok(meta.rdev())
@@ -496,7 +899,9 @@ fn exe() -> String {
 
 /// Reads the whole configuration from this process's environment and files.
 pub fn load() -> Config {
-    let mut config = parse(&env_lookup, &read_file(), &device_lookup);
+    let env = process_env();
+    let (path, explicit) = config_path(&env);
+    let mut config = parse(&env, &read_file(&path, explicit), &device_lookup);
     config.exe = exe();
     config
 }
@@ -521,15 +926,11 @@ mod tests {
     use super::*;
     use mfiguard_sanitizer::RuleId;
 
-    fn env_of(
-        pairs: &'static [(&'static str, &'static str)],
-    ) -> impl Fn(&str) -> Option<Result<String, String>> {
-        move |key| {
-            pairs
-                .iter()
-                .find(|(k, _)| *k == key)
-                .map(|(_, v)| Ok(v.to_string()))
-        }
+    fn env_of(pairs: &[(&str, &str)]) -> Vec<(String, Result<String, String>)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), Ok(v.to_string())))
+            .collect()
     }
 
     fn no_device(_: &str) -> Result<u64, String> {
@@ -618,9 +1019,12 @@ mod tests {
 
     #[test]
     fn log_targets() {
-        let log = |v: &'static str| {
-            let pairs: &'static [(&str, &str)] = Box::leak(Box::new([("MFIGUARD_LOG", v)]));
-            parse(&env_of(pairs), &FileSource::Absent, &no_device)
+        let log = |v: &str| {
+            parse(
+                &env_of(&[("MFIGUARD_LOG", v)]),
+                &FileSource::Absent,
+                &no_device,
+            )
         };
         assert_eq!(log("stderr").log, LogTarget::Stderr);
         assert_eq!(log("none").log, LogTarget::None);
@@ -741,14 +1145,28 @@ mod tests {
     }
 
     #[test]
-    fn file_mistakes_are_reported_and_skipped() {
+    fn file_mistakes_are_reported_and_force_readonly() {
         let f = file("mode = off\nthis line has no equals\ncolour = blue\nmode = audit\n");
         let c = parse(&env_of(&[]), &f, &no_device);
-        // The last occurrence wins.
-        assert_eq!(c.mode, GuardMode::Audit);
-        assert_eq!(keys(&c), ["MFIGUARD_CONFIG", "MFIGUARD_CONFIG"]);
-        assert!(c.errors[0].value.ends_with(":2"));
-        assert!(c.errors[1].message.contains("MFIGUARD_COLOUR"));
+        // The last occurrence of `mode` would win, but a line the guard cannot read and an
+        // unknown key force the strictest mode.
+        assert_eq!(c.mode, GuardMode::Readonly);
+        assert_eq!(keys(&c), ["MFIGUARD_CONFIG", "colour"]);
+        assert_eq!(c.errors[0].kind, ErrorKind::BadLine);
+        assert_eq!(
+            c.errors[0].summary,
+            "/etc/mfiguard.conf:2: \"this line has no equals\" is not a \"key = value\" line; \
+             valid keys: mode, log, audit, allow, debug, device, log_sync, log_required"
+        );
+        assert_eq!(c.errors[1].kind, ErrorKind::UnknownKey);
+        assert!(c.errors[1].message.contains("using mode readonly"));
+        // Without them, the last occurrence wins.
+        let c = parse(
+            &env_of(&[]),
+            &file("mode = off\nmode = audit\n"),
+            &no_device,
+        );
+        assert_eq!((c.mode, c.errors.len()), (GuardMode::Audit, 0));
         let c = parse(
             &env_of(&[]),
             &FileSource::Unreadable {
@@ -757,19 +1175,246 @@ mod tests {
             },
             &no_device,
         );
-        assert_eq!(c.mode, GuardMode::Enforce);
+        assert_eq!(c.mode, GuardMode::Readonly);
         assert_eq!(keys(&c), ["MFIGUARD_CONFIG"]);
+        assert_eq!(c.errors[0].kind, ErrorKind::File);
+    }
+
+    #[test]
+    fn an_unknown_key_names_the_closest_first_and_forces_readonly_over_any_mode() {
+        let c = parse(
+            &env_of(&[("MFIGUARD_MODE", "off")]),
+            &file("# site\nmoed = audit\n"),
+            &no_device,
+        );
+        assert_eq!(c.mode, GuardMode::Readonly);
+        assert_eq!(keys(&c), ["moed"]);
+        assert_eq!(
+            c.errors[0].summary,
+            "moed=\"audit\" (from /etc/mfiguard.conf:2): unknown key; valid keys: \
+             mode, log, audit, allow, debug, device, log_sync, log_required"
+        );
+        // The same in the environment.
+        let c = parse(
+            &env_of(&[("MFIGUARD_MOED", "audit"), ("MFIGUARD_MODE", "audit")]),
+            &FileSource::Absent,
+            &no_device,
+        );
+        assert_eq!(c.mode, GuardMode::Readonly);
+        assert_eq!(keys(&c), ["MFIGUARD_MOED"]);
+        assert!(
+            c.errors[0].summary.starts_with(
+                "MFIGUARD_MOED=\"audit\" (from the environment): unknown variable; valid: MFIGUARD_MODE, "
+            ),
+            "{}",
+            c.errors[0].summary
+        );
+        // Variables that are not settings are neither read nor refused.
+        let pairs: Vec<(&str, &str)> = NOT_SETTINGS.iter().map(|k| (*k, "/x")).collect();
+        let c = parse(&env_of(&pairs), &FileSource::Absent, &no_device);
+        assert!(c.errors.is_empty(), "{:?}", c.errors);
+        assert_eq!(c.mode, GuardMode::Enforce);
+    }
+
+    #[test]
+    fn values_are_read_in_any_case_from_every_source() {
+        for (env, text) in [
+            (&[("MFIGUARD_MODE", "READONLY")][..], ""),
+            (&[][..], "mode = Readonly\n"),
+            (&[][..], "MODE = 'readOnly'\n"),
+        ] {
+            let c = parse(&env_of(env), &file(text), &no_device);
+            assert_eq!(c.mode, GuardMode::Readonly, "{env:?} {text:?}");
+            assert!(c.errors.is_empty(), "{:?}", c.errors);
+        }
+        let c = parse(
+            &env_of(&[
+                ("MFIGUARD_LOG", "SysLog"),
+                ("MFIGUARD_AUDIT", "ALL"),
+                ("MFIGUARD_ALLOW", "SGL.Bounds"),
+                ("MFIGUARD_LOG_SYNC", "Yes"),
+            ]),
+            &FileSource::Absent,
+            &no_device,
+        );
+        assert!(c.errors.is_empty(), "{:?}", c.errors);
+        assert_eq!(c.log, LogTarget::Syslog);
+        assert_eq!(c.audit, AuditLevel::All);
+        assert!(c.allow.contains(RuleId::SglBounds));
+        assert!(c.log_sync);
+        // Paths keep their case.
+        let c = parse(
+            &env_of(&[("MFIGUARD_LOG", "/Var/Log/A.jsonl")]),
+            &FileSource::Absent,
+            &no_device,
+        );
+        assert_eq!(
+            c.log,
+            LogTarget::File(CString::new("/Var/Log/A.jsonl").unwrap())
+        );
+    }
+
+    #[test]
+    fn messages_list_the_valid_values_closest_first() {
+        assert_eq!(
+            mode_problem("readonyl"),
+            "unknown mode; use readonly, enforce, audit or off"
+        );
+        assert_eq!(
+            mode_problem("of"),
+            "unknown mode; use off, audit, enforce or readonly"
+        );
+        assert_eq!(
+            audit_problem("al"),
+            "unknown audit level; use all or findings"
+        );
+        assert_eq!(
+            parse_log("stdout").unwrap_err(),
+            "not a log target; use stderr, syslog, none or an absolute path"
+        );
+        let allow = parse_allow("sgl.bounds, sgl.bound").unwrap_err();
+        assert!(
+            allow.starts_with("unknown rule id 'sgl.bound' (one unknown id voids the whole list); known: sgl.bounds, "),
+            "{allow}"
+        );
+        // Every rule id is listed, from the sanitizer's table.
+        for r in mfiguard_sanitizer::RULES {
+            assert!(allow.contains(r.name), "{allow}");
+        }
+        assert!(bool_problem("yse").starts_with("not a boolean; use yes, "));
+        assert_eq!(or_list(&["a"]), "a");
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+
+    /// A scratch directory for the file tests.
+    fn scratch(tag: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("mfiguard-config-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn reason(f: FileSource) -> String {
+        match f {
+            FileSource::Unreadable { reason, .. } => reason,
+            other => panic!("read: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_file_is_read_only_when_it_is_a_small_regular_file_nobody_else_can_change() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = scratch("file");
+        let ok = d.join("ok.conf");
+        std::fs::write(&ok, "mode = audit\n").unwrap();
+        std::fs::set_permissions(&ok, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let p = ok.to_str().unwrap();
+        assert!(
+            matches!(read_file(p, true), FileSource::Text { ref text, .. } if text == "mode = audit\n")
+        );
+
+        // A FIFO with no writer: refused at once, not waited on.
+        let fifo = d.join("fifo");
+        let c = CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        #[allow(unsafe_code)]
+        let made = unsafe { libc::mkfifo(c.as_ptr(), 0o600) };
+        assert_eq!(made, 0);
+        let start = std::time::Instant::now();
+        assert!(reason(read_file(fifo.to_str().unwrap(), true)).contains("a FIFO"));
+        assert!(start.elapsed() < std::time::Duration::from_secs(5));
+
+        // Endless or foreign input.
+        assert!(reason(read_file("/dev/zero", true)).contains("a character device"));
+        // (The test's own stdin may be a terminal, a pipe, or the null device, read as empty.)
+        match read_file("/dev/stdin", true) {
+            FileSource::Unreadable { reason, .. } => assert!(
+                reason.contains("not a regular file") || reason.contains("No such"),
+                "{reason}"
+            ),
+            FileSource::Text { text, .. } => assert!(
+                text.is_empty() || std::fs::metadata("/dev/stdin").is_ok_and(|m| m.is_file())
+            ),
+            FileSource::Absent => panic!("/dev/stdin absent"),
+        }
+        // The null device is an empty file.
+        assert_eq!(
+            read_file("/dev/null", true),
+            FileSource::Text {
+                path: "/dev/null".into(),
+                text: String::new()
+            }
+        );
+        assert!(reason(read_file(d.to_str().unwrap(), true)).contains("a directory"));
+
+        // Size: 64 KiB passes, one byte more does not.
+        let big = d.join("big.conf");
+        let mut text = "# padding\n".repeat(6553);
+        text.push_str("#1234\n");
+        assert_eq!(text.len() as u64, CONFIG_MAX);
+        std::fs::write(&big, &text).unwrap();
+        assert!(matches!(
+            read_file(big.to_str().unwrap(), true),
+            FileSource::Text { .. }
+        ));
+        std::fs::write(&big, "#".repeat(65 * 1024)).unwrap();
+        assert!(reason(read_file(big.to_str().unwrap(), true)).contains("66560 bytes"));
+
+        // Writable by others, or by a group that is not root's.
+        std::fs::set_permissions(&ok, std::fs::Permissions::from_mode(0o646)).unwrap();
+        assert!(reason(read_file(p, true)).contains("writable by others (mode 0646)"));
+        std::fs::set_permissions(&ok, std::fs::Permissions::from_mode(0o664)).unwrap();
+        let gid = std::fs::metadata(p).unwrap().gid();
+        let c = CString::new(p).unwrap();
+        if crate::sys::uid() == 0 {
+            // SAFETY: a valid NUL-terminated path.
+            #[allow(unsafe_code)]
+            let r = unsafe { libc::chown(c.as_ptr(), u32::MAX, 100) };
+            assert_eq!(r, 0);
+            assert!(reason(read_file(p, true)).contains("writable by its group gid 100"));
+            // SAFETY: as above.
+            #[allow(unsafe_code)]
+            let r = unsafe { libc::chown(c.as_ptr(), u32::MAX, 0) };
+            assert_eq!(r, 0);
+            assert!(matches!(read_file(p, true), FileSource::Text { .. }));
+            // Owned by another user.
+            std::fs::set_permissions(&ok, std::fs::Permissions::from_mode(0o644)).unwrap();
+            // SAFETY: as above.
+            #[allow(unsafe_code)]
+            let r = unsafe { libc::chown(c.as_ptr(), 65534, u32::MAX) };
+            assert_eq!(r, 0);
+            assert!(
+                reason(read_file(p, true)).contains("owned by uid 65534, neither root nor uid 0")
+            );
+        } else if gid != 0 {
+            assert!(reason(read_file(p, true)).contains("writable by its group"));
+        }
+
+        // Missing: absent at the default path, an error when named.
+        let missing = d.join("missing.conf");
+        assert_eq!(
+            read_file(missing.to_str().unwrap(), false),
+            FileSource::Absent
+        );
+        assert!(matches!(
+            read_file(missing.to_str().unwrap(), true),
+            FileSource::Unreadable { .. }
+        ));
+        let _ = std::fs::remove_dir_all(&d);
     }
 
     #[test]
     fn non_utf8_environment_values_are_errors() {
-        let env = |key: &str| (key == "MFIGUARD_MODE").then(|| Err("off\u{fffd}".to_string()));
+        let env = vec![("MFIGUARD_MODE".to_string(), Err("off\u{fffd}".to_string()))];
         let c = parse(&env, &file("mode = audit\n"), &no_device);
         // The environment still wins, with a value no setting accepts: the stricter choice.
         assert_eq!(c.mode, GuardMode::Readonly);
         assert_eq!(keys(&c), ["MFIGUARD_MODE"]);
         assert!(c.errors[0].message.contains("UTF-8"));
-        let env = |_: &str| Some(Err("\u{fffd}".to_string()));
+        let env: Vec<_> = KEYS
+            .iter()
+            .map(|k| (k.to_string(), Err("\u{fffd}".to_string())))
+            .collect();
         let c = parse(&env, &FileSource::Absent, &no_device);
         assert_eq!(c.mode, GuardMode::Readonly);
         assert_eq!(c.log, LogTarget::Syslog);

@@ -31,7 +31,9 @@ use mfiguard_sanitizer::decode::{IoVec, SMP_REQUEST_HEAD_LEN, SMP_REQUEST_SGE_IN
 use mfiguard_sanitizer::policy::{SENSE_LEN_MAX, SGE_LEN_MAX, SGE_TOTAL_MAX};
 use mfiguard_sanitizer::{decide_packet, decode, Abi, Decision, Packet, Verdict};
 
-use crate::audit::{self, CallRecord, Guard, GuardIssue, Outcome, PacketInfo, Phase, Record, Who};
+use crate::audit::{
+    self, CallRecord, Guard, GuardIssue, Invoker, Outcome, PacketInfo, Phase, Record, Who,
+};
 use crate::config::{AuditLevel, Config, LogTarget};
 
 /// The caller's `cmd_status` byte, the same offset in both layouts.
@@ -48,12 +50,21 @@ pub trait Caller {
     fn read(&self, addr: u64, out: &mut [u8]) -> Result<(), c_int>;
     /// Writes `data` at `addr` of the caller.
     fn write(&self, addr: u64, data: &[u8]) -> Result<(), c_int>;
-    /// The caller's pid (thread group), real uid and executable, for records; asked only when
-    /// a record is written.
-    fn identity(&self) -> (Who, String);
+    /// Who the caller is, for records; asked only when a record is written.
+    fn identity(&self) -> Identity;
     /// Gives the caller its answer; an errno when it can no longer take it (it died, or a
     /// signal interrupted its call). Called once per call, before the outcome record.
     fn deliver(&self, answer: Answer) -> Result<(), c_int>;
+}
+
+/// The calling process, as records name it.
+pub struct Identity {
+    /// Its pid (thread group) and real uid.
+    pub who: Who,
+    /// Its executable.
+    pub exe: String,
+    /// Who ran it (sudo, login uid, argv).
+    pub invoker: Invoker,
 }
 
 /// The management node, as this process reaches it.
@@ -295,12 +306,12 @@ struct Call<'a, C: Caller> {
     caller: &'a C,
     req: Request,
     seq: u64,
-    identity: Option<(Who, String)>,
+    identity: Option<Identity>,
     executed: bool,
 }
 
 impl<C: Caller> Call<'_, C> {
-    fn identity(&mut self) -> &(Who, String) {
+    fn identity(&mut self) -> &Identity {
         self.identity.get_or_insert_with(|| self.caller.identity())
     }
 
@@ -311,6 +322,7 @@ impl<C: Caller> Call<'_, C> {
             seq: self.seq,
             guard: self.req.guard,
             caller: None,
+            invoker: None,
             abi: self.req.abi,
             exe: "",
             mode: cfg.mode,
@@ -331,10 +343,11 @@ impl<C: Caller> Call<'_, C> {
             return Ok(false);
         }
         let cfg = self.cfg;
-        let (who, exe) = self.identity();
+        let id = self.identity();
         let rec = CallRecord {
-            caller: Some(*who),
-            exe,
+            caller: Some(id.who),
+            exe: &id.exe,
+            invoker: Some(&id.invoker),
             ..*rec
         };
         audit::emit(cfg, false, Record::Call(&rec, phase))
@@ -589,6 +602,7 @@ fn with_verdict<'v>(rec: CallRecord<'_>, p: &Packet, verdict: &'v Verdict) -> Ca
         decision: verdict.decision(),
         verdict: Some(verdict),
         exe: "",
+        invoker: None,
         ..rec
     }
 }

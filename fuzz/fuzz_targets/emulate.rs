@@ -22,10 +22,10 @@ use std::cell::{Cell, RefCell};
 use std::ffi::c_int;
 
 use libfuzzer_sys::fuzz_target;
-use mfiguard_core::audit::{Guard, Who};
+use mfiguard_core::audit::{Guard, Invoker, Who};
 use mfiguard_core::config::{Config, GuardMode, LogTarget};
 use mfiguard_core::emulate::{
-    guard_call, private_iovecs, Answer, Caller, Driver, PrivateCall, Request, AEN_SIZE,
+    guard_call, private_iovecs, Answer, Caller, Driver, Identity, PrivateCall, Request, AEN_SIZE,
 };
 use mfiguard_sanitizer::policy::{SENSE_LEN_MAX, SGE_LEN_MAX, SGE_TOTAL_MAX};
 use mfiguard_sanitizer::{decode, Abi};
@@ -63,8 +63,12 @@ impl Caller for Tool {
         self.writes.borrow_mut().push((addr, data.len()));
         Ok(())
     }
-    fn identity(&self) -> (Who, String) {
-        (Who { pid: 1, uid: 0 }, "fuzz".into())
+    fn identity(&self) -> Identity {
+        Identity {
+            who: Who { pid: 1, uid: 0 },
+            exe: "fuzz".into(),
+            invoker: Invoker::from_parts(None, None, None, b"fuzz\0"),
+        }
     }
     fn deliver(&self, _: Answer) -> Result<(), c_int> {
         Ok(())

@@ -201,6 +201,7 @@ fn base_record(cfg: &Config, code: u32, nested: bool) -> CallRecord<'_> {
         seq: SEQ.fetch_add(1, Ordering::Relaxed),
         guard: Guard::Preload,
         caller: None,
+        invoker: None,
         abi: Abi::NATIVE,
         exe: &cfg.exe,
         mode: cfg.mode,

@@ -47,6 +47,23 @@ pub(crate) fn request_code(request: c_ulong) -> u32 {
     request as u32
 }
 
+/// The library's build, NUL-terminated: `mfiguard 0.1.0 (git 1a2b3c4d5e6f)` (the commit when
+/// built from a git checkout; see `build.rs`). `strings libmfiguard.so` shows it.
+const VERSION: &str = concat!(
+    "mfiguard ",
+    env!("CARGO_PKG_VERSION"),
+    env!("MFIGUARD_BUILD_SUFFIX"),
+    "\0"
+);
+
+/// The library's build, for `mfiguard-probe --build` (and so `mfiguard-run --check`): a
+/// NUL-terminated string that lives as long as the library.
+#[allow(unsafe_code)] // `no_mangle`: exported under this name
+#[no_mangle]
+pub extern "C" fn mfiguard_version() -> *const std::ffi::c_char {
+    VERSION.as_ptr().cast()
+}
+
 /// The interposed `ioctl`.
 ///
 /// # ABI

@@ -10,9 +10,12 @@
 //! - `ENOTTY` (25): `/dev/null` itself answered, so the call went past any guard: exit 1;
 //! - anything else: exit 1, with what happened.
 //!
-//! It prints exactly one line on stdout. It uses only `std` and `libc`: it must work on a host
-//! where nothing but the package is installed, and it must not share code with the library
-//! it is testing.
+//! It prints exactly one line on stdout; with `--build` (as `mfiguard-run --check` runs it) a
+//! second one, the build of the library loaded into it, which it asks the library for through
+//! its exported `mfiguard_version`: `build: mfiguard 0.1.0 (git 1a2b3c4d5e6f)`, or
+//! `build: unknown (...)` when no such library is loaded. It uses only `std` and `libc`: it
+//! must work on a host where nothing but the package is installed, and it must not share code
+//! with the library it is testing.
 
 use std::ffi::CStr;
 use std::io;
@@ -95,7 +98,39 @@ fn errno_name(errno: i32) -> &'static str {
     }
 }
 
+/// The build string of the `libmfiguard` loaded into this process, if one is.
+fn library_build() -> Result<String, &'static str> {
+    // SAFETY: the name is NUL-terminated; RTLD_DEFAULT searches the loaded objects.
+    let sym = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"mfiguard_version".as_ptr()) };
+    if sym.is_null() {
+        return Err(
+            "no mfiguard_version in this process: not a libmfiguard build that names itself",
+        );
+    }
+    // SAFETY: `mfiguard_version` is `extern "C" fn() -> *const c_char` in libmfiguard.so
+    // (preload/src/lib.rs); a function pointer has the size of the symbol's address.
+    let f: extern "C" fn() -> *const libc::c_char = unsafe { std::mem::transmute(sym) };
+    let p = f();
+    if p.is_null() {
+        return Err("mfiguard_version returned NULL");
+    }
+    // SAFETY: the library returns a NUL-terminated static string.
+    let s = unsafe { CStr::from_ptr(p) };
+    Ok(s.to_string_lossy().into_owned())
+}
+
 fn main() -> ExitCode {
+    let code = probe();
+    if std::env::args_os().nth(1).is_some_and(|a| a == "--build") {
+        match library_build() {
+            Ok(b) => println!("build: {b}"),
+            Err(why) => println!("build: unknown ({why})"),
+        }
+    }
+    code
+}
+
+fn probe() -> ExitCode {
     let path: &CStr = c"/dev/null";
     let device = std::env::var_os("MFIGUARD_DEVICE");
     let device_hint = match device.as_deref().and_then(|d| d.to_str()) {

@@ -20,11 +20,11 @@
 use std::ffi::c_int;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
-use mfiguard_core::audit::{Guard, Who};
+use mfiguard_core::audit::{Guard, Invoker, Who};
 use mfiguard_core::config::Config;
 use mfiguard_core::device;
 use mfiguard_core::emulate::{
-    self, Answer, Caller, Driver, PrivateCall, Replay, Request, AEN_SIZE,
+    self, Answer, Caller, Driver, Identity, PrivateCall, Replay, Request, AEN_SIZE,
 };
 use mfiguard_sanitizer::Abi;
 
@@ -98,7 +98,7 @@ impl Caller for Tool<'_> {
         sys::write_process(self.tid, addr, data)
     }
 
-    fn identity(&self) -> (Who, String) {
+    fn identity(&self) -> Identity {
         let status =
             std::fs::read_to_string(format!("/proc/{}/status", self.tid)).unwrap_or_default();
         let field = |name: &str| {
@@ -113,7 +113,11 @@ impl Caller for Tool<'_> {
         let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
             .map(|p| p.to_string_lossy().into_owned())
             .unwrap_or_else(|_| "?".into());
-        (Who { pid, uid }, exe)
+        Identity {
+            who: Who { pid, uid },
+            exe,
+            invoker: Invoker::of_process(pid),
+        }
     }
 
     fn deliver(&self, answer: Answer) -> Result<(), c_int> {

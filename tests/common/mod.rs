@@ -153,6 +153,27 @@ pub fn guard_lib() -> &'static Path {
     })
 }
 
+/// `mfiguard-run`: `MFIGUARD_TEST_WRAPPER` (an installed one), else `DIR/mfiguard-run` under
+/// `MFIGUARD_TEST_TARGET_DIR`, else built once by cargo for the host (the wrapper is a host
+/// program whatever the guard's class).
+pub fn wrapper_bin() -> &'static Path {
+    static W: OnceLock<PathBuf> = OnceLock::new();
+    W.get_or_init(|| {
+        let path = if let Some(w) = std::env::var_os("MFIGUARD_TEST_WRAPPER") {
+            PathBuf::from(w)
+        } else if let Some(d) = std::env::var_os("MFIGUARD_TEST_TARGET_DIR") {
+            PathBuf::from(d).join("mfiguard-run")
+        } else {
+            match try_cargo_build(None, &["-p", "mfiguard-cli", "--bin", "mfiguard-run"]) {
+                Ok(dir) => dir.join("mfiguard-run"),
+                Err(e) => panic!("{e}"),
+            }
+        };
+        assert!(path.exists(), "{} missing", path.display());
+        path
+    })
+}
+
 /// A fresh scratch directory, removed when dropped.
 pub struct Scratch(pub PathBuf);
 

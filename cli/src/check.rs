@@ -1,0 +1,552 @@
+//! `--check [TOOL]`: the self-test. Everything goes to stdout; the result is the exit status
+//! (0: the guard works, for TOOL when given; 1: it does not, or a run would be refused).
+
+use std::io::Read;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use mfiguard_core::config::{self, ErrorKind, FileSource, Origin, Sources};
+
+use crate::elf::{self, Kind};
+use crate::mechanism::{self, Mechanism};
+use crate::settings::{Libraries, Settings};
+use crate::sys;
+use crate::VERSION;
+
+/// Runs the self-test; returns whether everything passed.
+pub fn check(settings: &Settings, tool: Option<&str>) -> bool {
+    let mut ok = true;
+    println!("mfiguard-run {VERSION}: self-test");
+    let want = match tool {
+        Some(t) => {
+            let (tool_ok, class) = check_tool(t, settings.via);
+            ok &= tool_ok;
+            class
+        }
+        None => 64,
+    };
+    let libs = &settings.libraries;
+    if check_library(libs, want) != LibState::Works {
+        ok = false;
+    }
+    // The other class: reported, and failing only when installed and broken.
+    let other = if want == 64 { 32 } else { 64 };
+    if check_library(libs, other) == LibState::Broken {
+        ok = false;
+    }
+    check_kernel();
+    ok &= check_policy(settings);
+    match (ok, tool) {
+        (true, Some(t)) => {
+            println!("result: OK: the guard loads, intercepts, and can apply to {t}")
+        }
+        (true, None) => println!("result: OK: the guard loads and intercepts"),
+        (false, _) => println!("result: FAILED: see above"),
+    }
+    ok
+}
+
+/// What LD_PRELOAD can do for TOOL; (whether the guard can apply, the class of its library).
+fn check_tool(name: &str, via: mechanism::Via) -> (bool, u8) {
+    let path = if name.contains('/') {
+        PathBuf::from(name)
+    } else {
+        match crate::find_in_path(name) {
+            Some(p) => p,
+            None => {
+                println!("tool: {name}: not found in PATH");
+                return (false, 64);
+            }
+        }
+    };
+    println!("tool: {}", path.display());
+    let Ok(meta) = std::fs::metadata(&path) else {
+        println!("    no such file");
+        return (false, 64);
+    };
+    let mut ok = true;
+    if meta.is_dir() || !sys::executable(&path) {
+        println!("    not an executable file");
+        ok = false;
+    }
+    let kind = elf::describe(&path, crate::find_in_path);
+    match &kind {
+        Kind::Unreadable => println!(
+            "    cannot read it (permissions): cannot tell its ELF class; the 64-bit library would be used"
+        ),
+        Kind::Other => {
+            println!("    not an ELF program nor a #! script: the loader cannot run it");
+            ok = false;
+        }
+        Kind::Script { line, interp, elf } => {
+            println!("    script: #!{line}");
+            let interp = interp
+                .as_deref()
+                .map_or("?".into(), |p| p.display().to_string());
+            match elf {
+                None => println!(
+                    "    interpreter {interp} is not a readable ELF program: cannot tell its class; the 64-bit library would be used"
+                ),
+                Some(e) => {
+                    println!(
+                        "    interpreter {interp}: ELF {}-bit, {} linked",
+                        e.class,
+                        e.linking()
+                    );
+                    if e.interp.is_none() {
+                        println!("    the interpreter is statically linked: the library does not load into it, only into the dynamically linked programs the script starts");
+                    }
+                    println!("    LD_PRELOAD is inherited by the programs the script starts; those of the other ELF class ignore the library (ld.so prints 'wrong ELF class'), so run a 32-bit tool as mfiguard-run TOOL, not through a 64-bit script");
+                }
+            }
+        }
+        Kind::Elf(e) => match &e.interp {
+            None => {
+                println!(
+                    "    ELF {}-bit, statically linked (no PT_INTERP): the dynamic loader never runs, LD_PRELOAD is ignored: the guard CANNOT apply",
+                    e.class
+                );
+                ok = false;
+            }
+            Some(i) => println!("    ELF {}-bit, dynamically linked (interpreter {i})", e.class),
+        },
+    }
+    if let Some(reason) = mechanism::secure_exec(&path) {
+        println!("    {reason}: the loader runs it in secure mode and ignores LD_PRELOAD: the guard CANNOT apply for this user");
+        ok = false;
+    } else if mechanism::set_id_bits(&path) {
+        println!("    setuid/setgid bit set, but for your ids: LD_PRELOAD works for you, not for other users");
+    } else {
+        println!("    setuid/setgid: no");
+    }
+    if let Some(caps) = file_caps(&path) {
+        println!("    file capabilities ({caps}): callers that gain capabilities run it in secure mode, without LD_PRELOAD");
+        if sys::euid() != 0 {
+            ok = false;
+        }
+    }
+    let bytes = sys::bytes(path.as_os_str());
+    if bytes.ends_with(b"sudo")
+        || [&b"/su"[..], b"/doas", b"/pkexec"]
+            .iter()
+            .any(|s| bytes.ends_with(s))
+    {
+        println!("    this is a privilege switcher: it drops LD_PRELOAD; let it run mfiguard-run instead (sudo mfiguard-run -- TOOL)");
+        ok = false;
+    }
+    let mech = mechanism::choose(&path, &kind, via);
+    println!("{}", mech.check_line());
+    if matches!(mech, Mechanism::Unguarded { .. }) {
+        ok = false;
+    }
+    (ok, mech.class())
+}
+
+/// `getcap FILE`'s capabilities, when getcap is installed and the file has some.
+fn file_caps(path: &Path) -> Option<String> {
+    let out = Command::new("getcap")
+        .arg(path)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    let shown = path.display().to_string();
+    Some(text.strip_prefix(&shown).unwrap_or(text).trim().to_string())
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum LibState {
+    Works,
+    Missing,
+    Broken,
+}
+
+/// Reports on the library of `class`.
+fn check_library(libs: &Libraries, class: u8) -> LibState {
+    let lib = libs.path(class);
+    if !lib.is_file() {
+        println!("library ({class}-bit): {}: not installed", lib.display());
+        return LibState::Missing;
+    }
+    println!("library ({class}-bit): {}", lib.display());
+    if elf::read_elf(&lib).map(|e| e.class) != Some(class) {
+        println!("    not a {class}-bit ELF library");
+        return LibState::Broken;
+    }
+    if run_probe(&lib) {
+        LibState::Works
+    } else {
+        LibState::Broken
+    }
+}
+
+/// Runs `mfiguard-probe` (beside `lib`) under `lib` with a fixed test policy, whatever the
+/// site's; prints its report indented; whether it saw the guard's EINVAL.
+fn run_probe(lib: &Path) -> bool {
+    let probe = lib.with_file_name("mfiguard-probe");
+    if !probe.is_file() || !sys::executable(&probe) {
+        println!(
+            "    probe: {} not found: cannot prove interception",
+            probe.display()
+        );
+        return false;
+    }
+    let mut cmd = Command::new(&probe);
+    cmd.arg("--build").stdin(Stdio::null());
+    for (k, _) in std::env::vars_os() {
+        if sys::bytes(&k).starts_with(b"MFIGUARD_") {
+            cmd.env_remove(&k);
+        }
+    }
+    cmd.env("LD_PRELOAD", lib)
+        .env("MFIGUARD_DEVICE", "/dev/null")
+        .env("MFIGUARD_MODE", "enforce")
+        .env("MFIGUARD_LOG", "none")
+        .env("MFIGUARD_ALLOW", "")
+        .env("MFIGUARD_CONFIG", "/dev/null");
+    // Its stdout and stderr in one pipe, in the order written (2>&1).
+    let result = (|| -> std::io::Result<(bool, Vec<u8>)> {
+        let (mut read, write) = sys::pipe().map(|(r, w)| (std::fs::File::from(r), w))?;
+        cmd.stdout(write.try_clone()?).stderr(write);
+        let mut child = cmd.spawn()?;
+        // The parent's copies of the write end are in `cmd`: drop them to see EOF.
+        drop(cmd);
+        let mut out = Vec::new();
+        read.read_to_end(&mut out)?;
+        Ok((child.wait()?.success(), out))
+    })();
+    match result {
+        Ok((ok, out)) => {
+            for line in String::from_utf8_lossy(&out).lines() {
+                println!("    {line}");
+            }
+            ok
+        }
+        Err(e) => {
+            println!("    probe: {}: {e}", probe.display());
+            false
+        }
+    }
+}
+
+/// (major, minor, sublevel) from a release string and /proc/version text; the sublevel is the
+/// highest MAJOR.MINOR.Z seen (Debian's `uname -r` says 5.10.0-30 while /proc/version says
+/// "Debian 5.10.218-1").
+pub fn kernel_version(text: &str) -> Option<(u32, u32, u32)> {
+    let numbers = |s: &str| -> Vec<Vec<u32>> {
+        // Runs of digits separated by single dots.
+        let mut out = Vec::new();
+        for word in s.split(|c: char| !(c.is_ascii_digit() || c == '.')) {
+            for run in word.split("..") {
+                let parts: Vec<&str> = run.split('.').collect();
+                let mut cur: Vec<u32> = Vec::new();
+                for p in parts {
+                    match p.parse::<u32>() {
+                        Ok(n) => cur.push(n),
+                        Err(_) => {
+                            if cur.len() >= 2 {
+                                out.push(std::mem::take(&mut cur));
+                            }
+                            cur.clear();
+                        }
+                    }
+                }
+                if cur.len() >= 2 {
+                    out.push(cur);
+                }
+            }
+        }
+        out
+    };
+    let found = numbers(text);
+    let first = found.first()?;
+    let (maj, min) = (first[0], first[1]);
+    let sub = found
+        .iter()
+        .filter(|v| v.len() >= 3 && v[0] == maj && v[1] == min)
+        .map(|v| v[2])
+        .max()
+        .unwrap_or(0);
+    Some((maj, min, sub))
+}
+
+fn check_kernel() {
+    let (release, text) = match std::env::var("MFIGUARD_KERNEL_RELEASE") {
+        Ok(r) if !r.is_empty() => (r.clone(), r),
+        _ => {
+            let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .map(|s| s.trim().to_string())
+                .unwrap_or_else(|_| "unknown".into());
+            let version = std::fs::read_to_string("/proc/version").unwrap_or_default();
+            let text = format!("{release} {version}");
+            (release, text)
+        }
+    };
+    println!("kernel: Linux {release}");
+    if let Ok(v) = std::fs::read_to_string("/sys/module/megaraid_sas/version") {
+        println!("megaraid_sas: version {} (loaded)", v.trim());
+    } else if Path::new("/sys/module/megaraid_sas").is_dir() {
+        println!("megaraid_sas: loaded (no version in /sys/module/megaraid_sas)");
+    } else {
+        let modinfo = Command::new("modinfo")
+            .args(["-F", "version", "megaraid_sas"])
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .filter(|v| !v.is_empty());
+        match modinfo {
+            Some(v) => println!("megaraid_sas: not loaded (modinfo: version {v} available)"),
+            None => println!("megaraid_sas: not loaded"),
+        }
+    }
+    let major = std::fs::read_to_string("/proc/devices").ok().and_then(|d| {
+        d.lines().find_map(|l| {
+            let mut w = l.split_whitespace();
+            let major = w.next()?;
+            (w.next()? == "megaraid_sas_ioctl").then(|| major.to_string())
+        })
+    });
+    match major {
+        Some(m) => {
+            println!("management node: character major {m} (megaraid_sas_ioctl in /proc/devices)")
+        }
+        None => println!("management node: none (no megaraid_sas_ioctl in /proc/devices)"),
+    }
+
+    println!("kernel protections (judged by version; distribution kernels may carry backports):");
+    let Some((maj, min, sub)) = kernel_version(&text) else {
+        println!("  flag fix (2012, Linux 3.3):              unknown (cannot read a version from '{release}')");
+        println!("  sense_off check (2020, Linux 5.11):      unknown");
+        println!("  sgl_off bound:                           ABSENT: no kernel checks sgl_off; rule sgl.bounds");
+        return;
+    };
+    let v = (maj, min, sub);
+    if v >= (3, 3, 0) {
+        println!("  flag fix (2012, Linux 3.3):              present: the driver clears SGL64/SENSE64/IEEE");
+    } else {
+        println!("  flag fix (2012, Linux 3.3):              ABSENT: caller flags reach the firmware (the STP corruption); rule frame.addressing-flags");
+    }
+    // Commit 381d34e376e3 is in 5.11 and was backported to these stable lines.
+    let stable = match (maj, min) {
+        (5, 10) => Some(4),
+        (5, 4) => Some(86),
+        (4, 19) => Some(164),
+        _ => None,
+    };
+    let s = "  sense_off check (2020, Linux 5.11):      ";
+    match stable {
+        _ if v >= (5, 11, 0) => {
+            println!("{s}present: sense_off > 56 is refused (commit 381d34e376e3)")
+        }
+        Some(st) if sub >= st => {
+            println!("{s}present: backported in {maj}.{min}.{st} (commit 381d34e376e3)")
+        }
+        Some(st) if sub == 0 => println!(
+            "{s}unknown: '{release}' does not tell which {maj}.{min}.y this is (present from {maj}.{min}.{st}); rule sense.bounds"
+        ),
+        Some(st) => println!(
+            "{s}ABSENT: {maj}.{min}.{sub} predates the backport in {maj}.{min}.{st}; rule sense.bounds"
+        ),
+        None => println!(
+            "{s}ABSENT by version (5.11, or stable 5.10.4, 5.4.86, 4.19.164); rule sense.bounds"
+        ),
+    }
+    println!("  sgl_off bound:                           ABSENT: no kernel checks sgl_off; rule sgl.bounds");
+}
+
+/// Where a setting's value came from, as `--check` names it.
+fn source(key: &str, origin: &Origin) -> String {
+    match origin {
+        Origin::Env => key.to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// "value (from source)" of one setting, or "`default` (default)".
+fn show(sources: &Sources, key: &str, default: &str) -> String {
+    let Some((value, origin)) = sources.get(key) else {
+        return format!("{default} (default)");
+    };
+    let shown = match key {
+        "MFIGUARD_MODE" => config::parse_mode(value).map(|m| m.name().to_string()),
+        "MFIGUARD_LOG" => config::parse_log(value)
+            .ok()
+            .map(|l| l.describe().to_string()),
+        "MFIGUARD_AUDIT" => config::parse_audit(value).map(|a| match a {
+            config::AuditLevel::All => "all".to_string(),
+            config::AuditLevel::Findings => "findings".to_string(),
+        }),
+        "MFIGUARD_ALLOW" => config::parse_allow(value).ok().map(|set| {
+            let ids: Vec<&str> = set.iter().map(|r| r.name()).collect();
+            if ids.is_empty() {
+                "none".to_string()
+            } else {
+                ids.join(",")
+            }
+        }),
+        _ => config::parse_bool(value).map(|b| if b { "on" } else { "off" }.to_string()),
+    };
+    let shown = shown.unwrap_or_else(|| {
+        if value.is_empty() {
+            "\"\"".into()
+        } else {
+            value.clone()
+        }
+    });
+    format!("{shown} (from {})", source(key, origin))
+}
+
+/// The policy a run would use, and whether a run would be allowed and its records written.
+fn check_policy(settings: &Settings) -> bool {
+    let mut ok = true;
+    let path = &settings.config_path;
+    match &settings.file {
+        FileSource::Text { .. } => println!("policy for runs (config {path}):"),
+        FileSource::Unreadable { .. } => println!(
+            "policy for runs (config {path}: cannot read it as uid {}):",
+            mfiguard_core::sys::uid()
+        ),
+        FileSource::Absent => println!("policy for runs (no config file at {path}):"),
+    }
+    let s = &settings.sources;
+    println!("  mode:  {}", show(s, "MFIGUARD_MODE", "enforce"));
+    println!("  log:   {}", show(s, "MFIGUARD_LOG", "syslog"));
+    println!("  allow: {}", show(s, "MFIGUARD_ALLOW", "none"));
+    println!(
+        "  audit: {}",
+        show(s, "MFIGUARD_AUDIT", "findings in enforce, all in audit")
+    );
+    println!("  log_sync:     {}", show(s, "MFIGUARD_LOG_SYNC", "off"));
+    println!(
+        "  log_required: {}",
+        show(s, "MFIGUARD_LOG_REQUIRED", "off")
+    );
+    for e in &settings.config.errors {
+        if e.kind == ErrorKind::Note {
+            println!("  WARNING: {}", crate::printable(&e.summary));
+        }
+    }
+    let invalid = settings.refusals();
+    for line in &invalid {
+        println!("  INVALID: {line}");
+    }
+    if !invalid.is_empty() {
+        println!("  runs are refused (exit 125) until this is fixed");
+        ok = false;
+    }
+    ok &= check_sink(settings);
+    ok
+}
+
+/// Where a run's records go, and whether this user can write them there; false when they
+/// cannot and log_required is on (every guarded call would fail with EIO).
+fn check_sink(settings: &Settings) -> bool {
+    let s = &settings.sources;
+    let required = s
+        .get("MFIGUARD_LOG_REQUIRED")
+        .and_then(|(v, _)| config::parse_bool(v))
+        .unwrap_or(false);
+    let target = match s.get("MFIGUARD_LOG") {
+        None => config::LogTarget::Syslog,
+        Some((v, _)) => match config::parse_log(v) {
+            Ok(t) => t,
+            Err(_) => return true,
+        },
+    };
+    let me = format!("uid {}", sys::euid());
+    let problem = match target {
+        config::LogTarget::Syslog => {
+            let socket = std::fs::metadata("/dev/log").is_ok_and(|m| m.file_type().is_socket());
+            if socket {
+                println!("  records: syslog: /dev/log is a socket");
+                None
+            } else {
+                Some("syslog: /dev/log is not a socket (no syslog daemon listening here)".into())
+            }
+        }
+        config::LogTarget::Stderr => {
+            println!("  records: the tool's standard error");
+            None
+        }
+        config::LogTarget::None => {
+            println!("  records: none are written");
+            None
+        }
+        config::LogTarget::File(c) => {
+            let f = PathBuf::from(c.to_string_lossy().into_owned());
+            let d = f
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("/"))
+                .to_path_buf();
+            let (fs, ds) = (f.display(), d.display());
+            match std::fs::symlink_metadata(&f).and_then(|_| std::fs::metadata(&f)) {
+                _ if !d.is_dir() => Some(format!("{fs}: the directory {ds} does not exist")),
+                Ok(m) if m.is_dir() => Some(format!("{fs} is a directory")),
+                Ok(m) if !m.is_file() => {
+                    if sys::writable(&f) {
+                        println!("  records: {fs}: exists (not a regular file), writable by {me}");
+                        None
+                    } else {
+                        Some(format!("{fs}: not writable by {me}"))
+                    }
+                }
+                Ok(_) => {
+                    // Opened for append as the library does (never created), and closed
+                    // without writing.
+                    let opened = std::fs::OpenOptions::new()
+                        .append(true)
+                        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+                        .open(&f);
+                    if opened.is_ok() {
+                        println!("  records: {fs}: exists, can be appended to by {me}");
+                        None
+                    } else {
+                        Some(format!("{fs}: cannot be opened for append by {me}"))
+                    }
+                }
+                Err(_) if sys::writable(&d) && sys::executable(&d) => {
+                    println!("  records: {fs}: does not exist yet; {me} can create it in {ds}");
+                    None
+                }
+                Err(_) => Some(format!(
+                    "{fs}: does not exist and {me} cannot create files in {ds}"
+                )),
+            }
+        }
+    };
+    let Some(problem) = problem else { return true };
+    if required {
+        println!("  FAILED: records: {problem}: with log_required on, every guarded MegaRAID call would fail with EIO");
+        false
+    } else {
+        println!("  WARNING: records: {problem}: records would be lost (the tool's stderr gets a 'cannot write audit records' line)");
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::kernel_version;
+
+    #[test]
+    fn kernel_versions_take_the_highest_sublevel_of_the_same_line() {
+        assert_eq!(kernel_version("5.10.0-30-amd64"), Some((5, 10, 0)));
+        assert_eq!(
+            kernel_version("5.10.0-30-amd64 #1 SMP Debian 5.10.218-1 (2024-06-01) gcc 10.2.1"),
+            Some((5, 10, 218))
+        );
+        assert_eq!(kernel_version("4.19.164"), Some((4, 19, 164)));
+        assert_eq!(kernel_version("2.6.32-754.el6.x86_64"), Some((2, 6, 32)));
+        assert_eq!(kernel_version("not-a-version"), None);
+    }
+}

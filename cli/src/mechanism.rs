@@ -1,0 +1,217 @@
+//! What would guard a tool, and why: the one place that chooses the mechanism.
+//!
+//! - the supervisor (`mfiguard_supervisor`): seccomp user notification, from outside the tool;
+//!   guards whatever it runs (static, raw system calls, children with a clean environment);
+//!   needs Linux 5.0 (`--via supervise`, and `--via auto` where the kernel has it);
+//! - the preload: `libmfiguard.so` of the tool's ELF class in `LD_PRELOAD`, then `execve`;
+//!   reaches dynamically linked programs the loader runs normally (`--via preload`, and `auto`
+//!   where there is no supervisor);
+//! - none: a tool no mechanism reaches is refused (exit 125) unless `--allow-unguarded`.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+
+use crate::elf::Kind;
+use crate::sys;
+
+/// `--via`: which mechanism the user asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Via {
+    /// The supervisor where the kernel offers it, else the preload.
+    Auto,
+    /// The seccomp user-notification supervisor.
+    Supervise,
+    /// The ptrace supervisor (kernels without user notification).
+    Ptrace,
+    /// `LD_PRELOAD` of the library.
+    Preload,
+}
+
+/// How a tool would be guarded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Mechanism {
+    /// `libmfiguard.so` of this ELF class in `LD_PRELOAD`, then `execve` of the tool.
+    Preload {
+        /// 32 or 64: which library.
+        class: u8,
+        /// What the choice rests on, for `--check` (`dynamic 64-bit ELF, interpreter ...`).
+        why: String,
+    },
+    /// The supervisor runs the tool as its child and executes its MegaRAID calls.
+    Supervise {
+        /// What the choice rests on.
+        why: String,
+    },
+    /// No mechanism reaches the tool; it would run unguarded.
+    Unguarded {
+        /// The library the tool would still be given (the class of its program).
+        class: u8,
+        /// Why, as a clause (`/x is statically linked: LD_PRELOAD has no effect on it`).
+        why: String,
+    },
+}
+
+impl Mechanism {
+    /// The ELF class of the library the wrapper would preload.
+    pub fn class(&self) -> u8 {
+        match self {
+            Mechanism::Preload { class, .. } | Mechanism::Unguarded { class, .. } => *class,
+            Mechanism::Supervise { .. } => 64,
+        }
+    }
+
+    /// The `guard:` line of `--check TOOL`.
+    pub fn check_line(&self) -> String {
+        match self {
+            Mechanism::Preload { why, .. } => format!("guard: preload ({why})"),
+            Mechanism::Supervise { why } => format!("guard: supervisor ({why})"),
+            Mechanism::Unguarded { why, .. } => format!("guard: none ({why})"),
+        }
+    }
+}
+
+/// Whether this kernel offers the supervisor; `Err` says why not.
+pub fn supervisor_available() -> Result<(), String> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        mfiguard_supervisor::probe().map_err(|e| {
+            format!(
+                "this kernel has no seccomp user notification (SECCOMP_GET_ACTION_AVAIL: {}; Linux >= 5.0 needed)",
+                std::io::Error::from_raw_os_error(e)
+            )
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        Err("this mfiguard-run is not an x86_64 build: no supervisor".into())
+    }
+}
+
+/// Chooses the mechanism for the tool at `path`, described as `kind`, as `via` asks.
+pub fn choose(path: &Path, kind: &Kind, via: Via) -> Mechanism {
+    match via {
+        Via::Preload => preload(path, kind),
+        Via::Ptrace => Mechanism::Unguarded {
+            class: kind.elf().map_or(64, |e| e.class),
+            why: "the ptrace supervisor is not part of this build".into(),
+        },
+        Via::Supervise => match supervisor_available() {
+            Ok(()) => supervise(kind),
+            Err(why) => Mechanism::Unguarded {
+                class: kind.elf().map_or(64, |e| e.class),
+                why: format!("--via supervise: {why}"),
+            },
+        },
+        Via::Auto => match supervisor_available() {
+            Ok(()) => supervise(kind),
+            Err(why) => match preload(path, kind) {
+                Mechanism::Unguarded { class, why: pw } => Mechanism::Unguarded {
+                    class,
+                    why: format!("{pw}; and no supervisor: {why}"),
+                },
+                m => m,
+            },
+        },
+    }
+}
+
+fn supervise(kind: &Kind) -> Mechanism {
+    let what = match kind {
+        Kind::Elf(e) => format!(
+            "{} {}-bit ELF",
+            if e.interp.is_some() {
+                "dynamic"
+            } else {
+                "static"
+            },
+            e.class
+        ),
+        Kind::Script { .. } => "script".into(),
+        _ => "program".into(),
+    };
+    Mechanism::Supervise {
+        why: format!(
+            "{what}; seccomp user notification: every MegaRAID call of it and its children, whatever their linkage"
+        ),
+    }
+}
+
+fn preload(path: &Path, kind: &Kind) -> Mechanism {
+    let class = kind.elf().map_or(64, |e| e.class);
+    if let Kind::Elf(e) = kind {
+        if e.interp.is_none() {
+            return Mechanism::Unguarded {
+                class,
+                why: format!(
+                    "{} is statically linked: LD_PRELOAD has no effect on it",
+                    path.display()
+                ),
+            };
+        }
+    }
+    if let Some(reason) = secure_exec(path) {
+        return Mechanism::Unguarded {
+            class,
+            why: format!(
+                "{} is {reason}: the loader ignores LD_PRELOAD for it",
+                path.display()
+            ),
+        };
+    }
+    let why = match kind {
+        Kind::Elf(e) => format!(
+            "dynamic {}-bit ELF, interpreter {}",
+            e.class,
+            e.interp.as_deref().unwrap_or("?")
+        ),
+        Kind::Script {
+            interp, elf: Some(e), ..
+        } => format!(
+            "script; interpreter {}: {} {}-bit ELF{}; the library reaches the dynamically linked programs it starts",
+            interp.as_deref().map_or("?".into(), |p| p.display().to_string()),
+            if e.interp.is_some() { "dynamic" } else { "static" },
+            e.class,
+            e.interp
+                .as_deref()
+                .map_or(String::new(), |i| format!(", interpreter {i}"))
+        ),
+        Kind::Script { .. } => {
+            "script whose interpreter is not a readable ELF program: the 64-bit library".into()
+        }
+        Kind::Unreadable => "cannot read the file: the 64-bit library".into(),
+        Kind::Other => {
+            return Mechanism::Unguarded {
+                class,
+                why: "not an ELF program nor a #! script".into(),
+            }
+        }
+    };
+    Mechanism::Preload { class, why }
+}
+
+/// Why exec of `path` by this user switches the loader to secure mode (`AT_SECURE`), in which
+/// `LD_PRELOAD` with a path is ignored: a setuid file of another user, a setgid file of
+/// another group (from the file's mode and owner).
+pub fn secure_exec(path: &Path) -> Option<String> {
+    let meta = std::fs::metadata(path).ok()?;
+    let mode = meta.permissions().mode();
+    let (uid, gid) = (sys::euid(), sys::egid());
+    if mode & 0o4000 != 0 && meta.uid() != uid {
+        return Some(format!(
+            "setuid (owner uid {}, you are uid {uid})",
+            meta.uid()
+        ));
+    }
+    if mode & 0o2000 != 0 && meta.gid() != gid {
+        return Some(format!(
+            "setgid (group gid {}, yours is gid {gid})",
+            meta.gid()
+        ));
+    }
+    None
+}
+
+/// Whether the setuid or setgid bit is set at all.
+pub fn set_id_bits(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o6000 != 0)
+}
