@@ -618,7 +618,8 @@ fn the_wrapper_chooses_the_supervisor_and_refuses_what_nothing_guards() {
     // --check names the mechanism.
     let (code, out, _) = wrapper_cmd(&["--check", &tool], &[]);
     assert!(
-        out.contains("guard: supervisor (static"),
+        out.contains("guard: supervisor (static")
+            && out.contains("supervisor probe: intercepted: yes (EINVAL from mfiguard)"),
         "exit {code}\n{out}"
     );
     let (_, out, _) = wrapper_cmd(&["--via", "preload", "--check", &tool], &[]);

@@ -104,10 +104,9 @@ fn check_tool(name: &str, via: mechanism::Via) -> (bool, u8) {
         Kind::Elf(e) => match &e.interp {
             None => {
                 println!(
-                    "    ELF {}-bit, statically linked (no PT_INTERP): the dynamic loader never runs, LD_PRELOAD is ignored: the guard CANNOT apply",
+                    "    ELF {}-bit, statically linked (no PT_INTERP): the dynamic loader never runs, LD_PRELOAD is ignored: the library does not load into it",
                     e.class
                 );
-                ok = false;
             }
             Some(i) => println!("    ELF {}-bit, dynamically linked (interpreter {i})", e.class),
         },
@@ -137,10 +136,60 @@ fn check_tool(name: &str, via: mechanism::Via) -> (bool, u8) {
     }
     let mech = mechanism::choose(&path, &kind, via);
     println!("{}", mech.check_line());
-    if matches!(mech, Mechanism::Unguarded { .. }) {
-        ok = false;
+    match mech {
+        Mechanism::Unguarded { .. } => ok = false,
+        // The tool's calls would go through the supervisor, not the library: prove that the
+        // supervisor starts here and intercepts.
+        Mechanism::Supervise { .. } => ok &= run_probe_supervised(),
+        Mechanism::Preload { .. } => {}
     }
     (ok, mech.class())
+}
+
+/// Runs `mfiguard-probe` (beside the 64-bit library, or in PATH) under this `mfiguard-run
+/// --via supervise`, with the fixed test policy; prints its report indented; whether the
+/// supervisor refused the probe's packet (EINVAL) before `/dev/null` saw it.
+fn run_probe_supervised() -> bool {
+    let Ok(me) = std::env::current_exe() else {
+        println!("    supervisor probe: cannot find this program");
+        return false;
+    };
+    let libs = crate::settings::Libraries::from_env_for_check();
+    let probe = libs.path(64).with_file_name("mfiguard-probe");
+    if !probe.is_file() {
+        println!(
+            "    supervisor probe: {} not found: cannot prove interception",
+            probe.display()
+        );
+        return false;
+    }
+    let mut cmd = Command::new(me);
+    cmd.args(["--via", "supervise", "--mode", "enforce", "--log", "none"])
+        .args(["--config", "/dev/null", "--"])
+        .arg(&probe)
+        .stdin(Stdio::null());
+    for (k, _) in std::env::vars_os() {
+        if sys::bytes(&k).starts_with(b"MFIGUARD_") && k != "MFIGUARD_LIB_DIR" {
+            cmd.env_remove(&k);
+        }
+    }
+    cmd.env_remove("LD_PRELOAD")
+        .env("MFIGUARD_DEVICE", "/dev/null");
+    match cmd.output() {
+        Ok(out) => {
+            for line in String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .chain(String::from_utf8_lossy(&out.stderr).lines())
+            {
+                println!("    supervisor probe: {line}");
+            }
+            out.status.success()
+        }
+        Err(e) => {
+            println!("    supervisor probe: {}: {e}", probe.display());
+            false
+        }
+    }
 }
 
 /// `getcap FILE`'s capabilities, when getcap is installed and the file has some.

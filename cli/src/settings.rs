@@ -71,6 +71,11 @@ pub struct Libraries {
 pub const LIB_NAME: &str = "libmfiguard.so";
 
 impl Libraries {
+    /// As a run would find them (for `--check`).
+    pub fn from_env_for_check() -> Libraries {
+        Libraries::from_env()
+    }
+
     fn from_env() -> Libraries {
         let var = |k: &str| {
             std::env::var_os(k)
