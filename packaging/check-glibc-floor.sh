@@ -69,7 +69,12 @@ for path in "$@"; do
 		[ -f "$path" ] || { echo "check-glibc-floor: $path: no such file" >&2; exit 2; }
 		dir=$work/$n
 		mkdir -p "$dir"
-		(cd "$dir" && rpm2cpio - <"$OLDPWD/$path" 2>/dev/null | cpio -idm --quiet) ||
+		if ! command -v rpm2cpio >/dev/null || ! command -v cpio >/dev/null; then
+			echo "check-glibc-floor: rpm2cpio and cpio are needed for $path (apt-get install rpm cpio)" >&2
+			exit 2
+		fi
+		case $path in /*) abs=$path ;; *) abs=$PWD/$path ;; esac
+		(cd "$dir" && rpm2cpio "$abs" | cpio -idm --quiet) ||
 			{ echo "check-glibc-floor: cannot unpack $path" >&2; exit 2; }
 		;;
 	*)
