@@ -186,8 +186,7 @@ deb=$(ls "$target"/debian/mfiguard_"$deb_version"_amd64.deb)
 step "dpkg-deb: mfiguard-i386"
 stage=$target/debian/mfiguard-i386.stage
 rm -rf "$stage"
-mkdir -p "$stage/DEBIAN" "$stage/usr/lib/mfiguard/i386" "$stage/usr/share/doc/mfiguard-i386" \
-	"$stage/usr/share/lintian/overrides"
+mkdir -p "$stage/DEBIAN" "$stage/usr/lib/mfiguard/i386" "$stage/usr/share/doc/mfiguard-i386"
 for f in $files32; do
 	mode=755
 	case $f in *.so) mode=644 ;; esac
@@ -208,8 +207,7 @@ gzip -9n <packaging/debian/changelog >"$doc/changelog.Debian.gz"
 	printf ' On Debian systems, the full text of the Apache License, Version 2.0\n'
 	printf ' is in /usr/share/common-licenses/Apache-2.0.\n'
 } >"$doc/copyright"
-cp packaging/debian/mfiguard-i386/lintian-overrides "$stage/usr/share/lintian/overrides/mfiguard-i386"
-chmod 644 "$doc"/* "$stage/usr/share/lintian/overrides/mfiguard-i386"
+chmod 644 "$doc"/*
 installed_size=$(du -sk --exclude=DEBIAN "$stage" | cut -f1)
 sed -e "s/@VERSION@/$deb_version/g" -e "s/@MAINTAINER@/$maintainer/" \
 	-e "s/@INSTALLED_SIZE@/$installed_size/" packaging/debian/mfiguard-i386/control.in >"$stage/DEBIAN/control"
