@@ -315,6 +315,24 @@ if [ "$rpm" = 1 ]; then
 	if rpm -qpR $rpms | grep -q 'PayloadIsZstd\|RichDependencies\|^('; then fail "an rpm needs rpm >= 4.13 features (EL7 has 4.11)"; fi
 	rpm -qpR "$rpm32_file" | grep -q '^libc.so.6(GLIBC_' || fail "$rpm32_file does not require the 32-bit glibc"
 	if rpm -qpR "$rpm_file" | grep -q '^libc.so.6(GLIBC_[0-9.]*)$'; then fail "$rpm_file requires the 32-bit glibc"; fi
+	step "rpm: install into an empty root, erase: the logs stay"
+	# rpm --root with --nodeps (this is not an EL system: no glibc package to satisfy): the
+	# payload unpacks with the modes it declares, and erasing keeps the records.
+	rroot=$(mktemp -d "${TMPDIR:-/tmp}/mfiguard-rpmroot.XXXXXX")
+	rpm --root "$rroot" --initdb
+	# shellcheck disable=SC2086 # a list
+	rpm --root "$rroot" -i --nodeps $rpms 2>&1 | grep -v 'should not be used directly\|know what you are doing' || true
+	[ "$(stat -c '%a %U' "$rroot/var/log/mfiguard" 2>/dev/null)" = "750 root" ] ||
+		fail "the rpm's /var/log/mfiguard is not 0750 root"
+	for f in /usr/lib/mfiguard/i386/libmfiguard.so /usr/share/licenses/mfiguard/LICENSE-MIT; do
+		[ -f "$rroot$f" ] || fail "the rpms did not install $f"
+	done
+	echo '{"a record":1}' >"$rroot/var/log/mfiguard/audit.jsonl"
+	rpm --root "$rroot" -e --nodeps mfiguard-i686 mfiguard 2>&1 | grep -v 'should not be used directly\|know what you are doing' || true
+	[ -f "$rroot/var/log/mfiguard/audit.jsonl" ] || fail "rpm -e deleted the logs"
+	[ ! -e "$rroot/usr/lib/mfiguard/libmfiguard.so" ] || fail "rpm -e left the library"
+	rm -rf "$rroot"
+	echo "installed, erased: /var/log/mfiguard/audit.jsonl kept"
 fi
 
 step "every ELF file in the packages: at most GLIBC_$GLIBC_FLOOR"
