@@ -28,7 +28,8 @@
 #
 # What it needs, installed when missing (as root, through apt-get, pip, rustup, cargo):
 #   the Rust targets x86_64- and i686-unknown-linux-gnu (rustup target add)
-#   gcc-multilib (apt: the i686 C start files for `cargo test --target i686`, not for zig)
+#   gcc-multilib (apt, with --install: the wrapper's tests link an i686 client with gcc; the
+#     portable build does not need it, zig brings its own C library stubs)
 #   cargo-zigbuild and ziglang (zig is the linker that targets glibc 2.17): the ones on PATH,
 #     else pip-installed into a venv, $MFIGUARD_ZIG_VENV (default
 #     ${XDG_CACHE_HOME:-$HOME/.cache}/mfiguard/zig-venv; needs python3-venv), kept for later
@@ -80,16 +81,21 @@ fail() {
 	exit 1
 }
 
-# need_apt COMMAND PACKAGE: install PACKAGE when COMMAND is missing.
-need_apt() {
-	command -v "$1" >/dev/null 2>&1 && return 0
+# apt_install PACKAGE: as root, through apt-get (updating its lists once if needed).
+apt_install() {
 	if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
-		fail "$1 is missing: apt-get install $2 (as root)"
+		fail "missing: apt-get install $1 (as root)"
 	fi
-	step "apt-get install $2"
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null ||
-		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null; } ||
-		fail "apt-get install $2 failed"
+	step "apt-get install $1"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null ||
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null; } ||
+		fail "apt-get install $1 failed"
+}
+# need_apt COMMAND PACKAGE: install PACKAGE when COMMAND is missing.
+need_apt() { command -v "$1" >/dev/null 2>&1 || apt_install "$2"; }
+# need_deb PACKAGE: install PACKAGE when dpkg does not have it.
+need_deb() {
+	dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed' || apt_install "$1"
 }
 
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
@@ -116,7 +122,9 @@ if [ "$build" = 1 ]; then
 		printf '%s\n' "$installed_targets" | grep -qx "$t" || rustup target add "$t"
 	done
 	# cargo-zigbuild and zig: the ones on PATH, else a venv cached outside the repository.
-	if ! cargo zigbuild --version >/dev/null 2>&1; then
+	# (cargo-zigbuild runs zig from PATH, or as `python3 -m ziglang`.)
+	if ! cargo-zigbuild --version >/dev/null 2>&1 ||
+		{ ! command -v zig >/dev/null && ! python3 -m ziglang version >/dev/null 2>&1; }; then
 		if [ ! -x "$ZIG_VENV/bin/cargo-zigbuild" ] || ! "$ZIG_VENV/bin/python3" -m ziglang version >/dev/null 2>&1; then
 			step "pip install cargo-zigbuild==$CARGO_ZIGBUILD_VERSION ziglang==$ZIGLANG_VERSION (venv $ZIG_VENV)"
 			rm -rf "$ZIG_VENV"
@@ -126,7 +134,7 @@ if [ "$build" = 1 ]; then
 		fi
 		PATH=$ZIG_VENV/bin:$PATH
 		export PATH
-		cargo zigbuild --version >/dev/null 2>&1 || fail "cargo-zigbuild does not run from $ZIG_VENV"
+		cargo-zigbuild --version >/dev/null 2>&1 || fail "cargo-zigbuild does not run from $ZIG_VENV"
 	fi
 	for t in "$TARGET64" "$TARGET32"; do
 		if [ "$t" = "$TARGET64" ]; then programs=$PROGRAMS64; else programs=$PROGRAMS32; fi
@@ -342,6 +350,8 @@ sh packaging/check-glibc-floor.sh --floor "$GLIBC_FLOOR" "$deb" "$deb32" $rpms |
 
 if [ "$install" = 1 ]; then
 	[ "$(id -u)" = 0 ] || fail "--install needs root"
+	# The wrapper's tests below link an i686 client with the host's gcc.
+	need_deb gcc-multilib
 	step "dpkg -i $deb $deb32"
 	dpkg -i "$deb" "$deb32"
 	dpkg -s mfiguard | sed -n '1,12p'
