@@ -16,8 +16,13 @@
 #                list them, check the expected paths and ELF classes, lintian the .debs, and
 #                check that no ELF file in any package needs more than GLIBC_2.17
 #                (packaging/check-glibc-floor.sh)
-#   --no-build   reuse what target/x86_64-unknown-linux-gnu/release and
-#                target/i686-unknown-linux-gnu/release hold
+#   --no-build   reuse what target/portable/x86_64-unknown-linux-gnu/release and
+#                target/portable/i686-unknown-linux-gnu/release hold
+#
+# The portable build has its own target directory, target/portable (CARGO_TARGET_DIR for
+# cargo zigbuild and cargo deb only): the tests and the kernel lane build for i686 with the
+# host's gcc into target/i686-unknown-linux-gnu, which would overwrite the 2.17 build (and
+# each would relink the other's on every run).
 #   --deb-only   no RPM (rpmbuild not needed)
 #   --install    (root, dpkg) dpkg -i both .debs, then from the installed paths: --version, the
 #                man page, `mfiguard-run --check` (must prove interception with both libraries),
@@ -50,9 +55,9 @@ TARGET32=i686-unknown-linux-gnu
 ZIG_VENV=${MFIGUARD_ZIG_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/mfiguard/zig-venv}
 
 # The programs the packages ship besides libmfiguard.so, as CARGO_PACKAGE:BINARY, each built
-# by cargo zigbuild for its target into target/TRIPLE/release/BINARY. The 64-bit ones go to
-# the mfiguard package (their asset lines in [package.metadata.deb] name
-# target/release/BINARY, which cargo deb --target maps to target/x86_64-unknown-linux-gnu/release),
+# by cargo zigbuild for its target into target/portable/TRIPLE/release/BINARY. The 64-bit ones
+# go to the mfiguard package (their asset lines in [package.metadata.deb] name
+# target/release/BINARY, which cargo deb --target maps to that directory),
 # the 32-bit ones to mfiguard-i386 (/usr/lib/mfiguard/i386/).
 # >>> NATIVE WRAPPER: when the Rust mfiguard-run (cli/, package mfiguard-cli) lands, the one
 # >>> line to change here is PROGRAMS64, to:
@@ -110,8 +115,9 @@ maintainer=$(sed -n 's/^maintainer = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
 [ -n "$maintainer" ] || fail "no maintainer in [package.metadata.deb]"
 target=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 [ -n "$target" ] || target=target
-out64=$target/$TARGET64/release
-out32=$target/$TARGET32/release
+portable=$target/portable
+out64=$portable/$TARGET64/release
+out32=$portable/$TARGET32/release
 
 need_apt readelf binutils
 need_apt dpkg-shlibdeps dpkg-dev
@@ -139,11 +145,12 @@ if [ "$build" = 1 ]; then
 	for t in "$TARGET64" "$TARGET32"; do
 		if [ "$t" = "$TARGET64" ]; then programs=$PROGRAMS64; else programs=$PROGRAMS32; fi
 		step "cargo zigbuild --release --target $t.$GLIBC_FLOOR: libmfiguard.so, $programs, the test client and simulator"
-		cargo zigbuild --release --target "$t.$GLIBC_FLOOR" -p mfiguard-preload --lib
+		CARGO_TARGET_DIR=$portable cargo zigbuild --release --target "$t.$GLIBC_FLOOR" -p mfiguard-preload --lib
 		for p in $programs; do
-			cargo zigbuild --release --target "$t.$GLIBC_FLOOR" -p "${p%%:*}" --bin "${p#*:}"
+			CARGO_TARGET_DIR=$portable cargo zigbuild --release --target "$t.$GLIBC_FLOOR" -p "${p%%:*}" --bin "${p#*:}"
 		done
-		cargo zigbuild --release --target "$t.$GLIBC_FLOOR" -p mfiguard --example mfi_client --example legacy_sim
+		CARGO_TARGET_DIR=$portable cargo zigbuild --release --target "$t.$GLIBC_FLOOR" \
+			-p mfiguard --example mfi_client --example legacy_sim
 	done
 fi
 
@@ -182,9 +189,9 @@ fi
 mkdir -p "$target/debian"
 rm -f "$target"/debian/mfiguard_*.deb "$target"/debian/mfiguard-dbgsym_*.ddeb "$target"/debian/mfiguard-i386_*.deb
 step "cargo deb --target $TARGET64"
-# --target: the assets' target/release/ is target/x86_64-unknown-linux-gnu/release/ (the
-# portable build), and the architecture is amd64.
-cargo deb -p mfiguard --no-build --target "$TARGET64" --dbgsym --output "$target/debian/"
+# --target and CARGO_TARGET_DIR: the assets' target/release/ is
+# target/portable/x86_64-unknown-linux-gnu/release/ (the portable build); the architecture amd64.
+CARGO_TARGET_DIR=$portable cargo deb -p mfiguard --no-build --target "$TARGET64" --dbgsym --output "$target/debian/"
 deb=$(ls "$target"/debian/mfiguard_"$deb_version"_amd64.deb)
 
 # ---- mfiguard-i386 (dpkg-deb): the 32-bit library and probe, their own package --------------

@@ -22,10 +22,10 @@
 # Inputs (built by packaging/build-packages.sh; environment variables override):
 #   MFIGUARD_DEB     target/debian/mfiguard_<version>-*_amd64.deb
 #   MFIGUARD_DEB32   target/debian/mfiguard-i386_<version>-*_amd64.deb
-#   MFI_CLIENT64 / MFISIM64   target/x86_64-unknown-linux-gnu/release/examples/{mfi_client,liblegacy_sim.so}
-#   MFI_CLIENT32 / MFISIM32   target/i686-unknown-linux-gnu/release/examples/{mfi_client,liblegacy_sim.so}
-#   (the client and the simulator built with the same glibc floor as the packages:
-#    cargo zigbuild --release --target x86_64-unknown-linux-gnu.2.17 -p mfiguard --examples)
+#   MFI_CLIENT64 / MFISIM64   target/portable/x86_64-unknown-linux-gnu/release/examples/{mfi_client,liblegacy_sim.so}
+#   MFI_CLIENT32 / MFISIM32   target/portable/i686-unknown-linux-gnu/release/examples/{mfi_client,liblegacy_sim.so}
+#   (the client and the simulator built with the same glibc floor as the packages, by
+#    build-packages.sh: cargo zigbuild --release --target TRIPLE.2.17 -p mfiguard --example ...)
 #   MFIGUARD_MIRROR  Debian mirror for debootstrap, default http://deb.debian.org/debian
 #
 # Exit status: 0 every check passed, 1 a check failed, 2 usage or a missing input.
@@ -85,10 +85,10 @@ one() { # one GLOB: the single file GLOB names, or die
 }
 DEB=${MFIGUARD_DEB:-$(one "$target/debian/mfiguard_$version-*_amd64.deb")}
 DEB32=${MFIGUARD_DEB32:-$(one "$target/debian/mfiguard-i386_$version-*_amd64.deb")}
-CLIENT64=${MFI_CLIENT64:-$target/x86_64-unknown-linux-gnu/release/examples/mfi_client}
-SIM64=${MFISIM64:-$target/x86_64-unknown-linux-gnu/release/examples/liblegacy_sim.so}
-CLIENT32=${MFI_CLIENT32:-$target/i686-unknown-linux-gnu/release/examples/mfi_client}
-SIM32=${MFISIM32:-$target/i686-unknown-linux-gnu/release/examples/liblegacy_sim.so}
+CLIENT64=${MFI_CLIENT64:-$target/portable/x86_64-unknown-linux-gnu/release/examples/mfi_client}
+SIM64=${MFISIM64:-$target/portable/x86_64-unknown-linux-gnu/release/examples/liblegacy_sim.so}
+CLIENT32=${MFI_CLIENT32:-$target/portable/i686-unknown-linux-gnu/release/examples/mfi_client}
+SIM32=${MFISIM32:-$target/portable/i686-unknown-linux-gnu/release/examples/liblegacy_sim.so}
 for f in "$DEB" "$DEB32" "$CLIENT64" "$SIM64" "$CLIENT32" "$SIM32"; do
 	[ -f "$f" ] || die "$f is missing (run packaging/build-packages.sh)"
 done
