@@ -18,11 +18,6 @@
 #                (packaging/check-glibc-floor.sh)
 #   --no-build   reuse what target/portable/x86_64-unknown-linux-gnu/release and
 #                target/portable/i686-unknown-linux-gnu/release hold
-#
-# The portable build has its own target directory, target/portable (CARGO_TARGET_DIR for
-# cargo zigbuild and cargo deb only): the tests and the kernel lane build for i686 with the
-# host's gcc into target/i686-unknown-linux-gnu, which would overwrite the 2.17 build (and
-# each would relink the other's on every run).
 #   --deb-only   no RPM (rpmbuild not needed)
 #   --install    (root, dpkg) dpkg -i both .debs, then from the installed paths: --version, the
 #                man page, `mfiguard-run --check` (must prove interception with both libraries),
@@ -30,6 +25,11 @@
 #                against /usr/bin/mfiguard-run and /usr/lib/mfiguard. The packages stay
 #                installed (for the demo).
 #   --remove     with --install: dpkg --purge both at the end
+#
+# The portable build has its own target directory, target/portable (CARGO_TARGET_DIR for
+# cargo zigbuild and cargo deb only): the tests and the kernel lane build for i686 with the
+# host's gcc into target/i686-unknown-linux-gnu, which would overwrite the 2.17 build (and
+# each would relink the other's on every run).
 #
 # What it needs, installed when missing (as root, through apt-get, pip, rustup, cargo):
 #   the Rust targets x86_64- and i686-unknown-linux-gnu (rustup target add)
