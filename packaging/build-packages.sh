@@ -1,42 +1,76 @@
 #!/bin/sh
-# packaging/build-packages.sh: build the .deb and the .rpm, check what is in them, and
-# optionally install the .deb and exercise the installed files. CI calls it.
+# packaging/build-packages.sh: build the portable programs (glibc 2.17 floor), the .debs and the
+# RPMs, check what is in them, and optionally install the .debs and exercise the installed
+# files. CI calls it.
 #
-#   packaging/build-packages.sh [--no-build] [--install] [--remove]
+#   packaging/build-packages.sh [--no-build] [--deb-only] [--install] [--remove]
 #
-#   (default)    cargo build --release --workspace, and the guard and probe for i686 (32-bit
-#                tools: rustup target i686-unknown-linux-gnu, gcc-multilib); cargo deb
-#                --no-build; cargo generate-rpm; list both packages and check the expected
-#                paths are in them, each library and probe of the right ELF class
-#   --no-build   reuse target/release and target/i686-unknown-linux-gnu/release (they must
-#                hold libmfiguard.so and mfiguard-probe; the latter's are copied to
-#                target/release/i386/)
-#   --install    (root, dpkg) dpkg -i the .deb, then from the installed paths: --version,
-#                the man page, `mfiguard-run --check` (must prove interception), the same for
-#                the 32-bit probe (through i386/libmfiguard.so), and the wrapper's end-to-end
-#                tests against /usr/bin/mfiguard-run and /usr/lib/mfiguard (both classes).
-#                The package stays installed (for the demo).
-#   --remove     with --install: dpkg --purge it at the end
+#   (default)    build with cargo zigbuild for x86_64 and i686 against glibc 2.17: libmfiguard.so,
+#                the programs in PROGRAMS64 / PROGRAMS32 below, and the example client and the
+#                simulator (for packaging/test-old-host.sh); then the packages:
+#                  target/debian/mfiguard_V-1_amd64.deb       (cargo deb: [package.metadata.deb])
+#                  target/debian/mfiguard-i386_V-1_amd64.deb  (the 32-bit library and probe;
+#                                                              dpkg-deb, packaging/debian/mfiguard-i386/)
+#                  target/rpm/x86_64/mfiguard-V-1.x86_64.rpm, mfiguard-i686-V-1.x86_64.rpm
+#                                                             (rpmbuild, packaging/rpm/mfiguard.spec)
+#                list them, check the expected paths and ELF classes, lintian the .debs, and
+#                check that no ELF file in any package needs more than GLIBC_2.17
+#                (packaging/check-glibc-floor.sh)
+#   --no-build   reuse what target/portable/x86_64-unknown-linux-gnu/release and
+#                target/portable/i686-unknown-linux-gnu/release hold
+#   --deb-only   no RPM (rpmbuild not needed)
+#   --install    (root, dpkg) dpkg -i both .debs, then from the installed paths: --version, the
+#                man page, `mfiguard-run --check` (must prove interception with both libraries),
+#                a 32-bit program through the wrapper, and the wrapper's end-to-end tests
+#                against /usr/bin/mfiguard-run and /usr/lib/mfiguard. The packages stay
+#                installed (for the demo).
+#   --remove     with --install: dpkg --purge both at the end
 #
-# cargo-deb and cargo-generate-rpm are installed with `cargo install --locked` when missing
-# (pinned to the versions this was tested with). Outputs: target/debian/*.deb,
-# target/generate-rpm/*.rpm.
+# The portable build has its own target directory, target/portable (CARGO_TARGET_DIR for
+# cargo zigbuild and cargo deb only): the tests and the kernel lane build for i686 with the
+# host's gcc into target/i686-unknown-linux-gnu, which would overwrite the 2.17 build (and
+# each would relink the other's on every run).
+#
+# What it needs, installed when missing (as root, through apt-get, pip, rustup, cargo):
+#   the Rust targets x86_64- and i686-unknown-linux-gnu (rustup target add)
+#   gcc-multilib (apt, with --install: the wrapper's tests link an i686 client with gcc; the
+#     portable build does not need it, zig brings its own C library stubs)
+#   cargo-zigbuild and ziglang (zig is the linker that targets glibc 2.17): the ones on PATH,
+#     else pip-installed into a venv, $MFIGUARD_ZIG_VENV (default
+#     ${XDG_CACHE_HOME:-$HOME/.cache}/mfiguard/zig-venv; needs python3-venv), kept for later
+#     runs, as is zig's own cache (~/.cache/zig)
+#   cargo-deb (cargo install --locked, pinned below)
+#   dpkg-dev, binutils, lintian (apt), and rpm (apt: rpmbuild) and cpio unless --deb-only
 set -eu
 cd "$(dirname "$0")/.."
 
 CARGO_DEB_VERSION=3.8.0
-CARGO_GENERATE_RPM_VERSION=0.21.1
-# The 32-bit guard, for 32-bit tools (MegaCli): /usr/lib/mfiguard/i386/.
+CARGO_ZIGBUILD_VERSION=0.24.1
+ZIGLANG_VERSION=0.17.1
+# The oldest glibc the shipped files may need: RHEL 7's. zig links against a glibc of exactly
+# this version (cargo zigbuild --target TRIPLE.2.17), for both targets.
+GLIBC_FLOOR=2.17
+TARGET64=x86_64-unknown-linux-gnu
 TARGET32=i686-unknown-linux-gnu
+ZIG_VENV=${MFIGUARD_ZIG_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/mfiguard/zig-venv}
 
-build=1 install=0 remove=0
+# The programs the packages ship besides libmfiguard.so, as CARGO_PACKAGE:BINARY, each built
+# by cargo zigbuild for its target into target/portable/TRIPLE/release/BINARY. The 64-bit ones
+# go to the mfiguard package (their asset lines in [package.metadata.deb] name
+# target/release/BINARY, which cargo deb --target maps to that directory),
+# the 32-bit ones to mfiguard-i386 (/usr/lib/mfiguard/i386/).
+PROGRAMS64="mfiguard:mfiguard-probe mfiguard-cli:mfiguard-run"
+PROGRAMS32="mfiguard:mfiguard-probe"
+
+build=1 install=0 remove=0 rpm=1
 for arg in "$@"; do
 	case $arg in
 	--no-build) build=0 ;;
+	--deb-only) rpm=0 ;;
 	--install) install=1 ;;
 	--remove) remove=1 ;;
 	*)
-		echo "usage: $0 [--no-build] [--install] [--remove]" >&2
+		echo "usage: $0 [--no-build] [--deb-only] [--install] [--remove]" >&2
 		exit 2
 		;;
 	esac
@@ -48,36 +82,73 @@ fail() {
 	exit 1
 }
 
-need_cargo_tool() {
-	# $1: subcommand (deb), $2: crate, $3: version
-	if ! cargo "$1" --version >/dev/null 2>&1; then
-		step "cargo install $2 $3"
-		cargo install --locked "$2" --version "$3"
+# apt_install PACKAGE: as root, through apt-get (updating its lists once if needed).
+apt_install() {
+	if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+		fail "missing: apt-get install $1 (as root)"
 	fi
+	step "apt-get install $1"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null ||
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null; } ||
+		fail "apt-get install $1 failed"
+}
+# need_apt COMMAND PACKAGE: install PACKAGE when COMMAND is missing.
+need_apt() { command -v "$1" >/dev/null 2>&1 || apt_install "$2"; }
+# need_deb PACKAGE: install PACKAGE when dpkg does not have it.
+need_deb() {
+	dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed' || apt_install "$1"
 }
 
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 [ -n "$version" ] || fail "no version in Cargo.toml"
-
-if [ "$build" = 1 ]; then
-	step "cargo build --release --workspace (the guard, its probe, mfiguard-run)"
-	cargo build --release --workspace
-	step "cargo build --release --target $TARGET32 (the 32-bit guard and probe)"
-	cargo build --release -p mfiguard-preload --target "$TARGET32"
-	cargo build --release -p mfiguard --bin mfiguard-probe --target "$TARGET32"
-fi
+# The Debian changelog's top entry is this version; its revision is the packages' too.
+deb_version=$(sed -n '1s/^mfiguard (\([^)]*\)).*/\1/p' packaging/debian/changelog)
+case $deb_version in
+"$version"-*) ;;
+*) fail "packaging/debian/changelog starts with version '$deb_version', Cargo.toml says $version" ;;
+esac
+maintainer=$(sed -n 's/^maintainer = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
+[ -n "$maintainer" ] || fail "no maintainer in [package.metadata.deb]"
 target=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 [ -n "$target" ] || target=target
-# cargo-deb takes built files only under target/release/ (it maps that prefix to the real target
-# directory): the i686 files are copied to target/release/i386/ (the layout mfiguard-run
-# expects). Copies, not symbolic links: rpm's dependency generator skips links, and the 32-bit
-# library's needs (32-bit libc, libgcc_s) must reach both packages' dependencies.
-[ -f "$target/$TARGET32/release/libmfiguard.so" ] || fail "$target/$TARGET32/release/libmfiguard.so is missing: run $0 without --no-build"
-mkdir -p "$target/release/i386"
-for f in libmfiguard.so mfiguard-probe; do
-	rm -f "$target/release/i386/$f"
-	cp -p "$target/$TARGET32/release/$f" "$target/release/i386/$f"
-done
+portable=$target/portable
+out64=$portable/$TARGET64/release
+out32=$portable/$TARGET32/release
+
+need_apt readelf binutils
+need_apt dpkg-shlibdeps dpkg-dev
+
+if [ "$build" = 1 ]; then
+	installed_targets=$(rustup target list --installed 2>/dev/null || true)
+	for t in "$TARGET64" "$TARGET32"; do
+		printf '%s\n' "$installed_targets" | grep -qx "$t" || rustup target add "$t"
+	done
+	# cargo-zigbuild and zig: the ones on PATH, else a venv cached outside the repository.
+	# (cargo-zigbuild runs zig from PATH, or as `python3 -m ziglang`.)
+	if ! cargo-zigbuild --version >/dev/null 2>&1 ||
+		{ ! command -v zig >/dev/null && ! python3 -m ziglang version >/dev/null 2>&1; }; then
+		if [ ! -x "$ZIG_VENV/bin/cargo-zigbuild" ] || ! "$ZIG_VENV/bin/python3" -m ziglang version >/dev/null 2>&1; then
+			step "pip install cargo-zigbuild==$CARGO_ZIGBUILD_VERSION ziglang==$ZIGLANG_VERSION (venv $ZIG_VENV)"
+			rm -rf "$ZIG_VENV"
+			python3 -m venv "$ZIG_VENV" || fail "python3 -m venv failed (apt-get install python3-venv)"
+			"$ZIG_VENV/bin/python3" -m pip install -q "cargo-zigbuild==$CARGO_ZIGBUILD_VERSION" \
+				"ziglang==$ZIGLANG_VERSION" || fail "pip install cargo-zigbuild ziglang failed"
+		fi
+		PATH=$ZIG_VENV/bin:$PATH
+		export PATH
+		cargo-zigbuild --version >/dev/null 2>&1 || fail "cargo-zigbuild does not run from $ZIG_VENV"
+	fi
+	for t in "$TARGET64" "$TARGET32"; do
+		if [ "$t" = "$TARGET64" ]; then programs=$PROGRAMS64; else programs=$PROGRAMS32; fi
+		step "cargo zigbuild --release --target $t.$GLIBC_FLOOR: libmfiguard.so, $programs, the test client and simulator"
+		CARGO_TARGET_DIR=$portable cargo zigbuild --release --target "$t.$GLIBC_FLOOR" -p mfiguard-preload --lib
+		for p in $programs; do
+			CARGO_TARGET_DIR=$portable cargo zigbuild --release --target "$t.$GLIBC_FLOOR" -p "${p%%:*}" --bin "${p#*:}"
+		done
+		CARGO_TARGET_DIR=$portable cargo zigbuild --release --target "$t.$GLIBC_FLOOR" \
+			-p mfiguard --example mfi_client --example legacy_sim
+	done
+fi
 
 # elf_class FILE: 32 or 64 (byte 5 of the ELF header), or nothing.
 elf_class() {
@@ -86,44 +157,83 @@ elf_class() {
 	2) echo 64 ;;
 	esac
 }
-for f in release/libmfiguard.so:64 release/mfiguard-probe:64 \
-	release/i386/libmfiguard.so:32 release/i386/mfiguard-probe:32; do
-	path=$target/${f%:*}
-	[ -f "$path" ] || fail "$path is missing: run $0 without --no-build"
-	[ "$(elf_class "$path")" = "${f##*:}" ] || fail "$path is not a ${f##*:}-bit ELF file"
+files64="libmfiguard.so"
+for p in $PROGRAMS64; do files64="$files64 ${p#*:}"; done
+files32="libmfiguard.so"
+for p in $PROGRAMS32; do files32="$files32 ${p#*:}"; done
+for f in $files64; do
+	[ -f "$out64/$f" ] || fail "$out64/$f is missing: run $0 without --no-build"
+	[ "$(elf_class "$out64/$f")" = 64 ] || fail "$out64/$f is not a 64-bit ELF file"
 done
-# The RPM's copies, without debug sections (cargo-generate-rpm does not strip; cargo-deb does,
-# and puts the symbols in a -dbgsym .ddeb). Host binutils handle the i386 files too.
-mkdir -p "$target/release/rpm/i386"
-for f in libmfiguard.so mfiguard-probe mfiguard-run i386/libmfiguard.so i386/mfiguard-probe; do
-	strip --strip-debug -o "$target/release/rpm/$f" "$target/release/$f"
+for f in $files32; do
+	[ -f "$out32/$f" ] || fail "$out32/$f is missing: run $0 without --no-build"
+	[ "$(elf_class "$out32/$f")" = 32 ] || fail "$out32/$f is not a 32-bit ELF file"
 done
+step "the built files' glibc floor"
+# shellcheck disable=SC2086 # word lists
+(cd "$out64" && sh "$OLDPWD/packaging/check-glibc-floor.sh" --floor "$GLIBC_FLOOR" $files64) ||
+	fail "a 64-bit file needs more than GLIBC_$GLIBC_FLOOR"
+# shellcheck disable=SC2086
+(cd "$out32" && sh "$OLDPWD/packaging/check-glibc-floor.sh" --floor "$GLIBC_FLOOR" $files32) ||
+	fail "a 32-bit file needs more than GLIBC_$GLIBC_FLOOR"
 
-# The Debian changelog's top entry is this version.
-changelog_version=$(sed -n '1s/^mfiguard (\([^)]*\)).*/\1/p' packaging/debian/changelog)
-case $changelog_version in
-"$version"-*) ;;
-*) fail "packaging/debian/changelog starts with version '$changelog_version', Cargo.toml says $version" ;;
-esac
+# ---- mfiguard (cargo deb) --------------------------------------------------------------------
+if ! cargo deb --version >/dev/null 2>&1; then
+	step "cargo install cargo-deb $CARGO_DEB_VERSION"
+	cargo install --locked cargo-deb --version "$CARGO_DEB_VERSION"
+fi
+mkdir -p "$target/debian"
+rm -f "$target"/debian/mfiguard_*.deb "$target"/debian/mfiguard-dbgsym_*.ddeb "$target"/debian/mfiguard-i386_*.deb
+step "cargo deb --target $TARGET64"
+# --target and CARGO_TARGET_DIR: the assets' target/release/ is
+# target/portable/x86_64-unknown-linux-gnu/release/ (the portable build); the architecture amd64.
+CARGO_TARGET_DIR=$portable cargo deb -p mfiguard --no-build --target "$TARGET64" --dbgsym --output "$target/debian/"
+deb=$(ls "$target"/debian/mfiguard_"$deb_version"_amd64.deb)
 
-need_cargo_tool deb cargo-deb "$CARGO_DEB_VERSION"
-need_cargo_tool generate-rpm cargo-generate-rpm "$CARGO_GENERATE_RPM_VERSION"
+# ---- mfiguard-i386 (dpkg-deb): the 32-bit library and probe, their own package --------------
+# Built here, not as a cargo-deb variant: an amd64 package of i386 files whose dependencies
+# (libc6-i386) dpkg-shlibdeps cannot compute, without the main package's
+# maintainer scripts (its postrm purges the logs).
+step "dpkg-deb: mfiguard-i386"
+stage=$target/debian/mfiguard-i386.stage
+rm -rf "$stage"
+mkdir -p "$stage/DEBIAN" "$stage/usr/lib/mfiguard/i386" "$stage/usr/share/doc/mfiguard-i386"
+for f in $files32; do
+	mode=755
+	case $f in *.so) mode=644 ;; esac
+	# As dh_strip does: no debug sections, no .comment/.note, no symbols a loader does not need.
+	strip --remove-section=.comment --remove-section=.note --strip-unneeded \
+		-o "$stage/usr/lib/mfiguard/i386/$f" "$out32/$f"
+	chmod "$mode" "$stage/usr/lib/mfiguard/i386/$f"
+done
+doc=$stage/usr/share/doc/mfiguard-i386
+gzip -9n <packaging/debian/changelog >"$doc/changelog.Debian.gz"
+{
+	printf 'Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n'
+	printf 'Upstream-Name: mfiguard\n\n'
+	printf 'Files: *\nCopyright: 2026 mfiguard developers\nLicense: MIT or Apache-2.0\n\n'
+	printf 'License: MIT\n'
+	sed 's/^$/./; s/^/ /' LICENSE-MIT
+	printf '\nLicense: Apache-2.0\n'
+	printf ' On Debian systems, the full text of the Apache License, Version 2.0\n'
+	printf ' is in /usr/share/common-licenses/Apache-2.0.\n'
+} >"$doc/copyright"
+chmod 644 "$doc"/*
+installed_size=$(du -sk --exclude=DEBIAN "$stage" | cut -f1)
+sed -e "s/@VERSION@/$deb_version/g" -e "s/@MAINTAINER@/$maintainer/" \
+	-e "s/@INSTALLED_SIZE@/$installed_size/" packaging/debian/mfiguard-i386/control.in >"$stage/DEBIAN/control"
+(cd "$stage" && find usr -type f | sort | xargs md5sum >DEBIAN/md5sums)
+chmod 644 "$stage/DEBIAN/control" "$stage/DEBIAN/md5sums"
+find "$stage" -type d -exec chmod 755 {} +
+deb32=$target/debian/mfiguard-i386_${deb_version}_amd64.deb
+dpkg-deb --root-owner-group -Zxz --build "$stage" "$deb32" >/dev/null
+rm -rf "$stage"
 
-step "cargo deb"
-rm -f "$target"/debian/mfiguard_*.deb "$target"/debian/mfiguard-dbgsym_*.ddeb
-cargo deb -p mfiguard --no-build --dbgsym
-deb=$(ls "$target"/debian/mfiguard_"$version"-*.deb)
-step "cargo generate-rpm"
-rm -f "$target"/generate-rpm/mfiguard-*.rpm
-cargo generate-rpm -p . --target-dir "$target"
-rpm_file=$(ls "$target"/generate-rpm/mfiguard-"$version"-*.rpm)
-
-# Paths both packages must hold.
+# ---- checks of the .debs ---------------------------------------------------------------------
+# Paths the main packages must hold (the 32-bit ones are in mfiguard-i386 / mfiguard-i686).
 expected='/usr/bin/mfiguard-run
 /usr/lib/mfiguard/libmfiguard.so
 /usr/lib/mfiguard/mfiguard-probe
-/usr/lib/mfiguard/i386/libmfiguard.so
-/usr/lib/mfiguard/i386/mfiguard-probe
 /usr/share/man/man1/mfiguard-run.1
 /usr/share/doc/mfiguard/README.md
 /etc/mfiguard.conf
@@ -135,49 +245,118 @@ expected='/usr/bin/mfiguard-run
 /usr/share/doc/mfiguard/examples/nagios/check_mfiguard
 /usr/share/doc/mfiguard/examples/prometheus/mfiguard-textfile
 /usr/share/doc/mfiguard/examples/sudoers.d/mfiguard'
+expected32='/usr/lib/mfiguard/i386/libmfiguard.so
+/usr/lib/mfiguard/i386/mfiguard-probe'
 
 check_listing() {
-	# $1: package file, $2: its file list (one absolute path per line); a man page may be
-	# gzipped (cargo-deb does it).
-	printf '%s\n' "$expected" | while IFS= read -r p; do
+	# $1: package file, $2: its file list (one absolute path per line), $3: the expected paths;
+	# a man page may be gzipped (cargo-deb does it).
+	printf '%s\n' "$3" | while IFS= read -r p; do
 		printf '%s\n' "$2" | sed 's/\.gz$//' | grep -qx "$p" || fail "$1 lacks $p"
 	done
 }
+deb_paths() { dpkg-deb --contents "$1" | awk '{ print $6 }' | sed 's|^\./|/|; s|/$||'; }
 
-step "contents of $deb"
-dpkg-deb --info "$deb"
-listing=$(dpkg-deb --contents "$deb")
-printf '%s\n' "$listing"
-check_listing "$deb" "$(printf '%s\n' "$listing" | awk '{ print $6 }' | sed 's|^\./|/|; s|/$||')"
+for d in "$deb" "$deb32"; do
+	step "contents of $d"
+	dpkg-deb --info "$d"
+	dpkg-deb --contents "$d"
+done
+check_listing "$deb" "$(deb_paths "$deb")" "$expected"
+check_listing "$deb32" "$(deb_paths "$deb32")" "$expected32"
+for p in /usr/share/doc/mfiguard/LICENSE-MIT /usr/share/doc/mfiguard/LICENSE-APACHE; do
+	deb_paths "$deb" | grep -qx "$p" || fail "$deb lacks $p"
+done
+if deb_paths "$deb" | grep -q '/i386/'; then fail "$deb holds 32-bit files: they belong to mfiguard-i386"; fi
+depends=$(dpkg-deb --field "$deb" Depends)
+echo "mfiguard Depends: $depends"
+case $depends in *i386* | *lib32*) fail "$deb depends on the 32-bit runtime ($depends)" ;; esac
+dpkg-deb --field "$deb32" Depends | grep -q 'libc6-i386' || fail "$deb32 does not depend on libc6-i386"
 conffiles=$(dpkg-deb --ctrl-tarfile "$deb" | tar -xOf - ./conffiles)
 printf 'conffiles:\n%s\n' "$conffiles"
 printf '%s\n' "$conffiles" | grep -qx /etc/mfiguard.conf || fail "/etc/mfiguard.conf is not a conffile"
-printf '%s\n' "$listing" | grep -q 'rwxr-xr-x .* \./usr/bin/mfiguard-run$' || fail "mfiguard-run is not executable in the .deb"
-if command -v lintian >/dev/null 2>&1; then
-	step "lintian $deb"
+dpkg-deb --info "$deb" postrm >/dev/null 2>&1 || fail "$deb has no postrm (the logs on purge)"
+dpkg-deb --contents "$deb" | grep -q 'rwxr-xr-x .* \./usr/bin/mfiguard-run$' || fail "mfiguard-run is not executable in the .deb"
+need_apt lintian lintian
+for d in "$deb" "$deb32"; do
+	step "lintian $d"
 	# initial-upload-closes-no-bugs is about uploads to the Debian archive, not a site package.
-	lintian --fail-on error --suppress-tags initial-upload-closes-no-bugs "$deb" ||
-		fail "lintian found errors in $deb"
-else
-	echo "(lintian not installed: the .deb was not linted)"
+	lintian --fail-on error,warning --suppress-tags initial-upload-closes-no-bugs "$d" ||
+		fail "lintian found errors or warnings in $d"
+done
+
+# ---- the RPMs (rpmbuild, from the .debs' files) ----------------------------------------------
+rpms=
+if [ "$rpm" = 1 ]; then
+	need_apt rpmbuild rpm
+	need_apt cpio cpio # check-glibc-floor.sh unpacks the RPMs
+	step "rpmbuild packaging/rpm/mfiguard.spec"
+	top=$target/rpm
+	rm -rf "$top"
+	mkdir -p "$top/SOURCES/mfiguard" "$top/SOURCES/mfiguard-i386" "$top/BUILD" "$top/RPMS"
+	dpkg-deb -x "$deb" "$top/SOURCES/mfiguard"
+	dpkg-deb -x "$deb32" "$top/SOURCES/mfiguard-i386"
+	cp -p LICENSE-MIT LICENSE-APACHE "$top/SOURCES/"
+	# RPM's version has no '-': the Debian revision is its Release (1).
+	rpmbuild -bb --quiet --target x86_64 --define "_topdir $(cd "$top" && pwd)" \
+		--define "mfiguard_version $version" --define "_rpmdir $(cd "$top" && pwd)" \
+		packaging/rpm/mfiguard.spec >"$top/rpmbuild.log" 2>&1 || {
+		cat "$top/rpmbuild.log" >&2
+		fail "rpmbuild failed"
+	}
+	rpm_file=$(ls "$top"/x86_64/mfiguard-"$version"-1.x86_64.rpm)
+	rpm32_file=$(ls "$top"/x86_64/mfiguard-i686-"$version"-1.x86_64.rpm)
+	rpms="$rpm_file $rpm32_file"
+	for r in $rpms; do
+		step "contents of $r"
+		rpm -qip "$r"
+		rpm -qlvp "$r"
+		printf 'requires:\n%s\n' "$(rpm -qpR "$r" | sed 's/^/  /')"
+	done
+	check_listing "$rpm_file" "$(rpm -qlp "$rpm_file")" "$expected"
+	check_listing "$rpm32_file" "$(rpm -qlp "$rpm32_file")" "$expected32"
+	rpm -qcp "$rpm_file" | grep -qx /etc/mfiguard.conf || fail "/etc/mfiguard.conf is not %config in the rpm"
+	rpm -qlp "$rpm_file" | grep -qx /var/log/mfiguard || fail "the rpm does not own /var/log/mfiguard"
+	rpm -qLp "$rpm_file" 2>/dev/null | grep -q LICENSE-APACHE || rpm -qdp "$rpm_file" | grep -q LICENSE-APACHE ||
+		fail "the rpm does not ship LICENSE-APACHE"
+	if rpm -qlp "$rpm_file" | grep -q '/i386/'; then fail "$rpm_file holds 32-bit files"; fi
+	# What EL7's rpm 4.11 cannot read: a zstd payload, rich dependencies.
+	[ "$(rpm -qp --qf '%{PAYLOADCOMPRESSOR}' "$rpm_file")" = gzip ] || fail "$rpm_file's payload is not gzip (EL7)"
+	# shellcheck disable=SC2086 # a list
+	if rpm -qpR $rpms | grep -q 'PayloadIsZstd\|RichDependencies\|^('; then fail "an rpm needs rpm >= 4.13 features (EL7 has 4.11)"; fi
+	rpm -qpR "$rpm32_file" | grep -q '^libc.so.6(GLIBC_' || fail "$rpm32_file does not require the 32-bit glibc"
+	if rpm -qpR "$rpm_file" | grep -q '^libc.so.6(GLIBC_[0-9.]*)$'; then fail "$rpm_file requires the 32-bit glibc"; fi
+	step "rpm: install into an empty root, erase: the logs stay"
+	# rpm --root with --nodeps (this is not an EL system: no glibc package to satisfy): the
+	# payload unpacks with the modes it declares, and erasing keeps the records.
+	rroot=$(mktemp -d "${TMPDIR:-/tmp}/mfiguard-rpmroot.XXXXXX")
+	rpm --root "$rroot" --initdb
+	# shellcheck disable=SC2086 # a list
+	rpm --root "$rroot" -i --nodeps $rpms 2>&1 | grep -v 'should not be used directly\|know what you are doing' || true
+	[ "$(stat -c '%a %U' "$rroot/var/log/mfiguard" 2>/dev/null)" = "750 root" ] ||
+		fail "the rpm's /var/log/mfiguard is not 0750 root"
+	for f in /usr/lib/mfiguard/i386/libmfiguard.so /usr/share/licenses/mfiguard/LICENSE-MIT; do
+		[ -f "$rroot$f" ] || fail "the rpms did not install $f"
+	done
+	echo '{"a record":1}' >"$rroot/var/log/mfiguard/audit.jsonl"
+	rpm --root "$rroot" -e --nodeps mfiguard-i686 mfiguard 2>&1 | grep -v 'should not be used directly\|know what you are doing' || true
+	[ -f "$rroot/var/log/mfiguard/audit.jsonl" ] || fail "rpm -e deleted the logs"
+	[ ! -e "$rroot/usr/lib/mfiguard/libmfiguard.so" ] || fail "rpm -e left the library"
+	rm -rf "$rroot"
+	echo "installed, erased: /var/log/mfiguard/audit.jsonl kept"
 fi
 
-step "contents of $rpm_file"
-if command -v rpm >/dev/null 2>&1; then
-	rpm -qip "$rpm_file" 2>/dev/null
-	rpm_listing=$(rpm -qlp "$rpm_file" 2>/dev/null)
-	printf '%s\n' "$rpm_listing"
-	check_listing "$rpm_file" "$rpm_listing"
-	rpm -qcp "$rpm_file" 2>/dev/null | grep -qx /etc/mfiguard.conf || fail "/etc/mfiguard.conf is not %config in the rpm"
-else
-	echo "(rpm not installed: contents not listed)"
-	[ -s "$rpm_file" ] || fail "$rpm_file is empty"
-fi
+step "every ELF file in the packages: at most GLIBC_$GLIBC_FLOOR"
+# shellcheck disable=SC2086 # a list
+sh packaging/check-glibc-floor.sh --floor "$GLIBC_FLOOR" "$deb" "$deb32" $rpms ||
+	fail "a packaged file needs more than GLIBC_$GLIBC_FLOOR"
 
 if [ "$install" = 1 ]; then
 	[ "$(id -u)" = 0 ] || fail "--install needs root"
-	step "dpkg -i $deb"
-	dpkg -i "$deb"
+	# The wrapper's tests below link an i686 client with the host's gcc.
+	need_deb gcc-multilib
+	step "dpkg -i $deb $deb32"
+	dpkg -i "$deb" "$deb32"
 	dpkg -s mfiguard | sed -n '1,12p'
 	step "installed: mfiguard-run --version, man page, conffile"
 	[ "$(/usr/bin/mfiguard-run --version)" = "mfiguard-run $version" ] || fail "installed --version"
@@ -210,7 +389,7 @@ if [ "$install" = 1 ]; then
 		grep -q 'intercepted: yes' || fail "--check TOOL32 does not use the 32-bit library"
 	out32=$(
 		unset MFIGUARD_LIB_DIR MFIGUARD_LIB32_DIR LD_PRELOAD
-		cd / && MFIGUARD_DEVICE=/dev/null /usr/bin/mfiguard-run --log none -- \
+		cd / && MFIGUARD_DEVICE=/dev/null /usr/bin/mfiguard-run --via preload --log none -- \
 			/usr/lib/mfiguard/i386/mfiguard-probe 2>&1
 	) || true
 	printf '%s\n' "$out32"
@@ -222,11 +401,13 @@ if [ "$install" = 1 ]; then
 	MFIGUARD_TEST_WRAPPER=/usr/bin/mfiguard-run MFIGUARD_TEST_LIB=/usr/lib/mfiguard/libmfiguard.so \
 		cargo test --release -p mfiguard --test wrapper
 	if [ "$remove" = 1 ]; then
-		step "dpkg --purge mfiguard"
-		dpkg --purge mfiguard
+		step "dpkg --purge mfiguard-i386 mfiguard"
+		dpkg --purge mfiguard-i386 mfiguard
 		[ ! -e /usr/bin/mfiguard-run ] || fail "purge left /usr/bin/mfiguard-run"
+		[ ! -e /var/log/mfiguard ] || fail "purge left /var/log/mfiguard"
 	fi
 fi
 
 step "packages"
-ls -l "$deb" "$rpm_file"
+# shellcheck disable=SC2086
+ls -l "$deb" "$deb32" $rpms
