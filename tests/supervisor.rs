@@ -104,15 +104,52 @@ fn static_client_native() -> &'static Path {
     })
 }
 
+/// Which mechanism guards the tool: every test runs under both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Via {
+    /// Seccomp user notification (`supervise TOOL`).
+    Notify,
+    /// The ptrace fallback (`supervise --ptrace TOOL`).
+    Ptrace,
+}
+
+impl Via {
+    /// The `guard` field of its records.
+    fn guard(self) -> &'static str {
+        match self {
+            Via::Notify => "supervisor",
+            Via::Ptrace => "ptrace",
+        }
+    }
+}
+
+/// `#[test] fn notify()` and `#[test] fn ptrace()` in a module named after `body(via)`.
+macro_rules! both {
+    ($body:ident) => {
+        mod $body {
+            #[test]
+            fn notify() {
+                super::$body(super::Via::Notify)
+            }
+            #[test]
+            fn ptrace() {
+                super::$body(super::Via::Ptrace)
+            }
+        }
+    };
+}
+
 /// A tool run under the supervisor.
 struct Supervised {
+    via: Via,
     program: PathBuf,
     args: Vec<String>,
     env: Vec<(String, String)>,
 }
 
-fn supervised(program: &Path, args: &[&str]) -> Supervised {
+fn supervised(via: Via, program: &Path, args: &[&str]) -> Supervised {
     Supervised {
+        via,
         program: program.to_path_buf(),
         args: args.iter().map(|s| (*s).to_owned()).collect(),
         env: Vec::new(),
@@ -120,10 +157,10 @@ fn supervised(program: &Path, args: &[&str]) -> Supervised {
 }
 
 /// `mfi_client --device /dev/null ARGS` under the supervisor.
-fn supervised_client(client: &Path, args: &[&str]) -> Supervised {
+fn supervised_client(via: Via, client: &Path, args: &[&str]) -> Supervised {
     let mut all = vec!["--device", "/dev/null"];
     all.extend_from_slice(args);
-    supervised(client, &all)
+    supervised(via, client, &all)
 }
 
 impl Supervised {
@@ -135,6 +172,9 @@ impl Supervised {
     fn command(&self, dir: &Scratch) -> Command {
         let sup = supervisor();
         let mut cmd = Command::new(sup);
+        if self.via == Via::Ptrace {
+            cmd.arg("--ptrace");
+        }
         cmd.arg(&self.program).args(&self.args);
         for (k, _) in std::env::vars_os() {
             let k = k.to_string_lossy().into_owned();
@@ -168,7 +208,8 @@ impl Supervised {
         let sim_text = std::fs::read_to_string(dir.path("sim.jsonl")).unwrap_or_default();
         Run {
             desc: format!(
-                "supervised {} {}",
+                "supervised ({:?}) {} {}",
+                self.via,
                 self.program.display(),
                 self.args.join(" ")
             ),
@@ -213,8 +254,8 @@ fn mode_for(id: &str) -> &'static str {
     }
 }
 
-#[test]
-fn every_rule_in_a_static_tool_as_under_the_library() {
+both!(every_rule_in_a_static_tool_as_under_the_library);
+fn every_rule_in_a_static_tool_as_under_the_library(via: Via) {
     let ids: Vec<&str> = RULES.iter().map(|r| r.id.name()).chain(["pass"]).collect();
     for id in ids {
         let mode = mode_for(id);
@@ -223,7 +264,7 @@ fn every_rule_in_a_static_tool_as_under_the_library() {
             .env("MFIGUARD_MODE", mode)
             .env("MFIGUARD_AUDIT", "all")
             .run();
-        let sup = supervised_client(static_client_native(), &["rule", id])
+        let sup = supervised_client(via, static_client_native(), &["rule", id])
             .env("MFIGUARD_MODE", mode)
             .env("MFIGUARD_AUDIT", "all")
             .run();
@@ -241,7 +282,7 @@ fn every_rule_in_a_static_tool_as_under_the_library() {
         let sup_audit: Vec<Value> = sup.audit_calls().iter().map(audit_view).collect();
         assert_eq!(lib_audit, sup_audit, "the records differ\n{ctx}");
         for rec in &sup.audit {
-            assert_eq!(text(rec, "guard"), Some("supervisor"), "{ctx}");
+            assert_eq!(text(rec, "guard"), Some(via.guard()), "{ctx}");
             assert!(
                 text(rec, "exe").is_some_and(|e| e.ends_with("mfi_client")),
                 "the record names the tool, not the supervisor\n{ctx}"
@@ -251,8 +292,8 @@ fn every_rule_in_a_static_tool_as_under_the_library() {
 }
 
 /// The seed's STP probe and the unchecked `sgl_off`, as a tool sends them by `how`.
-fn seed_and_hazard(client: &Path, how: &str) {
-    let probe = supervised_client(client, &["stp-probe", "10"])
+fn seed_and_hazard(via: Via, client: &Path, how: &str) {
+    let probe = supervised_client(via, client, &["stp-probe", "10"])
         .env("MFI_CLIENT_SYSCALL", how)
         .run();
     let sim = probe.sim_call();
@@ -275,7 +316,7 @@ fn seed_and_hazard(client: &Path, how: &str) {
         probe.dump()
     );
 
-    let hazard = supervised_client(client, &["sgl-off", "0x40000"])
+    let hazard = supervised_client(via, client, &["sgl-off", "0x40000"])
         .env("MFI_CLIENT_SYSCALL", how)
         .run();
     assert!(
@@ -287,21 +328,22 @@ fn seed_and_hazard(client: &Path, how: &str) {
     assert_eq!(finding_rules(&hazard.audit_call())[0], "sgl.bounds");
 }
 
-#[test]
-fn libc_raw_syscall_and_the_instruction_are_all_guarded() {
+both!(libc_raw_syscall_and_the_instruction_are_all_guarded);
+fn libc_raw_syscall_and_the_instruction_are_all_guarded(via: Via) {
     for how in ["libc", "syscall", "asm"] {
-        seed_and_hazard(&examples().client, how);
-        seed_and_hazard(static_client_native(), how);
+        seed_and_hazard(via, &examples().client, how);
+        seed_and_hazard(via, static_client_native(), how);
     }
 }
 
-#[test]
-fn the_i386_entry_from_a_64_bit_process_is_guarded() {
+both!(the_i386_entry_from_a_64_bit_process_is_guarded);
+fn the_i386_entry_from_a_64_bit_process_is_guarded(via: Via) {
     if cfg!(not(target_arch = "x86_64")) || cross_target().is_some() {
         eprintln!("SKIPPED: int 0x80 from a 64-bit process needs a 64-bit client");
         return;
     }
-    let probe = supervised_client(static_client_native(), &["compat-int80", "stp-probe"]).run();
+    let probe =
+        supervised_client(via, static_client_native(), &["compat-int80", "stp-probe"]).run();
     assert_eq!(
         text(probe.sim_call(), "flags"),
         Some("0x0010"),
@@ -316,18 +358,18 @@ fn the_i386_entry_from_a_64_bit_process_is_guarded() {
         "{}",
         probe.dump()
     );
-    let hazard = supervised_client(static_client_native(), &["compat-int80", "sgl-off"]).run();
+    let hazard = supervised_client(via, static_client_native(), &["compat-int80", "sgl-off"]).run();
     assert!(hazard.sim.is_empty(), "{}", hazard.dump());
     assert!(hazard.stdout.contains("errno=22"), "{}", hazard.dump());
 }
 
-#[test]
-fn a_static_32_bit_tool_using_int_0x80_is_guarded() {
+both!(a_static_32_bit_tool_using_int_0x80_is_guarded);
+fn a_static_32_bit_tool_using_int_0x80_is_guarded(via: Via) {
     let Some(client) = static_client("i686-unknown-linux-gnu") else {
         return;
     };
-    seed_and_hazard(&client, "asm");
-    seed_and_hazard(&client, "libc");
+    seed_and_hazard(via, &client, "asm");
+    seed_and_hazard(via, &client, "libc");
 }
 
 const CTYPES: &str = r#"
@@ -356,8 +398,8 @@ fn python() -> Option<PathBuf> {
     (!p.is_empty()).then(|| PathBuf::from(p))
 }
 
-#[test]
-fn python_ctypes_is_guarded() {
+both!(python_ctypes_is_guarded);
+fn python_ctypes_is_guarded(via: Via) {
     if cross_target().is_some() {
         return;
     }
@@ -365,7 +407,7 @@ fn python_ctypes_is_guarded() {
         eprintln!("SKIPPED: no python3");
         return;
     };
-    let ok = supervised(&py, &["-c", CTYPES, "probe"]).run();
+    let ok = supervised(via, &py, &["-c", CTYPES, "probe"]).run();
     assert!(ok.stdout.contains("ret=0 errno=0"), "{}", ok.dump());
     assert_eq!(
         text(ok.sim_call(), "flags"),
@@ -373,7 +415,7 @@ fn python_ctypes_is_guarded() {
         "{}",
         ok.dump()
     );
-    let hazard = supervised(&py, &["-c", CTYPES, "hazard"]).run();
+    let hazard = supervised(via, &py, &["-c", CTYPES, "hazard"]).run();
     assert!(
         hazard.stdout.contains("ret=-1 errno=22"),
         "{}",
@@ -382,11 +424,11 @@ fn python_ctypes_is_guarded() {
     assert!(hazard.sim.is_empty(), "{}", hazard.dump());
 }
 
-#[test]
-fn a_grandchild_with_a_clean_environment_is_guarded() {
+both!(a_grandchild_with_a_clean_environment_is_guarded);
+fn a_grandchild_with_a_clean_environment_is_guarded(via: Via) {
     let client = examples().client.display().to_string();
     let script = format!("exec /usr/bin/env -i {client} --device /dev/null stp-probe 10");
-    let run = supervised(Path::new("/bin/sh"), &["-c", &script]).run();
+    let run = supervised(via, Path::new("/bin/sh"), &["-c", &script]).run();
     assert_eq!(
         text(run.sim_call(), "flags"),
         Some("0x0010"),
@@ -394,23 +436,23 @@ fn a_grandchild_with_a_clean_environment_is_guarded() {
         run.dump()
     );
     let script = format!("/usr/bin/env -i {client} --device /dev/null sgl-off 0x40000; exit 0");
-    let run = supervised(Path::new("/bin/sh"), &["-c", &script]).run();
+    let run = supervised(via, Path::new("/bin/sh"), &["-c", &script]).run();
     assert!(run.sim.is_empty(), "{}", run.dump());
     assert!(run.stdout.contains("errno=22"), "{}", run.dump());
 }
 
-#[test]
-fn calls_on_other_files_are_answered_by_their_driver() {
+both!(calls_on_other_files_are_answered_by_their_driver);
+fn calls_on_other_files_are_answered_by_their_driver(via: Via) {
     let plain = client(&["unrelated"]).run();
-    let sup = supervised_client(static_client_native(), &["unrelated"]).run();
+    let sup = supervised_client(via, static_client_native(), &["unrelated"]).run();
     assert_eq!(plain.stdout, sup.stdout, "{}\n{}", plain.dump(), sup.dump());
     assert!(sup.sim.is_empty() && sup.audit.is_empty(), "{}", sup.dump());
 }
 
-#[test]
-fn get_aen_as_under_the_library() {
+both!(get_aen_as_under_the_library);
+fn get_aen_as_under_the_library(via: Via) {
     let lib = client(&["aen"]).guard(Guard::Enforce).run();
-    let sup = supervised_client(static_client_native(), &["aen"]).run();
+    let sup = supervised_client(via, static_client_native(), &["aen"]).run();
     assert_eq!(lib.stdout, sup.stdout, "{}\n{}", lib.dump(), sup.dump());
     let views = |r: &Run| r.sim.iter().map(sim_view).collect::<Vec<_>>();
     assert_eq!(views(&lib), views(&sup));
@@ -420,9 +462,9 @@ fn get_aen_as_under_the_library() {
     );
 }
 
-#[test]
-fn a_thread_flipping_the_packet_never_gets_its_flags_to_the_driver() {
-    let run = supervised_client(static_client_native(), &["race", "3000"])
+both!(a_thread_flipping_the_packet_never_gets_its_flags_to_the_driver);
+fn a_thread_flipping_the_packet_never_gets_its_flags_to_the_driver(via: Via) {
+    let run = supervised_client(via, static_client_native(), &["race", "3000"])
         .env("MFIGUARD_AUDIT", "all")
         .run();
     assert_eq!(run.code(), 0, "{}", run.dump());
@@ -453,8 +495,8 @@ fn a_thread_flipping_the_packet_never_gets_its_flags_to_the_driver() {
 
 /// `signals CALLS US` with a slow driver: every firmware command the driver saw belongs to
 /// exactly one call the tool saw succeed.
-fn signal_storm(killable: bool, sa_restart: bool) {
-    let mut s = supervised_client(static_client_native(), &["signals", "300", "3000"])
+fn signal_storm(via: Via, killable: bool, sa_restart: bool) {
+    let mut s = supervised_client(via, static_client_native(), &["signals", "300", "3000"])
         .env("MFISIM_DELAY_US", "300")
         .env("MFI_CLIENT_SA_RESTART", if sa_restart { "1" } else { "0" });
     if !killable {
@@ -474,7 +516,9 @@ fn signal_storm(killable: bool, sa_restart: bool) {
     );
     assert_eq!(field("handler_unexpected"), 0, "{ctx}");
     let commands = run.sim.len() as u64;
-    if killable || sa_restart {
+    // Under ptrace a call is answered in its seccomp stop and never restarted: one command
+    // per call whatever the signals.
+    if killable || sa_restart || via == Via::Ptrace {
         // Every call interrupted after its command ran is restarted and answered from that run.
         assert_eq!(
             commands,
@@ -496,18 +540,24 @@ fn signal_storm(killable: bool, sa_restart: bool) {
     }
 }
 
-#[test]
-fn one_firmware_command_per_call_under_a_signal_storm() {
-    for killable in [true, false] {
+both!(one_firmware_command_per_call_under_a_signal_storm);
+fn one_firmware_command_per_call_under_a_signal_storm(via: Via) {
+    // The killable wait is a user-notification flag: once under ptrace.
+    let killables: &[bool] = match via {
+        Via::Notify => &[true, false],
+        Via::Ptrace => &[true],
+    };
+    for &killable in killables {
         for sa_restart in [true, false] {
-            signal_storm(killable, sa_restart);
+            signal_storm(via, killable, sa_restart);
         }
     }
 }
 
-#[test]
-fn the_tool_exit_status_is_its_own() {
+both!(the_tool_exit_status_is_its_own);
+fn the_tool_exit_status_is_its_own(via: Via) {
     let run = supervised(
+        via,
         Path::new("/bin/sh"),
         &["-c", "echo out; echo err >&2; exit 7"],
     )
@@ -516,17 +566,17 @@ fn the_tool_exit_status_is_its_own() {
     assert_eq!(run.stdout, "out\n");
     assert_eq!(run.stderr, "err\n");
     let dir = Scratch::new("sig");
-    let mut cmd = supervised(Path::new("/bin/sh"), &["-c", "kill -TERM $$"]).command(&dir);
+    let mut cmd = supervised(via, Path::new("/bin/sh"), &["-c", "kill -TERM $$"]).command(&dir);
     let (status, _, _) = run_with_timeout(&mut cmd, RUN_TIMEOUT);
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?}");
 }
 
-#[test]
-fn a_signal_to_the_supervisor_reaches_the_tool() {
+both!(a_signal_to_the_supervisor_reaches_the_tool);
+fn a_signal_to_the_supervisor_reaches_the_tool(via: Via) {
     use std::os::unix::process::ExitStatusExt;
     let dir = Scratch::new("term");
-    let mut cmd = supervised(Path::new("/bin/sleep"), &["30"]).command(&dir);
+    let mut cmd = supervised(via, Path::new("/bin/sleep"), &["30"]).command(&dir);
     let mut child = cmd.spawn().expect("spawn");
     std::thread::sleep(Duration::from_millis(300));
     let start = Instant::now();
@@ -537,33 +587,28 @@ fn a_signal_to_the_supervisor_reaches_the_tool() {
     assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?}");
 }
 
-#[test]
-fn a_killed_supervisor_fails_the_tool_closed() {
+both!(a_killed_supervisor_fails_the_tool_closed);
+fn a_killed_supervisor_fails_the_tool_closed(via: Via) {
     // Slow calls, one after another; the supervisor is killed after the first reaches the
-    // driver. The tool's later calls must fail (ENOSYS), none may succeed without it.
+    // driver. Under user notification the tool's later calls must fail (ENOSYS), none may
+    // succeed without it; under ptrace the tool dies with its tracer (PTRACE_O_EXITKILL).
     let dir = Scratch::new("kill");
-    let mut cmd = supervised_client(static_client_native(), &["--repeat", "40", "ieee-dcmd"])
-        .env("MFISIM_DELAY_US", "50000")
-        .command(&dir);
+    let mut cmd = supervised_client(
+        via,
+        static_client_native(),
+        &["--repeat", "40", "ieee-dcmd"],
+    )
+    .env("MFISIM_DELAY_US", "50000")
+    .command(&dir);
     let mut child = cmd.spawn().expect("spawn");
     let sim = dir.path("sim.jsonl");
-    let start = Instant::now();
-    while std::fs::read_to_string(&sim)
-        .unwrap_or_default()
-        .lines()
-        .count()
-        < 1
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "no call reached the driver"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_for_lines(&sim, 1);
+    let tool = tool_of(child.id() as i32);
     // SAFETY: our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
     let _ = child.wait();
     // The tool, orphaned, still holds our stdout pipe: read it to its end.
+    let start = Instant::now();
     let mut out = String::new();
     use std::io::Read;
     child
@@ -577,9 +622,76 @@ fn a_killed_supervisor_fails_the_tool_closed() {
         .lines()
         .count();
     assert!(seen <= 2, "calls reached the driver after the kill: {seen}");
-    assert!(
-        out.contains("errno=38"),
-        "the last call did not fail with ENOSYS:\n{out}"
-    );
-    assert!(out.contains("calls=40"), "the tool did not finish:\n{out}");
+    match via {
+        Via::Notify => {
+            assert!(
+                out.contains("errno=38"),
+                "the last call did not fail with ENOSYS:\n{out}"
+            );
+            assert!(out.contains("calls=40"), "the tool did not finish:\n{out}");
+        }
+        Via::Ptrace => {
+            // Its 40 slow calls would take 2 s: it ended at once, by SIGKILL, without a word.
+            assert!(
+                start.elapsed() < Duration::from_secs(1),
+                "the tool outlived its tracer"
+            );
+            assert!(!out.contains("calls="), "the tool finished:\n{out}");
+            if let Some(tool) = tool {
+                // Its files are closed early in its exit: give the rest a moment.
+                let dead = || matches!(proc_state(tool), None | Some('Z' | 'X'));
+                let start = Instant::now();
+                while !dead() && start.elapsed() < Duration::from_secs(5) {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                assert!(dead(), "the tool {tool} still runs: {:?}", proc_state(tool));
+            }
+        }
+    }
+}
+
+/// Waits (at most 30 s) until `path` has `n` lines.
+fn wait_for_lines(path: &Path, n: usize) {
+    let start = Instant::now();
+    while std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .count()
+        < n
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "fewer than {n} calls reached the driver"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The first child of process `pid` (the tool, for a supervisor), from `/proc`.
+fn tool_of(pid: i32) -> Option<i32> {
+    let children =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    if let Some(c) = children.split_whitespace().next() {
+        return c.parse().ok();
+    }
+    // Without CONFIG_PROC_CHILDREN: every process's parent.
+    std::fs::read_dir("/proc").ok()?.find_map(|e| {
+        let p: i32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+        (proc_ppid(p) == Some(pid)).then_some(p)
+    })
+}
+
+/// Field `n` (1-based, after the command name) of `/proc/PID/stat`.
+fn proc_stat_field(pid: i32, n: usize) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split_whitespace().nth(n - 1).map(str::to_owned)
+}
+
+fn proc_state(pid: i32) -> Option<char> {
+    proc_stat_field(pid, 1)?.chars().next()
+}
+
+fn proc_ppid(pid: i32) -> Option<i32> {
+    proc_stat_field(pid, 2)?.parse().ok()
 }
