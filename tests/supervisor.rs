@@ -142,6 +142,8 @@ macro_rules! both {
 /// A tool run under the supervisor.
 struct Supervised {
     via: Via,
+    /// The supervisor's first argument instead of the mechanism's (`--auto`).
+    flag: Option<&'static str>,
     program: PathBuf,
     args: Vec<String>,
     env: Vec<(String, String)>,
@@ -150,6 +152,7 @@ struct Supervised {
 fn supervised(via: Via, program: &Path, args: &[&str]) -> Supervised {
     Supervised {
         via,
+        flag: None,
         program: program.to_path_buf(),
         args: args.iter().map(|s| (*s).to_owned()).collect(),
         env: Vec::new(),
@@ -169,11 +172,22 @@ impl Supervised {
         self
     }
 
+    fn flag(mut self, f: &'static str) -> Supervised {
+        self.flag = Some(f);
+        self
+    }
+
     fn command(&self, dir: &Scratch) -> Command {
         let sup = supervisor();
         let mut cmd = Command::new(sup);
-        if self.via == Via::Ptrace {
-            cmd.arg("--ptrace");
+        match (self.flag, self.via) {
+            (Some(f), _) => {
+                cmd.arg(f);
+            }
+            (None, Via::Ptrace) => {
+                cmd.arg("--ptrace");
+            }
+            (None, Via::Notify) => {}
         }
         cmd.arg(&self.program).args(&self.args);
         for (k, _) in std::env::vars_os() {
@@ -694,4 +708,256 @@ fn proc_state(pid: i32) -> Option<char> {
 
 fn proc_ppid(pid: i32) -> Option<i32> {
     proc_stat_field(pid, 2)?.parse().ok()
+}
+
+const THREADS_AFTER: &str = r#"
+import ctypes, os, sys, threading
+libc = ctypes.CDLL("libc.so.6", use_errno=True)
+fd = os.open("/dev/null", os.O_RDWR)
+def call():
+    pkt = (ctypes.c_ubyte * 404)()
+    pkt[0x14] = 0x05                   # DCMD
+    pkt[0x14 + 0x10] = 0x32            # IEEE|SGL64|DIR_READ
+    return libc.ioctl(fd, ctypes.c_ulong(0xc1944d01), pkt)
+first = call()                         # before any thread exists
+n, m = int(sys.argv[1]), int(sys.argv[2])
+ok = []
+def worker():
+    ok.append(sum(1 for _ in range(m) if call() == 0))
+threads = [threading.Thread(target=worker) for _ in range(n)]
+for t in threads: t.start()
+for t in threads: t.join()
+print("first=%d ok=%d" % (first, sum(ok)))
+"#;
+
+both!(threads_created_after_the_first_call_are_guarded);
+fn threads_created_after_the_first_call_are_guarded(via: Via) {
+    if cross_target().is_some() {
+        return;
+    }
+    let Some(py) = python() else {
+        eprintln!("SKIPPED: no python3");
+        return;
+    };
+    let run = supervised(via, &py, &["-c", THREADS_AFTER, "4", "25"])
+        .env("MFIGUARD_AUDIT", "all")
+        .run();
+    assert!(run.stdout.contains("first=0 ok=100"), "{}", run.dump());
+    // Every call, the first thread's and the later threads', reached the driver rewritten.
+    assert_eq!(run.sim.len(), 101, "{}", run.dump());
+    for s in &run.sim {
+        assert_eq!(text(s, "flags"), Some("0x0010"), "{s}");
+    }
+    let calls = run.audit_calls();
+    assert_eq!(calls.len(), 101, "{}", run.dump());
+    for c in &calls {
+        assert_eq!(text(c, "guard"), Some(via.guard()));
+    }
+}
+
+both!(a_tool_that_forks_and_execs_a_static_child_is_guarded);
+fn a_tool_that_forks_and_execs_a_static_child_is_guarded(via: Via) {
+    let client = static_client_native().display().to_string();
+    // sh forks and execs the static client (twice): both children are guarded.
+    let script = format!(
+        "{client} --device /dev/null stp-probe 10; {client} --device /dev/null sgl-off 0x40000; exit 0"
+    );
+    let run = supervised(via, Path::new("/bin/sh"), &["-c", &script]).run();
+    assert_eq!(
+        run.sim.len(),
+        1,
+        "only the probe reaches the driver\n{}",
+        run.dump()
+    );
+    assert_eq!(
+        text(run.sim_call(), "flags"),
+        Some("0x0010"),
+        "{}",
+        run.dump()
+    );
+    assert!(run.stdout.contains("model=SIM SATA SSD"), "{}", run.dump());
+    assert!(run.stdout.contains("errno=22"), "{}", run.dump());
+    // A client that forks after its first call: 4 children, each 10 rewritten calls and 10
+    // refused ones, the parent 2 calls.
+    let run = supervised_client(via, static_client_native(), &["fork", "4", "20"]).run();
+    assert!(
+        run.stdout.contains("children_ok=4") && run.stdout.contains("parent_ok=2"),
+        "{}",
+        run.dump()
+    );
+    assert_eq!(run.sim.len(), 2 + 4 * 10, "{}", run.dump());
+    for s in &run.sim {
+        assert_eq!(int(s, "flags").unwrap() & 0x26, 0, "{s}");
+    }
+}
+
+both!(a_stopped_tool_stays_stopped_until_continued);
+fn a_stopped_tool_stays_stopped_until_continued(via: Via) {
+    let dir = Scratch::new("stop");
+    let mut cmd = supervised_client(
+        via,
+        static_client_native(),
+        &["--repeat", "30", "ieee-dcmd"],
+    )
+    .env("MFISIM_DELAY_US", "20000")
+    .command(&dir);
+    let mut child = cmd.spawn().expect("spawn");
+    let sim = dir.path("sim.jsonl");
+    let lines = || {
+        std::fs::read_to_string(&sim)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    wait_for_lines(&sim, 2);
+    let tool = tool_of(child.id() as i32).expect("the tool's pid");
+    // SAFETY: a process of ours (the supervisor's child).
+    unsafe { libc::kill(tool, libc::SIGSTOP) };
+    let stopped = || matches!(proc_state(tool), Some('T' | 't'));
+    let start = Instant::now();
+    while !stopped() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the tool never stopped"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // At most the call in progress ends; then nothing while it is stopped.
+    std::thread::sleep(Duration::from_millis(200));
+    let before = lines();
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(lines(), before, "calls ran while the tool was stopped");
+    assert!(
+        stopped(),
+        "the tool did not stay stopped: {:?}",
+        proc_state(tool)
+    );
+    assert!(before < 30, "the tool finished before it was stopped");
+    assert!(child.try_wait().expect("try_wait").is_none());
+    // SAFETY: as above.
+    unsafe { libc::kill(tool, libc::SIGCONT) };
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the tool never finished"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut out = String::new();
+    use std::io::Read;
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut out)
+        .expect("read");
+    assert!(status.success(), "{status:?}\n{out}");
+    assert!(out.contains("calls=30 failed=0"), "{out}");
+    assert_eq!(lines(), 30);
+}
+
+#[test]
+fn ptrace_without_pidfd_getfd_reopens_the_descriptor() {
+    // As on kernels before 5.6: the tool's descriptor through /proc/<tid>/fd/N.
+    let via = Via::Ptrace;
+    for how in ["libc", "syscall"] {
+        let probe = supervised_client(via, static_client_native(), &["stp-probe", "10"])
+            .env("MFI_CLIENT_SYSCALL", how)
+            .env("MFIGUARD_TEST_NO_PIDFD_GETFD", "1")
+            .run();
+        assert_eq!(
+            text(probe.sim_call(), "flags"),
+            Some("0x0010"),
+            "{}",
+            probe.dump()
+        );
+        assert!(
+            probe.stdout.contains("model=SIM SATA SSD"),
+            "{}",
+            probe.dump()
+        );
+        let hazard = supervised_client(via, static_client_native(), &["sgl-off", "0x40000"])
+            .env("MFI_CLIENT_SYSCALL", how)
+            .env("MFIGUARD_TEST_NO_PIDFD_GETFD", "1")
+            .run();
+        assert!(hazard.sim.is_empty(), "{}", hazard.dump());
+        assert!(hazard.stdout.contains("errno=22"), "{}", hazard.dump());
+    }
+    // GET_AEN is not compared here: the simulator's stand-in node, /dev/null, cannot keep
+    // O_ASYNC, so the tool's registration is invisible in /proc/<tid>/fdinfo (on the real
+    // node it is, and the tracer mirrors it: see ptrace.rs, `node_fd`).
+    let unrelated = supervised_client(via, static_client_native(), &["unrelated"])
+        .env("MFIGUARD_TEST_NO_PIDFD_GETFD", "1")
+        .run();
+    let plain = client(&["unrelated"]).run();
+    assert_eq!(plain.stdout, unrelated.stdout, "{}", unrelated.dump());
+    assert!(unrelated.sim.is_empty(), "{}", unrelated.dump());
+}
+
+#[test]
+fn auto_chooses_ptrace_where_user_notification_is_missing() {
+    // Forced: the probe is told user notification is missing.
+    let run = supervised_client(Via::Ptrace, static_client_native(), &["stp-probe", "10"])
+        .flag("--auto")
+        .env("MFIGUARD_TEST_NO_USER_NOTIF", "1")
+        .run();
+    assert!(run.stderr.contains("--auto chose ptrace"), "{}", run.dump());
+    assert_eq!(
+        text(&run.audit_call(), "guard"),
+        Some("ptrace"),
+        "{}",
+        run.dump()
+    );
+    assert_eq!(
+        text(run.sim_call(), "flags"),
+        Some("0x0010"),
+        "{}",
+        run.dump()
+    );
+    // This kernel has it: auto takes user notification.
+    let run = supervised_client(Via::Notify, static_client_native(), &["stp-probe", "10"])
+        .flag("--auto")
+        .run();
+    assert!(
+        run.stderr.contains("--auto chose supervise"),
+        "{}",
+        run.dump()
+    );
+    assert_eq!(
+        text(&run.audit_call(), "guard"),
+        Some("supervisor"),
+        "{}",
+        run.dump()
+    );
+}
+
+const TRACEME: &str = r#"
+import ctypes
+libc = ctypes.CDLL("libc.so.6", use_errno=True)
+ret = libc.ptrace(0, 0, None, None)    # PTRACE_TRACEME
+print("ret=%d errno=%d" % (ret, ctypes.get_errno()))
+"#;
+
+/// Under user notification `PTRACE_TRACEME` would make the supervisor the tool's tracer
+/// without its knowing: not tried there.
+#[test]
+fn a_tool_that_uses_ptrace_itself_is_refused_at_once() {
+    let via = Via::Ptrace;
+    if cross_target().is_some() {
+        return;
+    }
+    let Some(py) = python() else {
+        eprintln!("SKIPPED: no python3");
+        return;
+    };
+    let start = Instant::now();
+    let run = supervised(via, &py, &["-c", TRACEME]).run();
+    assert_eq!(run.code(), 0, "{}", run.dump());
+    // Already traced by us: the kernel refuses at once (EPERM), nothing hangs.
+    assert!(run.stdout.contains("ret=-1 errno=1"), "{}", run.dump());
+    assert!(start.elapsed() < Duration::from_secs(20));
 }

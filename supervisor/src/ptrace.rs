@@ -337,11 +337,27 @@ impl<'c> Tracer<'c> {
             Err(errno) => {
                 let _ = tracee.answer(Answer::Errno(errno));
             }
-            Ok((fd, false)) => {
+            Ok(Own {
+                fd, node: false, ..
+            }) => {
                 let answer = other_file(&tracee, fd.as_fd(), call.code, call.arg);
                 let _ = tracee.answer(answer);
             }
-            Ok((fd, true)) => {
+            Ok(Own {
+                fd,
+                node: true,
+                reopened,
+            }) => {
+                if reopened && call.code == GET_AEN && has_async(tid, call.fd) {
+                    // The driver answers GET_AEN only on a description registered with
+                    // F_SETOWN + O_ASYNC: the tool's is, ours is a new one. Registered the
+                    // same way (SIGIO to the tool) for the call; closed right after, which
+                    // takes it out of the driver's queue again.
+                    let owner = self.tgid(tid).unwrap_or(tid);
+                    if let Err(e) = sys::set_async_owner(fd.as_fd(), owner) {
+                        log::debug!("GET_AEN: cannot register our description: {e}");
+                    }
+                }
                 let req = Request {
                     code: call.code,
                     arg: call.arg,
@@ -384,7 +400,13 @@ impl<'c> Tracer<'c> {
     /// filtered, on the tool's own file), not to the file that issued `GET_AEN`. A file that
     /// cannot be opened again (a socket, a file opened with `O_PATH`) is not the node: its
     /// call is answered `ENOTTY`, as non-MegaRAID files answer these codes.
-    fn node_fd(&mut self, tid: libc::pid_t, fd: c_int) -> Result<(OwnedFd, bool), c_int> {
+    ///
+    /// `MEGASAS_IOC_GET_AEN` is the exception: the driver refuses it (`EINVAL`) on a
+    /// description that did not register with `F_SETOWN` + `O_ASYNC` (its fasync handler
+    /// marks the file). On a reopened description, the tool's registration is mirrored when
+    /// `/proc/<tid>/fdinfo/<fd>` shows `O_ASYNC` on its own (the node has an fasync handler,
+    /// so the flag stays there); see [`Tracer::seccomp_stop`].
+    fn node_fd(&mut self, tid: libc::pid_t, fd: c_int) -> Result<Own, c_int> {
         let own = if self.use_pidfd {
             match self.getfd(tid, fd) {
                 Ok(own) => Some(own),
@@ -400,6 +422,7 @@ impl<'c> Tracer<'c> {
         } else {
             None
         };
+        let reopened = own.is_none();
         let own = match own {
             Some(own) => own,
             None => match reopen(tid, fd) {
@@ -409,7 +432,11 @@ impl<'c> Tracer<'c> {
             },
         };
         let node = device::is_mgmt_node(own.as_raw_fd(), self.cfg)?;
-        Ok((own, node))
+        Ok(Own {
+            fd: own,
+            node,
+            reopened,
+        })
     }
 
     fn getfd(&mut self, tid: libc::pid_t, fd: c_int) -> Result<OwnedFd, c_int> {
@@ -420,6 +447,30 @@ impl<'c> Tracer<'c> {
         };
         sys::pidfd_getfd(pidfd.as_fd(), fd)
     }
+}
+
+/// The tool's descriptor, as ours.
+struct Own {
+    fd: OwnedFd,
+    /// Whether it is the management node.
+    node: bool,
+    /// Whether it is a new open file description (`/proc/<tid>/fd/N` opened again).
+    reopened: bool,
+}
+
+/// Whether the tool's descriptor `fd` has `O_ASYNC` (`/proc/<tid>/fdinfo/<fd>`, `flags:` in
+/// octal).
+fn has_async(tid: libc::pid_t, fd: c_int) -> bool {
+    std::fs::read_to_string(format!("/proc/{tid}/fdinfo/{fd}"))
+        .ok()
+        .and_then(|info| fdinfo_flags(&info))
+        .is_some_and(|f| f & libc::O_ASYNC != 0)
+}
+
+/// The `flags:` line of an fdinfo file.
+fn fdinfo_flags(info: &str) -> Option<c_int> {
+    let v = info.lines().find_map(|l| l.strip_prefix("flags:"))?.trim();
+    c_int::from_str_radix(v, 8).ok()
 }
 
 /// `/proc/<tid>/fd/<fd>` opened again, read-write if it can be, else read-only.
@@ -540,6 +591,17 @@ mod tests {
         let mut other = r;
         other.rsi = 0x541b;
         assert_eq!(TracedCall::from_regs(DATA_X86_64, &other), None);
+    }
+
+    #[test]
+    fn fdinfo_flags_are_octal() {
+        let info = "pos:\t0\nflags:\t02120002\nmnt_id:\t24\nino:\t3\n";
+        let f = fdinfo_flags(info).expect("flags");
+        assert_ne!(f & libc::O_ASYNC, 0);
+        assert_eq!(f & libc::O_ACCMODE, libc::O_RDWR);
+        let f = fdinfo_flags("flags:\t02100002\n").expect("flags");
+        assert_eq!(f & libc::O_ASYNC, 0);
+        assert_eq!(fdinfo_flags("pos:\t0\n"), None);
     }
 
     #[test]

@@ -343,9 +343,10 @@ fn node_fd(
     }
     let (pidfd, leader) = match sys::pidfd_open(call.tid, 0) {
         Ok(p) => (p, true),
-        // Not a thread-group leader (before Linux 6.9 a pidfd names a process): its
-        // process, from /proc, each time (a thread's id may go to another process).
-        Err(libc::EINVAL) => (
+        // Not a thread-group leader (a pidfd without PIDFD_THREAD names a process: EINVAL,
+        // ENOENT on recent kernels, 6.18 here): its process, from /proc, each time (a
+        // thread's id may go to another process).
+        Err(libc::EINVAL | libc::ENOENT) => (
             sys::pidfd_open(tgid(call.tid).ok_or(libc::ESRCH)?, 0)?,
             false,
         ),

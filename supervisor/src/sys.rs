@@ -590,3 +590,19 @@ pub fn pipe() -> Result<(OwnedFd, OwnedFd), c_int> {
     // SAFETY: both just created, ours alone.
     Ok(unsafe { (OwnedFd::from_raw_fd(p[0]), OwnedFd::from_raw_fd(p[1])) })
 }
+
+/// Asks for `SIGIO` to `owner` on `fd` (`F_SETOWN`, then `O_ASYNC` with `F_SETFL`): the
+/// driver's fasync handler registers the open file description.
+pub fn set_async_owner(fd: BorrowedFd<'_>, owner: libc::pid_t) -> Result<(), c_int> {
+    // SAFETY: fcntl with integer arguments on a descriptor we own.
+    unsafe {
+        if libc::fcntl(fd.as_raw_fd(), libc::F_SETOWN, owner) < 0 {
+            return Err(errno());
+        }
+        let fl = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+        if fl < 0 || libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, fl | libc::O_ASYNC) < 0 {
+            return Err(errno());
+        }
+    }
+    Ok(())
+}
