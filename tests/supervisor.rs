@@ -961,3 +961,108 @@ fn a_tool_that_uses_ptrace_itself_is_refused_at_once() {
     assert!(run.stdout.contains("ret=-1 errno=1"), "{}", run.dump());
     assert!(start.elapsed() < Duration::from_secs(20));
 }
+
+/// A "shell" on a pseudo-terminal: it starts the job (`argv[1..]`) in its own foreground
+/// process group and waits for it with `WUNTRACED`, as a shell does; on a stop it records
+/// it, continues the job (`fg`: `SIGCONT` to its group) and records its exit. The terminal
+/// side types Ctrl-Z once the job's second call reached the driver.
+const JOB_CONTROL: &str = r#"
+import os, pty, signal, sys, time
+job_argv, out, sim = sys.argv[1:], os.environ["JOBCTL_OUT"], os.environ["MFISIM_RECORD"]
+def note(s):
+    with open(out, "a") as f: f.write(s + "\n")
+pid, master = pty.fork()
+if pid == 0:
+    signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+    job = os.fork()
+    if job == 0:
+        os.setpgid(0, 0)
+        os.tcsetpgrp(0, os.getpid())
+        signal.signal(signal.SIGTTOU, signal.SIG_DFL)
+        os.execv(job_argv[0], job_argv)
+    os.setpgid(job, job)
+    os.tcsetpgrp(0, job)
+    _, st = os.waitpid(job, os.WUNTRACED)
+    note("stopped=%d" % os.WIFSTOPPED(st))
+    if os.WIFSTOPPED(st):
+        time.sleep(0.3)
+        with open(sim) as f: note("calls_while_stopped_from=%d" % len(f.read().splitlines()))
+        time.sleep(0.5)
+        with open(sim) as f: note("calls_while_stopped_to=%d" % len(f.read().splitlines()))
+        os.tcsetpgrp(0, job)
+        os.killpg(job, signal.SIGCONT)
+        _, st = os.waitpid(job, 0)
+    note("exit=%d" % os.waitstatus_to_exitcode(st))
+    os._exit(0)
+deadline = time.time() + 30
+def calls():
+    try:
+        with open(sim) as f: return len(f.read().splitlines())
+    except FileNotFoundError: return 0
+while calls() < 2 and time.time() < deadline: time.sleep(0.01)
+os.write(master, b"\x1a")
+while True:
+    try: d = os.read(master, 4096)
+    except OSError: break
+    if not d: break
+    sys.stdout.write(d.decode(errors="replace"))
+os.waitpid(pid, 0)
+"#;
+
+both!(ctrl_z_in_a_terminal_stops_the_job_and_fg_resumes_it);
+fn ctrl_z_in_a_terminal_stops_the_job_and_fg_resumes_it(via: Via) {
+    if cross_target().is_some() {
+        return;
+    }
+    let Some(py) = python() else {
+        eprintln!("SKIPPED: no python3");
+        return;
+    };
+    let dir = Scratch::new("jobctl");
+    let job = supervised_client(
+        via,
+        static_client_native(),
+        &["--repeat", "30", "ieee-dcmd"],
+    )
+    .env("MFISIM_DELAY_US", "20000")
+    .command(&dir);
+    let mut cmd = Command::new(&py);
+    cmd.arg("-c")
+        .arg(JOB_CONTROL)
+        .arg(job.get_program())
+        .args(job.get_args());
+    for (k, v) in job.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    let out = dir.path("jobctl.txt");
+    cmd.env("JOBCTL_OUT", &out)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let (status, stdout, stderr) = run_with_timeout(&mut cmd, Duration::from_secs(60));
+    let notes = std::fs::read_to_string(&out).unwrap_or_default();
+    let ctx = format!("{status:?}\n--- notes\n{notes}--- terminal\n{stdout}\n--- stderr\n{stderr}");
+    assert!(
+        notes.contains("stopped=1"),
+        "the shell never saw the job stop\n{ctx}"
+    );
+    let field = |k: &str| -> usize {
+        notes
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{k}\n{ctx}"))
+    };
+    assert_eq!(
+        field("calls_while_stopped_from"),
+        field("calls_while_stopped_to"),
+        "calls ran while the job was stopped\n{ctx}"
+    );
+    assert!(notes.contains("exit=0"), "{ctx}");
+    assert!(stdout.contains("calls=30 failed=0"), "{ctx}");
+    let sim = std::fs::read_to_string(dir.path("sim.jsonl")).unwrap_or_default();
+    assert_eq!(sim.lines().count(), 30, "{ctx}");
+}

@@ -113,7 +113,7 @@ mod imp {
         use_pidfd: bool,
     ) -> Result<Exit, SpawnError> {
         sys::set_not_dumpable();
-        let set = sys::forwarded_signals();
+        let set = sys::with_job_control(&sys::forwarded_signals());
         let old = sys::block(&set);
         let prog = filter::build(filter::Action::Trace);
         let pid = ptrace_spawn::spawn_traced(cmd, &prog, &old)?;

@@ -28,7 +28,11 @@
 //! (`PTRACE_EVENT_STOP` with a stopping signal) gets `PTRACE_LISTEN`, so the tool stays stopped
 //! until `SIGCONT` as without a tracer; other traps are resumed. Signals sent to this process
 //! are passed on to the tool by a second thread (`sigtimedwait`), as the notification
-//! supervisor does with its signalfd. A tool that uses ptrace itself gets `EPERM` from the
+//! supervisor does with its signalfd. A terminal's stop (Ctrl-Z, `SIGTTIN`, `SIGTTOU`: sent by
+//! the kernel to the whole foreground process group) is blocked here, reaches the tool, and
+//! once the tool's first process is stopped this process stops itself too: the shell sees the
+//! job stopped, and `fg` continues both (a tracer stopped by the terminal before its tool
+//! would hold the tool's stop signal until after the `SIGCONT`, leaving the tool stopped). A tool that uses ptrace itself gets `EPERM` from the
 //! kernel (its children are already traced by us; `PTRACE_TRACEME` fails for a tracee).
 //!
 //! When the tool's first process ends, its exit is ours; descendants still running are
@@ -200,6 +204,10 @@ pub struct Tracer<'c> {
     use_pidfd: bool,
     /// The first process's end, once seen: the rest are being detached.
     exit: Option<Exit>,
+    /// A stop from the terminal (Ctrl-Z, a background read or write) reached the tool's first
+    /// process: when it group-stops, this process stops too, so that the shell sees the job
+    /// stopped and its `fg` (`SIGCONT` to the process group) resumes both.
+    terminal_stop: bool,
 }
 
 impl<'c> Tracer<'c> {
@@ -215,6 +223,7 @@ impl<'c> Tracer<'c> {
             pidfds: HashMap::new(),
             use_pidfd,
             exit: None,
+            terminal_stop: false,
         }
     }
 
@@ -278,9 +287,21 @@ impl<'c> Tracer<'c> {
                 Stop::GroupStop(_) if !draining => {
                     // Stay stopped until SIGCONT, as without a tracer.
                     let _ = sys::ptrace_listen(tid);
+                    if self.terminal_stop && self.tgid(tid) == Some(self.child) {
+                        self.terminal_stop = false;
+                        sys::stop_self();
+                    }
                     continue;
                 }
-                Stop::Signal(sig) => sig,
+                Stop::Signal(sig) => {
+                    if sys::JOB_CONTROL.contains(&sig)
+                        && sys::ptrace_signal_code(tid) == Ok(libc::SI_KERNEL)
+                        && self.tgid(tid) == Some(self.child)
+                    {
+                        self.terminal_stop = true;
+                    }
+                    sig
+                }
                 Stop::GroupStop(_) | Stop::Trap | Stop::Other | Stop::Ended(_) => 0,
             };
             // A seccomp stop is always answered and resumed (its call skipped), even while
@@ -486,8 +507,8 @@ fn reopen(tid: libc::pid_t, fd: c_int) -> Result<OwnedFd, c_int> {
 }
 
 /// Passes the signals of `set` sent to this process on to `child` until `stop`; one sent by
-/// the kernel (a terminal's Ctrl-C reaches the tool's process group directly) is not sent
-/// twice.
+/// the kernel (a terminal's Ctrl-C or Ctrl-Z reaches the tool's process group directly) is not
+/// sent twice.
 fn forward_signals(set: &libc::sigset_t, child: libc::pid_t, stop: &AtomicBool) {
     while !stop.load(Ordering::Relaxed) {
         if let Some(info) = sys::sigtimedwait(set, Duration::from_millis(50)) {

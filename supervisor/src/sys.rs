@@ -606,3 +606,42 @@ pub fn set_async_owner(fd: BorrowedFd<'_>, owner: libc::pid_t) -> Result<(), c_i
     }
     Ok(())
 }
+
+/// `PTRACE_GETSIGINFO`: the `si_code` of the signal a tracee is stopped for.
+pub fn ptrace_signal_code(pid: libc::pid_t) -> Result<c_int, c_int> {
+    // SAFETY: all-zero is a valid `siginfo_t`.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: the kernel writes one `siginfo_t` into the live local.
+    let ret = unsafe {
+        libc::ptrace(
+            libc::PTRACE_GETSIGINFO,
+            pid,
+            0usize,
+            &mut info as *mut libc::siginfo_t,
+        )
+    };
+    if ret < 0 {
+        Err(errno())
+    } else {
+        Ok(info.si_code)
+    }
+}
+
+/// Stops this whole process (`SIGSTOP` to itself) until a `SIGCONT`.
+pub fn stop_self() {
+    // SAFETY: plain integers.
+    unsafe { libc::kill(libc::getpid(), libc::SIGSTOP) };
+}
+
+/// The terminal's job-control stops, which a tracer in the tool's process group also gets.
+pub const JOB_CONTROL: [c_int; 3] = [libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU];
+
+/// `set` with the terminal's job-control stops added.
+pub fn with_job_control(set: &libc::sigset_t) -> libc::sigset_t {
+    let mut s = *set;
+    for sig in JOB_CONTROL {
+        // SAFETY: a valid set and signal number.
+        unsafe { libc::sigaddset(&mut s, sig) };
+    }
+    s
+}
