@@ -1066,3 +1066,35 @@ fn ctrl_z_in_a_terminal_stops_the_job_and_fg_resumes_it(via: Via) {
     let sim = std::fs::read_to_string(dir.path("sim.jsonl")).unwrap_or_default();
     assert_eq!(sim.lines().count(), 30, "{ctx}");
 }
+
+both!(a_descendant_left_running_when_the_tool_ends_fails_closed);
+fn a_descendant_left_running_when_the_tool_ends_fails_closed(via: Via) {
+    // The tool (sh) leaves a child that makes its call after sh has ended and the supervisor
+    // with it: the call fails (ENOSYS: no listener, or no tracer: detached), nothing reaches
+    // the driver, and the child itself runs on.
+    let dir = Scratch::new("orphan");
+    let out = dir.path("bg.txt");
+    let client = static_client_native().display().to_string();
+    let script = format!(
+        "(sleep 1; {client} --device /dev/null stp-probe 10 > {out}.tmp 2>&1; mv {out}.tmp {out}) \
+         </dev/null >/dev/null 2>&1 & exit 3",
+        out = out.display()
+    );
+    let start = Instant::now();
+    let run = supervised(via, Path::new("/bin/sh"), &["-c", &script]).run();
+    assert_eq!(run.code(), 3, "{}", run.dump());
+    assert!(start.elapsed() < Duration::from_secs(20), "{}", run.dump());
+    let waited = Instant::now();
+    while !out.exists() {
+        assert!(
+            waited.elapsed() < Duration::from_secs(30),
+            "the background child never finished"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let text = std::fs::read_to_string(&out).unwrap_or_default();
+    assert!(text.contains("errno=38"), "{text}");
+    assert!(run.sim.is_empty(), "{}", run.dump());
+    let sim = std::fs::read_to_string(dir.path("sim.jsonl")).unwrap_or_default();
+    assert!(sim.is_empty(), "{sim}");
+}
