@@ -177,7 +177,7 @@ unsafe fn child(
         }
         libc::close(go_r);
         if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
-            || sys::install_filter(prog, 0) < 0
+            || sys::install_filter_no_flags(prog) < 0
         {
             report(STAGE_FILTER, errno());
             libc::_exit(125);

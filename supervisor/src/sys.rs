@@ -53,6 +53,31 @@ pub unsafe fn install_filter(prog: *const libc::sock_fprog, flags: libc::c_ulong
     }
 }
 
+/// [`install_filter`] without flags, and where the `seccomp` system call is missing (before
+/// Linux 3.17: RHEL 7's 3.10 unless backported) `prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER)`,
+/// which installs the same filter since 3.5. 0 or -1 (errno set). Async-signal-safe.
+///
+/// # Safety
+///
+/// As [`install_filter`].
+pub unsafe fn install_filter_no_flags(prog: *const libc::sock_fprog) -> c_int {
+    // SAFETY: the caller's contract.
+    let ret = unsafe { install_filter(prog, 0) };
+    if ret >= 0 || errno() != libc::ENOSYS {
+        return ret;
+    }
+    // SAFETY: as above; prctl copies the program.
+    unsafe {
+        libc::prctl(
+            libc::PR_SET_SECCOMP,
+            libc::SECCOMP_MODE_FILTER as libc::c_ulong,
+            prog,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    }
+}
+
 /// `SECCOMP_IOCTL_NOTIF_RECV`: blocks until a notification arrives.
 pub fn notif_recv(listener: BorrowedFd<'_>) -> Result<libc::seccomp_notif, c_int> {
     // SAFETY: all-zero is a valid `seccomp_notif` (integers only), and the kernel requires it.
@@ -508,7 +533,11 @@ pub fn try_install_in_child(prog: &[libc::sock_filter], flags: libc::c_ulong) ->
             if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
                 libc::_exit(errno() & 0xff);
             }
-            let fd = install_filter(&fprog, flags);
+            let fd = if flags == 0 {
+                install_filter_no_flags(&fprog)
+            } else {
+                install_filter(&fprog, flags)
+            };
             libc::_exit(if fd < 0 { errno() & 0xff } else { 0 })
         }
     }
@@ -644,4 +673,45 @@ pub fn with_job_control(set: &libc::sigset_t) -> libc::sigset_t {
         unsafe { libc::sigaddset(&mut s, sig) };
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    /// The `prctl` form of the install (kernels without the `seccomp` system call) takes the
+    /// trace program; tried in a forked child, as the ptrace fallback does.
+    #[test]
+    fn the_trace_filter_installs_through_prctl() {
+        let prog = crate::filter::build(crate::filter::Action::Trace);
+        let fprog = libc::sock_fprog {
+            len: prog.len() as u16,
+            filter: prog.as_ptr() as *mut libc::sock_filter,
+        };
+        // SAFETY: the child makes system calls only and ends in `_exit`.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            // SAFETY: as above.
+            unsafe {
+                let ok = libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0
+                    && libc::prctl(
+                        libc::PR_SET_SECCOMP,
+                        libc::SECCOMP_MODE_FILTER as libc::c_ulong,
+                        &fprog as *const libc::sock_fprog,
+                        0 as libc::c_ulong,
+                        0 as libc::c_ulong,
+                    ) == 0
+                    // Filtered now: an unrelated call is still allowed.
+                    && libc::getppid() > 0
+                    && libc::prctl(libc::PR_GET_SECCOMP, 0, 0, 0, 0) == 2;
+                libc::_exit(if ok { 0 } else { 1 })
+            }
+        }
+        let mut status = 0;
+        // SAFETY: our child; a live local.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "{status:#x}"
+        );
+    }
 }
