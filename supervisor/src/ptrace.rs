@@ -44,7 +44,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::ffi::{c_int, CString};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::Duration;
 
 use mfiguard_core::audit::{Guard, Who};
@@ -231,11 +231,21 @@ impl<'c> Tracer<'c> {
     /// detached), passing the signals of `forwarded` (blocked in this thread) on to it.
     pub fn run(&mut self, forwarded: &libc::sigset_t) -> Exit {
         let stop = AtomicBool::new(false);
+        let forwarder = AtomicI32::new(0);
         let child = self.child;
         std::thread::scope(|s| {
-            s.spawn(|| forward_signals(forwarded, child, &stop));
+            s.spawn(|| {
+                forwarder.store(sys::gettid(), Ordering::SeqCst);
+                forward_signals(forwarded, child, &stop)
+            });
             let exit = self.trace();
-            stop.store(true, Ordering::Relaxed);
+            stop.store(true, Ordering::SeqCst);
+            // Wake it now rather than at its next timeout: SIGWINCH is in its set, and with
+            // `stop` set it passes nothing on.
+            let tid = forwarder.load(Ordering::SeqCst);
+            if tid != 0 {
+                sys::tgkill_self(tid, libc::SIGWINCH);
+            }
             exit
         })
     }
@@ -510,9 +520,10 @@ fn reopen(tid: libc::pid_t, fd: c_int) -> Result<OwnedFd, c_int> {
 /// the kernel (a terminal's Ctrl-C or Ctrl-Z reaches the tool's process group directly) is not
 /// sent twice.
 fn forward_signals(set: &libc::sigset_t, child: libc::pid_t, stop: &AtomicBool) {
-    while !stop.load(Ordering::Relaxed) {
+    while !stop.load(Ordering::SeqCst) {
         if let Some(info) = sys::sigtimedwait(set, Duration::from_millis(50)) {
-            if info.si_code != libc::SI_KERNEL {
+            // Once the tool is reaped its pid may be another process's: nothing is sent.
+            if info.si_code != libc::SI_KERNEL && !stop.load(Ordering::SeqCst) {
                 sys::kill(child, info.si_signo);
             }
         }

@@ -675,6 +675,18 @@ pub fn with_job_control(set: &libc::sigset_t) -> libc::sigset_t {
     s
 }
 
+/// The calling thread's id.
+pub fn gettid() -> libc::pid_t {
+    // SAFETY: no arguments.
+    unsafe { libc::syscall(libc::SYS_gettid) as libc::pid_t }
+}
+
+/// `tgkill(getpid(), tid, sig)`: `sig` to one thread of this process.
+pub fn tgkill_self(tid: libc::pid_t, sig: c_int) {
+    // SAFETY: plain integers.
+    unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, sig) };
+}
+
 #[cfg(test)]
 mod tests {
     /// The `prctl` form of the install (kernels without the `seccomp` system call) takes the
