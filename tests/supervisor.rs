@@ -1098,3 +1098,37 @@ fn a_descendant_left_running_when_the_tool_ends_fails_closed(via: Via) {
     let sim = std::fs::read_to_string(dir.path("sim.jsonl")).unwrap_or_default();
     assert!(sim.is_empty(), "{sim}");
 }
+
+#[test]
+fn auto_chooses_ptrace_under_another_listener() {
+    // A tool already under a seccomp listener (here: the supervisor itself, as a container
+    // runtime that intercepts system calls would be): a second listener is refused (EBUSY),
+    // so --auto's probe chooses ptrace. The call is then the outer listener's to answer
+    // (USER_NOTIF takes precedence over TRACE): guarded once, by the outer supervisor.
+    let client = static_client_native().display().to_string();
+    let inner = supervisor().display().to_string();
+    let run = supervised(
+        Via::Notify,
+        Path::new(&inner),
+        &[
+            "--auto",
+            &client,
+            "--device",
+            "/dev/null",
+            "stp-probe",
+            "10",
+        ],
+    )
+    .run();
+    assert!(run.stderr.contains("--auto chose ptrace"), "{}", run.dump());
+    assert_eq!(run.sim.len(), 1, "{}", run.dump());
+    assert_eq!(
+        text(run.sim_call(), "flags"),
+        Some("0x0010"),
+        "{}",
+        run.dump()
+    );
+    assert!(run.stdout.contains("model=SIM SATA SSD"), "{}", run.dump());
+    let call = run.audit_call();
+    assert_eq!(text(&call, "guard"), Some("supervisor"), "{}", run.dump());
+}
