@@ -10,7 +10,8 @@
 //!   responder that answers every notification at once (no decision, no copy); target <= 1.5x;
 //! - an unrelated system call (FIONREAD on a pipe, `getppid`) under mfiguard's filter against
 //!   an allow-everything filter installed the same way; target <= 1.02x;
-//! - `supervise /bin/true` against `/bin/true`: start-up, target <= 3 ms added;
+//! - `supervise /bin/true` (and `supervise --ptrace /bin/true`) against `/bin/true`: start-up,
+//!   target <= 3 ms added;
 //! - the ptrace fallback: the same MegaRAID call under it, against the same filter with a
 //!   tracer that only resumes every stop (the call then runs as it is: the bare trace-stop
 //!   round trip), target <= 1.5x; an unrelated system call under its filter against an
@@ -105,10 +106,11 @@ fn client_ns(a: &Artifacts, how: Under<'_>, args: &[&str]) -> f64 {
         .unwrap_or_else(|| panic!("no number from bench_client {args:?}"))
 }
 
-fn startup_ns(a: &Artifacts, supervised: bool) -> f64 {
+fn startup_ns(a: &Artifacts, supervised: bool, flag: Option<&str>) -> f64 {
     let start = Instant::now();
     let status = if supervised {
         Command::new(&a.supervise)
+            .args(flag)
             .arg("/bin/true")
             .env("MFIGUARD_CONFIG", "/dev/null")
             .env("MFIGUARD_LOG", "none")
@@ -230,9 +232,21 @@ fn main() {
         let name = format!("{kind}: the ptrace filter (traced) vs an allow-everything filter");
         rows.push(row(&name, "ns/call", Cost::Ratio(1.02), 1.5, &p));
     }
-    let p = pairs(if quick { 10 } else { 41 }, |with| startup_ns(&a, with));
+    let p = pairs(if quick { 10 } else { 41 }, |with| {
+        startup_ns(&a, with, None)
+    });
     rows.push(row(
         "start-up: supervise /bin/true vs /bin/true",
+        "ns",
+        Cost::AddedMs(3.0),
+        20.0,
+        &p,
+    ));
+    let p = pairs(if quick { 10 } else { 41 }, |with| {
+        startup_ns(&a, with, Some("--ptrace"))
+    });
+    rows.push(row(
+        "start-up: supervise --ptrace /bin/true vs /bin/true",
         "ns",
         Cost::AddedMs(3.0),
         20.0,
