@@ -1132,3 +1132,51 @@ fn auto_chooses_ptrace_under_another_listener() {
     let call = run.audit_call();
     assert_eq!(text(&call, "guard"), Some("supervisor"), "{}", run.dump());
 }
+
+both!(a_tool_killed_mid_call_is_recorded_as_executed_not_delivered);
+fn a_tool_killed_mid_call_is_recorded_as_executed_not_delivered(via: Via) {
+    use std::os::unix::process::ExitStatusExt;
+    // One slow call (1 s in the driver); the tool is killed while the supervisor runs it.
+    let dir = Scratch::new("killtool");
+    let mut cmd = supervised_client(via, static_client_native(), &["ieee-dcmd"])
+        .env("MFISIM_DELAY_US", "1000000")
+        .command(&dir);
+    let mut child = cmd.spawn().expect("spawn");
+    let start = Instant::now();
+    let tool = loop {
+        if let Some(t) = tool_of(child.id() as i32) {
+            break t;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "no tool");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    std::thread::sleep(Duration::from_millis(400));
+    // SAFETY: the supervisor's child.
+    unsafe { libc::kill(tool, libc::SIGKILL) };
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the supervisor never ended"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}");
+    let sim = std::fs::read_to_string(dir.path("sim.jsonl")).unwrap_or_default();
+    assert_eq!(sim.lines().count(), 1, "one command: {sim}");
+    let audit = std::fs::read_to_string(dir.path("audit.jsonl")).unwrap_or_default();
+    let calls = parse_lines(&audit, "audit log");
+    let last = calls.last().expect("a record");
+    assert!(
+        finding_rules(last)
+            .iter()
+            .any(|r| r == "guard.not-delivered"),
+        "{audit}"
+    );
+    assert!(
+        last.to_string().contains("executed, not delivered"),
+        "{audit}"
+    );
+}
