@@ -10,7 +10,12 @@
 //!   responder that answers every notification at once (no decision, no copy); target <= 1.5x;
 //! - an unrelated system call (FIONREAD on a pipe, `getppid`) under mfiguard's filter against
 //!   an allow-everything filter installed the same way; target <= 1.02x;
-//! - `supervise /bin/true` against `/bin/true`: start-up, target <= 3 ms added;
+//! - `supervise /bin/true` (and `supervise --ptrace /bin/true`) against `/bin/true`: start-up,
+//!   target <= 3 ms added;
+//! - the ptrace fallback: the same MegaRAID call under it, against the same filter with a
+//!   tracer that only resumes every stop (the call then runs as it is: the bare trace-stop
+//!   round trip), target <= 1.5x; an unrelated system call under its filter against an
+//!   allow-everything filter, target <= 1.02x;
 //! - the preload's figures for the same MegaRAID call and FIONREAD, for comparison.
 //!
 //! `--check` fails the run only on a gross regression (a ratio above 3 for the MegaRAID row,
@@ -54,6 +59,8 @@ enum Under<'a> {
     Supervisor,
     Bare,
     AllowAll,
+    Ptrace,
+    BareTrace,
     Preload(&'a Path),
 }
 
@@ -66,12 +73,13 @@ fn client_ns(a: &Artifacts, how: Under<'_>, args: &[&str]) -> f64 {
             c.arg(&a.client);
             c
         }
-        Under::Bare | Under::AllowAll => {
+        Under::Bare | Under::AllowAll | Under::Ptrace | Under::BareTrace => {
             let mut c = Command::new(&a.supervise);
-            c.arg(if matches!(how, Under::Bare) {
-                "--bare"
-            } else {
-                "--allow-all"
+            c.arg(match how {
+                Under::Bare => "--bare",
+                Under::AllowAll => "--allow-all",
+                Under::Ptrace => "--ptrace",
+                _ => "--bare-trace",
             });
             c.arg(&a.client);
             c
@@ -98,10 +106,11 @@ fn client_ns(a: &Artifacts, how: Under<'_>, args: &[&str]) -> f64 {
         .unwrap_or_else(|| panic!("no number from bench_client {args:?}"))
 }
 
-fn startup_ns(a: &Artifacts, supervised: bool) -> f64 {
+fn startup_ns(a: &Artifacts, supervised: bool, flag: Option<&str>) -> f64 {
     let start = Instant::now();
     let status = if supervised {
         Command::new(&a.supervise)
+            .args(flag)
             .arg("/bin/true")
             .env("MFIGUARD_CONFIG", "/dev/null")
             .env("MFIGUARD_LOG", "none")
@@ -200,9 +209,44 @@ fn main() {
         let name = format!("{kind}: mfiguard's filter vs an allow-everything filter");
         rows.push(row(&name, "ns/call", Cost::Ratio(1.02), 1.5, &p));
     }
-    let p = pairs(if quick { 10 } else { 41 }, |with| startup_ns(&a, with));
+    let p = pairs(mega_rounds, |with| {
+        let how = if with {
+            Under::Ptrace
+        } else {
+            Under::BareTrace
+        };
+        client_ns(&a, how, &["kernel", mega_n])
+    });
+    rows.push(row(
+        "MegaRAID call (kernel answers ENOTTY): ptrace vs bare trace-stop round trip",
+        "ns/call",
+        Cost::Ratio(1.5),
+        3.0,
+        &p,
+    ));
+    for kind in ["fionread", "getppid"] {
+        let p = pairs(rounds, |with| {
+            let how = if with { Under::Ptrace } else { Under::AllowAll };
+            client_ns(&a, how, &[kind, n])
+        });
+        let name = format!("{kind}: the ptrace filter (traced) vs an allow-everything filter");
+        rows.push(row(&name, "ns/call", Cost::Ratio(1.02), 1.5, &p));
+    }
+    let p = pairs(if quick { 10 } else { 41 }, |with| {
+        startup_ns(&a, with, None)
+    });
     rows.push(row(
         "start-up: supervise /bin/true vs /bin/true",
+        "ns",
+        Cost::AddedMs(3.0),
+        20.0,
+        &p,
+    ));
+    let p = pairs(if quick { 10 } else { 41 }, |with| {
+        startup_ns(&a, with, Some("--ptrace"))
+    });
+    rows.push(row(
+        "start-up: supervise --ptrace /bin/true vs /bin/true",
         "ns",
         Cost::AddedMs(3.0),
         20.0,

@@ -30,8 +30,13 @@ select_abi() { # ABI: which client and guard the scenarios run (and which client
 }
 
 # Whether this image has the supervisor (run.sh --supervisor): then every check of the library's
-# runs is made of the supervisor's too ("sup" runs: the static client under it).
+# runs is made of the supervisor's too ("sup" runs: the static client under it). Its records say
+# "guard":"ptrace" when it runs as --via ptrace, else "supervisor".
 has_sup() { [ -x "$SUP" ] && [ -x "${SUP_CLIENT:-}" ]; }
+case ${KL_SUP_ARGS:-} in
+    *ptrace*) SUP_GUARD=ptrace ;;
+    *) SUP_GUARD=supervisor ;;
+esac
 
 node_major() { awk '$2 == "megaraid_sas_ioctl" { print $1 }' /proc/devices; }
 
@@ -165,7 +170,7 @@ logged() {
         supro) mm=readonly ;;
         *) mm=$m ;;
     esac
-    case $m in sup*) set -- "$@" '"guard":"supervisor"' ;; esac
+    case $m in sup*) set -- "$@" "\"guard\":\"$SUP_GUARD\"" ;; esac
     set -- "$@" '"record":"outcome"' "\"mode\":\"$mm\"" "\"ret\":$r,"
     [ -n "$e" ] && [ "$e" != 0 ] && set -- "$@" "\"errno\":$e,"
     [ -n "$cs" ] && set -- "$@" "\"cmd_status\":$((cs)),"

@@ -100,15 +100,55 @@ fn static_client_native() -> &'static Path {
     })
 }
 
+/// Which mechanism guards the tool: every test runs under both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Via {
+    /// Seccomp user notification (`mfiguard-run --via supervise`).
+    Notify,
+    /// The ptrace fallback (`mfiguard-run --via ptrace`).
+    Ptrace,
+}
+
+impl Via {
+    /// The `guard` field of its records.
+    fn guard(self) -> &'static str {
+        match self {
+            Via::Notify => "supervisor",
+            Via::Ptrace => "ptrace",
+        }
+    }
+}
+
+/// `#[test] fn notify()` and `#[test] fn ptrace()` in a module named after `body(via)`.
+macro_rules! both {
+    ($body:ident) => {
+        mod $body {
+            #[test]
+            fn notify() {
+                super::$body(super::Via::Notify)
+            }
+            #[test]
+            fn ptrace() {
+                super::$body(super::Via::Ptrace)
+            }
+        }
+    };
+}
+
 /// A tool run under the supervisor.
 struct Supervised {
+    via: Via,
+    /// `--via` instead of the mechanism's (`auto`).
+    flag: Option<&'static str>,
     program: PathBuf,
     args: Vec<String>,
     env: Vec<(String, String)>,
 }
 
-fn supervised(program: &Path, args: &[&str]) -> Supervised {
+fn supervised(via: Via, program: &Path, args: &[&str]) -> Supervised {
     Supervised {
+        via,
+        flag: None,
         program: program.to_path_buf(),
         args: args.iter().map(|s| (*s).to_owned()).collect(),
         env: Vec::new(),
@@ -116,10 +156,10 @@ fn supervised(program: &Path, args: &[&str]) -> Supervised {
 }
 
 /// `mfi_client --device /dev/null ARGS` under the supervisor.
-fn supervised_client(client: &Path, args: &[&str]) -> Supervised {
+fn supervised_client(via: Via, client: &Path, args: &[&str]) -> Supervised {
     let mut all = vec!["--device", "/dev/null"];
     all.extend_from_slice(args);
-    supervised(client, &all)
+    supervised(via, client, &all)
 }
 
 impl Supervised {
@@ -128,10 +168,23 @@ impl Supervised {
         self
     }
 
+    fn flag(mut self, f: &'static str) -> Supervised {
+        self.flag = Some(f);
+        self
+    }
+
     fn command(&self, dir: &Scratch) -> Command {
         let sup = supervisor();
         let mut cmd = Command::new(sup);
-        cmd.arg("--").arg(&self.program).args(&self.args);
+        // mfiguard-run --via MECHANISM -- TOOL ARGS (the flag: another --via, e.g. auto).
+        let via = match (self.flag, self.via) {
+            (Some(f), _) => f,
+            (None, Via::Ptrace) => "ptrace",
+            (None, Via::Notify) => "supervise",
+        };
+        cmd.args(["--via", via, "--"])
+            .arg(&self.program)
+            .args(&self.args);
         for (k, _) in std::env::vars_os() {
             let k = k.to_string_lossy().into_owned();
             if k.starts_with("MFIGUARD_") || k.starts_with("MFISIM_") || k.starts_with("MFI_CLIENT")
@@ -164,7 +217,8 @@ impl Supervised {
         let sim_text = std::fs::read_to_string(dir.path("sim.jsonl")).unwrap_or_default();
         Run {
             desc: format!(
-                "supervised {} {}",
+                "supervised ({:?}) {} {}",
+                self.via,
                 self.program.display(),
                 self.args.join(" ")
             ),
@@ -209,8 +263,8 @@ fn mode_for(id: &str) -> &'static str {
     }
 }
 
-#[test]
-fn every_rule_in_a_static_tool_as_under_the_library() {
+both!(every_rule_in_a_static_tool_as_under_the_library);
+fn every_rule_in_a_static_tool_as_under_the_library(via: Via) {
     let ids: Vec<&str> = RULES.iter().map(|r| r.id.name()).chain(["pass"]).collect();
     for id in ids {
         let mode = mode_for(id);
@@ -219,7 +273,7 @@ fn every_rule_in_a_static_tool_as_under_the_library() {
             .env("MFIGUARD_MODE", mode)
             .env("MFIGUARD_AUDIT", "all")
             .run();
-        let sup = supervised_client(static_client_native(), &["rule", id])
+        let sup = supervised_client(via, static_client_native(), &["rule", id])
             .env("MFIGUARD_MODE", mode)
             .env("MFIGUARD_AUDIT", "all")
             .run();
@@ -237,7 +291,7 @@ fn every_rule_in_a_static_tool_as_under_the_library() {
         let sup_audit: Vec<Value> = sup.audit_calls().iter().map(audit_view).collect();
         assert_eq!(lib_audit, sup_audit, "the records differ\n{ctx}");
         for rec in &sup.audit {
-            assert_eq!(text(rec, "guard"), Some("supervisor"), "{ctx}");
+            assert_eq!(text(rec, "guard"), Some(via.guard()), "{ctx}");
             assert!(
                 text(rec, "exe").is_some_and(|e| e.ends_with("mfi_client")),
                 "the record names the tool, not the supervisor\n{ctx}"
@@ -257,8 +311,8 @@ fn every_rule_in_a_static_tool_as_under_the_library() {
 }
 
 /// The seed's STP probe and the unchecked `sgl_off`, as a tool sends them by `how`.
-fn seed_and_hazard(client: &Path, how: &str) {
-    let probe = supervised_client(client, &["stp-probe", "10"])
+fn seed_and_hazard(via: Via, client: &Path, how: &str) {
+    let probe = supervised_client(via, client, &["stp-probe", "10"])
         .env("MFI_CLIENT_SYSCALL", how)
         .run();
     let sim = probe.sim_call();
@@ -281,7 +335,7 @@ fn seed_and_hazard(client: &Path, how: &str) {
         probe.dump()
     );
 
-    let hazard = supervised_client(client, &["sgl-off", "0x40000"])
+    let hazard = supervised_client(via, client, &["sgl-off", "0x40000"])
         .env("MFI_CLIENT_SYSCALL", how)
         .run();
     assert!(
@@ -293,21 +347,22 @@ fn seed_and_hazard(client: &Path, how: &str) {
     assert_eq!(finding_rules(&hazard.audit_call())[0], "sgl.bounds");
 }
 
-#[test]
-fn libc_raw_syscall_and_the_instruction_are_all_guarded() {
+both!(libc_raw_syscall_and_the_instruction_are_all_guarded);
+fn libc_raw_syscall_and_the_instruction_are_all_guarded(via: Via) {
     for how in ["libc", "syscall", "asm"] {
-        seed_and_hazard(&examples().client, how);
-        seed_and_hazard(static_client_native(), how);
+        seed_and_hazard(via, &examples().client, how);
+        seed_and_hazard(via, static_client_native(), how);
     }
 }
 
-#[test]
-fn the_i386_entry_from_a_64_bit_process_is_guarded() {
+both!(the_i386_entry_from_a_64_bit_process_is_guarded);
+fn the_i386_entry_from_a_64_bit_process_is_guarded(via: Via) {
     if cfg!(not(target_arch = "x86_64")) || cross_target().is_some() {
         eprintln!("SKIPPED: int 0x80 from a 64-bit process needs a 64-bit client");
         return;
     }
-    let probe = supervised_client(static_client_native(), &["compat-int80", "stp-probe"]).run();
+    let probe =
+        supervised_client(via, static_client_native(), &["compat-int80", "stp-probe"]).run();
     assert_eq!(
         text(probe.sim_call(), "flags"),
         Some("0x0010"),
@@ -322,18 +377,18 @@ fn the_i386_entry_from_a_64_bit_process_is_guarded() {
         "{}",
         probe.dump()
     );
-    let hazard = supervised_client(static_client_native(), &["compat-int80", "sgl-off"]).run();
+    let hazard = supervised_client(via, static_client_native(), &["compat-int80", "sgl-off"]).run();
     assert!(hazard.sim.is_empty(), "{}", hazard.dump());
     assert!(hazard.stdout.contains("errno=22"), "{}", hazard.dump());
 }
 
-#[test]
-fn a_static_32_bit_tool_using_int_0x80_is_guarded() {
+both!(a_static_32_bit_tool_using_int_0x80_is_guarded);
+fn a_static_32_bit_tool_using_int_0x80_is_guarded(via: Via) {
     let Some(client) = static_client("i686-unknown-linux-gnu") else {
         return;
     };
-    seed_and_hazard(&client, "asm");
-    seed_and_hazard(&client, "libc");
+    seed_and_hazard(via, &client, "asm");
+    seed_and_hazard(via, &client, "libc");
 }
 
 const CTYPES: &str = r#"
@@ -362,8 +417,8 @@ fn python() -> Option<PathBuf> {
     (!p.is_empty()).then(|| PathBuf::from(p))
 }
 
-#[test]
-fn python_ctypes_is_guarded() {
+both!(python_ctypes_is_guarded);
+fn python_ctypes_is_guarded(via: Via) {
     if cross_target().is_some() {
         return;
     }
@@ -371,7 +426,7 @@ fn python_ctypes_is_guarded() {
         eprintln!("SKIPPED: no python3");
         return;
     };
-    let ok = supervised(&py, &["-c", CTYPES, "probe"]).run();
+    let ok = supervised(via, &py, &["-c", CTYPES, "probe"]).run();
     assert!(ok.stdout.contains("ret=0 errno=0"), "{}", ok.dump());
     assert_eq!(
         text(ok.sim_call(), "flags"),
@@ -379,7 +434,7 @@ fn python_ctypes_is_guarded() {
         "{}",
         ok.dump()
     );
-    let hazard = supervised(&py, &["-c", CTYPES, "hazard"]).run();
+    let hazard = supervised(via, &py, &["-c", CTYPES, "hazard"]).run();
     assert!(
         hazard.stdout.contains("ret=-1 errno=22"),
         "{}",
@@ -388,11 +443,11 @@ fn python_ctypes_is_guarded() {
     assert!(hazard.sim.is_empty(), "{}", hazard.dump());
 }
 
-#[test]
-fn a_grandchild_with_a_clean_environment_is_guarded() {
+both!(a_grandchild_with_a_clean_environment_is_guarded);
+fn a_grandchild_with_a_clean_environment_is_guarded(via: Via) {
     let client = examples().client.display().to_string();
     let script = format!("exec /usr/bin/env -i {client} --device /dev/null stp-probe 10");
-    let run = supervised(Path::new("/bin/sh"), &["-c", &script]).run();
+    let run = supervised(via, Path::new("/bin/sh"), &["-c", &script]).run();
     assert_eq!(
         text(run.sim_call(), "flags"),
         Some("0x0010"),
@@ -400,23 +455,23 @@ fn a_grandchild_with_a_clean_environment_is_guarded() {
         run.dump()
     );
     let script = format!("/usr/bin/env -i {client} --device /dev/null sgl-off 0x40000; exit 0");
-    let run = supervised(Path::new("/bin/sh"), &["-c", &script]).run();
+    let run = supervised(via, Path::new("/bin/sh"), &["-c", &script]).run();
     assert!(run.sim.is_empty(), "{}", run.dump());
     assert!(run.stdout.contains("errno=22"), "{}", run.dump());
 }
 
-#[test]
-fn calls_on_other_files_are_answered_by_their_driver() {
+both!(calls_on_other_files_are_answered_by_their_driver);
+fn calls_on_other_files_are_answered_by_their_driver(via: Via) {
     let plain = client(&["unrelated"]).run();
-    let sup = supervised_client(static_client_native(), &["unrelated"]).run();
+    let sup = supervised_client(via, static_client_native(), &["unrelated"]).run();
     assert_eq!(plain.stdout, sup.stdout, "{}\n{}", plain.dump(), sup.dump());
     assert!(sup.sim.is_empty() && sup.audit.is_empty(), "{}", sup.dump());
 }
 
-#[test]
-fn get_aen_as_under_the_library() {
+both!(get_aen_as_under_the_library);
+fn get_aen_as_under_the_library(via: Via) {
     let lib = client(&["aen"]).guard(Guard::Enforce).run();
-    let sup = supervised_client(static_client_native(), &["aen"]).run();
+    let sup = supervised_client(via, static_client_native(), &["aen"]).run();
     assert_eq!(lib.stdout, sup.stdout, "{}\n{}", lib.dump(), sup.dump());
     let views = |r: &Run| r.sim.iter().map(sim_view).collect::<Vec<_>>();
     assert_eq!(views(&lib), views(&sup));
@@ -426,9 +481,9 @@ fn get_aen_as_under_the_library() {
     );
 }
 
-#[test]
-fn a_thread_flipping_the_packet_never_gets_its_flags_to_the_driver() {
-    let run = supervised_client(static_client_native(), &["race", "3000"])
+both!(a_thread_flipping_the_packet_never_gets_its_flags_to_the_driver);
+fn a_thread_flipping_the_packet_never_gets_its_flags_to_the_driver(via: Via) {
+    let run = supervised_client(via, static_client_native(), &["race", "3000"])
         .env("MFIGUARD_AUDIT", "all")
         .run();
     assert_eq!(run.code(), 0, "{}", run.dump());
@@ -459,8 +514,8 @@ fn a_thread_flipping_the_packet_never_gets_its_flags_to_the_driver() {
 
 /// `signals CALLS US` with a slow driver: every firmware command the driver saw belongs to
 /// exactly one call the tool saw succeed.
-fn signal_storm(killable: bool, sa_restart: bool) {
-    let mut s = supervised_client(static_client_native(), &["signals", "300", "3000"])
+fn signal_storm(via: Via, killable: bool, sa_restart: bool) {
+    let mut s = supervised_client(via, static_client_native(), &["signals", "300", "3000"])
         .env("MFISIM_DELAY_US", "300")
         .env("MFI_CLIENT_SA_RESTART", if sa_restart { "1" } else { "0" });
     if !killable {
@@ -480,7 +535,9 @@ fn signal_storm(killable: bool, sa_restart: bool) {
     );
     assert_eq!(field("handler_unexpected"), 0, "{ctx}");
     let commands = run.sim.len() as u64;
-    if killable || sa_restart {
+    // Under ptrace a call is answered in its seccomp stop and never restarted: one command
+    // per call whatever the signals.
+    if killable || sa_restart || via == Via::Ptrace {
         // Every call interrupted after its command ran is restarted and answered from that run.
         assert_eq!(
             commands,
@@ -502,18 +559,24 @@ fn signal_storm(killable: bool, sa_restart: bool) {
     }
 }
 
-#[test]
-fn one_firmware_command_per_call_under_a_signal_storm() {
-    for killable in [true, false] {
+both!(one_firmware_command_per_call_under_a_signal_storm);
+fn one_firmware_command_per_call_under_a_signal_storm(via: Via) {
+    // The killable wait is a user-notification flag: once under ptrace.
+    let killables: &[bool] = match via {
+        Via::Notify => &[true, false],
+        Via::Ptrace => &[true],
+    };
+    for &killable in killables {
         for sa_restart in [true, false] {
-            signal_storm(killable, sa_restart);
+            signal_storm(via, killable, sa_restart);
         }
     }
 }
 
-#[test]
-fn the_tool_exit_status_is_its_own() {
+both!(the_tool_exit_status_is_its_own);
+fn the_tool_exit_status_is_its_own(via: Via) {
     let run = supervised(
+        via,
         Path::new("/bin/sh"),
         &["-c", "echo out; echo err >&2; exit 7"],
     )
@@ -522,17 +585,17 @@ fn the_tool_exit_status_is_its_own() {
     assert_eq!(run.stdout, "out\n");
     assert_eq!(run.stderr, "err\n");
     let dir = Scratch::new("sig");
-    let mut cmd = supervised(Path::new("/bin/sh"), &["-c", "kill -TERM $$"]).command(&dir);
+    let mut cmd = supervised(via, Path::new("/bin/sh"), &["-c", "kill -TERM $$"]).command(&dir);
     let (status, _, _) = run_with_timeout(&mut cmd, RUN_TIMEOUT);
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?}");
 }
 
-#[test]
-fn a_signal_to_the_supervisor_reaches_the_tool() {
+both!(a_signal_to_the_supervisor_reaches_the_tool);
+fn a_signal_to_the_supervisor_reaches_the_tool(via: Via) {
     use std::os::unix::process::ExitStatusExt;
     let dir = Scratch::new("term");
-    let mut cmd = supervised(Path::new("/bin/sleep"), &["30"]).command(&dir);
+    let mut cmd = supervised(via, Path::new("/bin/sleep"), &["30"]).command(&dir);
     let mut child = cmd.spawn().expect("spawn");
     std::thread::sleep(Duration::from_millis(300));
     let start = Instant::now();
@@ -543,33 +606,28 @@ fn a_signal_to_the_supervisor_reaches_the_tool() {
     assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?}");
 }
 
-#[test]
-fn a_killed_supervisor_fails_the_tool_closed() {
+both!(a_killed_supervisor_fails_the_tool_closed);
+fn a_killed_supervisor_fails_the_tool_closed(via: Via) {
     // Slow calls, one after another; the supervisor is killed after the first reaches the
-    // driver. The tool's later calls must fail (ENOSYS), none may succeed without it.
+    // driver. Under user notification the tool's later calls must fail (ENOSYS), none may
+    // succeed without it; under ptrace the tool dies with its tracer (PTRACE_O_EXITKILL).
     let dir = Scratch::new("kill");
-    let mut cmd = supervised_client(static_client_native(), &["--repeat", "40", "ieee-dcmd"])
-        .env("MFISIM_DELAY_US", "50000")
-        .command(&dir);
+    let mut cmd = supervised_client(
+        via,
+        static_client_native(),
+        &["--repeat", "40", "ieee-dcmd"],
+    )
+    .env("MFISIM_DELAY_US", "50000")
+    .command(&dir);
     let mut child = cmd.spawn().expect("spawn");
     let sim = dir.path("sim.jsonl");
-    let start = Instant::now();
-    while std::fs::read_to_string(&sim)
-        .unwrap_or_default()
-        .lines()
-        .count()
-        < 1
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "no call reached the driver"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_for_lines(&sim, 1);
+    let tool = tool_of(child.id() as i32);
     // SAFETY: our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
     let _ = child.wait();
     // The tool, orphaned, still holds our stdout pipe: read it to its end.
+    let start = Instant::now();
     let mut out = String::new();
     use std::io::Read;
     child
@@ -583,11 +641,544 @@ fn a_killed_supervisor_fails_the_tool_closed() {
         .lines()
         .count();
     assert!(seen <= 2, "calls reached the driver after the kill: {seen}");
-    assert!(
-        out.contains("errno=38"),
-        "the last call did not fail with ENOSYS:\n{out}"
+    match via {
+        Via::Notify => {
+            assert!(
+                out.contains("errno=38"),
+                "the last call did not fail with ENOSYS:\n{out}"
+            );
+            assert!(out.contains("calls=40"), "the tool did not finish:\n{out}");
+        }
+        Via::Ptrace => {
+            // Its 40 slow calls would take 2 s: it ended at once, by SIGKILL, without a word.
+            assert!(
+                start.elapsed() < Duration::from_secs(1),
+                "the tool outlived its tracer"
+            );
+            assert!(!out.contains("calls="), "the tool finished:\n{out}");
+            if let Some(tool) = tool {
+                // Its files are closed early in its exit: give the rest a moment.
+                let dead = || matches!(proc_state(tool), None | Some('Z' | 'X'));
+                let start = Instant::now();
+                while !dead() && start.elapsed() < Duration::from_secs(5) {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                assert!(dead(), "the tool {tool} still runs: {:?}", proc_state(tool));
+            }
+        }
+    }
+}
+
+/// Waits (at most 30 s) until `path` has `n` lines.
+fn wait_for_lines(path: &Path, n: usize) {
+    let start = Instant::now();
+    while std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .count()
+        < n
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "fewer than {n} calls reached the driver"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The first child of process `pid` (the tool, for a supervisor), from `/proc`.
+fn tool_of(pid: i32) -> Option<i32> {
+    let children =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    if let Some(c) = children.split_whitespace().next() {
+        return c.parse().ok();
+    }
+    // Without CONFIG_PROC_CHILDREN: every process's parent.
+    std::fs::read_dir("/proc").ok()?.find_map(|e| {
+        let p: i32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+        (proc_ppid(p) == Some(pid)).then_some(p)
+    })
+}
+
+/// Field `n` (1-based, after the command name) of `/proc/PID/stat`.
+fn proc_stat_field(pid: i32, n: usize) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split_whitespace().nth(n - 1).map(str::to_owned)
+}
+
+fn proc_state(pid: i32) -> Option<char> {
+    proc_stat_field(pid, 1)?.chars().next()
+}
+
+fn proc_ppid(pid: i32) -> Option<i32> {
+    proc_stat_field(pid, 2)?.parse().ok()
+}
+
+const THREADS_AFTER: &str = r#"
+import ctypes, os, sys, threading
+libc = ctypes.CDLL("libc.so.6", use_errno=True)
+fd = os.open("/dev/null", os.O_RDWR)
+def call():
+    pkt = (ctypes.c_ubyte * 404)()
+    pkt[0x14] = 0x05                   # DCMD
+    pkt[0x14 + 0x10] = 0x32            # IEEE|SGL64|DIR_READ
+    return libc.ioctl(fd, ctypes.c_ulong(0xc1944d01), pkt)
+first = call()                         # before any thread exists
+n, m = int(sys.argv[1]), int(sys.argv[2])
+ok = []
+def worker():
+    ok.append(sum(1 for _ in range(m) if call() == 0))
+threads = [threading.Thread(target=worker) for _ in range(n)]
+for t in threads: t.start()
+for t in threads: t.join()
+print("first=%d ok=%d" % (first, sum(ok)))
+"#;
+
+both!(threads_created_after_the_first_call_are_guarded);
+fn threads_created_after_the_first_call_are_guarded(via: Via) {
+    if cross_target().is_some() {
+        return;
+    }
+    let Some(py) = python() else {
+        eprintln!("SKIPPED: no python3");
+        return;
+    };
+    let run = supervised(via, &py, &["-c", THREADS_AFTER, "4", "25"])
+        .env("MFIGUARD_AUDIT", "all")
+        .run();
+    assert!(run.stdout.contains("first=0 ok=100"), "{}", run.dump());
+    // Every call, the first thread's and the later threads', reached the driver rewritten.
+    assert_eq!(run.sim.len(), 101, "{}", run.dump());
+    for s in &run.sim {
+        assert_eq!(text(s, "flags"), Some("0x0010"), "{s}");
+    }
+    let calls = run.audit_calls();
+    assert_eq!(calls.len(), 101, "{}", run.dump());
+    for c in &calls {
+        assert_eq!(text(c, "guard"), Some(via.guard()));
+    }
+}
+
+both!(a_tool_that_forks_and_execs_a_static_child_is_guarded);
+fn a_tool_that_forks_and_execs_a_static_child_is_guarded(via: Via) {
+    let client = static_client_native().display().to_string();
+    // sh forks and execs the static client (twice): both children are guarded.
+    let script = format!(
+        "{client} --device /dev/null stp-probe 10; {client} --device /dev/null sgl-off 0x40000; exit 0"
     );
-    assert!(out.contains("calls=40"), "the tool did not finish:\n{out}");
+    let run = supervised(via, Path::new("/bin/sh"), &["-c", &script]).run();
+    assert_eq!(
+        run.sim.len(),
+        1,
+        "only the probe reaches the driver\n{}",
+        run.dump()
+    );
+    assert_eq!(
+        text(run.sim_call(), "flags"),
+        Some("0x0010"),
+        "{}",
+        run.dump()
+    );
+    assert!(run.stdout.contains("model=SIM SATA SSD"), "{}", run.dump());
+    assert!(run.stdout.contains("errno=22"), "{}", run.dump());
+    // A client that forks after its first call: 4 children, each 10 rewritten calls and 10
+    // refused ones, the parent 2 calls.
+    let run = supervised_client(via, static_client_native(), &["fork", "4", "20"]).run();
+    assert!(
+        run.stdout.contains("children_ok=4") && run.stdout.contains("parent_ok=2"),
+        "{}",
+        run.dump()
+    );
+    assert_eq!(run.sim.len(), 2 + 4 * 10, "{}", run.dump());
+    for s in &run.sim {
+        assert_eq!(int(s, "flags").unwrap() & 0x26, 0, "{s}");
+    }
+}
+
+both!(a_stopped_tool_stays_stopped_until_continued);
+fn a_stopped_tool_stays_stopped_until_continued(via: Via) {
+    let dir = Scratch::new("stop");
+    let mut cmd = supervised_client(
+        via,
+        static_client_native(),
+        &["--repeat", "30", "ieee-dcmd"],
+    )
+    .env("MFISIM_DELAY_US", "20000")
+    .command(&dir);
+    let mut child = cmd.spawn().expect("spawn");
+    let sim = dir.path("sim.jsonl");
+    let lines = || {
+        std::fs::read_to_string(&sim)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    wait_for_lines(&sim, 2);
+    let tool = tool_of(child.id() as i32).expect("the tool's pid");
+    // SAFETY: a process of ours (the supervisor's child).
+    unsafe { libc::kill(tool, libc::SIGSTOP) };
+    let stopped = || matches!(proc_state(tool), Some('T' | 't'));
+    let start = Instant::now();
+    while !stopped() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the tool never stopped"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // At most the call in progress ends; then nothing while it is stopped.
+    std::thread::sleep(Duration::from_millis(200));
+    let before = lines();
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(lines(), before, "calls ran while the tool was stopped");
+    assert!(
+        stopped(),
+        "the tool did not stay stopped: {:?}",
+        proc_state(tool)
+    );
+    assert!(before < 30, "the tool finished before it was stopped");
+    assert!(child.try_wait().expect("try_wait").is_none());
+    // SAFETY: as above.
+    unsafe { libc::kill(tool, libc::SIGCONT) };
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the tool never finished"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut out = String::new();
+    use std::io::Read;
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut out)
+        .expect("read");
+    assert!(status.success(), "{status:?}\n{out}");
+    assert!(out.contains("calls=30 failed=0"), "{out}");
+    assert_eq!(lines(), 30);
+}
+
+#[test]
+fn ptrace_without_pidfd_getfd_reopens_the_descriptor() {
+    // As on kernels before 5.6: the tool's descriptor through /proc/<tid>/fd/N.
+    let via = Via::Ptrace;
+    for how in ["libc", "syscall"] {
+        let probe = supervised_client(via, static_client_native(), &["stp-probe", "10"])
+            .env("MFI_CLIENT_SYSCALL", how)
+            .env("MFIGUARD_TEST_NO_PIDFD_GETFD", "1")
+            .run();
+        assert_eq!(
+            text(probe.sim_call(), "flags"),
+            Some("0x0010"),
+            "{}",
+            probe.dump()
+        );
+        assert!(
+            probe.stdout.contains("model=SIM SATA SSD"),
+            "{}",
+            probe.dump()
+        );
+        let hazard = supervised_client(via, static_client_native(), &["sgl-off", "0x40000"])
+            .env("MFI_CLIENT_SYSCALL", how)
+            .env("MFIGUARD_TEST_NO_PIDFD_GETFD", "1")
+            .run();
+        assert!(hazard.sim.is_empty(), "{}", hazard.dump());
+        assert!(hazard.stdout.contains("errno=22"), "{}", hazard.dump());
+    }
+    // GET_AEN is not compared here: the simulator's stand-in node, /dev/null, cannot keep
+    // O_ASYNC, so the tool's registration is invisible in /proc/<tid>/fdinfo (on the real
+    // node it is, and the tracer mirrors it: see ptrace.rs, `node_fd`).
+    let unrelated = supervised_client(via, static_client_native(), &["unrelated"])
+        .env("MFIGUARD_TEST_NO_PIDFD_GETFD", "1")
+        .run();
+    let plain = client(&["unrelated"]).run();
+    assert_eq!(plain.stdout, unrelated.stdout, "{}", unrelated.dump());
+    assert!(unrelated.sim.is_empty(), "{}", unrelated.dump());
+}
+
+#[test]
+fn auto_chooses_ptrace_where_user_notification_is_missing() {
+    // Forced: the probe is told user notification is missing.
+    let run = supervised_client(Via::Ptrace, static_client_native(), &["stp-probe", "10"])
+        .flag("auto")
+        .env("MFIGUARD_TEST_NO_USER_NOTIF", "1")
+        .run();
+    assert_eq!(
+        text(&run.audit_call(), "guard"),
+        Some("ptrace"),
+        "{}",
+        run.dump()
+    );
+    assert_eq!(
+        text(run.sim_call(), "flags"),
+        Some("0x0010"),
+        "{}",
+        run.dump()
+    );
+    // This kernel has it: auto takes user notification.
+    let run = supervised_client(Via::Notify, static_client_native(), &["stp-probe", "10"])
+        .flag("auto")
+        .run();
+    assert_eq!(
+        text(&run.audit_call(), "guard"),
+        Some("supervisor"),
+        "{}",
+        run.dump()
+    );
+}
+
+const TRACEME: &str = r#"
+import ctypes
+libc = ctypes.CDLL("libc.so.6", use_errno=True)
+ret = libc.ptrace(0, 0, None, None)    # PTRACE_TRACEME
+print("ret=%d errno=%d" % (ret, ctypes.get_errno()))
+"#;
+
+/// Under user notification `PTRACE_TRACEME` would make the supervisor the tool's tracer
+/// without its knowing: not tried there.
+#[test]
+fn a_tool_that_uses_ptrace_itself_is_refused_at_once() {
+    let via = Via::Ptrace;
+    if cross_target().is_some() {
+        return;
+    }
+    let Some(py) = python() else {
+        eprintln!("SKIPPED: no python3");
+        return;
+    };
+    let start = Instant::now();
+    let run = supervised(via, &py, &["-c", TRACEME]).run();
+    assert_eq!(run.code(), 0, "{}", run.dump());
+    // Already traced by us: the kernel refuses at once (EPERM), nothing hangs.
+    assert!(run.stdout.contains("ret=-1 errno=1"), "{}", run.dump());
+    assert!(start.elapsed() < Duration::from_secs(20));
+}
+
+/// A "shell" on a pseudo-terminal: it starts the job (`argv[1..]`) in its own foreground
+/// process group and waits for it with `WUNTRACED`, as a shell does; on a stop it records
+/// it, continues the job (`fg`: `SIGCONT` to its group) and records its exit. The terminal
+/// side types Ctrl-Z once the job's second call reached the driver.
+const JOB_CONTROL: &str = r#"
+import os, pty, signal, sys, time
+job_argv, out, sim = sys.argv[1:], os.environ["JOBCTL_OUT"], os.environ["MFISIM_RECORD"]
+def note(s):
+    with open(out, "a") as f: f.write(s + "\n")
+pid, master = pty.fork()
+if pid == 0:
+    signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+    job = os.fork()
+    if job == 0:
+        os.setpgid(0, 0)
+        os.tcsetpgrp(0, os.getpid())
+        signal.signal(signal.SIGTTOU, signal.SIG_DFL)
+        os.execv(job_argv[0], job_argv)
+    os.setpgid(job, job)
+    os.tcsetpgrp(0, job)
+    _, st = os.waitpid(job, os.WUNTRACED)
+    note("stopped=%d" % os.WIFSTOPPED(st))
+    if os.WIFSTOPPED(st):
+        time.sleep(0.3)
+        with open(sim) as f: note("calls_while_stopped_from=%d" % len(f.read().splitlines()))
+        time.sleep(0.5)
+        with open(sim) as f: note("calls_while_stopped_to=%d" % len(f.read().splitlines()))
+        os.tcsetpgrp(0, job)
+        os.killpg(job, signal.SIGCONT)
+        _, st = os.waitpid(job, 0)
+    note("exit=%d" % os.waitstatus_to_exitcode(st))
+    os._exit(0)
+deadline = time.time() + 30
+def calls():
+    try:
+        with open(sim) as f: return len(f.read().splitlines())
+    except FileNotFoundError: return 0
+while calls() < 2 and time.time() < deadline: time.sleep(0.01)
+os.write(master, b"\x1a")
+while True:
+    try: d = os.read(master, 4096)
+    except OSError: break
+    if not d: break
+    sys.stdout.write(d.decode(errors="replace"))
+os.waitpid(pid, 0)
+"#;
+
+both!(ctrl_z_in_a_terminal_stops_the_job_and_fg_resumes_it);
+fn ctrl_z_in_a_terminal_stops_the_job_and_fg_resumes_it(via: Via) {
+    if cross_target().is_some() {
+        return;
+    }
+    let Some(py) = python() else {
+        eprintln!("SKIPPED: no python3");
+        return;
+    };
+    let dir = Scratch::new("jobctl");
+    let job = supervised_client(
+        via,
+        static_client_native(),
+        &["--repeat", "30", "ieee-dcmd"],
+    )
+    .env("MFISIM_DELAY_US", "20000")
+    .command(&dir);
+    let mut cmd = Command::new(&py);
+    cmd.arg("-c")
+        .arg(JOB_CONTROL)
+        .arg(job.get_program())
+        .args(job.get_args());
+    for (k, v) in job.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    let out = dir.path("jobctl.txt");
+    cmd.env("JOBCTL_OUT", &out)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let (status, stdout, stderr) = run_with_timeout(&mut cmd, Duration::from_secs(60));
+    let notes = std::fs::read_to_string(&out).unwrap_or_default();
+    let ctx = format!("{status:?}\n--- notes\n{notes}--- terminal\n{stdout}\n--- stderr\n{stderr}");
+    assert!(
+        notes.contains("stopped=1"),
+        "the shell never saw the job stop\n{ctx}"
+    );
+    let field = |k: &str| -> usize {
+        notes
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{k}\n{ctx}"))
+    };
+    assert_eq!(
+        field("calls_while_stopped_from"),
+        field("calls_while_stopped_to"),
+        "calls ran while the job was stopped\n{ctx}"
+    );
+    assert!(notes.contains("exit=0"), "{ctx}");
+    assert!(stdout.contains("calls=30 failed=0"), "{ctx}");
+    let sim = std::fs::read_to_string(dir.path("sim.jsonl")).unwrap_or_default();
+    assert_eq!(sim.lines().count(), 30, "{ctx}");
+}
+
+both!(a_descendant_left_running_when_the_tool_ends_fails_closed);
+fn a_descendant_left_running_when_the_tool_ends_fails_closed(via: Via) {
+    // The tool (sh) leaves a child that makes its call after sh has ended and the supervisor
+    // with it: the call fails (ENOSYS: no listener, or no tracer: detached), nothing reaches
+    // the driver, and the child itself runs on.
+    let dir = Scratch::new("orphan");
+    let out = dir.path("bg.txt");
+    let client = static_client_native().display().to_string();
+    let script = format!(
+        "(sleep 1; {client} --device /dev/null stp-probe 10 > {out}.tmp 2>&1; mv {out}.tmp {out}) \
+         </dev/null >/dev/null 2>&1 & exit 3",
+        out = out.display()
+    );
+    let start = Instant::now();
+    let run = supervised(via, Path::new("/bin/sh"), &["-c", &script]).run();
+    assert_eq!(run.code(), 3, "{}", run.dump());
+    assert!(start.elapsed() < Duration::from_secs(20), "{}", run.dump());
+    let waited = Instant::now();
+    while !out.exists() {
+        assert!(
+            waited.elapsed() < Duration::from_secs(30),
+            "the background child never finished"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let text = std::fs::read_to_string(&out).unwrap_or_default();
+    assert!(text.contains("errno=38"), "{text}");
+    assert!(run.sim.is_empty(), "{}", run.dump());
+    let sim = std::fs::read_to_string(dir.path("sim.jsonl")).unwrap_or_default();
+    assert!(sim.is_empty(), "{sim}");
+}
+
+#[test]
+fn auto_chooses_ptrace_under_another_listener() {
+    // A tool already under a seccomp listener (here: the supervisor itself, as a container
+    // runtime that intercepts system calls would be): a second listener is refused (EBUSY),
+    // so --via auto's probe chooses ptrace. The call is then the outer listener's to answer
+    // (USER_NOTIF takes precedence over TRACE): guarded once, by the outer supervisor.
+    let client = static_client_native().display().to_string();
+    let inner = supervisor().display().to_string();
+    let run = supervised(
+        Via::Notify,
+        Path::new(&inner),
+        &[
+            "--via",
+            "auto",
+            "--",
+            &client,
+            "--device",
+            "/dev/null",
+            "stp-probe",
+            "10",
+        ],
+    )
+    .run();
+    assert_eq!(run.sim.len(), 1, "{}", run.dump());
+    assert_eq!(
+        text(run.sim_call(), "flags"),
+        Some("0x0010"),
+        "{}",
+        run.dump()
+    );
+    assert!(run.stdout.contains("model=SIM SATA SSD"), "{}", run.dump());
+    let call = run.audit_call();
+    assert_eq!(text(&call, "guard"), Some("supervisor"), "{}", run.dump());
+}
+
+both!(a_tool_killed_mid_call_is_recorded_as_executed_not_delivered);
+fn a_tool_killed_mid_call_is_recorded_as_executed_not_delivered(via: Via) {
+    use std::os::unix::process::ExitStatusExt;
+    // One slow call (1 s in the driver); the tool is killed while the supervisor runs it.
+    let dir = Scratch::new("killtool");
+    let mut cmd = supervised_client(via, static_client_native(), &["ieee-dcmd"])
+        .env("MFISIM_DELAY_US", "1000000")
+        .command(&dir);
+    let mut child = cmd.spawn().expect("spawn");
+    let start = Instant::now();
+    let tool = loop {
+        if let Some(t) = tool_of(child.id() as i32) {
+            break t;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "no tool");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    std::thread::sleep(Duration::from_millis(400));
+    // SAFETY: the supervisor's child.
+    unsafe { libc::kill(tool, libc::SIGKILL) };
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the supervisor never ended"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}");
+    let sim = std::fs::read_to_string(dir.path("sim.jsonl")).unwrap_or_default();
+    assert_eq!(sim.lines().count(), 1, "one command: {sim}");
+    let audit = std::fs::read_to_string(dir.path("audit.jsonl")).unwrap_or_default();
+    let calls = parse_lines(&audit, "audit log");
+    let last = calls.last().expect("a record");
+    assert!(
+        finding_rules(last)
+            .iter()
+            .any(|r| r == "guard.not-delivered"),
+        "{audit}"
+    );
+    assert!(
+        last.to_string().contains("executed, not delivered"),
+        "{audit}"
+    );
 }
 
 /// `mfiguard-run` with nothing from the runner's environment but what is given.

@@ -140,16 +140,17 @@ fn check_tool(name: &str, via: mechanism::Via) -> (bool, u8) {
         Mechanism::Unguarded { .. } => ok = false,
         // The tool's calls would go through the supervisor, not the library: prove that the
         // supervisor starts here and intercepts.
-        Mechanism::Supervise { .. } => ok &= run_probe_supervised(),
+        Mechanism::Supervise { .. } => ok &= run_probe_supervised("supervise"),
+        Mechanism::Ptrace { .. } => ok &= run_probe_supervised("ptrace"),
         Mechanism::Preload { .. } => {}
     }
     (ok, mech.class())
 }
 
-/// Runs `mfiguard-probe` (beside the 64-bit library, or in PATH) under this `mfiguard-run
-/// --via supervise`, with the fixed test policy; prints its report indented; whether the
+/// Runs `mfiguard-probe` (beside the 64-bit library) under this `mfiguard-run --via VIA`
+/// (supervise or ptrace), with the fixed test policy; prints its report indented; whether the
 /// supervisor refused the probe's packet (EINVAL) before `/dev/null` saw it.
-fn run_probe_supervised() -> bool {
+fn run_probe_supervised(via: &str) -> bool {
     let Ok(me) = std::env::current_exe() else {
         println!("    supervisor probe: cannot find this program");
         return false;
@@ -164,7 +165,7 @@ fn run_probe_supervised() -> bool {
         return false;
     }
     let mut cmd = Command::new(me);
-    cmd.args(["--via", "supervise", "--mode", "enforce", "--log", "none"])
+    cmd.args(["--via", via, "--mode", "enforce", "--log", "none"])
         .args(["--config", "/dev/null", "--"])
         .arg(&probe)
         .stdin(Stdio::null());

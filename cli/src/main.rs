@@ -180,20 +180,30 @@ fn run() -> Result<ExitCode, Error> {
     };
     let mechanism = mechanism::choose(&path, &kind, via);
     match &mechanism {
-        Mechanism::Supervise { .. } => match supervise(&settings, tool, &path, args) {
-            Ok(never) => match never {},
-            // The kernel refused the filter (another listener already guards this process,
-            // say): as --via auto, the preload then; as --via supervise, a refusal.
-            Err(Error::Setup(why)) if settings.via == Via::Auto => {
-                eprintln!(
-                    "{ME}: warning: the supervisor could not start ({}); trying the preload",
-                    printable(&why)
-                );
-                let fallback = mechanism::choose(&path, &kind, Via::Preload);
-                run_preloaded(&settings, &fallback, &kind, tool, &path, args)
+        Mechanism::Supervise { .. } | Mechanism::Ptrace { .. } => {
+            let traced = matches!(mechanism, Mechanism::Ptrace { .. });
+            match supervise(&settings, tool, &path, args, traced) {
+                Ok(never) => match never {},
+                // The kernel refused the filter (another listener already guards this
+                // process, say): as --via auto, the ptrace fallback, then the preload; as
+                // --via supervise or ptrace, a refusal.
+                Err(Error::Setup(why)) if settings.via == Via::Auto => {
+                    eprintln!(
+                        "{ME}: warning: the supervisor could not start ({}); trying {}",
+                        printable(&why),
+                        if traced { "the preload" } else { "ptrace" }
+                    );
+                    if !traced && mechanism::ptrace_available().is_ok() {
+                        if let Ok(never) = supervise(&settings, tool, &path, args, true) {
+                            match never {}
+                        }
+                    }
+                    let fallback = mechanism::choose(&path, &kind, Via::Preload);
+                    run_preloaded(&settings, &fallback, &kind, tool, &path, args)
+                }
+                Err(e) => Err(e),
             }
-            Err(e) => Err(e),
-        },
+        }
         m => run_preloaded(&settings, m, &kind, tool, &path, args),
     }
 }
@@ -254,12 +264,14 @@ fn record_unguarded(settings: &Settings, path: &Path, why: &str) {
     let _ = audit::emit(&settings.config, false, audit::Record::Error(&rec));
 }
 
-/// Runs the tool under the supervisor and ends as it ends; `Err` when it could not start.
+/// Runs the tool under the supervisor (`traced`: its ptrace fallback) and ends as it ends;
+/// `Err` when it could not start.
 fn supervise(
     settings: &Settings,
     tool: &OsString,
     path: &Path,
     args: &[OsString],
+    traced: bool,
 ) -> Result<std::convert::Infallible, Error> {
     #[cfg(target_arch = "x86_64")]
     {
@@ -301,7 +313,15 @@ fn supervise(
             killable_wait: std::env::var_os("MFIGUARD_TEST_NO_KILLABLE").is_none(),
         };
         let shown = path.display();
-        match mfiguard_supervisor::run(&settings.config, &cmd, opts) {
+        let result = if traced {
+            // MFIGUARD_TEST_NO_PIDFD_GETFD: the tool's descriptors through /proc, as before
+            // Linux 5.6 (tests).
+            let pidfd = std::env::var_os("MFIGUARD_TEST_NO_PIDFD_GETFD").is_none();
+            mfiguard_supervisor::run_ptrace_with(&settings.config, &cmd, pidfd)
+        } else {
+            mfiguard_supervisor::run(&settings.config, &cmd, opts)
+        };
+        match result {
             Ok(exit) => mfiguard_supervisor::exit_like(exit),
             Err(SpawnError::Exec(e)) if e == libc::ENOENT => Err(Error::NotFound(format!(
                 "{shown}: {}",
@@ -321,14 +341,19 @@ fn supervise(
                 }
             ))),
             Err(SpawnError::Setup(e)) => Err(Error::Setup(format!(
-                "the supervisor could not start the tool: {}",
-                std::io::Error::from_raw_os_error(e)
+                "the supervisor could not start the tool: {}{}",
+                std::io::Error::from_raw_os_error(e),
+                if traced && e == libc::EPERM {
+                    " (this process may not trace its children: Yama ptrace_scope 3, or it is traced itself)"
+                } else {
+                    ""
+                }
             ))),
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (settings, tool, path, args);
+        let _ = (settings, tool, path, args, traced);
         Err(Error::Setup("no supervisor in this build".into()))
     }
 }

@@ -3,6 +3,8 @@
 //! - the supervisor (`mfiguard_supervisor`): seccomp user notification, from outside the tool;
 //!   guards whatever it runs (static, raw system calls, children with a clean environment);
 //!   needs Linux 5.0 (`--via supervise`, and `--via auto` where the kernel has it);
+//! - its ptrace fallback, the same from a tracer, for kernels without user notification
+//!   (RHEL 7 and 8: `--via ptrace`, and `--via auto` there);
 //! - the preload: `libmfiguard.so` of the tool's ELF class in `LD_PRELOAD`, then `execve`;
 //!   reaches dynamically linked programs the loader runs normally (`--via preload`, and `auto`
 //!   where there is no supervisor);
@@ -42,6 +44,11 @@ pub enum Mechanism {
         /// What the choice rests on.
         why: String,
     },
+    /// The ptrace supervisor: the same, as the tool's tracer.
+    Ptrace {
+        /// What the choice rests on.
+        why: String,
+    },
     /// No mechanism reaches the tool; it would run unguarded.
     Unguarded {
         /// The library the tool would still be given (the class of its program).
@@ -56,7 +63,7 @@ impl Mechanism {
     pub fn class(&self) -> u8 {
         match self {
             Mechanism::Preload { class, .. } | Mechanism::Unguarded { class, .. } => *class,
-            Mechanism::Supervise { .. } => 64,
+            Mechanism::Supervise { .. } | Mechanism::Ptrace { .. } => 64,
         }
     }
 
@@ -65,18 +72,43 @@ impl Mechanism {
         match self {
             Mechanism::Preload { why, .. } => format!("guard: preload ({why})"),
             Mechanism::Supervise { why } => format!("guard: supervisor ({why})"),
+            Mechanism::Ptrace { why } => format!("guard: ptrace ({why})"),
             Mechanism::Unguarded { why, .. } => format!("guard: none ({why})"),
         }
     }
 }
 
-/// Whether this kernel offers the supervisor; `Err` says why not.
+/// Whether this kernel knows seccomp user notification (`SECCOMP_GET_ACTION_AVAIL`: no fork;
+/// a kernel that knows it and still refuses the install is found out when the tool starts,
+/// and `--via auto` then falls back); `Err` says why not. `MFIGUARD_TEST_NO_USER_NOTIF=1`
+/// makes it answer no (tests).
 pub fn supervisor_available() -> Result<(), String> {
     #[cfg(target_arch = "x86_64")]
     {
+        if std::env::var_os("MFIGUARD_TEST_NO_USER_NOTIF").is_some() {
+            return Err("no seccomp user notification (MFIGUARD_TEST_NO_USER_NOTIF)".into());
+        }
         mfiguard_supervisor::probe().map_err(|e| {
             format!(
-                "this kernel has no seccomp user notification (SECCOMP_GET_ACTION_AVAIL: {}; Linux >= 5.0 needed)",
+                "this kernel has no usable seccomp user notification ({}; Linux >= 5.0 needed, and no other listener on this process)",
+                std::io::Error::from_raw_os_error(e)
+            )
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        Err("this mfiguard-run is not an x86_64 build: no supervisor".into())
+    }
+}
+
+/// Whether the ptrace fallback's filter installs here (a real install in a forked child: only
+/// asked where user notification is missing); `Err` says why not.
+pub fn ptrace_available() -> Result<(), String> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        mfiguard_supervisor::probe_ptrace().map_err(|e| {
+            format!(
+                "no seccomp filter can be installed ({})",
                 std::io::Error::from_raw_os_error(e)
             )
         })
@@ -89,29 +121,56 @@ pub fn supervisor_available() -> Result<(), String> {
 
 /// Chooses the mechanism for the tool at `path`, described as `kind`, as `via` asks.
 pub fn choose(path: &Path, kind: &Kind, via: Via) -> Mechanism {
+    let class = kind.elf().map_or(64, |e| e.class);
+    let unguarded = |why: String| Mechanism::Unguarded { class, why };
     match via {
         Via::Preload => preload(path, kind),
-        Via::Ptrace => Mechanism::Unguarded {
-            class: kind.elf().map_or(64, |e| e.class),
-            why: "the ptrace supervisor is not part of this build".into(),
-        },
+        // Asked for by name: whether its filter installs shows when the tool starts.
+        Via::Ptrace => ptrace(kind),
         Via::Supervise => match supervisor_available() {
             Ok(()) => supervise(kind),
-            Err(why) => Mechanism::Unguarded {
-                class: kind.elf().map_or(64, |e| e.class),
-                why: format!("--via supervise: {why}"),
-            },
+            Err(why) => unguarded(format!("--via supervise: {why}")),
         },
         Via::Auto => match supervisor_available() {
             Ok(()) => supervise(kind),
-            Err(why) => match preload(path, kind) {
-                Mechanism::Unguarded { class, why: pw } => Mechanism::Unguarded {
-                    class,
-                    why: format!("{pw}; and no supervisor: {why}"),
+            Err(why) => match ptrace_available() {
+                Ok(()) => Mechanism::Ptrace {
+                    why: format!("{}; user notification: {why}", describe(kind)),
                 },
-                m => m,
+                Err(pwhy) => match preload(path, kind) {
+                    Mechanism::Unguarded { class, why: w } => Mechanism::Unguarded {
+                        class,
+                        why: format!("{w}; and no supervisor: {why}; no ptrace: {pwhy}"),
+                    },
+                    m => m,
+                },
             },
         },
+    }
+}
+
+fn describe(kind: &Kind) -> String {
+    match kind {
+        Kind::Elf(e) => format!(
+            "{} {}-bit ELF",
+            if e.interp.is_some() {
+                "dynamic"
+            } else {
+                "static"
+            },
+            e.class
+        ),
+        Kind::Script { .. } => "script".into(),
+        _ => "program".into(),
+    }
+}
+
+fn ptrace(kind: &Kind) -> Mechanism {
+    Mechanism::Ptrace {
+        why: format!(
+            "{}; a tracer: every MegaRAID call of it and its children, whatever their linkage",
+            describe(kind)
+        ),
     }
 }
 

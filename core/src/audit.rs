@@ -346,6 +346,8 @@ pub enum Guard {
     Preload,
     /// `mfiguard-run`'s seccomp user-notification supervisor, outside the tool.
     Supervisor,
+    /// `mfiguard-run`'s ptrace fallback (seccomp `RET_TRACE`), outside the tool.
+    Ptrace,
 }
 
 impl Guard {
@@ -354,6 +356,7 @@ impl Guard {
         match self {
             Guard::Preload => "preload",
             Guard::Supervisor => "supervisor",
+            Guard::Ptrace => "ptrace",
         }
     }
 }

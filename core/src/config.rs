@@ -52,7 +52,7 @@ pub const KEYS: [&str; 8] = [
 
 /// `MFIGUARD_*` variables that are not settings but may legitimately be in a guarded process's
 /// environment: neither read as settings nor refused as unknown.
-pub const NOT_SETTINGS: [&str; 11] = [
+pub const NOT_SETTINGS: [&str; 13] = [
     // The config file's path (read here).
     "MFIGUARD_CONFIG",
     // mfiguard-run: the directories of the 64-bit and the 32-bit library.
@@ -69,8 +69,12 @@ pub const NOT_SETTINGS: [&str; 11] = [
     "MFIGUARD_TEST_TARGET",
     "MFIGUARD_TEST_TARGET_DIR",
     "MFIGUARD_TEST_WRAPPER",
-    // The supervisor's tests: do without SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV.
+    // The supervisor's tests: do without SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV; take the
+    // tool's descriptors through /proc (ptrace, as before Linux 5.6); believe there is no
+    // user notification (--via auto).
     "MFIGUARD_TEST_NO_KILLABLE",
+    "MFIGUARD_TEST_NO_PIDFD_GETFD",
+    "MFIGUARD_TEST_NO_USER_NOTIF",
 ];
 
 /// The largest config file read, in bytes.

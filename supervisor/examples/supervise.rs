@@ -4,21 +4,47 @@
 //! `SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV`, as on kernels before 5.19.
 //! `supervise --bare TOOL` and `supervise --allow-all TOOL` run it under the benchmark's
 //! baselines instead (a responder that answers ENOTTY at once; a filter that allows all).
+//!
+//! `supervise --ptrace TOOL` runs it under the ptrace fallback (`MFIGUARD_TEST_NO_PIDFD_GETFD=1`
+//! takes the tool's descriptors through `/proc`, as before Linux 5.6); `supervise --auto TOOL`
+//! chooses as `mfiguard-run --via auto` does (`MFIGUARD_TEST_NO_USER_NOTIF=1` makes it believe
+//! user notification is missing); `supervise --bare-trace TOOL` runs it under the ptrace
+//! baseline (a tracer that only resumes).
 
 #[cfg(target_arch = "x86_64")]
 fn main() {
     use std::ffi::CString;
     use std::os::unix::ffi::OsStrExt;
 
-    use mfiguard_supervisor::{exit_like, run, run_baseline, Baseline, Command, Options};
+    use mfiguard_supervisor::{
+        choose, exit_like, probe_notify, run, run_baseline, run_ptrace_with, Baseline, Command,
+        Mechanism, Options,
+    };
 
     let mut argv: Vec<_> = std::env::args_os().skip(1).collect();
-    let baseline = match argv.first().and_then(|a| a.to_str()) {
-        Some("--bare") => Some(Baseline::BareResponder),
-        Some("--allow-all") => Some(Baseline::AllowAll),
-        _ => None,
-    };
-    if baseline.is_some() {
+    let mut baseline = None;
+    let mut mechanism = Mechanism::Notify;
+    match argv.first().and_then(|a| a.to_str()) {
+        Some("--bare") => baseline = Some(Baseline::BareResponder),
+        Some("--allow-all") => baseline = Some(Baseline::AllowAll),
+        Some("--bare-trace") => baseline = Some(Baseline::BareTracer),
+        Some("--ptrace") => mechanism = Mechanism::Ptrace,
+        Some("--auto") => {
+            let probe = if std::env::var_os("MFIGUARD_TEST_NO_USER_NOTIF").is_some() {
+                Err(libc::ENOSYS)
+            } else {
+                probe_notify()
+            };
+            mechanism = choose(probe);
+            eprintln!("supervise: --auto chose {}", mechanism.name());
+        }
+        _ => {}
+    }
+    if argv
+        .first()
+        .and_then(|a| a.to_str())
+        .is_some_and(|a| a.starts_with("--"))
+    {
         argv.remove(0);
     }
     let args: Vec<CString> = argv
@@ -45,9 +71,15 @@ fn main() {
     let opts = Options {
         killable_wait: std::env::var_os("MFIGUARD_TEST_NO_KILLABLE").is_none(),
     };
-    let result = match baseline {
-        Some(b) => run_baseline(&cmd, b),
-        None => run(mfiguard_core::config::get_or_load(), &cmd, opts),
+    let cfg = mfiguard_core::config::get_or_load();
+    let result = match (baseline, mechanism) {
+        (Some(b), _) => run_baseline(&cmd, b),
+        (None, Mechanism::Notify) => run(cfg, &cmd, opts),
+        (None, Mechanism::Ptrace) => run_ptrace_with(
+            cfg,
+            &cmd,
+            std::env::var_os("MFIGUARD_TEST_NO_PIDFD_GETFD").is_none(),
+        ),
     };
     match result {
         Ok(exit) => exit_like(exit),

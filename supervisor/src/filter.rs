@@ -51,6 +51,14 @@ pub const RET_ALLOW: u32 = 0x7fff_0000;
 pub const RET_USER_NOTIF: u32 = 0x7fc0_0000;
 /// `SECCOMP_RET_TRACE`.
 pub const RET_TRACE: u32 = 0x7ff0_0000;
+/// `SECCOMP_RET_TRACE | DATA_X86_64`: a guarded call through the x86_64 entry.
+pub const DATA_X86_64: u32 = 1;
+/// `SECCOMP_RET_TRACE | DATA_I386`: a guarded call through the i386 entry (`int 0x80`, or a
+/// 32-bit tool). The tracer reads it with `PTRACE_GETEVENTMSG` at the seccomp stop, so it knows
+/// the caller's ABI without `PTRACE_GET_SYSCALL_INFO` (Linux 5.3, missing on RHEL 7 and 8).
+pub const DATA_I386: u32 = 2;
+/// `SECCOMP_RET_DATA`: the low 16 bits of a return value.
+pub const RET_DATA_MASK: u32 = 0xffff;
 /// `SECCOMP_RET_ERRNO | EPERM`.
 pub const RET_EPERM: u32 = 0x0005_0000 | libc::EPERM as u32;
 
@@ -121,23 +129,24 @@ fn program() -> [Op; 30] {
         JumpEq(NR_IOCTL_I386, "i386 ioctl", "allow"),
         At("i386 ioctl"),
         Load(ARG1_LO),
-        JumpEq(FIRMWARE32, "guard", "i386 not firmware32"),
+        JumpEq(FIRMWARE32, "guard32", "i386 not firmware32"),
         At("i386 not firmware32"),
     ]
 }
 
-/// The tail of every program: the three answers.
-fn answers(action: Action) -> [Op; 7] {
+/// The tail of every program: the answers. Under `Trace` the i386 entry has its own (its
+/// `SECCOMP_RET_DATA` names the ABI); otherwise both entries share one instruction.
+fn answers(action: Action) -> Vec<Op> {
     use Op::*;
-    [
-        JumpEq(GET_AEN, "guard", "allow"),
-        At("guard"),
-        Ret(action.ret()),
-        At("refuse"),
-        Ret(RET_EPERM),
-        At("allow"),
-        Ret(RET_ALLOW),
-    ]
+    let mut ops = vec![JumpEq(GET_AEN, "guard32", "allow")];
+    if action == Action::Trace {
+        ops.extend([At("guard32"), Ret(RET_TRACE | DATA_I386)]);
+        ops.extend([At("guard"), Ret(RET_TRACE | DATA_X86_64)]);
+    } else {
+        ops.extend([At("guard32"), At("guard"), Ret(action.ret())]);
+    }
+    ops.extend([At("refuse"), Ret(RET_EPERM), At("allow"), Ret(RET_ALLOW)]);
+    ops
 }
 
 /// Why a program could not be assembled (a bug in the table above; tests build every one).
@@ -291,7 +300,9 @@ mod tests {
             let ops: Vec<Op> = program().into_iter().chain(answers(action)).collect();
             let prog = assemble(&ops).expect("assembles");
             assert!(prog.len() <= usize::from(libc::BPF_MAXINSNS as u16));
-            assert_eq!(prog.len(), 22);
+            // The trace program has one more answer: the i386 entry's own data.
+            let len = if action == Action::Trace { 23 } else { 22 };
+            assert_eq!(prog.len(), len);
         }
     }
 
@@ -315,11 +326,47 @@ mod tests {
         );
         assert_eq!(run(&p, &ioctl(AUDIT_ARCH_I386, 54, FIRMWARE32.into())), g);
         assert_eq!(run(&p, &ioctl(AUDIT_ARCH_I386, 54, GET_AEN.into())), g);
+    }
+
+    #[test]
+    fn the_trace_program_names_the_abi_in_its_data() {
         let t = build(Action::Trace);
+        let x64 = Some(RET_TRACE | DATA_X86_64);
+        let i386 = Some(RET_TRACE | DATA_I386);
+        assert_eq!(run(&t, &ioctl(AUDIT_ARCH_X86_64, 16, FIRMWARE.into())), x64);
+        assert_eq!(run(&t, &ioctl(AUDIT_ARCH_X86_64, 16, GET_AEN.into())), x64);
         assert_eq!(
-            run(&t, &ioctl(AUDIT_ARCH_X86_64, 16, FIRMWARE.into())),
-            Some(RET_TRACE)
+            run(&t, &ioctl(AUDIT_ARCH_I386, 54, FIRMWARE32.into())),
+            i386
         );
+        assert_eq!(run(&t, &ioctl(AUDIT_ARCH_I386, 54, GET_AEN.into())), i386);
+        // The rest as under the notification filter.
+        let a = Some(RET_ALLOW);
+        assert_eq!(run(&t, &ioctl(AUDIT_ARCH_X86_64, 16, 0x541b)), a);
+        assert_eq!(run(&t, &ioctl(AUDIT_ARCH_X86_64, 16, FIRMWARE32.into())), a);
+        assert_eq!(run(&t, &ioctl(AUDIT_ARCH_I386, 54, FIRMWARE.into())), a);
+        assert_eq!(run(&t, &ioctl(AUDIT_ARCH_X86_64, 1, FIRMWARE.into())), a);
+        let x32 = NR_IOCTL_X32 | X32_SYSCALL_BIT;
+        assert_eq!(
+            run(&t, &ioctl(AUDIT_ARCH_X86_64, x32, FIRMWARE.into())),
+            Some(RET_EPERM)
+        );
+        // Both ABIs in the data field, distinct and nonzero.
+        assert_ne!(DATA_X86_64, DATA_I386);
+        assert_eq!(DATA_X86_64 & !RET_DATA_MASK, 0);
+        assert_eq!(DATA_I386 & !RET_DATA_MASK, 0);
+    }
+
+    #[test]
+    fn the_notification_program_is_unchanged_by_the_trace_answers() {
+        // Golden: both entries share the one USER_NOTIF instruction.
+        let p = build(Action::Notify);
+        let rets: Vec<u32> = p
+            .iter()
+            .filter(|i| u32::from(i.code) == libc::BPF_RET | libc::BPF_K)
+            .map(|i| i.k)
+            .collect();
+        assert_eq!(rets, [RET_USER_NOTIF, RET_EPERM, RET_ALLOW]);
     }
 
     #[test]

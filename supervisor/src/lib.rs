@@ -14,13 +14,20 @@
 //! call (see `serve`).
 //!
 //! Needs Linux 5.0 (user notification), 5.6 (`pidfd_getfd`), and uses
-//! `SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV` (5.19) where the kernel has it.
+//! `SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV` (5.19) where the kernel has it. Where user
+//! notification is missing (RHEL 7 and 8), [`run_ptrace`] guards the same way as a tracer
+//! ([`ptrace`]: seccomp filters 3.5, `PTRACE_SEIZE` 3.4, `PTRACE_O_EXITKILL` 3.8,
+//! `process_vm_readv` 3.2); [`probe_notify`] and [`choose`] decide between them.
 
 #![deny(unsafe_code)]
 #![deny(clippy::print_stdout)]
 
 #[cfg(target_arch = "x86_64")]
 pub mod filter;
+#[cfg(target_arch = "x86_64")]
+pub mod ptrace;
+#[cfg(target_arch = "x86_64")]
+mod ptrace_spawn;
 #[cfg(target_arch = "x86_64")]
 mod serve;
 #[cfg(target_arch = "x86_64")]
@@ -39,7 +46,80 @@ mod imp {
 
     pub use crate::spawn::{Command, SpawnError};
     pub use crate::sys::Exit;
-    use crate::{filter, serve, spawn, sys};
+    use crate::{filter, ptrace, ptrace_spawn, serve, spawn, sys};
+
+    /// How a tool is guarded from outside.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Mechanism {
+        /// Seccomp user notification ([`run`]; Linux 5.0, `pidfd_getfd` 5.6).
+        Notify,
+        /// The ptrace fallback ([`run_ptrace`]; seccomp filters and `PTRACE_SEIZE`).
+        Ptrace,
+    }
+
+    impl Mechanism {
+        /// Its name, as `--via` and `--check` say it.
+        pub const fn name(self) -> &'static str {
+            match self {
+                Mechanism::Notify => "supervise",
+                Mechanism::Ptrace => "ptrace",
+            }
+        }
+    }
+
+    /// `--via auto`'s choice from [`probe_notify`]'s result: user notification where it can be
+    /// installed, ptrace otherwise (no such action, a kernel that refuses the install, or
+    /// `EBUSY`: the tool's tree is already under another listener).
+    pub fn choose(notify: Result<(), c_int>) -> Mechanism {
+        match notify {
+            Ok(()) => Mechanism::Notify,
+            Err(_) => Mechanism::Ptrace,
+        }
+    }
+
+    /// Whether seccomp user notification works here: `SECCOMP_GET_ACTION_AVAIL` for
+    /// `SECCOMP_RET_USER_NOTIF`, then a real install of the filter with a listener in a forked
+    /// child (a kernel may know the action and still refuse, and distributions backport). The
+    /// errno of the first refusal. Costs one fork.
+    pub fn probe_notify() -> Result<(), c_int> {
+        sys::action_available(filter::RET_USER_NOTIF)?;
+        sys::try_install_in_child(
+            &filter::build(filter::Action::Notify),
+            libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
+        )
+    }
+
+    /// Whether the ptrace fallback's filter can be installed here (a real install in a forked
+    /// child; `SECCOMP_GET_ACTION_AVAIL` is itself 4.14). Whether this process may trace its
+    /// children (Yama `ptrace_scope` 3, an LSM) shows only when the tool starts
+    /// (`SpawnError::Setup(EPERM)`).
+    pub fn probe_ptrace() -> Result<(), c_int> {
+        sys::try_install_in_child(&filter::build(filter::Action::Trace), 0)
+    }
+
+    /// Runs `cmd` under the ptrace fallback until it ends; its exit. The tool is traced by
+    /// the calling thread (which must not be traced by it in turn, and must be the only one
+    /// to wait for children meanwhile); the forwarded signals are blocked in it and passed on
+    /// to the tool by a helper thread. Makes this process non-dumpable.
+    pub fn run_ptrace(cfg: &Config, cmd: &Command) -> Result<Exit, SpawnError> {
+        run_ptrace_with(cfg, cmd, true)
+    }
+
+    /// [`run_ptrace`]; `use_pidfd` false takes the tool's descriptors through `/proc` as on
+    /// kernels before 5.6 (tests).
+    pub fn run_ptrace_with(
+        cfg: &Config,
+        cmd: &Command,
+        use_pidfd: bool,
+    ) -> Result<Exit, SpawnError> {
+        sys::set_not_dumpable();
+        let set = sys::with_job_control(&sys::forwarded_signals());
+        let old = sys::block(&set);
+        let prog = filter::build(filter::Action::Trace);
+        let pid = ptrace_spawn::spawn_traced(cmd, &prog, &old)?;
+        log::debug!("tracing pid {pid}");
+        Ok(ptrace::Tracer::new(cfg, pid, use_pidfd).run(&set))
+    }
 
     /// How to supervise.
     #[derive(Clone, Copy, Debug)]
@@ -90,13 +170,21 @@ mod imp {
         /// A filter that allows everything, installed the same way: the kernel's seccomp entry
         /// alone, for unrelated system calls.
         AllowAll,
+        /// The ptrace filter and a tracer that only resumes every stop (the call then runs
+        /// as it is): the bare cost of a seccomp trace stop's round trip.
+        BareTracer,
     }
 
     /// Runs `cmd` under a [`Baseline`] instead of the supervisor (benchmarks only).
     pub fn run_baseline(cmd: &Command, baseline: Baseline) -> Result<Exit, SpawnError> {
         let old = sys::block(&sys::forwarded_signals());
+        if baseline == Baseline::BareTracer {
+            let prog = filter::build(filter::Action::Trace);
+            let pid = ptrace_spawn::spawn_traced(cmd, &prog, &old)?;
+            return Ok(ptrace::bare_tracer(pid));
+        }
         let prog = match baseline {
-            Baseline::BareResponder => filter::build(filter::Action::Notify),
+            Baseline::BareResponder | Baseline::BareTracer => filter::build(filter::Action::Notify),
             Baseline::AllowAll => vec![libc::sock_filter {
                 code: (libc::BPF_RET | libc::BPF_K) as u16,
                 jt: 0,
@@ -113,6 +201,30 @@ mod imp {
         match exit {
             Exit::Code(c) => std::process::exit(c),
             Exit::Signal(s) => sys::exit_like_signal(s),
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn auto_chooses_ptrace_where_user_notification_is_missing() {
+            assert_eq!(choose(Ok(())), Mechanism::Notify);
+            // No such action (before 5.0), no SECCOMP_GET_ACTION_AVAIL (before 4.14), another
+            // listener already there.
+            for e in [libc::EOPNOTSUPP, libc::EINVAL, libc::EBUSY, libc::ENOSYS] {
+                assert_eq!(choose(Err(e)), Mechanism::Ptrace);
+            }
+        }
+
+        #[test]
+        fn this_kernel_has_both() {
+            // The project's machines run Linux >= 6.1: both probes must succeed here (a
+            // failure means a probe is wrong, not the kernel).
+            assert_eq!(probe_notify(), Ok(()));
+            assert_eq!(probe_ptrace(), Ok(()));
+            assert_eq!(choose(probe_notify()), Mechanism::Notify);
         }
     }
 }

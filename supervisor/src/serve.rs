@@ -99,25 +99,7 @@ impl Caller for Tool<'_> {
     }
 
     fn identity(&self) -> Identity {
-        let status =
-            std::fs::read_to_string(format!("/proc/{}/status", self.tid)).unwrap_or_default();
-        let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|v| v.split_whitespace().next())
-                .and_then(|v| v.parse::<u32>().ok())
-        };
-        let pid = field("Tgid:").unwrap_or(self.tid as u32);
-        let uid = field("Uid:").unwrap_or(u32::MAX);
-        let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_else(|_| "?".into());
-        Identity {
-            who: Who { pid, uid },
-            exe,
-            invoker: Invoker::of_process(pid),
-        }
+        identity(self.tid)
     }
 
     fn deliver(&self, answer: Answer) -> Result<(), c_int> {
@@ -129,9 +111,32 @@ impl Caller for Tool<'_> {
     }
 }
 
+/// The pid (thread group), real uid and executable of thread `tid`, from `/proc`.
+/// Who the thread `tid` is, for records: its process, real uid, executable and invoker.
+pub(crate) fn identity(tid: libc::pid_t) -> Identity {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", tid)).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<u32>().ok())
+    };
+    let pid = field("Tgid:").unwrap_or(tid as u32);
+    let uid = field("Uid:").unwrap_or(u32::MAX);
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "?".into());
+    Identity {
+        who: Who { pid, uid },
+        exe,
+        invoker: Invoker::of_process(pid),
+    }
+}
+
 /// The node, through the tool's own open file (duplicated): its flags, its `F_SETOWN`.
-struct Node<'a> {
-    fd: BorrowedFd<'a>,
+pub(crate) struct Node<'a> {
+    pub(crate) fd: BorrowedFd<'a>,
 }
 
 #[allow(unsafe_code)]
@@ -282,7 +287,7 @@ impl<'c> Supervisor<'c> {
                 return;
             }
             Ok((fd, false)) => {
-                let _ = tool.deliver(other_file(&tool, fd.as_fd(), &call));
+                let _ = tool.deliver(other_file_call(&tool, fd.as_fd(), &call));
                 return;
             }
             Ok((fd, true)) => {
@@ -343,9 +348,10 @@ fn node_fd(
     }
     let (pidfd, leader) = match sys::pidfd_open(call.tid, 0) {
         Ok(p) => (p, true),
-        // Not a thread-group leader (before Linux 6.9 a pidfd names a process): its
-        // process, from /proc, each time (a thread's id may go to another process).
-        Err(libc::EINVAL) => (
+        // Not a thread-group leader (a pidfd without PIDFD_THREAD names a process: EINVAL,
+        // ENOENT on recent kernels, 6.18 here): its process, from /proc, each time (a
+        // thread's id may go to another process).
+        Err(libc::EINVAL | libc::ENOENT) => (
             sys::pidfd_open(tgid(call.tid).ok_or(libc::ESRCH)?, 0)?,
             false,
         ),
@@ -366,20 +372,25 @@ fn node_fd(
 /// The call on a file that is not the management node: executed here on a private copy of the
 /// argument (the size and direction the request code encodes), so that no descriptor swap or
 /// memory change by another thread can turn it into an unguarded MegaRAID call.
-fn other_file(tool: &Tool<'_>, fd: BorrowedFd<'_>, call: &Syscall) -> Answer {
-    let size = ((call.code >> 16) & 0x3fff) as usize;
-    let dir = call.code >> 30;
+fn other_file_call(tool: &Tool<'_>, fd: BorrowedFd<'_>, call: &Syscall) -> Answer {
+    other_file(tool, fd, call.code, call.arg)
+}
+
+/// [`other_file_call`] for any caller: `code` and `arg` as the tool passed them.
+pub(crate) fn other_file(tool: &impl Caller, fd: BorrowedFd<'_>, code: u32, arg: u64) -> Answer {
+    let size = ((code >> 16) & 0x3fff) as usize;
+    let dir = code >> 30;
     // A page of slack beyond the encoded size, for a driver that writes more than it says.
     let mut buf = vec![0u8; size + 4096];
-    let readable = tool.read(call.arg, &mut buf[..size]).is_ok();
+    let readable = tool.read(arg, &mut buf[..size]).is_ok();
     // An unreadable argument: the driver would have faulted on it, so does a null pointer.
-    let arg = readable.then_some(&mut buf[..]);
-    let (ret, errno) = sys::ioctl_private(fd, call.code, arg);
+    let private = readable.then_some(&mut buf[..]);
+    let (ret, errno) = sys::ioctl_private(fd, code, private);
     if ret < 0 {
         return Answer::Errno(errno);
     }
     // _IOC_READ: the driver wrote the argument back.
-    if readable && dir & 2 != 0 && tool.write(call.arg, &buf[..size]).is_err() {
+    if readable && dir & 2 != 0 && tool.write(arg, &buf[..size]).is_err() {
         return Answer::Errno(libc::EFAULT);
     }
     Answer::Value(ret)

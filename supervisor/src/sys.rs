@@ -53,6 +53,31 @@ pub unsafe fn install_filter(prog: *const libc::sock_fprog, flags: libc::c_ulong
     }
 }
 
+/// [`install_filter`] without flags, and where the `seccomp` system call is missing (before
+/// Linux 3.17: RHEL 7's 3.10 unless backported) `prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER)`,
+/// which installs the same filter since 3.5. 0 or -1 (errno set). Async-signal-safe.
+///
+/// # Safety
+///
+/// As [`install_filter`].
+pub unsafe fn install_filter_no_flags(prog: *const libc::sock_fprog) -> c_int {
+    // SAFETY: the caller's contract.
+    let ret = unsafe { install_filter(prog, 0) };
+    if ret >= 0 || errno() != libc::ENOSYS {
+        return ret;
+    }
+    // SAFETY: as above; prctl copies the program.
+    unsafe {
+        libc::prctl(
+            libc::PR_SET_SECCOMP,
+            libc::SECCOMP_MODE_FILTER as libc::c_ulong,
+            prog,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    }
+}
+
 /// `SECCOMP_IOCTL_NOTIF_RECV`: blocks until a notification arrives.
 pub fn notif_recv(listener: BorrowedFd<'_>) -> Result<libc::seccomp_notif, c_int> {
     // SAFETY: all-zero is a valid `seccomp_notif` (integers only), and the kernel requires it.
@@ -336,5 +361,369 @@ pub fn exit_like_signal(sig: c_int) -> ! {
         libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
         libc::raise(sig);
         libc::_exit(128 + sig)
+    }
+}
+
+// ---- ptrace (the fallback for kernels without user notification) ----------------------------
+
+/// `PTRACE_EVENT_STOP` (`<linux/ptrace.h>`; not in the `libc` crate): a group-stop or another
+/// trap of a `PTRACE_SEIZE`d tracee.
+pub const PTRACE_EVENT_STOP: c_int = 128;
+
+/// The options every tracee gets: die with the tracer, report seccomp `RET_TRACE`, follow every
+/// thread and child, report `exec`.
+pub const PTRACE_OPTIONS: c_int = libc::PTRACE_O_EXITKILL
+    | libc::PTRACE_O_TRACESECCOMP
+    | libc::PTRACE_O_TRACEFORK
+    | libc::PTRACE_O_TRACEVFORK
+    | libc::PTRACE_O_TRACECLONE
+    | libc::PTRACE_O_TRACEEXEC;
+
+fn ptrace(req: libc::c_uint, pid: libc::pid_t, addr: usize, data: usize) -> Result<(), c_int> {
+    // SAFETY: every request used through this wrapper takes integers only in `addr` and
+    // `data` (SEIZE, CONT, LISTEN, INTERRUPT, DETACH): the kernel dereferences no pointer.
+    let ret = unsafe { libc::ptrace(req, pid, addr, data) };
+    if ret < 0 {
+        Err(errno())
+    } else {
+        Ok(())
+    }
+}
+
+/// `PTRACE_SEIZE` with `options` (does not stop the tracee).
+pub fn ptrace_seize(pid: libc::pid_t, options: c_int) -> Result<(), c_int> {
+    ptrace(libc::PTRACE_SEIZE, pid, 0, options as usize)
+}
+
+/// `PTRACE_CONT`, delivering `sig` (0: none).
+pub fn ptrace_cont(pid: libc::pid_t, sig: c_int) -> Result<(), c_int> {
+    ptrace(libc::PTRACE_CONT, pid, 0, sig as usize)
+}
+
+/// `PTRACE_LISTEN`: a group-stopped tracee stays stopped, but reports its next change (its
+/// `SIGCONT`), as a stopped process would without a tracer.
+pub fn ptrace_listen(pid: libc::pid_t) -> Result<(), c_int> {
+    ptrace(libc::PTRACE_LISTEN, pid, 0, 0)
+}
+
+/// `PTRACE_INTERRUPT`: a trap (`PTRACE_EVENT_STOP`) at the tracee's next chance.
+pub fn ptrace_interrupt(pid: libc::pid_t) -> Result<(), c_int> {
+    ptrace(libc::PTRACE_INTERRUPT, pid, 0, 0)
+}
+
+/// `PTRACE_DETACH`, delivering `sig`.
+pub fn ptrace_detach(pid: libc::pid_t, sig: c_int) -> Result<(), c_int> {
+    ptrace(libc::PTRACE_DETACH, pid, 0, sig as usize)
+}
+
+/// `PTRACE_GETEVENTMSG`: at a seccomp stop, the filter's `SECCOMP_RET_DATA`; at a fork, vfork
+/// or clone event, the new task's id; at an exec event, the former thread id.
+pub fn ptrace_geteventmsg(pid: libc::pid_t) -> Result<libc::c_ulong, c_int> {
+    let mut msg: libc::c_ulong = 0;
+    // SAFETY: the kernel writes one unsigned long into the live local.
+    let ret = unsafe {
+        libc::ptrace(
+            libc::PTRACE_GETEVENTMSG,
+            pid,
+            0usize,
+            &mut msg as *mut libc::c_ulong,
+        )
+    };
+    if ret < 0 {
+        Err(errno())
+    } else {
+        Ok(msg)
+    }
+}
+
+/// `PTRACE_GETREGS` (the x86_64 layout; a 32-bit tracee's registers are zero-extended).
+pub fn ptrace_getregs(pid: libc::pid_t) -> Result<libc::user_regs_struct, c_int> {
+    // SAFETY: all-zero is a valid `user_regs_struct` (integers only).
+    let mut regs: libc::user_regs_struct = unsafe { std::mem::zeroed() };
+    // SAFETY: the kernel writes one `user_regs_struct` into the live local.
+    let ret = unsafe {
+        libc::ptrace(
+            libc::PTRACE_GETREGS,
+            pid,
+            0usize,
+            &mut regs as *mut libc::user_regs_struct,
+        )
+    };
+    if ret < 0 {
+        Err(errno())
+    } else {
+        Ok(regs)
+    }
+}
+
+/// `PTRACE_SETREGS`.
+pub fn ptrace_setregs(pid: libc::pid_t, regs: &libc::user_regs_struct) -> Result<(), c_int> {
+    // SAFETY: the kernel reads one `user_regs_struct` from the live reference.
+    let ret = unsafe {
+        libc::ptrace(
+            libc::PTRACE_SETREGS,
+            pid,
+            0usize,
+            regs as *const libc::user_regs_struct,
+        )
+    };
+    if ret < 0 {
+        Err(errno())
+    } else {
+        Ok(())
+    }
+}
+
+/// `waitpid(-1, &status, __WALL)`, retried on `EINTR`: the next stop or end of any tracee
+/// (threads included).
+pub fn wait_any() -> Result<(libc::pid_t, c_int), c_int> {
+    loop {
+        let mut status = 0;
+        // SAFETY: a live local for the status.
+        let pid = unsafe { libc::waitpid(-1, &mut status, libc::__WALL) };
+        if pid >= 0 {
+            return Ok((pid, status));
+        }
+        if errno() != libc::EINTR {
+            return Err(errno());
+        }
+    }
+}
+
+/// `sigtimedwait(set, timeout)`: one of `set` (blocked) if one arrives in `timeout`.
+pub fn sigtimedwait(set: &libc::sigset_t, timeout: std::time::Duration) -> Option<libc::siginfo_t> {
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
+    };
+    // SAFETY: all-zero is a valid `siginfo_t`.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid set, live locals for the info and the timeout.
+    let sig = unsafe { libc::sigtimedwait(set, &mut info, &ts) };
+    (sig > 0).then_some(info)
+}
+
+/// `open(path, flags | O_CLOEXEC)`.
+pub fn open(path: &std::ffi::CStr, flags: c_int) -> Result<OwnedFd, c_int> {
+    // SAFETY: a NUL-terminated path; a new descriptor on success.
+    let fd = unsafe { libc::open(path.as_ptr(), flags | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(errno());
+    }
+    // SAFETY: just returned by the kernel, ours alone.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Whether a real install of `prog` with `flags` succeeds, tried in a forked child (the filter
+/// stays with the child, which ends at once); the errno of the install otherwise.
+pub fn try_install_in_child(prog: &[libc::sock_filter], flags: libc::c_ulong) -> Result<(), c_int> {
+    let fprog = libc::sock_fprog {
+        len: prog.len() as u16,
+        filter: prog.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: the child makes system calls only, on memory prepared before the fork, and ends
+    // in `_exit` (no allocation, no lock, no unwinding).
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(errno());
+    }
+    if pid == 0 {
+        // SAFETY: as above.
+        unsafe {
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                libc::_exit(errno() & 0xff);
+            }
+            let fd = if flags == 0 {
+                install_filter_no_flags(&fprog)
+            } else {
+                install_filter(&fprog, flags)
+            };
+            libc::_exit(if fd < 0 { errno() & 0xff } else { 0 })
+        }
+    }
+    let mut status = 0;
+    loop {
+        // SAFETY: our own child; a live local.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r == pid {
+            break;
+        }
+        if errno() != libc::EINTR {
+            return Err(errno());
+        }
+    }
+    match (libc::WIFEXITED(status), libc::WEXITSTATUS(status)) {
+        (true, 0) => Ok(()),
+        (true, e) => Err(e),
+        _ => Err(libc::EIO),
+    }
+}
+
+/// `poll` for readability of one descriptor, for at most `ms` milliseconds; whether it is
+/// readable (or at end of file).
+pub fn readable_within(fd: BorrowedFd<'_>, ms: c_int) -> bool {
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one live `pollfd`.
+    let n = unsafe { libc::poll(&mut p, 1, ms) };
+    n > 0 && p.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0
+}
+
+/// `waitpid(pid, &status, WNOHANG | __WALL)`: its status if it has one to report.
+pub fn wait_nohang(pid: libc::pid_t) -> Result<Option<c_int>, c_int> {
+    let mut status = 0;
+    // SAFETY: a live local for the status.
+    let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG | libc::__WALL) };
+    match r {
+        r if r < 0 => Err(errno()),
+        0 => Ok(None),
+        _ => Ok(Some(status)),
+    }
+}
+
+/// `read` into `buf`, retried on `EINTR`; the byte count.
+pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, c_int> {
+    loop {
+        // SAFETY: a live buffer of `buf.len()` bytes.
+        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        if errno() != libc::EINTR {
+            return Err(errno());
+        }
+    }
+}
+
+/// `write` of a few bytes (a pipe takes them at once).
+pub fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> Result<(), c_int> {
+    // SAFETY: a live buffer of `buf.len()` bytes.
+    let n = unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) };
+    if n == buf.len() as isize {
+        Ok(())
+    } else {
+        Err(errno())
+    }
+}
+
+/// `pipe2(O_CLOEXEC)`: (read end, write end).
+pub fn pipe() -> Result<(OwnedFd, OwnedFd), c_int> {
+    let mut p = [0 as c_int; 2];
+    // SAFETY: a live array of two descriptors for the kernel to fill.
+    if unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(errno());
+    }
+    // SAFETY: both just created, ours alone.
+    Ok(unsafe { (OwnedFd::from_raw_fd(p[0]), OwnedFd::from_raw_fd(p[1])) })
+}
+
+/// Asks for `SIGIO` to `owner` on `fd` (`F_SETOWN`, then `O_ASYNC` with `F_SETFL`): the
+/// driver's fasync handler registers the open file description.
+pub fn set_async_owner(fd: BorrowedFd<'_>, owner: libc::pid_t) -> Result<(), c_int> {
+    // SAFETY: fcntl with integer arguments on a descriptor we own.
+    unsafe {
+        if libc::fcntl(fd.as_raw_fd(), libc::F_SETOWN, owner) < 0 {
+            return Err(errno());
+        }
+        let fl = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+        if fl < 0 || libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, fl | libc::O_ASYNC) < 0 {
+            return Err(errno());
+        }
+    }
+    Ok(())
+}
+
+/// `PTRACE_GETSIGINFO`: the `si_code` of the signal a tracee is stopped for.
+pub fn ptrace_signal_code(pid: libc::pid_t) -> Result<c_int, c_int> {
+    // SAFETY: all-zero is a valid `siginfo_t`.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: the kernel writes one `siginfo_t` into the live local.
+    let ret = unsafe {
+        libc::ptrace(
+            libc::PTRACE_GETSIGINFO,
+            pid,
+            0usize,
+            &mut info as *mut libc::siginfo_t,
+        )
+    };
+    if ret < 0 {
+        Err(errno())
+    } else {
+        Ok(info.si_code)
+    }
+}
+
+/// Stops this whole process (`SIGSTOP` to itself) until a `SIGCONT`.
+pub fn stop_self() {
+    // SAFETY: plain integers.
+    unsafe { libc::kill(libc::getpid(), libc::SIGSTOP) };
+}
+
+/// The terminal's job-control stops, which a tracer in the tool's process group also gets.
+pub const JOB_CONTROL: [c_int; 3] = [libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU];
+
+/// `set` with the terminal's job-control stops added.
+pub fn with_job_control(set: &libc::sigset_t) -> libc::sigset_t {
+    let mut s = *set;
+    for sig in JOB_CONTROL {
+        // SAFETY: a valid set and signal number.
+        unsafe { libc::sigaddset(&mut s, sig) };
+    }
+    s
+}
+
+/// The calling thread's id.
+pub fn gettid() -> libc::pid_t {
+    // SAFETY: no arguments.
+    unsafe { libc::syscall(libc::SYS_gettid) as libc::pid_t }
+}
+
+/// `tgkill(getpid(), tid, sig)`: `sig` to one thread of this process.
+pub fn tgkill_self(tid: libc::pid_t, sig: c_int) {
+    // SAFETY: plain integers.
+    unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, sig) };
+}
+
+#[cfg(test)]
+mod tests {
+    /// The `prctl` form of the install (kernels without the `seccomp` system call) takes the
+    /// trace program; tried in a forked child, as the ptrace fallback does.
+    #[test]
+    fn the_trace_filter_installs_through_prctl() {
+        let prog = crate::filter::build(crate::filter::Action::Trace);
+        let fprog = libc::sock_fprog {
+            len: prog.len() as u16,
+            filter: prog.as_ptr() as *mut libc::sock_filter,
+        };
+        // SAFETY: the child makes system calls only and ends in `_exit`.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            // SAFETY: as above.
+            unsafe {
+                let ok = libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0
+                    && libc::prctl(
+                        libc::PR_SET_SECCOMP,
+                        libc::SECCOMP_MODE_FILTER as libc::c_ulong,
+                        &fprog as *const libc::sock_fprog,
+                        0 as libc::c_ulong,
+                        0 as libc::c_ulong,
+                    ) == 0
+                    // Filtered now: an unrelated call is still allowed.
+                    && libc::getppid() > 0
+                    && libc::prctl(libc::PR_GET_SECCOMP, 0, 0, 0, 0) == 2;
+                libc::_exit(if ok { 0 } else { 1 })
+            }
+        }
+        let mut status = 0;
+        // SAFETY: our child; a live local.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "{status:#x}"
+        );
     }
 }

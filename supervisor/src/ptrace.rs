@@ -1,0 +1,669 @@
+//! The ptrace fallback: the same guard on kernels without seccomp user notification (RHEL 7's
+//! 3.10, RHEL 8's 4.18).
+//!
+//! The tool runs under the same filter with `SECCOMP_RET_TRACE` ([`crate::filter`]), the
+//! arch in `SECCOMP_RET_DATA`, as a tracee of this thread (`PTRACE_SEIZE` with `EXITKILL`,
+//! `TRACESECCOMP`, `TRACEFORK`, `TRACEVFORK`, `TRACECLONE`, `TRACEEXEC`: every thread and
+//! descendant is traced from its first instruction). Only a MegaRAID `ioctl` stops a tracee;
+//! nothing else is traced (no `PTRACE_SYSCALL`), so unrelated system calls pay only the filter.
+//!
+//! At a seccomp stop the call is executed here exactly as the notification supervisor does:
+//! the tool's descriptor is duplicated (`pidfd_getfd`, Linux 5.6; before that `/proc/<tid>/fd/N`
+//! is opened again, see [`Tracer::node_fd`]), checked with the library's node test, and the
+//! call goes through `mfiguard_core::emulate::guard_call` (records say `"guard":"ptrace"`) or,
+//! for any other file, through the private-copy path. The tool's system call is then skipped
+//! (`orig_rax = -1`) and its return value set, in the same stop: seccomp(2) says "If the
+//! tracer asks to skip the system call, then the system call will appear to return the value
+//! that the tracer puts in the return value register", which holds for x86_64 since seccomp
+//! came to it (3.5: `RAX` is set to `-ENOSYS` before the tracer runs and kept for a skipped
+//! call). One stop per call instead of two (no `PTRACE_SYSCALL` to an exit stop).
+//!
+//! A stopped tracee cannot run, and its pid cannot be reused until this thread reaps it, so
+//! no `ID_VALID` is needed: what is read from its memory is read while its call is pending.
+//! Other threads of the tool still run (the private copies guard against them as before).
+//! A call answered here is never restarted: the skipped system call returns our value, so a
+//! firmware command runs once per call whatever signals arrive.
+//!
+//! Signals: a signal-delivery-stop is resumed with its signal (injected); a group-stop
+//! (`PTRACE_EVENT_STOP` with a stopping signal) gets `PTRACE_LISTEN`, so the tool stays stopped
+//! until `SIGCONT` as without a tracer; other traps are resumed. Signals sent to this process
+//! are passed on to the tool by a second thread (`sigtimedwait`), as the notification
+//! supervisor does with its signalfd. A terminal's stop (Ctrl-Z, `SIGTTIN`, `SIGTTOU`: sent by
+//! the kernel to the whole foreground process group) is blocked here, reaches the tool, and
+//! once the tool's first process is stopped this process stops itself too: the shell sees the
+//! job stopped, and `fg` continues both (a tracer stopped by the terminal before its tool
+//! would hold the tool's stop signal until after the `SIGCONT`, leaving the tool stopped). A tool that uses ptrace itself gets `EPERM` from the
+//! kernel (its children are already traced by us; `PTRACE_TRACEME` fails for a tracee).
+//!
+//! When the tool's first process ends, its exit is ours; descendants still running are
+//! detached (`PTRACE_INTERRUPT`, then `PTRACE_DETACH` at their next stop): their MegaRAID
+//! calls then fail with `ENOSYS` (a `RET_TRACE` without a tracer), as they do when the
+//! notification supervisor is gone.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::ffi::{c_int, CString};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::time::Duration;
+
+use mfiguard_core::audit::Guard;
+use mfiguard_core::config::Config;
+use mfiguard_core::device;
+use mfiguard_core::emulate::{self, Answer, Caller, Identity, Request};
+use mfiguard_sanitizer::Abi;
+
+use crate::filter::{
+    DATA_I386, DATA_X86_64, FIRMWARE, FIRMWARE32, GET_AEN, NR_IOCTL_I386, NR_IOCTL_X86_64,
+    RET_DATA_MASK,
+};
+use crate::serve::{identity, other_file, Node};
+use crate::sys::{self, Exit};
+
+/// A wait status, classified once (ptrace(2)'s names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// The task ended.
+    Ended(Exit),
+    /// `PTRACE_EVENT_SECCOMP`: a guarded call.
+    Seccomp,
+    /// `PTRACE_EVENT_FORK`, `VFORK` or `CLONE`: a new task, traced already.
+    NewTask,
+    /// `PTRACE_EVENT_EXEC`.
+    Exec,
+    /// `PTRACE_EVENT_STOP` with a stopping signal: a group-stop.
+    GroupStop(c_int),
+    /// `PTRACE_EVENT_STOP` otherwise: a new task's first stop, a `PTRACE_INTERRUPT`, the end
+    /// of a group-stop seen under `PTRACE_LISTEN`.
+    Trap,
+    /// A signal-delivery-stop: the signal is pending for the task.
+    Signal(c_int),
+    /// Another event (not asked for).
+    Other,
+}
+
+impl Stop {
+    /// Classifies a `waitpid` status.
+    pub fn of(status: c_int) -> Stop {
+        if libc::WIFEXITED(status) {
+            return Stop::Ended(Exit::Code(libc::WEXITSTATUS(status)));
+        }
+        if libc::WIFSIGNALED(status) {
+            return Stop::Ended(Exit::Signal(libc::WTERMSIG(status)));
+        }
+        if !libc::WIFSTOPPED(status) {
+            return Stop::Other;
+        }
+        let sig = libc::WSTOPSIG(status);
+        match status >> 16 {
+            0 => Stop::Signal(sig),
+            libc::PTRACE_EVENT_SECCOMP => Stop::Seccomp,
+            libc::PTRACE_EVENT_FORK | libc::PTRACE_EVENT_VFORK | libc::PTRACE_EVENT_CLONE => {
+                Stop::NewTask
+            }
+            libc::PTRACE_EVENT_EXEC => Stop::Exec,
+            sys::PTRACE_EVENT_STOP => match sig {
+                libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU => {
+                    Stop::GroupStop(sig)
+                }
+                _ => Stop::Trap,
+            },
+            _ => Stop::Other,
+        }
+    }
+}
+
+/// A guarded call, as the registers at its seccomp stop say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TracedCall {
+    /// The request code (low 32 bits).
+    pub code: u32,
+    /// The descriptor, in the tool's table.
+    pub fd: c_int,
+    /// The argument.
+    pub arg: u64,
+    /// The entry's ABI.
+    pub abi: Abi,
+}
+
+impl TracedCall {
+    /// The call the filter's data (`DATA_X86_64`, `DATA_I386`) and the registers describe, if
+    /// the filter could have sent it.
+    pub fn from_regs(data: u32, r: &libc::user_regs_struct) -> Option<TracedCall> {
+        let (abi, nr, fd, code, arg) = match data & RET_DATA_MASK {
+            DATA_X86_64 => (Abi::Lp64, r.orig_rax, r.rdi, r.rsi, r.rdx),
+            // The i386 entry: ebx, ecx, edx (zero-extended in the 64-bit layout).
+            DATA_I386 => (Abi::Ilp32, r.orig_rax, r.rbx, r.rcx, r.rdx & 0xffff_ffff),
+            _ => return None,
+        };
+        let code = code as u32;
+        let ok = match abi {
+            Abi::Lp64 => nr == u64::from(NR_IOCTL_X86_64) && matches!(code, FIRMWARE | GET_AEN),
+            Abi::Ilp32 => nr == u64::from(NR_IOCTL_I386) && matches!(code, FIRMWARE32 | GET_AEN),
+        };
+        ok.then_some(TracedCall {
+            code,
+            fd: fd as u32 as c_int,
+            arg,
+            abi,
+        })
+    }
+}
+
+/// A tracee stopped at the seccomp stop of its call: its memory, and its answer (the call
+/// skipped, the return register set).
+struct Tracee {
+    tid: libc::pid_t,
+    regs: RefCell<libc::user_regs_struct>,
+    answered: Cell<bool>,
+}
+
+impl Tracee {
+    fn answer(&self, answer: Answer) -> Result<(), c_int> {
+        let mut regs = self.regs.borrow_mut();
+        regs.orig_rax = u64::MAX; // -1: skip the system call
+        regs.rax = match answer {
+            Answer::Value(v) => i64::from(v) as u64,
+            Answer::Errno(e) => (-i64::from(e)) as u64,
+        };
+        sys::ptrace_setregs(self.tid, &regs)?;
+        self.answered.set(true);
+        Ok(())
+    }
+}
+
+impl Caller for Tracee {
+    fn read(&self, addr: u64, out: &mut [u8]) -> Result<(), c_int> {
+        // The calling thread is stopped and cannot be reaped but by us: the tid is its own.
+        sys::read_process(self.tid, addr, out)
+    }
+
+    fn write(&self, addr: u64, data: &[u8]) -> Result<(), c_int> {
+        sys::write_process(self.tid, addr, data)
+    }
+
+    fn identity(&self) -> Identity {
+        identity(self.tid)
+    }
+
+    fn deliver(&self, answer: Answer) -> Result<(), c_int> {
+        self.answer(answer)
+    }
+}
+
+/// The tracer's state: the tasks it traces, the thread groups' pidfds.
+pub struct Tracer<'c> {
+    cfg: &'c Config,
+    /// The tool's first process.
+    child: libc::pid_t,
+    /// Every traced task: its thread group, once known.
+    tasks: HashMap<libc::pid_t, Option<libc::pid_t>>,
+    /// pidfds of the thread groups that made calls.
+    pidfds: HashMap<libc::pid_t, OwnedFd>,
+    /// Whether `pidfd_getfd` is tried (until the kernel says `ENOSYS`).
+    use_pidfd: bool,
+    /// The first process's end, once seen: the rest are being detached.
+    exit: Option<Exit>,
+    /// A stop from the terminal (Ctrl-Z, a background read or write) reached the tool's first
+    /// process: when it group-stops, this process stops too, so that the shell sees the job
+    /// stopped and its `fg` (`SIGCONT` to the process group) resumes both.
+    terminal_stop: bool,
+}
+
+impl<'c> Tracer<'c> {
+    /// Traces `child` (seized by this thread, see `ptrace_spawn`) with `cfg`; `use_pidfd`
+    /// false reopens descriptors through `/proc` as on kernels before 5.6.
+    pub fn new(cfg: &'c Config, child: libc::pid_t, use_pidfd: bool) -> Tracer<'c> {
+        let mut tasks = HashMap::new();
+        tasks.insert(child, Some(child));
+        Tracer {
+            cfg,
+            child,
+            tasks,
+            pidfds: HashMap::new(),
+            use_pidfd,
+            exit: None,
+            terminal_stop: false,
+        }
+    }
+
+    /// Runs until the tool's first process ends (and its remaining descendants are
+    /// detached), passing the signals of `forwarded` (blocked in this thread) on to it.
+    pub fn run(&mut self, forwarded: &libc::sigset_t) -> Exit {
+        let stop = AtomicBool::new(false);
+        let forwarder = AtomicI32::new(0);
+        let child = self.child;
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                forwarder.store(sys::gettid(), Ordering::SeqCst);
+                forward_signals(forwarded, child, &stop)
+            });
+            let exit = self.trace();
+            stop.store(true, Ordering::SeqCst);
+            // Wake it now rather than at its next timeout: SIGWINCH is in its set, and with
+            // `stop` set it passes nothing on.
+            let tid = forwarder.load(Ordering::SeqCst);
+            if tid != 0 {
+                sys::tgkill_self(tid, libc::SIGWINCH);
+            }
+            exit
+        })
+    }
+
+    fn trace(&mut self) -> Exit {
+        loop {
+            let (tid, status) = match sys::wait_any() {
+                Ok(v) => v,
+                // ECHILD: nothing left to wait for.
+                Err(_) => return self.exit.unwrap_or(Exit::Code(125)),
+            };
+            let stop = Stop::of(status);
+            if let Stop::Ended(exit) = stop {
+                self.forget(tid);
+                if tid == self.child && self.exit.is_none() {
+                    self.exit = Some(exit);
+                    self.release_all();
+                }
+                if let (Some(exit), true) = (self.exit, self.tasks.is_empty()) {
+                    return exit;
+                }
+                continue;
+            }
+            self.tasks.entry(tid).or_insert(None);
+            let draining = self.exit.is_some();
+            let resume = match stop {
+                Stop::Seccomp => {
+                    self.seccomp_stop(tid);
+                    0
+                }
+                Stop::NewTask => {
+                    if let Ok(new) = sys::ptrace_geteventmsg(tid) {
+                        self.tasks.entry(new as libc::pid_t).or_insert(None);
+                    }
+                    0
+                }
+                Stop::Exec => {
+                    // The thread that called exec now has the thread group's id; its former
+                    // id is gone.
+                    if let Ok(former) = sys::ptrace_geteventmsg(tid) {
+                        let former = former as libc::pid_t;
+                        if former != tid {
+                            self.forget(former);
+                        }
+                    }
+                    self.tasks.insert(tid, Some(tid));
+                    0
+                }
+                Stop::GroupStop(_) if !draining => {
+                    // Stay stopped until SIGCONT, as without a tracer.
+                    let _ = sys::ptrace_listen(tid);
+                    if self.terminal_stop && self.tgid(tid) == Some(self.child) {
+                        self.terminal_stop = false;
+                        sys::stop_self();
+                    }
+                    continue;
+                }
+                Stop::Signal(sig) => {
+                    if sys::JOB_CONTROL.contains(&sig)
+                        && sys::ptrace_signal_code(tid) == Ok(libc::SI_KERNEL)
+                        && self.tgid(tid) == Some(self.child)
+                    {
+                        self.terminal_stop = true;
+                    }
+                    sig
+                }
+                Stop::GroupStop(_) | Stop::Trap | Stop::Other | Stop::Ended(_) => 0,
+            };
+            // A seccomp stop is always answered and resumed (its call skipped), even while
+            // detaching: detaching there would let the call run.
+            if draining && stop != Stop::Seccomp {
+                if sys::ptrace_detach(tid, resume).is_ok() {
+                    self.forget(tid);
+                }
+            } else {
+                let _ = sys::ptrace_cont(tid, resume);
+            }
+            if let (Some(exit), true) = (self.exit, self.tasks.is_empty()) {
+                return exit;
+            }
+        }
+    }
+
+    /// The first process ended: every other task is interrupted, to be detached at its stop.
+    fn release_all(&mut self) {
+        let tids: Vec<libc::pid_t> = self.tasks.keys().copied().collect();
+        for tid in tids {
+            if sys::ptrace_interrupt(tid).is_err() {
+                // ESRCH: gone (its end will be reported, or was).
+                log::debug!("interrupt {tid}: gone");
+            }
+        }
+    }
+
+    fn forget(&mut self, tid: libc::pid_t) {
+        self.tasks.remove(&tid);
+        self.pidfds.remove(&tid);
+    }
+
+    /// Guards the call of `tid`, stopped at its seccomp stop, and sets its answer.
+    fn seccomp_stop(&mut self, tid: libc::pid_t) {
+        let Ok(data) = sys::ptrace_geteventmsg(tid) else {
+            return;
+        };
+        let Ok(regs) = sys::ptrace_getregs(tid) else {
+            // ESRCH: killed while stopped; nothing runs.
+            return;
+        };
+        let tracee = Tracee {
+            tid,
+            regs: RefCell::new(regs),
+            answered: Cell::new(false),
+        };
+        let Some(call) = TracedCall::from_regs(data as u32, &regs) else {
+            // Cannot happen with our filter; never let an unknown call through.
+            let _ = tracee.answer(Answer::Errno(libc::EPERM));
+            return;
+        };
+        match self.node_fd(tid, call.fd) {
+            Err(errno) => {
+                let _ = tracee.answer(Answer::Errno(errno));
+            }
+            Ok(Own {
+                fd, node: false, ..
+            }) => {
+                let answer = other_file(&tracee, fd.as_fd(), call.code, call.arg);
+                let _ = tracee.answer(answer);
+            }
+            Ok(Own {
+                fd,
+                node: true,
+                reopened,
+            }) => {
+                if reopened && call.code == GET_AEN && has_async(tid, call.fd) {
+                    // The driver answers GET_AEN only on a description registered with
+                    // F_SETOWN + O_ASYNC: the tool's is, ours is a new one. Registered the
+                    // same way (SIGIO to the tool) for the call; closed right after, which
+                    // takes it out of the driver's queue again.
+                    let owner = self.tgid(tid).unwrap_or(tid);
+                    if let Err(e) = sys::set_async_owner(fd.as_fd(), owner) {
+                        log::debug!("GET_AEN: cannot register our description: {e}");
+                    }
+                }
+                let req = Request {
+                    code: call.code,
+                    arg: call.arg,
+                    abi: call.abi,
+                    guard: Guard::Ptrace,
+                };
+                emulate::guard_call(self.cfg, req, &tracee, &mut Node { fd: fd.as_fd() });
+            }
+        }
+        if !tracee.answered.get() {
+            // Fail closed: a call whose answer could not be set is never resumed as it was.
+            // (The task is gone if SETREGS failed; this is for a path that forgot to answer.)
+            let _ = tracee.answer(Answer::Errno(libc::EIO));
+        }
+    }
+
+    fn tgid(&mut self, tid: libc::pid_t) -> Option<libc::pid_t> {
+        if let Some(Some(t)) = self.tasks.get(&tid) {
+            return Some(*t);
+        }
+        let status = std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
+        let t = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Tgid:"))?
+            .trim()
+            .parse()
+            .ok()?;
+        self.tasks.insert(tid, Some(t));
+        Some(t)
+    }
+
+    /// The tool's descriptor `fd`, as ours, and whether it is the management node.
+    ///
+    /// With `pidfd_getfd` (5.6) it is the tool's own open file description (its flags, its
+    /// `F_SETOWN`). Before 5.6, `/proc/<tid>/fd/<fd>` is opened again: a new open file
+    /// description of the same file. For `MEGASAS_IOC_FIRMWARE` that changes nothing (the
+    /// driver keys nothing on the file); for `MEGASAS_IOC_GET_AEN` neither: the driver
+    /// registers the event mask with the controller instance, and the `SIGIO` that announces
+    /// an event goes to every file that asked for it with `O_ASYNC`/`F_SETOWN` (`fcntl`, not
+    /// filtered, on the tool's own file), not to the file that issued `GET_AEN`. A file that
+    /// cannot be opened again (a socket, a file opened with `O_PATH`) is not the node: its
+    /// call is answered `ENOTTY`, as non-MegaRAID files answer these codes.
+    ///
+    /// `MEGASAS_IOC_GET_AEN` is the exception: the driver refuses it (`EINVAL`) on a
+    /// description that did not register with `F_SETOWN` + `O_ASYNC` (its fasync handler
+    /// marks the file). On a reopened description, the tool's registration is mirrored when
+    /// `/proc/<tid>/fdinfo/<fd>` shows `O_ASYNC` on its own (the node has an fasync handler,
+    /// so the flag stays there); see [`Tracer::seccomp_stop`].
+    fn node_fd(&mut self, tid: libc::pid_t, fd: c_int) -> Result<Own, c_int> {
+        let own = if self.use_pidfd {
+            match self.getfd(tid, fd) {
+                Ok(own) => Some(own),
+                Err(libc::ENOSYS) => {
+                    self.use_pidfd = false;
+                    None
+                }
+                Err(libc::EBADF) => return Err(libc::EBADF),
+                // The group's leader gone (a zombie has no files), or another refusal: the
+                // calling thread's table, through /proc.
+                Err(_) => None,
+            }
+        } else {
+            None
+        };
+        let reopened = own.is_none();
+        let own = match own {
+            Some(own) => own,
+            None => match reopen(tid, fd) {
+                Ok(own) => own,
+                Err(libc::ENOENT) => return Err(libc::EBADF),
+                Err(_) => return Err(libc::ENOTTY),
+            },
+        };
+        let node = device::is_mgmt_node(own.as_raw_fd(), self.cfg)?;
+        Ok(Own {
+            fd: own,
+            node,
+            reopened,
+        })
+    }
+
+    fn getfd(&mut self, tid: libc::pid_t, fd: c_int) -> Result<OwnedFd, c_int> {
+        let tgid = self.tgid(tid).ok_or(libc::ESRCH)?;
+        let pidfd = match self.pidfds.entry(tgid) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(sys::pidfd_open(tgid, 0)?),
+        };
+        sys::pidfd_getfd(pidfd.as_fd(), fd)
+    }
+}
+
+/// The tool's descriptor, as ours.
+struct Own {
+    fd: OwnedFd,
+    /// Whether it is the management node.
+    node: bool,
+    /// Whether it is a new open file description (`/proc/<tid>/fd/N` opened again).
+    reopened: bool,
+}
+
+/// Whether the tool's descriptor `fd` has `O_ASYNC` (`/proc/<tid>/fdinfo/<fd>`, `flags:` in
+/// octal).
+fn has_async(tid: libc::pid_t, fd: c_int) -> bool {
+    std::fs::read_to_string(format!("/proc/{tid}/fdinfo/{fd}"))
+        .ok()
+        .and_then(|info| fdinfo_flags(&info))
+        .is_some_and(|f| f & libc::O_ASYNC != 0)
+}
+
+/// The `flags:` line of an fdinfo file.
+fn fdinfo_flags(info: &str) -> Option<c_int> {
+    let v = info.lines().find_map(|l| l.strip_prefix("flags:"))?.trim();
+    c_int::from_str_radix(v, 8).ok()
+}
+
+/// `/proc/<tid>/fd/<fd>` opened again, read-write if it can be, else read-only.
+fn reopen(tid: libc::pid_t, fd: c_int) -> Result<OwnedFd, c_int> {
+    let path = CString::new(format!("/proc/{tid}/fd/{fd}")).map_err(|_| libc::EINVAL)?;
+    let flags = libc::O_NOCTTY | libc::O_NONBLOCK;
+    sys::open(&path, libc::O_RDWR | flags).or_else(|e| match e {
+        libc::EACCES | libc::EROFS | libc::EISDIR | libc::EPERM => {
+            sys::open(&path, libc::O_RDONLY | flags)
+        }
+        e => Err(e),
+    })
+}
+
+/// Passes the signals of `set` sent to this process on to `child` until `stop`; one sent by
+/// the kernel (a terminal's Ctrl-C or Ctrl-Z reaches the tool's process group directly) is not
+/// sent twice.
+fn forward_signals(set: &libc::sigset_t, child: libc::pid_t, stop: &AtomicBool) {
+    while !stop.load(Ordering::SeqCst) {
+        if let Some(info) = sys::sigtimedwait(set, Duration::from_millis(50)) {
+            // Once the tool is reaped its pid may be another process's: nothing is sent.
+            if info.si_code != libc::SI_KERNEL && !stop.load(Ordering::SeqCst) {
+                sys::kill(child, info.si_signo);
+            }
+        }
+    }
+}
+
+/// The floor the benchmark compares the tracer with: the same filter, a tracer that only
+/// resumes (the guarded call then runs as it is: `ENOTTY` on a stand-in node).
+pub fn bare_tracer(child: libc::pid_t) -> Exit {
+    loop {
+        let Ok((tid, status)) = sys::wait_any() else {
+            return Exit::Code(125);
+        };
+        match Stop::of(status) {
+            Stop::Ended(exit) if tid == child => return exit,
+            Stop::Ended(_) => {}
+            Stop::GroupStop(_) => {
+                let _ = sys::ptrace_listen(tid);
+            }
+            Stop::Signal(sig) => {
+                let _ = sys::ptrace_cont(tid, sig);
+            }
+            _ => {
+                let _ = sys::ptrace_cont(tid, 0);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn regs() -> libc::user_regs_struct {
+        let mut r = zero_regs();
+        r.orig_rax = 16;
+        r.rdi = 3;
+        r.rsi = u64::from(FIRMWARE);
+        r.rdx = 0x7fff_0000_1000;
+        r
+    }
+
+    fn zero_regs() -> libc::user_regs_struct {
+        libc::user_regs_struct {
+            r15: 0,
+            r14: 0,
+            r13: 0,
+            r12: 0,
+            rbp: 0,
+            rbx: 0,
+            r11: 0,
+            r10: 0,
+            r9: 0,
+            r8: 0,
+            rax: 0,
+            rcx: 0,
+            rdx: 0,
+            rsi: 0,
+            rdi: 0,
+            orig_rax: 0,
+            rip: 0,
+            cs: 0,
+            eflags: 0,
+            rsp: 0,
+            ss: 0,
+            fs_base: 0,
+            gs_base: 0,
+            ds: 0,
+            es: 0,
+            fs: 0,
+            gs: 0,
+        }
+    }
+
+    #[test]
+    fn the_filter_data_names_the_registers() {
+        let r = regs();
+        let c = TracedCall::from_regs(DATA_X86_64, &r).expect("x86_64 call");
+        assert_eq!(
+            (c.code, c.fd, c.arg, c.abi),
+            (FIRMWARE, 3, r.rdx, Abi::Lp64)
+        );
+        // The same registers through the i386 entry are not a guarded call: wrong nr, code.
+        assert_eq!(TracedCall::from_regs(DATA_I386, &r), None);
+        let mut i = zero_regs();
+        i.orig_rax = 54;
+        i.rbx = 4;
+        i.rcx = u64::from(FIRMWARE32);
+        i.rdx = 0xffff_ffff_0804_a000;
+        let c = TracedCall::from_regs(DATA_I386, &i).expect("i386 call");
+        assert_eq!(
+            (c.code, c.fd, c.arg, c.abi),
+            (FIRMWARE32, 4, 0x0804_a000, Abi::Ilp32)
+        );
+        // Unknown data (not from our filter), or a code it does not trace: refused.
+        assert_eq!(TracedCall::from_regs(0, &r), None);
+        let mut other = r;
+        other.rsi = 0x541b;
+        assert_eq!(TracedCall::from_regs(DATA_X86_64, &other), None);
+    }
+
+    #[test]
+    fn fdinfo_flags_are_octal() {
+        let info = "pos:\t0\nflags:\t02120002\nmnt_id:\t24\nino:\t3\n";
+        let f = fdinfo_flags(info).expect("flags");
+        assert_ne!(f & libc::O_ASYNC, 0);
+        assert_eq!(f & libc::O_ACCMODE, libc::O_RDWR);
+        let f = fdinfo_flags("flags:\t02100002\n").expect("flags");
+        assert_eq!(f & libc::O_ASYNC, 0);
+        assert_eq!(fdinfo_flags("pos:\t0\n"), None);
+    }
+
+    #[test]
+    fn wait_statuses_are_classified() {
+        // Built as the kernel builds them: (event << 16) | (sig << 8) | 0x7f for a stop.
+        let stopped = |sig: c_int, event: c_int| (event << 16) | (sig << 8) | 0x7f;
+        assert_eq!(
+            Stop::of(stopped(libc::SIGTRAP, libc::PTRACE_EVENT_SECCOMP)),
+            Stop::Seccomp
+        );
+        assert_eq!(
+            Stop::of(stopped(libc::SIGTRAP, libc::PTRACE_EVENT_CLONE)),
+            Stop::NewTask
+        );
+        assert_eq!(
+            Stop::of(stopped(libc::SIGSTOP, sys::PTRACE_EVENT_STOP)),
+            Stop::GroupStop(libc::SIGSTOP)
+        );
+        assert_eq!(
+            Stop::of(stopped(libc::SIGTRAP, sys::PTRACE_EVENT_STOP)),
+            Stop::Trap
+        );
+        assert_eq!(
+            Stop::of(stopped(libc::SIGSTOP, 0)),
+            Stop::Signal(libc::SIGSTOP)
+        );
+        assert_eq!(Stop::of(7 << 8), Stop::Ended(Exit::Code(7)));
+        assert_eq!(
+            Stop::of(libc::SIGKILL),
+            Stop::Ended(Exit::Signal(libc::SIGKILL))
+        );
+    }
+}
