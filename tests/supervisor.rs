@@ -1252,6 +1252,10 @@ fn the_wrapper_chooses_the_supervisor_and_refuses_what_nothing_guards() {
         records.contains("\"key\":\"guard\"") && records.contains("--allow-unguarded"),
         "{records}"
     );
+    // A file log whose directory does not exist would lose every record: refused.
+    let (code, _, err) = wrapper_cmd(&["--log", "/nonexistent-dir/audit.jsonl", "/bin/true"], &[]);
+    assert_eq!(code, 125, "{err}");
+    assert!(err.contains("/nonexistent-dir does not exist"), "{err}");
     // With the guard off, nothing is installed: the tool simply runs.
     let (code, _, err) = wrapper_cmd(&["--mode", "off", "/bin/sh", "-c", "exit 4"], &[]);
     assert_eq!(code, 4, "{err}");

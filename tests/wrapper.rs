@@ -1822,7 +1822,8 @@ fn check_says_whether_records_can_be_written() {
     assert_eq!(records_line(&out), "  records: the tool's standard error");
 }
 
-/// `--help` and the man page document the two log settings, and the 125 of --require-guard.
+/// `--help` and the man page document the two log settings, and the 125 of a tool nothing
+/// guards (and of --allow-unguarded's absence).
 #[test]
 fn help_and_man_page_document_every_setting() {
     let s = Scratch::new("help-settings");
@@ -1843,7 +1844,7 @@ fn help_and_man_page_document_every_setting() {
         .and_then(|t| t.split("\nEXAMPLES\n").next())
         .unwrap();
     assert!(
-        exit.contains("125") && exit.contains("--require-guard") && exit.contains("invalid"),
+        exit.contains("125") && exit.contains("--allow-unguarded") && exit.contains("invalid"),
         "{exit}"
     );
     assert!(man.contains("readonly") && man.contains("the strictest mode"));

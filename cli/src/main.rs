@@ -169,6 +169,9 @@ fn run() -> Result<ExitCode, Error> {
     if !refusals.is_empty() {
         return Err(Error::Policy(refusals));
     }
+    if let Some(why) = log_dir_missing(&settings) {
+        return Err(Error::Setup(why));
+    }
     let path = resolve_tool(tool)?;
     let kind = elf::describe(&path, find_in_path);
     // With the guard off there is nothing to install: the tool runs as it is (the library,
@@ -237,6 +240,26 @@ fn run_preloaded(
     }
     let lib = pick_library(settings, mechanism.class(), path)?;
     Err(exec(settings, &lib, tool, path, args))
+}
+
+/// Why every record of the run would be lost: the file log's directory does not exist (a
+/// typo, or a package not installed). The guard would still guard, but leave no trail.
+fn log_dir_missing(settings: &Settings) -> Option<String> {
+    use std::os::unix::ffi::OsStrExt;
+    if settings.config.mode == GuardMode::Off {
+        return None;
+    }
+    let mfiguard_core::config::LogTarget::File(path) = &settings.config.log else {
+        return None;
+    };
+    let path = Path::new(std::ffi::OsStr::from_bytes(path.as_bytes()));
+    let dir = path.parent()?;
+    (!dir.is_dir()).then(|| {
+        format!(
+            "the audit log's directory {} does not exist: every record would be lost (create it, or choose another log)",
+            dir.display()
+        )
+    })
 }
 
 /// What would guard a tool none of the mechanisms reaches, for the refusal's line.
