@@ -204,7 +204,8 @@ copy_with_libs() { # SRC DEST_IN_ROOT: copy an ELF file and every shared library
     cp -L "$src" "$ROOT$dest"
     strip_debug "$ROOT$dest"
     # ldd lines: "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)" and "/lib64/ld-linux-x86-64.so.2 (0x...)"
-    ldd "$src" 2>/dev/null | awk '/=> \// { print $3 } /^\t\// { print $1 }' | while read -r lib; do
+    # A static program has no libraries (ldd fails on a static i386 one: not an error here).
+    { ldd "$src" 2>/dev/null || true; } | awk '/=> \// { print $3 } /^\t\// { print $1 }' | while read -r lib; do
         [ -e "$ROOT$lib" ] && continue
         mkdir -p "$ROOT$(dirname "$lib")"
         cp -L "$lib" "$ROOT$lib"
