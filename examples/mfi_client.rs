@@ -63,6 +63,14 @@
 //!                          a clean DCMD, an ieee-dcmd, a refused packet and FIONREAD
 //!     lines                reads rule ids (or `pass`) from stdin, one per line, and issues each
 //!                          as it is read: one outcome line per call, flushed
+//!   issue 17:
+//!     soak THREADS SECS [PACE_US]  THREADS threads for SECS seconds cycling a clean DCMD, an
+//!                          ieee-dcmd, a refused packet, a writing DCMD (CFG_CLEAR: EPERM in
+//!                          readonly mode) and FIONREAD on a pipe; one line of counts and the
+//!                          RSS after the first second and at the end
+//!     private-race N       N clean CTRL_GET_INFO calls while another thread finds the guard's
+//!                          private copy on the calling thread's stack and sets IEEE|SGL64 in
+//!                          it (what the preload cannot prevent: doc/preload-guarantees.md)
 //!
 //! `--repeat N` issues the scenario's ioctl N times on the same packet and adds `calls=N failed=K`.
 //!
@@ -119,7 +127,8 @@ const USAGE_TEXT: &str =
      \x20          dcmd OPCODE read|write|none LEN smp FUNCTION [long|unmapped] smp-race N\n\
      \x20          unrelated fault KIND race N threads N M high-bits\n\
      \x20          stress THREADS MS fork CHILDREN CALLS config-inherit K=V fork-during-load\n\
-     \x20          signals CALLS US signal-in-kernel lines";
+     \x20          signals CALLS US signal-in-kernel lines\n\
+     \x20          soak THREADS SECS [PACE_US] private-race N";
 
 fn usage(msg: &str) -> i32 {
     eprintln!("mfi_client: {msg}");
@@ -218,6 +227,7 @@ fn run() -> i32 {
         Plan::Signals(n, us) => hardening::signals(fd, opts.host, n, us),
         Plan::SignalInKernel => hardening::signal_in_kernel(fd, opts.host),
         Plan::Lines => hardening::lines(fd, opts.host),
+        Plan::Issue17 => hardening::issue17(fd, &opts),
     }
 }
 
@@ -325,6 +335,7 @@ enum Plan {
     Signals(u64, u64),
     SignalInKernel,
     Lines,
+    Issue17,
 }
 
 /// What to print from the buffers after a call.
@@ -520,6 +531,7 @@ fn prepare(opts: &Opts) -> Result<Plan, String> {
         "fork-during-load" => return Ok(Plan::ForkDuringLoad),
         "signal-in-kernel" => return Ok(Plan::SignalInKernel),
         "lines" => return Ok(Plan::Lines),
+        "soak" | "private-race" => return Ok(Plan::Issue17),
         other => return Err(format!("unknown scenario {other}")),
     };
     Ok(Plan::Call(call))
