@@ -71,6 +71,10 @@
 //!     private-race N       N clean CTRL_GET_INFO calls while another thread finds the guard's
 //!                          private copy on the calling thread's stack and sets IEEE|SGL64 in
 //!                          it (what the preload cannot prevent: doc/preload-guarantees.md)
+//!     dl-ioctl HOW         ieee-dcmd through an ioctl found by name: HOW libc (dlsym on
+//!                          dlopen("libc.so.6"), as ctypes does), libc-vsym, next-vsym
+//!                          (dlvsym(RTLD_NEXT, ...)), default (RTLD_DEFAULT); prints found=OBJECT
+//!     dl-lookups           where this program's dlsym(RTLD_NEXT, NAME) lands for a few names
 //!
 //! `--repeat N` issues the scenario's ioctl N times on the same packet and adds `calls=N failed=K`.
 //!
@@ -128,7 +132,7 @@ const USAGE_TEXT: &str =
      \x20          unrelated fault KIND race N threads N M high-bits\n\
      \x20          stress THREADS MS fork CHILDREN CALLS config-inherit K=V fork-during-load\n\
      \x20          signals CALLS US signal-in-kernel lines\n\
-     \x20          soak THREADS SECS [PACE_US] private-race N";
+     \x20          soak THREADS SECS [PACE_US] private-race N dl-ioctl HOW dl-lookups";
 
 fn usage(msg: &str) -> i32 {
     eprintln!("mfi_client: {msg}");
@@ -228,6 +232,7 @@ fn run() -> i32 {
         Plan::SignalInKernel => hardening::signal_in_kernel(fd, opts.host),
         Plan::Lines => hardening::lines(fd, opts.host),
         Plan::Issue17 => hardening::issue17(fd, &opts),
+        Plan::Dl => hardening::dl_scenario(fd, &opts),
     }
 }
 
@@ -336,6 +341,7 @@ enum Plan {
     SignalInKernel,
     Lines,
     Issue17,
+    Dl,
 }
 
 /// What to print from the buffers after a call.
@@ -532,6 +538,7 @@ fn prepare(opts: &Opts) -> Result<Plan, String> {
         "signal-in-kernel" => return Ok(Plan::SignalInKernel),
         "lines" => return Ok(Plan::Lines),
         "soak" | "private-race" => return Ok(Plan::Issue17),
+        "dl-ioctl" | "dl-lookups" => return Ok(Plan::Dl),
         other => return Err(format!("unknown scenario {other}")),
     };
     Ok(Plan::Call(call))

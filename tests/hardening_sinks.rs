@@ -104,9 +104,11 @@ fn a_log_that_cannot_be_opened_loses_records_not_calls() {
     assert_eq!(reference.audit_calls().len(), 3, "{}", reference.dump());
     let dir = Scratch::new("unopenable");
     let missing = dir.path("no-such-dir/audit.jsonl");
-    // (A path that is a directory is refused, its records sent to stderr:
-    // tests/hardening_log_file.rs.)
-    for (path, errno) in [(&missing, "ENOENT")] {
+    // A path under a regular file. (A path that is a directory is refused, its records sent to
+    // stderr: tests/hardening_log_file.rs.)
+    let under_file = dir.path("a-file/audit.jsonl");
+    std::fs::write(dir.path("a-file"), "").unwrap();
+    for (path, errno) in [(&missing, "ENOENT"), (&under_file, "ENOTDIR")] {
         let path = path.to_str().unwrap();
         let run = client(&REWRITES)
             .guard(Guard::Enforce)
