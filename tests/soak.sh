@@ -66,6 +66,7 @@ client=$PWD/target/$pdir/examples/mfi_client
 for f in "$lib" "$sim" "$client"; do [ -e "$f" ] || die "$f missing"; done
 
 [ -n "$dir" ] || dir=$PWD/target/soak/$(date -u +%Y%m%dT%H%M%SZ)
+[ ! -e "$dir/log" ] && [ ! -e "$dir/out" ] || die "$dir holds an earlier run"
 mkdir -p "$dir/log" "$dir/out"
 dir=$(cd "$dir" && pwd)
 conf=$dir/mfiguard.conf

@@ -41,8 +41,8 @@
 //!   messages, `syslog` cannot report a failure (needed by `MFIGUARD_LOG_REQUIRED`), and it takes
 //!   a lock and allocates (unusable from a signal handler);
 //! - stderr: one readable line per record, with one `write`, issued only when stderr can take
-//!   it now (`poll`): a tool whose stderr is a pipe nobody reads loses records, it is never
-//!   stalled by them (see `sys::write_stderr_nowait`).
+//!   it within a short grace period (`poll`, 200 ms): a tool whose stderr is a pipe nobody
+//!   reads loses records, it is never stalled by them (see `sys::write_stderr_nowait`).
 //!
 //! A sink that fails never harms the call: the record is counted as lost (`records_lost` in the
 //! next record that is written), and the first failure in the process is reported on stderr.
@@ -1131,7 +1131,7 @@ fn send(cfg: &Config, t: Target<'_>, bytes: &[u8]) -> Result<(), SinkError> {
 ///
 /// No sink ever waits for a reader: the file is opened `O_NONBLOCK` and must be a regular file,
 /// syslog datagrams are sent `MSG_DONTWAIT`, and stderr is written only when it can take the
-/// line now.
+/// line within a short grace period (once per stall, see `sys::write_stderr_nowait`).
 ///
 /// `Ok(false)` when the sink is `none`. On failure the record is counted as lost and the first
 /// failure in the process is reported on stderr; the errno is returned for

@@ -10,7 +10,7 @@
 
 use std::ffi::{c_int, CStr};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
 /// A value set once and then shared for the life of the process, where nobody ever waits for
 /// anybody: a thread that finds it unset builds its own, the first to publish wins, the others
@@ -280,40 +280,60 @@ pub fn fchmod(fd: BorrowedFd<'_>, mode: u32) -> Result<(), c_int> {
     }
 }
 
-/// Whether `fd` can take a write right now (`poll` with `POLLOUT` and no wait). A pipe or
-/// terminal that reports it can take at least one write of up to `PIPE_BUF` bytes without
-/// blocking, if nobody else writes to it first.
-pub fn writable_now(fd: c_int) -> bool {
+/// Whether `fd` can take a write within `timeout_ms` (`poll` with `POLLOUT`; 0: no wait). A
+/// pipe or terminal that reports it can take at least one write of up to `PIPE_BUF` bytes
+/// without blocking, if nobody else writes to it first.
+pub fn writable_within(fd: c_int, timeout_ms: c_int) -> bool {
     let mut p = libc::pollfd {
         fd,
         events: libc::POLLOUT,
         revents: 0,
     };
     loop {
-        // SAFETY: `p` is one valid pollfd; a zero timeout never waits.
-        match unsafe { libc::poll(&mut p, 1, 0) } {
+        // SAFETY: `p` is one valid pollfd.
+        match unsafe { libc::poll(&mut p, 1, timeout_ms) } {
             1 => return p.revents & libc::POLLOUT != 0,
             0 => return false,
+            // Interrupted by a signal: the handler's time is not counted, the wait starts again.
             _ if errno() == libc::EINTR => continue,
             _ => return false,
         }
     }
 }
 
-/// Writes `buf` to stderr only if stderr can take it now (see [`writable_now`]); `EAGAIN`
-/// otherwise. A tool whose stderr is a pipe nobody reads (or a terminal stopped with ^S) is
-/// never stalled by the guard's lines: they are lost and counted instead. The descriptor's own
-/// mode is not touched (setting `O_NONBLOCK` on it would change it for the host, and for every
-/// process sharing it).
+/// How long a record waits for a stderr that cannot take it at once.
+pub const STDERR_GRACE_MS: c_int = 200;
+
+/// Set when stderr stayed full for a whole grace period; cleared by the next write that goes
+/// through. While set, records do not wait at all.
+static STDERR_STALLED: AtomicBool = AtomicBool::new(false);
+
+/// Writes `buf` to stderr only if stderr can take it within [`STDERR_GRACE_MS`]; `EAGAIN`
+/// otherwise. A terminal or pipe whose reader is a little behind (a burst of records on a
+/// terminal) gets the line after a short wait; one nobody reads (a tool's stderr piped to a
+/// process that stopped reading, a terminal stopped with ^S) costs one grace period, after
+/// which records are lost and counted without waiting, until a write goes through again. The
+/// descriptor's own mode is not touched (setting `O_NONBLOCK` on it would change it for the
+/// host, and for every process sharing it).
 ///
 /// A line longer than `PIPE_BUF` (4096 bytes), or another writer filling the pipe between the
 /// `poll` and the `write`, can still make the write wait for the reader: the guard's lines are
 /// far shorter than that, and the second is a race with the host's own writes to a stalled pipe.
 pub fn write_stderr_nowait(buf: &[u8]) -> Result<(), c_int> {
-    if !writable_now(libc::STDERR_FILENO) {
+    let grace = if STDERR_STALLED.load(Ordering::Relaxed) {
+        0
+    } else {
+        STDERR_GRACE_MS
+    };
+    if !writable_within(libc::STDERR_FILENO, grace) {
+        STDERR_STALLED.store(true, Ordering::Relaxed);
         return Err(libc::EAGAIN);
     }
-    write_once(libc::STDERR_FILENO, buf)
+    let result = write_once(libc::STDERR_FILENO, buf);
+    if result.is_ok() {
+        STDERR_STALLED.store(false, Ordering::Relaxed);
+    }
+    result
 }
 
 /// Sends one datagram to the Unix socket at `path` without ever waiting: a fresh
@@ -546,11 +566,14 @@ mod tests {
             unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK) },
             0
         );
-        assert!(writable_now(fds[1]));
+        assert!(writable_within(fds[1], 0));
         let chunk = [0u8; 4096];
         // SAFETY: `chunk` is readable; the descriptor is ours and non-blocking.
         while unsafe { libc::write(fds[1], chunk.as_ptr().cast(), chunk.len()) } > 0 {}
-        assert!(!writable_now(fds[1]));
+        assert!(!writable_within(fds[1], 0));
+        let t = std::time::Instant::now();
+        assert!(!writable_within(fds[1], 50));
+        assert!(t.elapsed() >= std::time::Duration::from_millis(40));
         // SAFETY: closing the descriptors we own.
         unsafe {
             libc::close(fds[0]);
