@@ -69,8 +69,10 @@ fn assert_refused_to_stderr(run: &Run, path: &str, why: &str) {
     assert_eq!(lines[0], refused(path, why), "{}", run.dump());
     for (i, line) in lines[1..].iter().enumerate() {
         let phase = if i % 2 == 0 { "decision" } else { "outcome" };
-        let head = format!("#{} {phase} rewrite MEGASAS_IOC_FIRMWARE DCMD", i / 2 + 1);
+        // (MEGASAS_IOC_FIRMWARE32 in a 32-bit client.)
+        let head = format!("#{} {phase} rewrite MEGASAS_IOC_FIRMWARE", i / 2 + 1);
         assert!(line.starts_with(&head), "{line}\n{}", run.dump());
+        assert!(line.contains(" DCMD MR_DCMD_CTRL_GET_INFO "), "{line}");
     }
     // The records each carry the count of records the file missed before them.
     assert!(lines[6].ends_with("(5 records lost)"), "{}", lines[6]);
