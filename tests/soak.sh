@@ -66,7 +66,7 @@ client=$PWD/target/$pdir/examples/mfi_client
 for f in "$lib" "$sim" "$client"; do [ -e "$f" ] || die "$f missing"; done
 
 [ -n "$dir" ] || dir=$PWD/target/soak/$(date -u +%Y%m%dT%H%M%SZ)
-[ ! -e "$dir/log" ] && [ ! -e "$dir/out" ] || die "$dir holds an earlier run"
+if [ -e "$dir/log" ] || [ -e "$dir/out" ]; then die "$dir holds an earlier run"; fi
 mkdir -p "$dir/log" "$dir/out"
 dir=$(cd "$dir" && pwd)
 conf=$dir/mfiguard.conf
@@ -103,8 +103,8 @@ done
 	kinds=("ctrl-info" "ieee-dcmd" "rule sgl.bounds" "dcmd 0x04030000 none 0")
 	n=0
 	while [ "$(date +%s)" -lt $((end - 1)) ]; do
-		# shellcheck disable=SC2086 # the kind is words
 		set +e
+		# shellcheck disable=SC2086 # the kind is several words
 		launch ${kinds[$((n % 4))]} >/dev/null 2>>"$dir/out/oneshot.err"
 		echo $? >>"$dir/out/oneshot.status"
 		set -e
@@ -119,7 +119,7 @@ rotations=0 rewrites=0 mode=enforce next_rotate=$((start + rotate_every)) next_c
 while [ "$(date +%s)" -lt "$end" ]; do
 	now=$(date +%s)
 	if [ "$now" -ge "$next_conf" ]; then
-		if [ $mode = enforce ]; then mode=readonly; else mode=enforce; fi
+		if [ "$mode" = enforce ]; then mode="readonly"; else mode="enforce"; fi
 		write_conf $mode
 		rewrites=$((rewrites + 1))
 		next_conf=$((now + 2))
