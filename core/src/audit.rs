@@ -934,6 +934,8 @@ pub enum Refusal {
     Socket,
     /// A directory.
     Directory,
+    /// Anything else that is not a regular file.
+    NotRegular,
     /// Owned by someone who is neither root nor this process (a file pre-created in `/tmp` or a
     /// shared directory by another user, who could read, truncate or forge the records).
     ForeignOwner {
@@ -955,7 +957,8 @@ impl Refusal {
             libc::S_IFCHR => Some(Refusal::CharDevice),
             libc::S_IFBLK => Some(Refusal::BlockDevice),
             libc::S_IFSOCK => Some(Refusal::Socket),
-            _ => Some(Refusal::Directory),
+            libc::S_IFDIR => Some(Refusal::Directory),
+            _ => Some(Refusal::NotRegular),
         };
         refusal.or_else(|| {
             (kind.uid != 0 && kind.uid != euid).then_some(Refusal::ForeignOwner {
@@ -980,6 +983,7 @@ impl Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let what = match *self {
             Refusal::Symlink => return f.write_str("it is a symbolic link (never followed)"),
+            Refusal::NotRegular => return f.write_str("it is not a regular file"),
             Refusal::ForeignOwner { owner, euid } => {
                 return write!(
                     f,
@@ -1084,7 +1088,16 @@ fn open_log(path: &std::ffi::CStr) -> Result<std::os::fd::OwnedFd, SinkError> {
             Err(e) => return Err(SinkError::Failed(e)),
         };
         let kind = sys::fstat(std::os::fd::AsRawFd::as_raw_fd(&fd))?;
-        if let Some(r) = Refusal::of(kind, euid) {
+        // A file this call created (O_EXCL) is ours whoever the file system says owns it (an
+        // NFS export squashing root to nobody): only its type is checked.
+        let owner_seen = if created { euid } else { kind.uid };
+        if let Some(r) = Refusal::of(
+            sys::FileKind {
+                uid: owner_seen,
+                ..kind
+            },
+            euid,
+        ) {
             return Err(SinkError::Refused(r));
         }
         if created {
