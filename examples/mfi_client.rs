@@ -75,6 +75,8 @@
 //!                          dlopen("libc.so.6"), as ctypes does), libc-vsym, next-vsym
 //!                          (dlvsym(RTLD_NEXT, ...)), default (RTLD_DEFAULT); prints found=OBJECT
 //!     dl-lookups           where this program's dlsym(RTLD_NEXT, NAME) lands for a few names
+//!     dl-limit HOW LIB     ieee-dcmd issued by LIB's mfiguard_test_ioctl (which calls ioctl),
+//!                          LIB opened plain, with RTLD_DEEPBIND, or by dlmopen (preload limits)
 //!
 //! `--repeat N` issues the scenario's ioctl N times on the same packet and adds `calls=N failed=K`.
 //!
@@ -132,7 +134,8 @@ const USAGE_TEXT: &str =
      \x20          unrelated fault KIND race N threads N M high-bits\n\
      \x20          stress THREADS MS fork CHILDREN CALLS config-inherit K=V fork-during-load\n\
      \x20          signals CALLS US signal-in-kernel lines\n\
-     \x20          soak THREADS SECS [PACE_US] private-race N dl-ioctl HOW dl-lookups";
+     \x20          soak THREADS SECS [PACE_US] private-race N dl-ioctl HOW dl-lookups\n\
+     \x20          dl-limit plain|deepbind|dlmopen LIB";
 
 fn usage(msg: &str) -> i32 {
     eprintln!("mfi_client: {msg}");
@@ -538,7 +541,7 @@ fn prepare(opts: &Opts) -> Result<Plan, String> {
         "signal-in-kernel" => return Ok(Plan::SignalInKernel),
         "lines" => return Ok(Plan::Lines),
         "soak" | "private-race" => return Ok(Plan::Issue17),
-        "dl-ioctl" | "dl-lookups" => return Ok(Plan::Dl),
+        "dl-ioctl" | "dl-lookups" | "dl-limit" => return Ok(Plan::Dl),
         other => return Err(format!("unknown scenario {other}")),
     };
     Ok(Plan::Call(call))

@@ -1143,6 +1143,9 @@ fn object_of(p: *mut c_void) -> String {
 /// `dl-lookups`: where this program's own `dlsym(RTLD_NEXT, NAME)` lands for a few names,
 /// which no guard may change. Stdout: the outcome, or one `NAME=object` line per lookup.
 pub fn dl_scenario(fd: c_int, opts: &Opts) -> i32 {
+    if opts.scenario == "dl-limit" {
+        return dl_limit(fd, opts);
+    }
     if opts.scenario == "dl-lookups" {
         for name in [c"malloc", c"getpid", c"dlsym", c"dlvsym", c"ioctl"] {
             // SAFETY: RTLD_NEXT and a NUL-terminated name.
@@ -1186,6 +1189,60 @@ pub fn dl_scenario(fd: c_int, opts: &Opts) -> i32 {
     let mut call = ctrl_info_with(opts.host, 2048, |b| add_flags(b, IEEE_SGL64));
     call.packet[CMD_STATUS] = STATUS_UNSET;
     // SAFETY: a whole packet whose buffer lives across the call.
+    let ret = unsafe { f(fd, call.request, call.packet.as_mut_ptr().cast::<c_void>()) };
+    let errno = if ret < 0 { super::last_errno() } else { 0 };
+    println!(
+        "ret={ret} errno={errno} ({}) cmd_status={:#04x}",
+        errno_name(errno),
+        call.packet[CMD_STATUS]
+    );
+    i32::from(ret != 0)
+}
+
+/// `dl-limit HOW LIB`: ieee-dcmd issued by a function of another library, `LIB`, which calls
+/// `ioctl` itself: `mfiguard_test_ioctl(fd, request, packet)` (tests/hardening_dl_limits.rs
+/// builds it). HOW: `plain` (`dlopen`), `deepbind` (`dlopen` with `RTLD_DEEPBIND`: the library
+/// binds to its own libc's `ioctl` first), `dlmopen` (a new link-map namespace, with its own
+/// libc and no preload). Shows what the preload cannot reach. Stdout: the outcome.
+pub fn dl_limit(fd: c_int, opts: &Opts) -> i32 {
+    let (Some(how), Some(lib)) = (opts.args.first(), opts.args.get(1)) else {
+        eprintln!("mfi_client: dl-limit needs plain|deepbind|dlmopen LIB");
+        return 2;
+    };
+    let Ok(lib) = CString::new(lib.as_str()) else {
+        return 2;
+    };
+    // SAFETY: dlopen/dlmopen of a NUL-terminated path; the handle stays open.
+    let handle = unsafe {
+        match how.as_str() {
+            "plain" => libc::dlopen(lib.as_ptr(), libc::RTLD_NOW),
+            "deepbind" => libc::dlopen(lib.as_ptr(), libc::RTLD_NOW | libc::RTLD_DEEPBIND),
+            "dlmopen" => libc::dlmopen(libc::LM_ID_NEWLM, lib.as_ptr(), libc::RTLD_NOW),
+            _ => {
+                eprintln!("mfi_client: dl-limit: unknown way {how}");
+                return 2;
+            }
+        }
+    };
+    if handle.is_null() {
+        eprintln!(
+            "mfi_client: dl-limit: cannot load {}",
+            lib.to_string_lossy()
+        );
+        return 3;
+    }
+    // SAFETY: a handle and a NUL-terminated name.
+    let f = unsafe { libc::dlsym(handle, c"mfiguard_test_ioctl".as_ptr()) };
+    if f.is_null() {
+        eprintln!("mfi_client: dl-limit: no mfiguard_test_ioctl");
+        return 3;
+    }
+    type Helper = unsafe extern "C" fn(c_int, c_ulong, *mut c_void) -> c_int;
+    // SAFETY: the helper's C type.
+    let f = unsafe { std::mem::transmute::<*mut c_void, Helper>(f) };
+    let mut call = ctrl_info_with(opts.host, 2048, |b| add_flags(b, IEEE_SGL64));
+    call.packet[CMD_STATUS] = STATUS_UNSET;
+    // SAFETY: a whole packet whose buffer lives across the call; the helper passes it to ioctl.
     let ret = unsafe { f(fd, call.request, call.packet.as_mut_ptr().cast::<c_void>()) };
     let errno = if ret < 0 { super::last_errno() } else { 0 };
     println!(

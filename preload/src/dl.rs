@@ -76,6 +76,18 @@ pub fn real_dlvsym() -> Option<DlvsymFn> {
     Some(unsafe { std::mem::transmute::<usize, DlvsymFn>(p) })
 }
 
+extern "C" fn resolve_at_load() {
+    let _ = real_dlsym();
+    let _ = real_dlvsym();
+}
+
+/// The constructor: find both real functions while the loaded objects are the program, the
+/// preloaded libraries and their dependencies (the global scope `RTLD_NEXT` searches), before
+/// the program `dlopen`s anything of its own.
+#[used]
+#[link_section = ".init_array"]
+static RESOLVE_AT_LOAD: extern "C" fn() = resolve_at_load;
+
 /// Where the trampolines jump for a name they pass on. Never 0: when the real function was not
 /// found `decide` answers NULL itself instead of passing.
 extern "C" fn target_dlsym() -> usize {
