@@ -1058,20 +1058,25 @@ fn log_group_gid() -> Option<u32> {
 ///
 /// The path is looked at first (`lstat`), so that a FIFO, a device or a symlink is refused
 /// without being opened at all (opening a device can have effects of its own:
-/// `/dev/watchdog`); then opened `O_WRONLY|O_APPEND|O_NONBLOCK|O_NOFOLLOW|O_CLOEXEC`, and the
-/// opened descriptor checked again (`fstat`), which is what counts: the path may have been
-/// replaced in between. A missing file is created with `O_EXCL`, mode 0640, group `adm` when
+/// `/dev/watchdog`), until it has once been acceptable; then opened
+/// `O_WRONLY|O_APPEND|O_NONBLOCK|O_NOFOLLOW|O_CLOEXEC`, and the opened descriptor checked
+/// (`fstat`), which is what counts: the path may have been replaced in between. A missing file is created with `O_EXCL`, mode 0640, group `adm` when
 /// that group exists and the process may give it.
 fn open_log(path: &std::ffi::CStr) -> Result<std::os::fd::OwnedFd, SinkError> {
-    let euid = sys::euid();
-    match sys::lstat(path) {
-        Ok(kind) => {
-            if let Some(r) = Refusal::of(kind, euid) {
-                return Err(SinkError::Refused(r));
+    // The path is looked at before it is opened until it has once been an acceptable file:
+    // after that only what is opened is checked (one system call less per record; the path of
+    // a process's log does not change, and replacing a checked regular file by a device node
+    // takes root). A rotation (the file missing) is no reason to look again: O_EXCL creates.
+    if !LOG_PATH_CHECKED.load(Ordering::Relaxed) {
+        match sys::lstat(path) {
+            Ok(kind) => {
+                if let Some(r) = Refusal::of(kind, owner_check_euid(kind.uid)) {
+                    return Err(SinkError::Refused(r));
+                }
             }
+            Err(libc::ENOENT) => {}
+            Err(e) => return Err(SinkError::Failed(e)),
         }
-        Err(libc::ENOENT) => {}
-        Err(e) => return Err(SinkError::Failed(e)),
     }
     // A file removed between the open and the create (a rotation) is looked at again; three
     // rounds of that in a row is a directory being played with, and the record is lost.
@@ -1083,22 +1088,28 @@ fn open_log(path: &std::ffi::CStr) -> Result<std::os::fd::OwnedFd, SinkError> {
                 Err(libc::EEXIST) => continue,
                 Err(e) => return Err(SinkError::Failed(e)),
             },
-            Err(libc::ELOOP) => return Err(SinkError::Refused(Refusal::Symlink)),
-            Err(libc::EISDIR) => return Err(SinkError::Refused(Refusal::Directory)),
+            Err(libc::ELOOP) => return Err(refused(Refusal::Symlink)),
+            Err(libc::EISDIR) => return Err(refused(Refusal::Directory)),
+            // O_NONBLOCK: a FIFO with no reader (or a device with no driver) fails at once.
+            Err(libc::ENXIO) => {
+                let why = match sys::lstat(path) {
+                    Ok(kind) => Refusal::of(kind, owner_check_euid(kind.uid)),
+                    Err(_) => None,
+                };
+                return Err(refused(why.unwrap_or(Refusal::NotRegular)));
+            }
             Err(e) => return Err(SinkError::Failed(e)),
         };
         let kind = sys::fstat(std::os::fd::AsRawFd::as_raw_fd(&fd))?;
         // A file this call created (O_EXCL) is ours whoever the file system says owns it (an
         // NFS export squashing root to nobody): only its type is checked.
-        let owner_seen = if created { euid } else { kind.uid };
-        if let Some(r) = Refusal::of(
-            sys::FileKind {
-                uid: owner_seen,
-                ..kind
-            },
-            euid,
-        ) {
-            return Err(SinkError::Refused(r));
+        let kind = if created {
+            sys::FileKind { uid: 0, ..kind }
+        } else {
+            kind
+        };
+        if let Some(r) = Refusal::of(kind, owner_check_euid(kind.uid)) {
+            return Err(refused(r));
         }
         if created {
             // Best effort: a process that may not give the group keeps its own, and the mode
@@ -1109,9 +1120,29 @@ fn open_log(path: &std::ffi::CStr) -> Result<std::os::fd::OwnedFd, SinkError> {
             }
             let _ = sys::fchmod(fd.as_fd(), CREATE_MODE);
         }
+        LOG_PATH_CHECKED.store(true, Ordering::Relaxed);
         return Ok(fd);
     }
     Err(SinkError::Failed(libc::EAGAIN))
+}
+
+/// Whether the record file's path has been an acceptable file once in this process (see
+/// `open_log`); cleared by any refusal.
+static LOG_PATH_CHECKED: AtomicBool = AtomicBool::new(false);
+
+fn refused(r: Refusal) -> SinkError {
+    LOG_PATH_CHECKED.store(false, Ordering::Relaxed);
+    SinkError::Refused(r)
+}
+
+/// The effective uid to compare a file's owner with: only asked for when the owner is not
+/// root (a root-owned file is always acceptable), to spare a system call per record.
+fn owner_check_euid(owner: u32) -> u32 {
+    if owner == 0 {
+        0
+    } else {
+        sys::euid()
+    }
 }
 
 /// `/dev/log`, for the system call.
@@ -1645,7 +1676,7 @@ mod tests {
 
     #[test]
     fn the_record_file_must_be_a_regular_file_of_root_or_ours() {
-        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
         let dir = std::env::temp_dir().join(format!("mfiguard-open-log-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -1676,6 +1707,29 @@ mod tests {
         assert_eq!(
             open_log(&fifo_c).unwrap_err(),
             SinkError::Refused(Refusal::Fifo)
+        );
+        // Also once the path was found acceptable (no look before the open): the open fails
+        // at once (ENXIO) and says why; with a reader, the opened descriptor is refused.
+        LOG_PATH_CHECKED.store(true, Ordering::Relaxed);
+        assert_eq!(
+            open_log(&fifo_c).unwrap_err(),
+            SinkError::Refused(Refusal::Fifo)
+        );
+        let reader = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo)
+            .unwrap();
+        LOG_PATH_CHECKED.store(true, Ordering::Relaxed);
+        assert_eq!(
+            open_log(&fifo_c).unwrap_err(),
+            SinkError::Refused(Refusal::Fifo)
+        );
+        drop(reader);
+        LOG_PATH_CHECKED.store(true, Ordering::Relaxed);
+        assert_eq!(
+            open_log(c"/dev/null").unwrap_err(),
+            SinkError::Refused(Refusal::CharDevice)
         );
         assert_eq!(
             open_log(c"/dev/null").unwrap_err(),
