@@ -170,14 +170,36 @@ fn megaraid(n: u64, device: &str, answer: Answer) -> f64 {
     per_call(start, n)
 }
 
+/// libc's own `dlsym` (the guard exports one too): looked up by version, which the guard's
+/// `dlvsym` passes on for any name but `ioctl`.
+fn libc_dlsym() -> unsafe extern "C" fn(*mut c_void, *const libc::c_char) -> *mut c_void {
+    // SAFETY: RTLD_NOLOAD only looks the library up; names and versions are NUL-terminated.
+    let p = unsafe {
+        let libc_handle = libc::dlopen(c"libc.so.6".as_ptr(), libc::RTLD_NOW | libc::RTLD_NOLOAD);
+        let p = libc::dlvsym(libc_handle, c"dlsym".as_ptr(), c"GLIBC_2.34".as_ptr());
+        if p.is_null() {
+            // glibc before 2.34: dlsym is libdl's.
+            let libdl = libc::dlopen(c"libdl.so.2".as_ptr(), libc::RTLD_NOW);
+            libc::dlvsym(libdl, c"dlsym".as_ptr(), c"GLIBC_2.2.5".as_ptr())
+        } else {
+            p
+        }
+    };
+    assert!(!p.is_null(), "libc's dlsym not found");
+    // SAFETY: libc's dlsym, whose C type this is.
+    unsafe { std::mem::transmute(p) }
+}
+
 /// `ioctl` as defined by an already loaded library, bypassing whatever comes before it.
 fn library_ioctl(lib: &str) -> IoctlFn {
     let name = CString::new(lib).expect("library path");
     // SAFETY: a NUL-terminated name; RTLD_NOLOAD only looks the library up, it loads nothing.
     let handle = unsafe { libc::dlopen(name.as_ptr(), libc::RTLD_NOW | libc::RTLD_NOLOAD) };
     assert!(!handle.is_null(), "{lib} is not loaded in this process");
+    // The guard answers `dlsym(any handle, "ioctl")` with its own hook (ctypes-style lookups
+    // must not go around it), so the lookup that goes around it on purpose uses libc's dlsym.
     // SAFETY: a valid handle and a NUL-terminated symbol name.
-    let sym = unsafe { libc::dlsym(handle, c"ioctl".as_ptr()) };
+    let sym = unsafe { libc_dlsym()(handle, c"ioctl".as_ptr()) };
     assert!(!sym.is_null(), "{lib} defines no ioctl");
     // SAFETY: the library's `ioctl` has glibc's signature (libc itself, or an interposer
     // declared to match it); data and function pointers have the same representation here.

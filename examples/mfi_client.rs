@@ -69,6 +69,21 @@
 //! `MFI_CLIENT_SYSCALL=syscall|asm` issues the MegaRAID calls with `syscall(SYS_ioctl)` or the
 //! instruction itself (`syscall`, `int 0x80` on i386) instead of glibc's `ioctl`.
 //!
+//!   issue 17:
+//!     soak THREADS SECS [PACE_US]  THREADS threads for SECS seconds cycling a clean DCMD, an
+//!                          ieee-dcmd, a refused packet, a writing DCMD (CFG_CLEAR: EPERM in
+//!                          readonly mode) and FIONREAD on a pipe; one line of counts and the
+//!                          RSS after the first second and at the end
+//!     private-race N       N clean CTRL_GET_INFO calls while another thread finds the guard's
+//!                          private copy on the calling thread's stack and sets IEEE|SGL64 in
+//!                          it (what the preload cannot prevent: doc/preload-guarantees.md)
+//!     dl-ioctl HOW         ieee-dcmd through an ioctl found by name: HOW libc (dlsym on
+//!                          dlopen("libc.so.6"), as ctypes does), libc-vsym, next-vsym
+//!                          (dlvsym(RTLD_NEXT, ...)), default (RTLD_DEFAULT); prints found=OBJECT
+//!     dl-lookups           where this program's dlsym(RTLD_NEXT, NAME) lands for a few names
+//!     dl-limit HOW LIB     ieee-dcmd issued by LIB's mfiguard_test_ioctl (which calls ioctl),
+//!                          LIB opened plain, with RTLD_DEEPBIND, or by dlmopen (preload limits)
+//!
 //! `--repeat N` issues the scenario's ioctl N times on the same packet and adds `calls=N failed=K`.
 //!
 //! Real buffers, real pointers: every iovec points at memory this process owns, and the packets
@@ -125,6 +140,8 @@ const USAGE_TEXT: &str =
      \x20          unrelated fault KIND race N threads N M high-bits\n\
      \x20          stress THREADS MS fork CHILDREN CALLS config-inherit K=V fork-during-load\n\
      \x20          signals CALLS US signal-in-kernel lines compat-int80 stp-probe|sgl-off\n\
+     \x20          soak THREADS SECS [PACE_US] private-race N dl-ioctl HOW dl-lookups\n\
+     \x20          dl-limit plain|deepbind|dlmopen LIB\n\
      environment: MFI_CLIENT_SYSCALL=libc|syscall|asm (how MegaRAID calls are issued)";
 
 fn usage(msg: &str) -> i32 {
@@ -224,6 +241,8 @@ fn run() -> i32 {
         Plan::Signals(n, us) => hardening::signals(fd, opts.host, n, us),
         Plan::SignalInKernel => hardening::signal_in_kernel(fd, opts.host),
         Plan::Lines => hardening::lines(fd, opts.host),
+        Plan::Issue17 => hardening::issue17(fd, &opts),
+        Plan::Dl => hardening::dl_scenario(fd, &opts),
         Plan::CompatInt80(kind) => run_compat_int80(fd, opts.host, &kind),
     }
 }
@@ -421,6 +440,8 @@ enum Plan {
     SignalInKernel,
     Lines,
     CompatInt80(String),
+    Issue17,
+    Dl,
 }
 
 /// What to print from the buffers after a call.
@@ -623,6 +644,8 @@ fn prepare(opts: &Opts) -> Result<Plan, String> {
                 .ok_or("compat-int80 needs stp-probe or sgl-off")?;
             return Ok(Plan::CompatInt80(kind.clone()));
         }
+        "soak" | "private-race" => return Ok(Plan::Issue17),
+        "dl-ioctl" | "dl-lookups" | "dl-limit" => return Ok(Plan::Dl),
         other => return Err(format!("unknown scenario {other}")),
     };
     Ok(Plan::Call(call))

@@ -1,5 +1,10 @@
-//! Names the library's build: `MFIGUARD_BUILD_SUFFIX` is ` (git <commit>)` when the sources are
-//! a git checkout and git is installed, else empty (a source tarball: the version alone).
+//! Two things the library needs from the build:
+//!
+//! - its name: `MFIGUARD_BUILD_SUFFIX` is ` (git <commit>)` when the sources are a git checkout
+//!   and git is installed, else empty (a source tarball: the version alone);
+//! - the `dlsym`/`dlvsym` trampolines (assembly in src/dl.rs) exported from libmfiguard.so:
+//!   rustc's own version script lists only Rust items and hides everything else, so a second
+//!   script names these two (GNU ld and lld merge them).
 
 use std::process::Command;
 
@@ -25,4 +30,8 @@ fn main() {
     }
     let suffix = commit.map_or(String::new(), |c| format!(" (git {c})"));
     println!("cargo:rustc-env=MFIGUARD_BUILD_SUFFIX={suffix}");
+
+    let dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    println!("cargo:rerun-if-changed=exports.map");
+    println!("cargo:rustc-cdylib-link-arg=-Wl,--version-script={dir}/exports.map");
 }

@@ -1,7 +1,7 @@
 //! Sinks that fail (issue 9), end to end: the documented policy (README.md, "When a sink fails").
 //!
 //! - By default the call always completes, exactly as it would with a working log: a log file
-//!   that cannot be opened (its directory missing: ENOENT; the path a directory: EISDIR) or
+//!   that cannot be opened (its directory missing: ENOENT) or
 //!   syslog with no `/dev/log` loses records, not calls. The first failure in the process is
 //!   reported once on stderr; the lost records are counted in `records_lost` of the next record
 //!   written once the sink works again.
@@ -12,7 +12,7 @@
 //! - A log rotated by logrotate (the shipped configuration) while two processes write to it
 //!   loses no record: each is whole, in the old file or the new one.
 //!
-//! (A full disk, `/dev/full`, is in tests/hardening_processes.rs, once per forked process; the
+//! (A failing sink reported once per forked process is in tests/hardening_processes.rs; the
 //! logrotate configuration's own checks in tests/wrapper.rs.)
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -104,9 +104,11 @@ fn a_log_that_cannot_be_opened_loses_records_not_calls() {
     assert_eq!(reference.audit_calls().len(), 3, "{}", reference.dump());
     let dir = Scratch::new("unopenable");
     let missing = dir.path("no-such-dir/audit.jsonl");
-    let a_dir = dir.path("a-directory");
-    std::fs::create_dir(&a_dir).unwrap();
-    for (path, errno) in [(&missing, "ENOENT"), (&a_dir, "EISDIR")] {
+    // A path under a regular file. (A path that is a directory is refused, its records sent to
+    // stderr: tests/hardening_log_file.rs.)
+    let under_file = dir.path("a-file/audit.jsonl");
+    std::fs::write(dir.path("a-file"), "").unwrap();
+    for (path, errno) in [(&missing, "ENOENT"), (&under_file, "ENOTDIR")] {
         let path = path.to_str().unwrap();
         let run = client(&REWRITES)
             .guard(Guard::Enforce)
@@ -121,7 +123,7 @@ fn a_log_that_cannot_be_opened_loses_records_not_calls() {
             run.dump()
         );
     }
-    assert!(!missing.exists() && std::fs::read_dir(&a_dir).unwrap().next().is_none());
+    assert!(!missing.exists());
 }
 
 #[test]

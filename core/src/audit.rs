@@ -32,14 +32,22 @@
 //! - a file: one JSON object per line, each line written with a single `write` on a descriptor
 //!   opened `O_APPEND` for that record and closed after it, so concurrent processes never
 //!   interleave partial lines, a log rotated away is simply re-created by the next record, and
-//!   no descriptor of ours stays in the host (where a daemonising host could close or reuse it);
-//! - syslog: one readable line per record, sent as a datagram to `/dev/log`, facility
+//!   no descriptor of ours stays in the host (where a daemonising host could close or reuse it).
+//!   The file must be a regular file owned by root or by this process's effective uid: a FIFO
+//!   (which would hang the tool), a device, a directory, a symlink (never followed) or a file
+//!   someone else pre-created is refused ([`Refusal`]), never written to, and its records go
+//!   to stderr instead. A file the guard creates is mode 0640, group `adm` where that exists
+//!   (what logrotate's `create 0640 root adm` makes);
+//! - syslog: one readable line per record, sent as a datagram to `/dev/log` without ever
+//!   waiting (`MSG_DONTWAIT`), facility
 //!   `authpriv`, tag `mfiguard` and the pid (what `openlog("mfiguard", LOG_PID, LOG_AUTHPRIV)`
 //!   would produce); warning for rejections, notice for rewrites, info otherwise. We do not use
 //!   libc's `openlog`/`syslog`: `openlog` is process-wide state the host may use for its own
 //!   messages, `syslog` cannot report a failure (needed by `MFIGUARD_LOG_REQUIRED`), and it takes
 //!   a lock and allocates (unusable from a signal handler);
-//! - stderr: one readable line per record, with one `write`.
+//! - stderr: one readable line per record, with one `write`, issued only when stderr can take
+//!   it within a short grace period (`poll`, 200 ms): a tool whose stderr is a pipe nobody
+//!   reads loses records, it is never stalled by them (see `sys::write_stderr_nowait`).
 //!
 //! The syslog sink prefers the journal: when systemd-journald's native socket
 //! ([`JOURNAL_SOCKET`]) exists, each record goes there as one datagram of the native protocol,
@@ -58,7 +66,6 @@
 use std::ffi::c_int;
 use std::fmt::{self, Display, Write as _};
 use std::os::fd::AsFd;
-use std::os::unix::net::UnixDatagram;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -623,6 +630,8 @@ impl Display for ErrnoName {
             libc::ENOSYS => "ENOSYS",
             libc::EMFILE => "EMFILE",
             libc::ENFILE => "ENFILE",
+            libc::ENXIO => "ENXIO",
+            libc::EPERM => "EPERM",
             _ => Errno(self.0).name(),
         };
         match sink {
@@ -1232,37 +1241,254 @@ fn render_by<B: LineBuf>(
     false
 }
 
-fn send(cfg: &Config, t: Target<'_>, bytes: &[u8]) -> Result<(), c_int> {
+/// Why the file sink refused its path. Nothing is written to it; each record goes to stderr
+/// instead (and is still counted in `records_lost`, since it missed the configured sink).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// A symbolic link (`O_NOFOLLOW`): never followed, whoever made it.
+    Symlink,
+    /// A FIFO: with no reader it would hang the tool, with one it hands the records to
+    /// whoever opened it.
+    Fifo,
+    /// A character device (`/dev/null`, a terminal, `/dev/watchdog`...).
+    CharDevice,
+    /// A block device.
+    BlockDevice,
+    /// A Unix socket.
+    Socket,
+    /// A directory.
+    Directory,
+    /// Anything else that is not a regular file.
+    NotRegular,
+    /// Owned by someone who is neither root nor this process (a file pre-created in `/tmp` or a
+    /// shared directory by another user, who could read, truncate or forge the records).
+    ForeignOwner {
+        /// The file's owner.
+        owner: u32,
+        /// This process's effective uid.
+        euid: u32,
+    },
+}
+
+impl Refusal {
+    /// What a file of this kind is refused for, if it is refused: not a regular file, or not
+    /// owned by root or this process's effective uid.
+    pub fn of(kind: sys::FileKind, euid: u32) -> Option<Refusal> {
+        let refusal = match kind.mode & libc::S_IFMT {
+            libc::S_IFREG => None,
+            libc::S_IFLNK => Some(Refusal::Symlink),
+            libc::S_IFIFO => Some(Refusal::Fifo),
+            libc::S_IFCHR => Some(Refusal::CharDevice),
+            libc::S_IFBLK => Some(Refusal::BlockDevice),
+            libc::S_IFSOCK => Some(Refusal::Socket),
+            libc::S_IFDIR => Some(Refusal::Directory),
+            _ => Some(Refusal::NotRegular),
+        };
+        refusal.or_else(|| {
+            (kind.uid != 0 && kind.uid != euid).then_some(Refusal::ForeignOwner {
+                owner: kind.uid,
+                euid,
+            })
+        })
+    }
+
+    /// The errno a refusal counts as (for `MFIGUARD_LOG_REQUIRED`'s report).
+    pub const fn errno(self) -> c_int {
+        match self {
+            Refusal::Symlink => libc::ELOOP,
+            Refusal::Directory => libc::EISDIR,
+            Refusal::ForeignOwner { .. } => libc::EPERM,
+            _ => libc::ENXIO,
+        }
+    }
+}
+
+impl Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match *self {
+            Refusal::Symlink => return f.write_str("it is a symbolic link (never followed)"),
+            Refusal::NotRegular => return f.write_str("it is not a regular file"),
+            Refusal::ForeignOwner { owner, euid } => {
+                return write!(
+                    f,
+                    "it is owned by uid {owner}, neither root nor this process (uid {euid}): \
+                     refused, not written to"
+                )
+            }
+            Refusal::Fifo => "a FIFO",
+            Refusal::CharDevice => "a character device",
+            Refusal::BlockDevice => "a block device",
+            Refusal::Socket => "a socket",
+            Refusal::Directory => "a directory",
+        };
+        write!(f, "it is {what}, not a regular file")
+    }
+}
+
+/// How a sink failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SinkError {
+    /// A system call failed with this errno.
+    Failed(c_int),
+    /// The file sink refused its path.
+    Refused(Refusal),
+}
+
+impl SinkError {
+    const fn errno(self) -> c_int {
+        match self {
+            SinkError::Failed(e) => e,
+            SinkError::Refused(r) => r.errno(),
+        }
+    }
+}
+
+impl From<c_int> for SinkError {
+    fn from(errno: c_int) -> Self {
+        SinkError::Failed(errno)
+    }
+}
+
+/// The mode of a record file the guard creates: the owner writes, the group reads (logrotate's
+/// `create 0640 root adm`, which the shipped configuration uses too).
+pub const CREATE_MODE: u32 = 0o640;
+/// The group a created record file gets when it exists and the process may give it.
+const LOG_GROUP: &[u8] = b"adm";
+const GROUP_FILE: &str = "/etc/group";
+
+/// The gid of group `adm`, from `/etc/group`, read without allocating (the group is always a
+/// local one; NSS modules are not something to load into a host from a signal handler).
+fn log_group_gid() -> Option<u32> {
+    let file = std::fs::File::open(GROUP_FILE).ok()?;
+    crate::device::scan_lines(file, |line, cut| {
+        // name:password:gid:members; a cut line still has its first three fields.
+        let mut fields = line.split(|&b| b == b':');
+        if fields.next()? != LOG_GROUP {
+            return None;
+        }
+        let _password = fields.next()?;
+        let gid = fields.next()?;
+        // An uncut line has the member list after the gid; a cut one may end inside it.
+        if !cut && fields.next().is_none() {
+            return None;
+        }
+        std::str::from_utf8(gid).ok()?.parse().ok()
+    })
+    .ok()
+    .flatten()
+}
+
+/// Opens the record file for one append, or says why not.
+///
+/// The path is looked at first (`lstat`), so that a FIFO, a device or a symlink is refused
+/// without being opened at all (opening a device can have effects of its own:
+/// `/dev/watchdog`), until it has once been acceptable; then opened
+/// `O_WRONLY|O_APPEND|O_NONBLOCK|O_NOFOLLOW|O_CLOEXEC`, and the opened descriptor checked
+/// (`fstat`), which is what counts: the path may have been replaced in between. A missing file is created with `O_EXCL`, mode 0640, group `adm` when
+/// that group exists and the process may give it.
+fn open_log(path: &std::ffi::CStr) -> Result<std::os::fd::OwnedFd, SinkError> {
+    // The path is looked at before it is opened until it has once been an acceptable file:
+    // after that only what is opened is checked (one system call less per record; the path of
+    // a process's log does not change, and replacing a checked regular file by a device node
+    // takes root). A rotation (the file missing) is no reason to look again: O_EXCL creates.
+    if !LOG_PATH_CHECKED.load(Ordering::Relaxed) {
+        match sys::lstat(path) {
+            Ok(kind) => {
+                if let Some(r) = Refusal::of(kind, owner_check_euid(kind.uid)) {
+                    return Err(SinkError::Refused(r));
+                }
+            }
+            Err(libc::ENOENT) => {}
+            Err(e) => return Err(SinkError::Failed(e)),
+        }
+    }
+    // A file removed between the open and the create (a rotation) is looked at again; three
+    // rounds of that in a row is a directory being played with, and the record is lost.
+    for _ in 0..3 {
+        let (fd, created) = match sys::open_existing(path) {
+            Ok(fd) => (fd, false),
+            Err(libc::ENOENT) => match sys::create_new(path, CREATE_MODE) {
+                Ok(fd) => (fd, true),
+                Err(libc::EEXIST) => continue,
+                Err(e) => return Err(SinkError::Failed(e)),
+            },
+            Err(libc::ELOOP) => return Err(refused(Refusal::Symlink)),
+            Err(libc::EISDIR) => return Err(refused(Refusal::Directory)),
+            // O_NONBLOCK: a FIFO with no reader (or a device with no driver) fails at once.
+            Err(libc::ENXIO) => {
+                let why = match sys::lstat(path) {
+                    Ok(kind) => Refusal::of(kind, owner_check_euid(kind.uid)),
+                    Err(_) => None,
+                };
+                return Err(refused(why.unwrap_or(Refusal::NotRegular)));
+            }
+            Err(e) => return Err(SinkError::Failed(e)),
+        };
+        let kind = sys::fstat(std::os::fd::AsRawFd::as_raw_fd(&fd))?;
+        // A file this call created (O_EXCL) is ours whoever the file system says owns it (an
+        // NFS export squashing root to nobody): only its type is checked.
+        let kind = if created {
+            sys::FileKind { uid: 0, ..kind }
+        } else {
+            kind
+        };
+        if let Some(r) = Refusal::of(kind, owner_check_euid(kind.uid)) {
+            return Err(refused(r));
+        }
+        if created {
+            // Best effort: a process that may not give the group keeps its own, and the mode
+            // is exact whatever the umask (0640 is already no more than the umask allows
+            // others: nothing).
+            if let Some(gid) = log_group_gid() {
+                let _ = sys::fchown_group(fd.as_fd(), gid);
+            }
+            let _ = sys::fchmod(fd.as_fd(), CREATE_MODE);
+        }
+        LOG_PATH_CHECKED.store(true, Ordering::Relaxed);
+        return Ok(fd);
+    }
+    Err(SinkError::Failed(libc::EAGAIN))
+}
+
+/// Whether the record file's path has been an acceptable file once in this process (see
+/// `open_log`); cleared by any refusal.
+static LOG_PATH_CHECKED: AtomicBool = AtomicBool::new(false);
+
+fn refused(r: Refusal) -> SinkError {
+    LOG_PATH_CHECKED.store(false, Ordering::Relaxed);
+    SinkError::Refused(r)
+}
+
+/// The effective uid to compare a file's owner with: only asked for when the owner is not
+/// root (a root-owned file is always acceptable), to spare a system call per record.
+fn owner_check_euid(owner: u32) -> u32 {
+    if owner == 0 {
+        0
+    } else {
+        sys::euid()
+    }
+}
+
+/// `/dev/log`, for the system call.
+const SYSLOG_SOCKET_C: &std::ffi::CStr = c"/dev/log";
+/// The journal's socket, for the system call.
+const JOURNAL_SOCKET_C: &std::ffi::CStr = c"/run/systemd/journal/socket";
+const _: () = assert!(JOURNAL_SOCKET_C.to_bytes().len() == JOURNAL_SOCKET.len());
+const _: () = assert!(SYSLOG_SOCKET_C.to_bytes().len() == SYSLOG_SOCKET.len());
+
+fn send(cfg: &Config, t: Target<'_>, bytes: &[u8]) -> Result<(), SinkError> {
     match t {
         Target::File(path) => {
-            let fd = sys::open_append(path)?;
+            let fd = open_log(path)?;
             sys::write_once(std::os::fd::AsRawFd::as_raw_fd(&fd), bytes)?;
             if cfg.log_sync {
                 sys::fdatasync(fd.as_fd())?;
             }
             Ok(())
         }
-        Target::Stderr => sys::write_once(libc::STDERR_FILENO, bytes),
-        Target::Syslog => send_datagram(SYSLOG_SOCKET, bytes),
-    }
-}
-
-/// Sends one datagram to the Unix socket at `path` (syslog, the journal).
-fn send_datagram(path: &str, bytes: &[u8]) -> Result<(), c_int> {
-    let os = |e: std::io::Error| e.raw_os_error().unwrap_or(libc::EIO);
-    let sock = UnixDatagram::unbound().map_err(os)?;
-    // A send blocked on a full queue and interrupted by a signal handler is sent again: the
-    // datagram went nowhere.
-    let n = loop {
-        match sock.send_to(bytes, path) {
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            other => break other.map_err(os)?,
-        }
-    };
-    if n == bytes.len() {
-        Ok(())
-    } else {
-        Err(libc::EMSGSIZE)
+        Target::Stderr => Ok(sys::write_stderr_nowait(bytes)?),
+        // Never waits: a syslog daemon that stopped reading costs a lost record.
+        Target::Syslog => Ok(sys::send_datagram_nowait(SYSLOG_SOCKET_C, bytes)?),
     }
 }
 
@@ -1378,9 +1604,15 @@ pub fn journal_entry(rec: Record<'_>, who: Who, by: Option<&Invoker>, lost: u64)
 /// async-signal-safe; syslog goes to stderr instead, since the outer call may be in the middle
 /// of its own datagram and a syslog failure could not be reported from there.
 ///
+/// No sink ever waits for a reader: the file is opened `O_NONBLOCK` and must be a regular file,
+/// syslog datagrams are sent `MSG_DONTWAIT`, and stderr is written only when it can take the
+/// line within a short grace period (once per stall, see `sys::write_stderr_nowait`).
+///
 /// `Ok(false)` when the sink is `none`. On failure the record is counted as lost and the first
 /// failure in the process is reported on stderr; the errno is returned for
-/// `MFIGUARD_LOG_REQUIRED`.
+/// `MFIGUARD_LOG_REQUIRED`. A record file that is refused ([`Refusal`]: not a regular file, or
+/// someone else's) is never written to; its records go to stderr instead, and still count as
+/// lost.
 pub fn emit(cfg: &Config, nested: bool, rec: Record<'_>) -> Result<bool, c_int> {
     let Some(t) = target(cfg, nested) else {
         return Ok(false);
@@ -1391,72 +1623,98 @@ pub fn emit(cfg: &Config, nested: bool, rec: Record<'_>) -> Result<bool, c_int> 
         Record::Error(_) => Who::now(),
     };
     let lost = LOST.load(Ordering::Relaxed);
-    let result = if nested {
+    if nested {
         // Who ran the tool only if it was read: reading it allocates.
         let by = invoker_if_read();
         let mut buf = StackBuf::<NESTED_BUF>::new();
-        if render_by(&mut buf, t, rec, who, by, ts, lost) {
-            send(cfg, t, buf.bytes())
-        } else {
-            Err(libc::ENOBUFS)
-        }
+        deliver(cfg, nested, t, &mut buf, rec, who, by, ts, lost)
     } else {
         let by = match rec {
             Record::Call(c, _) if c.invoker.is_some() => c.invoker,
             _ => Some(invoker()),
         };
-        let journal = match t {
-            Target::Syslog if std::path::Path::new(JOURNAL_SOCKET).exists() => {
-                let entry = journal_entry(rec, who, by, lost);
-                send_datagram(JOURNAL_SOCKET, &entry).ok()
-            }
-            _ => None,
-        };
-        match journal {
-            Some(()) => Ok(()),
-            None => {
-                let mut buf = String::with_capacity(1024);
-                render_by(&mut buf, t, rec, who, by, ts, lost);
-                send(cfg, t, buf.as_bytes())
-            }
+        let mut buf = String::with_capacity(1024);
+        deliver(cfg, nested, t, &mut buf, rec, who, by, ts, lost)
+    }
+}
+
+#[allow(clippy::too_many_arguments)] // emit's locals, shared by its two buffer types
+fn deliver<B: LineBuf>(
+    cfg: &Config,
+    nested: bool,
+    t: Target<'_>,
+    buf: &mut B,
+    rec: Record<'_>,
+    who: Who,
+    by: Option<&Invoker>,
+    ts: SystemTime,
+    lost: u64,
+) -> Result<bool, c_int> {
+    // Syslog on a host with the journal: one native-protocol datagram with structured fields
+    // (allocates: not from the nested path, which falls back to the syslog line).
+    let journal = match t {
+        Target::Syslog if !nested && std::path::Path::new(JOURNAL_SOCKET).exists() => {
+            let entry = journal_entry(rec, who, by, lost);
+            sys::send_datagram_nowait(JOURNAL_SOCKET_C, &entry).ok()
         }
+        _ => None,
     };
-    match result {
+    let result = match journal {
+        Some(()) => Ok(()),
+        None if render_by(buf, t, rec, who, by, ts, lost) => send(cfg, t, buf.bytes()),
+        None => Err(SinkError::Failed(libc::ENOBUFS)),
+    };
+    let err = match result {
         Ok(()) => {
             if lost > 0 {
                 // Reported in this record: count again from what is still unreported.
                 let _ = LOST.compare_exchange(lost, 0, Ordering::Relaxed, Ordering::Relaxed);
             }
-            Ok(true)
+            return Ok(true);
         }
-        Err(errno) => {
-            LOST.fetch_add(1, Ordering::Relaxed);
-            if !nested {
-                log::debug!(
-                    "audit sink {} failed: {}",
-                    cfg.log.describe(),
-                    ErrnoName(errno)
-                );
-            }
-            if !FAILURE_REPORTED.swap(true, Ordering::Relaxed) {
-                report(
-                    t,
-                    who.pid,
-                    format_args!(
-                        "cannot write audit records to {}: {}; further failures are counted in records_lost{}",
-                        SinkName(cfg.log.describe()),
-                        ErrnoName(errno),
-                        if cfg.log_required {
-                            "; MegaRAID calls fail with EIO (MFIGUARD_LOG_REQUIRED=1)"
-                        } else {
-                            ""
-                        }
-                    ),
-                );
-            }
-            Err(errno)
+        Err(err) => err,
+    };
+    LOST.fetch_add(1, Ordering::Relaxed);
+    let errno = err.errno();
+    if !nested {
+        log::debug!(
+            "audit sink {} failed: {}",
+            cfg.log.describe(),
+            ErrnoName(errno)
+        );
+    }
+    let required = if cfg.log_required {
+        "; MegaRAID calls fail with EIO (MFIGUARD_LOG_REQUIRED=1)"
+    } else {
+        ""
+    };
+    if !FAILURE_REPORTED.swap(true, Ordering::Relaxed) {
+        let sink = SinkName(cfg.log.describe());
+        match err {
+            SinkError::Failed(_) => report(
+                t,
+                who.pid,
+                format_args!(
+                    "cannot write audit records to {sink}: {}; further failures are counted in records_lost{required}",
+                    ErrnoName(errno),
+                ),
+            ),
+            SinkError::Refused(why) => report(
+                t,
+                who.pid,
+                format_args!(
+                    "cannot write audit records to {sink}: {why}; its records go to stderr instead and are counted in records_lost{required}",
+                ),
+            ),
         }
     }
+    if let SinkError::Refused(_) = err {
+        // The evidence is kept where the tool's output goes, never in the refused file.
+        if render_by(buf, Target::Stderr, rec, who, by, ts, lost) {
+            let _ = sys::write_stderr_nowait(buf.bytes());
+        }
+    }
+    Err(errno)
 }
 
 /// Reports, on stderr, a problem that the sink could not record (a call failed closed under
@@ -1527,7 +1785,7 @@ fn report(failed: Target<'_>, pid: u32, message: fmt::Arguments<'_>) {
         }
         let _ = line.buf.write_str("...\n");
     }
-    let _ = sys::write_once(libc::STDERR_FILENO, line.buf.bytes());
+    let _ = sys::write_stderr_nowait(line.buf.bytes());
 }
 
 #[cfg(test)]
@@ -1878,6 +2136,137 @@ mod tests {
     }
 
     #[test]
+    fn the_record_file_must_be_a_regular_file_of_root_or_ours() {
+        use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+        let dir = std::env::temp_dir().join(format!("mfiguard-open-log-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let c = |p: &std::path::Path| std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+
+        // Created: a regular file, mode 0640 whatever the umask, group adm if there is one and
+        // we may give it (root may).
+        let new = dir.join("new.jsonl");
+        assert!(open_log(&c(&new)).is_ok());
+        let meta = std::fs::metadata(&new).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o7777, 0o640);
+        if let (Some(adm), 0) = (log_group_gid(), sys::euid()) {
+            assert_eq!(meta.gid(), adm);
+        }
+        // Existing and ours: opened, mode untouched.
+        std::fs::set_permissions(&new, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(open_log(&c(&new)).is_ok());
+        assert_eq!(
+            std::fs::metadata(&new).unwrap().permissions().mode() & 0o7777,
+            0o600
+        );
+
+        // A FIFO with no reader: refused at once, never opened (no hang).
+        let fifo = dir.join("fifo");
+        let fifo_c = c(&fifo);
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.unwrap().success());
+        assert_eq!(
+            open_log(&fifo_c).unwrap_err(),
+            SinkError::Refused(Refusal::Fifo)
+        );
+        // Also once the path was found acceptable (no look before the open): the open fails
+        // at once (ENXIO) and says why; with a reader, the opened descriptor is refused.
+        LOG_PATH_CHECKED.store(true, Ordering::Relaxed);
+        assert_eq!(
+            open_log(&fifo_c).unwrap_err(),
+            SinkError::Refused(Refusal::Fifo)
+        );
+        let reader = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo)
+            .unwrap();
+        LOG_PATH_CHECKED.store(true, Ordering::Relaxed);
+        assert_eq!(
+            open_log(&fifo_c).unwrap_err(),
+            SinkError::Refused(Refusal::Fifo)
+        );
+        drop(reader);
+        LOG_PATH_CHECKED.store(true, Ordering::Relaxed);
+        assert_eq!(
+            open_log(c"/dev/null").unwrap_err(),
+            SinkError::Refused(Refusal::CharDevice)
+        );
+        assert_eq!(
+            open_log(c"/dev/null").unwrap_err(),
+            SinkError::Refused(Refusal::CharDevice)
+        );
+        assert_eq!(
+            open_log(&c(&dir)).unwrap_err(),
+            SinkError::Refused(Refusal::Directory)
+        );
+        let link = dir.join("link");
+        std::os::unix::fs::symlink(&new, &link).unwrap();
+        assert_eq!(
+            open_log(&c(&link)).unwrap_err(),
+            SinkError::Refused(Refusal::Symlink)
+        );
+        // A dangling symlink is not created through either.
+        let dangling = dir.join("dangling");
+        std::os::unix::fs::symlink(dir.join("target"), &dangling).unwrap();
+        assert_eq!(
+            open_log(&c(&dangling)).unwrap_err(),
+            SinkError::Refused(Refusal::Symlink)
+        );
+        assert!(!dir.join("target").exists());
+
+        // Someone else's file (root can make one to test with).
+        if sys::euid() == 0 {
+            let theirs = dir.join("theirs.jsonl");
+            std::fs::write(&theirs, "").unwrap();
+            std::os::unix::fs::chown(&theirs, Some(4321), None).unwrap();
+            assert_eq!(
+                open_log(&c(&theirs)).unwrap_err(),
+                SinkError::Refused(Refusal::ForeignOwner {
+                    owner: 4321,
+                    euid: 0
+                })
+            );
+            assert_eq!(std::fs::read(&theirs).unwrap(), b"");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn refusals_read_clearly() {
+        assert_eq!(
+            Refusal::Fifo.to_string(),
+            "it is a FIFO, not a regular file"
+        );
+        assert_eq!(
+            Refusal::ForeignOwner {
+                owner: 1000,
+                euid: 0
+            }
+            .to_string(),
+            "it is owned by uid 1000, neither root nor this process (uid 0): refused, not written to"
+        );
+        let kind = |mode, uid| sys::FileKind { mode, rdev: 0, uid };
+        assert_eq!(Refusal::of(kind(libc::S_IFREG | 0o600, 0), 1000), None);
+        assert_eq!(Refusal::of(kind(libc::S_IFREG | 0o600, 1000), 1000), None);
+        assert_eq!(
+            Refusal::of(kind(libc::S_IFREG | 0o666, 1001), 1000),
+            Some(Refusal::ForeignOwner {
+                owner: 1001,
+                euid: 1000
+            })
+        );
+        assert_eq!(
+            Refusal::of(kind(libc::S_IFSOCK, 0), 0),
+            Some(Refusal::Socket)
+        );
+        assert_eq!(
+            Refusal::of(kind(libc::S_IFBLK, 0), 0),
+            Some(Refusal::BlockDevice)
+        );
+    }
+
+    #[test]
     fn a_file_sink_appends_whole_lines_and_reports_failure() {
         let dir = std::env::temp_dir().join(format!("mfiguard-audit-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -2116,9 +2505,10 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("socket");
         let _ = std::fs::remove_file(&path);
-        let journal = UnixDatagram::bind(&path).unwrap();
+        let journal = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
         let entry = journal_entry(Record::Call(&rec, Phase::Outcome), WHO, Some(&by), 3);
-        send_datagram(path.to_str().unwrap(), &entry).unwrap();
+        let c_path = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+        sys::send_datagram_nowait(&c_path, &entry).unwrap();
         let mut got = vec![0u8; 65536];
         let n = journal.recv(&mut got).unwrap();
         let _ = std::fs::remove_dir_all(&dir);

@@ -6,7 +6,9 @@
 //!
 //! `/proc/devices` is read without allocating (a small stack buffer, line by line), so the check
 //! also works from a signal handler. A found major is cached; "not listed" is not, since the
-//! driver may be loaded after a long-running host started. If `/proc/devices` cannot be read
+//! driver may be loaded after a long-running host started; and a character device whose major
+//! differs from the cached one makes the file be read again, since the driver may have been
+//! reloaded with a new dynamic major (see `is_node_major`). If `/proc/devices` cannot be read
 //! at all (no `/proc` in a chroot), every character device receiving a MegaRAID request is
 //! treated as the node: guarding one call too many is better than guarding none.
 
@@ -37,12 +39,28 @@ pub enum NodeMajor {
 
 /// Finds the `megaraid_sas_ioctl` character major in the text of `/proc/devices`, read in
 /// small pieces. Lines longer than the line buffer are skipped (no real line is).
-pub fn find_major(mut input: impl Read) -> std::io::Result<Option<u32>> {
+pub fn find_major(input: impl Read) -> std::io::Result<Option<u32>> {
+    let mut in_char = false;
+    scan_lines(input, |line, cut| {
+        if cut {
+            return None;
+        }
+        parse_line(line, &mut in_char)
+    })
+}
+
+/// Reads a small text file of the system line by line without allocating (a stack buffer:
+/// this runs in signal handlers too) and returns the first `Some` that `each` makes of a line.
+/// `each` gets the line without its newline, and whether it was cut: a line longer than 96
+/// bytes comes as its first 96.
+pub(crate) fn scan_lines<T>(
+    mut input: impl Read,
+    mut each: impl FnMut(&[u8], bool) -> Option<T>,
+) -> std::io::Result<Option<T>> {
     let mut chunk = [0u8; 256];
     let mut line = [0u8; 96];
     let mut len = 0usize;
     let mut overlong = false;
-    let mut in_char = false;
     loop {
         let n = match input.read(&mut chunk) {
             Ok(n) => n,
@@ -63,10 +81,8 @@ pub fn find_major(mut input: impl Read) -> std::io::Result<Option<u32>> {
                 continue;
             }
             let text = line.get(..len).unwrap_or_default();
-            if !overlong {
-                if let Some(major) = parse_line(text, &mut in_char) {
-                    return Ok(Some(major));
-                }
+            if let Some(found) = each(text, overlong) {
+                return Ok(Some(found));
             }
             len = 0;
             overlong = false;
@@ -104,20 +120,55 @@ fn parse_line(line: &[u8], in_char: &mut bool) -> Option<u32> {
 
 /// The node's major, from the cache or `/proc/devices`.
 pub fn node_major() -> NodeMajor {
-    match MAJOR.load(Ordering::Relaxed) {
-        0 => {}
-        cached => return NodeMajor::Listed(cached),
+    node_major_in(&MAJOR, PROC_DEVICES)
+}
+
+/// `node_major` with its cache and file named (the tests' own).
+fn node_major_in(cache: &AtomicU32, path: &str) -> NodeMajor {
+    match cache.load(Ordering::Relaxed) {
+        0 => read_major_into(cache, path),
+        cached => NodeMajor::Listed(cached),
     }
-    let Ok(file) = File::open(PROC_DEVICES) else {
+}
+
+/// Reads `path` (`/proc/devices`) and caches what it says: the major, or nothing when the
+/// driver is not listed (it may be loaded later). An unreadable file leaves the cache as it was.
+fn read_major_into(cache: &AtomicU32, path: &str) -> NodeMajor {
+    let Ok(file) = File::open(path) else {
         return NodeMajor::Unreadable;
     };
     match find_major(file) {
         Ok(Some(major)) if major != 0 => {
-            MAJOR.store(major, Ordering::Relaxed);
+            cache.store(major, Ordering::Relaxed);
             NodeMajor::Listed(major)
         }
-        Ok(_) => NodeMajor::NotListed,
+        Ok(_) => {
+            cache.store(0, Ordering::Relaxed);
+            NodeMajor::NotListed
+        }
         Err(_) => NodeMajor::Unreadable,
+    }
+}
+
+/// Whether a character device of major `major` is the node, by `/proc/devices`.
+///
+/// The cached major answers a match at the cost of one atomic load. A mismatch re-reads the
+/// file, because the driver may have been reloaded with a new dynamic major since it was
+/// cached (a long-running host would otherwise never guard the new node). This runs only for
+/// character devices that receive a MegaRAID request code, so unrelated ioctls never pay for
+/// it, and a real mismatch (another driver using the same request code) is rare.
+fn is_node_major(cache: &AtomicU32, path: &str, major: u32) -> bool {
+    let known = match node_major_in(cache, path) {
+        NodeMajor::Listed(cached) if cached == major => return true,
+        // Cached, and not this device's: maybe stale.
+        NodeMajor::Listed(_) => read_major_into(cache, path),
+        // Just read (a "not listed" is never cached).
+        other => other,
+    };
+    match known {
+        NodeMajor::Listed(current) => current == major,
+        NodeMajor::NotListed => false,
+        NodeMajor::Unreadable => true,
     }
 }
 
@@ -139,11 +190,8 @@ pub fn is_mgmt_node(fd: c_int, cfg: &Config) -> Result<bool, c_int> {
             return Ok(true);
         }
     }
-    Ok(match node_major() {
-        NodeMajor::Listed(major) => libc::major(kind.rdev as libc::dev_t) == major,
-        NodeMajor::NotListed => false,
-        NodeMajor::Unreadable => true,
-    })
+    let major = libc::major(kind.rdev as libc::dev_t);
+    Ok(is_node_major(&MAJOR, PROC_DEVICES, major))
 }
 
 #[cfg(test)]
@@ -185,6 +233,62 @@ mod tests {
             "9".repeat(500)
         );
         assert_eq!(find_major(long.as_bytes()).unwrap(), Some(242));
+    }
+
+    #[test]
+    fn a_reloaded_driver_with_a_new_major_is_noticed() {
+        let dir = std::env::temp_dir().join(format!("mfiguard-devices-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("devices");
+        let path_str = path.to_str().unwrap();
+        let devices = |major: u32| {
+            std::fs::write(
+                &path,
+                format!(
+                    "Character devices:\n  1 mem\n{major} megaraid_sas_ioctl\n\nBlock devices:\n"
+                ),
+            )
+            .unwrap()
+        };
+        let cache = AtomicU32::new(0);
+        devices(238);
+        assert!(is_node_major(&cache, path_str, 238));
+        assert_eq!(cache.load(Ordering::Relaxed), 238);
+        // A match is answered from the cache: the file is not read again.
+        devices(241);
+        assert!(is_node_major(&cache, path_str, 238));
+        // The driver came back as 241: a device of the new major is the node, found by reading
+        // the file again, and the old major is no longer.
+        assert!(is_node_major(&cache, path_str, 241));
+        assert_eq!(cache.load(Ordering::Relaxed), 241);
+        assert!(!is_node_major(&cache, path_str, 238));
+        // Unloaded: the first mismatch reads the file again, and nothing stale stays cached
+        // (a device of the old major has no driver to reach any more anyway).
+        std::fs::write(&path, "Character devices:\n  1 mem\n").unwrap();
+        assert!(!is_node_major(&cache, path_str, 10));
+        assert_eq!(cache.load(Ordering::Relaxed), 0);
+        assert!(!is_node_major(&cache, path_str, 241));
+        // Loaded again: found.
+        devices(250);
+        assert!(is_node_major(&cache, path_str, 250));
+        // A file that cannot be read guards every candidate (one call too many, never none).
+        std::fs::remove_file(&path).unwrap();
+        assert!(is_node_major(&cache, path_str, 7));
+        assert!(is_node_major(&cache, path_str, 250));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn cut_lines_keep_their_head() {
+        let text = format!("adm:x:4:{}\nshort\n", "m,".repeat(100));
+        let mut seen = Vec::new();
+        let r: Option<()> = scan_lines(Trickle(text.as_bytes(), 5), |l, cut| {
+            seen.push((l.len(), cut));
+            None
+        })
+        .unwrap();
+        assert!(r.is_none());
+        assert_eq!(seen, [(96, true), (5, false), (0, false)]);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Thin safe wrappers over the few libc calls the safe modules need: `errno`, `fstat`, `getuid`,
-//! and the audit sinks' `open`/`write`/`fdatasync`; and [`Published`], the fork-safe once-cell
+//! and the audit sinks' `open`/`fstat`/`fchown`/`write`/`fdatasync`/`poll`/`sendto`; and [`Published`], the fork-safe once-cell
 //! that holds the configuration.
 //!
 //! Every function here is async-signal-safe and allocation-free, because the guard also runs
@@ -10,7 +10,7 @@
 
 use std::ffi::{c_int, CStr};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
 /// A value set once and then shared for the life of the process, where nobody ever waits for
 /// anybody: a thread that finds it unset builds its own, the first to publish wins, the others
@@ -87,13 +87,15 @@ pub fn set_errno(value: c_int) {
     unsafe { *libc::__errno_location() = value }
 }
 
-/// What the device check needs from `fstat`.
+/// What the device check and the audit sinks need from `fstat`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FileKind {
     /// `st_mode`.
     pub mode: u32,
     /// `st_rdev`.
     pub rdev: u64,
+    /// `st_uid`: the owner.
+    pub uid: u32,
 }
 
 impl FileKind {
@@ -101,9 +103,14 @@ impl FileKind {
     pub fn is_char_device(&self) -> bool {
         self.mode & libc::S_IFMT == libc::S_IFCHR
     }
+
+    /// Whether this is a regular file.
+    pub fn is_regular(&self) -> bool {
+        self.mode & libc::S_IFMT == libc::S_IFREG
+    }
 }
 
-/// `fstat(fd)`: the file's type and device number, or the errno.
+/// `fstat(fd)`: the file's type, device number and owner, or the errno.
 pub fn fstat(fd: c_int) -> Result<FileKind, c_int> {
     // fstat64 on glibc so that a 32-bit process never gets EOVERFLOW for a large inode.
     #[cfg(target_env = "gnu")]
@@ -119,6 +126,7 @@ pub fn fstat(fd: c_int) -> Result<FileKind, c_int> {
         Ok(FileKind {
             mode: st.st_mode,
             rdev: st.st_rdev,
+            uid: st.st_uid,
         })
     }
     #[cfg(not(target_env = "gnu"))]
@@ -134,6 +142,52 @@ pub fn fstat(fd: c_int) -> Result<FileKind, c_int> {
         Ok(FileKind {
             mode: st.st_mode,
             rdev: st.st_rdev as u64,
+            uid: st.st_uid,
+        })
+    }
+}
+
+/// `lstat(path)`: like [`fstat`] for a path, not following a final symlink (which is reported as
+/// one).
+pub fn lstat(path: &CStr) -> Result<FileKind, c_int> {
+    stat_at(libc::AT_FDCWD, path, libc::AT_SYMLINK_NOFOLLOW)
+}
+
+/// `fstatat(dirfd, path, flags)`. (`fstat` is not written with it: `AT_EMPTY_PATH` costs a path
+/// lookup on older kernels, and `fstat` is on the guarded call's path.)
+fn stat_at(dirfd: c_int, path: &CStr, flags: c_int) -> Result<FileKind, c_int> {
+    // fstatat64 on glibc so that a 32-bit process never gets EOVERFLOW for a large inode.
+    #[cfg(target_env = "gnu")]
+    {
+        let mut st = std::mem::MaybeUninit::<libc::stat64>::uninit();
+        // SAFETY: `st` is a writable stat64 and `path` is NUL-terminated; fstatat64 only writes
+        // the one and reads the other.
+        let rc = unsafe { libc::fstatat64(dirfd, path.as_ptr(), st.as_mut_ptr(), flags) };
+        if rc != 0 {
+            return Err(errno());
+        }
+        // SAFETY: fstatat64 returned 0, so it filled the whole struct.
+        let st = unsafe { st.assume_init() };
+        Ok(FileKind {
+            mode: st.st_mode,
+            rdev: st.st_rdev,
+            uid: st.st_uid,
+        })
+    }
+    #[cfg(not(target_env = "gnu"))]
+    {
+        let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+        // SAFETY: as above, with `stat`.
+        let rc = unsafe { libc::fstatat(dirfd, path.as_ptr(), st.as_mut_ptr(), flags) };
+        if rc != 0 {
+            return Err(errno());
+        }
+        // SAFETY: fstatat returned 0, so it filled the whole struct.
+        let st = unsafe { st.assume_init() };
+        Ok(FileKind {
+            mode: st.st_mode,
+            rdev: st.st_rdev as u64,
+            uid: st.st_uid,
         })
     }
 }
@@ -144,20 +198,193 @@ pub fn uid() -> u32 {
     unsafe { libc::getuid() }
 }
 
-/// Opens an audit log for one append: `O_WRONLY|O_APPEND|O_CREAT|O_CLOEXEC|O_NOFOLLOW`, mode 0600.
-///
+/// `geteuid()`: the owner this process gives the files it creates.
+pub fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// The flags every open of an audit log uses. `O_NONBLOCK`: a FIFO with no reader fails at once
+/// with `ENXIO` instead of waiting for one (and a FIFO with a reader never blocks a write);
 /// `O_NOFOLLOW`: the guard runs as root inside the tool, so a log path in a writable directory
-/// must not be turned into a write to `/etc/shadow` by a symlink.
-pub fn open_append(path: &CStr) -> Result<OwnedFd, c_int> {
-    let flags =
-        libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_CLOEXEC | libc::O_NOFOLLOW;
+/// must not be turned into a write to `/etc/shadow` by a symlink (`ELOOP`).
+const LOG_FLAGS: c_int =
+    libc::O_WRONLY | libc::O_APPEND | libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+
+/// Opens an existing audit log for one append (never creates it): `O_WRONLY|O_APPEND|
+/// O_NONBLOCK|O_NOFOLLOW|O_CLOEXEC`. What the descriptor is must still be checked (`fstat`).
+pub fn open_existing(path: &CStr) -> Result<OwnedFd, c_int> {
     // SAFETY: `path` is NUL-terminated; open only reads it.
-    let fd = unsafe { libc::open(path.as_ptr(), flags, 0o600 as libc::c_uint) };
+    let fd = unsafe { libc::open(path.as_ptr(), LOG_FLAGS) };
+    owned(fd)
+}
+
+/// Creates an audit log that does not exist yet (`O_CREAT|O_EXCL`, so never through a symlink or
+/// onto someone else's file: `EEXIST` if anything is there), mode `mode` before the umask.
+pub fn create_new(path: &CStr, mode: u32) -> Result<OwnedFd, c_int> {
+    // SAFETY: `path` is NUL-terminated; open only reads it.
+    let fd = unsafe {
+        libc::open(
+            path.as_ptr(),
+            LOG_FLAGS | libc::O_CREAT | libc::O_EXCL,
+            mode as libc::c_uint,
+        )
+    };
+    owned(fd)
+}
+
+fn owned(fd: c_int) -> Result<OwnedFd, c_int> {
     if fd < 0 {
         return Err(errno());
     }
     // SAFETY: `fd` was just returned by open, is valid, and is owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Opens an audit log for one append, creating it mode 0640 if it is missing; refuses (with
+/// `ELOOP`, `ENXIO` or `EPERM`) anything but a regular file owned by root or this process's
+/// effective uid. The audit module's own opener (`audit.rs`) says why with more detail; this
+/// is the same rule for other callers (`mfiguard-run --check`).
+pub fn open_append(path: &CStr) -> Result<OwnedFd, c_int> {
+    let fd = match open_existing(path) {
+        Err(libc::ENOENT) => create_new(path, 0o640)?,
+        other => other?,
+    };
+    let kind = fstat(fd.as_raw_fd())?;
+    if !kind.is_regular() {
+        return Err(libc::ENXIO);
+    }
+    if kind.uid != 0 && kind.uid != euid() {
+        return Err(libc::EPERM);
+    }
+    Ok(fd)
+}
+
+/// `fchown(fd, -1, gid)`: the group only.
+pub fn fchown_group(fd: BorrowedFd<'_>, gid: u32) -> Result<(), c_int> {
+    // SAFETY: fchown only reads the descriptor number, which `fd` keeps open; -1 keeps the owner.
+    if unsafe { libc::fchown(fd.as_raw_fd(), libc::uid_t::MAX, gid) } == 0 {
+        Ok(())
+    } else {
+        Err(errno())
+    }
+}
+
+/// `fchmod(fd, mode)`.
+pub fn fchmod(fd: BorrowedFd<'_>, mode: u32) -> Result<(), c_int> {
+    // SAFETY: fchmod only reads the descriptor number, which `fd` keeps open.
+    if unsafe { libc::fchmod(fd.as_raw_fd(), mode as libc::mode_t) } == 0 {
+        Ok(())
+    } else {
+        Err(errno())
+    }
+}
+
+/// Whether `fd` can take a write within `timeout_ms` (`poll` with `POLLOUT`; 0: no wait). A
+/// pipe or terminal that reports it can take at least one write of up to `PIPE_BUF` bytes
+/// without blocking, if nobody else writes to it first.
+pub fn writable_within(fd: c_int, timeout_ms: c_int) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: `p` is one valid pollfd.
+        match unsafe { libc::poll(&mut p, 1, timeout_ms) } {
+            1 => return p.revents & libc::POLLOUT != 0,
+            0 => return false,
+            // Interrupted by a signal: the handler's time is not counted, the wait starts again.
+            _ if errno() == libc::EINTR => continue,
+            _ => return false,
+        }
+    }
+}
+
+/// How long a record waits for a stderr that cannot take it at once.
+pub const STDERR_GRACE_MS: c_int = 200;
+
+/// Set when stderr stayed full for a whole grace period; cleared by the next write that goes
+/// through. While set, records do not wait at all.
+static STDERR_STALLED: AtomicBool = AtomicBool::new(false);
+
+/// Writes `buf` to stderr only if stderr can take it within [`STDERR_GRACE_MS`]; `EAGAIN`
+/// otherwise. A terminal or pipe whose reader is a little behind (a burst of records on a
+/// terminal) gets the line after a short wait; one nobody reads (a tool's stderr piped to a
+/// process that stopped reading, a terminal stopped with ^S) costs one grace period, after
+/// which records are lost and counted without waiting, until a write goes through again. The
+/// descriptor's own mode is not touched (setting `O_NONBLOCK` on it would change it for the
+/// host, and for every process sharing it).
+///
+/// A line longer than `PIPE_BUF` (4096 bytes), or another writer filling the pipe between the
+/// `poll` and the `write`, can still make the write wait for the reader: the guard's lines are
+/// far shorter than that, and the second is a race with the host's own writes to a stalled pipe.
+pub fn write_stderr_nowait(buf: &[u8]) -> Result<(), c_int> {
+    let grace = if STDERR_STALLED.load(Ordering::Relaxed) {
+        0
+    } else {
+        STDERR_GRACE_MS
+    };
+    if !writable_within(libc::STDERR_FILENO, grace) {
+        STDERR_STALLED.store(true, Ordering::Relaxed);
+        return Err(libc::EAGAIN);
+    }
+    let result = write_once(libc::STDERR_FILENO, buf);
+    if result.is_ok() {
+        STDERR_STALLED.store(false, Ordering::Relaxed);
+    }
+    result
+}
+
+/// Sends one datagram to the Unix socket at `path` without ever waiting: a fresh
+/// `SOCK_NONBLOCK|SOCK_CLOEXEC` socket and `sendto(MSG_DONTWAIT|MSG_NOSIGNAL)`, so a syslog
+/// daemon that stopped reading costs a lost record (`EAGAIN`), never a stalled tool.
+/// Allocation-free. Returns the errno, or `EMSGSIZE` if the datagram was cut.
+pub fn send_datagram_nowait(path: &CStr, buf: &[u8]) -> Result<(), c_int> {
+    // SAFETY: sockaddr_un is plain data; all-zero is a valid (empty) value.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    let bytes = path.to_bytes();
+    // Room for the NUL that ends the path.
+    if bytes.len() >= addr.sun_path.len() {
+        return Err(libc::ENAMETOOLONG);
+    }
+    for (dst, &src) in addr.sun_path.iter_mut().zip(bytes) {
+        *dst = src as libc::c_char;
+    }
+    // SAFETY: socket has no pointer arguments.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_UNIX,
+            libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    };
+    let sock = owned(fd)?;
+    let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+    let n = loop {
+        // SAFETY: `buf` is readable for its length; `addr` is a valid sockaddr_un of `len` bytes.
+        let n = unsafe {
+            libc::sendto(
+                sock.as_raw_fd(),
+                buf.as_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                (&addr as *const libc::sockaddr_un).cast(),
+                len,
+            )
+        };
+        match usize::try_from(n) {
+            Ok(n) => break n,
+            Err(_) if errno() == libc::EINTR => continue,
+            Err(_) => return Err(errno()),
+        }
+    };
+    if n == buf.len() {
+        Ok(())
+    } else {
+        Err(libc::EMSGSIZE)
+    }
 }
 
 /// `fdatasync(fd)`.
@@ -302,6 +529,56 @@ mod tests {
         let dir = std::fs::File::open("/").unwrap();
         assert!(!fstat(dir.as_raw_fd()).unwrap().is_char_device());
         assert_eq!(fstat(-1), Err(libc::EBADF));
+    }
+
+    #[test]
+    fn a_datagram_to_a_socket_nobody_reads_never_waits() {
+        let dir = std::env::temp_dir().join(format!("mfiguard-dgram-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("log");
+        let _reader = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+        let line = [b'x'; 512];
+        // The receive queue fills (a few hundred datagrams), then each send fails at once.
+        let mut sent = 0;
+        let err = loop {
+            match send_datagram_nowait(&c, &line) {
+                Ok(()) => sent += 1,
+                Err(e) => break e,
+            }
+            assert!(sent < 1_000_000, "the queue never filled");
+        };
+        assert_eq!(err, libc::EAGAIN, "after {sent} datagrams");
+        assert!(sent > 0);
+        assert_eq!(
+            send_datagram_nowait(c"/nonexistent/log", b"x"),
+            Err(libc::ENOENT)
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_full_pipe_is_not_writable_now() {
+        let mut fds = [0; 2];
+        // SAFETY: `fds` has room for the two descriptors.
+        assert_eq!(
+            unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK) },
+            0
+        );
+        assert!(writable_within(fds[1], 0));
+        let chunk = [0u8; 4096];
+        // SAFETY: `chunk` is readable; the descriptor is ours and non-blocking.
+        while unsafe { libc::write(fds[1], chunk.as_ptr().cast(), chunk.len()) } > 0 {}
+        assert!(!writable_within(fds[1], 0));
+        let t = std::time::Instant::now();
+        assert!(!writable_within(fds[1], 50));
+        assert!(t.elapsed() >= std::time::Duration::from_millis(40));
+        // SAFETY: closing the descriptors we own.
+        unsafe {
+            libc::close(fds[0]);
+            libc::close(fds[1]);
+        }
     }
 
     #[test]

@@ -825,3 +825,431 @@ pub fn lines(fd: c_int, host: u16) -> i32 {
     }
     0
 }
+
+// ---- issue 17: the soak, and the preload's in-process window ---------------------------------
+
+/// `soak THREADS SECONDS [PACE_US]` and `private-race N`: the issue-17 scenarios, which parse
+/// their own arguments.
+pub fn issue17(fd: c_int, opts: &Opts) -> i32 {
+    let num = |i: usize| opts.args.get(i).and_then(|a| a.parse::<u64>().ok());
+    match opts.scenario.as_str() {
+        "soak" => match (num(0), num(1)) {
+            (Some(threads), Some(secs)) => soak(
+                fd,
+                opts.host,
+                threads.clamp(1, 64) as usize,
+                secs,
+                num(2).unwrap_or(0),
+            ),
+            _ => {
+                eprintln!("mfi_client: soak needs THREADS SECONDS [PACE_US]");
+                2
+            }
+        },
+        _ => match num(0) {
+            Some(n) => private_race(fd, opts.host, n.max(1)),
+            None => {
+                eprintln!("mfi_client: private-race needs a count");
+                2
+            }
+        },
+    }
+}
+
+/// This process's resident set, in KiB (`VmRSS`), 0 if unknown.
+fn rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// `CFG_CLEAR` (`MR_DCMD_CFG_CLEAR`), no buffer: a writing DCMD, which the read-only policy
+/// refuses (EPERM) and enforce lets through.
+fn writing_dcmd(host: u16) -> Call {
+    use mfiguard_sanitizer::abi::mfi::MfiCmd;
+    use mfiguard_sanitizer::builder::PacketBuilder;
+    Call {
+        packet: PacketBuilder::new(ABI)
+            .host_no(host)
+            .sgl_off(0x28)
+            .frame_header(MfiCmd::Dcmd, 0, 0, 0)
+            .frame_u32(0x18, 0x0403_0000)
+            .build(),
+        request: c_ulong::from(ABI.firmware_request()),
+        bufs: Vec::new(),
+        report: super::Report::Nothing,
+        label: None,
+    }
+}
+
+#[derive(Default)]
+struct SoakTally {
+    megaraid: u64,
+    ok: u64,
+    einval: u64,
+    eperm: u64,
+    other: u64,
+    unrelated: u64,
+    unrelated_failed: u64,
+}
+
+/// THREADS threads for SECONDS, each cycling what a monitoring host sends: a clean DCMD (a
+/// monitoring read), the seed's flags on a DCMD (rewritten), a packet a rule refuses (EINVAL),
+/// a writing DCMD (refused with EPERM under the read-only policy, let through by enforce), and
+/// FIONREAD on a pipe (not the guard's business); PACE_US microseconds of sleep after each call.
+/// Stdout: one line of counts, with this process's RSS after its first second and at the end.
+/// Exit 1 if any call ended otherwise than one of those ways.
+pub fn soak(fd: c_int, host: u16, threads: usize, secs: u64, pace_us: u64) -> i32 {
+    let barrier = Arc::new(Barrier::new(threads + 1));
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let workers: Vec<_> = (0..threads)
+        .map(|n| {
+            let barrier = Arc::clone(&barrier);
+            std::thread::spawn(move || {
+                let mut calls = [
+                    ctrl_info_with(host, 2048, |b| b),
+                    ctrl_info_with(host, 2048, |b| add_flags(b, IEEE_SGL64)),
+                    rule_call(host, "sgl.bounds").expect("rule packet"),
+                    writing_dcmd(host),
+                ];
+                let pipe = pipe_with_bytes();
+                let mut t = SoakTally::default();
+                let mut shown = 0;
+                barrier.wait();
+                // Threads start at different points of the cycle.
+                let mut i = n;
+                while Instant::now() < deadline {
+                    match calls.get_mut(i % 5) {
+                        Some(c) => {
+                            t.megaraid += 1;
+                            let o = issue(fd, c.request, &mut c.packet);
+                            match (o.ret, o.errno) {
+                                (0, _) => t.ok += 1,
+                                (-1, libc::EINVAL) => t.einval += 1,
+                                (-1, libc::EPERM) => t.eperm += 1,
+                                _ => {
+                                    t.other += 1;
+                                    if shown < 3 {
+                                        shown += 1;
+                                        eprintln!("mfi_client: soak: unexpected {}", describe(&o));
+                                    }
+                                }
+                            }
+                        }
+                        None => {
+                            t.unrelated += 1;
+                            if !fionread(pipe) {
+                                t.unrelated_failed += 1;
+                            }
+                        }
+                    }
+                    i += 1;
+                    if pace_us > 0 {
+                        std::thread::sleep(Duration::from_micros(pace_us));
+                    }
+                }
+                // SAFETY: closing the pipe's read end, which this thread owns.
+                unsafe { libc::close(pipe) };
+                t
+            })
+        })
+        .collect();
+    barrier.wait();
+    std::thread::sleep(Duration::from_secs(1).min(Duration::from_secs(secs)));
+    let rss_start = rss_kb();
+    // The end figure is taken while the threads still run (their stacks and buffers count).
+    while Instant::now() + Duration::from_millis(500) < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let rss_end = rss_kb();
+    let mut all = SoakTally::default();
+    for w in workers {
+        let t = w.join().unwrap_or_default();
+        all.megaraid += t.megaraid;
+        all.ok += t.ok;
+        all.einval += t.einval;
+        all.eperm += t.eperm;
+        all.other += t.other;
+        all.unrelated += t.unrelated;
+        all.unrelated_failed += t.unrelated_failed;
+    }
+    println!(
+        "soak threads={threads} calls={} megaraid={} ok={} einval={} eperm={} other={} \
+         unrelated={} unrelated_failed={} rss_start_kb={rss_start} rss_end_kb={rss_end}",
+        all.megaraid + all.unrelated,
+        all.megaraid,
+        all.ok,
+        all.einval,
+        all.eperm,
+        all.other,
+        all.unrelated,
+        all.unrelated_failed,
+    );
+    i32::from(all.other != 0 || all.unrelated_failed != 0)
+}
+
+/// The 12 mbox bytes of the `private-race` packet: how a hostile thread recognises the guard's
+/// private copy of it on the calling thread's stack.
+const MARKER: [u32; 3] = [0x6d66_6967, 0x7561_7264, 0x2d31_3721];
+/// Where the mbox is in the packet (frame + 0x1C), and `sgl_off`/`sge_count`.
+const MBOX: usize = 0x14 + 0x1C;
+
+/// `private-race N`: what the preload cannot promise. A thread calls a clean CTRL_GET_INFO N
+/// times (flags DIR_READ only: the guard passes it); a second thread of the same process looks
+/// for the guard's private copy of that packet on the calling thread's stack (it is recognised
+/// by its mbox bytes), and keeps setting IEEE|SGL64 in it. Every copy the guard decided on was
+/// clean; whatever the simulator saw with those flags was changed after the decision, in the
+/// tool's own memory. Stdout: `calls=N found=0|1` (the counts are the simulator's record).
+pub fn private_race(fd: c_int, host: u16, n: u64) -> i32 {
+    let call = RawCall::leak(ctrl_info_with(host, 2048, |b| {
+        b.frame_u32(0x1C, MARKER[0])
+            .frame_u32(0x20, MARKER[1])
+            .frame_u32(0x24, MARKER[2])
+    }));
+    // The calling thread's stack pointer, and the address of the copy once found.
+    let sp = Arc::new(AtomicU64::new(0));
+    let found = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mutator = {
+        let (sp, found, stop) = (Arc::clone(&sp), Arc::clone(&found), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let mut flips = 0u64;
+            while !stop.load(Relaxed) {
+                let mut at = found.load(Relaxed) as usize;
+                if at == 0 {
+                    let top = sp.load(Relaxed) as usize;
+                    if top == 0 {
+                        std::hint::spin_loop();
+                        continue;
+                    }
+                    // Below the caller's frame: where the guard's frames were (a call has
+                    // already been made, so the copy's bytes are still there).
+                    at = find_copy(top.saturating_sub(256 * 1024), top).unwrap_or(0);
+                    found.store(at as u64, Relaxed);
+                    continue;
+                }
+                // Only while the slot holds the packet (a call in progress, or its leftovers).
+                // SAFETY: `at` is inside the calling thread's stack, which lives until that
+                // thread is joined after `stop`; these are the hostile tool's racy reads and
+                // writes of its own memory, what the guard cannot prevent.
+                unsafe {
+                    let p = at as *mut u8;
+                    let marker_ok = (0..3).all(|k| {
+                        std::ptr::read_volatile(p.add(MBOX + 4 * k).cast::<u32>()) == MARKER[k]
+                    });
+                    let flags = p.add(FLAGS).cast::<u16>();
+                    if marker_ok && std::ptr::read_volatile(flags) == DIR_READ {
+                        std::ptr::write_volatile(flags, DIR_READ | IEEE_SGL64);
+                        flips += 1;
+                    }
+                }
+            }
+            flips
+        })
+    };
+    let caller = {
+        let (sp, stop) = (Arc::clone(&sp), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let here = 0u8;
+            sp.store(std::ptr::addr_of!(here) as u64, Relaxed);
+            let (mut ok_calls, mut failed) = (0u64, 0u64);
+            for _ in 0..n {
+                // The caller's own packet is never touched by the mutator: it is clean.
+                // SAFETY: writing the leaked packet's flags back to clean before each call.
+                unsafe { std::ptr::write_volatile(call.packet.add(FLAGS).cast::<u16>(), DIR_READ) };
+                let o = call.issue(fd);
+                if o.ret == 0 {
+                    ok_calls += 1;
+                } else {
+                    failed += 1;
+                }
+            }
+            stop.store(true, Relaxed);
+            std::hint::black_box(&here);
+            (ok_calls, failed)
+        })
+    };
+    let (ok_calls, failed) = caller.join().unwrap_or((0, n));
+    stop.store(true, Relaxed);
+    let flips = mutator.join().unwrap_or(0);
+    let at = found.load(Relaxed);
+    println!(
+        "calls={n} ok={ok_calls} failed={failed} found={}",
+        u8::from(at != 0)
+    );
+    eprintln!("mfi_client: private-race: {flips} writes into the private copy");
+    i32::from(failed != 0)
+}
+
+/// Scans `[lo, hi)` of the calling thread's stack for a packet carrying `MARKER` in its mbox
+/// and a clean DCMD's `sgl_off` (0x28) and `sge_count` (1): the guard's private copy (the
+/// caller's own packet is on the heap).
+fn find_copy(lo: usize, hi: usize) -> Option<usize> {
+    let mut a = lo.next_multiple_of(4);
+    while a + MBOX + 12 <= hi {
+        // SAFETY: `[lo, hi)` is the mapped part of the calling thread's stack just below its
+        // live frame (256 KiB of a 2 MiB thread stack); racy reads of another thread's stack are
+        // the point of this hostile scenario.
+        let hit = unsafe {
+            (0..3).all(|k| std::ptr::read_volatile((a + MBOX + 4 * k) as *const u32) == MARKER[k])
+                && std::ptr::read_volatile((a + 4) as *const u32) == 0x28
+                && std::ptr::read_volatile((a + 8) as *const u32) == 1
+        };
+        if hit {
+            return Some(a);
+        }
+        a += 4;
+    }
+    None
+}
+
+// ---- issue 17: ioctl found by name ------------------------------------------------------------
+
+/// The libc version of `ioctl` a versioned lookup names on this architecture.
+#[cfg(target_pointer_width = "64")]
+const IOCTL_VERSION: &std::ffi::CStr = c"GLIBC_2.2.5";
+#[cfg(target_pointer_width = "32")]
+const IOCTL_VERSION: &std::ffi::CStr = c"GLIBC_2.0";
+
+/// The file name (last component) of the object holding `p`, as `dladdr` tells it.
+fn object_of(p: *mut c_void) -> String {
+    if p.is_null() {
+        return "null".into();
+    }
+    // SAFETY: dladdr only reads `p` and fills `info`.
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::dladdr(p, &mut info) } == 0 || info.dli_fname.is_null() {
+        return "unknown".into();
+    }
+    // SAFETY: dladdr's file name is a NUL-terminated string owned by the loader.
+    let name = unsafe { std::ffi::CStr::from_ptr(info.dli_fname) }.to_string_lossy();
+    let base = name.rsplit('/').next().unwrap_or_default();
+    if base.is_empty() || base == "mfi_client" {
+        "main".into()
+    } else {
+        base.into()
+    }
+}
+
+/// `dl-ioctl HOW`: finds `ioctl` by name, as Python's ctypes and hand-written loaders do, and
+/// issues ieee-dcmd through the pointer found. HOW: `libc` (`dlsym(dlopen("libc.so.6"),
+/// "ioctl")`), `libc-vsym` (`dlvsym` on that handle with the libc version), `next-vsym`
+/// (`dlvsym(RTLD_NEXT, "ioctl", version)`), `default` (`dlsym(RTLD_DEFAULT, "ioctl")`).
+/// `dl-lookups`: where this program's own `dlsym(RTLD_NEXT, NAME)` lands for a few names,
+/// which no guard may change. Stdout: the outcome, or one `NAME=object` line per lookup.
+pub fn dl_scenario(fd: c_int, opts: &Opts) -> i32 {
+    if opts.scenario == "dl-limit" {
+        return dl_limit(fd, opts);
+    }
+    if opts.scenario == "dl-lookups" {
+        for name in [c"malloc", c"getpid", c"dlsym", c"dlvsym", c"ioctl"] {
+            // SAFETY: RTLD_NEXT and a NUL-terminated name.
+            let p = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) };
+            println!("next {}={}", name.to_string_lossy(), object_of(p));
+        }
+        // A version nobody defines is still not found.
+        // SAFETY: as above, with a NUL-terminated version.
+        let none =
+            unsafe { libc::dlvsym(libc::RTLD_NEXT, c"ioctl".as_ptr(), c"NOPE_1.0".as_ptr()) };
+        println!("next ioctl@NOPE_1.0={}", object_of(none));
+        // SAFETY: dlopen of a NUL-terminated name; the handle is never closed (kept loaded).
+        let m = unsafe { libc::dlopen(c"libm.so.6".as_ptr(), libc::RTLD_NOW) };
+        // SAFETY: a handle from dlopen (or null, which dlsym reports as an error).
+        let cos = unsafe { libc::dlsym(m, c"cos".as_ptr()) };
+        println!("libm cos={}", object_of(cos));
+        return 0;
+    }
+    let how = opts.args.first().map(String::as_str).unwrap_or("");
+    // SAFETY: dlopen/dlsym/dlvsym with NUL-terminated names; the handle stays open.
+    let f = unsafe {
+        let libc_handle = || libc::dlopen(c"libc.so.6".as_ptr(), libc::RTLD_NOW);
+        match how {
+            "libc" => libc::dlsym(libc_handle(), c"ioctl".as_ptr()),
+            "libc-vsym" => libc::dlvsym(libc_handle(), c"ioctl".as_ptr(), IOCTL_VERSION.as_ptr()),
+            "next-vsym" => libc::dlvsym(libc::RTLD_NEXT, c"ioctl".as_ptr(), IOCTL_VERSION.as_ptr()),
+            "default" => libc::dlsym(libc::RTLD_DEFAULT, c"ioctl".as_ptr()),
+            _ => {
+                eprintln!("mfi_client: dl-ioctl needs libc, libc-vsym, next-vsym or default");
+                return 2;
+            }
+        }
+    };
+    println!("found={}", object_of(f));
+    if f.is_null() {
+        return 1;
+    }
+    type Ioctl = unsafe extern "C" fn(c_int, c_ulong, ...) -> c_int;
+    // SAFETY: a definition of `ioctl`, whose C type this is.
+    let f = unsafe { std::mem::transmute::<*mut c_void, Ioctl>(f) };
+    let mut call = ctrl_info_with(opts.host, 2048, |b| add_flags(b, IEEE_SGL64));
+    call.packet[CMD_STATUS] = STATUS_UNSET;
+    // SAFETY: a whole packet whose buffer lives across the call.
+    let ret = unsafe { f(fd, call.request, call.packet.as_mut_ptr().cast::<c_void>()) };
+    let errno = if ret < 0 { super::last_errno() } else { 0 };
+    println!(
+        "ret={ret} errno={errno} ({}) cmd_status={:#04x}",
+        errno_name(errno),
+        call.packet[CMD_STATUS]
+    );
+    i32::from(ret != 0)
+}
+
+/// `dl-limit HOW LIB`: ieee-dcmd issued by a function of another library, `LIB`, which calls
+/// `ioctl` itself: `mfiguard_test_ioctl(fd, request, packet)` (tests/hardening_dl_limits.rs
+/// builds it). HOW: `plain` (`dlopen`), `deepbind` (`dlopen` with `RTLD_DEEPBIND`: the library
+/// binds to its own libc's `ioctl` first), `dlmopen` (a new link-map namespace, with its own
+/// libc and no preload). Shows what the preload cannot reach. Stdout: the outcome.
+pub fn dl_limit(fd: c_int, opts: &Opts) -> i32 {
+    let (Some(how), Some(lib)) = (opts.args.first(), opts.args.get(1)) else {
+        eprintln!("mfi_client: dl-limit needs plain|deepbind|dlmopen LIB");
+        return 2;
+    };
+    let Ok(lib) = CString::new(lib.as_str()) else {
+        return 2;
+    };
+    // SAFETY: dlopen/dlmopen of a NUL-terminated path; the handle stays open.
+    let handle = unsafe {
+        match how.as_str() {
+            "plain" => libc::dlopen(lib.as_ptr(), libc::RTLD_NOW),
+            "deepbind" => libc::dlopen(lib.as_ptr(), libc::RTLD_NOW | libc::RTLD_DEEPBIND),
+            "dlmopen" => libc::dlmopen(libc::LM_ID_NEWLM, lib.as_ptr(), libc::RTLD_NOW),
+            _ => {
+                eprintln!("mfi_client: dl-limit: unknown way {how}");
+                return 2;
+            }
+        }
+    };
+    if handle.is_null() {
+        eprintln!(
+            "mfi_client: dl-limit: cannot load {}",
+            lib.to_string_lossy()
+        );
+        return 3;
+    }
+    // SAFETY: a handle and a NUL-terminated name.
+    let f = unsafe { libc::dlsym(handle, c"mfiguard_test_ioctl".as_ptr()) };
+    if f.is_null() {
+        eprintln!("mfi_client: dl-limit: no mfiguard_test_ioctl");
+        return 3;
+    }
+    type Helper = unsafe extern "C" fn(c_int, c_ulong, *mut c_void) -> c_int;
+    // SAFETY: the helper's C type.
+    let f = unsafe { std::mem::transmute::<*mut c_void, Helper>(f) };
+    let mut call = ctrl_info_with(opts.host, 2048, |b| add_flags(b, IEEE_SGL64));
+    call.packet[CMD_STATUS] = STATUS_UNSET;
+    // SAFETY: a whole packet whose buffer lives across the call; the helper passes it to ioctl.
+    let ret = unsafe { f(fd, call.request, call.packet.as_mut_ptr().cast::<c_void>()) };
+    let errno = if ret < 0 { super::last_errno() } else { 0 };
+    println!(
+        "ret={ret} errno={errno} ({}) cmd_status={:#04x}",
+        errno_name(errno),
+        call.packet[CMD_STATUS]
+    );
+    i32::from(ret != 0)
+}

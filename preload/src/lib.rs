@@ -7,6 +7,9 @@
 //! This file holds the exported hook only. The rest, in the order a call meets it:
 //!
 //! - `real`: the next `ioctl` (`dlsym(RTLD_NEXT)`), the only place that knows symbol names;
+//! - `dl`: the exported `dlsym` and `dlvsym`, so that a lookup of `ioctl` by name (Python's
+//!   ctypes: `dlsym(dlopen("libc.so.6"), "ioctl")`) finds the guard too; every other lookup is
+//!   passed on untouched (with the caller's return address, which `RTLD_NEXT` depends on);
 //! - `config` (from `mfiguard-core`, shared with `mfiguard-run`): environment, else
 //!   `/etc/mfiguard.conf`, else defaults;
 //! - `device` (`mfiguard-core`): is the descriptor the management node;
@@ -16,12 +19,13 @@
 //! - `sys` (`mfiguard-core`): thin wrappers over the few libc calls the safe modules need;
 //! - `fork`: what a forked child resets (the audit trail's per-process counters).
 //!
-//! Unsafe code is denied at the crate root and allowed only in `real`, `snapshot`, `fork` and
-//! on the hook below (and in `mfiguard-core`'s `sys`).
+//! Unsafe code is denied at the crate root and allowed only in `real`, `dl`, `snapshot`, `fork`
+//! and on the hook below (and in `mfiguard-core`'s `sys`).
 
 #![deny(unsafe_code)]
 #![deny(clippy::print_stdout)]
 
+mod dl;
 mod fork;
 mod guard;
 mod real;

@@ -1,5 +1,6 @@
 //! The next `ioctl`: the definition that comes after this library in the lookup order (glibc's,
-//! or a simulator preloaded after the guard in tests), found with `dlsym(RTLD_NEXT, "ioctl")`.
+//! or a simulator preloaded after the guard in tests), found with `dlsym(RTLD_NEXT, "ioctl")`
+//! (the real `dlsym`, which `dl.rs` finds: the exported `dlsym` is the guard's own).
 //!
 //! This is the only module that knows symbol names. The pointer is resolved once: in a
 //! constructor at load time (which does nothing but this libc-level lookup) and, should a call
@@ -31,8 +32,11 @@ const SYMBOL: &CStr = c"ioctl";
 static NEXT: OnceLock<Option<IoctlFn>> = OnceLock::new();
 
 fn resolve() -> Option<IoctlFn> {
+    // The real dlsym, called from here: RTLD_NEXT means "after this library" (`dlsym` itself
+    // is ours, and would answer `ioctl` with the guard; see `dl.rs`).
+    let dlsym = crate::dl::real_dlsym()?;
     // SAFETY: RTLD_NEXT is a valid pseudo-handle and SYMBOL is NUL-terminated.
-    let p = unsafe { libc::dlsym(libc::RTLD_NEXT, SYMBOL.as_ptr()) };
+    let p = unsafe { dlsym(libc::RTLD_NEXT, SYMBOL.as_ptr()) };
     if p.is_null() {
         return None;
     }
