@@ -1256,7 +1256,13 @@ fn the_wrapper_chooses_the_supervisor_and_refuses_what_nothing_guards() {
     let (code, _, err) = wrapper_cmd(&["--log", "/nonexistent-dir/audit.jsonl", "/bin/true"], &[]);
     assert_eq!(code, 125, "{err}");
     assert!(err.contains("/nonexistent-dir does not exist"), "{err}");
-    // With the guard off, nothing is installed: the tool simply runs.
+    // With the guard off, nothing is installed: the tool simply runs, static or not.
     let (code, _, err) = wrapper_cmd(&["--mode", "off", "/bin/sh", "-c", "exit 4"], &[]);
     assert_eq!(code, 4, "{err}");
+    let (code, _, err) = wrapper_cmd(
+        &["--mode", "off", &tool, "--device", "/dev/null", "unrelated"],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("warning"), "{err}");
 }

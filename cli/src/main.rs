@@ -222,8 +222,8 @@ fn run_preloaded(
 ) -> Result<ExitCode, Error> {
     if let Mechanism::Unguarded { why, .. } = mechanism {
         // A file that is neither ELF nor `#!` is the kernel's (or execvp's) business, as it is
-        // without the wrapper.
-        if *kind != Kind::Other {
+        // without the wrapper; with the guard off, nothing is meant to guard it.
+        if *kind != Kind::Other && settings.config.mode != GuardMode::Off {
             if !settings.allow_unguarded {
                 return Err(Error::Unguardable(format!(
                     "{why}; not running it unguarded ({})",

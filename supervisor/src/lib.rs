@@ -114,7 +114,10 @@ mod imp {
     ) -> Result<Exit, SpawnError> {
         sys::set_not_dumpable();
         let set = sys::with_job_control(&sys::forwarded_signals());
-        let old = sys::block(&set);
+        // SIGPIPE blocked too, not waited for (see `run`).
+        let mut blocked = set;
+        sys::add_signal(&mut blocked, libc::SIGPIPE);
+        let old = sys::block(&blocked);
         let prog = filter::build(filter::Action::Trace);
         let pid = ptrace_spawn::spawn_traced(cmd, &prog, &old)?;
         log::debug!("tracing pid {pid}");
@@ -148,7 +151,12 @@ mod imp {
     pub fn run(cfg: &Config, cmd: &Command, opts: Options) -> Result<Exit, SpawnError> {
         sys::set_not_dumpable();
         let set = sys::forwarded_signals();
-        let old = sys::block(&set);
+        // SIGPIPE blocked too (in this thread only; the tool gets the old mask): a record
+        // written to a stderr nobody reads any more must fail with EPIPE, not kill the
+        // supervisor and with it every later MegaRAID call of the tool.
+        let mut blocked = set;
+        sys::add_signal(&mut blocked, libc::SIGPIPE);
+        let old = sys::block(&blocked);
         let signals = sys::signalfd(&set).map_err(SpawnError::Setup)?;
         let prog = filter::build(filter::Action::Notify);
         let started = spawn::spawn(cmd, &prog, opts.killable_wait, &old)?;

@@ -254,6 +254,12 @@ pub const FORWARDED: [c_int; 8] = [
     libc::SIGALRM,
 ];
 
+/// Adds `sig` to `set`.
+pub fn add_signal(set: &mut libc::sigset_t, sig: c_int) {
+    // SAFETY: an initialised set and a valid signal number.
+    unsafe { libc::sigaddset(set, sig) };
+}
+
 /// Blocks `set` in this thread; returns the previous mask.
 pub fn block(set: &libc::sigset_t) -> libc::sigset_t {
     // SAFETY: valid sets, a live local for the old mask.
