@@ -18,7 +18,7 @@ use std::mem::size_of;
 use std::os::fd::{AsFd, AsRawFd};
 use std::ptr;
 
-use crate::spawn::{Command, SpawnError};
+use crate::spawn::{Command, Prepared, SpawnError};
 use crate::sys::{self, errno};
 
 /// The report's first word: which stage failed.
@@ -32,22 +32,7 @@ pub fn spawn_traced(
     filter: &[libc::sock_filter],
     child_mask: &libc::sigset_t,
 ) -> Result<libc::pid_t, SpawnError> {
-    let argv: Vec<*const libc::c_char> = cmd
-        .argv
-        .iter()
-        .map(|a| a.as_ptr())
-        .chain([ptr::null()])
-        .collect();
-    let envp: Vec<*const libc::c_char> = cmd
-        .envp
-        .iter()
-        .map(|a| a.as_ptr())
-        .chain([ptr::null()])
-        .collect();
-    let prog = libc::sock_fprog {
-        len: filter.len() as u16,
-        filter: filter.as_ptr() as *mut libc::sock_filter,
-    };
+    let Prepared { argv, envp, prog } = Prepared::new(cmd, filter);
     let (go_r, go_w) = sys::pipe().map_err(SpawnError::Setup)?;
     let (rep_r, rep_w) = sys::pipe().map_err(SpawnError::Setup)?;
     // SAFETY: the child runs only `child` (see its contract), which never returns.

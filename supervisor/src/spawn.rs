@@ -67,6 +67,30 @@ union CmsgBuf {
     bytes: [u8; 64],
 }
 
+/// What the child of a fork needs, made before the fork: `execve`'s null-terminated arrays
+/// (pointing into the `Command`, which outlives them) and the filter's `sock_fprog`.
+pub(crate) struct Prepared {
+    pub(crate) argv: Vec<*const libc::c_char>,
+    pub(crate) envp: Vec<*const libc::c_char>,
+    pub(crate) prog: libc::sock_fprog,
+}
+
+impl Prepared {
+    pub(crate) fn new(cmd: &Command, filter: &[libc::sock_filter]) -> Prepared {
+        let nul_terminated = |v: &[CString]| -> Vec<*const libc::c_char> {
+            v.iter().map(|a| a.as_ptr()).chain([ptr::null()]).collect()
+        };
+        Prepared {
+            argv: nul_terminated(&cmd.argv),
+            envp: nul_terminated(&cmd.envp),
+            prog: libc::sock_fprog {
+                len: filter.len() as u16,
+                filter: filter.as_ptr() as *mut libc::sock_filter,
+            },
+        }
+    }
+}
+
 /// Forks and executes `cmd` under `filter`, with `child_mask` as its signal mask.
 pub fn spawn(
     cmd: &Command,
@@ -74,22 +98,7 @@ pub fn spawn(
     want_killable: bool,
     child_mask: &libc::sigset_t,
 ) -> Result<Started, SpawnError> {
-    let argv: Vec<*const libc::c_char> = cmd
-        .argv
-        .iter()
-        .map(|a| a.as_ptr())
-        .chain([ptr::null()])
-        .collect();
-    let envp: Vec<*const libc::c_char> = cmd
-        .envp
-        .iter()
-        .map(|a| a.as_ptr())
-        .chain([ptr::null()])
-        .collect();
-    let prog = libc::sock_fprog {
-        len: filter.len() as u16,
-        filter: filter.as_ptr() as *mut libc::sock_filter,
-    };
+    let Prepared { argv, envp, prog } = Prepared::new(cmd, filter);
     let mut pair = [0 as c_int; 2];
     // SAFETY: a live array of two descriptors for the kernel to fill.
     if unsafe {
