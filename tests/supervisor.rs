@@ -1136,10 +1136,10 @@ fn auto_chooses_ptrace_under_another_listener() {
 both!(a_tool_killed_mid_call_is_recorded_as_executed_not_delivered);
 fn a_tool_killed_mid_call_is_recorded_as_executed_not_delivered(via: Via) {
     use std::os::unix::process::ExitStatusExt;
-    // One slow call (1 s in the driver); the tool is killed while the supervisor runs it.
+    // One slow call (3 s in the driver); the tool is killed while the supervisor runs it.
     let dir = Scratch::new("killtool");
     let mut cmd = supervised_client(via, static_client_native(), &["ieee-dcmd"])
-        .env("MFISIM_DELAY_US", "1000000")
+        .env("MFISIM_DELAY_US", "3000000")
         .command(&dir);
     let mut child = cmd.spawn().expect("spawn");
     let start = Instant::now();
@@ -1150,7 +1150,18 @@ fn a_tool_killed_mid_call_is_recorded_as_executed_not_delivered(via: Via) {
         assert!(start.elapsed() < Duration::from_secs(10), "no tool");
         std::thread::sleep(Duration::from_millis(5));
     };
-    std::thread::sleep(Duration::from_millis(400));
+    // Wait until the tool is inside its MegaRAID ioctl (/proc/PID/syscall names the call it
+    // is blocked in), whatever the machine's load; then give the supervisor time to take it.
+    while !std::fs::read_to_string(format!("/proc/{tool}/syscall"))
+        .is_ok_and(|s| s.starts_with("16 ") && s.contains("0xc1944d01"))
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the tool never made its call"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(500));
     // SAFETY: the supervisor's child.
     unsafe { libc::kill(tool, libc::SIGKILL) };
     let status = loop {
