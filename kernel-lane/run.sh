@@ -7,13 +7,18 @@
 #   kernel-lane/run.sh [--lib PATH] [--client PATH] [--lib32 PATH --client32 PATH]
 #                      [--supervisor PATH [--supervisor-args ARGS] --static-client PATH
 #                       [--static-client32 PATH]]
-#                      [--only REGEX] [--boot-only] [--keep] [--details]
+#                      [--smartctl PATH [--smartd PATH]] [--only REGEX] [--boot-only] [--keep] [--details]
 #
 #   --supervisor PATH      mfiguard-run (or the supervisor alone): every scenario also runs the static
 #                          client under it ("sup" runs), checked against the same oracles
 #   --supervisor-args ARGS what goes between it and the tool, e.g. "--via supervise --"
 #   --static-client PATH   a statically linked mfi_client (as storcli64 is); --static-client32 the i386
 #                          one (without it the i386 runs give the supervisor the dynamic i386 client)
+#
+#   --smartctl PATH        smartmontools' smartctl (dynamically linked, e.g. /usr/sbin/smartctl), put in
+#                          the guest with its libraries for the smartctl scenario (skipped without it)
+#   --smartd PATH          smartd too (e.g. /usr/sbin/smartd): the smartctl scenario adds a run of
+#                          smartd -q onecheck without the guard and under the read-only policy
 #
 #   --only REGEX   run the scenarios whose name (e.g. sgl_off_guarded@x86_64) matches; driver_* always run
 #   --boot-only    only the driver_* scenarios: the kernel, the driver and the node, no guard needed
@@ -34,6 +39,7 @@
 #   KL_LANE_TIMEOUT   seconds the whole lane may take, setup included, default 285 (boots are cut short)
 #   KL_ACCEL          QEMU accelerator, default tcg (KVM has been seen to hang on these machines)
 #   KL_WORK_DIR       where the initramfs, disk and logs go (default: a fresh directory under $TMPDIR)
+#   KL_SMARTCTL, KL_SMARTD  as --smartctl, --smartd
 #   KL_EXTRA_BINS     space-separated extra host binaries to put on the guest's PATH (with their libraries)
 #   KL_SCENARIOS      scenario file, default kernel-lane/scenarios.sh
 #   KL_TARGET         SCSI target id of the emulated disk (default 0)
@@ -60,6 +66,8 @@ SUPERVISOR=${MFIGUARD_SUPERVISOR:-}
 SUPERVISOR_ARGS=${MFIGUARD_SUPERVISOR_ARGS:-}
 STATIC_CLIENT=${MFI_STATIC_CLIENT:-}
 STATIC_CLIENT32=${MFI_STATIC_CLIENT32:-}
+SMARTCTL=${KL_SMARTCTL:-}
+SMARTD=${KL_SMARTD:-}
 ONLY=${KL_ONLY:-}
 BOOT_ONLY=0
 DETAILS=${KL_DETAILS:-0}
@@ -74,6 +82,8 @@ while [ $# -gt 0 ]; do
         --supervisor-args) SUPERVISOR_ARGS=${2?--supervisor-args needs a value}; shift 2 ;;
         --static-client) STATIC_CLIENT=${2:?--static-client needs a path}; shift 2 ;;
         --static-client32) STATIC_CLIENT32=${2:?--static-client32 needs a path}; shift 2 ;;
+        --smartctl) SMARTCTL=${2:?--smartctl needs a path}; shift 2 ;;
+        --smartd) SMARTD=${2:?--smartd needs a path}; shift 2 ;;
         --only) ONLY=${2:?--only needs a regex}; shift 2 ;;
         --boot-only) BOOT_ONLY=1; shift ;;
         --keep) KEEP=1; shift ;;
@@ -134,7 +144,10 @@ file_is_static() { ! ldd "$1" >/dev/null 2>&1; }
 # ---------------------------------------------------------------------------------------------------
 # 2. The kernel: Debian's package, downloaded (not installed) and extracted once into the cache.
 # ---------------------------------------------------------------------------------------------------
-MODULES=(scsi_common scsi_mod megaraid_sas) # load order: megaraid_sas needs scsi_mod needs scsi_common
+# Load order: megaraid_sas needs scsi_mod needs scsi_common. sd_mod (and what it needs: t10-pi, which
+# needs crc-t10dif and crc64-rocksoft) gives the disk its block device, /dev/sda: smartctl -d megaraid,N
+# opens it to learn the SCSI host number of the controller (SCSI_IOCTL_GET_BUS_NUMBER).
+MODULES=(scsi_common scsi_mod megaraid_sas crct10dif_common crc-t10dif crc64 crc64-rocksoft t10-pi sd_mod)
 
 resolve_kernel_pkg() { # prints the concrete linux-image-<abi>-amd64 package and its candidate version
     local pkg=$KERNEL_PKG dep ver
@@ -152,8 +165,13 @@ fetch_kernel() {
     local pkg ver dir tmp deb kdir m f
     if [ -f "$CACHE_DIR/current" ] && [ -f "$CACHE_DIR/$(cat "$CACHE_DIR/current")/.complete" ]; then
         KDIR=$CACHE_DIR/$(cat "$CACHE_DIR/current")
-        say "kernel from cache: $KDIR"
-        return
+        local have=1
+        for m in "${MODULES[@]}"; do [ -f "$KDIR/modules/$m.ko" ] || have=0; done
+        if [ "$have" = 1 ]; then
+            say "kernel from cache: $KDIR"
+            return
+        fi
+        say "the cached kernel lacks some of ${MODULES[*]}: extracting it again"
     fi
     command -v apt-get >/dev/null || die "no kernel in $CACHE_DIR and no apt-get to download $KERNEL_PKG"
     read -r pkg ver < <(resolve_kernel_pkg) || true
@@ -262,6 +280,14 @@ build_initramfs() { # the part every boot shares; boot() appends the boot's own 
         if [ -n "$CLIENT32" ]; then
             copy_with_libs "$CLIENT32" /opt/mfiguard/i386/mfi_client
             copy_with_libs "$LIB32" /opt/mfiguard/i386/libmfiguard.so
+        fi
+        if [ -n "$SMARTCTL" ]; then
+            [ -f "$SMARTCTL" ] || die "smartctl not found: $SMARTCTL (apt-get install smartmontools)"
+            copy_with_libs "$SMARTCTL" /opt/extra/smartctl
+        fi
+        if [ -n "$SMARTD" ]; then
+            [ -f "$SMARTD" ] || die "smartd not found: $SMARTD (apt-get install smartmontools)"
+            copy_with_libs "$SMARTD" /opt/extra/smartd
         fi
         if [ -n "$SUPERVISOR" ]; then
             [ -f "$SUPERVISOR" ] || die "supervisor not found: $SUPERVISOR"

@@ -19,6 +19,7 @@ mkdir -p "$OUT"
 
 SUP=/opt/mfiguard/supervisor
 select_abi() { # ABI: which client and guard the scenarios run (and which client the supervisor runs)
+    ABI=${1:-x86_64}
     case $1 in
         i386)
             CLIENT=/opt/mfiguard/i386/mfi_client LIB=/opt/mfiguard/i386/libmfiguard.so
@@ -51,7 +52,9 @@ ensure_node() { # what /init does for every scenario but the one that checks the
 #   megasas_mgmt_compat_ioctl for i386 callers): 0 means the guard answered alone;
 # - a kprobe on megasas_mgmt_fw_ioctl(instance, user_ioc, ioc) records the kernel's copy of the packet
 #   the driver is about to use, for either ABI: frame flags (ioc + 0x14 + 0x10), sgl_off, sense_off,
-#   and the frame's u32 at 0x18, the DCMD opcode for DCMD frames (ioc + 0x14 + 0x18).
+#   the frame's u32 at 0x18, the DCMD opcode for DCMD frames (ioc + 0x14 + 0x18), and bytes 0 and 2
+#   of a pass-through frame's CDB (ioc + 0x14 + 0x20: the SCSI opcode, and the page code of LOG
+#   SENSE / MODE SENSE; meaningless for other frames).
 trace_setup() {
     [ -d "$TRACE/events" ] || mount -t tracefs tracefs "$TRACE" 2>/dev/null
     [ -w "$TRACE/set_ftrace_filter" ] || return 1
@@ -60,7 +63,7 @@ trace_setup() {
     echo 1 >"$TRACE/tracing_on"
 }
 probe_setup() {
-    echo 'p:kl/fw megasas_mgmt_fw_ioctl flags=+36($arg3):x16 sgl_off=+4($arg3):x32 sense_off=+12($arg3):x32 opcode=+44($arg3):x32' \
+    echo 'p:kl/fw megasas_mgmt_fw_ioctl flags=+36($arg3):x16 sgl_off=+4($arg3):x32 sense_off=+12($arg3):x32 opcode=+44($arg3):x32 cdb=+52($arg3):x8 cdb2=+54($arg3):x8' \
         >>"$TRACE/kprobe_events" 2>/dev/null && echo 1 >"$TRACE/events/kl/fw/enable"
 }
 TRACING=0 PROBING=0
@@ -76,7 +79,7 @@ kernel_calls() { # entries into the driver's ioctl since the last reset, or "?" 
         echo '?'
     fi
 }
-kernel_packets() { # one line per packet the driver took in since the last reset: "flags=0x.. sgl_off=.. sense_off=.. opcode=.."
+kernel_packets() { # one line per packet the driver took in since the last reset: "flags=0x.. sgl_off=.. sense_off=.. opcode=.. cdb=.. cdb2=.."
     if [ "$PROBING" = 1 ] && [ "$(cat "$TRACE/tracing_on")" = 1 ]; then
         sed -n 's/.*megasas_mgmt_fw_ioctl[^)]*) //p' "$TRACE/trace"
     else
@@ -86,7 +89,8 @@ kernel_packets() { # one line per packet the driver took in since the last reset
 
 # mfi MODE TAG ARGS...: run the client one way. MODE is plain (no guard), guard (LD_PRELOAD, enforce),
 # audit (LD_PRELOAD, MFIGUARD_MODE=audit) or readonly (LD_PRELOAD, MFIGUARD_MODE=readonly); sup,
-# supaudit and supro are the static client under the supervisor in enforce, audit and readonly.
+# supaudit and supro are the static client under the supervisor in enforce, audit and readonly;
+# dropin is mfiguard-run --mode readonly --log FILE -- SUP_CLIENT, as the smartd drop-in runs smartd.
 # Leaves $OUT/TAG.MODE.{out,err,rc,jsonl,kcalls,kpackets}.
 mfi() {
     mode=$1 tag=$2
@@ -110,6 +114,10 @@ mfi() {
         # shellcheck disable=SC2086
         supro) MFIGUARD_MODE=readonly MFIGUARD_LOG=$f.jsonl MFIGUARD_AUDIT=all \
             timeout 30 "$SUP" $KL_SUP_ARGS "$SUP_CLIENT" "$@" ;;
+        # The systemd drop-in's command line (examples/integrations/systemd/smartd.service.d): the
+        # wrapper chooses the mechanism (--via auto); every call recorded.
+        dropin) MFIGUARD_LIB_DIR=/opt/mfiguard MFIGUARD_AUDIT=all \
+            timeout 30 "$SUP" --mode readonly --log "$f.jsonl" -- "$SUP_CLIENT" "$@" ;;
         *) echo "mfi: unknown mode $mode" >&2 && return 2 ;;
     esac >"$f.out" 2>"$f.err"
     echo $? >"$f.rc"
@@ -236,7 +244,8 @@ sup_note() { if has_sup; then echo "; the static client under the supervisor ali
 
 sc_driver_modules() {
     for m in $KL_MODULES; do
-        grep -q "^$m " /proc/modules || { sed 's/^/  /' /tmp/driver.log; fail "module $m is not loaded"; }
+        # /proc/modules names crc-t10dif crc_t10dif
+        grep -q "^$(echo "$m" | tr - _) " /proc/modules || { sed 's/^/  /' /tmp/driver.log; fail "module $m is not loaded"; }
     done
     echo "$KL_RELEASE: $KL_MODULES loaded"
 }
@@ -449,6 +458,154 @@ sc_readonly_smp() {
         logged "$TAG" "$mode" '"rule":"readonly.smp"' 'SMP function 0x91' '"verdict":"reject"'
     done
     echo "SMP DISCOVER identical without the guard and under readonly ($(first ro-smp-discover plain)); PHY CONTROL reaches the driver without the guard, EPERM under readonly (readonly.smp, function 0x91 recorded), driver never called"
+}
+
+# ---------------------------------------------------------------------------------------------------
+# smartmontools' smartctl -d megaraid,N (run.sh --smartctl): a real root client of the same ioctl.
+# It opens the disk's block device only to learn the controller's SCSI host number
+# (SCSI_IOCTL_GET_BUS_NUMBER), creates /dev/megaraid_sas_ioctl_node itself from /proc/devices, and
+# sends each SCSI command as an MFI_CMD_PD_SCSI_IO frame to target N.
+
+SMARTCTL=/opt/extra/smartctl SMARTD=/opt/extra/smartd
+
+smart_dev() { # the emulated disk's block device; sd_mod attaches it asynchronously: wait up to 10 s
+    i=0
+    while [ $i -lt 100 ]; do
+        for b in /sys/block/sd*; do
+            [ -e "$b" ] && [ -b "/dev/${b##*/}" ] && echo "/dev/${b##*/}" && return 0
+        done
+        i=$((i + 1))
+        usleep 100000
+    done
+    return 1
+}
+
+# smart MODE TAG ARGS...: $PROG (smartctl or smartd) one way (the modes of mfi). $OUT/TAG.MODE.raw is
+# what it printed; .out the same without the one line that legitimately differs between runs,
+# smartctl's "Local Time is:".
+smart() {
+    CLIENT=$PROG SUP_CLIENT=$PROG
+    mfi "$@"
+    f=$OUT/$2.$1
+    mv "$f.out" "$f.raw"
+    grep -v '^Local Time is:' "$f.raw" >"$f.out"
+}
+
+outcomes() { if [ -f "$OUT/$1.$2.jsonl" ]; then grep -c '"record":"outcome"' "$OUT/$1.$2.jsonl" || true; else echo 0; fi; }
+rejects() { grep '"record":"outcome"' "$OUT/$1.$2.jsonl" 2>/dev/null | grep -c '"verdict":"reject"' || true; }
+verdicts() { # TAG MODE: the outcome records' verdicts and rules, counted: "12 pass, 2 reject readonly.scsi"
+    grep '"record":"outcome"' "$OUT/$1.$2.jsonl" 2>/dev/null |
+        sed 's/.*"verdict":"\([a-z]*\)".*/\1/' | sort | uniq -c | awk '{ printf "%s%s %s", sep, $1, $2; sep = ", " }'
+    r=$(grep -o '"rule":"[^"]*"' "$OUT/$1.$2.jsonl" 2>/dev/null | sort -u | sed 's/"rule":"\(.*\)"/\1/' | tr '\n' ' ')
+    [ -z "$r" ] || printf ' (rules: %s)' "${r% }"
+}
+cdbs() { # TAG MODE: the CDBs the driver took in, from the kprobe: "12/00 (3), 4d/40 (2)": byte 0
+    # (opcode) / byte 2 (page or VPD page) (times), in the order first seen
+    sed -n 's/.* cdb=0x\([0-9a-f]*\) cdb2=0x\([0-9a-f]*\).*/0\1\/0\2/p' "$OUT/$1.$2.kpackets" |
+        sed 's/0\([0-9a-f][0-9a-f]\)/\1/g' |
+        awk '!($0 in n) { o[++c] = $0 } { n[$0]++ } END { for (i = 1; i <= c; i++) printf "%s%s (%d)", (i > 1 ? ", " : ""), o[i], n[o[i]] }'
+}
+
+# smart_same TAG MODE K: smartctl printed the same bytes and exited as without the guard, the driver
+# ran K times as without it, took in no addressing flags, and the audit log holds one outcome record
+# per driver call (every call recorded), none refused, in the run's mode (and guard).
+smart_same() {
+    t=$1 m=$2 k=$3
+    same "$t" plain "$m"
+    reached_kernel "$t" "$m" "$k"
+    no_addressing_flags "$t" "$m"
+    n=$(outcomes "$t" "$m")
+    [ "$k" = '?' ] || [ "$n" = "$k" ] || fail "$t ($m): $n outcome record(s) for $k driver call(s)"
+    [ "$(rejects "$t" "$m")" = 0 ] || fail "$t ($m): refused calls: $(verdicts "$t" "$m")"
+    case $m in
+        guard | sup) mm=enforce ;;
+        readonly | supro | dropin) mm="readonly" ;;
+    esac
+    g=preload
+    case $m in sup*) g=$SUP_GUARD ;; dropin) g=$(sed -n '1s/.*"guard":"\([a-z]*\)".*/\1/p' "$OUT/$t.$m.jsonl") ;; esac
+    [ "$(grep '"record":"outcome"' "$OUT/$t.$m.jsonl" | grep -F "\"mode\":\"$mm\"" | grep -cF "\"guard\":\"$g\"")" = "$n" ] ||
+        fail "$t ($m): not every outcome record says mode $mm and guard $g"
+}
+
+# smart_ro TAG MODE K: smartctl under the read-only policy. When it refuses nothing, smart_same. When
+# it refuses something: every call still has its outcome record (a refused one never reaches the
+# driver, so records = driver calls + refusals), no refused SCSI opcode reached the driver (kprobe),
+# and the refusals are listed (rule: detail (times)), with whether smartctl printed the same bytes.
+smart_ro() {
+    t=$1 m=$2 k=$3
+    if [ "$(rejects "$t" "$m")" = 0 ]; then
+        smart_same "$t" "$m" "$k"
+        echo "nothing refused, identical"
+        return 0
+    fi
+    kr=$(kcalls "$t" "$m")
+    n=$(outcomes "$t" "$m")
+    r=$(rejects "$t" "$m")
+    [ "$kr" = '?' ] || [ "$n" = $((kr + r)) ] || fail "$t ($m): $n outcome record(s) for $kr driver call(s) and $r refusal(s)"
+    no_addressing_flags "$t" "$m"
+    refused=$(grep '"record":"outcome"' "$OUT/$t.$m.jsonl" | grep '"verdict":"reject"' |
+        sed -n 's/.*"rule":"\(readonly\.[a-z]*\)"[^}]*"detail":"\([^"]*\)".*/\1: \2/p')
+    [ "$(printf '%s\n' "$refused" | grep -c .)" = "$r" ] || fail "$t ($m): $r refusal(s), not all by a readonly.* rule"
+    for op in $(printf '%s\n' "$refused" | sed -n 's/.*SCSI opcode 0x\([0-9a-f]*\).*/\1/p' | sort -u); do
+        ! grep -q "cdb=0x${op#0} " "$OUT/$t.$m.kpackets" || fail "$t ($m): refused SCSI opcode 0x$op reached the driver"
+    done
+    if cmp -s "$OUT/$t.plain.out" "$OUT/$t.$m.out" && [ "$(rc "$t" plain)" = "$(rc "$t" "$m")" ]; then
+        same=", output and exit status identical"
+    else
+        same=", output differs: $(diff "$OUT/$t.plain.out" "$OUT/$t.$m.out" | grep '^[-+][^-+]' | head -n 4 | tr '\n' ' ')"
+    fi
+    printf 'refused %s (%s), %s driver calls%s\n' "$r" \
+        "$(printf '%s\n' "$refused" | sort | uniq -c | awk '{ c = $1; $1 = ""; printf "%s%s (%s)", sep, substr($0, 2), c; sep = "; " }')" \
+        "$kr" "$same"
+}
+
+sc_smartctl() {
+    [ "$ABI" = x86_64 ] || { echo "smartctl is the host's x86_64 build: run once, with the x86_64 guard" && exit 77; }
+    [ -x "$SMARTCTL" ] || { echo "no smartctl in the image (run.sh --smartctl /usr/sbin/smartctl)" && exit 77; }
+    DEV=$(smart_dev) || fail "no /dev/sd* appeared for the emulated disk (is sd_mod loaded? $(grep -c '^sd_mod ' /proc/modules))"
+    modes=guard
+    has_sup && modes="guard sup"
+    romodes="readonly"
+    has_sup && romodes="readonly supro"
+    ro='' PROG=$SMARTCTL
+    for opt in i a; do
+        TAG=smart-$opt
+        for mode in plain $modes $romodes; do smart "$mode" "$TAG" -d "megaraid,$KL_TARGET" "-$opt" "$DEV"; done
+        k=$(kcalls "$TAG" plain)
+        [ "$k" = '?' ] || [ "$k" -ge 1 ] || fail "$TAG (plain): smartctl never reached the driver"
+        grep -q "^Vendor: *QEMU" "$OUT/$TAG.plain.out" || fail "$TAG (plain): no 'Vendor: QEMU' in smartctl's output"
+        for mode in $modes; do smart_same "$TAG" "$mode" "$k"; done
+        for mode in $romodes; do
+            r=$(smart_ro "$TAG" "$mode" "$k") || { echo "$r" && exit 1; }
+            ro="$ro${ro:+;} -$opt $mode: $r"
+        done
+        echo "  smartctl -$opt: exit $(rc "$TAG" plain), $k driver call(s), CDB byte 0/byte 2 (times) seen by the kprobe: $(cdbs "$TAG" plain)"
+        echo "  smartctl -$opt: guard: $(verdicts "$TAG" guard)"
+        has_sup && echo "  smartctl -$opt: sup: $(verdicts "$TAG" sup)"
+        eval "k_$opt=$k rc_$opt=$(rc "$TAG" plain)"
+    done
+    # smartd (run.sh --smartd): one check of the disk, as smartd.conf "DEV -d megaraid,N -a" asks,
+    # without the guard and under the read-only policy (what the systemd drop-in runs).
+    sd=
+    if [ -x "$SMARTD" ]; then
+        echo "$DEV -d megaraid,$KL_TARGET -a" >/tmp/smartd.conf
+        TAG=smartd PROG=$SMARTD
+        dmodes=$romodes
+        [ -x "$SUP" ] && dmodes="$romodes dropin"
+        for mode in plain $dmodes; do smart "$mode" "$TAG" -q onecheck -c /tmp/smartd.conf; done
+        k=$(kcalls "$TAG" plain)
+        [ "$k" = '?' ] || [ "$k" -ge 1 ] || fail "$TAG (plain): smartd never reached the driver"
+        sd="; smartd -q onecheck (exit $(rc "$TAG" plain), $k driver calls), identical without the guard and"
+        for mode in $dmodes; do
+            r=$(smart_ro "$TAG" "$mode" "$k") || { echo "$r" && exit 1; }
+            sd="$sd $mode: $r;"
+        done
+        [ -x "$SUP" ] && sd="${sd%;} (the wrapper chose $(sed -n '1s/.*"guard":"\([a-z]*\)".*/\1/p' "$OUT/$TAG.dropin.jsonl"));"
+        sd=${sd%;}
+        echo "  smartd: CDB byte 0/byte 2 (times) seen by the kprobe: $(cdbs "$TAG" plain)"
+    fi
+    # shellcheck disable=SC2154 # set by the eval above
+    echo "smartctl -d megaraid,$KL_TARGET $DEV: -i (exit $rc_i, $k_i driver calls) and -a (exit $rc_a, $k_a calls) identical without the guard, with it$(sup_note | sed 's/; the static client/, and smartctl/'); every call recorded, none refused; readonly:$ro$sd; $(kernel_note)"
 }
 
 # sense_off past the frame: 6.1 refuses it (EINVAL, since 2020); the guard refuses it first.
