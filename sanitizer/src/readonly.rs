@@ -261,6 +261,8 @@ pub const READ_ONLY_CDBS: &[ReadOnlyCdb] = &[
         "MAINTENANCE IN / REPORT TIMESTAMP",
         "Linux scsi_proto.h MI_REPORT_TIMESTAMP",
     ),
+    // smartctl -a (7.3) sends the 12-byte form only (seen in the kernel lane).
+    cdb(0xb7, CdbCheck::Opcode, "READ DEFECT DATA(12)", SCSI_PROTO),
 ];
 
 /// The length of a CDB by its group code (SPC-4, 4.2.5.1), `None` for the reserved and
@@ -556,7 +558,7 @@ mod tests {
     #[test]
     fn table_sizes() {
         assert_eq!(READ_ONLY_DCMDS.len(), 26);
-        assert_eq!(READ_ONLY_CDBS.len(), 19);
+        assert_eq!(READ_ONLY_CDBS.len(), 20);
         assert_eq!(READ_ONLY_ATA_COMMANDS.len(), 9);
         assert_eq!(READ_ONLY_SMP_FUNCTIONS.len(), 13);
     }
