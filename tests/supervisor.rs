@@ -1152,9 +1152,11 @@ fn a_tool_killed_mid_call_is_recorded_as_executed_not_delivered(via: Via) {
     };
     // Wait until the tool is inside its MegaRAID ioctl (/proc/PID/syscall names the call it
     // is blocked in), whatever the machine's load; then give the supervisor time to take it.
-    while !std::fs::read_to_string(format!("/proc/{tool}/syscall"))
-        .is_ok_and(|s| s.starts_with("16 ") && s.contains("0xc1944d01"))
-    {
+    // x86_64: ioctl is 16, the code 0xc1944d01; an i386 tool: 54 and 0xc1144d01.
+    while !std::fs::read_to_string(format!("/proc/{tool}/syscall")).is_ok_and(|s| {
+        (s.starts_with("16 ") && s.contains("0xc1944d01"))
+            || (s.starts_with("54 ") && s.contains("0xc1144d01"))
+    }) {
         assert!(
             start.elapsed() < Duration::from_secs(20),
             "the tool never made its call"

@@ -238,8 +238,13 @@ fn run_preloaded(
             record_unguarded(settings, path, why);
         }
     }
-    let lib = pick_library(settings, mechanism.class(), path)?;
-    Err(exec(settings, &lib, tool, path, args))
+    // A tool nothing guards still gets the library when there is one (a setuid tool that
+    // drops it costs nothing); a missing one does not stop a run the user let go unguarded.
+    let lib = match mechanism {
+        Mechanism::Unguarded { .. } => pick_library(settings, mechanism.class(), path).ok(),
+        _ => Some(pick_library(settings, mechanism.class(), path)?),
+    };
+    Err(exec(settings, lib.as_deref(), tool, path, args))
 }
 
 /// Why every record of the run would be lost: the file log's directory does not exist (a
@@ -458,7 +463,13 @@ fn preload_with(lib: &Path, caller: Option<OsString>) -> OsString {
 }
 
 /// Replaces this process with the tool; returns only on failure.
-fn exec(settings: &Settings, lib: &Path, tool: &OsString, path: &Path, args: &[OsString]) -> Error {
+fn exec(
+    settings: &Settings,
+    lib: Option<&Path>,
+    tool: &OsString,
+    path: &Path,
+    args: &[OsString],
+) -> Error {
     // exec by the name given (argv[0] unchanged, PATH searched as the shell does), except a
     // name that starts with "-", which could be taken for an option.
     let program: &std::ffi::OsStr = if sys::bytes(tool).starts_with(b"-") {
@@ -467,10 +478,13 @@ fn exec(settings: &Settings, lib: &Path, tool: &OsString, path: &Path, args: &[O
         tool
     };
     let mut cmd = Command::new(program);
-    cmd.args(args).env(
-        "LD_PRELOAD",
-        preload_with(lib, std::env::var_os("LD_PRELOAD")),
-    );
+    cmd.args(args);
+    if let Some(lib) = lib {
+        cmd.env(
+            "LD_PRELOAD",
+            preload_with(lib, std::env::var_os("LD_PRELOAD")),
+        );
+    }
     for (k, v) in &settings.exports {
         cmd.env(k, v);
     }
