@@ -79,7 +79,7 @@ for f in "$lib" "$sim" "$client"; do [ -e "$f" ] || die "$f missing"; done
 
 [ -n "$dir" ] || dir=$PWD/target/soak/$(date -u +%Y%m%dT%H%M%SZ)
 if [ -e "$dir/log" ] || [ -e "$dir/out" ]; then die "$dir holds an earlier run"; fi
-mkdir -p "$dir/log" "$dir/out"
+mkdir -p "$dir/log" "$dir/out" "$dir/sim"
 dir=$(cd "$dir" && pwd)
 conf=$dir/mfiguard.conf
 
@@ -92,7 +92,9 @@ write_conf enforce
 # Only what the run sets: no site configuration, no inherited guard settings.
 for v in $(env | sed -n 's/^\(MFIGUARD_[A-Z_]*\|MFISIM_[A-Z_]*\)=.*/\1/p'); do unset "$v"; done
 export MFIGUARD_CONFIG=$conf MFIGUARD_DEVICE=/dev/null MFIGUARD_LOG=$dir/log/audit.jsonl
-export MFISIM_RECORD=$dir/sim.jsonl
+# The simulator's record: one file per long-lived guard process (sim/SLOT.jsonl), one for all
+# the one-shots (sim/oneshot.jsonl), so that a call is attributed to the process that made it
+# even when pids are reused (pid_max may be 32768: a run wraps around it).
 
 # Client arguments...; how a client is put under the guard. It replaces the (sub)shell it runs
 # in, so that `launch ... &` makes $! the guard process itself: the client under preload, its
@@ -126,7 +128,8 @@ child_of() { # $1 = supervisor pid: its child (the client), once it has forked
 	echo "${c:-0}"
 }
 start_client() { # $1 = slot, $2 = seconds
-	launch soak "$threads" "$2" "$pace_us" >"$dir/out/soak.$1" 2>"$dir/out/soak.$1.err" &
+	MFISIM_RECORD=$dir/sim/$1.jsonl launch soak "$threads" "$2" "$pace_us" \
+		>"$dir/out/soak.$1" 2>"$dir/out/soak.$1.err" &
 	guard[$1]=$!
 	if [ "$via" = preload ]; then client_pid[$1]=$!; else client_pid[$1]=$(child_of $!); fi
 	started[$1]=$(date +%s)
@@ -140,6 +143,7 @@ slots=$procs
 # One-shot clients until the end; out/oneshot.status: each one's exit status; out/oneshot.pids:
 # each one's guard process (the client under preload, its supervisor otherwise).
 (
+	export MFISIM_RECORD=$dir/sim/oneshot.jsonl
 	kinds=("ctrl-info" "ieee-dcmd" "rule sgl.bounds" "dcmd 0x04030000 none 0")
 	n=0
 	while [ "$(date +%s)" -lt $((end - 1)) ]; do
@@ -223,11 +227,12 @@ for i in $(seq 1 "$slots"); do
 done
 wait "$oneshot" || true
 # A client whose supervisor was killed is nobody's child here: under supervise it runs to its
-# end (wait for it, so that its summary is written); under ptrace it died with its tracer.
+# end (wait for it, so that its summary is written); under ptrace it died with its tracer (its
+# pid may have been reused since: only our client's command line counts).
 if [ -e "$dir/out/kills" ]; then
 	while read -r _ _ c _ _; do
 		n=0
-		while [ "$c" -gt 0 ] && kill -0 "$c" 2>/dev/null && [ $n -lt 600 ]; do
+		while [ "$c" -gt 0 ] && grep -qa soak "/proc/$c/cmdline" 2>/dev/null && [ $n -lt 600 ]; do
 			sleep 0.1
 			n=$((n + 1))
 		done
@@ -255,7 +260,6 @@ def lines(name):
 slots = {int(l[0]): {"guard": int(l[1]), "client": int(l[2]), "secs": l[3]}
          for l in lines("slots")}
 kills = {int(l[0]): int(l[4]) for l in lines("kills")}
-oneshot_guards = {int(l[0]) for l in lines("oneshot.pids")}
 statuses = [int(l[0]) for l in lines("oneshot.status")]
 
 # What the clients did (their own summaries).
@@ -332,25 +336,34 @@ for path in sorted(glob.glob(f"{d}/log/audit.jsonl*")):
                 leaky_sent += 1
 
 # What reached the simulated driver, by the process it ran in (the supervisor, or the client
-# under preload).
-sim_calls = dangerous = 0
-sim_by = defaultdict(int)
-with open(f"{d}/sim.jsonl", errors="replace") as fh:
-    for line in fh:
-        try:
-            s = json.loads(line)
-        except ValueError:
-            corrupt += 1
-            continue
-        sim_calls += 1
-        sim_by[s.get("pid")] += 1
+# under preload): sim/SLOT.jsonl holds the calls of one long-lived guard process, whose pid it
+# must carry; sim/oneshot.jsonl those of the one-shots. A record from any other process (a
+# client whose simulator was not inert, say) is a call that went around the guard.
+sim_calls = dangerous = stray_sim = 0
+sim_by = defaultdict(int)  # slot (or "oneshot") -> calls
+oneshot_guards = {int(l[0]) for l in lines("oneshot.pids")}
+for path in sorted(glob.glob(f"{d}/sim/*.jsonl")):
+    name = os.path.basename(path)[:-len(".jsonl")]
+    slot = int(name) if name.isdigit() and int(name) in slots else None
+    with open(path, errors="replace") as fh:
+        for line in fh:
+            try:
+                s = json.loads(line)
+            except ValueError:
+                corrupt += 1
+                continue
+            sim_calls += 1
+            if slot is not None and s.get("pid") == slots[slot]["guard"]:
+                sim_by[slot] += 1
+            elif name == "oneshot" and s.get("pid") in oneshot_guards:
+                sim_by["oneshot"] += 1
+            else:
+                stray_sim += 1
         flags = s.get("flags")
         flags = int(flags, 16) if isinstance(flags, str) else (flags if flags is not None else -1)
         if (flags < 0 or flags & 0x26 or s.get("out_of_frame_writes") or s.get("wild_dma")
                 or s.get("sgl_overrun")):
             dangerous += 1
-guards = {s["guard"] for s in slots.values()} | oneshot_guards
-stray_sim = sum(n for pid, n in sim_by.items() if pid not in guards)
 
 # Each long-lived client's records, checked against its own counts and by seq. A supervisor
 # serves one call at a time and answers a call before it writes the call's outcome record, so
@@ -382,7 +395,7 @@ for i, s in slots.items():
     orph = dec - out
     f = summary.get(i)
     killed = i in kills
-    sim_i = sim_by.get(s["guard"], 0)
+    sim_i = sim_by.get(i, 0)
     written_i = len(rec["dec"]) + len(rec["out"])
     if killed:
         kill_bad += kills[i] != 137  # the supervisor did not die of our SIGKILL
@@ -429,7 +442,7 @@ for i, s in slots.items():
     surplus += max(0, len(out) - undelivered - answered)
 
 # One-shot clients: one call each, nothing killed.
-os_sim = sum(n for pid, n in sim_by.items() if pid in oneshot_guards)
+os_sim = sim_by.get("oneshot", 0)
 os_expected = 2 * os_sim + (oneshots - os_sim)
 lost += max(0, os_expected - os_written)
 surplus += max(0, os_outcomes - oneshots)
@@ -494,5 +507,5 @@ print("soak: " + ("PASS" if ok else "FAIL"))
 sys.exit(0 if ok else 1)
 EOF
 status=$((status | py_rc))
-if [ "$keep" -eq 0 ] && [ $status -eq 0 ]; then rm -rf "$dir/log" "$dir/sim.jsonl"; fi
+if [ "$keep" -eq 0 ] && [ $status -eq 0 ]; then rm -rf "$dir/log" "$dir/sim"; fi
 exit $status
