@@ -109,8 +109,10 @@ launch() {
 	esac
 }
 
-echo "soak: $secs s, via $via, $procs processes x $threads threads (pace ${pace_us} us)," \
-	"supervisor kill every ${kill_every} s (0: none), in $dir"
+kill_note=""
+[ "$via" = preload ] || kill_note=", a supervisor killed every ${kill_every} s (0: none)"
+echo "soak: $secs s, via $via, $procs processes x $threads threads (pace ${pace_us} us)$kill_note," \
+	"in $dir"
 start=$(date +%s)
 end=$((start + secs))
 
