@@ -893,6 +893,7 @@ struct SoakTally {
     ok: u64,
     einval: u64,
     eperm: u64,
+    enosys: u64,
     other: u64,
     unrelated: u64,
     unrelated_failed: u64,
@@ -903,6 +904,8 @@ struct SoakTally {
 /// a writing DCMD (refused with EPERM under the read-only policy, let through by enforce), and
 /// FIONREAD on a pipe (not the guard's business); PACE_US microseconds of sleep after each call.
 /// Stdout: one line of counts, with this process's RSS after its first second and at the end.
+/// A MegaRAID call failing with ENOSYS (its supervisor was killed: the kernel fails it closed)
+/// is counted apart (`enosys=`): whether one was expected is for the caller to judge.
 /// Exit 1 if any call ended otherwise than one of those ways.
 pub fn soak(fd: c_int, host: u16, threads: usize, secs: u64, pace_us: u64) -> i32 {
     let barrier = Arc::new(Barrier::new(threads + 1));
@@ -932,6 +935,8 @@ pub fn soak(fd: c_int, host: u16, threads: usize, secs: u64, pace_us: u64) -> i3
                                 (0, _) => t.ok += 1,
                                 (-1, libc::EINVAL) => t.einval += 1,
                                 (-1, libc::EPERM) => t.eperm += 1,
+                                // The supervisor is gone (killed): the kernel fails the call.
+                                (-1, libc::ENOSYS) => t.enosys += 1,
                                 _ => {
                                     t.other += 1;
                                     if shown < 3 {
@@ -974,18 +979,20 @@ pub fn soak(fd: c_int, host: u16, threads: usize, secs: u64, pace_us: u64) -> i3
         all.ok += t.ok;
         all.einval += t.einval;
         all.eperm += t.eperm;
+        all.enosys += t.enosys;
         all.other += t.other;
         all.unrelated += t.unrelated;
         all.unrelated_failed += t.unrelated_failed;
     }
     println!(
-        "soak threads={threads} calls={} megaraid={} ok={} einval={} eperm={} other={} \
+        "soak threads={threads} calls={} megaraid={} ok={} einval={} eperm={} enosys={} other={} \
          unrelated={} unrelated_failed={} rss_start_kb={rss_start} rss_end_kb={rss_end}",
         all.megaraid + all.unrelated,
         all.megaraid,
         all.ok,
         all.einval,
         all.eperm,
+        all.enosys,
         all.other,
         all.unrelated,
         all.unrelated_failed,
