@@ -633,8 +633,18 @@ fn the_smartd_drop_in_runs_smartd_read_only_through_the_wrapper() {
         .lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .collect();
-    // A drop-in must clear the unit's ExecStart= before it sets its own.
-    assert_eq!(body[..2], ["[Service]", "ExecStart="], "{body:?}");
+    // A drop-in must clear the unit's ExecStart= before it sets its own; under the supervisor
+    // smartd is mfiguard-run's child, so its readiness message needs NotifyAccess=all.
+    assert_eq!(body[0], "[Service]", "{body:?}");
+    let reset = body.iter().position(|l| *l == "ExecStart=");
+    let first_set = body
+        .iter()
+        .position(|l| l.starts_with("ExecStart=") && *l != "ExecStart=");
+    assert!(
+        matches!((reset, first_set), (Some(r), Some(f)) if r < f),
+        "{body:?}"
+    );
+    assert!(body.contains(&"NotifyAccess=all"), "{body:?}");
     let exec: Vec<&str> = body
         .iter()
         .filter_map(|l| l.strip_prefix("ExecStart="))
