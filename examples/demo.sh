@@ -78,12 +78,14 @@ unset LD_PRELOAD MFIGUARD_MODE MFIGUARD_LOG MFIGUARD_ALLOW MFIGUARD_AUDIT MFIGUA
   MFISIM_VERBOSE MFISIM_RECORD MFISIM_DEVICE MFISIM_CRASH MFISIM_DELAY_US
 node=(MFIGUARD_DEVICE=/dev/null MFIGUARD_CONFIG=/dev/null)
 # guarded SIM_ENV... -- CMD...: the words of CMD run with the guard in front of the simulator,
-# as a user would run it (the build tree's library by LD_PRELOAD, or the installed wrapper).
+# as a user would run it (the build tree's library by LD_PRELOAD, or the installed wrapper with
+# --via preload: the simulator is preloaded into the tool, so the library must be in front of it
+# there; under the supervisor the simulator would answer the tool's calls before any system call).
 guarded() {
   local simenv=()
   while [ "$1" != -- ]; do simenv+=("$1"); shift; done; shift
   if [ "$installed" = 1 ]; then
-    words=("${simenv[@]}" "${node[@]}" "LD_PRELOAD=$sim" mfiguard-run --log "$log" -- "$@")
+    words=("${simenv[@]}" "${node[@]}" "LD_PRELOAD=$sim" mfiguard-run --via preload --log "$log" -- "$@")
   else
     words=("${simenv[@]}" "${node[@]}" "MFIGUARD_LOG=$log" "LD_PRELOAD=$guard $sim" "$@")
   fi
