@@ -175,22 +175,10 @@ fn ptrace(kind: &Kind) -> Mechanism {
 }
 
 fn supervise(kind: &Kind) -> Mechanism {
-    let what = match kind {
-        Kind::Elf(e) => format!(
-            "{} {}-bit ELF",
-            if e.interp.is_some() {
-                "dynamic"
-            } else {
-                "static"
-            },
-            e.class
-        ),
-        Kind::Script { .. } => "script".into(),
-        _ => "program".into(),
-    };
     Mechanism::Supervise {
         why: format!(
-            "{what}; seccomp user notification: every MegaRAID call of it and its children, whatever their linkage"
+            "{}; seccomp user notification: every MegaRAID call of it and its children, whatever their linkage",
+            describe(kind)
         ),
     }
 }
