@@ -719,6 +719,9 @@ fn options_become_the_libraries_environment() {
     let conf = s.path("site.conf");
     std::fs::write(&conf, "mode = audit\n").unwrap();
     let conf_s = conf.to_str().unwrap();
+    // A log in a directory that exists (the wrapper refuses a log whose directory is missing).
+    let log = s.path("audit.jsonl");
+    let log_s = log.to_str().unwrap();
 
     // No option: nothing is set for the library but LD_PRELOAD (the config path is the test's).
     let got = show_env(&mut wrap(&lib, &["sh", "-c", SHOW_ENV, "sh", "a", "b"]));
@@ -733,7 +736,7 @@ fn options_become_the_libraries_environment() {
         &[
             "--mode",
             "audit",
-            "--log=/var/log/mfiguard/audit.jsonl",
+            &format!("--log={log_s}"),
             "--allow",
             "sgl.offset-unusual",
             "--allow=xfer.length,sense.length",
@@ -752,7 +755,7 @@ fn options_become_the_libraries_environment() {
     assert_eq!(
         got,
         format!(
-            "{}|audit|/var/log/mfiguard/audit.jsonl|sgl.offset-unusual,xfer.length,sense.length|all|{conf_s}|--mode,off,",
+            "{}|audit|{log_s}|sgl.offset-unusual,xfer.length,sense.length|all|{conf_s}|--mode,off,",
             so.display()
         )
     );
@@ -1658,12 +1661,14 @@ fn invalid_settings_from_the_environment_or_the_file_refuse_the_run() {
     assert_eq!(out.stderr.lines().count(), 2, "{}", out.dump());
 
     // What the library accepts passes: case, blanks, empty allow items, every boolean.
+    // A log path with blanks around it, in a directory that exists.
+    let padded_log = format!(" {} ", s.path("audit.jsonl").display());
     let ok: &[(&str, &str)] = &[
         ("MFIGUARD_MODE", " Readonly "),
         ("MFIGUARD_MODE", "AUDIT"),
         ("MFIGUARD_AUDIT", "All"),
         ("MFIGUARD_LOG", "Syslog"),
-        ("MFIGUARD_LOG", " /var/log/mfiguard/audit.jsonl "),
+        ("MFIGUARD_LOG", &padded_log),
         ("MFIGUARD_LOG", "none"),
         ("MFIGUARD_ALLOW", " sgl.bounds ,, xfer.length ,"),
         ("MFIGUARD_ALLOW", ""),
