@@ -7,13 +7,19 @@
 #   kernel-lane/run.sh [--lib PATH] [--client PATH] [--lib32 PATH --client32 PATH]
 #                      [--supervisor PATH [--supervisor-args ARGS] --static-client PATH
 #                       [--static-client32 PATH]]
-#                      [--smartctl PATH [--smartd PATH]] [--only REGEX] [--boot-only] [--keep] [--details]
+#                      [--hostd PATH] [--smartctl PATH [--smartd PATH]] [--only REGEX] [--boot-only]
+#                      [--keep] [--details]
 #
 #   --supervisor PATH      mfiguard-run (or the supervisor alone): every scenario also runs the static
 #                          client under it ("sup" runs), checked against the same oracles
 #   --supervisor-args ARGS what goes between it and the tool, e.g. "--via supervise --"
 #   --static-client PATH   a statically linked mfi_client (as storcli64 is); --static-client32 the i386
 #                          one (without it the i386 runs give the supervisor the dynamic i386 client)
+#
+#   --hostd PATH           mfiguard-hostd, the host-wide guard (CUSE): every scenario also runs the
+#                          clients unwrapped against the node it serves ("hostd" runs: the dynamic
+#                          client; "hostds": the static one, with --static-client), and the hostd_*
+#                          scenarios check failing closed, the node put back, concurrency and its cost
 #
 #   --smartctl PATH        smartmontools' smartctl (dynamically linked, e.g. /usr/sbin/smartctl), put in
 #                          the guest with its libraries for the smartctl scenario (skipped without it)
@@ -31,7 +37,8 @@
 # Environment (each flag wins over its variable):
 #   MFIGUARD_LIB / MFI_CLIENT       default target/release/libmfiguard.so, target/release/examples/mfi_client
 #   MFIGUARD_LIB32 / MFI_CLIENT32   an i386 build of both; the i386 runs are skipped unless both are set
-#   MFIGUARD_SUPERVISOR, MFIGUARD_SUPERVISOR_ARGS, MFI_STATIC_CLIENT, MFI_STATIC_CLIENT32: as the flags
+#   MFIGUARD_SUPERVISOR, MFIGUARD_SUPERVISOR_ARGS, MFI_STATIC_CLIENT, MFI_STATIC_CLIENT32,
+#   MFIGUARD_HOSTD: as the flags
 #   KL_CACHE_DIR      extracted kernel + modules, default ${XDG_CACHE_HOME:-$HOME/.cache}/mfiguard-kernel-lane
 #   KL_KERNEL_PKG     Debian package to take the kernel from, default linux-image-amd64 (the metapackage
 #                     is resolved to the linux-image-6.1.0-N-amd64 it depends on)
@@ -66,6 +73,7 @@ SUPERVISOR=${MFIGUARD_SUPERVISOR:-}
 SUPERVISOR_ARGS=${MFIGUARD_SUPERVISOR_ARGS:-}
 STATIC_CLIENT=${MFI_STATIC_CLIENT:-}
 STATIC_CLIENT32=${MFI_STATIC_CLIENT32:-}
+HOSTD=${MFIGUARD_HOSTD:-}
 SMARTCTL=${KL_SMARTCTL:-}
 SMARTD=${KL_SMARTD:-}
 ONLY=${KL_ONLY:-}
@@ -82,6 +90,7 @@ while [ $# -gt 0 ]; do
         --supervisor-args) SUPERVISOR_ARGS=${2?--supervisor-args needs a value}; shift 2 ;;
         --static-client) STATIC_CLIENT=${2:?--static-client needs a path}; shift 2 ;;
         --static-client32) STATIC_CLIENT32=${2:?--static-client32 needs a path}; shift 2 ;;
+        --hostd) HOSTD=${2:?--hostd needs a path}; shift 2 ;;
         --smartctl) SMARTCTL=${2:?--smartctl needs a path}; shift 2 ;;
         --smartd) SMARTD=${2:?--smartd needs a path}; shift 2 ;;
         --only) ONLY=${2:?--only needs a regex}; shift 2 ;;
@@ -146,8 +155,9 @@ file_is_static() { ! ldd "$1" >/dev/null 2>&1; }
 # ---------------------------------------------------------------------------------------------------
 # Load order: megaraid_sas needs scsi_mod needs scsi_common. sd_mod (and what it needs: t10-pi, which
 # needs crc-t10dif and crc64-rocksoft) gives the disk its block device, /dev/sda: smartctl -d megaraid,N
-# opens it to learn the SCSI host number of the controller (SCSI_IOCTL_GET_BUS_NUMBER).
-MODULES=(scsi_common scsi_mod megaraid_sas crct10dif_common crc-t10dif crc64 crc64-rocksoft t10-pi sd_mod)
+# opens it to learn the SCSI host number of the controller (SCSI_IOCTL_GET_BUS_NUMBER). fuse and cuse
+# (characters devices in userspace) let mfiguard-hostd serve the node.
+MODULES=(scsi_common scsi_mod megaraid_sas crct10dif_common crc-t10dif crc64 crc64-rocksoft t10-pi sd_mod fuse cuse)
 
 resolve_kernel_pkg() { # prints the concrete linux-image-<abi>-amd64 package and its candidate version
     local pkg=$KERNEL_PKG dep ver
@@ -288,6 +298,14 @@ build_initramfs() { # the part every boot shares; boot() appends the boot's own 
         if [ -n "$SMARTD" ]; then
             [ -f "$SMARTD" ] || die "smartd not found: $SMARTD (apt-get install smartmontools)"
             copy_with_libs "$SMARTD" /opt/extra/smartd
+        fi
+        if [ -n "$HOSTD" ]; then
+            [ -f "$HOSTD" ] || die "mfiguard-hostd not found: $HOSTD"
+            copy_with_libs "$HOSTD" /opt/mfiguard/hostd
+        fi
+        if [ -n "$HOSTD" ]; then
+            [ -z "$STATIC_CLIENT" ] || copy_with_libs "$STATIC_CLIENT" /opt/mfiguard/static/mfi_client
+            [ -z "$STATIC_CLIENT32" ] || copy_with_libs "$STATIC_CLIENT32" /opt/mfiguard/i386/static/mfi_client
         fi
         if [ -n "$SUPERVISOR" ]; then
             [ -f "$SUPERVISOR" ] || die "supervisor not found: $SUPERVISOR"

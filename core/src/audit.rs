@@ -160,6 +160,10 @@ pub enum GuardIssue {
         /// Whether the driver was called.
         executed: bool,
     },
+    /// `guard.unsupported`: `MEGASAS_IOC_GET_AEN` through the host-wide guard, refused with
+    /// `EOPNOTSUPP`: the driver signals an event with `SIGIO` to the owner of the file that
+    /// registered, which would be `mfiguard-hostd`, never the caller.
+    AenUnsupported,
 }
 
 impl GuardIssue {
@@ -171,7 +175,7 @@ impl GuardIssue {
             }
             GuardIssue::BufferFault { .. } => "guard.fault",
             GuardIssue::LogRequired { .. } => "guard.log-required",
-            GuardIssue::Unsupported => "guard.unsupported",
+            GuardIssue::Unsupported | GuardIssue::AenUnsupported => "guard.unsupported",
             GuardIssue::NotDelivered { .. } => "guard.not-delivered",
             GuardIssue::Panicked { .. }
             | GuardIssue::NoNextIoctl
@@ -196,6 +200,7 @@ impl GuardIssue {
             | GuardIssue::SmpRequestUnreadable { .. }
             | GuardIssue::BufferFault { .. } => Errno::EFAULT,
             GuardIssue::Unsupported => Errno::EINVAL,
+            GuardIssue::AenUnsupported => Errno(libc::EOPNOTSUPP),
             _ => Errno::EIO,
         }
     }
@@ -240,6 +245,9 @@ impl Display for GuardIssue {
             GuardIssue::NotDelivered { executed: false } => {
                 f.write_str("not delivered: the caller was gone or interrupted")
             }
+            GuardIssue::AenUnsupported => f.write_str(
+                "event notification (GET_AEN) is not carried by the host-wide guard: the driver's SIGIO would reach mfiguard-hostd, not the caller",
+            ),
         }
     }
 }
@@ -355,6 +363,8 @@ pub enum Guard {
     Supervisor,
     /// `mfiguard-run`'s ptrace fallback (seccomp `RET_TRACE`), outside the tool.
     Ptrace,
+    /// `mfiguard-hostd`: the host-wide guard, serving the node path itself (CUSE).
+    Hostd,
 }
 
 impl Guard {
@@ -364,6 +374,7 @@ impl Guard {
             Guard::Preload => "preload",
             Guard::Supervisor => "supervisor",
             Guard::Ptrace => "ptrace",
+            Guard::Hostd => "hostd",
         }
     }
 }

@@ -446,6 +446,21 @@ pub fn guard_call(
     }
 }
 
+/// Refuses one call that `caller` made without reading its packet or calling the driver: the
+/// call fails with `issue`'s errno, and the refusal is recorded (always, as every issue is).
+pub fn refuse(cfg: &Config, req: Request, caller: &impl Caller, issue: GuardIssue) -> Delivery {
+    let mut call = Call {
+        cfg,
+        caller,
+        req,
+        seq: SEQ.fetch_add(1, Ordering::Relaxed),
+        identity: None,
+        executed: false,
+    };
+    let rec = call.record();
+    call.issue(rec, issue)
+}
+
 fn get_aen<C: Caller>(call: &mut Call<'_, C>, driver: &mut impl Driver) -> Delivery {
     let mut rec = call.record();
     let record = call.cfg.log != LogTarget::None;

@@ -23,7 +23,11 @@
 #![deny(clippy::print_stdout)]
 
 #[cfg(target_arch = "x86_64")]
+pub mod cuse;
+#[cfg(target_arch = "x86_64")]
 pub mod filter;
+#[cfg(target_arch = "x86_64")]
+pub mod hostd;
 #[cfg(target_arch = "x86_64")]
 pub mod ptrace;
 #[cfg(target_arch = "x86_64")]

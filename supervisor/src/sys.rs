@@ -693,6 +693,20 @@ pub fn tgkill_self(tid: libc::pid_t, sig: c_int) {
     unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, sig) };
 }
 
+/// `mknod(path, S_IFCHR | mode, dev)`: a character device node (the umask applies; callers
+/// set the mode afterwards).
+pub fn mknod_char(
+    path: &std::ffi::CStr,
+    mode: libc::mode_t,
+    dev: libc::dev_t,
+) -> Result<(), c_int> {
+    // SAFETY: a NUL-terminated path and integer arguments.
+    if unsafe { libc::mknod(path.as_ptr(), libc::S_IFCHR | (mode & 0o7777), dev) } < 0 {
+        return Err(errno());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     /// The `prctl` form of the install (kernels without the `seccomp` system call) takes the
