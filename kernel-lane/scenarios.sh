@@ -880,11 +880,18 @@ sc_hostd_node_restored() {
     rm -f "$NODE"
     wait_active "removed"
     [ "$(grep -cF '"key":"hostd.node"' "$f.jsonl")" = 2 ] || fail "not one record per replacement: $(grep -cF '"key":"hostd.node"' "$f.jsonl")"
+    if [ -x "$SUP" ]; then
+        MFIGUARD_LIB_DIR=/opt/mfiguard "$SUP" --check >"$f.check" 2>&1
+        grep -q '^host-wide guard: active: mfiguard-hostd serves /dev/megaraid_sas_ioctl_node' "$f.check" ||
+            fail "mfiguard-run --check does not report the host-wide guard active: $(grep 'host-wide' "$f.check")"
+    fi
     kernel_calls_reset
     "$CLIENT" ctrl-info >"$f.out" 2>&1 || fail "ctrl-info through the restored node: $(head -n 1 "$f.out")"
     [ "$(outcome_records "$f.jsonl")" = 1 ] || fail "the call through the restored node was not guarded"
     hostd_stop
-    echo "the driver's node put at the path, then the path removed: both seen, said, recorded (hostd.node) and undone; the next call guarded"
+    c=
+    [ -x "$SUP" ] && c="; mfiguard-run --check reports it active"
+    echo "the driver's node put at the path, then the path removed: both seen, said, recorded (hostd.node) and undone; the next call guarded$c"
 }
 
 # Many callers at once: the dynamic and the static client with 4 threads each, and smartctl.

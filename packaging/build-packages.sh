@@ -59,7 +59,7 @@ ZIG_VENV=${MFIGUARD_ZIG_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/mfiguard/zig-venv}
 # go to the mfiguard package (their asset lines in [package.metadata.deb] name
 # target/release/BINARY, which cargo deb --target maps to that directory),
 # the 32-bit ones to mfiguard-i386 (/usr/lib/mfiguard/i386/).
-PROGRAMS64="mfiguard:mfiguard-probe mfiguard-cli:mfiguard-run"
+PROGRAMS64="mfiguard:mfiguard-probe mfiguard-cli:mfiguard-run mfiguard-cli:mfiguard-hostd"
 PROGRAMS32="mfiguard:mfiguard-probe"
 
 build=1 install=0 remove=0 rpm=1
@@ -232,6 +232,9 @@ rm -rf "$stage"
 # ---- checks of the .debs ---------------------------------------------------------------------
 # Paths the main packages must hold (the 32-bit ones are in mfiguard-i386 / mfiguard-i686).
 expected='/usr/bin/mfiguard-run
+/usr/sbin/mfiguard-hostd
+/usr/share/man/man8/mfiguard-hostd.8
+/usr/lib/systemd/system/mfiguard-hostd.service
 /usr/lib/mfiguard/libmfiguard.so
 /usr/lib/mfiguard/mfiguard-probe
 /usr/share/man/man1/mfiguard-run.1

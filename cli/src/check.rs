@@ -36,6 +36,7 @@ pub fn check(settings: &Settings, tool: Option<&str>) -> bool {
         ok = false;
     }
     check_kernel();
+    ok &= check_hostd();
     ok &= check_policy(settings);
     match (ok, tool) {
         (true, Some(t)) => {
@@ -45,6 +46,28 @@ pub fn check(settings: &Settings, tool: Option<&str>) -> bool {
         (false, _) => println!("result: FAILED: see above"),
     }
     ok
+}
+
+/// The host-wide guard (mfiguard-hostd): whether it serves the node's path. Its absence is no
+/// failure (it is optional); a daemon whose node was replaced is.
+#[cfg(target_arch = "x86_64")]
+fn check_hostd() -> bool {
+    use mfiguard_supervisor::hostd::{Status, Verdict, NODE_PATH};
+    let path = std::path::Path::new(NODE_PATH);
+    let st = Status::of(path);
+    println!("host-wide guard: {}", st.describe(path));
+    match st.verdict() {
+        Verdict::Bypassed | Verdict::Displaced => {
+            println!("    WARNING: tools that open {NODE_PATH} now are not guarded by mfiguard-hostd; it puts its node back within its watch interval (journalctl -u mfiguard-hostd)");
+            false
+        }
+        Verdict::Active | Verdict::Off | Verdict::Stopped => true,
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn check_hostd() -> bool {
+    true
 }
 
 /// What LD_PRELOAD can do for TOOL; (whether the guard can apply, the class of its library).

@@ -174,6 +174,17 @@ pub fn wrapper_bin() -> &'static Path {
     })
 }
 
+/// `mfiguard-hostd`, built once by cargo for the host.
+pub fn hostd_bin() -> &'static Path {
+    static H: OnceLock<PathBuf> = OnceLock::new();
+    H.get_or_init(|| {
+        match try_cargo_build(None, &["-p", "mfiguard-cli", "--bin", "mfiguard-hostd"]) {
+            Ok(dir) => dir.join("mfiguard-hostd"),
+            Err(e) => panic!("{e}"),
+        }
+    })
+}
+
 /// A fresh scratch directory, removed when dropped.
 pub struct Scratch(pub PathBuf);
 

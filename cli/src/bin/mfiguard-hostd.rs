@@ -47,6 +47,9 @@ mod imp {
         /// The root-only directory that holds the driver's private node.
         #[arg(long, value_name = "DIR", default_value = hostd::PRIVATE_DIR)]
         private_dir: PathBuf,
+        /// The CUSE channel.
+        #[arg(long, value_name = "PATH", default_value = hostd::CUSE_CHANNEL)]
+        cuse: PathBuf,
         /// Calls served at once (a slow firmware command holds one).
         #[arg(long, value_name = "N", default_value_t = 8,
               value_parser = clap::value_parser!(u16).range(1..=256))]
@@ -92,9 +95,9 @@ mod imp {
         let opts = Options {
             node: cli.node,
             private_dir: cli.private_dir,
+            channel: cli.cuse,
             workers: usize::from(cli.workers),
             watch: Duration::from_millis(cli.watch_ms),
-            ..Options::default()
         };
         match hostd::serve(&cfg, &opts) {
             Ok(()) => ExitCode::SUCCESS,
