@@ -880,8 +880,13 @@ fn allow_knows_exactly_the_sanitizers_rule_ids() {
         .iter()
         .map(|r| r.name())
         .collect();
-    for entry in std::fs::read_dir(root().join("cli/src")).unwrap() {
-        let p = entry.unwrap().path();
+    let src = root().join("cli/src");
+    let files = std::fs::read_dir(&src)
+        .unwrap()
+        .chain(std::fs::read_dir(src.join("bin")).unwrap())
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file());
+    for p in files {
         let text = read(&p);
         for id in &sanitizer_ids {
             assert!(
