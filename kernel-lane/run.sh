@@ -249,16 +249,25 @@ strip_debug() { if command -v strip >/dev/null; then strip --strip-debug "$1" 2>
 # The boots: the first runs the driver checks and every ordinary scenario; each hazard_* scenario
 # (the kernel writes outside its frame, which may oops it) gets a fresh kernel of its own.
 plan_boots() {
-    local all abi n main=() hazards=()
+    local all abi n first=() more=() hazards=() ordinary
     all=$(sed -n 's/^sc_\([A-Za-z0-9_]*\)() *{.*/\1/p' "$SCENARIOS")
-    for n in $all; do case $n in driver_*) main+=("$n") ;; esac; done
+    for n in $all; do case $n in driver_*) first+=("$n") ;; esac; done
     if [ "$BOOT_ONLY" = 0 ]; then
         for abi in $ABIS; do
-            for n in $all; do case $n in driver_* | hazard_*) ;; *) main+=("$n@$abi") ;; esac; done
+            ordinary=()
+            for n in $all; do case $n in driver_* | hazard_*) ;; *) ordinary+=("$n@$abi") ;; esac; done
+            # The first ABI's scenarios share the driver checks' boot; each other ABI gets one
+            # of its own (and its own timeout).
+            if [ ${#more[@]} -eq 0 ] && [ "$abi" = "${ABIS%% *}" ]; then
+                first+=("${ordinary[@]}")
+            else
+                n=$(only "${ordinary[@]}")
+                [ -n "$n" ] && more+=("$n")
+            fi
             for n in $all; do case $n in hazard_*) hazards+=("$n@$abi") ;; esac; done
         done
     fi
-    BOOTS=("$(only "${main[@]}")")
+    BOOTS=("$(only "${first[@]}")" "${more[@]}")
     for n in "${hazards[@]}"; do
         n=$(only "$n")
         [ -n "$n" ] && BOOTS+=("$n")

@@ -190,6 +190,13 @@ pub fn reply_open(unique: u64, fh: u64) -> Vec<u8> {
     reply(unique, 0, &arg)
 }
 
+/// The reply to `FUSE_POLL`: `struct fuse_poll_out { revents, padding }`.
+pub fn reply_poll(unique: u64, revents: u32) -> Vec<u8> {
+    let mut arg = [0u8; 8];
+    arg[0..4].copy_from_slice(&revents.to_ne_bytes());
+    reply(unique, 0, &arg)
+}
+
 /// The reply to `FUSE_IOCTL` with the call's result (`struct fuse_ioctl_out { result, flags,
 /// in_iovs, out_iovs }`): nothing to copy, nothing to retry.
 pub fn reply_ioctl(unique: u64, result: i32) -> Vec<u8> {
@@ -201,7 +208,13 @@ pub fn reply_ioctl(unique: u64, result: i32) -> Vec<u8> {
 /// The reply to `CUSE_INIT`, or `None` when the kernel's protocol is one CUSE cannot serve
 /// (another major version, a minor below 11). Offers unrestricted ioctls (the daemon reads and
 /// writes the caller's memory itself) and the device's name (`DEVNAME=`).
-pub fn reply_init(unique: u64, major: u32, minor: u32, devname: &str) -> Option<Vec<u8>> {
+pub fn reply_init(
+    unique: u64,
+    major: u32,
+    minor: u32,
+    devname: &str,
+    (dev_major, dev_minor): (u32, u32),
+) -> Option<Vec<u8>> {
     if major != FUSE_KERNEL_VERSION || minor < CUSE_MINOR_MIN {
         return None;
     }
@@ -217,6 +230,8 @@ pub fn reply_init(unique: u64, major: u32, minor: u32, devname: &str) -> Option<
     arg[12..16].copy_from_slice(&CUSE_UNRESTRICTED_IOCTL.to_ne_bytes());
     arg[16..20].copy_from_slice(&MAX_RW.to_ne_bytes());
     arg[20..24].copy_from_slice(&MAX_RW.to_ne_bytes());
+    arg[24..28].copy_from_slice(&dev_major.to_ne_bytes());
+    arg[28..32].copy_from_slice(&dev_minor.to_ne_bytes());
     arg.extend_from_slice(b"DEVNAME=");
     arg.extend_from_slice(devname.as_bytes());
     arg.push(0);
@@ -314,7 +329,14 @@ mod tests {
             panic!("{op:?}")
         };
         assert_eq!((major, minor, flags), (7, 38, CUSE_UNRESTRICTED_IOCTL));
-        let r = reply_init(h.unique, major, minor, "megaraid_sas_ioctl_node").unwrap();
+        let r = reply_init(
+            h.unique,
+            major,
+            minor,
+            "megaraid_sas_ioctl_node",
+            (120, 0x6d66),
+        )
+        .unwrap();
         let info = b"DEVNAME=megaraid_sas_ioctl_node\0";
         assert_eq!(r.len(), OUT_HEADER_LEN + CUSE_INIT_OUT_LEN + info.len());
         assert_eq!(
@@ -327,13 +349,14 @@ mod tests {
         assert_eq!(&out[0..4], &7u32.to_ne_bytes());
         assert_eq!(&out[4..8], &FUSE_MINOR_KNOWN.to_ne_bytes()); // the lower of 38 and ours
         assert_eq!(&out[12..16], &CUSE_UNRESTRICTED_IOCTL.to_ne_bytes());
-        assert_eq!(&out[24..32], &[0u8; 8]); // the kernel picks the device number
+        assert_eq!(&out[24..28], &120u32.to_ne_bytes()); // dev_major
+        assert_eq!(&out[28..32], &0x6d66u32.to_ne_bytes()); // dev_minor
         assert_eq!(&out[CUSE_INIT_OUT_LEN..], info);
         // A kernel of another major version, or too old for CUSE: no reply to give.
-        assert!(reply_init(1, 8, 31, "x").is_none());
-        assert!(reply_init(1, 7, 10, "x").is_none());
-        assert!(reply_init(1, 7, 31, "a=b").is_none());
-        assert!(reply_init(1, 7, 31, "").is_none());
+        assert!(reply_init(1, 8, 31, "x", (0, 0)).is_none());
+        assert!(reply_init(1, 7, 10, "x", (0, 0)).is_none());
+        assert!(reply_init(1, 7, 31, "a=b", (0, 0)).is_none());
+        assert!(reply_init(1, 7, 31, "", (0, 0)).is_none());
     }
 
     #[test]

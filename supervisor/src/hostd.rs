@@ -28,6 +28,7 @@
 //! until the daemon is back; it never falls back to the driver. A watcher puts the node back
 //! (with a record) when something replaces it.
 
+use std::cell::Cell;
 use std::ffi::{c_int, CString};
 use std::fs;
 use std::io;
@@ -35,7 +36,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{mpsc, Mutex, OnceLock};
 use std::time::Duration;
 
 use mfiguard_core::audit::{self, ErrorRecord, Guard, GuardIssue, Record};
@@ -76,7 +77,16 @@ pub struct Options {
     pub workers: usize,
     /// How often the path is checked.
     pub watch: Duration,
+    /// The CUSE device's number: a fixed one outside the kernel's dynamic ranges, so that the
+    /// node a dead daemon leaves behind can never become another driver's (`None`: the kernel
+    /// picks one).
+    pub device: Option<(u32, u32)>,
 }
+
+/// The CUSE device's number: major 120 is in a range reserved for local use (120-127 in the
+/// kernel's `devices.txt`), never handed out dynamically (dynamic majors are 234-254 and
+/// 384-511), and the minor is above 255, out of the way of a `register_chrdev` of that major.
+pub const DEVICE_NUMBER: (u32, u32) = (120, 0x6d66);
 
 impl Default for Options {
     fn default() -> Options {
@@ -86,6 +96,7 @@ impl Default for Options {
             channel: CUSE_CHANNEL.into(),
             workers: 8,
             watch: Duration::from_millis(200),
+            device: Some(DEVICE_NUMBER),
         }
     }
 }
@@ -116,6 +127,42 @@ struct CuseCaller<'h, H: Host> {
     host: &'h H,
     tid: libc::pid_t,
     unique: u64,
+    /// Whether the reply was written: every request read gets exactly one, or its caller
+    /// would wait for it uninterruptibly.
+    replied: Cell<bool>,
+}
+
+impl<H: Host> CuseCaller<'_, H> {
+    /// Answers the request once; a reply the kernel refuses is replaced by `EIO`.
+    fn reply(&self, answer: Answer) -> Result<(), c_int> {
+        if self.replied.replace(true) {
+            return Err(libc::EALREADY);
+        }
+        let bytes = match answer {
+            Answer::Value(v) => cuse::reply_ioctl(self.unique, v),
+            Answer::Errno(e) => cuse::reply_error(self.unique, reply_errno(e)),
+        };
+        match self.host.send(&bytes) {
+            Ok(()) => Ok(()),
+            // The request is gone (its caller was killed before the reply): nothing waits.
+            Err(libc::ENOENT) => Err(libc::ESRCH),
+            Err(e) => {
+                let _ = self.host.send(&cuse::reply_error(self.unique, libc::EIO));
+                Err(e)
+            }
+        }
+    }
+}
+
+/// The errno a reply may carry: the kernel takes 1..=511 only (it refuses the reply otherwise,
+/// and the caller would wait forever). The driver's `ENOTSUPP` (524, a kernel-internal code it
+/// returns for commands it does not know) becomes `EOPNOTSUPP`, anything else out of range `EIO`.
+pub(crate) fn reply_errno(e: c_int) -> c_int {
+    match e {
+        1..=511 => e,
+        524 => libc::EOPNOTSUPP,
+        _ => libc::EIO,
+    }
 }
 
 impl<H: Host> Caller for CuseCaller<'_, H> {
@@ -138,11 +185,7 @@ impl<H: Host> Caller for CuseCaller<'_, H> {
     }
 
     fn deliver(&self, answer: Answer) -> Result<(), c_int> {
-        let reply = match answer {
-            Answer::Value(v) => cuse::reply_ioctl(self.unique, v),
-            Answer::Errno(e) => cuse::reply_error(self.unique, e),
-        };
-        self.host.send(&reply)
+        self.reply(answer)
     }
 }
 
@@ -160,7 +203,10 @@ pub(crate) fn handle(cfg: &Config, host: &impl Host, h: &InHeader, op: Op) {
         Op::Release => cuse::reply_empty(h.unique),
         // The driver has no read or write: the VFS answers EINVAL for it.
         Op::Other(cuse::FUSE_READ | cuse::FUSE_WRITE) => cuse::reply_error(h.unique, libc::EINVAL),
-        // ENOSYS to FUSE_POLL makes the kernel answer polls itself, as for a driver without poll.
+        // The driver's poll reports an event notification; none is ever registered through
+        // this daemon (GET_AEN is refused), so none is pending. (ENOSYS would make the kernel
+        // answer "readable" to every later poll.)
+        Op::Other(cuse::FUSE_POLL) => cuse::reply_poll(h.unique, 0),
         Op::Other(_) | Op::Init { .. } => cuse::reply_error(h.unique, libc::ENOSYS),
     };
     let _ = host.send(&reply);
@@ -184,7 +230,25 @@ fn ioctl(cfg: &Config, host: &impl Host, h: &InHeader, flags: u32, cmd: u32, arg
         host,
         tid: libc::pid_t::try_from(h.pid).unwrap_or(0),
         unique: h.unique,
+        replied: Cell::new(false),
     };
+    guard_ioctl(cfg, host, &caller, cmd, arg, abi, compat);
+    if !caller.replied.get() {
+        // Not answered (its copy-back found the caller gone): the request still gets its one
+        // reply.
+        let _ = caller.reply(Answer::Errno(libc::EIO));
+    }
+}
+
+fn guard_ioctl<H: Host>(
+    cfg: &Config,
+    host: &H,
+    caller: &CuseCaller<'_, H>,
+    cmd: u32,
+    arg: u64,
+    abi: Abi,
+    compat: bool,
+) {
     let req = Request {
         code: cmd,
         arg: if compat { arg & 0xffff_ffff } else { arg },
@@ -192,20 +256,20 @@ fn ioctl(cfg: &Config, host: &impl Host, h: &InHeader, flags: u32, cmd: u32, arg
         guard: Guard::Hostd,
     };
     if cmd == GET_AEN {
-        emulate::refuse(cfg, req, &caller, GuardIssue::AenUnsupported);
+        emulate::refuse(cfg, req, caller, GuardIssue::AenUnsupported);
         return;
     }
     if caller.tid <= 0 {
         // A caller outside this daemon's pid namespace: its memory cannot be named.
-        emulate::refuse(cfg, req, &caller, GuardIssue::CallerGone);
+        emulate::refuse(cfg, req, caller, GuardIssue::CallerGone);
         return;
     }
     match host.driver() {
         Ok(mut driver) => {
-            emulate::guard_call(cfg, req, &caller, &mut driver);
+            emulate::guard_call(cfg, req, caller, &mut driver);
         }
         Err(_) => {
-            emulate::refuse(cfg, req, &caller, GuardIssue::NoNextIoctl);
+            emulate::refuse(cfg, req, caller, GuardIssue::NoNextIoctl);
         }
     }
 }
@@ -263,17 +327,13 @@ fn may_open(tid: libc::pid_t) -> Result<(), c_int> {
         .find_map(|l| l.strip_prefix("CapEff:"))
         .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
         .ok_or(libc::EACCES)?;
-    let ns = |p: String| fs::read_link(p).ok();
-    let same_ns = match (
-        ns(format!("/proc/{tid}/ns/user")),
-        ns("/proc/self/ns/user".into()),
-    ) {
-        (Some(a), Some(b)) => a == b,
-        // No user namespaces in this kernel: everyone is in the initial one.
-        (None, None) => true,
-        _ => false,
+    // `capable()` asks about the initial user namespace (PROC_USER_INIT_INO); a kernel without
+    // user namespaces has no such link, and everyone is in the initial one.
+    let initial_ns = match fs::read_link(format!("/proc/{tid}/ns/user")) {
+        Ok(link) => link.as_os_str() == "user:[4026531837]",
+        Err(e) => e.kind() == io::ErrorKind::NotFound,
     };
-    if same_ns && caps & (1 << CAP_SYS_ADMIN) != 0 {
+    if initial_ns && caps & (1 << CAP_SYS_ADMIN) != 0 {
         Ok(())
     } else {
         Err(libc::EACCES)
@@ -284,6 +344,8 @@ fn may_open(tid: libc::pid_t) -> Result<(), c_int> {
 struct RealNode {
     dir: PathBuf,
     fd: OnceLock<OwnedFd>,
+    /// Held while the node is created and opened: one worker does it at a time.
+    opening: Mutex<()>,
 }
 
 impl RealNode {
@@ -292,9 +354,10 @@ impl RealNode {
         if let Some(fd) = self.fd.get() {
             return Ok(fd.as_fd());
         }
-        let fd = open_private_node(&self.dir)?;
-        // Another worker may have opened it meanwhile: one descriptor is kept.
-        let _ = self.fd.set(fd);
+        let _one = self.opening.lock().unwrap_or_else(|e| e.into_inner());
+        if self.fd.get().is_none() {
+            let _ = self.fd.set(open_private_node(&self.dir)?);
+        }
         self.fd.get().map(|f| f.as_fd()).ok_or(libc::EIO)
     }
 }
@@ -546,8 +609,9 @@ fn record_node_event(cfg: &Config, path: &Path, message: &str) {
 }
 
 /// Runs the daemon: registers the device, puts its node at the path, serves until the channel
-/// closes. Returns only on an error, which says what to do.
-pub fn serve(cfg: &Config, opts: &Options) -> Result<(), String> {
+/// closes. Returns only on an error, which says what to do; the caller ends the process then
+/// (the daemon's threads live as long as it).
+pub fn serve(cfg: &'static Config, opts: &Options) -> Result<std::convert::Infallible, String> {
     let name = opts
         .node
         .file_name()
@@ -559,10 +623,11 @@ pub fn serve(cfg: &Config, opts: &Options) -> Result<(), String> {
             "a CUSE device named {name} exists already: is another mfiguard-hostd running?"
         ));
     }
-    let real = RealNode {
+    let real: &'static RealNode = Box::leak(Box::new(RealNode {
         dir: opts.private_dir.clone(),
         fd: OnceLock::new(),
-    };
+        opening: Mutex::new(()),
+    }));
     // Opened now when the driver is there, so that a problem shows at start; later otherwise.
     match real.get() {
         Ok(_) => {}
@@ -578,26 +643,18 @@ pub fn serve(cfg: &Config, opts: &Options) -> Result<(), String> {
             ))
         }
     }
-    let channel = sys::open(
-        &cstr(&opts.channel).map_err(|_| "bad channel path")?,
-        libc::O_RDWR,
-    )
-    .map_err(|e| {
-        let hint = if e == libc::ENOENT {
-            " (load the cuse module: modprobe cuse)"
-        } else {
-            ""
-        };
-        format!(
-            "cannot open {}: {}{hint}",
-            opts.channel.display(),
-            io::Error::from_raw_os_error(e)
-        )
-    })?;
-    init(channel.as_fd(), &name)?;
-    let dev = cuse_device(&name).ok_or_else(|| {
-        format!("the kernel did not create the CUSE device {name}: is another one of that name registered?")
-    })?;
+    let (channel, dev) = match register(opts, &name, opts.device) {
+        Ok(done) => done,
+        Err(Registration::NotCreated) if opts.device.is_some() => {
+            let (major, minor) = opts.device.unwrap_or_default();
+            eprintln!(
+                "mfiguard-hostd: WARNING: the device number {major}:{minor} is taken: the kernel picks one (a node left by a dead daemon could then become another device's)"
+            );
+            register(opts, &name, None).map_err(|e| e.to_string())?
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    let channel: &'static OwnedFd = Box::leak(Box::new(channel));
     let like = match NodeState::of(&opts.node) {
         NodeState::Char { mode, uid, gid, .. } => (mode, uid, gid),
         _ => (0o600, 0, 0),
@@ -623,30 +680,109 @@ pub fn serve(cfg: &Config, opts: &Options) -> Result<(), String> {
         };
         let _ = audit::emit(cfg, false, Record::Error(&rec));
     }
-    sd_notify("READY=1\nSTATUS=serving the MegaRAID management node");
-    let host = Live {
+    let host: &'static Live<'static> = Box::leak(Box::new(Live {
         channel: channel.as_fd(),
-        real: &real,
+        real,
+    }));
+    // Readers take every request off the channel and answer all but the ioctls at once, so that
+    // an open, a close or a poll never waits behind firmware commands; the ioctls go to the
+    // workers, as many at once as there are workers. Each request is read once and answered
+    // once: a command never runs twice.
+    let (fatal_tx, fatal) = mpsc::channel::<String>();
+    let (jobs_tx, jobs) = mpsc::channel::<(InHeader, Op)>();
+    let jobs = &*Box::leak(Box::new(Mutex::new(jobs)));
+    let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn(f)
+            .map(drop)
+            .map_err(|e| format!("cannot start a thread: {e}"))
     };
-    std::thread::scope(|s| {
-        s.spawn(|| watch(cfg, opts, dev, like));
-        let workers: Vec<_> = (0..opts.workers.max(1))
-            .map(|_| s.spawn(|| work(cfg, &host)))
-            .collect();
-        // The first worker that stops ends the daemon (the channel is gone for all).
-        let mut why = String::new();
-        for w in workers {
-            if let Ok(Err(e)) = w.join() {
-                why = e;
-                break;
-            }
-        }
-        Err(why)
-    })
+    for _ in 0..opts.workers.max(1) {
+        spawn(
+            "hostd-worker",
+            Box::new(move || loop {
+                let job = jobs.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                match job {
+                    Ok((h, op)) => handle(cfg, host, &h, op),
+                    Err(_) => return,
+                }
+            }),
+        )?;
+    }
+    for _ in 0..READERS {
+        let (fatal_tx, jobs_tx) = (fatal_tx.clone(), jobs_tx.clone());
+        spawn(
+            "hostd-reader",
+            Box::new(move || {
+                let why = read_requests(cfg, host, &jobs_tx);
+                let _ = fatal_tx.send(why);
+            }),
+        )?;
+    }
+    let watched = (opts.node.clone(), opts.watch);
+    spawn(
+        "hostd-watch",
+        Box::new(move || watch(cfg, &watched.0, watched.1, dev, like)),
+    )?;
+    sd_notify("READY=1\nSTATUS=serving the MegaRAID management node");
+    // The first reader that stops ends the daemon: the channel is gone for all.
+    Err(fatal
+        .recv()
+        .unwrap_or_else(|_| "every reader stopped".into()))
 }
 
-/// Answers `CUSE_INIT`: the device's name, unrestricted ioctls.
-fn init(channel: BorrowedFd<'_>, name: &str) -> Result<(), String> {
+/// Threads reading the channel (two: one may be busy writing a reply while the next request
+/// waits).
+const READERS: usize = 2;
+
+/// Why registering the CUSE device failed.
+enum Registration {
+    /// The channel could not be opened or the init exchanged.
+    Failed(String),
+    /// The kernel refused the device (its name or number taken).
+    NotCreated,
+}
+
+impl std::fmt::Display for Registration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Registration::Failed(why) => f.write_str(why),
+            Registration::NotCreated => f.write_str(
+                "the kernel did not create the CUSE device: is another one of that name or number registered?",
+            ),
+        }
+    }
+}
+
+/// Opens the channel and registers the device `name`, of number `device` (or one the kernel
+/// picks); the channel and the device's number.
+fn register(
+    opts: &Options,
+    name: &str,
+    device: Option<(u32, u32)>,
+) -> Result<(OwnedFd, u64), Registration> {
+    let path = cstr(&opts.channel).map_err(|_| Registration::Failed("bad channel path".into()))?;
+    let channel = sys::open(&path, libc::O_RDWR).map_err(|e| {
+        let hint = if e == libc::ENOENT {
+            " (load the cuse module: modprobe cuse)"
+        } else {
+            ""
+        };
+        Registration::Failed(format!(
+            "cannot open {}: {}{hint}",
+            opts.channel.display(),
+            io::Error::from_raw_os_error(e)
+        ))
+    })?;
+    init(channel.as_fd(), name, device).map_err(Registration::Failed)?;
+    // The kernel creates the device while it takes the reply, or aborts the channel.
+    let dev = cuse_device(name).ok_or(Registration::NotCreated)?;
+    Ok((channel, dev))
+}
+
+/// Answers `CUSE_INIT`: the device's name and number, unrestricted ioctls.
+fn init(channel: BorrowedFd<'_>, name: &str, device: Option<(u32, u32)>) -> Result<(), String> {
     let mut buf = vec![0u8; READ_BUFFER];
     let n = sys::read(channel, &mut buf)
         .map_err(|e| format!("reading CUSE_INIT: {}", io::Error::from_raw_os_error(e)))?;
@@ -654,15 +790,16 @@ fn init(channel: BorrowedFd<'_>, name: &str) -> Result<(), String> {
     let Op::Init { major, minor, .. } = op else {
         return Err(format!("expected CUSE_INIT, got opcode {}", h.opcode));
     };
-    let reply = cuse::reply_init(h.unique, major, minor, name).ok_or_else(|| {
-        format!("the kernel speaks FUSE {major}.{minor}; CUSE needs 7.11 or later")
-    })?;
+    let reply = cuse::reply_init(h.unique, major, minor, name, device.unwrap_or((0, 0)))
+        .ok_or_else(|| {
+            format!("the kernel speaks FUSE {major}.{minor}; CUSE needs 7.11 or later")
+        })?;
     sys::write(channel, &reply)
         .map_err(|e| format!("answering CUSE_INIT: {}", io::Error::from_raw_os_error(e)))
 }
 
-/// One worker: reads requests and answers them until the channel closes.
-fn work(cfg: &Config, host: &Live<'_>) -> Result<(), String> {
+/// A reader: takes requests off the channel until it closes; the reason it did.
+fn read_requests(cfg: &Config, host: &Live<'_>, jobs: &mpsc::Sender<(InHeader, Op)>) -> String {
     let mut buf = vec![0u8; READ_BUFFER];
     loop {
         let n = match sys::read(host.channel, &mut buf) {
@@ -670,30 +807,43 @@ fn work(cfg: &Config, host: &Live<'_>) -> Result<(), String> {
             // The request went away (its caller was killed) before it was read.
             Err(libc::ENOENT | libc::EAGAIN) => continue,
             Err(libc::ENODEV) => {
-                return Err(
-                    "the CUSE channel was closed by the kernel (the device was aborted)".into(),
-                )
+                return "the CUSE channel was closed by the kernel (the device was aborted)".into()
             }
             Err(e) => {
-                return Err(format!(
+                return format!(
                     "reading the CUSE channel: {}",
                     io::Error::from_raw_os_error(e)
-                ))
+                )
             }
         };
         match cuse::parse(&buf[..n]) {
+            Ok((h, op @ Op::Ioctl { .. })) => {
+                if jobs.send((h, op)).is_err() {
+                    let _ = host.send(&cuse::reply_error(h.unique, libc::EIO));
+                }
+            }
             Ok((h, op)) => handle(cfg, host, &h, op),
-            Err(_) => log::warn!("a short request ({n} bytes) from the CUSE channel"),
+            Err(_) => {
+                log::warn!("a short request ({n} bytes) from the CUSE channel");
+                // Its caller still gets an answer, if the header names it.
+                if let Some(unique) = buf.get(8..16).filter(|_| n >= 16) {
+                    let unique = u64::from_ne_bytes(unique.try_into().unwrap_or([0; 8]));
+                    let _ = host.send(&cuse::reply_error(unique, libc::EIO));
+                }
+            }
         }
     }
 }
 
-/// Checks the path every `opts.watch` and puts the node back when something replaced it.
-fn watch(cfg: &Config, opts: &Options, dev: u64, like: (u32, u32, u32)) {
+/// Checks the path every `every` and puts the node back when something replaced it: said and
+/// recorded once per change of what is found there.
+fn watch(cfg: &Config, node: &Path, every: Duration, dev: u64, like: (u32, u32, u32)) {
+    let mut last: Option<NodeState> = None;
     loop {
-        std::thread::sleep(opts.watch);
-        let now = NodeState::of(&opts.node);
+        std::thread::sleep(every);
+        let now = NodeState::of(node);
         if matches!(now, NodeState::Char { rdev, .. } if rdev == dev) {
+            last = None;
             continue;
         }
         let status = Status {
@@ -704,14 +854,22 @@ fn watch(cfg: &Config, opts: &Options, dev: u64, like: (u32, u32, u32)) {
                 _ => None,
             },
         };
-        let seen = status.describe(&opts.node);
-        let put_back = install_node(&opts.node, dev, like);
+        let put_back = install_node(node, dev, like);
+        if last == Some(now) {
+            // The same state as the last failed attempt: already said.
+            continue;
+        }
+        let seen = status.describe(node);
         let message = match &put_back {
             Ok(()) => format!("{seen}; its node was put back"),
-            Err(e) => format!("{seen}; putting its node back failed: {e}"),
+            Err(e) => format!(
+                "{seen}; putting its node back failed: {e} (tried again every {} ms)",
+                every.as_millis()
+            ),
         };
+        last = put_back.is_err().then_some(now);
         eprintln!("mfiguard-hostd: WARNING: {message}");
-        record_node_event(cfg, &opts.node, &message);
+        record_node_event(cfg, node, &message);
     }
 }
 
@@ -735,6 +893,12 @@ mod tests {
         driver_calls: RefCell<Vec<Vec<u8>>>,
         driver_loaded: bool,
         caps: bool,
+        /// What the driver answers.
+        driver_answer: (c_int, c_int),
+        /// An errno for every write into the caller.
+        write_fails: Option<c_int>,
+        /// An errno for the first reply sent.
+        send_fails: Cell<Option<c_int>>,
     }
 
     impl Fake {
@@ -746,6 +910,9 @@ mod tests {
                 driver_calls: RefCell::new(Vec::new()),
                 driver_loaded: true,
                 caps: true,
+                driver_answer: (0, 0),
+                write_fails: None,
+                send_fails: Cell::new(None),
             }
         }
 
@@ -786,7 +953,7 @@ mod tests {
             if let Some(b) = bufs.first_mut() {
                 b.fill(0xab);
             }
-            (0, 0)
+            self.0.driver_answer
         }
         fn get_aen(&mut self, _: &mut [u8; AEN_SIZE]) -> (c_int, c_int) {
             panic!("GET_AEN must not reach the driver through hostd")
@@ -801,6 +968,9 @@ mod tests {
             Ok(())
         }
         fn write(&self, _: libc::pid_t, addr: u64, data: &[u8]) -> Result<(), c_int> {
+            if let Some(e) = self.write_fails {
+                return Err(e);
+            }
             let r = self.range(addr, data.len())?;
             self.mem.borrow_mut()[r].copy_from_slice(data);
             Ok(())
@@ -830,6 +1000,9 @@ mod tests {
             }
         }
         fn send(&self, reply: &[u8]) -> Result<(), c_int> {
+            if let Some(e) = self.send_fails.take() {
+                return Err(e);
+            }
             self.sent.borrow_mut().push(reply.to_vec());
             Ok(())
         }
@@ -915,6 +1088,50 @@ mod tests {
             // What the driver wrote reached the caller's buffer.
             assert_eq!(&f.mem.borrow()[0x1000..0x1040], &[0xab; 64][..], "{abi:?}");
         }
+    }
+
+    #[test]
+    fn every_ioctl_gets_exactly_one_reply_the_kernel_accepts() {
+        let firmware = |f: &Fake| {
+            let arg = dcmd_packet(f, Abi::Lp64, 0x28);
+            handle(
+                &cfg(),
+                f,
+                &header(cuse::FUSE_IOCTL, 4242),
+                ioctl_op(0, FIRMWARE, arg),
+            );
+        };
+        // The driver's ENOTSUPP (524) is beyond what a reply may carry (the kernel would refuse
+        // it and the caller would wait for ever): EOPNOTSUPP.
+        let f = Fake {
+            driver_answer: (-1, 524),
+            ..Fake::new()
+        };
+        firmware(&f);
+        assert_eq!(f.reply(), (-libc::EOPNOTSUPP, None));
+        assert_eq!(reply_errno(libc::ERANGE), libc::ERANGE);
+        assert_eq!(reply_errno(512), libc::EIO);
+        assert_eq!(reply_errno(0), libc::EIO);
+        assert_eq!(reply_errno(-5), libc::EIO);
+        // The command ran but its results could not be written back because the caller is
+        // gone: still one reply.
+        let f = Fake {
+            write_fails: Some(libc::ESRCH),
+            ..Fake::new()
+        };
+        firmware(&f);
+        assert_eq!(f.driver_calls.borrow().len(), 1);
+        assert_eq!(f.reply(), (-libc::EIO, None));
+        // A reply the channel refuses is followed by EIO.
+        let f = Fake::new();
+        f.send_fails.set(Some(libc::EINVAL));
+        firmware(&f);
+        assert_eq!(f.reply(), (-libc::EIO, None));
+        // A reply whose request is gone (ENOENT) is not retried.
+        let f = Fake::new();
+        f.send_fails.set(Some(libc::ENOENT));
+        firmware(&f);
+        assert!(f.sent.borrow().is_empty());
     }
 
     #[test]
@@ -1019,13 +1236,25 @@ mod tests {
         for (op, want) in [
             (Op::Other(cuse::FUSE_READ), -libc::EINVAL),
             (Op::Other(cuse::FUSE_WRITE), -libc::EINVAL),
-            (Op::Other(cuse::FUSE_POLL), -libc::ENOSYS),
+            (Op::Other(cuse::FUSE_POLL), 0),
+            (Op::Other(cuse::FUSE_FLUSH), -libc::ENOSYS),
             (Op::Release, 0),
         ] {
             let f = Fake::new();
             handle(&cfg(), &f, &header(0, 1), op);
             assert_eq!(f.reply().0, want, "{op:?}");
         }
+        // No event is ever pending: a poll says so, and does not say "readable".
+        let f = Fake::new();
+        handle(
+            &cfg(),
+            &f,
+            &header(cuse::FUSE_POLL, 1),
+            Op::Other(cuse::FUSE_POLL),
+        );
+        let r = &f.sent.borrow()[0];
+        assert_eq!(r.len(), OUT_HEADER_LEN + 8);
+        assert_eq!(&r[OUT_HEADER_LEN..], &[0u8; 8]);
         let f = Fake::new();
         handle(&cfg(), &f, &header(cuse::FUSE_INTERRUPT, 1), Op::Interrupt);
         assert!(f.sent.borrow().is_empty());

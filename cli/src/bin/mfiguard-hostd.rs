@@ -98,13 +98,12 @@ mod imp {
             channel: cli.cuse,
             workers: usize::from(cli.workers),
             watch: Duration::from_millis(cli.watch_ms),
+            device: Some(hostd::DEVICE_NUMBER),
         };
-        match hostd::serve(&cfg, &opts) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("mfiguard-hostd: error: {e}");
-                ExitCode::FAILURE
-            }
-        }
+        // The configuration lives as long as the daemon's threads: the process.
+        let cfg: &'static config::Config = Box::leak(Box::new(cfg));
+        let Err(e) = hostd::serve(cfg, &opts);
+        eprintln!("mfiguard-hostd: error: {e}");
+        ExitCode::FAILURE
     }
 }
