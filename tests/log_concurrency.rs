@@ -51,6 +51,24 @@ fn concurrent_processes_write_only_whole_lines() {
     assert!(text.ends_with('\n'), "the log ends inside a line");
     // parse_lines fails on any line that is not one whole JSON object.
     let records = parse_lines(&text, "shared log");
+    // Each process's first record, and only that one, names the library's build.
+    let mut seen: BTreeSet<i64> = BTreeSet::new();
+    for r in &records {
+        let pid = int(r, "pid").expect("pid in every record");
+        let build = r.get("build").and_then(|b| b.as_str());
+        if seen.insert(pid) {
+            let b = build.unwrap_or_else(|| panic!("pid {pid}'s first record names no build: {r}"));
+            assert!(
+                b.starts_with(concat!("mfiguard ", env!("CARGO_PKG_VERSION"))),
+                "{b}"
+            );
+        } else {
+            assert!(
+                build.is_none(),
+                "a later record of {pid} names the build: {r}"
+            );
+        }
+    }
     let calls = merge_calls(&records);
     let mut per_pid: BTreeMap<i64, BTreeSet<String>> = BTreeMap::new();
     for c in &calls {

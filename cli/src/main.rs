@@ -91,6 +91,8 @@ pub fn printable(text: &str) -> String {
 }
 
 fn main() -> ExitCode {
+    // The supervisor's records: the first names this build.
+    audit::set_build(concat!("mfiguard-run ", env!("CARGO_PKG_VERSION")));
     sys::default_sigpipe();
     match run() {
         Ok(code) => code,

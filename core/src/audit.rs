@@ -885,7 +885,7 @@ pub fn call_json<W: fmt::Write>(
     lost: u64,
     details: bool,
 ) -> fmt::Result {
-    call_json_by(w, c, who, None, phase, ts, lost, details)
+    call_json_by(w, c, who, None, phase, ts, lost, details, None)
 }
 
 /// [`call_json`], naming who ran the tool after `uid` when `by` is known.
@@ -899,6 +899,7 @@ pub fn call_json_by<W: fmt::Write>(
     ts: SystemTime,
     lost: u64,
     details: bool,
+    build: Option<&str>,
 ) -> fmt::Result {
     let mut o = Obj::open(w)?;
     o.str("record", phase.name())?;
@@ -909,6 +910,9 @@ pub fn call_json_by<W: fmt::Write>(
     o.num("uid", who.uid)?;
     if let Some(by) = by {
         by.json(&mut o, details)?;
+    }
+    if let Some(b) = build {
+        o.str("build", b)?;
     }
     o.str("guard", c.guard.name())?;
     o.str("mode", c.mode.name())?;
@@ -969,7 +973,7 @@ pub fn error_json<W: fmt::Write>(
     ts: SystemTime,
     lost: u64,
 ) -> fmt::Result {
-    error_json_by(w, e, who, None, ts, lost)
+    error_json_by(w, e, who, None, ts, lost, None)
 }
 
 /// [`error_json`], naming who ran the tool after `uid` when `by` is known.
@@ -980,6 +984,7 @@ pub fn error_json_by<W: fmt::Write>(
     by: Option<&Invoker>,
     ts: SystemTime,
     lost: u64,
+    build: Option<&str>,
 ) -> fmt::Result {
     let mut o = Obj::open(w)?;
     o.str("record", "error")?;
@@ -989,6 +994,9 @@ pub fn error_json_by<W: fmt::Write>(
     o.num("uid", who.uid)?;
     if let Some(by) = by {
         by.json(&mut o, true)?;
+    }
+    if let Some(b) = build {
+        o.str("build", b)?;
     }
     o.str("key", e.key)?;
     o.str("value", e.value)?;
@@ -1205,10 +1213,22 @@ fn render<B: LineBuf>(
     ts: SystemTime,
     lost: u64,
 ) -> bool {
-    render_by(buf, t, rec, who, None, ts, lost)
+    render_by(buf, t, rec, who, None, ts, lost, None)
+}
+
+/// The build of the program writing records (`mfiguard 0.1.0 (git 1a2b3c4d5e6f)`), set once.
+static BUILD: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+/// Whether the process's first JSON record, which names the build, is still to be written.
+static BUILD_PENDING: AtomicBool = AtomicBool::new(true);
+
+/// Names the build of the program whose records these are: the first record the process
+/// writes to a file carries it (`"build"`), so that a log says which guard wrote it.
+pub fn set_build(name: &'static str) {
+    let _ = BUILD.set(name);
 }
 
 /// [`render`], naming who ran the tool when `by` is known.
+#[allow(clippy::too_many_arguments)] // a record's parts, as emit gathers them
 fn render_by<B: LineBuf>(
     buf: &mut B,
     t: Target<'_>,
@@ -1217,6 +1237,7 @@ fn render_by<B: LineBuf>(
     by: Option<&Invoker>,
     ts: SystemTime,
     lost: u64,
+    build: Option<&str>,
 ) -> bool {
     for details in [true, false] {
         buf.clear();
@@ -1234,9 +1255,11 @@ fn render_by<B: LineBuf>(
             }
             match (t, rec) {
                 (Target::File(_), Record::Call(c, phase)) => {
-                    call_json_by(buf, c, who, by, phase, ts, lost, details)?
+                    call_json_by(buf, c, who, by, phase, ts, lost, details, build)?
                 }
-                (Target::File(_), Record::Error(e)) => error_json_by(buf, e, who, by, ts, lost)?,
+                (Target::File(_), Record::Error(e)) => {
+                    error_json_by(buf, e, who, by, ts, lost, build)?
+                }
                 (_, Record::Call(c, phase)) => call_line_by(buf, c, who, by, phase, lost, details)?,
                 (_, Record::Error(e)) => error_line(buf, e, lost)?,
             }
@@ -1670,11 +1693,20 @@ fn deliver<B: LineBuf>(
         }
         _ => None,
     };
+    // The first JSON record of the process names the build (the next one does if this one
+    // is lost).
+    let build = match (t, BUILD.get()) {
+        (Target::File(_), Some(b)) if BUILD_PENDING.swap(false, Ordering::Relaxed) => Some(*b),
+        _ => None,
+    };
     let result = match journal {
         Some(()) => Ok(()),
-        None if render_by(buf, t, rec, who, by, ts, lost) => send(cfg, t, buf.bytes()),
+        None if render_by(buf, t, rec, who, by, ts, lost, build) => send(cfg, t, buf.bytes()),
         None => Err(SinkError::Failed(libc::ENOBUFS)),
     };
+    if result.is_err() && build.is_some() {
+        BUILD_PENDING.store(true, Ordering::Relaxed);
+    }
     let err = match result {
         Ok(()) => {
             if lost > 0 {
@@ -1721,7 +1753,7 @@ fn deliver<B: LineBuf>(
     }
     if let SinkError::Refused(_) = err {
         // The evidence is kept where the tool's output goes, never in the refused file.
-        if render_by(buf, Target::Stderr, rec, who, by, ts, lost) {
+        if render_by(buf, Target::Stderr, rec, who, by, ts, lost, None) {
             let _ = sys::write_stderr_nowait(buf.bytes());
         }
     }
@@ -2378,6 +2410,7 @@ mod tests {
             UNIX_EPOCH,
             0,
             true,
+            None,
         )
         .unwrap();
         assert!(
@@ -2397,9 +2430,28 @@ mod tests {
             UNIX_EPOCH,
             0,
             true,
+            None,
         )
         .unwrap();
         assert_eq!(plain, none);
+        // The first record of a process names the build, after who ran it.
+        let mut first = String::new();
+        call_json_by(
+            &mut first,
+            &rec,
+            WHO,
+            Some(&by),
+            Phase::Outcome,
+            UNIX_EPOCH,
+            0,
+            true,
+            Some("mfiguard 0.1.0 (git 1a2b3c4d5e6f)"),
+        )
+        .unwrap();
+        assert!(
+            first.contains(r#""argv":["MegaCli64","-a\"x"],"build":"mfiguard 0.1.0 (git 1a2b3c4d5e6f)","guard":"preload","#),
+            "{first}"
+        );
         // The compact form leaves argv out; the readable line names sudo and the login uid.
         let mut compact = String::new();
         call_json_by(
@@ -2411,6 +2463,7 @@ mod tests {
             UNIX_EPOCH,
             0,
             false,
+            None,
         )
         .unwrap();
         assert!(
@@ -2430,7 +2483,7 @@ mod tests {
             message: "m",
             exe: "/bin/x",
         };
-        error_json_by(&mut err, &e, WHO, Some(&by), UNIX_EPOCH, 0).unwrap();
+        error_json_by(&mut err, &e, WHO, Some(&by), UNIX_EPOCH, 0, None).unwrap();
         assert!(err.contains(r#""uid":0,"sudo_user":"alice","#), "{err}");
     }
 
@@ -2460,7 +2513,8 @@ mod tests {
                 WHO,
                 Some(&by),
                 UNIX_EPOCH,
-                u64::MAX
+                u64::MAX,
+                Some("mfiguard 0.1.0 (git 1a2b3c4d5e6f) and then some more")
             ));
             assert!(buf.bytes().ends_with(b"\n"));
         }

@@ -221,6 +221,7 @@ fn base_record(cfg: &Config, code: u32, nested: bool) -> CallRecord<'_> {
 fn startup() -> &'static Config {
     let cfg = config::get_or_load();
     if !STARTED.load(Ordering::Acquire) && !STARTED.swap(true, Ordering::AcqRel) {
+        audit::set_build(crate::BUILD_NAME);
         if let Some(filter) = &cfg.debug {
             let pid = std::process::id();
             let _ = env_logger::Builder::new()

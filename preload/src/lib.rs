@@ -60,6 +60,13 @@ const VERSION: &str = concat!(
     "\0"
 );
 
+/// The library's build as the first record of a process names it.
+pub(crate) const BUILD_NAME: &str = concat!(
+    "mfiguard ",
+    env!("CARGO_PKG_VERSION"),
+    env!("MFIGUARD_BUILD_SUFFIX")
+);
+
 /// The library's build, for `mfiguard-probe --build` (and so `mfiguard-run --check`): a
 /// NUL-terminated string that lives as long as the library.
 #[allow(unsafe_code)] // `no_mangle`: exported under this name

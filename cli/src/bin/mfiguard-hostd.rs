@@ -91,6 +91,7 @@ mod imp {
         }
         // Rust's runtime ignores SIGPIPE: a record written to a stderr nobody reads fails with
         // EPIPE and does not end the daemon.
+        mfiguard_core::audit::set_build(concat!("mfiguard-hostd ", env!("CARGO_PKG_VERSION")));
         let cfg = config::load();
         let opts = Options {
             node: cli.node,
