@@ -185,6 +185,23 @@ else
 	fail "/var/log/mfiguard is '$perm', expected 750 root:adm"
 fi
 
+# The host-wide guard runs on this glibc: its version, and its status (off: no daemon, and this
+# kernel may lack CUSE), exit 1 with the reason on stdout.
+hostd_version=$(in_root /usr/sbin/mfiguard-hostd --version 2>&1)
+if [ "$hostd_version" = "mfiguard-hostd $(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)" ]; then
+	pass "mfiguard-hostd runs on $RELEASE: $hostd_version"
+else
+	fail "mfiguard-hostd --version in the chroot: $hostd_version"
+fi
+if out=$(in_root /usr/sbin/mfiguard-hostd --status 2>&1); then
+	fail "mfiguard-hostd --status says active in the chroot: $out"
+else
+	case $out in
+	"host-wide guard: off: "*) pass "mfiguard-hostd --status: $(printf '%s' "$out" | cut -c1-60)..." ;;
+	*) fail "mfiguard-hostd --status in the chroot: $out" ;;
+	esac
+fi
+
 # ---- the clients and simulators, 64- and 32-bit -------------------------------------------------
 mkdir -p "$root/opt/t/64" "$root/opt/t/32"
 cp "$CLIENT64" "$SIM64" "$root/opt/t/64/"
