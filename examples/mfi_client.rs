@@ -16,6 +16,8 @@
 //!     rule RULE_ID         a packet that triggers exactly that rule (`rule pass`: a clean DCMD)
 //!     aen                  F_SETOWN + O_ASYNC, then MEGASAS_IOC_GET_AEN
 //!   extensions for the end-to-end tests:
+//!     poll MS              poll(2) the node for a controller event (POLLIN), twice, MS
+//!                          milliseconds each; prints poll=N revents=0x.. for each
 //!     unrelated            ioctls the guard must not touch: FIONREAD on a pipe, the MegaRAID
 //!                          request on a pipe, another 'M' request and TCGETS on the device
 //!     fault KIND           the packet pointer is unreadable: unmapped, protnone, span (the packet
@@ -137,7 +139,7 @@ const USAGE_TEXT: &str =
      scenarios: ctrl-info pd-list ld-list event-info inquiry TARGET stp-probe TARGET\n\
      \x20          ieee-dcmd sgl-off HEXOFF sense-off HEXOFF rule RULE_ID aen\n\
      \x20          dcmd OPCODE read|write|none LEN smp FUNCTION [long|unmapped] smp-race N\n\
-     \x20          unrelated fault KIND race N threads N M high-bits\n\
+     \x20          unrelated poll MS fault KIND race N threads N M high-bits\n\
      \x20          stress THREADS MS fork CHILDREN CALLS config-inherit K=V fork-during-load\n\
      \x20          signals CALLS US signal-in-kernel lines compat-int80 stp-probe|sgl-off\n\
      \x20          soak THREADS SECS [PACE_US] private-race N dl-ioctl HOW dl-lookups\n\
@@ -230,6 +232,7 @@ fn run() -> i32 {
         Plan::Call(call) => run_call(fd, &opts, call),
         Plan::Aen => run_aen(fd, &opts),
         Plan::Unrelated => run_unrelated(fd),
+        Plan::Poll(ms) => run_poll(fd, ms),
         Plan::Fault(kind) => run_fault(fd, opts.host, &kind),
         Plan::Race(n) => run_race(fd, &opts, n),
         Plan::SmpRace(n) => run_smp_race(fd, &opts, n),
@@ -428,6 +431,7 @@ enum Plan {
     Call(Call),
     Aen,
     Unrelated,
+    Poll(c_int),
     Fault(String),
     Race(u64),
     SmpRace(u64),
@@ -584,6 +588,11 @@ fn prepare(opts: &Opts) -> Result<Plan, String> {
         }
         "aen" => return Ok(Plan::Aen),
         "unrelated" => return Ok(Plan::Unrelated),
+        "poll" => {
+            return Ok(Plan::Poll(
+                arg_num(opts, "milliseconds")?.min(60_000) as c_int
+            ))
+        }
         "fault" => {
             let kind = opts.args.first().ok_or("fault needs a KIND")?;
             if !FAULT_KINDS.contains(&kind.as_str()) {
@@ -1063,6 +1072,26 @@ fn run_aen(fd: c_int, opts: &Opts) -> i32 {
 }
 
 // ---- ioctls the guard must leave alone -------------------------------------------------------
+
+/// Polls the node twice for a controller event: the driver says readable once per event.
+fn run_poll(fd: c_int, ms: c_int) -> i32 {
+    for i in 1..=2 {
+        let mut p = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one live pollfd.
+        let n = unsafe { libc::poll(&mut p, 1, ms) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+            println!("poll={i} ret=-1 errno={e}");
+            return 1;
+        }
+        println!("poll={i} ret={n} revents={:#06x}", p.revents);
+    }
+    0
+}
 
 fn run_unrelated(fd: c_int) -> i32 {
     let mut p = [0; 2];

@@ -894,6 +894,27 @@ sc_hostd_node_restored() {
     echo "the driver's node put at the path, then the path removed: both seen, said, recorded (hostd.node) and undone; the next call guarded$c"
 }
 
+# poll(2) on the node: the driver says readable once per controller event (its own event
+# registration at probe sets the flag). Through the daemon, which polls the driver's node for
+# its callers, a poll is answered the same way: the first poll of a boot after the daemon
+# started sees what the driver saw, the next does not; no poll fails or hangs.
+sc_hostd_poll() {
+    hostd_only
+    f=$OUT/hostd-poll
+    TAG=hostd-poll
+    rm -f "$f".*
+    ensure_node
+    timeout 30 "$CLIENT" poll 200 >"$f.plain" 2>&1 || fail "poll on the driver's node: $(cat "$f.plain")"
+    hostd_start "$f.jsonl" || fail "mfiguard-hostd did not start: $(tail -n 3 "$OUT/hostd.err")"
+    timeout 30 "$CLIENT" poll 200 >"$f.hostd" 2>&1
+    rc=$?
+    hostd_stop
+    [ "$rc" = 0 ] || fail "poll through mfiguard-hostd: exit $rc: $(cat "$f.hostd")"
+    grep -q '^poll=2 ret=[01] revents=0x00[0-9a-f][0-9a-f]$' "$f.hostd" || fail "poll through mfiguard-hostd: $(cat "$f.hostd")"
+    grep -q '^poll=2 ret=0 ' "$f.hostd" || fail "a second poll through mfiguard-hostd saw an event again: $(cat "$f.hostd")"
+    echo "driver's node: $(tr '\n' ' ' <"$f.plain"); through mfiguard-hostd: $(tr '\n' ' ' <"$f.hostd")"
+}
+
 # Many callers at once: the dynamic and the static client with 4 threads each, and smartctl.
 # Every call answered, each command run once (driver entries = outcome records).
 sc_hostd_concurrent() {

@@ -614,6 +614,8 @@ static FAILURE_REPORTED: AtomicBool = AtomicBool::new(false);
 pub fn after_fork() {
     LOST.store(0, Ordering::Relaxed);
     FAILURE_REPORTED.store(false, Ordering::Relaxed);
+    // The child is a process of its own: its first record names the build too.
+    BUILD_PENDING.store(true, Ordering::Relaxed);
 }
 
 // ---------------------------------------------------------------------------------------------

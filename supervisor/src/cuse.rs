@@ -40,6 +40,11 @@ pub const FUSE_IOCTL_COMPAT: u32 = 1 << 0;
 pub const FUSE_IOCTL_UNRESTRICTED: u32 = 1 << 1;
 /// `FUSE_IOCTL_COMPAT_X32`: an x32 caller.
 pub const FUSE_IOCTL_COMPAT_X32: u32 = 1 << 5;
+/// `FUSE_POLL_SCHEDULE_NOTIFY`: the poller waits; tell the kernel (`FUSE_NOTIFY_POLL` with its
+/// `kh`) when the file becomes ready.
+pub const FUSE_POLL_SCHEDULE_NOTIFY: u32 = 1 << 0;
+/// `FUSE_NOTIFY_POLL`: the notification code of a poll wake-up.
+pub const FUSE_NOTIFY_POLL: i32 = 1;
 
 /// `sizeof(struct fuse_in_header)`.
 pub const IN_HEADER_LEN: usize = 40;
@@ -99,6 +104,13 @@ pub enum Op {
     },
     /// `FUSE_INTERRUPT`: a signal reached a caller whose request this daemon holds.
     Interrupt,
+    /// `FUSE_POLL` (`struct fuse_poll_in`).
+    Poll {
+        /// The polled file's handle for wake-ups.
+        kh: u64,
+        /// `FUSE_POLL_*` flags.
+        flags: u32,
+    },
     /// Anything else (`FUSE_READ`, `FUSE_WRITE`, `FUSE_POLL`, ...), by opcode.
     Other(u32),
 }
@@ -157,6 +169,11 @@ pub fn parse(b: &[u8]) -> Result<(InHeader, Op), ParseError> {
             arg: u64_at(arg, 16)?,
         },
         FUSE_INTERRUPT => Op::Interrupt,
+        // struct fuse_poll_in { fh, kh, flags, events }
+        FUSE_POLL => Op::Poll {
+            kh: u64_at(arg, 8)?,
+            flags: u32_at(arg, 16)?,
+        },
         other => Op::Other(other),
     };
     Ok((h, op))
@@ -195,6 +212,12 @@ pub fn reply_poll(unique: u64, revents: u32) -> Vec<u8> {
     let mut arg = [0u8; 8];
     arg[0..4].copy_from_slice(&revents.to_ne_bytes());
     reply(unique, 0, &arg)
+}
+
+/// A poll wake-up for the file of handle `kh` (`FUSE_NOTIFY_POLL`, `struct
+/// fuse_notify_poll_wakeup_out { kh }`): written to the channel like a reply, with no unique.
+pub fn notify_poll(kh: u64) -> Vec<u8> {
+    reply(0, FUSE_NOTIFY_POLL, &kh.to_ne_bytes())
 }
 
 /// The reply to `FUSE_IOCTL` with the call's result (`struct fuse_ioctl_out { result, flags,
@@ -309,8 +332,8 @@ mod tests {
         b[0..4].copy_from_slice(&(IN_HEADER_LEN as u32 + 8).to_ne_bytes());
         assert_eq!(parse(&b), Err(ParseError::Short));
         // Unknown opcodes parse, with no argument read.
-        let (_, op) = parse(&request(FUSE_POLL, 3, 1, &[])).unwrap();
-        assert_eq!(op, Op::Other(FUSE_POLL));
+        let (_, op) = parse(&request(FUSE_FLUSH, 3, 1, &[])).unwrap();
+        assert_eq!(op, Op::Other(FUSE_FLUSH));
     }
 
     #[test]
@@ -357,6 +380,29 @@ mod tests {
         assert!(reply_init(1, 7, 10, "x", (0, 0)).is_none());
         assert!(reply_init(1, 7, 31, "a=b", (0, 0)).is_none());
         assert!(reply_init(1, 7, 31, "", (0, 0)).is_none());
+    }
+
+    #[test]
+    fn a_poll_names_its_file_and_its_wake_up_is_a_notification() {
+        let mut arg = Vec::new();
+        arg.extend_from_slice(&7u64.to_ne_bytes()); // fh
+        arg.extend_from_slice(&0x1234u64.to_ne_bytes()); // kh
+        arg.extend_from_slice(&FUSE_POLL_SCHEDULE_NOTIFY.to_ne_bytes());
+        arg.extend_from_slice(&1u32.to_ne_bytes()); // events: POLLIN
+        let (_, op) = parse(&request(FUSE_POLL, 3, 1, &arg)).unwrap();
+        assert_eq!(
+            op,
+            Op::Poll {
+                kh: 0x1234,
+                flags: FUSE_POLL_SCHEDULE_NOTIFY
+            }
+        );
+        let n = notify_poll(0x1234);
+        assert_eq!(n.len(), OUT_HEADER_LEN + 8);
+        assert_eq!(&n[0..4], &24u32.to_ne_bytes());
+        assert_eq!(&n[4..8], &FUSE_NOTIFY_POLL.to_ne_bytes());
+        assert_eq!(&n[8..16], &0u64.to_ne_bytes());
+        assert_eq!(&n[16..24], &0x1234u64.to_ne_bytes());
     }
 
     #[test]

@@ -120,6 +120,10 @@ pub(crate) trait Host {
     fn driver(&self) -> Result<Self::Driver<'_>, c_int>;
     /// Writes one reply to the channel.
     fn send(&self, reply: &[u8]) -> Result<(), c_int>;
+    /// The controller's event flag, as the driver's poll reports it: whether an event came
+    /// since the last poll that saw one (seeing it clears it); when none has and `notify` is
+    /// set, `kh` is woken (`FUSE_NOTIFY_POLL`) at the next.
+    fn poll_event(&self, kh: u64, notify: bool) -> bool;
 }
 
 /// The caller of one `FUSE_IOCTL`: its thread, and the reply that answers it.
@@ -203,10 +207,21 @@ pub(crate) fn handle(cfg: &Config, host: &impl Host, h: &InHeader, op: Op) {
         Op::Release => cuse::reply_empty(h.unique),
         // The driver has no read or write: the VFS answers EINVAL for it.
         Op::Other(cuse::FUSE_READ | cuse::FUSE_WRITE) => cuse::reply_error(h.unique, libc::EINVAL),
-        // The driver's poll reports an event notification; none is ever registered through
-        // this daemon (GET_AEN is refused), so none is pending. (ENOSYS would make the kernel
-        // answer "readable" to every later poll.)
-        Op::Other(cuse::FUSE_POLL) => cuse::reply_poll(h.unique, 0),
+        // The driver's poll reports a controller event (readable) once; the daemon polls the
+        // driver's node for the callers and wakes their polls (ENOSYS would make the kernel
+        // answer "readable" to every later poll).
+        Op::Poll { kh, flags } => {
+            let notify = flags & cuse::FUSE_POLL_SCHEDULE_NOTIFY != 0;
+            let ready = (libc::POLLIN | libc::POLLRDNORM) as u32;
+            cuse::reply_poll(
+                h.unique,
+                if host.poll_event(kh, notify) {
+                    ready
+                } else {
+                    0
+                },
+            )
+        }
         Op::Other(_) | Op::Init { .. } => cuse::reply_error(h.unique, libc::ENOSYS),
     };
     let _ = host.send(&reply);
@@ -279,6 +294,71 @@ fn guard_ioctl<H: Host>(
 struct Live<'a> {
     channel: BorrowedFd<'a>,
     real: &'a RealNode,
+    events: Events,
+}
+
+/// The driver's event flag, relayed: set when a poll of the driver's node says readable, seen
+/// (and cleared) by the first caller's poll after, as the driver's own flag is.
+#[derive(Default)]
+struct Events {
+    state: Mutex<EventState>,
+}
+
+#[derive(Default)]
+struct EventState {
+    pending: bool,
+    /// The polled files to wake at the next event (`kh`), each once.
+    waiting: Vec<u64>,
+}
+
+/// How many polled files are remembered for a wake-up (a closed file's handle is forgotten at
+/// the next event).
+const POLL_WAITERS_MAX: usize = 1024;
+
+impl Events {
+    fn lock(&self) -> std::sync::MutexGuard<'_, EventState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn poll(&self, kh: u64, notify: bool) -> bool {
+        let mut st = self.lock();
+        if st.pending {
+            st.pending = false;
+            return true;
+        }
+        if notify && !st.waiting.contains(&kh) && st.waiting.len() < POLL_WAITERS_MAX {
+            st.waiting.push(kh);
+        }
+        false
+    }
+
+    /// An event came: flag it, and the files to wake.
+    fn arrived(&self) -> Vec<u64> {
+        let mut st = self.lock();
+        st.pending = true;
+        std::mem::take(&mut st.waiting)
+    }
+}
+
+/// Polls the driver's node for controller events and wakes the callers' polls.
+fn relay_events(host: &Live<'_>) {
+    loop {
+        let Ok(fd) = host.real.get() else {
+            // The driver is not loaded yet.
+            std::thread::sleep(Duration::from_secs(1));
+            continue;
+        };
+        match sys::poll(&[fd]) {
+            Ok(r) if r[0] & libc::POLLIN != 0 => {
+                for kh in host.events.arrived() {
+                    let _ = host.send(&cuse::notify_poll(kh));
+                }
+            }
+            Ok(_) | Err(_) => {}
+        }
+        // At most a hundred wake-ups a second, whatever the node says.
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 impl Host for Live<'_> {
@@ -311,6 +391,10 @@ impl Host for Live<'_> {
 
     fn send(&self, reply: &[u8]) -> Result<(), c_int> {
         sys::write(self.channel, reply)
+    }
+
+    fn poll_event(&self, kh: u64, notify: bool) -> bool {
+        self.events.poll(kh, notify)
     }
 }
 
@@ -683,48 +767,35 @@ pub fn serve(cfg: &'static Config, opts: &Options) -> Result<std::convert::Infal
     let host: &'static Live<'static> = Box::leak(Box::new(Live {
         channel: channel.as_fd(),
         real,
+        events: Events::default(),
     }));
     // Readers take every request off the channel and answer all but the ioctls at once, so that
-    // an open, a close or a poll never waits behind firmware commands; the ioctls go to the
-    // workers, as many at once as there are workers. Each request is read once and answered
+    // an open, a close or a poll never waits behind firmware commands; each ioctl goes to a
+    // worker that is free, or to a new one (see `Pool`). Each request is read once and answered
     // once: a command never runs twice.
     let (fatal_tx, fatal) = mpsc::channel::<String>();
-    let (jobs_tx, jobs) = mpsc::channel::<(InHeader, Op)>();
-    let jobs = &*Box::leak(Box::new(Mutex::new(jobs)));
-    let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
-        std::thread::Builder::new()
-            .name(name.into())
-            .spawn(f)
-            .map(drop)
-            .map_err(|e| format!("cannot start a thread: {e}"))
-    };
-    for _ in 0..opts.workers.max(1) {
-        spawn(
-            "hostd-worker",
-            Box::new(move || loop {
-                let job = jobs.lock().unwrap_or_else(|e| e.into_inner()).recv();
-                match job {
-                    Ok((h, op)) => handle(cfg, host, &h, op),
-                    Err(_) => return,
-                }
-            }),
-        )?;
+    let pool: &'static Pool = Box::leak(Box::new(Pool::new(cfg, host, WORKERS_MAX)));
+    for _ in 0..opts.workers.clamp(1, WORKERS_MAX) {
+        pool.spawn_worker()
+            .map_err(|e| format!("cannot start a thread: {e}"))?;
     }
     for _ in 0..READERS {
-        let (fatal_tx, jobs_tx) = (fatal_tx.clone(), jobs_tx.clone());
-        spawn(
-            "hostd-reader",
-            Box::new(move || {
-                let why = read_requests(cfg, host, &jobs_tx);
-                let _ = fatal_tx.send(why);
-            }),
-        )?;
+        let fatal_tx = fatal_tx.clone();
+        spawn_thread("hostd-reader", move || {
+            let why = read_requests(cfg, host, pool);
+            let _ = fatal_tx.send(why);
+        })
+        .map_err(|e| format!("cannot start a thread: {e}"))?;
     }
+    // Only the readers hold a sender now: were they all gone, `recv` below would end.
+    drop(fatal_tx);
+    spawn_thread("hostd-events", move || relay_events(host))
+        .map_err(|e| format!("cannot start a thread: {e}"))?;
     let watched = (opts.node.clone(), opts.watch);
-    spawn(
-        "hostd-watch",
-        Box::new(move || watch(cfg, &watched.0, watched.1, dev, like)),
-    )?;
+    spawn_thread("hostd-watch", move || {
+        watch(cfg, &watched.0, watched.1, dev, like)
+    })
+    .map_err(|e| format!("cannot start a thread: {e}"))?;
     sd_notify("READY=1\nSTATUS=serving the MegaRAID management node");
     // The first reader that stops ends the daemon: the channel is gone for all.
     Err(fatal
@@ -735,6 +806,93 @@ pub fn serve(cfg: &'static Config, opts: &Options) -> Result<std::convert::Infal
 /// Threads reading the channel (two: one may be busy writing a reply while the next request
 /// waits).
 const READERS: usize = 2;
+
+/// The most workers there may be: past this many firmware commands at once, an ioctl waits in
+/// the daemon for a worker (where its caller cannot be interrupted) rather than a thread more.
+pub const WORKERS_MAX: usize = 64;
+
+fn spawn_thread(name: &str, f: impl FnOnce() + Send + 'static) -> io::Result<()> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .map(drop)
+}
+
+/// The workers that run ioctls. A request the daemon has read holds its caller in an
+/// uninterruptible wait until the reply, so an ioctl must not wait for a worker: each goes to
+/// a waiting worker, or to a new one, up to [`WORKERS_MAX`]. Workers stay once started.
+struct Pool {
+    cfg: &'static Config,
+    host: &'static Live<'static>,
+    state: Mutex<PoolState>,
+    ready: std::sync::Condvar,
+    max: usize,
+}
+
+#[derive(Default)]
+struct PoolState {
+    jobs: std::collections::VecDeque<(InHeader, Op)>,
+    /// Workers waiting for a job.
+    waiting: usize,
+    /// Workers started.
+    threads: usize,
+}
+
+impl Pool {
+    fn new(cfg: &'static Config, host: &'static Live<'static>, max: usize) -> Pool {
+        Pool {
+            cfg,
+            host,
+            state: Mutex::new(PoolState::default()),
+            ready: std::sync::Condvar::new(),
+            max,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, PoolState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn spawn_worker(&'static self) -> io::Result<()> {
+        self.lock().threads += 1;
+        let started = spawn_thread("hostd-worker", move || self.work());
+        if started.is_err() {
+            self.lock().threads -= 1;
+        }
+        started
+    }
+
+    /// Hands an ioctl to a worker: one waiting, else a new one while there may be more.
+    fn submit(&'static self, job: (InHeader, Op)) {
+        let grow = {
+            let mut st = self.lock();
+            st.jobs.push_back(job);
+            // More jobs than waiting workers (a woken worker counts as waiting until it runs).
+            st.jobs.len() > st.waiting && st.threads < self.max
+        };
+        if grow && self.spawn_worker().is_err() {
+            log::warn!("cannot start another worker: the call waits for one");
+        }
+        self.ready.notify_one();
+    }
+
+    fn work(&self) {
+        loop {
+            let (h, op) = {
+                let mut st = self.lock();
+                loop {
+                    if let Some(job) = st.jobs.pop_front() {
+                        break job;
+                    }
+                    st.waiting += 1;
+                    st = self.ready.wait(st).unwrap_or_else(|e| e.into_inner());
+                    st.waiting -= 1;
+                }
+            };
+            handle(self.cfg, self.host, &h, op);
+        }
+    }
+}
 
 /// Why registering the CUSE device failed.
 enum Registration {
@@ -776,9 +934,13 @@ fn register(
         ))
     })?;
     init(channel.as_fd(), name, device).map_err(Registration::Failed)?;
-    // The kernel creates the device while it takes the reply, or aborts the channel.
+    // The kernel creates the device while it takes the reply, or aborts the channel. A device
+    // of that name but not of the number asked for is another's (registered meanwhile).
     let dev = cuse_device(name).ok_or(Registration::NotCreated)?;
-    Ok((channel, dev))
+    match device {
+        Some((major, minor)) if dev != libc::makedev(major, minor) => Err(Registration::NotCreated),
+        _ => Ok((channel, dev)),
+    }
 }
 
 /// Answers `CUSE_INIT`: the device's name and number, unrestricted ioctls.
@@ -799,7 +961,7 @@ fn init(channel: BorrowedFd<'_>, name: &str, device: Option<(u32, u32)>) -> Resu
 }
 
 /// A reader: takes requests off the channel until it closes; the reason it did.
-fn read_requests(cfg: &Config, host: &Live<'_>, jobs: &mpsc::Sender<(InHeader, Op)>) -> String {
+fn read_requests(cfg: &Config, host: &Live<'_>, pool: &'static Pool) -> String {
     let mut buf = vec![0u8; READ_BUFFER];
     loop {
         let n = match sys::read(host.channel, &mut buf) {
@@ -817,11 +979,7 @@ fn read_requests(cfg: &Config, host: &Live<'_>, jobs: &mpsc::Sender<(InHeader, O
             }
         };
         match cuse::parse(&buf[..n]) {
-            Ok((h, op @ Op::Ioctl { .. })) => {
-                if jobs.send((h, op)).is_err() {
-                    let _ = host.send(&cuse::reply_error(h.unique, libc::EIO));
-                }
-            }
+            Ok((h, op @ Op::Ioctl { .. })) => pool.submit((h, op)),
             Ok((h, op)) => handle(cfg, host, &h, op),
             Err(_) => {
                 log::warn!("a short request ({n} bytes) from the CUSE channel");
@@ -899,6 +1057,7 @@ mod tests {
         write_fails: Option<c_int>,
         /// An errno for the first reply sent.
         send_fails: Cell<Option<c_int>>,
+        events: Events,
     }
 
     impl Fake {
@@ -913,6 +1072,7 @@ mod tests {
                 driver_answer: (0, 0),
                 write_fails: None,
                 send_fails: Cell::new(None),
+                events: Events::default(),
             }
         }
 
@@ -1005,6 +1165,9 @@ mod tests {
             }
             self.sent.borrow_mut().push(reply.to_vec());
             Ok(())
+        }
+        fn poll_event(&self, kh: u64, notify: bool) -> bool {
+            self.events.poll(kh, notify)
         }
     }
 
@@ -1236,7 +1399,6 @@ mod tests {
         for (op, want) in [
             (Op::Other(cuse::FUSE_READ), -libc::EINVAL),
             (Op::Other(cuse::FUSE_WRITE), -libc::EINVAL),
-            (Op::Other(cuse::FUSE_POLL), 0),
             (Op::Other(cuse::FUSE_FLUSH), -libc::ENOSYS),
             (Op::Release, 0),
         ] {
@@ -1244,17 +1406,28 @@ mod tests {
             handle(&cfg(), &f, &header(0, 1), op);
             assert_eq!(f.reply().0, want, "{op:?}");
         }
-        // No event is ever pending: a poll says so, and does not say "readable".
+        // Polls see the driver's event flag as the driver's own poll does: once.
         let f = Fake::new();
-        handle(
-            &cfg(),
-            &f,
-            &header(cuse::FUSE_POLL, 1),
-            Op::Other(cuse::FUSE_POLL),
-        );
-        let r = &f.sent.borrow()[0];
-        assert_eq!(r.len(), OUT_HEADER_LEN + 8);
-        assert_eq!(&r[OUT_HEADER_LEN..], &[0u8; 8]);
+        let poll = |kh| {
+            f.sent.borrow_mut().clear();
+            let op = Op::Poll {
+                kh,
+                flags: cuse::FUSE_POLL_SCHEDULE_NOTIFY,
+            };
+            handle(&cfg(), &f, &header(cuse::FUSE_POLL, 1), op);
+            let r = f.sent.borrow()[0].clone();
+            assert_eq!(r.len(), OUT_HEADER_LEN + 8);
+            u32::from_ne_bytes(r[OUT_HEADER_LEN..OUT_HEADER_LEN + 4].try_into().unwrap())
+        };
+        assert_eq!(poll(1), 0);
+        assert_eq!(poll(2), 0);
+        assert_eq!(poll(1), 0);
+        // An event: the files that waited are to be woken, each once; the next poll sees it,
+        // the one after does not.
+        assert_eq!(f.events.arrived(), vec![1, 2]);
+        assert_eq!(poll(3), (libc::POLLIN | libc::POLLRDNORM) as u32);
+        assert_eq!(poll(3), 0);
+        assert_eq!(f.events.arrived(), vec![3]);
         let f = Fake::new();
         handle(&cfg(), &f, &header(cuse::FUSE_INTERRUPT, 1), Op::Interrupt);
         assert!(f.sent.borrow().is_empty());

@@ -50,7 +50,8 @@ mod imp {
         /// The CUSE channel.
         #[arg(long, value_name = "PATH", default_value = hostd::CUSE_CHANNEL)]
         cuse: PathBuf,
-        /// Calls served at once (a slow firmware command holds one).
+        /// Workers started at once; more are started (up to 64) when calls arrive while every
+        /// worker is busy, so that no call waits behind a slow firmware command.
         #[arg(long, value_name = "N", default_value_t = 8,
               value_parser = clap::value_parser!(u16).range(1..=256))]
         workers: u16,
@@ -91,6 +92,14 @@ mod imp {
         }
         // Rust's runtime ignores SIGPIPE: a record written to a stderr nobody reads fails with
         // EPIPE and does not end the daemon.
+        // A panic anywhere ends the daemon at once: the kernel then fails every request it
+        // held (a thread that unwound would leave its caller waiting for ever), and systemd
+        // starts it again.
+        let default_hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            default_hook(info);
+            std::process::abort();
+        }));
         mfiguard_core::audit::set_build(concat!("mfiguard-hostd ", env!("CARGO_PKG_VERSION")));
         let cfg = config::load();
         let opts = Options {
