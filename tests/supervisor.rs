@@ -248,7 +248,16 @@ fn sim_view(v: &Value) -> Value {
 fn audit_view(v: &Value) -> Value {
     let mut v = v.clone();
     if let Some(o) = v.as_object_mut() {
-        for k in ["pid", "ts", "exe", "guard", "latency_us", "uid", "argv"] {
+        for k in [
+            "pid",
+            "ts",
+            "exe",
+            "guard",
+            "build",
+            "latency_us",
+            "uid",
+            "argv",
+        ] {
             o.remove(k);
         }
     }

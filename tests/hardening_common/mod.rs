@@ -47,8 +47,10 @@ pub fn dangerous(sim: &Value) -> Option<String> {
     None
 }
 
-/// Fields that differ between a call's decision and outcome records by design.
-const OUTCOME_ONLY: [&str; 9] = [
+/// Fields that differ between a call's decision and outcome records by design (`build` is in
+/// the first record of a process only).
+const OUTCOME_ONLY: [&str; 10] = [
+    "build",
     "record",
     "ts",
     "ret",
