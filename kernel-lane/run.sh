@@ -458,7 +458,16 @@ main() {
     plan_boots
     build_initramfs
     say "initramfs: $(du -h "$WORK/base.cpio" | cut -f1); ${#PLAN[@]} scenarios in ${#BOOTS[@]} boot(s) of $(cat "$KDIR/package") under QEMU ($ACCEL)"
-    for i in "${!BOOTS[@]}"; do boot "$i" "${BOOTS[i]}"; done
+    for i in "${!BOOTS[@]}"; do
+        boot "$i" "${BOOTS[i]}"
+        # A guest that died before its first scenario (TCG has been seen to corrupt a page table
+        # while the modules load) says nothing about mfiguard: it is booted once more.
+        if ! grep -q '^KL-RESULT' "$WORK/results.$i.log"; then
+            say "boot $i ended before its first scenario: booting it again"
+            cp "$WORK/console.$i.log" "$WORK/console.$i.first.log"
+            boot "$i" "${BOOTS[i]}"
+        fi
+    done
     report
 }
 
