@@ -48,7 +48,8 @@
 #   KL_WORK_DIR       where the initramfs, disk and logs go (default: a fresh directory under $TMPDIR)
 #   KL_SMARTCTL, KL_SMARTD  as --smartctl, --smartd
 #   KL_EXTRA_BINS     space-separated extra host binaries to put on the guest's PATH (with their libraries)
-#   KL_SCENARIOS      scenario file, default kernel-lane/scenarios.sh
+#   KL_SCENARIOS      scenario file, default kernel-lane/scenarios.sh followed by every
+#                     kernel-lane/scenarios.d/*.sh (one file per subject, in name order)
 #   KL_TARGET         SCSI target id of the emulated disk (default 0)
 #   KL_APPEND         extra kernel command line arguments
 #   KL_VERBOSE=1      print the guest console as it runs
@@ -111,6 +112,11 @@ ACCEL=${KL_ACCEL:-tcg}
 SCENARIOS=${KL_SCENARIOS:-$LANE_DIR/scenarios.sh}
 TARGET=${KL_TARGET:-0}
 [ -f "$SCENARIOS" ] || die "scenario file not found: $SCENARIOS"
+# The default scenario set: the shared helpers and scenarios, then one file per subject.
+SCENARIO_PARTS=("$SCENARIOS")
+if [ -z "${KL_SCENARIOS:-}" ] && [ -d "$LANE_DIR/scenarios.d" ]; then
+    for f in "$LANE_DIR"/scenarios.d/*.sh; do [ -f "$f" ] && SCENARIO_PARTS+=("$f"); done
+fi
 
 # ---------------------------------------------------------------------------------------------------
 # 1. Host tools. Installed with apt-get when missing and we are root; otherwise a clear message.
@@ -455,6 +461,8 @@ main() {
         WORK=$(mktemp -d "${TMPDIR:-/tmp}/mfiguard-kernel-lane.XXXXXX")
     fi
     trap cleanup EXIT
+    cat "${SCENARIO_PARTS[@]}" >"$WORK/scenarios.sh"
+    SCENARIOS=$WORK/scenarios.sh
     plan_boots
     build_initramfs
     say "initramfs: $(du -h "$WORK/base.cpio" | cut -f1); ${#PLAN[@]} scenarios in ${#BOOTS[@]} boot(s) of $(cat "$KDIR/package") under QEMU ($ACCEL)"
