@@ -1,0 +1,104 @@
+//! The host-wide guard's state, as `--check` and `mfiguard-hostd --status` report it.
+
+use std::path::Path;
+
+use mfiguard_core::device::{self, NodeMajor};
+
+use super::node::{cuse_device, NodeState};
+
+/// The host-wide guard's state, as `--check` and `mfiguard-hostd --status` report it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Status {
+    /// The CUSE device's number while the daemon serves it.
+    pub serving: Option<u64>,
+    /// What is at the path.
+    pub node: NodeState,
+    /// The driver's major, when it is loaded.
+    pub driver_major: Option<u32>,
+}
+
+/// Whether the path is guarded host-wide, and if not why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The daemon serves the path.
+    Active,
+    /// No daemon, and the path is the driver's own node or nothing: calls to it are not
+    /// guarded host-wide (the library or `mfiguard-run` may still guard them).
+    Off,
+    /// No daemon, and no driver node at the path (nothing, or the node of a stopped daemon):
+    /// opens fail until the daemon is back or a tool creates the driver's node.
+    Stopped,
+    /// The daemon runs but the path is the driver's own node again: calls through it bypass
+    /// the daemon until it puts its node back.
+    Bypassed,
+    /// The daemon runs, the path holds something else.
+    Displaced,
+}
+
+impl Status {
+    /// The state of the node at `path` (whose file name is the CUSE device's name).
+    pub fn of(path: &Path) -> Status {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let driver_major = match device::node_major() {
+            NodeMajor::Listed(m) => Some(m),
+            _ => None,
+        };
+        Status {
+            serving: cuse_device(&name),
+            node: NodeState::of(path),
+            driver_major,
+        }
+    }
+
+    /// Whether the path is guarded host-wide.
+    pub fn verdict(&self) -> Verdict {
+        let driver = |rdev: u64| self.driver_major == Some(libc::major(rdev as libc::dev_t));
+        match (self.serving, self.node) {
+            (Some(dev), NodeState::Char { rdev, .. }) if rdev == dev => Verdict::Active,
+            (Some(_), NodeState::Char { rdev, .. }) if driver(rdev) => Verdict::Bypassed,
+            (Some(_), _) => Verdict::Displaced,
+            (None, NodeState::Char { rdev, .. }) if driver(rdev) => Verdict::Off,
+            (None, NodeState::Missing) => Verdict::Off,
+            (None, _) => Verdict::Stopped,
+        }
+    }
+
+    /// One line for people.
+    pub fn describe(&self, path: &Path) -> String {
+        let p = path.display();
+        let dev = |d: u64| {
+            format!(
+                "{}:{}",
+                libc::major(d as libc::dev_t),
+                libc::minor(d as libc::dev_t)
+            )
+        };
+        let at = match self.node {
+            NodeState::Missing => "nothing".to_string(),
+            NodeState::Char { rdev, .. } => format!("a character device {}", dev(rdev)),
+            NodeState::NotCharDevice => "something that is not a character device".to_string(),
+        };
+        match self.verdict() {
+            Verdict::Active => format!(
+                "active: mfiguard-hostd serves {p} (CUSE {})",
+                dev(self.serving.unwrap_or(0))
+            ),
+            Verdict::Off => format!(
+                "off: mfiguard-hostd is not running and {p} is {at}; calls are guarded only where the library or mfiguard-run is used (host-wide: systemctl enable --now mfiguard-hostd)"
+            ),
+            Verdict::Stopped => format!(
+                "stopped: mfiguard-hostd is not running and {p} is {at}: opens of it fail until it is back (systemctl start mfiguard-hostd), or remove the node to go back to the driver's"
+            ),
+            Verdict::Bypassed => format!(
+                "BYPASSED: mfiguard-hostd runs, but {p} is the driver's own node again ({at}): calls through it are not guarded until the daemon puts its node back"
+            ),
+            Verdict::Displaced => format!(
+                "DISPLACED: mfiguard-hostd runs, but {p} is {at}, not its node (CUSE {})",
+                dev(self.serving.unwrap_or(0))
+            ),
+        }
+    }
+}
