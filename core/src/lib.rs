@@ -15,5 +15,5 @@
 pub mod audit;
 pub mod config;
 pub mod device;
-pub mod emulate;
+pub mod guarded;
 pub mod sys;

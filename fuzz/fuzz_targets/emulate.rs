@@ -1,4 +1,4 @@
-//! Fuzz target: the supervisor's guarded path (`mfiguard_core::emulate::guard_call`) on any
+//! Fuzz target: the supervisor's guarded path (`mfiguard_core::guarded::guard_call`) on any
 //! packet, in either layout, with a fake tool whose memory is the rest of the input and a fake
 //! driver that checks what it is handed. Nothing panics, and:
 //!
@@ -24,7 +24,7 @@ use std::ffi::c_int;
 use libfuzzer_sys::fuzz_target;
 use mfiguard_core::audit::{Guard, Invoker, Who};
 use mfiguard_core::config::{Config, GuardMode, LogTarget};
-use mfiguard_core::emulate::{
+use mfiguard_core::guarded::{
     guard_call, private_iovecs, Answer, Caller, Driver, Identity, PrivateCall, Request, AEN_SIZE,
 };
 use mfiguard_sanitizer::policy::{SENSE_LEN_MAX, SGE_LEN_MAX, SGE_TOTAL_MAX};

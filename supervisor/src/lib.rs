@@ -5,7 +5,7 @@
 //! The tool is started under a seccomp filter (inherited across `fork` and `exec`, it cannot be
 //! removed) that sends only `ioctl` with a MegaRAID request code to this process, through a
 //! user-notification listener ([`filter`]). Each such call is executed here, on private copies,
-//! by the same guarded path as the library's (`mfiguard_core::emulate`): the same
+//! by the same guarded path as the library's (`mfiguard_core::guarded`): the same
 //! configuration, rules, modes and audit records, with `"guard":"supervisor"` and the tool's
 //! pid and executable. Nothing the tool can change is read after the decision.
 //!

@@ -7,7 +7,7 @@
 //!
 //! 1. the tool's descriptor `args[0]` is duplicated into this process (`pidfd_getfd`) and
 //!    `fstat`ed: the management node (as the library decides it: `MFIGUARD_DEVICE`, or the
-//!    driver's major) goes to the guarded path (`mfiguard_core::emulate`) with that descriptor
+//!    driver's major) goes to the guarded path (`mfiguard_core::guarded`) with that descriptor
 //!    as the driver; any other file gets the call on a private copy of the argument (the size
 //!    and direction the request code encodes), unchanged;
 //! 2. every read of the tool's memory is followed by `SECCOMP_IOCTL_NOTIF_ID_VALID`, so a
@@ -23,7 +23,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use mfiguard_core::audit::{Guard, Invoker, Who};
 use mfiguard_core::config::Config;
 use mfiguard_core::device;
-use mfiguard_core::emulate::{
+use mfiguard_core::guarded::{
     self, Answer, Caller, Driver, Identity, PrivateCall, Replay, Request, AEN_SIZE,
 };
 use mfiguard_sanitizer::Abi;
@@ -297,7 +297,7 @@ impl<'c> Supervisor<'c> {
                     abi: call.abi,
                     guard: Guard::Supervisor,
                 };
-                emulate::guard_call(self.cfg, req, &tool, &mut Node { fd: fd.as_fd() })
+                guarded::guard_call(self.cfg, req, &tool, &mut Node { fd: fd.as_fd() })
             }
         };
         let replay = delivery

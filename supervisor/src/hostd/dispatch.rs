@@ -7,7 +7,7 @@ use std::ffi::c_int;
 use mfiguard_core::audit::Guard;
 use mfiguard_core::audit::GuardIssue;
 use mfiguard_core::config::Config;
-use mfiguard_core::emulate::{self, Answer, Caller, Driver, Identity, Request};
+use mfiguard_core::guarded::{self, Answer, Caller, Driver, Identity, Request};
 use mfiguard_sanitizer::Abi;
 
 use crate::cuse::{self, InHeader, Op};
@@ -183,20 +183,20 @@ pub(super) fn guard_ioctl<H: Host>(
         guard: Guard::Hostd,
     };
     if cmd == GET_AEN {
-        emulate::refuse(cfg, req, caller, GuardIssue::AenUnsupported);
+        guarded::refuse(cfg, req, caller, GuardIssue::AenUnsupported);
         return;
     }
     if caller.tid <= 0 {
         // A caller outside this daemon's pid namespace: its memory cannot be named.
-        emulate::refuse(cfg, req, caller, GuardIssue::CallerGone);
+        guarded::refuse(cfg, req, caller, GuardIssue::CallerGone);
         return;
     }
     match host.driver() {
         Ok(mut driver) => {
-            emulate::guard_call(cfg, req, caller, &mut driver);
+            guarded::guard_call(cfg, req, caller, &mut driver);
         }
         Err(_) => {
-            emulate::refuse(cfg, req, caller, GuardIssue::NoNextIoctl);
+            guarded::refuse(cfg, req, caller, GuardIssue::NoNextIoctl);
         }
     }
 }

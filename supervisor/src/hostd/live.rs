@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
 use mfiguard_core::device::{self, NodeMajor};
-use mfiguard_core::emulate::Identity;
+use mfiguard_core::guarded::Identity;
 
 use super::dispatch::Host;
 use super::events::Events;

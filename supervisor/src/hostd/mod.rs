@@ -10,7 +10,7 @@
 //! 3. Each `FUSE_OPEN` is answered as the driver answers it (`EACCES` without `CAP_SYS_ADMIN`
 //!    in the initial user namespace, `ENXIO` while the driver is not loaded); each
 //!    `MEGASAS_IOC_FIRMWARE` (native, and `MEGASAS_IOC_FIRMWARE32` from 32-bit callers) goes
-//!    through the shared guarded path (`mfiguard_core::emulate`): the caller's memory is read
+//!    through the shared guarded path (`mfiguard_core::guarded`): the caller's memory is read
 //!    with `process_vm_readv` on the pid in the request, decided, executed on private copies on
 //!    this daemon's descriptor of the real node, and what the driver wrote is copied back with
 //!    `process_vm_writev`. Records say `"guard":"hostd"` and name the caller.

@@ -5,7 +5,7 @@ use std::fs;
 
 use mfiguard_core::audit;
 use mfiguard_core::config::Config;
-use mfiguard_core::emulate::{self, Driver, Identity};
+use mfiguard_core::guarded::{self, Driver, Identity};
 use mfiguard_sanitizer::Abi;
 
 use super::dispatch::{handle, reply_errno, Host};
@@ -15,7 +15,7 @@ use crate::cuse::{self, InHeader, Op};
 use crate::filter::{FIRMWARE, FIRMWARE32, GET_AEN};
 
 use mfiguard_core::config::LogTarget;
-use mfiguard_core::emulate::{PrivateCall, AEN_SIZE};
+use mfiguard_core::guarded::{PrivateCall, AEN_SIZE};
 use mfiguard_sanitizer::abi::ioctl::MEGASAS_IOC_FRAME_OFFSET;
 
 use crate::cuse::{FUSE_IOCTL_COMPAT, FUSE_IOCTL_UNRESTRICTED, OUT_HEADER_LEN};
@@ -223,7 +223,7 @@ fn a_clean_call_runs_once_on_a_private_copy_and_its_results_are_copied_back() {
         let calls = f.driver_calls.borrow();
         assert_eq!(calls.len(), 1, "{abi:?}: the command ran once");
         // The driver was handed the native layout, pointing at a private buffer.
-        let sge = emulate::private_iovecs(calls[0].as_slice().try_into().unwrap());
+        let sge = guarded::private_iovecs(calls[0].as_slice().try_into().unwrap());
         assert_eq!(sge[0].len, 64);
         assert!(sge[0].base < f.base || sge[0].base >= f.base + 0x4000);
         // What the driver wrote reached the caller's buffer.
