@@ -13,13 +13,12 @@
 //!   loses no record: each is whole, in the old file or the new one.
 //!
 //! (A failing sink reported once per forked process is in tests/hardening_processes.rs; the
-//! logrotate configuration's own checks in tests/wrapper.rs.)
+//! logrotate configuration's own checks in tests/integrations.rs.)
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
-mod hardening_common;
+use common::hardening::*;
 use common::*;
-use hardening_common::*;
 
 use std::path::Path;
 use std::process::Command;

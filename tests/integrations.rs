@@ -1,6 +1,6 @@
 //! The monitoring integrations against their conventions, with a stand-in `mfiguard-run` that
-//! prints a prepared self-test and appends prepared audit records (the end-to-end runs through
-//! the real wrapper and guard are in `tests/wrapper.rs`):
+//! prints a prepared self-test and appends prepared audit records (and, below, the same
+//! integrations run end to end through the real wrapper, with a stand-in library or the guard):
 //!
 //! - `nagios/check_mfiguard`: the plugin guidelines (one first line with the status and its
 //!   reason, never "see above"; OK/WARNING/CRITICAL/UNKNOWN as 0-3; perfdata counted from the
@@ -12,63 +12,24 @@
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::Scratch;
+use common::wrapper::*;
+use common::*;
 
-fn integration(rel: &str) -> PathBuf {
-    common::root().join("examples/integrations").join(rel)
-}
-
-struct Out {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-impl Out {
-    fn code(&self) -> i32 {
-        self.status.code().unwrap_or(-1)
-    }
-    fn first(&self) -> &str {
-        self.stdout.lines().next().unwrap_or("")
-    }
-    fn dump(&self) -> String {
-        format!(
-            "exit: {:?}\n--- stdout\n{}--- stderr\n{}",
-            self.status, self.stdout, self.stderr
-        )
-    }
-}
-
-fn run(cmd: &mut Command) -> Out {
+/// `cmd` with nothing of the test runner's environment: the stand-in wrapper's runs.
+fn run_scrubbed(cmd: &mut Command) -> Out {
     for (k, _) in std::env::vars_os() {
         let k = k.to_string_lossy().into_owned();
         if k.starts_with("MFIGUARD_") || k.starts_with("FAKE_") {
             cmd.env_remove(&k);
         }
     }
-    let (status, stdout, stderr) = common::run_with_timeout(
-        cmd.env_remove("LD_PRELOAD")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped()),
-        common::RUN_TIMEOUT,
-    );
-    Out {
-        status,
-        stdout,
-        stderr,
-    }
-}
-
-fn write_exec(p: &Path, text: &str) {
-    std::fs::write(p, text).unwrap();
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    run(cmd.env_remove("LD_PRELOAD").stdin(Stdio::null()))
 }
 
 /// A stand-in for `mfiguard-run`: `--check` prints the file `$FAKE_CHECK` and exits
@@ -149,11 +110,13 @@ impl Plugin {
     fn run(&self, check: &str, rc: i32, args: &[&str]) -> Out {
         let out_file = self.s.path("check.out");
         std::fs::write(&out_file, check).unwrap();
-        run(Command::new(integration("nagios/check_mfiguard"))
-            .args(args)
-            .env("MFIGUARD_RUN", &self.wrapper)
-            .env("FAKE_CHECK", &out_file)
-            .env("FAKE_CHECK_RC", rc.to_string()))
+        run_scrubbed(
+            Command::new(integration("nagios/check_mfiguard"))
+                .args(args)
+                .env("MFIGUARD_RUN", &self.wrapper)
+                .env("FAKE_CHECK", &out_file)
+                .env("FAKE_CHECK_RC", rc.to_string()),
+        )
     }
 }
 
@@ -333,11 +296,13 @@ fn check_mfiguard_is_unknown_on_its_own_errors_and_honours_its_timeout() {
     let started = Instant::now();
     let out_file = p.s.path("check.out");
     std::fs::write(&out_file, &ok).unwrap();
-    let out = run(Command::new(integration("nagios/check_mfiguard"))
-        .args(["-t", "1"])
-        .env("MFIGUARD_RUN", &p.wrapper)
-        .env("FAKE_CHECK", &out_file)
-        .env("FAKE_CHECK_SLEEP", "30"));
+    let out = run_scrubbed(
+        Command::new(integration("nagios/check_mfiguard"))
+            .args(["-t", "1"])
+            .env("MFIGUARD_RUN", &p.wrapper)
+            .env("FAKE_CHECK", &out_file)
+            .env("FAKE_CHECK_SLEEP", "30"),
+    );
     let (status, reason, _) = status_line(&out);
     assert_eq!(status, "UNKNOWN");
     assert_eq!(reason, "mfiguard-run --check did not finish within 1 s");
@@ -358,8 +323,10 @@ fn check_mfiguard_is_unknown_on_its_own_errors_and_honours_its_timeout() {
         let (status, _, _) = status_line(&out);
         assert_eq!(status, "UNKNOWN", "{args:?}\n{}", out.dump());
     }
-    let out = run(Command::new(integration("nagios/check_mfiguard"))
-        .env("MFIGUARD_RUN", p.s.path("no-such-wrapper")));
+    let out = run_scrubbed(
+        Command::new(integration("nagios/check_mfiguard"))
+            .env("MFIGUARD_RUN", p.s.path("no-such-wrapper")),
+    );
     let (status, reason, _) = status_line(&out);
     assert_eq!(status, "UNKNOWN");
     assert!(reason.ends_with("no-such-wrapper not found"), "{reason}");
@@ -371,7 +338,7 @@ fn check_mfiguard_is_unknown_on_its_own_errors_and_honours_its_timeout() {
 #[test]
 fn check_mfiguard_help_documents_options_and_states() {
     for arg in ["--help", "-h"] {
-        let out = run(Command::new(integration("nagios/check_mfiguard")).arg(arg));
+        let out = run_scrubbed(Command::new(integration("nagios/check_mfiguard")).arg(arg));
         assert_eq!(out.code(), 3, "like the standard plugins\n{}", out.dump());
         for want in [
             "Usage: check_mfiguard [-t SECONDS] [-l AUDIT_LOG] [TOOL]",
@@ -422,15 +389,17 @@ impl Collector {
     fn run(&self, opts: &[&str], records: &str) -> Out {
         let rec = self.s.path("records.jsonl");
         std::fs::write(&rec, records).unwrap();
-        run(Command::new(integration("prometheus/mfiguard-textfile"))
-            .arg("-s")
-            .arg(&self.state)
-            .args(opts)
-            .arg("--")
-            .arg(&self.tool)
-            .env("MFIGUARD_RUN", &self.wrapper)
-            .env("FAKE_RECORDS", &rec)
-            .env("FAKE_ARGS", self.s.path("args")))
+        run_scrubbed(
+            Command::new(integration("prometheus/mfiguard-textfile"))
+                .arg("-s")
+                .arg(&self.state)
+                .args(opts)
+                .arg("--")
+                .arg(&self.tool)
+                .env("MFIGUARD_RUN", &self.wrapper)
+                .env("FAKE_RECORDS", &rec)
+                .env("FAKE_ARGS", self.s.path("args")),
+        )
     }
     fn prom_files(&self) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(&self.dir)
@@ -686,10 +655,12 @@ fn the_smartd_drop_in_runs_smartd_read_only_through_the_wrapper() {
             .replace("/usr/sbin/smartd", smartd.to_str().unwrap()),
     )
     .unwrap();
-    let out = run(Command::new("systemd-analyze")
-        .arg("verify")
-        .arg(units.join("smartd.service"))
-        .env("SYSTEMD_LOG_LEVEL", "warning"));
+    let out = run_scrubbed(
+        Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(units.join("smartd.service"))
+            .env("SYSTEMD_LOG_LEVEL", "warning"),
+    );
     let complaints: Vec<&str> = out
         .stderr
         .lines()
@@ -700,4 +671,668 @@ fn the_smartd_drop_in_runs_smartd_read_only_through_the_wrapper() {
         "systemd-analyze verify:\n{}",
         out.dump()
     );
+}
+
+// ---- the integrations ---------------------------------------------------------------------------
+
+/// Replaces the installed paths in an integration file with this test's.
+fn localize(text: &str, wrapper_path: &Path, tool: &Path, logdir: &Path) -> String {
+    text.replace("/usr/bin/mfiguard-run", wrapper_path.to_str().unwrap())
+        .replace("/opt/MegaRAID/MegaCli/MegaCli64", tool.to_str().unwrap())
+        .replace("/var/log/mfiguard", logdir.to_str().unwrap())
+}
+
+fn fake_record(p: &Path) -> String {
+    std::fs::read_to_string(p)
+        .unwrap_or_else(|_| panic!("the fake MegaCli64 did not run ({})", p.display()))
+}
+
+#[test]
+fn the_cron_line_runs_megacli_under_the_guard() {
+    let s = Scratch::new("cron");
+    let lib = stand_in(&s);
+    let tool = fake_megacli(&s);
+    let text = read(&integration("cron.d/mfiguard-megacli"));
+    let jobs: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty() && !l.contains('='))
+        .collect();
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    let fields: Vec<&str> = jobs[0].splitn(7, ' ').collect();
+    assert_eq!(fields.len(), 7);
+    for (f, max) in fields[..5].iter().zip([59, 23, 31, 12, 7]) {
+        assert!(
+            *f == "*" || f.parse::<u32>().is_ok_and(|n| n <= max) || f.starts_with("*/"),
+            "schedule field {f:?}"
+        );
+    }
+    assert_eq!(fields[5], "root", "/etc/cron.d lines name the user");
+    let command = localize(fields[6], &wrapper(), &tool, &s.0);
+    let record = s.path("record");
+    let out = run(scrub(Command::new("sh").arg("-c").arg(&command))
+        .env("MFIGUARD_LIB_DIR", &lib)
+        .env("FAKE_RECORD", &record));
+    assert_eq!(out.code(), 0, "{command}\n{}", out.dump());
+    let rec = fake_record(&record);
+    assert!(rec.contains("args: -AdpAllInfo -aALL -NoLog\n"), "{rec}");
+    assert!(
+        rec.contains(&format!("LD_PRELOAD={}/libmfiguard.so\n", lib.display())),
+        "{rec}"
+    );
+    assert!(
+        rec.contains(&format!("MFIGUARD_LOG={}/audit.jsonl\n", s.0.display())),
+        "{rec}"
+    );
+    assert!(
+        read(&s.path("adpallinfo.txt")).contains("Virtual Drive: 0"),
+        "the snapshot file"
+    );
+}
+
+#[test]
+fn the_systemd_units_verify_and_run_megacli_under_the_guard() {
+    let s = Scratch::new("systemd");
+    let lib = stand_in(&s);
+    let tool = fake_megacli(&s);
+    let service = read(&integration("systemd/mfiguard-megacli.service"));
+    let timer = read(&integration("systemd/mfiguard-megacli.timer"));
+    assert!(timer.contains("\n[Timer]\n") && timer.contains("\nOnCalendar=hourly\n"));
+    assert!(timer.contains("\nWantedBy=timers.target\n"));
+    let exec = service
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .expect("ExecStart");
+    assert!(
+        exec.starts_with("/usr/bin/mfiguard-run ") && exec.contains(" -- /"),
+        "{exec}"
+    );
+    assert!(
+        !exec.contains(['"', '\'', '$', '%']),
+        "ExecStart is split the same by systemd and sh"
+    );
+
+    let units = s.path("units");
+    std::fs::create_dir_all(&units).unwrap();
+    std::fs::write(
+        units.join("mfiguard-megacli.service"),
+        localize(&service, &wrapper(), &tool, &s.0),
+    )
+    .unwrap();
+    std::fs::write(units.join("mfiguard-megacli.timer"), &timer).unwrap();
+    if have("systemd-analyze") {
+        // `Documentation=man:mfiguard-run(1)` is checked with man(1): show it the page.
+        let man1 = s.path("man/man1");
+        std::fs::create_dir_all(&man1).unwrap();
+        std::fs::copy(
+            root().join("doc/mfiguard-run.1"),
+            man1.join("mfiguard-run.1"),
+        )
+        .unwrap();
+        let out = run(Command::new("systemd-analyze")
+            .env("MANPATH", s.path("man"))
+            .arg("verify")
+            .arg(units.join("mfiguard-megacli.service"))
+            .arg(units.join("mfiguard-megacli.timer"))
+            .env("SYSTEMD_LOG_LEVEL", "warning"));
+        let complaints: Vec<&str> = out
+            .stderr
+            .lines()
+            .filter(|l| l.contains("mfiguard-megacli"))
+            .collect();
+        assert!(
+            complaints.is_empty(),
+            "systemd-analyze verify:\n{}",
+            out.dump()
+        );
+    } else {
+        eprintln!("note: systemd-analyze not installed: the units were not verified");
+    }
+    let record = s.path("record");
+    let out = run(scrub(
+        Command::new("sh")
+            .arg("-c")
+            .arg(localize(exec, &wrapper(), &tool, &s.0)),
+    )
+    .current_dir(&s.0)
+    .env("MFIGUARD_LIB_DIR", &lib)
+    .env("FAKE_RECORD", &record));
+    assert_eq!(out.code(), 0, "{}", out.dump());
+    assert!(out.stdout.contains("State               : Degraded"));
+    let rec = fake_record(&record);
+    assert!(
+        rec.contains(&format!("LD_PRELOAD={}/libmfiguard.so\n", lib.display())),
+        "{rec}"
+    );
+}
+
+#[test]
+fn the_nrpe_commands_and_check_mfiguard_report_the_guard() {
+    let s = Scratch::new("nrpe");
+    let lib = stand_in(&s);
+    let cfg = read(&integration("nagios/mfiguard.cfg"));
+    let commands: Vec<(&str, &str)> = cfg
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let rest = l
+                .strip_prefix("command[")
+                .unwrap_or_else(|| panic!("not an NRPE command: {l}"));
+            let (name, cmd) = rest.split_once("]=").unwrap();
+            (name, cmd)
+        })
+        .collect();
+    assert_eq!(
+        commands.iter().map(|c| c.0).collect::<Vec<_>>(),
+        ["check_mfiguard", "check_megaraid"]
+    );
+    // sudo must start the wrapper, never the plugin.
+    let megaraid = commands[1].1;
+    assert!(
+        megaraid.starts_with("/usr/bin/sudo -n /usr/bin/mfiguard-run --mode readonly -- /"),
+        "{megaraid}"
+    );
+    // ... and exactly that command is allowed by the sudoers example.
+    let sudoers = read(&integration("sudoers.d/mfiguard"));
+    assert!(
+        sudoers.contains(megaraid.trim_start_matches("/usr/bin/sudo -n ")),
+        "{megaraid}"
+    );
+
+    let plugin = integration("nagios/check_mfiguard");
+    let tool = fake_megacli(&s);
+    let check = |lib_dir: &Path, wrapper_path: &Path| -> Out {
+        run(scrub(Command::new(&plugin).arg(&tool))
+            .env("MFIGUARD_RUN", wrapper_path)
+            .env("MFIGUARD_LIB_DIR", lib_dir)
+            .env("MFIGUARD_CONFIG", NO_CONFIG))
+    };
+    let out = check(&lib, &wrapper());
+    assert_eq!(out.code(), 2, "{}", out.dump());
+    assert!(
+        out.stdout
+            .starts_with("MFIGUARD CRITICAL - intercepted: no (ENOTTY"),
+        "{}",
+        out.dump()
+    );
+    assert!(
+        out.stdout.contains("\nresult: FAILED"),
+        "long output: the self-test"
+    );
+    let out = check(&lib, &s.path("no-wrapper"));
+    assert_eq!(out.code(), 3, "{}", out.dump());
+    assert!(
+        out.stdout.starts_with("MFIGUARD UNKNOWN - "),
+        "{}",
+        out.dump()
+    );
+}
+
+#[test]
+fn check_mfiguard_is_ok_with_the_guard() {
+    let s = Scratch::new("nrpe-real");
+    let dir = guard_dir(&s);
+    let tool = guarded_tool(&s);
+    let out = run(
+        scrub(Command::new(integration("nagios/check_mfiguard")).arg(&tool))
+            .env("MFIGUARD_RUN", wrapper())
+            .env("MFIGUARD_LIB_DIR", &dir)
+            // Records this user can write: without a syslog daemon (/dev/log) they would be
+            // lost, which the plugin reports as WARNING.
+            .env("MFIGUARD_LOG", "stderr")
+            .env("MFIGUARD_KERNEL_RELEASE", "3.2.0-4-amd64"),
+    );
+    assert_eq!(out.code(), 0, "{}", out.dump());
+    let first = out.stdout.lines().next().unwrap();
+    assert!(
+        first.starts_with("MFIGUARD OK - the guard loads and intercepts and can apply to "),
+        "{first}"
+    );
+    assert!(
+        first.ends_with("kernel lacks: flag fix, sense_off check, sgl_off bound"),
+        "{first}"
+    );
+}
+
+/// The NRPE plugin goes CRITICAL when runs would be refused (an invalid setting) or every
+/// guarded call would fail (records that cannot be written, log_required on), and stays OK
+/// with a warning when records would only be lost.
+#[test]
+fn check_mfiguard_is_critical_for_an_invalid_policy_with_the_guard() {
+    let s = Scratch::new("nrpe-policy");
+    let dir = guard_dir(&s);
+    let tool = guarded_tool(&s);
+    let conf = s.path("mfiguard.conf");
+    let nodir = s.path("nodir/audit.jsonl");
+    let check = |conf_text: &str, env: &[(&str, &str)]| -> Out {
+        std::fs::write(&conf, conf_text).unwrap();
+        let mut cmd = Command::new(integration("nagios/check_mfiguard"));
+        scrub(&mut cmd)
+            .arg(&tool)
+            .env("MFIGUARD_RUN", wrapper())
+            .env("MFIGUARD_LIB_DIR", &dir)
+            .env("MFIGUARD_CONFIG", &conf)
+            .env("MFIGUARD_KERNEL_RELEASE", "6.1.0");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        run(&mut cmd)
+    };
+    let first = |out: &Out| out.stdout.lines().next().unwrap_or("").to_owned();
+
+    let out = check("mode = readonly   # monitoring host\nlog = none\n", &[]);
+    assert_eq!(out.code(), 0, "{}", out.dump());
+
+    let out = check("mode = readonyl\nlog = none\n", &[]);
+    assert_eq!(out.code(), 2, "{}", out.dump());
+    assert_eq!(
+        first(&out),
+        format!(
+            "MFIGUARD CRITICAL - INVALID: MFIGUARD_MODE=\"readonyl\" (from {}:1): unknown mode; use readonly, enforce, audit or off",
+            conf.display()
+        )
+    );
+    let out = check(
+        "log = none\n",
+        &[("MFIGUARD_ALLOW", "sgl.bounds,sgl.bound")],
+    );
+    assert_eq!(out.code(), 2, "{}", out.dump());
+    assert!(
+        first(&out).starts_with("MFIGUARD CRITICAL - INVALID: MFIGUARD_ALLOW="),
+        "{}",
+        out.dump()
+    );
+
+    let log_line = format!("log = {}\n", nodir.display());
+    let out = check(&log_line, &[]);
+    assert_eq!(out.code(), 1, "a lost record is a WARNING\n{}", out.dump());
+    assert!(
+        first(&out).starts_with("MFIGUARD WARNING - records: ")
+            && first(&out).contains(" would be lost"),
+        "{}",
+        out.dump()
+    );
+    assert!(
+        out.stdout.contains("\n  WARNING: records: "),
+        "{}",
+        out.dump()
+    );
+    let out = check(&format!("{log_line}log_required = yes\n"), &[]);
+    assert_eq!(out.code(), 2, "{}", out.dump());
+    assert!(
+        first(&out).starts_with("MFIGUARD CRITICAL - FAILED: records: "),
+        "{}",
+        out.dump()
+    );
+}
+
+/// The wrapper's reading of the config file is the library's: for each file, the mode that
+/// `--check` shows is the one the guard applies to the probe, and a `#` inside a path is
+/// kept by both (the log is created under that name).
+#[test]
+fn the_wrapper_and_the_library_read_the_config_file_alike_with_the_guard() {
+    let s = Scratch::new("conf-alike");
+    let dir = guard_dir(&s);
+    let conf = s.path("mfiguard.conf");
+    let log = s.path("a#b.jsonl");
+    for (text, mode, intercepted) in [
+        ("mode = audit   # roll-out first\n", "audit", "no"),
+        ("mode = \"off\"\t# quoted\n", "off", "no"),
+        ("MFIGUARD_MODE = 'Audit'\n", "audit", "no"),
+        (
+            "mode = audit\nmode = enforce # audit later\n",
+            "enforce",
+            "yes",
+        ),
+        ("  # mode = audit\nmode = readonly\n", "readonly", "yes"),
+    ] {
+        let body = format!("{text}log = {}\naudit = all # every call\n", log.display());
+        std::fs::write(&conf, &body).unwrap();
+        let p = policy(
+            wrap(&dir, &["--check"])
+                .env("MFIGUARD_CONFIG", &conf)
+                .env("MFIGUARD_DEVICE", "/dev/null"),
+        );
+        assert!(
+            p.contains(&format!("\n  mode:  {mode} (from ")),
+            "{body}\n{p}"
+        );
+        assert!(
+            !p.contains("INVALID") && !p.contains("WARNING"),
+            "{body}\n{p}"
+        );
+        let _ = std::fs::remove_file(&log);
+        let out = run(wrap(&dir, &["--", target_probe().to_str().unwrap()])
+            .env("MFIGUARD_DEVICE", "/dev/null")
+            .env("MFIGUARD_CONFIG", &conf));
+        assert!(
+            out.stdout
+                .starts_with(&format!("intercepted: {intercepted}")),
+            "{body}\n{}",
+            out.dump()
+        );
+        if mode == "off" {
+            // Off records nothing.
+            continue;
+        }
+        let records = std::fs::read_to_string(&log)
+            .unwrap_or_else(|e| panic!("{body}: no record in {}: {e}", log.display()));
+        assert!(
+            !records.contains("\"record\":\"error\""),
+            "the library could not use a line the wrapper accepted:\n{body}\n{records}"
+        );
+    }
+}
+
+#[test]
+fn the_sudoers_example_keeps_wrapper_options_out_of_the_callers_reach() {
+    let text = read(&integration("sudoers.d/mfiguard"));
+    // Join continuation lines, then look at every command of the alias.
+    let joined = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .replace("\\\n", " ");
+    let alias = joined
+        .lines()
+        .find(|l| l.starts_with("Cmnd_Alias "))
+        .expect("a Cmnd_Alias");
+    let (_, cmds) = alias.split_once('=').unwrap();
+    let cmds: Vec<&str> = cmds.split(',').map(str::trim).collect();
+    assert!(cmds.len() >= 3, "{cmds:?}");
+    for c in &cmds {
+        assert!(
+            c.starts_with("/usr/bin/mfiguard-run --mode readonly -- /"),
+            "a caller could add wrapper options, or the mode is not read-only: {c}"
+        );
+        assert!(!c.contains('*'), "arguments are pinned: {c}");
+    }
+    assert!(joined.contains("\nnagios ALL=(root) NOPASSWD: MFIGUARD_MEGACLI_READ"));
+    if have("visudo") {
+        let out = run(Command::new("visudo")
+            .arg("-cf")
+            .arg(integration("sudoers.d/mfiguard")));
+        assert_eq!(out.code(), 0, "visudo -cf:\n{}", out.dump());
+    } else {
+        eprintln!("note: visudo (sudo) not installed: syntax not checked by sudo itself");
+    }
+}
+
+#[test]
+fn logrotate_rotates_the_json_log_without_losing_a_line() {
+    let s = Scratch::new("logrotate");
+    let text = read(&integration("logrotate.d/mfiguard"));
+    assert!(text.contains("/var/log/mfiguard/*.jsonl {"));
+    for directive in [
+        "create 0640 root adm",
+        "delaycompress",
+        "missingok",
+        "notifempty",
+    ] {
+        assert!(text.contains(&format!("\t{directive}\n")), "{directive}");
+    }
+    assert!(
+        !text.lines().any(|l| l.trim() == "copytruncate"),
+        "copytruncate can lose records"
+    );
+    if !have("logrotate") {
+        eprintln!("note: logrotate not installed: the file was not run");
+        return;
+    }
+    let logdir = s.path("log");
+    std::fs::create_dir_all(&logdir).unwrap();
+    std::fs::set_permissions(&logdir, std::fs::Permissions::from_mode(0o750)).unwrap();
+    let mut conf = text.replace("/var/log/mfiguard", logdir.to_str().unwrap());
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 || !read(Path::new("/etc/group")).contains("\nadm:") {
+        conf = conf.replace("create 0640 root adm", "create 0640");
+    }
+    let conf_path = s.path("mfiguard.logrotate");
+    std::fs::write(&conf_path, conf).unwrap();
+    std::fs::set_permissions(&conf_path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let log = logdir.join("audit.jsonl");
+    let lines = "{\"seq\":1,\"verdict\":\"reject\"}\n{\"seq\":2,\"verdict\":\"pass\"}\n";
+    std::fs::write(&log, lines).unwrap();
+    let out = run(Command::new("logrotate")
+        .arg("-f")
+        .arg("-s")
+        .arg(s.path("state"))
+        .arg(&conf_path));
+    assert_eq!(out.code(), 0, "{}", out.dump());
+    assert_eq!(
+        read(&logdir.join("audit.jsonl.1")),
+        lines,
+        "delaycompress keeps .1 plain"
+    );
+    let fresh = std::fs::metadata(&log).expect("create made a new log");
+    assert_eq!(fresh.len(), 0);
+    assert_eq!(fresh.permissions().mode() & 0o777, 0o640);
+}
+
+#[test]
+fn the_textfile_collector_writes_valid_metrics() {
+    let s = Scratch::new("prom");
+    let lib = stand_in(&s);
+    let tool = fake_megacli(&s);
+    let outdir = s.path("textfile");
+    std::fs::create_dir_all(&outdir).unwrap();
+    let log = s.path("audit.jsonl");
+    // Three calls: two refused (outcome only), one rewritten (a decision, then its outcome);
+    // and a configuration error record.
+    std::fs::write(
+        &log,
+        [
+            "{\"record\":\"error\",\"key\":\"MFIGUARD_MODE\",\"value\":\"x\"}",
+            "{\"record\":\"outcome\",\"seq\":1,\"verdict\":\"reject\"}",
+            "{\"record\":\"decision\",\"seq\":2,\"verdict\":\"rewrite\",\"ret\":null}",
+            "{\"record\": \"outcome\",\"seq\":2,\"verdict\": \"rewrite\",\"ret\":0}",
+            "{\"record\":\"outcome\",\"seq\":3,\"verdict\":\"reject\"}",
+            "",
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let record = s.path("record");
+    let out = run(scrub(&mut Command::new(integration(
+        "prometheus/mfiguard-textfile",
+    )))
+    .args([
+        "-d",
+        outdir.to_str().unwrap(),
+        "-l",
+        log.to_str().unwrap(),
+        "-s",
+        s.path("state").to_str().unwrap(),
+        "--",
+    ])
+    .arg(&tool)
+    .args(["-LDInfo", "-Lall", "-aALL", "-NoLog"])
+    .env("MFIGUARD_RUN", wrapper())
+    .env("MFIGUARD_LIB_DIR", &lib)
+    .env("FAKE_RECORD", &record)
+    .env("FAKE_STATUS", "4"));
+    assert_eq!(
+        out.code(),
+        4,
+        "the collector passes the tool's status on\n{}",
+        out.dump()
+    );
+    let rec = fake_record(&record);
+    assert!(
+        rec.contains(&format!("LD_PRELOAD={}/libmfiguard.so\n", lib.display())),
+        "{rec}"
+    );
+    let names: Vec<_> = std::fs::read_dir(&outdir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        names,
+        ["mfiguard_MegaCli64.prom"],
+        "one file for the job, no temporary file left behind"
+    );
+    let prom = read(&outdir.join("mfiguard_MegaCli64.prom"));
+    let mut typed = BTreeSet::new();
+    let mut samples = std::collections::BTreeMap::new();
+    for line in prom.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            assert!(["gauge", "counter"].contains(&kind), "{line}");
+            typed.insert(name.to_owned());
+        } else if line.starts_with("# HELP ") {
+        } else {
+            let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("{line}"));
+            let name = series.split('{').next().unwrap();
+            assert!(
+                name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    && !name.starts_with(|c: char| c.is_ascii_digit()),
+                "metric name {name:?}"
+            );
+            if let Some(labels) = series.strip_prefix(name) {
+                assert!(
+                    labels.is_empty() || (labels.starts_with('{') && labels.ends_with("\"}")),
+                    "{line}"
+                );
+            }
+            assert!(typed.contains(name), "{name} has no # TYPE before it");
+            value
+                .parse::<f64>()
+                .unwrap_or_else(|_| panic!("value of {line}"));
+            samples.insert(series.to_owned(), value.to_owned());
+        }
+    }
+    let job = "job_name=\"MegaCli64\"";
+    assert_eq!(
+        samples[&format!("mfiguard_guard_ok{{{job}}}")],
+        "0",
+        "the stand-in library does not intercept"
+    );
+    assert_eq!(
+        samples[&format!("mfiguard_tool_exit_status{{{job},tool=\"MegaCli64\"}}")],
+        "4"
+    );
+    // Calls, not lines: the rewritten call's decision record is not counted again.
+    let calls =
+        |v: &str| samples[&format!("mfiguard_calls_total{{{job},verdict=\"{v}\"}}")].clone();
+    assert_eq!(calls("reject"), "2");
+    assert_eq!(calls("rewrite"), "1");
+    assert_eq!(calls("pass"), "0");
+    assert!(
+        prom.contains("# TYPE mfiguard_calls_total counter\n") && prom.contains("outcome record"),
+        "{prom}"
+    );
+    assert_eq!(
+        samples[&format!("megaraid_virtual_drives{{{job},state=\"Optimal\"}}")],
+        "2"
+    );
+    assert_eq!(
+        samples[&format!("megaraid_virtual_drives{{{job},state=\"Degraded\"}}")],
+        "1"
+    );
+    assert!(samples.contains_key(&format!(
+        "mfiguard_tool_duration_seconds{{{job},tool=\"MegaCli64\"}}"
+    )));
+}
+
+#[test]
+fn the_textfile_collector_sees_the_guard_with_the_guard() {
+    let s = Scratch::new("prom-real");
+    let dir = guard_dir(&s);
+    let tool = guarded_tool(&s);
+    let outdir = s.path("textfile");
+    std::fs::create_dir_all(&outdir).unwrap();
+    let out = run(scrub(&mut Command::new(integration(
+        "prometheus/mfiguard-textfile",
+    )))
+    .args([
+        "-d",
+        outdir.to_str().unwrap(),
+        "-l",
+        s.path("audit.jsonl").to_str().unwrap(),
+        "-s",
+        s.path("state").to_str().unwrap(),
+        "-j",
+        "guarded",
+        "--",
+    ])
+    .arg(&tool)
+    .env("MFIGUARD_RUN", wrapper())
+    .env("MFIGUARD_LIB_DIR", &dir)
+    .env("MFIGUARD_DEVICE", "/dev/null"));
+    assert_eq!(out.code(), 0, "{}", out.dump());
+    assert!(read(&outdir.join("mfiguard_guarded.prom"))
+        .contains("\nmfiguard_guard_ok{job_name=\"guarded\"} 1\n"));
+}
+
+#[test]
+fn the_path_shim_puts_the_guard_in_front_of_scripts_that_call_megacli() {
+    let s = Scratch::new("shim");
+    let lib = stand_in(&s);
+    let tool = fake_megacli(&s);
+    let shims = s.path("shims");
+    std::fs::create_dir_all(&shims).unwrap();
+    let shim_text = read(&integration("path-shim/MegaCli64"));
+    assert!(shim_text.contains(
+        "exec /usr/bin/mfiguard-run --mode readonly -- /opt/MegaRAID/MegaCli/MegaCli64 \"$@\""
+    ));
+    write_exec(
+        &shims.join("MegaCli64"),
+        &localize(&shim_text, &wrapper(), &tool, &s.0),
+    );
+    // A monitoring script that knows nothing about the guard.
+    let monitor = s.path("monitor.sh");
+    write_exec(
+        &monitor,
+        "#!/bin/sh\nMegaCli64 -LDInfo -Lall -aALL -NoLog | grep -c Optimal\n",
+    );
+    let record = s.path("record");
+    let out = run(scrub(&mut Command::new(&monitor))
+        .env("PATH", format!("{}:/usr/bin:/bin", shims.display()))
+        .env("MFIGUARD_LIB_DIR", &lib)
+        .env("FAKE_RECORD", &record));
+    assert_eq!(out.stdout, "2\n", "{}", out.dump());
+    let rec = fake_record(&record);
+    assert!(rec.contains("args: -LDInfo -Lall -aALL -NoLog\n"), "{rec}");
+    assert!(
+        rec.contains(&format!("LD_PRELOAD={}/libmfiguard.so\n", lib.display())),
+        "{rec}"
+    );
+}
+
+#[test]
+fn bash_completes_options_values_rule_ids_and_the_tool() {
+    let file = integration("bash-completion/mfiguard-run");
+    let complete = |words: &[&str]| -> Vec<String> {
+        let script = format!(
+            "source {}; COMP_WORDS=({}); COMP_CWORD={}; _mfiguard_run; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            file.display(),
+            words.iter().map(|w| format!("'{w}'")).collect::<Vec<_>>().join(" "),
+            words.len() - 1
+        );
+        let out = run(Command::new("bash").arg("-c").arg(script));
+        assert_eq!(out.code(), 0, "{words:?}\n{}", out.dump());
+        out.stdout
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(
+        complete(&["mfiguard-run", "--mode", ""]),
+        ["enforce", "audit", "off", "readonly"]
+    );
+    assert_eq!(
+        complete(&["mfiguard-run", "--log", "s"]),
+        ["syslog", "stderr"]
+    );
+    assert_eq!(
+        complete(&["mfiguard-run", "--allow", "sgl.bounds,sense.length-"]),
+        ["sgl.bounds,sense.length-mismatch"]
+    );
+    assert_eq!(complete(&["mfiguard-run", "--req"]), ["--require-guard"]);
+    assert!(
+        complete(&["mfiguard-run", "--mode", "audit", "--", "das"]).contains(&"dash".to_owned())
+    );
+    assert!(complete(&["mfiguard-run", "--mode", "audit", "dash"]).contains(&"dash".to_owned()));
+    assert!(complete(&["mfiguard-run", "--check", "dash"]).contains(&"dash".to_owned()));
 }

@@ -64,7 +64,7 @@ pub const NOT_SETTINGS: [&str; 13] = [
     "MFIGUARD_KERNEL_RELEASE",
     // The integrations (check_mfiguard, mfiguard-textfile): which mfiguard-run to call.
     "MFIGUARD_RUN",
-    // The test suite (tests/common, tests/wrapper.rs).
+    // The test suite (tests/common).
     "MFIGUARD_TEST_LIB",
     "MFIGUARD_TEST_TARGET",
     "MFIGUARD_TEST_TARGET_DIR",

@@ -1,4 +1,4 @@
-//! Shared by the hardening tests (`tests/hardening_*.rs`, issue 9): reading the client's
+//! Shared by the hardening tests (`tests/hardening_*.rs`): reading the client's
 //! `key=value` counts, checking an audit log call by call, what makes a frame dangerous in the
 //! simulator's record, a client driven line by line on stdin, and a client on a terminal.
 #![allow(dead_code)] // each test binary uses a different part
@@ -11,7 +11,7 @@ use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
 
-use crate::common::{int, text, Value};
+use super::{int, text, Value};
 
 /// `key=value` tokens of one line of the client's stdout.
 pub fn fields(line: &str) -> BTreeMap<String, String> {
@@ -322,7 +322,7 @@ pub fn run_on_tty(cmd: &Command, limit: Duration) -> (ExitStatus, String) {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let (status, out, err) = crate::common::run_with_timeout(&mut script, limit);
+    let (status, out, err) = super::run_with_timeout(&mut script, limit);
     (status, format!("{out}{err}").replace("\r\n", "\n"))
 }
 
@@ -396,15 +396,15 @@ pub fn mkfifo(path: &Path) {
 
 /// Like `Client::run`, but the client must end within `limit` (a deadlock fails the test
 /// quickly) and not by a signal.
-pub fn run_within(c: crate::common::Client, limit: Duration) -> crate::common::Run {
-    use crate::common::{parse_lines, Scratch};
+pub fn run_within(c: super::Client, limit: Duration) -> super::Run {
+    use super::{parse_lines, Scratch};
     let dir = Scratch::new("bounded");
     let mut cmd = c.command(&dir);
     let desc = format!("{cmd:?}");
-    let (status, stdout, stderr) = crate::common::run_with_timeout(&mut cmd, limit);
+    let (status, stdout, stderr) = super::run_with_timeout(&mut cmd, limit);
     let audit_text = std::fs::read_to_string(dir.path("audit.jsonl")).unwrap_or_default();
     let sim_text = std::fs::read_to_string(dir.path("sim.jsonl")).unwrap_or_default();
-    let run = crate::common::Run {
+    let run = super::Run {
         desc,
         status,
         stdout,
