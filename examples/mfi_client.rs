@@ -98,12 +98,15 @@ use std::ffi::{c_int, c_ulong, c_void, CString};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 
+use mfiguard_sanitizer::abi::ioctl::{MEGASAS_IOC_FRAME_OFFSET, MEGASAS_IOC_GET_AEN};
 use mfiguard_sanitizer::abi::mfi::{
-    MfiCmd, MR_DCMD_CTRL_EVENT_GET_INFO, MR_DCMD_CTRL_GET_INFO, MR_DCMD_LD_GET_LIST,
-    MR_DCMD_PD_GET_LIST,
+    MfiCmd, MfiDirection, MfiFrameFlags, MFI_CMD_STATUS_OFFSET, MFI_FLAGS_OFFSET,
+    MFI_STAT_INVALID_STATUS, MR_DCMD_CTRL_EVENT_GET_INFO, MR_DCMD_CTRL_GET_INFO,
+    MR_DCMD_LD_GET_LIST, MR_DCMD_PD_GET_LIST,
 };
+use mfiguard_sanitizer::abi::names::mfi_status_name;
 use mfiguard_sanitizer::builder::{samples, PacketBuilder};
-use mfiguard_sanitizer::{Abi, RuleId};
+use mfiguard_sanitizer::{Abi, Errno, RuleId};
 
 #[path = "mfi_client/hardening.rs"]
 mod hardening;
@@ -111,16 +114,16 @@ mod hardening;
 const ABI: Abi = Abi::NATIVE;
 const DEFAULT_DEVICE: &str = "/dev/megaraid_sas_ioctl_node";
 /// Where the frame starts in the packet, and `cmd_status` (frame byte 2) and the flags in it.
-const FRAME: usize = 0x14;
-const CMD_STATUS: usize = FRAME + 0x02;
-const FLAGS: usize = FRAME + 0x10;
-const DIR_READ: u16 = 0x0010;
-const DIR_WRITE: u16 = 0x0008;
-const IEEE_SGL64: u16 = 0x0022;
-/// `MFI_CMD_STATUS_POLL_MODE`: what the status byte holds until the kernel writes it.
-const STATUS_UNSET: u8 = 0xFF;
-/// `MEGASAS_IOC_GET_AEN`.
-const IOC_GET_AEN: u32 = 0x400C_4D03;
+const FRAME: usize = MEGASAS_IOC_FRAME_OFFSET;
+const CMD_STATUS: usize = FRAME + MFI_CMD_STATUS_OFFSET;
+const FLAGS: usize = FRAME + MFI_FLAGS_OFFSET;
+const DIR_READ: u16 = MfiDirection::Read.bits();
+const DIR_WRITE: u16 = MfiDirection::Write.bits();
+const IEEE_SGL64: u16 = MfiFrameFlags::IEEE.union(MfiFrameFlags::SGL64).bits();
+/// `MFI_STAT_INVALID_STATUS` (`MFI_CMD_STATUS_POLL_MODE`): what the status byte holds until
+/// the kernel writes it.
+const STATUS_UNSET: u8 = MFI_STAT_INVALID_STATUS;
+const IOC_GET_AEN: u32 = MEGASAS_IOC_GET_AEN;
 
 fn main() {
     std::process::exit(run());
@@ -342,44 +345,10 @@ fn last_errno() -> c_int {
     std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
 }
 
-fn errno_name(e: c_int) -> &'static str {
-    match e {
-        0 => "0",
-        libc::EPERM => "EPERM",
-        libc::ENOENT => "ENOENT",
-        libc::EINTR => "EINTR",
-        libc::EIO => "EIO",
-        libc::EBADF => "EBADF",
-        libc::ENOMEM => "ENOMEM",
-        libc::EACCES => "EACCES",
-        libc::EFAULT => "EFAULT",
-        libc::EBUSY => "EBUSY",
-        libc::ENODEV => "ENODEV",
-        libc::EINVAL => "EINVAL",
-        libc::ENOTTY => "ENOTTY",
-        libc::ENOSYS => "ENOSYS",
-        libc::EOPNOTSUPP => "EOPNOTSUPP",
-        524 => "ENOTSUPP",
-        _ => "errno",
-    }
-}
-
+/// A completion code's name as the client prints it: the sanitizer's (`MFI_STAT_OK`) without
+/// its prefix, `OTHER` for a code no header names.
 fn status_name(s: u8) -> &'static str {
-    match s {
-        0x00 => "OK",
-        0x01 => "INVALID_CMD",
-        0x02 => "INVALID_DCMD",
-        0x03 => "INVALID_PARAMETER",
-        0x04 => "INVALID_SEQUENCE_NUMBER",
-        0x05 => "ABORT_NOT_POSSIBLE",
-        0x0C => "DEVICE_NOT_FOUND",
-        0x20 => "MEMORY_NOT_AVAILABLE",
-        0x2D => "SCSI_DONE_WITH_ERROR",
-        0x2E => "SCSI_IO_FAILED",
-        0x2F => "SCSI_RESERVATION_CONFLICT",
-        0xFF => "INVALID_STATUS",
-        _ => "OTHER",
-    }
+    mfi_status_name(s).map_or("OTHER", |n| n.trim_start_matches("MFI_STAT_"))
 }
 
 // ---- the device ------------------------------------------------------------------------------

@@ -12,13 +12,15 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU16, AtomicU32, 
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
+use mfiguard_sanitizer::Errno;
+
 use super::{
-    add_flags, ctrl_info_with, errno_name, issue, last_errno, rule_call, Call, Opts, Outcome, ABI,
-    CMD_STATUS, DIR_READ, FLAGS, IEEE_SGL64, STATUS_UNSET,
+    add_flags, ctrl_info_with, issue, last_errno, rule_call, Call, Opts, Outcome, ABI, CMD_STATUS,
+    DIR_READ, FLAGS, IEEE_SGL64, STATUS_UNSET,
 };
 
 /// `MFI_FRAME_SENSE64`: the third addressing flag the guard clears.
-const SENSE64: u16 = 0x0004;
+const SENSE64: u16 = mfiguard_sanitizer::abi::mfi::MfiFrameFlags::SENSE64.bits();
 
 // ---- calls usable by address only ------------------------------------------------------------
 
@@ -95,7 +97,7 @@ fn describe(o: &Outcome) -> String {
         "ret={} errno={} ({}) cmd_status={:#04x}",
         o.ret,
         o.errno,
-        errno_name(o.errno),
+        Errno(o.errno).name(),
         o.cmd_status
     )
 }

@@ -44,7 +44,7 @@ pub(crate) fn run_unrelated(fd: c_int) -> i32 {
         let errno = if ret < 0 { last_errno() } else { 0 };
         println!(
             "{name} ret={ret} errno={errno} ({}){extra}",
-            errno_name(errno)
+            Errno(errno).name()
         );
     };
 

@@ -39,7 +39,7 @@ pub(crate) fn print_outcome(name: &str, o: &Outcome, with_status: bool) {
             "ioctl={name} ret={} errno={} ({})",
             o.ret,
             o.errno,
-            errno_name(o.errno)
+            Errno(o.errno).name()
         );
     }
 }

@@ -43,7 +43,7 @@ pub(crate) fn dcmd_raw(h: u16, opts: &Opts) -> Result<Call, String> {
 // ---- SMP -------------------------------------------------------------------------------------
 
 /// SMP frame header flags as MegaCli-like tools send them: DIR_BOTH (request out, response in).
-pub(crate) const SMP_DIR_BOTH: u16 = 0x0018;
+pub(crate) const SMP_DIR_BOTH: u16 = mfiguard_sanitizer::abi::mfi::MfiDirection::Both.bits();
 
 /// An SMP frame to an expander: `sgl[0]` the 64-byte response, `sgl[1]` a 40-byte request
 /// `40 FUNCTION 00 00` followed by zeros (`request_len` bytes in all; `request_base` instead of

@@ -63,7 +63,7 @@ use mfiguard_sanitizer::decode::{IoVec, Packet, SMP_REQUEST_HEAD_LEN, SMP_REQUES
 use mfiguard_sanitizer::{decide_packet, decode, Abi, Decision, Errno};
 
 use crate::audit::{
-    self, CallRecord, ErrnoName, ErrorRecord, Guard, GuardIssue, Outcome, PacketInfo, Phase, Record,
+    self, CallRecord, ErrorRecord, Guard, GuardIssue, Outcome, PacketInfo, Phase, Record,
 };
 use crate::config::{self, AuditLevel, Config, GuardMode, LogTarget};
 use crate::snapshot::{self, CallerArg, PacketBuf, SmpRequestBuf, PACKET_SIZE, SMP_REQUEST_MAX};
@@ -306,7 +306,7 @@ impl Call<'_> {
             Ok(false) => return self.forward(),
             Err(errno) => {
                 if !self.nested {
-                    log::debug!("fd {}: fstat failed: {}", self.fd, ErrnoName(errno));
+                    log::debug!("fd {}: fstat failed: {}", self.fd, Errno(errno));
                 }
                 sys::set_errno(errno);
                 return -1;
@@ -346,7 +346,7 @@ impl Call<'_> {
                     "#{} packet at {:#x}: {}",
                     rec.seq,
                     self.arg.addr(),
-                    ErrnoName(errno)
+                    Errno(errno)
                 );
             }
             rec.decision = Decision::Reject(Errno::EFAULT);
@@ -407,7 +407,7 @@ impl Call<'_> {
                     "#{} SMP request at {:#x}: {}",
                     rec.seq,
                     iov.base,
-                    ErrnoName(errno)
+                    Errno(errno)
                 );
             }
             rec.host_no = Some(packet.host_no);
@@ -509,7 +509,7 @@ impl Call<'_> {
         };
         let (ret, errno) = if let Err(e) = request_back {
             if !self.nested {
-                log::debug!("#{} SMP request not copied back: {}", rec.seq, ErrnoName(e));
+                log::debug!("#{} SMP request not copied back: {}", rec.seq, Errno(e));
             }
             (-1, libc::EFAULT)
         } else if wrote_back {
@@ -517,7 +517,7 @@ impl Call<'_> {
                 Ok(()) => (ret, errno),
                 Err(e) => {
                     if !self.nested {
-                        log::debug!("#{} cmd_status not copied back: {}", rec.seq, ErrnoName(e));
+                        log::debug!("#{} cmd_status not copied back: {}", rec.seq, Errno(e));
                     }
                     if ret >= 0 {
                         (-1, libc::EFAULT)
@@ -621,7 +621,7 @@ impl Call<'_> {
             format_args!(
                 "#{seq} refused with EIO (guard.log-required): the audit record could not be written to {} ({}) and MFIGUARD_LOG_REQUIRED=1",
                 audit::SinkName(cfg.log.describe()),
-                ErrnoName(sink_errno)
+                Errno(sink_errno)
             ),
         );
         self.internal(cfg, rec, GuardIssue::LogRequired { errno: sink_errno })

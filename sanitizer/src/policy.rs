@@ -15,42 +15,7 @@ use crate::decode::Packet;
 use crate::readonly;
 use crate::verdict::{Detail, DriverWrite, Rewrites};
 
-/// A Linux errno value (the same numbers on x86_64 and i386).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Errno(pub i32);
-
-impl Errno {
-    /// `EPERM`: refused by the read-only policy.
-    pub const EPERM: Errno = Errno(1);
-    /// `EIO`: the guard failed internally and fails closed.
-    pub const EIO: Errno = Errno(5);
-    /// `EFAULT`: the caller's packet could not be read.
-    pub const EFAULT: Errno = Errno(14);
-    /// `EINVAL`: a structural rule refused the packet.
-    pub const EINVAL: Errno = Errno(22);
-
-    /// The symbolic name, for logs.
-    pub const fn name(self) -> &'static str {
-        match self.0 {
-            0 => "0",
-            1 => "EPERM",
-            2 => "ENOENT",
-            4 => "EINTR",
-            5 => "EIO",
-            9 => "EBADF",
-            12 => "ENOMEM",
-            13 => "EACCES",
-            14 => "EFAULT",
-            16 => "EBUSY",
-            19 => "ENODEV",
-            22 => "EINVAL",
-            25 => "ENOTTY",
-            95 => "EOPNOTSUPP",
-            524 => "ENOTSUPP",
-            _ => "errno",
-        }
-    }
-}
+pub use crate::errno::Errno;
 
 /// What a rule does when it matches (before any downgrade by the policy).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

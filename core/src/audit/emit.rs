@@ -5,6 +5,8 @@ use std::fmt::{self, Display, Write as _};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::SystemTime;
 
+use mfiguard_sanitizer::Errno;
+
 use super::buffers::{LineBuf, StackBuf, NESTED_BUF};
 use super::invoker::{invoker, invoker_if_read, Invoker};
 use super::json::{call_json_by, error_json_by};
@@ -13,7 +15,6 @@ use super::record::{Record, Who};
 use super::sink::journal::{journal_entry, JOURNAL_SOCKET, JOURNAL_SOCKET_C};
 use super::sink::syslog::{severity, LOG_AUTHPRIV};
 use super::sink::{send, target, SinkError, Target};
-use super::text::ErrnoName;
 use super::time::Rfc3164;
 use crate::config::Config;
 use crate::sys;
@@ -196,11 +197,7 @@ fn deliver<B: LineBuf>(
     LOST.fetch_add(1, Ordering::Relaxed);
     let errno = err.errno();
     if !nested {
-        log::debug!(
-            "audit sink {} failed: {}",
-            cfg.log.describe(),
-            ErrnoName(errno)
-        );
+        log::debug!("audit sink {} failed: {}", cfg.log.describe(), Errno(errno));
     }
     let required = if cfg.log_required {
         "; MegaRAID calls fail with EIO (MFIGUARD_LOG_REQUIRED=1)"
@@ -215,7 +212,7 @@ fn deliver<B: LineBuf>(
                 who.pid,
                 format_args!(
                     "cannot write audit records to {sink}: {}; further failures are counted in records_lost{required}",
-                    ErrnoName(errno),
+                    Errno(errno),
                 ),
             ),
             SinkError::Refused(why) => report(

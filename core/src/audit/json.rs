@@ -6,11 +6,11 @@ use std::time::SystemTime;
 use mfiguard_sanitizer::abi::ioctl::request_name;
 use mfiguard_sanitizer::abi::mfi::CmdDisplay;
 use mfiguard_sanitizer::abi::names::{dcmd_opcode_name, mfi_status_name};
-use mfiguard_sanitizer::Verdict;
+use mfiguard_sanitizer::{Errno, Verdict};
 
 use super::invoker::Invoker;
 use super::record::{CallRecord, ErrorRecord, Phase, Who};
-use super::text::{hex16, hex32, ErrnoName};
+use super::text::{hex16, hex32};
 use super::time::Rfc3339;
 
 /// A fmt adapter that escapes what passes through it for a JSON string.
@@ -217,7 +217,7 @@ pub fn call_json_by<W: fmt::Write>(
     o.opt_num("errno", out.map(|r| r.errno))?;
     o.opt_str(
         "errno_name",
-        out.filter(|r| r.errno != 0).map(|r| ErrnoName(r.errno)),
+        out.filter(|r| r.errno != 0).map(|r| Errno(r.errno)),
     )?;
     let status = out.and_then(|r| r.cmd_status);
     o.opt_num("cmd_status", status)?;

@@ -5,11 +5,10 @@ use std::fmt;
 use mfiguard_sanitizer::abi::ioctl::request_name;
 use mfiguard_sanitizer::abi::mfi::CmdDisplay;
 use mfiguard_sanitizer::abi::names::{dcmd_opcode_name, mfi_status_name};
-use mfiguard_sanitizer::{Decision, Verdict};
+use mfiguard_sanitizer::{Decision, Errno, Verdict};
 
 use super::invoker::Invoker;
 use super::record::{CallRecord, ErrorRecord, Phase, Who};
-use super::text::ErrnoName;
 
 /// Writes a call record as one readable line (no newline), for syslog and stderr.
 pub fn call_line<W: fmt::Write>(
@@ -36,7 +35,7 @@ pub fn call_line_by<W: fmt::Write>(
 ) -> fmt::Result {
     write!(w, "#{} {} {}", c.seq, phase.name(), c.decision.name())?;
     if let Decision::Reject(errno) = c.decision {
-        write!(w, " {}", ErrnoName(errno.0))?;
+        write!(w, " {}", errno)?;
     }
     if !c.enforced {
         w.write_str(" (not enforced)")?;
@@ -84,7 +83,7 @@ pub fn call_line_by<W: fmt::Write>(
     if let (Phase::Outcome, Some(r)) = (phase, c.outcome) {
         write!(w, "; ret {}", r.ret)?;
         if r.errno != 0 {
-            write!(w, " {}", ErrnoName(r.errno))?;
+            write!(w, " {}", Errno(r.errno))?;
         }
         if let Some(s) = r.cmd_status {
             write!(

@@ -86,5 +86,4 @@ pub use record::{
 pub use sink::file::{Refusal, CREATE_MODE};
 pub use sink::journal::{journal_entry, JOURNAL_SOCKET};
 pub use sink::syslog::SYSLOG_SOCKET;
-pub use text::ErrnoName;
 pub use time::Rfc3339;

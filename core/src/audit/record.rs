@@ -6,7 +6,6 @@ use std::fmt::{self, Display};
 use mfiguard_sanitizer::{Abi, Decision, Errno, Packet, Verdict};
 
 use super::invoker::Invoker;
-use super::text::ErrnoName;
 use crate::config::GuardMode;
 use crate::sys;
 
@@ -148,7 +147,7 @@ impl Display for GuardIssue {
             GuardIssue::LogRequired { errno } => write!(
                 f,
                 "the audit record could not be written ({}); MFIGUARD_LOG_REQUIRED=1",
-                ErrnoName(errno)
+                Errno(errno)
             ),
             GuardIssue::BufferFault { addr, len } => write!(
                 f,

@@ -822,3 +822,47 @@ fn a_refusal_as_a_journal_entry_through_a_socket() {
     assert!(fields.contains(&("MFIGUARD_RECORD".into(), b"error".to_vec())));
     assert!(fields.contains(&("PRIORITY".into(), b"4".to_vec())));
 }
+
+/// The one errno table (the sanitizer's) names each errno a call or a sink meets by the C
+/// library's number for it; an unnamed one keeps its number.
+#[test]
+fn errno_names_are_the_c_librarys() {
+    for (e, name) in [
+        (libc::EPERM, "EPERM"),
+        (libc::ENOENT, "ENOENT"),
+        (libc::EINTR, "EINTR"),
+        (libc::EIO, "EIO"),
+        (libc::ENXIO, "ENXIO"),
+        (libc::EBADF, "EBADF"),
+        (libc::EAGAIN, "EAGAIN"),
+        (libc::ENOMEM, "ENOMEM"),
+        (libc::EACCES, "EACCES"),
+        (libc::EFAULT, "EFAULT"),
+        (libc::EBUSY, "EBUSY"),
+        (libc::ENODEV, "ENODEV"),
+        (libc::ENOTDIR, "ENOTDIR"),
+        (libc::EISDIR, "EISDIR"),
+        (libc::EINVAL, "EINVAL"),
+        (libc::ENFILE, "ENFILE"),
+        (libc::EMFILE, "EMFILE"),
+        (libc::ENOTTY, "ENOTTY"),
+        (libc::ENOSPC, "ENOSPC"),
+        (libc::EROFS, "EROFS"),
+        (libc::EPIPE, "EPIPE"),
+        (libc::ENOSYS, "ENOSYS"),
+        (libc::ELOOP, "ELOOP"),
+        (libc::EMSGSIZE, "EMSGSIZE"),
+        (libc::EOPNOTSUPP, "EOPNOTSUPP"),
+        (libc::ENOBUFS, "ENOBUFS"),
+        (libc::ECONNREFUSED, "ECONNREFUSED"),
+        (libc::EDQUOT, "EDQUOT"),
+    ] {
+        assert_eq!(Errno(e).name(), name);
+        assert_eq!(Errno(e).to_string(), name);
+    }
+    assert_eq!(Errno(libc::ERANGE).name(), "errno");
+    assert_eq!(
+        Errno(libc::ERANGE).to_string(),
+        format!("errno {}", libc::ERANGE)
+    );
+}

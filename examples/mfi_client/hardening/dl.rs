@@ -88,7 +88,7 @@ pub fn dl_scenario(fd: c_int, opts: &Opts) -> i32 {
     let errno = if ret < 0 { super::last_errno() } else { 0 };
     println!(
         "ret={ret} errno={errno} ({}) cmd_status={:#04x}",
-        errno_name(errno),
+        Errno(errno).name(),
         call.packet[CMD_STATUS]
     );
     i32::from(ret != 0)
@@ -142,7 +142,7 @@ pub fn dl_limit(fd: c_int, opts: &Opts) -> i32 {
     let errno = if ret < 0 { super::last_errno() } else { 0 };
     println!(
         "ret={ret} errno={errno} ({}) cmd_status={:#04x}",
-        errno_name(errno),
+        Errno(errno).name(),
         call.packet[CMD_STATUS]
     );
     i32::from(ret != 0)

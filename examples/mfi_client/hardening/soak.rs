@@ -180,7 +180,8 @@ pub fn soak(fd: c_int, host: u16, threads: usize, secs: u64, pace_us: u64) -> i3
 /// private copy of it on the calling thread's stack.
 pub(crate) const MARKER: [u32; 3] = [0x6d66_6967, 0x7561_7264, 0x2d31_3721];
 /// Where the mbox is in the packet (frame + 0x1C), and `sgl_off`/`sge_count`.
-pub(crate) const MBOX: usize = 0x14 + 0x1C;
+pub(crate) const MBOX: usize =
+    crate::FRAME + std::mem::offset_of!(mfiguard_sanitizer::abi::mfi::MfiDcmdFrame, mbox);
 
 /// `private-race N`: what the preload cannot promise. A thread calls a clean CTRL_GET_INFO N
 /// times (flags DIR_READ only: the guard passes it); a second thread of the same process looks

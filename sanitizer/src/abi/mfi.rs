@@ -48,6 +48,9 @@ pub const MFI_HEADER_SIZE: usize = size_of::<MfiHeader>();
 pub const MFI_CMD_STATUS_OFFSET: usize = 0x02;
 /// Offset of the header's `flags`.
 pub const MFI_FLAGS_OFFSET: usize = 0x10;
+/// `MFI_STAT_INVALID_STATUS`: the status the driver leaves in a frame the firmware has not
+/// completed (`MFI_CMD_STATUS_POLL_MODE`), and what tools put there before a call.
+pub const MFI_STAT_INVALID_STATUS: u8 = 0xFF;
 
 /// `struct megasas_dcmd_frame` up to its SGL (0x28).
 #[doc(alias = "megasas_dcmd_frame")]
@@ -182,6 +185,16 @@ impl MfiDirection {
             0x0010 => MfiDirection::Read,
             0x0018 => MfiDirection::Both,
             _ => MfiDirection::None,
+        }
+    }
+
+    /// Its bits in a flags word (`MFI_FRAME_DIR_*`).
+    pub const fn bits(self) -> u16 {
+        match self {
+            MfiDirection::None => 0x0000,
+            MfiDirection::Write => 0x0008,
+            MfiDirection::Read => 0x0010,
+            MfiDirection::Both => 0x0018,
         }
     }
 

@@ -5,13 +5,13 @@ use std::fmt::{Display, Write as _};
 use mfiguard_sanitizer::abi::ioctl::request_name;
 use mfiguard_sanitizer::abi::mfi::CmdDisplay;
 use mfiguard_sanitizer::abi::names::{dcmd_opcode_name, mfi_status_name};
-use mfiguard_sanitizer::Verdict;
+use mfiguard_sanitizer::{Errno, Verdict};
 
 use super::syslog::{severity, LOG_AUTHPRIV};
 use crate::audit::invoker::Invoker;
 use crate::audit::line::{call_line_by, error_line};
 use crate::audit::record::{Phase, Record, Who};
-use crate::audit::text::{hex16, hex32, ErrnoName};
+use crate::audit::text::{hex16, hex32};
 
 /// Where systemd-journald takes records in its native protocol.
 pub const JOURNAL_SOCKET: &str = "/run/systemd/journal/socket";
@@ -86,7 +86,7 @@ pub fn journal_entry(rec: Record<'_>, who: Who, by: Option<&Invoker>, lost: u64)
             if let (Phase::Outcome, Some(r)) = (phase, c.outcome) {
                 journal_field(f, "MFIGUARD_RET", r.ret);
                 if r.errno != 0 {
-                    journal_field(f, "MFIGUARD_ERRNO", ErrnoName(r.errno));
+                    journal_field(f, "MFIGUARD_ERRNO", Errno(r.errno));
                 }
                 if let Some(s) = r.cmd_status {
                     journal_field(
