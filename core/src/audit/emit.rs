@@ -1,7 +1,7 @@
 //! Delivery: a record rendered for its sink and sent, failures counted and reported once.
 
 use std::ffi::c_int;
-use std::fmt::{self, Display, Write as _};
+use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::SystemTime;
 
@@ -9,13 +9,12 @@ use mfiguard_sanitizer::Errno;
 
 use super::buffers::{LineBuf, StackBuf, NESTED_BUF};
 use super::invoker::{invoker, invoker_if_read, Invoker};
-use super::json::{call_json_by, error_json_by};
-use super::line::{call_line_by, error_line};
+use super::json::{call_json, error_json};
+use super::line::{call_line, error_line};
 use super::record::{Record, Who};
-use super::sink::journal::{journal_entry, JOURNAL_SOCKET, JOURNAL_SOCKET_C};
-use super::sink::syslog::{severity, LOG_AUTHPRIV};
-use super::sink::{send, target, SinkError, Target};
-use super::time::Rfc3164;
+use super::report::{report, SinkName};
+use super::sink::stderr::Stderr;
+use super::sink::{with_sink, Format, Sink, SinkError};
 use crate::config::Config;
 use crate::sys;
 
@@ -44,26 +43,14 @@ pub fn set_build(name: &'static str) {
     let _ = BUILD.set(name);
 }
 
-/// Assembles the bytes one `write` sends: the header for the target, the record, a newline
-/// (not for syslog datagrams). Tries with details, then compact; fails only if even the compact
-/// form does not fit (a [`StackBuf`] far too small).
-#[cfg(test)]
+/// Assembles the bytes one `write` sends: the sink's header, the record in its format (naming
+/// who ran the tool when `by` is known, and the build when `build` is given), a newline where
+/// the sink wants one. Tries with details, then compact; fails only if even the compact form
+/// does not fit (a [`StackBuf`] far too small).
+#[allow(clippy::too_many_arguments)] // a record's parts, as emit gathers them
 pub(crate) fn render<B: LineBuf>(
     buf: &mut B,
-    t: Target<'_>,
-    rec: Record<'_>,
-    who: Who,
-    ts: SystemTime,
-    lost: u64,
-) -> bool {
-    render_by(buf, t, rec, who, None, ts, lost, None)
-}
-
-/// [`render`], naming who ran the tool when `by` is known.
-#[allow(clippy::too_many_arguments)] // a record's parts, as emit gathers them
-pub(crate) fn render_by<B: LineBuf>(
-    buf: &mut B,
-    t: Target<'_>,
+    sink: &dyn Sink,
     rec: Record<'_>,
     who: Who,
     by: Option<&Invoker>,
@@ -74,28 +61,18 @@ pub(crate) fn render_by<B: LineBuf>(
     for details in [true, false] {
         buf.clear();
         let done = (|| -> fmt::Result {
-            match t {
-                Target::Syslog => write!(
-                    buf,
-                    "<{}>{} mfiguard[{}]: ",
-                    LOG_AUTHPRIV | severity(&rec),
-                    Rfc3164(ts),
-                    who.pid
-                )?,
-                Target::Stderr => write!(buf, "mfiguard[{}]: ", who.pid)?,
-                Target::File(_) => {}
-            }
-            match (t, rec) {
-                (Target::File(_), Record::Call(c, phase)) => {
-                    call_json_by(buf, c, who, by, phase, ts, lost, details, build)?
+            sink.header(buf, &rec, who, ts)?;
+            match (sink.format(), rec) {
+                (Format::Json, Record::Call(c, phase)) => {
+                    call_json(buf, c, who, by, phase, ts, lost, details, build)?
                 }
-                (Target::File(_), Record::Error(e)) => {
-                    error_json_by(buf, e, who, by, ts, lost, build)?
+                (Format::Json, Record::Error(e)) => error_json(buf, e, who, by, ts, lost, build)?,
+                (Format::Line, Record::Call(c, phase)) => {
+                    call_line(buf, c, who, by, phase, lost, details)?
                 }
-                (_, Record::Call(c, phase)) => call_line_by(buf, c, who, by, phase, lost, details)?,
-                (_, Record::Error(e)) => error_line(buf, e, lost)?,
+                (Format::Line, Record::Error(e)) => error_line(buf, e, lost)?,
             }
-            if t != Target::Syslog {
+            if sink.newline() {
                 buf.write_char('\n')?;
             }
             Ok(())
@@ -121,13 +98,14 @@ pub(crate) fn render_by<B: LineBuf>(
 ///
 /// `Ok(false)` when the sink is `none`. On failure the record is counted as lost and the first
 /// failure in the process is reported on stderr; the errno is returned for
-/// `MFIGUARD_LOG_REQUIRED`. A record file that is refused ([`Refusal`]: not a regular file, or
+/// `MFIGUARD_LOG_REQUIRED`. A record file that is refused (`Refusal`: not a regular file, or
 /// someone else's) is never written to; its records go to stderr instead, and still count as
 /// lost.
 pub fn emit(cfg: &Config, nested: bool, rec: Record<'_>) -> Result<bool, c_int> {
-    let Some(t) = target(cfg, nested) else {
-        return Ok(false);
-    };
+    with_sink(cfg, nested, |sink| emit_to(cfg, nested, sink, rec)).unwrap_or(Ok(false))
+}
+
+fn emit_to(cfg: &Config, nested: bool, sink: &dyn Sink, rec: Record<'_>) -> Result<bool, c_int> {
     let ts = SystemTime::now();
     let who = match rec {
         Record::Call(c, _) => c.caller.unwrap_or_else(Who::now),
@@ -138,14 +116,14 @@ pub fn emit(cfg: &Config, nested: bool, rec: Record<'_>) -> Result<bool, c_int> 
         // Who ran the tool only if it was read: reading it allocates.
         let by = invoker_if_read();
         let mut buf = StackBuf::<NESTED_BUF>::new();
-        deliver(cfg, nested, t, &mut buf, rec, who, by, ts, lost)
+        deliver(cfg, nested, sink, &mut buf, rec, who, by, ts, lost)
     } else {
         let by = match rec {
             Record::Call(c, _) if c.invoker.is_some() => c.invoker,
             _ => Some(invoker()),
         };
         let mut buf = String::with_capacity(1024);
-        deliver(cfg, nested, t, &mut buf, rec, who, by, ts, lost)
+        deliver(cfg, nested, sink, &mut buf, rec, who, by, ts, lost)
     }
 }
 
@@ -153,7 +131,7 @@ pub fn emit(cfg: &Config, nested: bool, rec: Record<'_>) -> Result<bool, c_int> 
 fn deliver<B: LineBuf>(
     cfg: &Config,
     nested: bool,
-    t: Target<'_>,
+    sink: &dyn Sink,
     buf: &mut B,
     rec: Record<'_>,
     who: Who,
@@ -162,24 +140,20 @@ fn deliver<B: LineBuf>(
     lost: u64,
 ) -> Result<bool, c_int> {
     // Syslog on a host with the journal: one native-protocol datagram with structured fields
-    // (allocates: not from the nested path, which falls back to the syslog line).
-    let journal = match t {
-        Target::Syslog if !nested && std::path::Path::new(JOURNAL_SOCKET).exists() => {
-            let entry = journal_entry(rec, who, by, lost);
-            sys::send_datagram_nowait(JOURNAL_SOCKET_C, &entry).ok()
-        }
-        _ => None,
-    };
+    // (allocates: never from the nested path, where syslog is stderr).
+    let structured = !nested && sink.send_structured(rec, who, by, lost);
     // The first JSON record of the process names the build (the next one does if this one
     // is lost).
-    let build = match (t, BUILD.get()) {
-        (Target::File(_), Some(b)) if BUILD_PENDING.swap(false, Ordering::Relaxed) => Some(*b),
+    let build = match (sink.format(), BUILD.get()) {
+        (Format::Json, Some(b)) if BUILD_PENDING.swap(false, Ordering::Relaxed) => Some(*b),
         _ => None,
     };
-    let result = match journal {
-        Some(()) => Ok(()),
-        None if render_by(buf, t, rec, who, by, ts, lost, build) => send(cfg, t, buf.bytes()),
-        None => Err(SinkError::Failed(libc::ENOBUFS)),
+    let result = if structured {
+        Ok(())
+    } else if render(buf, sink, rec, who, by, ts, lost, build) {
+        sink.send(cfg, buf.bytes())
+    } else {
+        Err(SinkError::Failed(libc::ENOBUFS))
     };
     if result.is_err() && build.is_some() {
         BUILD_PENDING.store(true, Ordering::Relaxed);
@@ -205,10 +179,11 @@ fn deliver<B: LineBuf>(
         ""
     };
     if !FAILURE_REPORTED.swap(true, Ordering::Relaxed) {
+        let stderr_failed = sink.is_stderr();
         let sink = SinkName(cfg.log.describe());
         match err {
             SinkError::Failed(_) => report(
-                t,
+                stderr_failed,
                 who.pid,
                 format_args!(
                     "cannot write audit records to {sink}: {}; further failures are counted in records_lost{required}",
@@ -216,7 +191,7 @@ fn deliver<B: LineBuf>(
                 ),
             ),
             SinkError::Refused(why) => report(
-                t,
+                stderr_failed,
                 who.pid,
                 format_args!(
                     "cannot write audit records to {sink}: {why}; its records go to stderr instead and are counted in records_lost{required}",
@@ -226,80 +201,9 @@ fn deliver<B: LineBuf>(
     }
     if let SinkError::Refused(_) = err {
         // The evidence is kept where the tool's output goes, never in the refused file.
-        if render_by(buf, Target::Stderr, rec, who, by, ts, lost, None) {
+        if render(buf, &Stderr, rec, who, by, ts, lost, None) {
             let _ = sys::write_stderr_nowait(buf.bytes());
         }
     }
     Err(errno)
-}
-
-/// Reports, on stderr, a problem that the sink could not record (a call failed closed under
-/// `MFIGUARD_LOG_REQUIRED=1`); nothing when stderr is itself the sink that failed. One line,
-/// assembled on the stack, one `write`.
-pub fn report_elsewhere(cfg: &Config, nested: bool, pid: u32, message: fmt::Arguments<'_>) {
-    match target(cfg, nested) {
-        Some(t) => report(t, pid, message),
-        None => report(Target::Syslog, pid, message),
-    }
-}
-
-/// A sink's name in a one-line report. A name longer than 240 bytes (a long log path) keeps its
-/// first and last 100 characters around `...`, so that the line still has room for the errno
-/// and the policy after it.
-pub struct SinkName<'a>(pub &'a str);
-
-impl Display for SinkName<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = self.0;
-        if s.len() <= 240 {
-            return f.write_str(s);
-        }
-        let head = s.char_indices().nth(100).map_or(s.len(), |(i, _)| i);
-        let tail = s.char_indices().rev().nth(99).map_or(0, |(i, _)| i);
-        match (s.get(..head), s.get(tail..)) {
-            (Some(h), Some(t)) => write!(f, "{h}...{t}"),
-            _ => f.write_str(s),
-        }
-    }
-}
-
-/// A line buffer that keeps what fits and marks the cut with `...`: a report is never dropped
-/// for being too long.
-pub(crate) struct CutLine<const N: usize> {
-    pub(crate) buf: StackBuf<N>,
-    pub(crate) cut: bool,
-}
-
-impl<const N: usize> fmt::Write for CutLine<N> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        // Room for the "...\n" that ends a cut line.
-        let room = N.saturating_sub(4).saturating_sub(self.buf.len);
-        if s.len() <= room {
-            return self.buf.write_str(s);
-        }
-        let mut end = room;
-        while !s.is_char_boundary(end) {
-            end = end.saturating_sub(1);
-        }
-        let _ = self.buf.write_str(s.get(..end).unwrap_or_default());
-        self.cut = true;
-        Err(fmt::Error)
-    }
-}
-
-fn report(failed: Target<'_>, pid: u32, message: fmt::Arguments<'_>) {
-    if failed == Target::Stderr {
-        return;
-    }
-    let mut line = CutLine::<1024> {
-        buf: StackBuf::new(),
-        cut: false,
-    };
-    if writeln!(line, "mfiguard[{pid}]: {message}").is_err() {
-        if !line.cut {
-            return;
-        }
-        let _ = line.buf.write_str("...\n");
-    }
-    let _ = sys::write_stderr_nowait(line.buf.bytes());
 }

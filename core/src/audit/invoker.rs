@@ -1,8 +1,5 @@
 //! Who ran the tool: sudo's variables, the login uid, the command line.
 
-use std::fmt;
-
-use super::json::{json_string, Obj};
 use crate::sys::Published;
 
 /// Longest `argv` kept for records, in bytes (the arguments' own bytes, without separators).
@@ -116,49 +113,6 @@ impl Invoker {
             loginuid.as_deref(),
             &cmdline,
         )
-    }
-
-    /// Writes the members after `uid` (what is known; `argv` only with `details`, so that the
-    /// compact form of a nested record stays as small as it was).
-    pub(crate) fn json<W: fmt::Write>(&self, o: &mut Obj<'_, W>, details: bool) -> fmt::Result {
-        if let Some(u) = &self.sudo_user {
-            o.str("sudo_user", u)?;
-        }
-        if let Some(u) = self.sudo_uid {
-            o.num("sudo_uid", u)?;
-        }
-        if let Some(u) = self.login_uid {
-            o.num("login_uid", u)?;
-        }
-        if details {
-            o.key("argv")?;
-            o.w.write_char('[')?;
-            for (i, a) in self.argv.iter().enumerate() {
-                if i > 0 {
-                    o.w.write_char(',')?;
-                }
-                json_string(o.w, a)?;
-            }
-            o.w.write_char(']')?;
-            if self.argv_truncated {
-                o.bool("argv_truncated", true)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// The readable line's part: only what sudo or the login uid add to `uid`.
-    pub(crate) fn line<W: fmt::Write>(&self, w: &mut W) -> fmt::Result {
-        if let Some(u) = &self.sudo_user {
-            write!(w, " sudo_user {u}")?;
-        }
-        if let Some(u) = self.sudo_uid {
-            write!(w, " sudo_uid {u}")?;
-        }
-        if let Some(u) = self.login_uid {
-            write!(w, " login_uid {u}")?;
-        }
-        Ok(())
     }
 }
 

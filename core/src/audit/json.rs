@@ -50,19 +50,19 @@ pub(crate) fn json_string<W: fmt::Write>(w: &mut W, value: impl Display) -> fmt:
 }
 
 /// A JSON object being written, member by member.
-pub(crate) struct Obj<'w, W: fmt::Write> {
-    pub(crate) w: &'w mut W,
+struct Obj<'w, W: fmt::Write> {
+    w: &'w mut W,
     first: bool,
 }
 
 impl<'w, W: fmt::Write> Obj<'w, W> {
-    pub(crate) fn open(w: &'w mut W) -> Result<Self, fmt::Error> {
+    fn open(w: &'w mut W) -> Result<Self, fmt::Error> {
         w.write_char('{')?;
         Ok(Obj { w, first: true })
     }
 
     /// Starts a member; keys are fixed identifiers that need no escaping.
-    pub(crate) fn key(&mut self, key: &str) -> fmt::Result {
+    fn key(&mut self, key: &str) -> fmt::Result {
         if !self.first {
             self.w.write_char(',')?;
         }
@@ -70,41 +70,41 @@ impl<'w, W: fmt::Write> Obj<'w, W> {
         write!(self.w, "\"{key}\":")
     }
 
-    pub(crate) fn str(&mut self, key: &str, value: impl Display) -> fmt::Result {
+    fn str(&mut self, key: &str, value: impl Display) -> fmt::Result {
         self.key(key)?;
         json_string(self.w, value)
     }
 
-    pub(crate) fn opt_str(&mut self, key: &str, value: Option<impl Display>) -> fmt::Result {
+    fn opt_str(&mut self, key: &str, value: Option<impl Display>) -> fmt::Result {
         match value {
             Some(v) => self.str(key, v),
             None => self.null(key),
         }
     }
 
-    pub(crate) fn num(&mut self, key: &str, value: impl Display) -> fmt::Result {
+    fn num(&mut self, key: &str, value: impl Display) -> fmt::Result {
         self.key(key)?;
         write!(self.w, "{value}")
     }
 
-    pub(crate) fn opt_num(&mut self, key: &str, value: Option<impl Display>) -> fmt::Result {
+    fn opt_num(&mut self, key: &str, value: Option<impl Display>) -> fmt::Result {
         match value {
             Some(v) => self.num(key, v),
             None => self.null(key),
         }
     }
 
-    pub(crate) fn bool(&mut self, key: &str, value: bool) -> fmt::Result {
+    fn bool(&mut self, key: &str, value: bool) -> fmt::Result {
         self.key(key)?;
         self.w.write_str(if value { "true" } else { "false" })
     }
 
-    pub(crate) fn null(&mut self, key: &str) -> fmt::Result {
+    fn null(&mut self, key: &str) -> fmt::Result {
         self.key(key)?;
         self.w.write_str("null")
     }
 
-    pub(crate) fn close(self) -> fmt::Result {
+    fn close(self) -> fmt::Result {
         self.w.write_char('}')
     }
 }
@@ -144,23 +144,12 @@ fn findings_json<W: fmt::Write>(w: &mut W, c: &CallRecord<'_>, details: bool) ->
     w.write_char(']')
 }
 
-/// Writes a call record as one JSON object (no newline). Without `details`, findings carry
-/// only their rule and action (the compact form used when a signal-context buffer is too small).
-pub fn call_json<W: fmt::Write>(
-    w: &mut W,
-    c: &CallRecord<'_>,
-    who: Who,
-    phase: Phase,
-    ts: SystemTime,
-    lost: u64,
-    details: bool,
-) -> fmt::Result {
-    call_json_by(w, c, who, None, phase, ts, lost, details, None)
-}
-
-/// [`call_json`], naming who ran the tool after `uid` when `by` is known.
-#[allow(clippy::too_many_arguments)] // the record's parts, as call_json takes them
-pub fn call_json_by<W: fmt::Write>(
+/// Writes a call record as one JSON object (no newline), naming who ran the tool after `uid`
+/// when `by` is known, and the build when `build` is given. Without `details`, findings carry
+/// only their rule and action and `argv` is left out (the compact form used when a
+/// signal-context buffer is too small).
+#[allow(clippy::too_many_arguments)] // the record's parts, as emit gathers them
+pub(crate) fn call_json<W: fmt::Write>(
     w: &mut W,
     c: &CallRecord<'_>,
     who: Who,
@@ -179,7 +168,7 @@ pub fn call_json_by<W: fmt::Write>(
     o.str("exe", c.exe)?;
     o.num("uid", who.uid)?;
     if let Some(by) = by {
-        by.json(&mut o, details)?;
+        invoker(&mut o, by, details)?;
     }
     if let Some(b) = build {
         o.str("build", b)?;
@@ -235,19 +224,9 @@ pub fn call_json_by<W: fmt::Write>(
     o.close()
 }
 
-/// Writes a configuration error as one JSON object (no newline).
-pub fn error_json<W: fmt::Write>(
-    w: &mut W,
-    e: &ErrorRecord<'_>,
-    who: Who,
-    ts: SystemTime,
-    lost: u64,
-) -> fmt::Result {
-    error_json_by(w, e, who, None, ts, lost, None)
-}
-
-/// [`error_json`], naming who ran the tool after `uid` when `by` is known.
-pub fn error_json_by<W: fmt::Write>(
+/// Writes a configuration error as one JSON object (no newline), naming who ran the tool
+/// after `uid` when `by` is known, and the build when `build` is given.
+pub(crate) fn error_json<W: fmt::Write>(
     w: &mut W,
     e: &ErrorRecord<'_>,
     who: Who,
@@ -263,7 +242,7 @@ pub fn error_json_by<W: fmt::Write>(
     o.str("exe", e.exe)?;
     o.num("uid", who.uid)?;
     if let Some(by) = by {
-        by.json(&mut o, true)?;
+        invoker(&mut o, by, true)?;
     }
     if let Some(b) = build {
         o.str("build", b)?;
@@ -275,4 +254,33 @@ pub fn error_json_by<W: fmt::Write>(
         o.num("records_lost", lost)?;
     }
     o.close()
+}
+
+/// Writes the members after `uid` (what is known; `argv` only with `details`, so that the
+/// compact form of a nested record stays as small as it was).
+fn invoker<W: fmt::Write>(o: &mut Obj<'_, W>, by: &Invoker, details: bool) -> fmt::Result {
+    if let Some(u) = &by.sudo_user {
+        o.str("sudo_user", u)?;
+    }
+    if let Some(u) = by.sudo_uid {
+        o.num("sudo_uid", u)?;
+    }
+    if let Some(u) = by.login_uid {
+        o.num("login_uid", u)?;
+    }
+    if details {
+        o.key("argv")?;
+        o.w.write_char('[')?;
+        for (i, a) in by.argv.iter().enumerate() {
+            if i > 0 {
+                o.w.write_char(',')?;
+            }
+            json_string(o.w, a)?;
+        }
+        o.w.write_char(']')?;
+        if by.argv_truncated {
+            o.bool("argv_truncated", true)?;
+        }
+    }
+    Ok(())
 }

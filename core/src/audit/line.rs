@@ -10,21 +10,10 @@ use mfiguard_sanitizer::{Decision, Errno, Verdict};
 use super::invoker::Invoker;
 use super::record::{CallRecord, ErrorRecord, Phase, Who};
 
-/// Writes a call record as one readable line (no newline), for syslog and stderr.
-pub fn call_line<W: fmt::Write>(
-    w: &mut W,
-    c: &CallRecord<'_>,
-    who: Who,
-    phase: Phase,
-    lost: u64,
-    details: bool,
-) -> fmt::Result {
-    call_line_by(w, c, who, None, phase, lost, details)
-}
-
-/// [`call_line`], adding `sudo_user`, `sudo_uid` and `login_uid` after `uid` when `by` knows
-/// them (the line already names the `exe`; `argv` is in the JSON records).
-pub fn call_line_by<W: fmt::Write>(
+/// Writes a call record as one readable line (no newline), for syslog and stderr, adding
+/// `sudo_user`, `sudo_uid` and `login_uid` after `uid` when `by` knows them (the line already
+/// names the `exe`; `argv` is in the JSON records).
+pub(crate) fn call_line<W: fmt::Write>(
     w: &mut W,
     c: &CallRecord<'_>,
     who: Who,
@@ -98,7 +87,7 @@ pub fn call_line_by<W: fmt::Write>(
     }
     write!(w, "; exe {} uid {}", c.exe, who.uid)?;
     if let Some(by) = by {
-        by.line(w)?;
+        invoker(w, by)?;
     }
     if c.nested {
         w.write_str(" (in a signal handler)")?;
@@ -110,10 +99,24 @@ pub fn call_line_by<W: fmt::Write>(
 }
 
 /// Writes a configuration error as one readable line (no newline).
-pub fn error_line<W: fmt::Write>(w: &mut W, e: &ErrorRecord<'_>, lost: u64) -> fmt::Result {
+pub(crate) fn error_line<W: fmt::Write>(w: &mut W, e: &ErrorRecord<'_>, lost: u64) -> fmt::Result {
     write!(w, "configuration: {}={:?}: {}", e.key, e.value, e.message)?;
     if lost > 0 {
         write!(w, " ({lost} records lost)")?;
+    }
+    Ok(())
+}
+
+/// The readable line's part: only what sudo or the login uid add to `uid`.
+fn invoker<W: fmt::Write>(w: &mut W, by: &Invoker) -> fmt::Result {
+    if let Some(u) = &by.sudo_user {
+        write!(w, " sudo_user {u}")?;
+    }
+    if let Some(u) = by.sudo_uid {
+        write!(w, " sudo_uid {u}")?;
+    }
+    if let Some(u) = by.login_uid {
+        write!(w, " login_uid {u}")?;
     }
     Ok(())
 }

@@ -61,7 +61,18 @@
 //! A sink that fails never harms the call: the record is counted as lost (`records_lost` in the
 //! next record that is written), and the first failure in the process is reported on stderr.
 //! With `MFIGUARD_LOG_REQUIRED=1` the guard fails the call closed instead when the record that
-//! precedes the kernel call cannot be written (see `guard.rs`).
+//! precedes the kernel call cannot be written (see `guarded::recorder`).
+//!
+//! # Layout
+//!
+//! - `record`: the records and their parts; `invoker`: who ran the tool;
+//! - `json` and `line`: a record as a JSON object, as a readable line; `time`, `text`: their
+//!   timestamps and small formats; `buffers`: where a record is assembled (a [`StackBuf`] in a
+//!   signal handler);
+//! - `sink`: one `Sink` a destination (`file`, `syslog` with `journal`, `stderr`)
+//!   behind one mapping from the configuration (`sink::with_sink`);
+//! - `emit`: rendering for the sink, sending, counting what was lost; `report`: the one-line
+//!   reports on stderr.
 
 mod buffers;
 mod emit;
@@ -69,6 +80,7 @@ mod invoker;
 mod json;
 mod line;
 mod record;
+mod report;
 mod sink;
 #[cfg(test)]
 mod tests;
@@ -76,13 +88,12 @@ mod text;
 mod time;
 
 pub use buffers::{LineBuf, StackBuf, NESTED_BUF};
-pub use emit::{after_fork, emit, report_elsewhere, set_build, SinkName};
+pub use emit::{after_fork, emit, set_build};
 pub use invoker::{invoker, invoker_if_read, Invoker, ARGV_MAX, SUDO_USER_MAX};
-pub use json::{call_json, call_json_by, error_json, error_json_by};
-pub use line::{call_line, call_line_by, error_line};
 pub use record::{
     CallRecord, ErrorRecord, Guard, GuardIssue, Outcome, PacketInfo, Phase, Record, Who,
 };
+pub use report::{report_elsewhere, SinkName};
 pub use sink::file::{Refusal, CREATE_MODE};
 pub use sink::journal::{journal_entry, JOURNAL_SOCKET};
 pub use sink::syslog::SYSLOG_SOCKET;

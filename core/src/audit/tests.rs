@@ -5,10 +5,16 @@ use std::time::UNIX_EPOCH;
 
 use mfiguard_sanitizer::{Abi, Decision, Errno, Verdict};
 
-use super::emit::{render, render_by, CutLine, LOST};
+use super::emit::{render, LOST};
 use super::json::json_string;
+use super::json::{call_json, error_json};
+use super::line::call_line;
+use super::report::CutLine;
+use super::sink::file::File;
 use super::sink::file::{log_group_gid, open_log, LOG_PATH_CHECKED};
-use super::sink::{SinkError, Target};
+use super::sink::stderr::Stderr;
+use super::sink::syslog::Syslog;
+use super::sink::{Sink, SinkError};
 use super::time::Rfc3164;
 use crate::config::{Config, GuardMode, LogTarget};
 use crate::sys;
@@ -130,7 +136,18 @@ fn a_decision_and_its_outcome_as_json() {
     let mut rec = seed_record(&v, info);
     let ts = UNIX_EPOCH + std::time::Duration::from_secs(1_714_566_896);
     let mut decision = String::new();
-    call_json(&mut decision, &rec, WHO, Phase::Decision, ts, 0, true).unwrap();
+    call_json(
+        &mut decision,
+        &rec,
+        WHO,
+        None,
+        Phase::Decision,
+        ts,
+        0,
+        true,
+        None,
+    )
+    .unwrap();
     let (request, code, abi) = match Abi::NATIVE {
         Abi::Lp64 => ("MEGASAS_IOC_FIRMWARE", "0xc1944d01", "x86_64"),
         Abi::Ilp32 => ("MEGASAS_IOC_FIRMWARE32", "0xc1144d01", "i386"),
@@ -148,12 +165,34 @@ fn a_decision_and_its_outcome_as_json() {
         latency_us: Some(153),
     });
     let mut outcome = String::new();
-    call_json(&mut outcome, &rec, WHO, Phase::Outcome, ts, 3, true).unwrap();
+    call_json(
+        &mut outcome,
+        &rec,
+        WHO,
+        None,
+        Phase::Outcome,
+        ts,
+        3,
+        true,
+        None,
+    )
+    .unwrap();
     assert!(outcome.starts_with(r#"{"record":"outcome","seq":7,"#));
     assert!(outcome.ends_with(r#""ret":0,"errno":0,"errno_name":null,"cmd_status":0,"cmd_status_name":"MFI_STAT_OK","latency_us":153,"records_lost":3}"#), "{outcome}");
     // The decision record never shows an outcome, even if one is known.
     let mut again = String::new();
-    call_json(&mut again, &rec, WHO, Phase::Decision, ts, 0, true).unwrap();
+    call_json(
+        &mut again,
+        &rec,
+        WHO,
+        None,
+        Phase::Decision,
+        ts,
+        0,
+        true,
+        None,
+    )
+    .unwrap();
     assert_eq!(again, decision);
 }
 
@@ -172,7 +211,7 @@ fn a_rejection_as_a_readable_line() {
         latency_us: None,
     });
     let mut line = String::new();
-    call_line(&mut line, &rec, WHO, Phase::Outcome, 0, true).unwrap();
+    call_line(&mut line, &rec, WHO, None, Phase::Outcome, 0, true).unwrap();
     assert!(
         line.starts_with("#7 outcome reject EINVAL MEGASAS_IOC_FIRMWARE"),
         "{line}"
@@ -207,7 +246,18 @@ fn allowed_rules_and_guard_issues_are_findings() {
     let v = decide_packet(&policy, &p);
     let rec = seed_record(&v, PacketInfo::new(&p, &v));
     let mut json = String::new();
-    call_json(&mut json, &rec, WHO, Phase::Outcome, UNIX_EPOCH, 0, false).unwrap();
+    call_json(
+        &mut json,
+        &rec,
+        WHO,
+        None,
+        Phase::Outcome,
+        UNIX_EPOCH,
+        0,
+        false,
+        None,
+    )
+    .unwrap();
     assert!(
         json.contains(r#"{"rule":"sgl.bounds","action":"warn","downgraded":true}"#),
         "{json}"
@@ -227,7 +277,18 @@ fn allowed_rules_and_guard_issues_are_findings() {
         ..rec
     };
     let mut json = String::new();
-    call_json(&mut json, &fault, WHO, Phase::Outcome, UNIX_EPOCH, 0, true).unwrap();
+    call_json(
+        &mut json,
+        &fault,
+        WHO,
+        None,
+        Phase::Outcome,
+        UNIX_EPOCH,
+        0,
+        true,
+        None,
+    )
+    .unwrap();
     assert!(json.contains(r#""cmd":null,"#));
     assert!(json.contains(r#""verdict":"reject","enforced":true,"findings":[{"rule":"guard.fault","action":"reject","downgraded":false,"detail":"the 404-byte packet at 0x0 is not readable"}],"ret":-1,"errno":14,"errno_name":"EFAULT""#), "{json}");
 }
@@ -266,21 +327,25 @@ fn the_worst_record_fits_the_signal_context_buffer_or_degrades_to_compact() {
         &mut big,
         &rec,
         WHO,
+        None,
         Phase::Outcome,
         UNIX_EPOCH,
         u64::MAX,
         true,
+        None,
     )
     .unwrap();
     let mut buf = StackBuf::<NESTED_BUF>::new();
     let file = std::ffi::CString::new("/x").unwrap();
     assert!(render(
         &mut buf,
-        Target::File(&file),
+        &File(&file),
         Record::Call(&rec, Phase::Outcome),
         WHO,
+        None,
         UNIX_EPOCH,
-        u64::MAX
+        u64::MAX,
+        None
     ));
     assert!(buf.bytes().ends_with(b"}\n"));
     if big.len() < NESTED_BUF {
@@ -290,11 +355,13 @@ fn the_worst_record_fits_the_signal_context_buffer_or_degrades_to_compact() {
     let mut tiny = StackBuf::<16>::new();
     assert!(!render(
         &mut tiny,
-        Target::Stderr,
+        &Stderr,
         Record::Call(&rec, Phase::Outcome),
         WHO,
+        None,
         UNIX_EPOCH,
-        0
+        0,
+        None
     ));
 }
 
@@ -317,7 +384,16 @@ fn error_records() {
         exe: "/bin/x",
     };
     let mut json = String::new();
-    error_json(&mut json, &e, Who { pid: 1, uid: 2 }, UNIX_EPOCH, 0).unwrap();
+    error_json(
+        &mut json,
+        &e,
+        Who { pid: 1, uid: 2 },
+        None,
+        UNIX_EPOCH,
+        0,
+        None,
+    )
+    .unwrap();
     assert_eq!(
         json,
         r#"{"record":"error","ts":"1970-01-01T00:00:00.000000Z","pid":1,"exe":"/bin/x","uid":2,"key":"MFIGUARD_MODE","value":"enf\"orec","message":"unknown mode (enforce, readonly, audit, off); using readonly"}"#
@@ -325,11 +401,13 @@ fn error_records() {
     let mut buf = String::new();
     assert!(render(
         &mut buf,
-        Target::Syslog,
+        &Syslog,
         Record::Error(&e),
         Who { pid: 1, uid: 2 },
+        None,
         UNIX_EPOCH,
-        0
+        0,
+        None
     ));
     assert_eq!(buf, "<84>Jan  1 00:00:00 mfiguard[1]: configuration: MFIGUARD_MODE=\"enf\\\"orec\": unknown mode (enforce, readonly, audit, off); using readonly");
 }
@@ -584,7 +662,7 @@ fn records_name_who_ran_the_tool_after_uid() {
         b"MegaCli64\0-a\"x\0",
     );
     let mut json = String::new();
-    call_json_by(
+    call_json(
         &mut json,
         &rec,
         WHO,
@@ -602,9 +680,20 @@ fn records_name_who_ran_the_tool_after_uid() {
     );
     // Without it, the record is as it always was.
     let mut plain = String::new();
-    call_json(&mut plain, &rec, WHO, Phase::Outcome, UNIX_EPOCH, 0, true).unwrap();
+    call_json(
+        &mut plain,
+        &rec,
+        WHO,
+        None,
+        Phase::Outcome,
+        UNIX_EPOCH,
+        0,
+        true,
+        None,
+    )
+    .unwrap();
     let mut none = String::new();
-    call_json_by(
+    call_json(
         &mut none,
         &rec,
         WHO,
@@ -619,7 +708,7 @@ fn records_name_who_ran_the_tool_after_uid() {
     assert_eq!(plain, none);
     // The first record of a process names the build, after who ran it.
     let mut first = String::new();
-    call_json_by(
+    call_json(
         &mut first,
         &rec,
         WHO,
@@ -637,7 +726,7 @@ fn records_name_who_ran_the_tool_after_uid() {
     );
     // The compact form leaves argv out; the readable line names sudo and the login uid.
     let mut compact = String::new();
-    call_json_by(
+    call_json(
         &mut compact,
         &rec,
         WHO,
@@ -654,7 +743,7 @@ fn records_name_who_ran_the_tool_after_uid() {
         "{compact}"
     );
     let mut line = String::new();
-    call_line_by(&mut line, &rec, WHO, Some(&by), Phase::Outcome, 0, true).unwrap();
+    call_line(&mut line, &rec, WHO, Some(&by), Phase::Outcome, 0, true).unwrap();
     assert!(
         line.ends_with("uid 0 sudo_user alice sudo_uid 1000 login_uid 1000"),
         "{line}"
@@ -666,7 +755,7 @@ fn records_name_who_ran_the_tool_after_uid() {
         message: "m",
         exe: "/bin/x",
     };
-    error_json_by(&mut err, &e, WHO, Some(&by), UNIX_EPOCH, 0, None).unwrap();
+    error_json(&mut err, &e, WHO, Some(&by), UNIX_EPOCH, 0, None).unwrap();
     assert!(err.contains(r#""uid":0,"sudo_user":"alice","#), "{err}");
 }
 
@@ -687,9 +776,9 @@ fn the_worst_invoker_still_fits_the_signal_context_buffer() {
         ..seed_record(&v, info)
     };
     let file = std::ffi::CString::new("/x").unwrap();
-    for t in [Target::File(&file), Target::Stderr] {
+    for t in [&File(&file) as &dyn Sink, &Stderr] {
         let mut buf = StackBuf::<NESTED_BUF>::new();
-        assert!(render_by(
+        assert!(render(
             &mut buf,
             t,
             Record::Call(&rec, Phase::Outcome),
@@ -776,7 +865,7 @@ fn a_refusal_as_a_journal_entry_through_a_socket() {
         v[0].clone()
     };
     let mut line = String::new();
-    call_line_by(&mut line, &rec, WHO, Some(&by), Phase::Outcome, 3, true).unwrap();
+    call_line(&mut line, &rec, WHO, Some(&by), Phase::Outcome, 3, true).unwrap();
     assert_eq!(one("MESSAGE"), line);
     assert_eq!(one("PRIORITY"), "4", "a refusal is a warning");
     assert_eq!(one("SYSLOG_FACILITY"), "10");
@@ -865,4 +954,38 @@ fn errno_names_are_the_c_librarys() {
         Errno(libc::ERANGE).to_string(),
         format!("errno {}", libc::ERANGE)
     );
+}
+
+/// Each sink frames a record as it always has: the file a JSON line, stderr a line after
+/// `mfiguard[PID]: `, syslog a datagram after its RFC 3164 header (priority authpriv.notice for
+/// a rewrite), without a newline.
+#[test]
+fn each_sink_frames_its_records() {
+    let (v, info) = stp_probe();
+    let rec = seed_record(&v, info);
+    let file = std::ffi::CString::new("/x").unwrap();
+    let sinks: [(&dyn Sink, &str, &str); 3] = [
+        (&File(&file), "{\"record\":\"outcome\",\"seq\":", "}\n"),
+        (&Stderr, "mfiguard[4242]: #7 outcome rewrite ", "\n"),
+        (
+            &Syslog,
+            "<85>Jan  1 00:00:00 mfiguard[4242]: #7 outcome rewrite ",
+            "uid 0",
+        ),
+    ];
+    for (sink, head, tail) in sinks {
+        let mut buf = String::new();
+        assert!(render(
+            &mut buf,
+            sink,
+            Record::Call(&rec, Phase::Outcome),
+            WHO,
+            None,
+            UNIX_EPOCH,
+            0,
+            None
+        ));
+        assert!(buf.starts_with(head), "{buf}");
+        assert!(buf.ends_with(tail), "{buf}");
+    }
 }

@@ -5,7 +5,8 @@ use std::fmt::{self, Display};
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::SinkError;
+use super::{Format, Sink, SinkError};
+use crate::config::Config;
 use crate::sys;
 
 /// Why the file sink refused its path. Nothing is written to it; each record goes to stderr
@@ -209,5 +210,23 @@ fn owner_check_euid(owner: u32) -> u32 {
         0
     } else {
         sys::euid()
+    }
+}
+
+/// The record file: JSON lines appended to the path of `MFIGUARD_LOG`.
+pub(crate) struct File<'a>(pub(crate) &'a std::ffi::CStr);
+
+impl Sink for File<'_> {
+    fn format(&self) -> Format {
+        Format::Json
+    }
+
+    fn send(&self, cfg: &Config, bytes: &[u8]) -> Result<(), SinkError> {
+        let fd = open_log(self.0)?;
+        sys::write_once(std::os::fd::AsRawFd::as_raw_fd(&fd), bytes)?;
+        if cfg.log_sync {
+            sys::fdatasync(fd.as_fd())?;
+        }
+        Ok(())
     }
 }

@@ -9,14 +9,15 @@ use mfiguard_sanitizer::{Errno, Verdict};
 
 use super::syslog::{severity, LOG_AUTHPRIV};
 use crate::audit::invoker::Invoker;
-use crate::audit::line::{call_line_by, error_line};
+use crate::audit::line::{call_line, error_line};
 use crate::audit::record::{Phase, Record, Who};
 use crate::audit::text::{hex16, hex32};
+use crate::sys;
 
 /// Where systemd-journald takes records in its native protocol.
 pub const JOURNAL_SOCKET: &str = "/run/systemd/journal/socket";
 /// The journal's socket, for the system call.
-pub(crate) const JOURNAL_SOCKET_C: &std::ffi::CStr = c"/run/systemd/journal/socket";
+const JOURNAL_SOCKET_C: &std::ffi::CStr = c"/run/systemd/journal/socket";
 const _: () = assert!(JOURNAL_SOCKET_C.to_bytes().len() == JOURNAL_SOCKET.len());
 
 /// One field of the journal's native protocol, in its binary-safe form (`KEY`, a newline, the
@@ -45,7 +46,7 @@ pub fn journal_entry(rec: Record<'_>, who: Who, by: Option<&Invoker>, lost: u64)
     let mut out = Vec::with_capacity(1024);
     let mut message = String::with_capacity(512);
     let _ = match rec {
-        Record::Call(c, phase) => call_line_by(&mut message, c, who, by, phase, lost, true),
+        Record::Call(c, phase) => call_line(&mut message, c, who, by, phase, lost, true),
         Record::Error(e) => error_line(&mut message, e, lost),
     };
     let f = &mut out;
@@ -121,4 +122,14 @@ pub fn journal_entry(rec: Record<'_>, who: Who, by: Option<&Invoker>, lost: u64)
         journal_field(f, "MFIGUARD_RECORDS_LOST", lost);
     }
     out
+}
+
+/// Sends the record to the journal when its socket exists (allocates: not from a signal
+/// handler); whether the journal took it.
+pub(crate) fn send(rec: Record<'_>, who: Who, by: Option<&Invoker>, lost: u64) -> bool {
+    if !std::path::Path::new(JOURNAL_SOCKET).exists() {
+        return false;
+    }
+    let entry = journal_entry(rec, who, by, lost);
+    sys::send_datagram_nowait(JOURNAL_SOCKET_C, &entry).is_ok()
 }

@@ -1,32 +1,89 @@
-//! Where records go.
+//! Where records go: one [`Sink`] a destination, each in its own file, and one mapping from the
+//! configuration to them ([`with_sink`]). A new destination is a file here, its line in
+//! `with_sink`, and its word in the configuration (`LogTarget`).
 
-pub(super) mod file;
-pub(super) mod journal;
-pub(super) mod syslog;
+pub(crate) mod file;
+pub(crate) mod journal;
+pub(crate) mod stderr;
+pub(crate) mod syslog;
 
 use std::ffi::c_int;
-use std::os::fd::AsFd;
+use std::fmt;
+use std::time::SystemTime;
 
-use self::file::{open_log, Refusal};
-use self::syslog::SYSLOG_SOCKET_C;
+use self::file::Refusal;
+use super::invoker::Invoker;
+use super::record::{Record, Who};
 use crate::config::{Config, LogTarget};
-use crate::sys;
 
-/// Where a record actually goes: syslog from a signal handler goes to stderr instead.
+/// What a sink writes for a record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Target<'a> {
-    File(&'a std::ffi::CStr),
-    Syslog,
-    Stderr,
+pub(crate) enum Format {
+    /// One JSON object (`audit/json.rs`).
+    Json,
+    /// One readable line (`audit/line.rs`).
+    Line,
 }
 
-pub(crate) fn target(cfg: &Config, nested: bool) -> Option<Target<'_>> {
+/// A destination of records. Everything a sink does from a signal handler (see `emit`) must
+/// be async-signal-safe and allocation-free; what is not (the journal) is left out there.
+pub(crate) trait Sink {
+    /// How records are written for it.
+    fn format(&self) -> Format {
+        Format::Line
+    }
+
+    /// What precedes each record (syslog's header).
+    fn header(
+        &self,
+        _w: &mut dyn fmt::Write,
+        _rec: &Record<'_>,
+        _who: Who,
+        _ts: SystemTime,
+    ) -> fmt::Result {
+        Ok(())
+    }
+
+    /// Whether a record ends with a newline (not in a datagram).
+    fn newline(&self) -> bool {
+        true
+    }
+
+    /// A structured form of the record, tried before the assembled bytes where the sink has
+    /// one (the journal, behind syslog): whether it was taken. Never from a signal handler.
+    fn send_structured(
+        &self,
+        _rec: Record<'_>,
+        _who: Who,
+        _by: Option<&Invoker>,
+        _lost: u64,
+    ) -> bool {
+        false
+    }
+
+    /// Sends one assembled record, without ever waiting for a reader.
+    fn send(&self, cfg: &Config, bytes: &[u8]) -> Result<(), SinkError>;
+
+    /// Whether this is stderr, where a sink failure cannot be reported.
+    fn is_stderr(&self) -> bool {
+        false
+    }
+}
+
+/// The one mapping from the configuration to a sink; `None` for `none`. From a signal handler
+/// (`nested`) syslog is replaced by stderr: the interrupted call may be in the middle of its
+/// own datagram, and a syslog failure could not be reported from there.
+pub(crate) fn with_sink<R>(
+    cfg: &Config,
+    nested: bool,
+    f: impl FnOnce(&dyn Sink) -> R,
+) -> Option<R> {
     match &cfg.log {
         LogTarget::None => None,
-        LogTarget::File(path) => Some(Target::File(path)),
-        LogTarget::Syslog if nested => Some(Target::Stderr),
-        LogTarget::Syslog => Some(Target::Syslog),
-        LogTarget::Stderr => Some(Target::Stderr),
+        LogTarget::File(path) => Some(f(&file::File(path))),
+        LogTarget::Syslog if nested => Some(f(&stderr::Stderr)),
+        LogTarget::Syslog => Some(f(&syslog::Syslog)),
+        LogTarget::Stderr => Some(f(&stderr::Stderr)),
     }
 }
 
@@ -51,21 +108,5 @@ impl SinkError {
 impl From<c_int> for SinkError {
     fn from(errno: c_int) -> Self {
         SinkError::Failed(errno)
-    }
-}
-
-pub(crate) fn send(cfg: &Config, t: Target<'_>, bytes: &[u8]) -> Result<(), SinkError> {
-    match t {
-        Target::File(path) => {
-            let fd = open_log(path)?;
-            sys::write_once(std::os::fd::AsRawFd::as_raw_fd(&fd), bytes)?;
-            if cfg.log_sync {
-                sys::fdatasync(fd.as_fd())?;
-            }
-            Ok(())
-        }
-        Target::Stderr => Ok(sys::write_stderr_nowait(bytes)?),
-        // Never waits: a syslog daemon that stopped reading costs a lost record.
-        Target::Syslog => Ok(sys::send_datagram_nowait(SYSLOG_SOCKET_C, bytes)?),
     }
 }
