@@ -15,6 +15,7 @@
 //! The code is compared on the low 32 bits of `args[1]`, as the kernel's `unsigned int cmd`.
 
 use libc::sock_filter;
+use mfiguard_sanitizer::Abi;
 
 /// `offsetof(struct seccomp_data, nr)`.
 const NR: u32 = 0;
@@ -44,6 +45,27 @@ pub const FIRMWARE32: u32 = mfiguard_sanitizer::abi::ioctl::MEGASAS_IOC_FIRMWARE
 pub const GET_AEN: u32 = mfiguard_sanitizer::abi::ioctl::MEGASAS_IOC_GET_AEN;
 const _: () = assert!(FIRMWARE == 0xc194_4d01 && FIRMWARE32 == 0xc114_4d01);
 const _: () = assert!(GET_AEN == 0x400c_4d03);
+
+/// The layout of a caller in `ioctl` through the system-call entry `arch` (an `AUDIT_ARCH_*`)
+/// with number `nr`: the x86_64 entry (nr 16), or the i386 one (nr 54: a 32-bit tool, or
+/// `int 0x80` from a 64-bit one); `None` for anything else (x32, another call). Whether its
+/// request is a guarded call is then `mfiguard_core::guarded::is_guarded`'s question.
+pub fn ioctl_abi(arch: u32, nr: u64) -> Option<Abi> {
+    match arch {
+        AUDIT_ARCH_X86_64 if nr == u64::from(NR_IOCTL_X86_64) => Some(Abi::Lp64),
+        AUDIT_ARCH_I386 if nr == u64::from(NR_IOCTL_I386) => Some(Abi::Ilp32),
+        _ => None,
+    }
+}
+
+/// The system-call entry (`AUDIT_ARCH_*`) the trace filter's `SECCOMP_RET_DATA` names.
+pub fn arch_of_data(data: u32) -> Option<u32> {
+    match data & RET_DATA_MASK {
+        DATA_X86_64 => Some(AUDIT_ARCH_X86_64),
+        DATA_I386 => Some(AUDIT_ARCH_I386),
+        _ => None,
+    }
+}
 
 /// `SECCOMP_RET_ALLOW`.
 pub const RET_ALLOW: u32 = 0x7fff_0000;

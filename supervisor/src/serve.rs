@@ -24,46 +24,30 @@ use mfiguard_core::audit::{Guard, Invoker, Who};
 use mfiguard_core::config::Config;
 use mfiguard_core::device;
 use mfiguard_core::guarded::{
-    self, Answer, Caller, Driver, Identity, PrivateCall, Replay, Request, AEN_SIZE,
+    copied, Answer, Caller, Driver, Identity, PrivateCall, Replay, Request, AEN_SIZE,
 };
-use mfiguard_sanitizer::Abi;
 
-use crate::filter::{
-    AUDIT_ARCH_I386, AUDIT_ARCH_X86_64, FIRMWARE, FIRMWARE32, GET_AEN, NR_IOCTL_I386,
-    NR_IOCTL_X86_64,
-};
+use crate::filter::{self, FIRMWARE, GET_AEN};
 use crate::sys::{self, Exit};
 
 /// A notification's call, identified.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Syscall {
     tid: libc::pid_t,
-    code: u32,
     fd: c_int,
-    arg: u64,
-    abi: Abi,
+    req: Request,
 }
 
 impl Syscall {
     /// The call a notification stands for, if the filter could have sent it.
     fn from_notif(n: &libc::seccomp_notif) -> Option<Syscall> {
         let d = &n.data;
-        let code = d.args[1] as u32;
-        let abi = match (d.arch, d.nr as u32, code) {
-            (AUDIT_ARCH_X86_64, NR_IOCTL_X86_64, FIRMWARE | GET_AEN) => Abi::Lp64,
-            (AUDIT_ARCH_I386, NR_IOCTL_I386, FIRMWARE32 | GET_AEN) => Abi::Ilp32,
-            _ => return None,
-        };
-        let arg = match abi {
-            Abi::Lp64 => d.args[2],
-            Abi::Ilp32 => d.args[2] & 0xffff_ffff,
-        };
+        let abi = filter::ioctl_abi(d.arch, u64::from(d.nr as u32))?;
+        let req = Request::new(Guard::Supervisor, abi, d.args[1] as u32, d.args[2])?;
         Some(Syscall {
             tid: n.pid as libc::pid_t,
-            code,
             fd: d.args[0] as u32 as c_int,
-            arg,
-            abi,
+            req,
         })
     }
 }
@@ -98,8 +82,8 @@ impl Caller for Tool<'_> {
         sys::write_process(self.tid, addr, data)
     }
 
-    fn identity(&self) -> Identity {
-        identity(self.tid)
+    fn identity(&self) -> Option<Identity> {
+        Some(identity(self.tid))
     }
 
     fn deliver(&self, answer: Answer) -> Result<(), c_int> {
@@ -266,7 +250,7 @@ impl<'c> Supervisor<'c> {
         let restart = self.undelivered.iter().position(|u| {
             u.call == call && {
                 let mut now = vec![0u8; u.packet.len()];
-                tool.read(call.arg, &mut now).is_ok() && same_packet(u, &now)
+                tool.read(call.req.arg, &mut now).is_ok() && same_packet(u, &now)
             }
         });
         if let Some(i) = restart {
@@ -290,24 +274,16 @@ impl<'c> Supervisor<'c> {
                 let _ = tool.deliver(other_file_call(&tool, fd.as_fd(), &call));
                 return;
             }
-            Ok((fd, true)) => {
-                let req = Request {
-                    code: call.code,
-                    arg: call.arg,
-                    abi: call.abi,
-                    guard: Guard::Supervisor,
-                };
-                guarded::guard_call(self.cfg, req, &tool, &mut Node { fd: fd.as_fd() })
-            }
+            Ok((fd, true)) => copied::run(self.cfg, call.req, &tool, &mut Node { fd: fd.as_fd() }),
         };
         let replay = delivery
             .replay
-            .filter(|_| !self.killable && call.code != GET_AEN);
+            .filter(|_| !self.killable && !call.req.is_get_aen());
         if let Some(replay) = replay {
             // The call is no longer pending, so its memory is read without the validity check:
             // it is only compared with the restart's, never used for a decision.
-            let mut packet = vec![0u8; call.abi.packet_size()];
-            if sys::read_process(call.tid, call.arg, &mut packet).is_ok() {
+            let mut packet = vec![0u8; call.req.abi.packet_size()];
+            if sys::read_process(call.tid, call.req.arg, &mut packet).is_ok() {
                 // A signal handler's own calls may come between a call and its restart, so
                 // more than one per thread can wait; the oldest are forgotten past a bound.
                 if self.undelivered.len() >= UNDELIVERED_MAX {
@@ -373,7 +349,7 @@ fn node_fd(
 /// argument (the size and direction the request code encodes), so that no descriptor swap or
 /// memory change by another thread can turn it into an unguarded MegaRAID call.
 fn other_file_call(tool: &Tool<'_>, fd: BorrowedFd<'_>, call: &Syscall) -> Answer {
-    other_file(tool, fd, call.code, call.arg)
+    other_file(tool, fd, call.req.code, call.req.arg)
 }
 
 /// [`other_file_call`] for any caller: `code` and `arg` as the tool passed them.

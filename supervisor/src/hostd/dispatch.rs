@@ -7,11 +7,10 @@ use std::ffi::c_int;
 use mfiguard_core::audit::Guard;
 use mfiguard_core::audit::GuardIssue;
 use mfiguard_core::config::Config;
-use mfiguard_core::guarded::{self, Answer, Caller, Driver, Identity, Request};
+use mfiguard_core::guarded::{copied, Answer, Caller, Driver, Identity, Request};
 use mfiguard_sanitizer::Abi;
 
 use crate::cuse::{self, InHeader, Op};
-use crate::filter::{FIRMWARE, FIRMWARE32, GET_AEN};
 
 /// Everything a request needs from the host: the caller's memory and identity, the channel,
 /// the driver. The daemon's is [`Live`]; the tests' is in memory.
@@ -96,8 +95,8 @@ impl<H: Host> Caller for CuseCaller<'_, H> {
         self.host.write(self.tid, addr, data)
     }
 
-    fn identity(&self) -> Identity {
-        self.host.identity(self.tid)
+    fn identity(&self) -> Option<Identity> {
+        Some(self.host.identity(self.tid))
     }
 
     fn deliver(&self, answer: Answer) -> Result<(), c_int> {
@@ -140,26 +139,27 @@ pub(super) fn handle(cfg: &Config, host: &impl Host, h: &InHeader, op: Op) {
 }
 
 pub(super) fn ioctl(cfg: &Config, host: &impl Host, h: &InHeader, flags: u32, cmd: u32, arg: u64) {
-    let compat = flags & cuse::FUSE_IOCTL_COMPAT != 0;
-    let abi = if compat { Abi::Ilp32 } else { Abi::Lp64 };
-    // The driver's own dispatch: the native entry knows FIRMWARE and GET_AEN, the compat entry
-    // FIRMWARE32 and GET_AEN; anything else is ENOTTY and never reaches the firmware.
-    let known = match (compat, cmd) {
-        _ if flags & cuse::FUSE_IOCTL_COMPAT_X32 != 0 => false,
-        (false, FIRMWARE) | (true, FIRMWARE32) | (_, GET_AEN) => true,
-        _ => false,
+    let abi = if flags & cuse::FUSE_IOCTL_COMPAT != 0 {
+        Abi::Ilp32
+    } else {
+        Abi::Lp64
     };
-    if !known {
+    // The driver's own dispatch: the native entry knows FIRMWARE and GET_AEN, the compat entry
+    // FIRMWARE32 and GET_AEN (and an x32 caller neither); anything else is ENOTTY and never
+    // reaches the firmware.
+    let req = Request::new(Guard::Hostd, abi, cmd, arg)
+        .filter(|_| flags & cuse::FUSE_IOCTL_COMPAT_X32 == 0);
+    let Some(req) = req else {
         let _ = host.send(&cuse::reply_error(h.unique, libc::ENOTTY));
         return;
-    }
+    };
     let caller = CuseCaller {
         host,
         tid: libc::pid_t::try_from(h.pid).unwrap_or(0),
         unique: h.unique,
         replied: Cell::new(false),
     };
-    guard_ioctl(cfg, host, &caller, cmd, arg, abi, compat);
+    guard_ioctl(cfg, host, &caller, req);
     if !caller.replied.get() {
         // Not answered (its copy-back found the caller gone): the request still gets its one
         // reply.
@@ -171,32 +171,23 @@ pub(super) fn guard_ioctl<H: Host>(
     cfg: &Config,
     host: &H,
     caller: &CuseCaller<'_, H>,
-    cmd: u32,
-    arg: u64,
-    abi: Abi,
-    compat: bool,
+    req: Request,
 ) {
-    let req = Request {
-        code: cmd,
-        arg: if compat { arg & 0xffff_ffff } else { arg },
-        abi,
-        guard: Guard::Hostd,
-    };
-    if cmd == GET_AEN {
-        guarded::refuse(cfg, req, caller, GuardIssue::AenUnsupported);
+    if req.is_get_aen() {
+        copied::refuse(cfg, req, caller, GuardIssue::AenUnsupported);
         return;
     }
     if caller.tid <= 0 {
         // A caller outside this daemon's pid namespace: its memory cannot be named.
-        guarded::refuse(cfg, req, caller, GuardIssue::CallerGone);
+        copied::refuse(cfg, req, caller, GuardIssue::CallerGone);
         return;
     }
     match host.driver() {
         Ok(mut driver) => {
-            guarded::guard_call(cfg, req, caller, &mut driver);
+            copied::run(cfg, req, caller, &mut driver);
         }
         Err(_) => {
-            guarded::refuse(cfg, req, caller, GuardIssue::NoNextIoctl);
+            copied::refuse(cfg, req, caller, GuardIssue::NoNextIoctl);
         }
     }
 }

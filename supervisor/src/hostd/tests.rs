@@ -469,3 +469,43 @@ fn install_node_replaces_what_is_there_in_one_rename() {
     assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
     fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `MFIGUARD_LOG_REQUIRED=1` and a decision record that cannot be written (a directory as the
+/// record file): the call is answered `EIO` and never reaches the driver, as under the library
+/// and the supervisor; without it, the call goes on.
+#[test]
+fn a_required_record_that_cannot_be_written_fails_the_call_closed() {
+    let dir = std::env::temp_dir().join(format!("mfiguard-hostd-required-{}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    let required = Config {
+        log: LogTarget::File(std::ffi::CString::new(dir.to_str().unwrap()).unwrap()),
+        audit: mfiguard_core::config::AuditLevel::All,
+        log_required: true,
+        ..Config::FALLBACK
+    };
+    let f = Fake::new();
+    let arg = dcmd_packet(&f, Abi::Lp64, 0x28);
+    handle(
+        &required,
+        &f,
+        &header(cuse::FUSE_IOCTL, 4242),
+        ioctl_op(FUSE_IOCTL_UNRESTRICTED, FIRMWARE, arg),
+    );
+    assert_eq!(f.reply(), (-libc::EIO, None));
+    assert!(f.driver_calls.borrow().is_empty());
+    let not_required = Config {
+        log_required: false,
+        ..required
+    };
+    let f = Fake::new();
+    let arg = dcmd_packet(&f, Abi::Lp64, 0x28);
+    handle(
+        &not_required,
+        &f,
+        &header(cuse::FUSE_IOCTL, 4242),
+        ioctl_op(FUSE_IOCTL_UNRESTRICTED, FIRMWARE, arg),
+    );
+    assert_eq!(f.reply(), (0, Some(0)));
+    assert_eq!(f.driver_calls.borrow().len(), 1);
+    fs::remove_dir_all(&dir).unwrap();
+}
