@@ -381,18 +381,12 @@ fn check_kernel() {
             None => println!("megaraid_sas: not loaded"),
         }
     }
-    let major = std::fs::read_to_string("/proc/devices").ok().and_then(|d| {
-        d.lines().find_map(|l| {
-            let mut w = l.split_whitespace();
-            let major = w.next()?;
-            (w.next()? == "megaraid_sas_ioctl").then(|| major.to_string())
-        })
-    });
-    match major {
-        Some(m) => {
+    // The node check's own reading of /proc/devices (the character devices only).
+    match mfiguard_core::device::node_major() {
+        mfiguard_core::device::NodeMajor::Listed(m) => {
             println!("management node: character major {m} (megaraid_sas_ioctl in /proc/devices)")
         }
-        None => println!("management node: none (no megaraid_sas_ioctl in /proc/devices)"),
+        _ => println!("management node: none (no megaraid_sas_ioctl in /proc/devices)"),
     }
 
     println!("kernel protections (judged by version; distribution kernels may carry backports):");

@@ -260,6 +260,17 @@ pub fn open_append(path: &CStr) -> Result<OwnedFd, c_int> {
     Ok(fd)
 }
 
+/// `pipe2(O_CLOEXEC)`: (read end, write end).
+pub fn pipe() -> Result<(OwnedFd, OwnedFd), c_int> {
+    let mut p = [0 as c_int; 2];
+    // SAFETY: a live array of two descriptors for the kernel to fill.
+    if unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(errno());
+    }
+    // SAFETY: both just created, ours alone.
+    Ok(unsafe { (OwnedFd::from_raw_fd(p[0]), OwnedFd::from_raw_fd(p[1])) })
+}
+
 /// `fchown(fd, -1, gid)`: the group only.
 pub fn fchown_group(fd: BorrowedFd<'_>, gid: u32) -> Result<(), c_int> {
     // SAFETY: fchown only reads the descriptor number, which `fd` keeps open; -1 keeps the owner.

@@ -29,6 +29,8 @@ pub mod filter;
 #[cfg(target_arch = "x86_64")]
 pub mod hostd;
 #[cfg(target_arch = "x86_64")]
+mod proc;
+#[cfg(target_arch = "x86_64")]
 pub mod ptrace;
 #[cfg(target_arch = "x86_64")]
 mod ptrace_spawn;

@@ -54,7 +54,8 @@ use mfiguard_core::guarded::{copied, Answer, Caller, Identity, Request};
 use mfiguard_sanitizer::Abi;
 
 use crate::filter;
-use crate::serve::{identity, other_file, Node};
+use crate::proc::{self, identity};
+use crate::serve::{other_file, Node};
 use crate::sys::{self, Exit};
 
 /// A wait status, classified once (ptrace(2)'s names).
@@ -391,13 +392,7 @@ impl<'c> Tracer<'c> {
         if let Some(Some(t)) = self.tasks.get(&tid) {
             return Some(*t);
         }
-        let status = std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
-        let t = status
-            .lines()
-            .find_map(|l| l.strip_prefix("Tgid:"))?
-            .trim()
-            .parse()
-            .ok()?;
+        let t = proc::tgid(tid)?;
         self.tasks.insert(tid, Some(t));
         Some(t)
     }

@@ -20,7 +20,7 @@
 use std::ffi::c_int;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
-use mfiguard_core::audit::{Guard, Invoker, Who};
+use mfiguard_core::audit::Guard;
 use mfiguard_core::config::Config;
 use mfiguard_core::device;
 use mfiguard_core::guarded::{
@@ -28,6 +28,7 @@ use mfiguard_core::guarded::{
 };
 
 use crate::filter::{self, FIRMWARE, GET_AEN};
+use crate::proc::{identity, tgid};
 use crate::sys::{self, Exit};
 
 /// A notification's call, identified.
@@ -92,29 +93,6 @@ impl Caller for Tool<'_> {
             Answer::Errno(e) => (0, e),
         };
         sys::notif_send(self.listener, self.id, val, error)
-    }
-}
-
-/// The pid (thread group), real uid and executable of thread `tid`, from `/proc`.
-/// Who the thread `tid` is, for records: its process, real uid, executable and invoker.
-pub(crate) fn identity(tid: libc::pid_t) -> Identity {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", tid)).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse::<u32>().ok())
-    };
-    let pid = field("Tgid:").unwrap_or(tid as u32);
-    let uid = field("Uid:").unwrap_or(u32::MAX);
-    let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
-        .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_else(|_| "?".into());
-    Identity {
-        who: Who { pid, uid },
-        exe,
-        invoker: Invoker::of_process(pid),
     }
 }
 
@@ -370,16 +348,6 @@ pub(crate) fn other_file(tool: &impl Caller, fd: BorrowedFd<'_>, code: u32, arg:
         return Answer::Errno(libc::EFAULT);
     }
     Answer::Value(ret)
-}
-
-fn tgid(tid: libc::pid_t) -> Option<libc::pid_t> {
-    let status = std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("Tgid:"))?
-        .trim()
-        .parse()
-        .ok()
 }
 
 fn wait_blocking(child: libc::pid_t) -> Exit {

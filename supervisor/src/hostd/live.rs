@@ -15,7 +15,8 @@ use mfiguard_core::guarded::Identity;
 use super::dispatch::Host;
 use super::events::Events;
 use super::node::{cstr, private_node_path};
-use crate::serve::{identity, Node};
+use crate::proc::{identity, Status};
+use crate::serve::Node;
 use crate::sys;
 
 /// `CAP_SYS_ADMIN`: the driver's `open` asks for it.
@@ -73,11 +74,9 @@ pub(super) fn may_open(tid: libc::pid_t) -> Result<(), c_int> {
     if tid <= 0 {
         return Err(libc::EACCES);
     }
-    let status = fs::read_to_string(format!("/proc/{tid}/status")).map_err(|_| libc::ESRCH)?;
-    let caps = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+    let caps = Status::of(tid)
+        .ok_or(libc::ESRCH)?
+        .cap_eff
         .ok_or(libc::EACCES)?;
     // `capable()` asks about the initial user namespace (PROC_USER_INIT_INO); a kernel without
     // user namespaces has no such link, and everyone is in the initial one.
