@@ -52,16 +52,16 @@ pub fn check(settings: &Settings, tool: Option<&str>) -> bool {
 /// failure (it is optional); a daemon whose node was replaced is.
 #[cfg(target_arch = "x86_64")]
 fn check_hostd() -> bool {
-    use mfiguard_supervisor::hostd::{Status, Verdict, NODE_PATH};
+    use mfiguard_supervisor::hostd::{Coverage, Status, NODE_PATH};
     let path = std::path::Path::new(NODE_PATH);
     let st = Status::of(path);
     println!("host-wide guard: {}", st.describe(path));
-    match st.verdict() {
-        Verdict::Bypassed | Verdict::Displaced => {
+    match st.coverage() {
+        Coverage::Bypassed | Coverage::Displaced => {
             println!("    WARNING: tools that open {NODE_PATH} now are not guarded by mfiguard-hostd; it puts its node back within its watch interval (journalctl -u mfiguard-hostd)");
             false
         }
-        Verdict::Active | Verdict::Off | Verdict::Stopped => true,
+        Coverage::Active | Coverage::Off | Coverage::Stopped => true,
     }
 }
 
@@ -163,7 +163,7 @@ fn check_tool(name: &str, via: mechanism::Via) -> (bool, u8) {
         Mechanism::Unguarded { .. } => ok = false,
         // The tool's calls would go through the supervisor, not the library: prove that the
         // supervisor starts here and intercepts.
-        Mechanism::Supervise { .. } => ok &= run_probe_supervised("supervise"),
+        Mechanism::Supervisor { .. } => ok &= run_probe_supervised("supervise"),
         Mechanism::Ptrace { .. } => ok &= run_probe_supervised("ptrace"),
         Mechanism::Preload { .. } => {}
     }

@@ -185,7 +185,7 @@ fn run() -> Result<ExitCode, Error> {
     };
     let mechanism = mechanism::choose(&path, &kind, via);
     match &mechanism {
-        Mechanism::Supervise { .. } | Mechanism::Ptrace { .. } => {
+        Mechanism::Supervisor { .. } | Mechanism::Ptrace { .. } => {
             let traced = matches!(mechanism, Mechanism::Ptrace { .. });
             match supervise(&settings, tool, &path, args, traced) {
                 Ok(never) => match never {},

@@ -696,7 +696,7 @@ mod tests {
     /// trace program; tried in a forked child, as the ptrace fallback does.
     #[test]
     fn the_trace_filter_installs_through_prctl() {
-        let prog = crate::filter::build(crate::filter::Action::Trace);
+        let prog = crate::filter::build(crate::filter::Handler::Trace);
         let fprog = libc::sock_fprog {
             len: prog.len() as u16,
             filter: prog.as_ptr() as *mut libc::sock_filter,

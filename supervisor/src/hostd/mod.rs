@@ -53,7 +53,7 @@ use self::session::{read_requests, register, Registration};
 
 pub use self::node::{private_node_path, restore_driver_node};
 pub use self::pool::WORKERS_MAX;
-pub use self::status::{Status, Verdict};
+pub use self::status::{Coverage, Status};
 
 /// Where the management tools open the node.
 pub const NODE_PATH: &str = "/dev/megaraid_sas_ioctl_node";

@@ -17,9 +17,9 @@ pub struct Status {
     pub driver_major: Option<u32>,
 }
 
-/// Whether the path is guarded host-wide, and if not why.
+/// Whether the path is covered by the host-wide guard, and if not why.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
+pub enum Coverage {
     /// The daemon serves the path.
     Active,
     /// No daemon, and the path is the driver's own node or nothing: calls to it are not
@@ -54,15 +54,15 @@ impl Status {
     }
 
     /// Whether the path is guarded host-wide.
-    pub fn verdict(&self) -> Verdict {
+    pub fn coverage(&self) -> Coverage {
         let driver = |rdev: u64| self.driver_major == Some(libc::major(rdev as libc::dev_t));
         match (self.serving, self.node) {
-            (Some(dev), NodeState::Char { rdev, .. }) if rdev == dev => Verdict::Active,
-            (Some(_), NodeState::Char { rdev, .. }) if driver(rdev) => Verdict::Bypassed,
-            (Some(_), _) => Verdict::Displaced,
-            (None, NodeState::Char { rdev, .. }) if driver(rdev) => Verdict::Off,
-            (None, NodeState::Missing) => Verdict::Off,
-            (None, _) => Verdict::Stopped,
+            (Some(dev), NodeState::Char { rdev, .. }) if rdev == dev => Coverage::Active,
+            (Some(_), NodeState::Char { rdev, .. }) if driver(rdev) => Coverage::Bypassed,
+            (Some(_), _) => Coverage::Displaced,
+            (None, NodeState::Char { rdev, .. }) if driver(rdev) => Coverage::Off,
+            (None, NodeState::Missing) => Coverage::Off,
+            (None, _) => Coverage::Stopped,
         }
     }
 
@@ -81,21 +81,21 @@ impl Status {
             NodeState::Char { rdev, .. } => format!("a character device {}", dev(rdev)),
             NodeState::NotCharDevice => "something that is not a character device".to_string(),
         };
-        match self.verdict() {
-            Verdict::Active => format!(
+        match self.coverage() {
+            Coverage::Active => format!(
                 "active: mfiguard-hostd serves {p} (CUSE {})",
                 dev(self.serving.unwrap_or(0))
             ),
-            Verdict::Off => format!(
+            Coverage::Off => format!(
                 "off: mfiguard-hostd is not running and {p} is {at}; calls are guarded only where the library or mfiguard-run is used (host-wide: systemctl enable --now mfiguard-hostd)"
             ),
-            Verdict::Stopped => format!(
+            Coverage::Stopped => format!(
                 "stopped: mfiguard-hostd is not running and {p} is {at}: opens of it fail until it is back (systemctl start mfiguard-hostd), or remove the node to go back to the driver's"
             ),
-            Verdict::Bypassed => format!(
+            Coverage::Bypassed => format!(
                 "BYPASSED: mfiguard-hostd runs, but {p} is the driver's own node again ({at}): calls through it are not guarded until the daemon puts its node back"
             ),
-            Verdict::Displaced => format!(
+            Coverage::Displaced => format!(
                 "DISPLACED: mfiguard-hostd runs, but {p} is {at}, not its node (CUSE {})",
                 dev(self.serving.unwrap_or(0))
             ),

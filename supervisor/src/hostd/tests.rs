@@ -427,18 +427,18 @@ fn status_names_each_state() {
         node: n,
         driver_major: Some(major),
     };
-    assert_eq!(st(Some(cuse), node(cuse)).verdict(), Verdict::Active);
-    assert_eq!(st(Some(cuse), node(driver)).verdict(), Verdict::Bypassed);
+    assert_eq!(st(Some(cuse), node(cuse)).coverage(), Coverage::Active);
+    assert_eq!(st(Some(cuse), node(driver)).coverage(), Coverage::Bypassed);
     assert_eq!(
-        st(Some(cuse), NodeState::Missing).verdict(),
-        Verdict::Displaced
+        st(Some(cuse), NodeState::Missing).coverage(),
+        Coverage::Displaced
     );
-    assert_eq!(st(None, node(driver)).verdict(), Verdict::Off);
-    assert_eq!(st(None, node(cuse)).verdict(), Verdict::Stopped);
-    assert_eq!(st(None, NodeState::Missing).verdict(), Verdict::Off);
+    assert_eq!(st(None, node(driver)).coverage(), Coverage::Off);
+    assert_eq!(st(None, node(cuse)).coverage(), Coverage::Stopped);
+    assert_eq!(st(None, NodeState::Missing).coverage(), Coverage::Off);
     assert_eq!(
-        st(None, NodeState::NotCharDevice).verdict(),
-        Verdict::Stopped
+        st(None, NodeState::NotCharDevice).coverage(),
+        Coverage::Stopped
     );
     let p = Path::new("/dev/megaraid_sas_ioctl_node");
     assert!(st(Some(cuse), node(driver))
