@@ -573,10 +573,8 @@ mod tests {
     fn a_full_pipe_is_not_writable_now() {
         let mut fds = [0; 2];
         // SAFETY: `fds` has room for the two descriptors.
-        assert_eq!(
-            unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK) },
-            0
-        );
+        let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK) };
+        assert_eq!(rc, 0);
         assert!(writable_within(fds[1], 0));
         let chunk = [0u8; 4096];
         // SAFETY: `chunk` is readable; the descriptor is ours and non-blocking.

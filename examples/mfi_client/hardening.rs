@@ -166,10 +166,11 @@ fn wait_until_sleeping(tid: c_int, limit: Duration) -> bool {
 }
 
 fn install(sig: c_int, handler: extern "C" fn(c_int)) {
-    // SAFETY: a zeroed sigaction with an empty mask; the handler only does async-signal-safe
-    // work (ioctl on leaked packets, atomics). No SA_RESTART unless MFI_CLIENT_SA_RESTART=1:
-    // an interrupted system call in the guard or the simulator must cope with EINTR.
+    // No SA_RESTART unless MFI_CLIENT_SA_RESTART=1: an interrupted system call in the guard or
+    // the simulator must cope with EINTR.
     let restart = std::env::var_os("MFI_CLIENT_SA_RESTART").is_some_and(|v| v == "1");
+    // SAFETY: a zeroed sigaction with an empty mask; the handler only does async-signal-safe
+    // work (ioctl on leaked packets, atomics).
     unsafe {
         let mut sa: libc::sigaction = std::mem::zeroed();
         sa.sa_sigaction = handler as usize;

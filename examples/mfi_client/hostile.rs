@@ -321,8 +321,8 @@ pub(crate) fn run_fault(fd: c_int, host: u16, kind: &str) -> i32 {
         )
     };
     let errno = if ret < 0 { last_errno() } else { 0 };
-    // SAFETY: for the readable kinds the packet's page is readable.
     let cmd_status = if readable {
+        // SAFETY: for the readable kinds the packet's page is readable.
         unsafe { std::ptr::read_volatile(ptr.add(CMD_STATUS)) }
     } else {
         0
