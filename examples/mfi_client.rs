@@ -45,7 +45,7 @@
 //!     smp-race N           N SMP DISCOVER (0x10) calls while a second thread flips the caller's
 //!                          request to PHY CONTROL (0x91) and back; stdout `calls=N other=K`
 //!                          (K: ended other than ret 0 or EPERM), the split on stderr
-//!   hardening (issue 9; these print counts, and pids or timings only on stderr):
+//!   hardening (these print counts, and pids or timings only on stderr):
 //!     stress THREADS MS    THREADS threads for MS milliseconds, each cycling a clean DCMD, an
 //!                          ieee-dcmd (rewritten), a refused packet, a packet a mutator thread
 //!                          keeps changing (flags, sgl_off, sge_count) while it is in flight,
@@ -71,7 +71,7 @@
 //! `MFI_CLIENT_SYSCALL=syscall|asm` issues the MegaRAID calls with `syscall(SYS_ioctl)` or the
 //! instruction itself (`syscall`, `int 0x80` on i386) instead of glibc's `ioctl`.
 //!
-//!   issue 17:
+//!   the soak and the in-process window:
 //!     soak THREADS SECS [PACE_US]  THREADS threads for SECS seconds cycling a clean DCMD, an
 //!                          ieee-dcmd, a refused packet, a writing DCMD (CFG_CLEAR: EPERM in
 //!                          readonly mode) and FIONREAD on a pipe; one line of counts and the
@@ -247,7 +247,7 @@ fn run() -> i32 {
         Plan::Signals(n, us) => hardening::signals(fd, opts.host, n, us),
         Plan::SignalInKernel => hardening::signal_in_kernel(fd, opts.host),
         Plan::Lines => hardening::lines(fd, opts.host),
-        Plan::Issue17 => hardening::issue17(fd, &opts),
+        Plan::Soak => hardening::soak_scenario(fd, &opts),
         Plan::Dl => hardening::dl_scenario(fd, &opts),
         Plan::CompatInt80(kind) => run_compat_int80(fd, opts.host, &kind),
     }

@@ -1,4 +1,4 @@
-//! Sinks that fail (issue 9), end to end: the documented policy (README.md, "When a sink fails").
+//! Sinks that fail, end to end: the documented policy (README.md, "When a sink fails").
 //!
 //! - By default the call always completes, exactly as it would with a working log: a log file
 //!   that cannot be opened (its directory missing: ENOENT) or

@@ -1,4 +1,4 @@
-//! The client's hardening scenarios (issue 9): many threads with a packet mutated in flight,
+//! The client's hardening scenarios: many threads with a packet mutated in flight,
 //! forked and exec'd children, signal handlers that issue ioctls while the thread is inside the
 //! guard, and a stdin-driven sequence of calls for the sink tests.
 //!

@@ -21,7 +21,7 @@ pub(crate) enum Plan {
     SignalInKernel,
     Lines,
     CompatInt80(String),
-    Issue17,
+    Soak,
     Dl,
 }
 
@@ -230,7 +230,7 @@ pub(crate) fn prepare(opts: &Opts) -> Result<Plan, String> {
                 .ok_or("compat-int80 needs stp-probe or sgl-off")?;
             return Ok(Plan::CompatInt80(kind.clone()));
         }
-        "soak" | "private-race" => return Ok(Plan::Issue17),
+        "soak" | "private-race" => return Ok(Plan::Soak),
         "dl-ioctl" | "dl-lookups" | "dl-limit" => return Ok(Plan::Dl),
         other => return Err(format!("unknown scenario {other}")),
     };

@@ -1,4 +1,4 @@
-//! The read-only monitoring policy's tables (issue 8): which DCMD opcodes, SCSI commands,
+//! The read-only monitoring policy's tables: which DCMD opcodes, SCSI commands,
 //! ATA commands and SMP functions only read, where each entry was read, and the classifiers
 //! the policy calls on a decoded frame.
 //!

@@ -101,7 +101,7 @@ pub enum GuardMode {
     Audit,
     /// Pass everything through, record nothing.
     Off,
-    /// Enforce plus the read-only allowlist of issue 8.
+    /// Enforce plus the read-only allowlist (`mfiguard_sanitizer::readonly`).
     Readonly,
 }
 

@@ -2,7 +2,7 @@
 
 use super::*;
 
-// ---- issue 17: ioctl found by name ------------------------------------------------------------
+// ---- ioctl found by name ----------------------------------------------------------------------
 
 /// The libc version of `ioctl` a versioned lookup names on this architecture.
 #[cfg(target_pointer_width = "64")]

@@ -2,11 +2,10 @@
 
 use super::*;
 
-// ---- issue 17: the soak, and the preload's in-process window ---------------------------------
+// ---- the soak, and the preload's in-process window --------------------------------------------
 
-/// `soak THREADS SECONDS [PACE_US]` and `private-race N`: the issue-17 scenarios, which parse
-/// their own arguments.
-pub fn issue17(fd: c_int, opts: &Opts) -> i32 {
+/// `soak THREADS SECONDS [PACE_US]` and `private-race N`, which parse their own arguments.
+pub fn soak_scenario(fd: c_int, opts: &Opts) -> i32 {
     let num = |i: usize| opts.args.get(i).and_then(|a| a.parse::<u64>().ok());
     match opts.scenario.as_str() {
         "soak" => match (num(0), num(1)) {
