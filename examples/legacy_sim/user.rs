@@ -11,14 +11,10 @@ pub(crate) fn copy_from_user(addr: u64, out: &mut [u8]) -> Result<(), ()> {
         return Ok(());
     }
     let addr = usize::try_from(addr).map_err(|_| ())?;
-    let local = libc::iovec {
-        iov_base: out.as_mut_ptr().cast(),
-        iov_len: out.len(),
-    };
-    let remote = libc::iovec {
-        iov_base: addr as *mut c_void,
-        iov_len: out.len(),
-    };
+    let (local, remote) = (
+        iovec(out.as_mut_ptr() as usize, out.len()),
+        iovec(addr, out.len()),
+    );
     // SAFETY: the local iovec is our own buffer; the kernel checks the remote range and
     // reports EFAULT instead of faulting.
     let n = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
@@ -31,20 +27,24 @@ pub(crate) fn copy_from_user(addr: u64, out: &mut [u8]) -> Result<(), ()> {
     Err(())
 }
 
+/// An `iovec` of `len` bytes at address `base` (ours or the caller's, never dereferenced here).
+fn iovec(base: usize, len: usize) -> libc::iovec {
+    libc::iovec {
+        iov_base: base as *mut c_void,
+        iov_len: len,
+    }
+}
+
 /// Writes caller memory without faulting: `Err` where `copy_to_user` would return EFAULT.
 pub(crate) fn copy_to_user(addr: u64, data: &[u8]) -> Result<(), ()> {
     if data.is_empty() {
         return Ok(());
     }
     let addr = usize::try_from(addr).map_err(|_| ())?;
-    let local = libc::iovec {
-        iov_base: data.as_ptr() as *mut c_void,
-        iov_len: data.len(),
-    };
-    let remote = libc::iovec {
-        iov_base: addr as *mut c_void,
-        iov_len: data.len(),
-    };
+    let (local, remote) = (
+        iovec(data.as_ptr() as usize, data.len()),
+        iovec(addr, data.len()),
+    );
     // SAFETY: as in copy_from_user; the kernel checks the remote range.
     let n = unsafe { libc::process_vm_writev(libc::getpid(), &local, 1, &remote, 1, 0) };
     if n == data.len() as isize {

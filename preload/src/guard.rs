@@ -34,7 +34,7 @@ use mfiguard_core::guarded::{
 };
 use mfiguard_sanitizer::{Abi, Errno};
 
-use crate::audit::{self, ErrorRecord, Guard, Record};
+use crate::audit::{self, Guard};
 use crate::config::{self, Config, GuardMode};
 use crate::snapshot::{self, CallerArg};
 use crate::{device, real, sys};
@@ -169,13 +169,7 @@ fn startup() -> &'static Config {
         if cfg.mode != GuardMode::Off {
             for e in &cfg.errors {
                 log::debug!("configuration: {e}");
-                let rec = ErrorRecord {
-                    key: &e.key,
-                    value: &e.value,
-                    message: &e.message,
-                    exe: &cfg.exe,
-                };
-                let _ = audit::emit(cfg, false, Record::Error(&rec));
+                let _ = audit::emit_config_error(cfg, e);
             }
         }
     }

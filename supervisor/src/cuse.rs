@@ -55,11 +55,6 @@ pub const FUSE_POLL_SCHEDULE_NOTIFY: u32 = 1 << 0;
 /// `FUSE_NOTIFY_POLL`: the notification code of a poll wake-up.
 pub const FUSE_NOTIFY_POLL: i32 = 1;
 
-/// The smallest buffer a read of the channel accepts (`FUSE_MIN_READ_BUFFER`).
-pub const READ_BUFFER_MIN: usize = 8192;
-/// `max_read` and `max_write` offered at init (the node has no read or write).
-pub const MAX_RW: u32 = 4096;
-
 /// `struct fuse_in_header`: every request starts with it.
 #[doc(alias = "fuse_in_header")]
 #[repr(C)]
@@ -231,17 +226,20 @@ pub struct FuseNotifyPollWakeupOut {
     pub kh: U64,
 }
 
-const _: () = assert!(size_of::<FuseInHeader>() == 40);
-const _: () = assert!(size_of::<FuseOutHeader>() == 16);
-const _: () = assert!(size_of::<CuseInitIn>() == 16);
-const _: () = assert!(size_of::<CuseInitOut>() == 72);
-const _: () = assert!(size_of::<FuseOpenIn>() == 8);
-const _: () = assert!(size_of::<FuseOpenOut>() == 16);
-const _: () = assert!(size_of::<FuseIoctlIn>() == 32);
-const _: () = assert!(size_of::<FuseIoctlOut>() == 16);
-const _: () = assert!(size_of::<FusePollIn>() == 24);
-const _: () = assert!(size_of::<FusePollOut>() == 8);
-const _: () = assert!(size_of::<FuseNotifyPollWakeupOut>() == 8);
+// The sizes `include/uapi/linux/fuse.h` gives each struct.
+const _: () = {
+    assert!(size_of::<FuseInHeader>() == 40);
+    assert!(size_of::<FuseOutHeader>() == 16);
+    assert!(size_of::<CuseInitIn>() == 16);
+    assert!(size_of::<CuseInitOut>() == 72);
+    assert!(size_of::<FuseOpenIn>() == 8);
+    assert!(size_of::<FuseOpenOut>() == 16);
+    assert!(size_of::<FuseIoctlIn>() == 32);
+    assert!(size_of::<FuseIoctlOut>() == 16);
+    assert!(size_of::<FusePollIn>() == 24);
+    assert!(size_of::<FusePollOut>() == 8);
+    assert!(size_of::<FuseNotifyPollWakeupOut>() == 8);
+};
 
 /// `sizeof(struct fuse_in_header)`.
 pub const IN_HEADER_LEN: usize = size_of::<FuseInHeader>();
@@ -249,6 +247,10 @@ pub const IN_HEADER_LEN: usize = size_of::<FuseInHeader>();
 pub const OUT_HEADER_LEN: usize = size_of::<FuseOutHeader>();
 /// `sizeof(struct cuse_init_out)`.
 pub const CUSE_INIT_OUT_LEN: usize = size_of::<CuseInitOut>();
+/// The smallest buffer a read of the channel accepts (`FUSE_MIN_READ_BUFFER`).
+pub const READ_BUFFER_MIN: usize = 8192;
+/// `max_read` and `max_write` offered at init (the node has no read or write).
+pub const MAX_RW: u32 = 4096;
 
 /// A request's header, as far as the daemon uses it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -11,11 +11,11 @@ use super::buffers::{LineBuf, StackBuf, NESTED_BUF};
 use super::invoker::{invoker, invoker_if_read, Invoker};
 use super::json::{call_json, error_json};
 use super::line::{call_line, error_line};
-use super::record::{Record, Who};
+use super::record::{ErrorRecord, Record, Who};
 use super::report::{report, SinkName};
 use super::sink::stderr::Stderr;
 use super::sink::{with_sink, Format, Sink, SinkError};
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::sys;
 
 /// Records that could not be written since the last one that was (reported in that one).
@@ -82,6 +82,17 @@ pub(crate) fn render<B: LineBuf>(
         }
     }
     false
+}
+
+/// Records a configuration problem (`"record":"error"`, its key, value and message).
+pub fn emit_config_error(cfg: &Config, e: &ConfigError) -> Result<bool, c_int> {
+    let rec = ErrorRecord {
+        key: &e.key,
+        value: &e.value,
+        message: &e.message,
+        exe: &cfg.exe,
+    };
+    emit(cfg, false, Record::Error(&rec))
 }
 
 /// Writes one record to the configured sink.

@@ -88,7 +88,7 @@ mod text;
 mod time;
 
 pub use buffers::{LineBuf, StackBuf, NESTED_BUF};
-pub use emit::{after_fork, emit, set_build};
+pub use emit::{after_fork, emit, emit_config_error, set_build};
 pub use invoker::{invoker, invoker_if_read, Invoker, ARGV_MAX, SUDO_USER_MAX};
 pub use record::{
     CallRecord, ErrorRecord, Guard, GuardIssue, Outcome, PacketInfo, Phase, Record, Who,

@@ -48,9 +48,6 @@ pub const MFI_HEADER_SIZE: usize = size_of::<MfiHeader>();
 pub const MFI_CMD_STATUS_OFFSET: usize = 0x02;
 /// Offset of the header's `flags`.
 pub const MFI_FLAGS_OFFSET: usize = 0x10;
-/// `MFI_STAT_INVALID_STATUS`: the status the driver leaves in a frame the firmware has not
-/// completed (`MFI_CMD_STATUS_POLL_MODE`), and what tools put there before a call.
-pub const MFI_STAT_INVALID_STATUS: u8 = 0xFF;
 
 /// `struct megasas_dcmd_frame` up to its SGL (0x28).
 #[doc(alias = "megasas_dcmd_frame")]
@@ -135,6 +132,10 @@ const _: () = assert!(size_of::<MfiPthruFrame>() == 0x30);
 const _: () = assert!(size_of::<MfiIoFrame>() == 0x28);
 const _: () = assert!(size_of::<MfiSmpFrame>() == 0x20);
 const _: () = assert!(size_of::<MfiStpFrame>() == 0x30);
+
+/// `MFI_STAT_INVALID_STATUS`: the status the driver leaves in a frame the firmware has not
+/// completed (`MFI_CMD_STATUS_POLL_MODE`), and what tools put there before a call.
+pub const MFI_STAT_INVALID_STATUS: u8 = 0xFF;
 
 bitflags::bitflags! {
     /// `MFI_FRAME_*` flags in the header (the direction bits are [`MfiDirection`]).

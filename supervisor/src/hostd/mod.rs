@@ -42,7 +42,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Mutex, OnceLock};
 use std::time::Duration;
 
-use mfiguard_core::audit::{self, ErrorRecord, Record};
+use mfiguard_core::audit;
 use mfiguard_core::config::Config;
 
 use self::events::{relay_events, Events};
@@ -70,6 +70,7 @@ pub const CUSE_CLASS: &str = "/sys/class/cuse";
 /// One read of the channel: at least `FUSE_MIN_READ_BUFFER`, and the largest request (a
 /// `FUSE_WRITE` of `max_write` bytes) with its header.
 const READ_BUFFER: usize = 64 * 1024;
+const _: () = assert!(READ_BUFFER >= crate::cuse::READ_BUFFER_MIN);
 
 /// How the daemon runs.
 #[derive(Clone, Debug)]
@@ -189,13 +190,7 @@ pub fn serve(cfg: &'static Config, opts: &Options) -> Result<std::convert::Infal
     );
     for e in &cfg.errors {
         eprintln!("mfiguard-hostd: WARNING: {}", e.summary);
-        let rec = ErrorRecord {
-            key: &e.key,
-            value: &e.value,
-            message: &e.message,
-            exe: &cfg.exe,
-        };
-        let _ = audit::emit(cfg, false, Record::Error(&rec));
+        let _ = audit::emit_config_error(cfg, e);
     }
     let host: &'static Live<'static> = Box::leak(Box::new(Live {
         channel: channel.as_fd(),
