@@ -112,6 +112,7 @@ pub fn emit_config_error(cfg: &Config, e: &ConfigError) -> Result<bool, c_int> {
 /// `MFIGUARD_LOG_REQUIRED`. A record file that is refused (`Refusal`: not a regular file, or
 /// someone else's) is never written to; its records go to stderr instead, and still count as
 /// lost.
+#[inline]
 pub fn emit(cfg: &Config, nested: bool, rec: Record<'_>) -> Result<bool, c_int> {
     with_sink(cfg, nested, |sink| emit_to(cfg, nested, sink, rec)).unwrap_or(Ok(false))
 }

@@ -203,6 +203,7 @@ pub struct PacketInfo {
 
 impl PacketInfo {
     /// The fields of a decoded packet and what the verdict sends.
+    #[inline]
     pub fn new(p: &Packet, verdict: &Verdict) -> PacketInfo {
         let hdr = p.header();
         let flags = hdr.flags.get();

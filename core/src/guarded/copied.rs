@@ -117,25 +117,25 @@ fn get_aen<C: Caller>(r: &mut Recorder<'_, C>, driver: &mut impl Driver) -> Deli
     r.finish(rec, record, Answer::of(ret, errno), None, latency)
 }
 
-fn firmware<C: Caller>(r: &mut Recorder<'_, C>, driver: &mut impl Driver) -> Copied {
+fn firmware<'a, C: Caller>(r: &mut Recorder<'a, C>, driver: &mut impl Driver) -> Copied {
     let cfg = r.cfg();
     let req = r.request();
-    let mut rec = r.base();
     let size = req.abi.packet_size();
     let mut bytes = [0u8; NATIVE_PACKET_SIZE];
     let Some(bytes) = bytes.get_mut(..size) else {
-        return r.issue(rec, GuardIssue::Sanitizer).into();
+        return r.issue(r.base(), GuardIssue::Sanitizer).into();
     };
     if r.caller().read(req.arg, bytes).is_err() {
         let issue = GuardIssue::Unreadable {
             addr: usize::try_from(req.arg).unwrap_or(usize::MAX),
             len: size,
         };
-        return r.issue(rec, issue).into();
+        return r.issue(r.base(), issue).into();
     }
     let Ok(mut packet) = decode(req.abi, bytes) else {
-        return r.issue(rec, GuardIssue::Sanitizer).into();
+        return r.issue(r.base(), GuardIssue::Sanitizer).into();
     };
+    let mut rec = r.base();
     rec.host_no = Some(packet.host_no);
     let Some(plan) = plan(&packet) else {
         // Beyond what can be copied: the rules refuse it in enforce mode (with their errno);
@@ -153,6 +153,7 @@ fn firmware<C: Caller>(r: &mut Recorder<'_, C>, driver: &mut impl Driver) -> Cop
         Ok(p) => p,
         Err(issue) => return r.issue(rec, issue).into(),
     };
+    let host_no = packet.host_no;
     if packet.smp_request_iovec().is_some() {
         packet.smp_request = private
             .buffer(SMP_REQUEST_SGE_INDEX)
@@ -160,20 +161,27 @@ fn firmware<C: Caller>(r: &mut Recorder<'_, C>, driver: &mut impl Driver) -> Cop
             .and_then(|head| head.try_into().ok());
     }
     let verdict = decide_packet(&cfg.policy(), &packet);
-    let rec = with_verdict(rec, &packet, &verdict);
+    // The record, built only when it is written.
+    let record_of = |base: CallRecord<'a>| {
+        let mut rec = with_verdict(base, &packet, &verdict);
+        rec.host_no = Some(host_no);
+        rec
+    };
     let record = record_due(cfg, &verdict);
     if cfg.enforcing() {
         if let Decision::Reject(errno) = verdict.decision() {
-            return r.refuse(rec, errno.0).into();
+            return r.refuse(record_of(r.base()), errno.0).into();
         }
         let mut frame = packet.frame;
         if apply_to_frame(&verdict, packet.abi, bytes, &mut frame).is_err() {
-            return r.issue(rec, GuardIssue::Sanitizer).into();
+            return r.issue(record_of(r.base()), GuardIssue::Sanitizer).into();
         }
         private.set_frame(&frame, &plan);
     }
-    if let Err(refused) = r.decision(&rec, record) {
-        return refused.into();
+    if record {
+        if let Err(refused) = r.decision(&record_of(r.base()), record) {
+            return refused.into();
+        }
     }
     let before = private.status();
     let start = record.then(Instant::now);
@@ -198,7 +206,7 @@ fn firmware<C: Caller>(r: &mut Recorder<'_, C>, driver: &mut impl Driver) -> Cop
             Err((_, libc::ESRCH)) => {
                 // Interrupted or gone before its results could be written: not delivered now,
                 // kept for the kernel's restart of the call.
-                let mut rec = rec;
+                let mut rec = record_of(r.base());
                 rec.issue = Some(GuardIssue::NotDelivered { executed: true });
                 let (ret, errno) = answer.ret_errno();
                 rec.outcome = Some(Outcome {
@@ -219,7 +227,7 @@ fn firmware<C: Caller>(r: &mut Recorder<'_, C>, driver: &mut impl Driver) -> Cop
             }
             Err((issue, _)) => {
                 // The driver's own copy to the caller would have failed: EFAULT, as it says.
-                let mut rec = rec;
+                let mut rec = record_of(r.base());
                 rec.issue = Some(issue);
                 let answer = if ret >= 0 {
                     Answer::Errno(libc::EFAULT)
@@ -230,12 +238,14 @@ fn firmware<C: Caller>(r: &mut Recorder<'_, C>, driver: &mut impl Driver) -> Cop
             }
         }
     }
-    let delivery = r.finish(rec, record, answer, wrote_back.then_some(status), latency);
+    let status = wrote_back.then_some(status);
+    let delivery = r.finish_with(record, answer, status, latency, record_of);
     let replay = (!delivery.delivered).then(|| replay(private));
     Copied { delivery, replay }
 }
 
 /// The record with the decoded packet and the verdict.
+#[inline]
 pub(crate) fn with_verdict<'v>(
     rec: CallRecord<'v>,
     p: &Packet,

@@ -29,7 +29,7 @@ use std::time::Instant;
 
 use mfiguard_sanitizer::abi::mfi::MFI_CMD_STATUS_OFFSET;
 use mfiguard_sanitizer::decode::{IoVec, Packet, SMP_REQUEST_HEAD_LEN, SMP_REQUEST_SGE_INDEX};
-use mfiguard_sanitizer::{decide_packet, decode, Abi, Decision, Errno};
+use mfiguard_sanitizer::{decide_packet, decode, Abi, Decision, Errno, Verdict};
 use zerocopy::byteorder::native_endian;
 use zerocopy::{FromZeros, IntoBytes};
 
@@ -171,6 +171,7 @@ struct Lent<'b> {
 
 /// Guards one call of the library's caller on the management node; `(ret, errno)` for the
 /// caller. `progress` keeps what a panic must not lose.
+#[inline]
 pub fn run<C: Caller, N: NextIoctl>(
     cfg: &Config,
     nested: bool,
@@ -199,7 +200,7 @@ struct InPlace<'r, 'a, C: Caller, N: NextIoctl> {
     progress: &'r mut Progress,
 }
 
-impl<C: Caller, N: NextIoctl> InPlace<'_, '_, C, N> {
+impl<'a, C: Caller, N: NextIoctl> InPlace<'_, 'a, C, N> {
     /// `MEGASAS_IOC_GET_AEN`: no rule applies; always recorded, passed through.
     fn aen(&mut self) -> (c_int, c_int) {
         let mut rec = self.r.base();
@@ -214,10 +215,10 @@ impl<C: Caller, N: NextIoctl> InPlace<'_, '_, C, N> {
     fn firmware(&mut self) -> (c_int, c_int) {
         let cfg = self.r.cfg();
         let arg = self.r.request().arg;
-        let mut rec = self.r.base();
         let mut copy = LocalPacket::zeroed();
         if let Err(errno) = self.r.caller().read(arg, copy.as_mut_bytes()) {
             self.debug(format_args!("packet at {arg:#x}: {}", Errno(errno)));
+            let mut rec = self.r.base();
             rec.decision = Decision::Reject(Errno::EFAULT);
             rec.issue = Some(GuardIssue::Unreadable {
                 addr: usize::try_from(arg).unwrap_or(usize::MAX),
@@ -229,14 +230,14 @@ impl<C: Caller, N: NextIoctl> InPlace<'_, '_, C, N> {
             return self.pass_through(rec, true, false);
         }
         let Ok(packet) = decode(Abi::NATIVE, copy.as_bytes()) else {
-            return answer(self.r.issue(rec, GuardIssue::Sanitizer));
+            return answer(self.r.issue(self.r.base(), GuardIssue::Sanitizer));
         };
         if cfg.mode == GuardMode::Readonly {
             if let Some(iov) = packet.smp_request_iovec() {
-                return self.readonly_smp(rec, &mut copy, packet, iov);
+                return self.readonly_smp(&mut copy, packet, iov);
             }
         }
-        self.decide_and_send(rec, &mut copy, &packet, None)
+        self.decide_and_send(&mut copy, &packet, None)
     }
 
     /// Read-only policy, SMP frame: the request buffer (`sgl[1]`) read once into private
@@ -244,7 +245,6 @@ impl<C: Caller, N: NextIoctl> InPlace<'_, '_, C, N> {
     #[inline(never)]
     fn readonly_smp(
         &mut self,
-        mut rec: CallRecord<'_>,
         copy: &mut LocalPacket,
         mut packet: Packet,
         iov: IoVec,
@@ -259,7 +259,7 @@ impl<C: Caller, N: NextIoctl> InPlace<'_, '_, C, N> {
                 "SMP request of {} bytes is longer than {SMP_REQUEST_MAX}: not inspected",
                 iov.len
             ));
-            return self.decide_and_send(rec, copy, &packet, None);
+            return self.decide_and_send(copy, &packet, None);
         };
         if let Err(errno) = self.r.caller().read(iov.base, request) {
             self.debug(format_args!(
@@ -267,6 +267,7 @@ impl<C: Caller, N: NextIoctl> InPlace<'_, '_, C, N> {
                 iov.base,
                 Errno(errno)
             ));
+            let mut rec = self.r.base();
             rec.host_no = Some(packet.host_no);
             rec.decision = Decision::Reject(Errno::EFAULT);
             rec.issue = Some(GuardIssue::SmpRequestUnreadable {
@@ -282,47 +283,62 @@ impl<C: Caller, N: NextIoctl> InPlace<'_, '_, C, N> {
             caller: iov.base,
             buf: request,
         };
-        self.decide_and_send(rec, copy, &packet, Some(lent))
+        self.decide_and_send(copy, &packet, Some(lent))
+    }
+
+    /// The call's record with the decoded packet and the verdict: built only when it is
+    /// written (most calls write none, and pay nothing for it).
+    fn record<'v>(&self, packet: &Packet, verdict: &'v Verdict) -> CallRecord<'v>
+    where
+        'a: 'v,
+    {
+        let mut rec = with_verdict(self.r.base(), packet, verdict);
+        rec.host_no = Some(packet.host_no);
+        rec
     }
 
     /// Decides on the snapshot, then refuses, or sends the private copy (with `lent` in place
     /// of the caller's SMP request) and copies back what the driver writes.
     fn decide_and_send(
         &mut self,
-        rec: CallRecord<'_>,
         copy: &mut LocalPacket,
         packet: &Packet,
         mut lent: Option<Lent<'_>>,
     ) -> (c_int, c_int) {
         let cfg = self.r.cfg();
         let verdict = decide_packet(&cfg.policy(), packet);
-        let mut rec = with_verdict(rec, packet, &verdict);
-        rec.host_no = Some(packet.host_no);
         let record = record_due(cfg, &verdict);
         if !self.r.nested() {
             log::debug!(
                 "#{} fd {} {} (enforced {}), {} findings",
-                rec.seq,
+                self.r.seq(),
                 self.next.fd(),
-                rec.decision.name(),
+                verdict.decision().name(),
                 cfg.enforcing(),
                 verdict.findings().count()
             );
         }
         if !cfg.enforcing() {
+            let rec = self.record(packet, &verdict);
             return self.pass_through(rec, record, true);
         }
         if let Decision::Reject(errno) = verdict.decision() {
+            let rec = self.record(packet, &verdict);
             return answer(self.r.refuse(rec, errno.0));
         }
         if verdict.apply(copy.as_mut_bytes()).is_err() {
+            let rec = self.record(packet, &verdict);
             return answer(self.r.issue(rec, GuardIssue::Sanitizer));
         }
         if !self.next.available() {
+            let rec = self.record(packet, &verdict);
             return answer(self.r.issue(rec, GuardIssue::NoNextIoctl));
         }
-        if let Err(refused) = self.r.decision(&rec, record) {
-            return answer(refused);
+        if record {
+            let rec = self.record(packet, &verdict);
+            if let Err(refused) = self.r.decision(&rec, record) {
+                return answer(refused);
+            }
         }
         let status_before = copy.status();
         // Timed only for the outcome record (two clock reads saved on every call not recorded).
@@ -372,9 +388,14 @@ impl<C: Caller, N: NextIoctl> InPlace<'_, '_, C, N> {
         };
         self.progress.kernel = Some((ret, errno));
         let status = wrote_back.then_some(status);
+        let host_no = packet.host_no;
         let _ = self
             .r
-            .finish(rec, record, Answer::of(ret, errno), status, latency);
+            .finish_with(record, Answer::of(ret, errno), status, latency, |base| {
+                let mut rec = with_verdict(base, packet, &verdict);
+                rec.host_no = Some(host_no);
+                rec
+            });
         (ret, errno)
     }
 

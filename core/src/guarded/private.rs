@@ -74,20 +74,20 @@ impl PrivateCall {
         frame: &[u8; 128],
         plan: &Plan,
     ) -> Result<PrivateCall, GuardIssue> {
-        let mut packet = MegasasIocPacket::new_zeroed();
+        let mut call = PrivateCall {
+            packet: MegasasIocPacket::new_zeroed(),
+            bufs: Vec::with_capacity(plan.used),
+            caller_addrs: Vec::with_capacity(plan.used),
+            sense: Vec::new(),
+            caller_sense: None,
+        };
+        let packet = &mut call.packet;
         packet.host_no = U16::new(p.host_no);
         packet.sgl_off = U32::new(p.sgl_off);
         packet.sge_count = U32::new(p.sge_count);
         packet.sense_off = U32::new(p.sense_off);
         packet.sense_len = U32::new(p.sense_len);
         packet.frame = *frame;
-        let mut call = PrivateCall {
-            packet,
-            bufs: Vec::with_capacity(plan.used),
-            caller_addrs: Vec::with_capacity(plan.used),
-            sense: Vec::new(),
-            caller_sense: None,
-        };
         for iov in p.sgl.iter().take(plan.used) {
             let mut buf = Vec::new();
             if iov.len > 0 {

@@ -80,6 +80,7 @@ pub struct Recorder<'a, C: Caller> {
 impl<'a, C: Caller> Recorder<'a, C> {
     /// Numbers the call. `nested`: it arrived while this thread was already inside the guard
     /// (a signal handler: nothing may allocate; see `audit::emit`).
+    #[inline]
     pub fn new(cfg: &'a Config, nested: bool, req: Request, caller: &'a C) -> Self {
         Recorder {
             cfg,
@@ -93,31 +94,37 @@ impl<'a, C: Caller> Recorder<'a, C> {
     }
 
     /// The call's number.
+    #[inline]
     pub fn seq(&self) -> u64 {
         self.seq
     }
 
     /// The configuration the call is guarded with.
+    #[inline]
     pub fn cfg(&self) -> &'a Config {
         self.cfg
     }
 
     /// The caller.
+    #[inline]
     pub fn caller(&self) -> &'a C {
         self.caller
     }
 
     /// The call as its entry received it.
+    #[inline]
     pub fn request(&self) -> Request {
         self.req
     }
 
     /// Whether the call arrived inside the guard (a signal handler).
+    #[inline]
     pub fn nested(&self) -> bool {
         self.nested
     }
 
     /// The call's record so far: who made it is filled in when it is written.
+    #[inline]
     pub fn base(&self) -> CallRecord<'a> {
         CallRecord {
             seq: self.seq,
@@ -147,6 +154,7 @@ impl<'a, C: Caller> Recorder<'a, C> {
     }
 
     /// Writes one of the call's records, naming the caller; the sink's errno when it failed.
+    #[inline]
     pub fn emit(&mut self, rec: &CallRecord<'_>, phase: Phase) -> Result<bool, c_int> {
         if self.cfg.log == LogTarget::None {
             return Ok(false);
@@ -169,6 +177,7 @@ impl<'a, C: Caller> Recorder<'a, C> {
     /// The decision record, written before the driver is called when a record is due. When it
     /// cannot be written and `MFIGUARD_LOG_REQUIRED=1`, the call is refused instead (`EIO`,
     /// `guard.log-required`), said on stderr too: `Err` is that refusal's delivery.
+    #[inline]
     pub fn decision(&mut self, rec: &CallRecord<'_>, record: bool) -> Result<(), Delivery> {
         if !record {
             return Ok(());
@@ -213,24 +222,64 @@ impl<'a, C: Caller> Recorder<'a, C> {
         self.refuse(rec, issue.errno().0)
     }
 
+    /// [`finish`](Self::finish) with the record built from the base record only when it is
+    /// written: most calls write none, and pay nothing for it.
+    #[inline]
+    pub fn finish_with<'r>(
+        &mut self,
+        record: bool,
+        answer: Answer,
+        status: Option<u8>,
+        latency: Option<u64>,
+        rec: impl FnOnce(CallRecord<'a>) -> CallRecord<'r>,
+    ) -> Delivery {
+        let delivered = self.deliver(record, answer);
+        if record || !delivered {
+            self.outcome(rec(self.base()), answer, delivered, status, latency);
+        }
+        self.delivery(answer, delivered)
+    }
+
     /// Answers the caller, then writes the outcome record: when `record` (a record is due, or
     /// the call was refused), and always when the answer could not be delivered. `status`: the
     /// frame's `cmd_status` when the driver wrote it back; `latency`: the microseconds the
     /// driver took, when it was called and timed ([`latency_us`]).
+    #[inline]
     pub fn finish(
         &mut self,
-        mut rec: CallRecord<'_>,
+        rec: CallRecord<'_>,
         record: bool,
         answer: Answer,
         status: Option<u8>,
         latency: Option<u64>,
     ) -> Delivery {
-        let (ret, errno) = answer.ret_errno();
+        let delivered = self.deliver(record, answer);
+        if record || !delivered {
+            self.outcome(rec, answer, delivered, status, latency);
+        }
+        self.delivery(answer, delivered)
+    }
+
+    /// Gives the caller its answer; whether it took it.
+    #[inline]
+    fn deliver(&mut self, record: bool, answer: Answer) -> bool {
         if record && self.cfg.log != LogTarget::None {
             // Who called, while it still waits: once answered it may exit at once.
             self.identity();
         }
-        let delivered = self.caller.deliver(answer).is_ok();
+        self.caller.deliver(answer).is_ok()
+    }
+
+    /// Writes the outcome record.
+    fn outcome(
+        &mut self,
+        mut rec: CallRecord<'_>,
+        answer: Answer,
+        delivered: bool,
+        status: Option<u8>,
+        latency: Option<u64>,
+    ) {
+        let (ret, errno) = answer.ret_errno();
         rec.outcome = Some(Outcome {
             ret,
             errno,
@@ -242,9 +291,11 @@ impl<'a, C: Caller> Recorder<'a, C> {
                 executed: self.executed,
             });
         }
-        if record || !delivered {
-            let _ = self.emit(&rec, Phase::Outcome);
-        }
+        let _ = self.emit(&rec, Phase::Outcome);
+    }
+
+    #[inline]
+    fn delivery(&self, answer: Answer, delivered: bool) -> Delivery {
         Delivery {
             answer,
             delivered,

@@ -73,6 +73,7 @@ pub(crate) trait Sink {
 /// The one mapping from the configuration to a sink; `None` for `none`. From a signal handler
 /// (`nested`) syslog is replaced by stderr: the interrupted call may be in the middle of its
 /// own datagram, and a syslog failure could not be reported from there.
+#[inline]
 pub(crate) fn with_sink<R>(
     cfg: &Config,
     nested: bool,
