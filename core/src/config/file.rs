@@ -4,9 +4,33 @@
 use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 
-use super::sources::{Env, FileSource};
 use super::values::{closest, file_keys};
 use super::{ConfigError, ErrorKind, Origin, CONFIG_MAX, DEFAULT_CONFIG_PATH, KEYS};
+
+/// Where the file part of the configuration came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FileSource {
+    /// No file (the default path does not exist).
+    Absent,
+    /// The file's text.
+    Text {
+        /// Its path.
+        path: String,
+        /// Its contents.
+        text: String,
+    },
+    /// The file exists (or was named explicitly) but could not be read, or was refused.
+    Unreadable {
+        /// Its path.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The `MFIGUARD_*` variables of an environment, each as text or, when it is not UTF-8, as
+/// `Err(lossy text)`.
+pub type Env = [(String, Result<String, String>)];
 
 /// A file line's value (what follows the first `=`): one pair of surrounding quotes removed,
 /// and a trailing comment, a `#` after a blank outside the quotes, cut off. `#` elsewhere is

@@ -40,8 +40,8 @@ use mfiguard_sanitizer::{Mode, Policy, RuleSet};
 
 use crate::sys::Published;
 
-pub use file::{config_path, read_file};
-pub use sources::{collect, decide, parse, DeviceLookup, Env, FileSource, Sources};
+pub use file::{config_path, read_file, Env, FileSource};
+pub use sources::{collect, decide, parse, DeviceLookup, Sources};
 pub use values::{
     audit_problem, bool_problem, closest, file_keys, mode_problem, or_list, parse_allow,
     parse_audit, parse_bool, parse_log, parse_mode, AUDIT_LEVELS, BOOLEANS, LOG_WORDS, MODES,

@@ -2,36 +2,11 @@
 
 use mfiguard_sanitizer::RuleSet;
 
-use super::file::parse_file;
+use super::file::{parse_file, Env, FileSource};
 use super::values::*;
 use super::{
     AuditLevel, Config, ConfigError, ErrorKind, GuardMode, LogTarget, Origin, KEYS, NOT_SETTINGS,
 };
-
-/// Where the file part of the configuration came from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum FileSource {
-    /// No file (the default path does not exist).
-    Absent,
-    /// The file's text.
-    Text {
-        /// Its path.
-        path: String,
-        /// Its contents.
-        text: String,
-    },
-    /// The file exists (or was named explicitly) but could not be read, or was refused.
-    Unreadable {
-        /// Its path.
-        path: String,
-        /// Why.
-        reason: String,
-    },
-}
-
-/// The `MFIGUARD_*` variables of an environment, each as text or, when it is not UTF-8, as
-/// `Err(lossy text)`.
-pub type Env = [(String, Result<String, String>)];
 
 /// Stands for an environment value that is not UTF-8: no setting accepts it, so each falls back
 /// to its stricter choice.

@@ -1,12 +1,6 @@
 //! Controller events: the driver's poll flag relayed to the callers' polls.
 
 use std::sync::Mutex;
-use std::time::Duration;
-
-use super::dispatch::Host;
-use super::live::Live;
-use crate::cuse;
-use crate::sys;
 
 /// The driver's event flag, relayed: set when a poll of the driver's node says readable, seen
 /// (and cleared) by the first caller's poll after, as the driver's own flag is.
@@ -48,26 +42,5 @@ impl Events {
         let mut st = self.lock();
         st.pending = true;
         std::mem::take(&mut st.waiting)
-    }
-}
-
-/// Polls the driver's node for controller events and wakes the callers' polls.
-pub(super) fn relay_events(host: &Live<'_>) {
-    loop {
-        let Ok(fd) = host.real.get() else {
-            // The driver is not loaded yet.
-            std::thread::sleep(Duration::from_secs(1));
-            continue;
-        };
-        match sys::poll(&[fd]) {
-            Ok(r) if r[0] & libc::POLLIN != 0 => {
-                for kh in host.events.arrived() {
-                    let _ = host.send(&cuse::notify_poll(kh));
-                }
-            }
-            Ok(_) | Err(_) => {}
-        }
-        // At most a hundred wake-ups a second, whatever the node says.
-        std::thread::sleep(Duration::from_millis(10));
     }
 }

@@ -8,6 +8,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
 use mfiguard_core::device::{self, NodeMajor};
 use mfiguard_core::guarded::Identity;
@@ -15,6 +16,7 @@ use mfiguard_core::guarded::Identity;
 use super::dispatch::Host;
 use super::events::Events;
 use super::node::{cstr, private_node_path};
+use crate::cuse;
 use crate::proc::{identity, Status};
 use crate::serve::Node;
 use crate::sys;
@@ -135,4 +137,25 @@ pub(super) fn open_private_node(dir: &Path) -> Result<OwnedFd, c_int> {
     let c = cstr(&path)?;
     sys::mknod_char(&c, 0o600, libc::makedev(major, 0))?;
     sys::open(&c, libc::O_RDWR)
+}
+
+/// Polls the driver's node for controller events and wakes the callers' polls.
+pub(super) fn relay_events(host: &Live<'_>) {
+    loop {
+        let Ok(fd) = host.real.get() else {
+            // The driver is not loaded yet.
+            std::thread::sleep(Duration::from_secs(1));
+            continue;
+        };
+        match sys::poll(&[fd]) {
+            Ok(r) if r[0] & libc::POLLIN != 0 => {
+                for kh in host.events.arrived() {
+                    let _ = host.send(&cuse::notify_poll(kh));
+                }
+            }
+            Ok(_) | Err(_) => {}
+        }
+        // At most a hundred wake-ups a second, whatever the node says.
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }

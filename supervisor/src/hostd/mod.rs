@@ -45,11 +45,12 @@ use std::time::Duration;
 use mfiguard_core::audit;
 use mfiguard_core::config::Config;
 
-use self::events::{relay_events, Events};
-use self::live::{Live, RealNode};
-use self::node::{cuse_device, install_node, watch, NodeState};
+use self::events::Events;
+use self::live::{relay_events, Live, RealNode};
+use self::node::{install_node, watch};
 use self::pool::{spawn_thread, Pool};
 use self::session::{read_requests, register, Registration};
+use self::status::{cuse_device, NodeState};
 
 pub use self::node::{private_node_path, restore_driver_node};
 pub use self::pool::WORKERS_MAX;

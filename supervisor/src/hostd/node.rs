@@ -5,7 +5,7 @@ use std::ffi::{c_int, CString};
 use std::fs;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -13,8 +13,7 @@ use mfiguard_core::audit::{self, ErrorRecord, Record};
 use mfiguard_core::config::Config;
 use mfiguard_core::device::{self, NodeMajor};
 
-use super::status::Status;
-use super::CUSE_CLASS;
+use super::status::{cuse_device, NodeState, Status};
 use crate::sys;
 
 /// The private node's path in `dir`.
@@ -24,49 +23,6 @@ pub fn private_node_path(dir: &Path) -> PathBuf {
 
 pub(super) fn cstr(p: &Path) -> Result<CString, c_int> {
     CString::new(p.as_os_str().as_bytes()).map_err(|_| libc::EINVAL)
-}
-
-/// What is at the node's path.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NodeState {
-    /// Nothing.
-    Missing,
-    /// A character device of this number.
-    Char {
-        /// `st_rdev`.
-        rdev: u64,
-        /// Its permission bits.
-        mode: u32,
-        /// Its owner.
-        uid: u32,
-        /// Its group.
-        gid: u32,
-    },
-    /// Something else (a file, a symlink, a directory).
-    NotCharDevice,
-}
-
-impl NodeState {
-    /// What is at `path` now (a symlink is not followed).
-    pub fn of(path: &Path) -> NodeState {
-        match fs::symlink_metadata(path) {
-            Ok(m) if m.file_type().is_char_device() => NodeState::Char {
-                rdev: m.rdev(),
-                mode: m.mode() & 0o7777,
-                uid: m.uid(),
-                gid: m.gid(),
-            },
-            Ok(_) => NodeState::NotCharDevice,
-            Err(_) => NodeState::Missing,
-        }
-    }
-}
-
-/// The device number of the CUSE device named `name` while its daemon serves it.
-pub fn cuse_device(name: &str) -> Option<u64> {
-    let text = fs::read_to_string(Path::new(CUSE_CLASS).join(name).join("dev")).ok()?;
-    let (major, minor) = text.trim().split_once(':')?;
-    Some(libc::makedev(major.parse().ok()?, minor.parse().ok()?))
 }
 
 /// Puts a node of `dev` at `path` in one rename, with `mode` and owner.

@@ -8,8 +8,9 @@ use mfiguard_core::config::Config;
 
 use super::dispatch::{handle, Host};
 use super::live::Live;
-use super::node::{cstr, cuse_device};
+use super::node::cstr;
 use super::pool::Pool;
+use super::status::cuse_device;
 use super::{Options, READ_BUFFER};
 use crate::cuse::{self, Op};
 use crate::sys;

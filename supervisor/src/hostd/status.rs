@@ -1,10 +1,12 @@
 //! The host-wide guard's state, as `--check` and `mfiguard-hostd --status` report it.
 
+use std::fs;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
 use mfiguard_core::device::{self, NodeMajor};
 
-use super::node::{cuse_device, NodeState};
+use super::CUSE_CLASS;
 
 /// The host-wide guard's state, as `--check` and `mfiguard-hostd --status` report it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,4 +103,47 @@ impl Status {
             ),
         }
     }
+}
+
+/// What is at the node's path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeState {
+    /// Nothing.
+    Missing,
+    /// A character device of this number.
+    Char {
+        /// `st_rdev`.
+        rdev: u64,
+        /// Its permission bits.
+        mode: u32,
+        /// Its owner.
+        uid: u32,
+        /// Its group.
+        gid: u32,
+    },
+    /// Something else (a file, a symlink, a directory).
+    NotCharDevice,
+}
+
+impl NodeState {
+    /// What is at `path` now (a symlink is not followed).
+    pub fn of(path: &Path) -> NodeState {
+        match fs::symlink_metadata(path) {
+            Ok(m) if m.file_type().is_char_device() => NodeState::Char {
+                rdev: m.rdev(),
+                mode: m.mode() & 0o7777,
+                uid: m.uid(),
+                gid: m.gid(),
+            },
+            Ok(_) => NodeState::NotCharDevice,
+            Err(_) => NodeState::Missing,
+        }
+    }
+}
+
+/// The device number of the CUSE device named `name` while its daemon serves it.
+pub fn cuse_device(name: &str) -> Option<u64> {
+    let text = fs::read_to_string(Path::new(CUSE_CLASS).join(name).join("dev")).ok()?;
+    let (major, minor) = text.trim().split_once(':')?;
+    Some(libc::makedev(major.parse().ok()?, minor.parse().ok()?))
 }

@@ -10,7 +10,8 @@ use mfiguard_sanitizer::Abi;
 
 use super::dispatch::{handle, reply_errno, Host};
 use super::events::Events;
-use super::node::{install_node, NodeState};
+use super::node::install_node;
+use super::status::NodeState;
 use crate::cuse::{self, InHeader, Op};
 use crate::filter::{FIRMWARE, FIRMWARE32, GET_AEN};
 

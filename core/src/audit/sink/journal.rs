@@ -7,7 +7,7 @@ use mfiguard_sanitizer::abi::mfi::CmdDisplay;
 use mfiguard_sanitizer::abi::names::{dcmd_opcode_name, mfi_status_name};
 use mfiguard_sanitizer::{Errno, Verdict};
 
-use super::syslog::{severity, LOG_AUTHPRIV};
+use super::{severity, LOG_AUTHPRIV};
 use crate::audit::invoker::Invoker;
 use crate::audit::line::{call_line, error_line};
 use crate::audit::record::{Phase, Record, Who};

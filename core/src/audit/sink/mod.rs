@@ -11,6 +11,8 @@ use std::ffi::c_int;
 use std::fmt;
 use std::time::SystemTime;
 
+use mfiguard_sanitizer::Decision;
+
 use self::file::Refusal;
 use super::invoker::Invoker;
 use super::record::{Record, Who};
@@ -109,5 +111,27 @@ impl SinkError {
 impl From<c_int> for SinkError {
     fn from(errno: c_int) -> Self {
         SinkError::Failed(errno)
+    }
+}
+
+/// The syslog priority a record carries, on the syslog line and in the journal alike.
+///
+/// `LOG_AUTHPRIV`: records name users and executables and are about refused privileged
+/// operations; authpriv logs are readable by root only and watched by security tooling.
+pub(crate) const LOG_AUTHPRIV: u8 = 10 << 3;
+pub(crate) const LOG_WARNING: u8 = 4;
+pub(crate) const LOG_NOTICE: u8 = 5;
+pub(crate) const LOG_INFO: u8 = 6;
+
+/// A record's syslog severity: warning for rejections and errors, notice for rewrites, info
+/// otherwise.
+pub(crate) fn severity(rec: &Record<'_>) -> u8 {
+    match rec {
+        Record::Call(c, _) => match c.decision {
+            Decision::Reject(_) => LOG_WARNING,
+            Decision::Rewrite => LOG_NOTICE,
+            Decision::Pass => LOG_INFO,
+        },
+        Record::Error(_) => LOG_WARNING,
     }
 }
