@@ -332,7 +332,7 @@ fuzz_target!(|data: &[u8]| {
     }
     if executed && enforce {
         if let Answer::Errno(e) = answer {
-            assert!(matches!(e, libc::EINVAL | libc::EFAULT), "errno {e}");
+            assert!(matches!(e.0, libc::EINVAL | libc::EFAULT), "errno {e}");
         }
     }
 });

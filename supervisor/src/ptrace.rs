@@ -51,7 +51,7 @@ use mfiguard_core::audit::Guard;
 use mfiguard_core::config::Config;
 use mfiguard_core::device;
 use mfiguard_core::guarded::{copied, Answer, Caller, Identity, Request};
-use mfiguard_sanitizer::Abi;
+use mfiguard_sanitizer::{Abi, Errno};
 
 use crate::filter;
 use crate::proc::{self, identity};
@@ -153,7 +153,7 @@ impl Tracee {
         regs.orig_rax = u64::MAX; // -1: skip the system call
         regs.rax = match answer {
             Answer::Value(v) => i64::from(v) as u64,
-            Answer::Errno(e) => (-i64::from(e)) as u64,
+            Answer::Errno(e) => (-i64::from(e.0)) as u64,
         };
         sys::ptrace_setregs(self.tid, &regs)?;
         self.answered.set(true);
@@ -350,12 +350,12 @@ impl<'c> Tracer<'c> {
         };
         let Some(call) = TracedCall::from_regs(data as u32, &regs) else {
             // Cannot happen with our filter; never let an unknown call through.
-            let _ = tracee.answer(Answer::Errno(libc::EPERM));
+            let _ = tracee.answer(Answer::Errno(Errno::EPERM));
             return;
         };
         match self.node_fd(tid, call.fd) {
             Err(errno) => {
-                let _ = tracee.answer(Answer::Errno(errno));
+                let _ = tracee.answer(Answer::Errno(Errno(errno)));
             }
             Ok(Own {
                 fd, node: false, ..
@@ -384,7 +384,7 @@ impl<'c> Tracer<'c> {
         if !tracee.answered.get() {
             // Fail closed: a call whose answer could not be set is never resumed as it was.
             // (The task is gone if SETREGS failed; this is for a path that forgot to answer.)
-            let _ = tracee.answer(Answer::Errno(libc::EIO));
+            let _ = tracee.answer(Answer::Errno(Errno::EIO));
         }
     }
 

@@ -27,6 +27,8 @@ use mfiguard_core::guarded::{
     copied, Answer, Caller, Driver, Identity, PrivateCall, Replay, Request, AEN_SIZE,
 };
 
+use mfiguard_sanitizer::Errno;
+
 use crate::filter::{self, FIRMWARE, GET_AEN};
 use crate::proc::{identity, tgid};
 use crate::sys::{self, Exit};
@@ -90,7 +92,7 @@ impl Caller for Tool<'_> {
     fn deliver(&self, answer: Answer) -> Result<(), c_int> {
         let (val, error) = match answer {
             Answer::Value(v) => (i64::from(v), 0),
-            Answer::Errno(e) => (0, e),
+            Answer::Errno(e) => (0, e.0),
         };
         sys::notif_send(self.listener, self.id, val, error)
     }
@@ -245,7 +247,7 @@ impl<'c> Supervisor<'c> {
         }
         let delivery = match node_fd(&mut self.leaders, self.cfg, &call, &tool) {
             Err(errno) => {
-                let _ = tool.deliver(Answer::Errno(errno));
+                let _ = tool.deliver(Answer::Errno(Errno(errno)));
                 return;
             }
             Ok((fd, false)) => {
@@ -341,11 +343,11 @@ pub(crate) fn other_file(tool: &impl Caller, fd: BorrowedFd<'_>, code: u32, arg:
     let private = readable.then_some(&mut buf[..]);
     let (ret, errno) = sys::ioctl_private(fd, code, private);
     if ret < 0 {
-        return Answer::Errno(errno);
+        return Answer::Errno(Errno(errno));
     }
     // _IOC_READ: the driver wrote the argument back.
     if readable && dir & 2 != 0 && tool.write(arg, &buf[..size]).is_err() {
-        return Answer::Errno(libc::EFAULT);
+        return Answer::Errno(Errno::EFAULT);
     }
     Answer::Value(ret)
 }

@@ -4,6 +4,8 @@
 
 use std::ffi::c_int;
 
+use mfiguard_sanitizer::Errno;
+
 use crate::audit::{Invoker, Who};
 
 /// What a guarded call answers its caller: a return value, or an errno.
@@ -12,14 +14,14 @@ pub enum Answer {
     /// The driver's non-negative result.
     Value(c_int),
     /// The call fails with this errno.
-    Errno(c_int),
+    Errno(Errno),
 }
 
 impl Answer {
     /// The answer for a driver's `(ret, errno)`.
     pub const fn of(ret: c_int, errno: c_int) -> Answer {
         if ret < 0 {
-            Answer::Errno(errno)
+            Answer::Errno(Errno(errno))
         } else {
             Answer::Value(ret)
         }
@@ -29,7 +31,7 @@ impl Answer {
     pub const fn ret_errno(self) -> (c_int, c_int) {
         match self {
             Answer::Value(v) => (v, 0),
-            Answer::Errno(e) => (-1, e),
+            Answer::Errno(e) => (-1, e.0),
         }
     }
 }

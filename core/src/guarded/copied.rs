@@ -16,7 +16,7 @@ use std::ffi::c_int;
 use std::time::Instant;
 
 use mfiguard_sanitizer::decode::{SMP_REQUEST_HEAD_LEN, SMP_REQUEST_SGE_INDEX};
-use mfiguard_sanitizer::{decide_packet, decode, Abi, Decision, Packet, Verdict};
+use mfiguard_sanitizer::{decide_packet, decode, Abi, Decision, Errno, Packet, Verdict};
 
 use super::caller::{Answer, Caller};
 use super::private::{plan, PrivateCall, AEN_SIZE, CMD_STATUS, NATIVE_PACKET_SIZE};
@@ -230,7 +230,7 @@ fn firmware<'a, C: Caller>(r: &mut Recorder<'a, C>, driver: &mut impl Driver) ->
                 let mut rec = record_of(r.base());
                 rec.issue = Some(issue);
                 let answer = if ret >= 0 {
-                    Answer::Errno(libc::EFAULT)
+                    Answer::Errno(Errno::EFAULT)
                 } else {
                     answer
                 };

@@ -210,7 +210,7 @@ impl<'a, C: Caller> Recorder<'a, C> {
 
     /// Fails the call with `errno` without calling the driver; always recorded.
     pub fn refuse(&mut self, rec: CallRecord<'_>, errno: c_int) -> Delivery {
-        self.finish(rec, true, Answer::Errno(errno), None, None)
+        self.finish(rec, true, Answer::Errno(Errno(errno)), None, None)
     }
 
     /// Fails the call with the errno of a failure of the guard itself (acted on whatever the

@@ -8,7 +8,7 @@ use mfiguard_core::audit::Guard;
 use mfiguard_core::audit::GuardIssue;
 use mfiguard_core::config::Config;
 use mfiguard_core::guarded::{copied, Answer, Caller, Driver, Identity, Request};
-use mfiguard_sanitizer::Abi;
+use mfiguard_sanitizer::{Abi, Errno};
 
 use crate::cuse::{self, InHeader, Op};
 
@@ -55,7 +55,7 @@ impl<H: Host> CuseCaller<'_, H> {
         }
         let bytes = match answer {
             Answer::Value(v) => cuse::reply_ioctl(self.unique, v),
-            Answer::Errno(e) => cuse::reply_error(self.unique, reply_errno(e)),
+            Answer::Errno(e) => cuse::reply_error(self.unique, reply_errno(e.0)),
         };
         match self.host.send(&bytes) {
             Ok(()) => Ok(()),
@@ -163,7 +163,7 @@ pub(super) fn ioctl(cfg: &Config, host: &impl Host, h: &InHeader, flags: u32, cm
     if !caller.replied.get() {
         // Not answered (its copy-back found the caller gone): the request still gets its one
         // reply.
-        let _ = caller.reply(Answer::Errno(libc::EIO));
+        let _ = caller.reply(Answer::Errno(Errno::EIO));
     }
 }
 
