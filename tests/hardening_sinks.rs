@@ -23,7 +23,7 @@ use common::*;
 use std::path::Path;
 use std::process::Command;
 
-/// Where the guard sends syslog datagrams (core/src/audit.rs `SYSLOG_SOCKET`).
+/// Where the guard sends syslog datagrams (core/src/audit/sink/syslog.rs `SYSLOG_SOCKET`).
 const SYSLOG_SOCKET: &str = "/dev/log";
 
 /// The guard's own lines on stderr (`mfiguard[PID]: ...`).

@@ -243,7 +243,7 @@ fn owned(fd: c_int) -> Result<OwnedFd, c_int> {
 
 /// Opens an audit log for one append, creating it mode 0640 if it is missing; refuses (with
 /// `ELOOP`, `ENXIO` or `EPERM`) anything but a regular file owned by root or this process's
-/// effective uid. The audit module's own opener (`audit.rs`) says why with more detail; this
+/// effective uid. The audit module's own opener (`audit/sink/file.rs`) says why with more detail; this
 /// is the same rule for other callers (`mfiguard-run --check`).
 pub fn open_append(path: &CStr) -> Result<OwnedFd, c_int> {
     let fd = match open_existing(path) {

@@ -10,7 +10,7 @@
 //! At a seccomp stop the call is executed here exactly as the notification supervisor does:
 //! the tool's descriptor is duplicated (`pidfd_getfd`, Linux 5.6; before that `/proc/<tid>/fd/N`
 //! is opened again, see [`Tracer::node_fd`]), checked with the library's node test, and the
-//! call goes through `mfiguard_core::guarded::guard_call` (records say `"guard":"ptrace"`) or,
+//! call goes through `mfiguard_core::guarded::copied::run` (records say `"guard":"ptrace"`) or,
 //! for any other file, through the private-copy path. The tool's system call is then skipped
 //! (`orig_rax = -1`) and its return value set, in the same stop: seccomp(2) says "If the
 //! tracer asks to skip the system call, then the system call will appear to return the value

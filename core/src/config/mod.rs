@@ -250,7 +250,7 @@ pub struct Config {
     pub exe: String,
 }
 
-/// Longest `exe` kept for records: bounds a record's size (see `audit.rs`).
+/// Longest `exe` kept for records: bounds a record's size (see `audit/`).
 pub const EXE_MAX: usize = 256;
 
 impl Config {
