@@ -16,8 +16,13 @@
 #![deny(unsafe_code)]
 
 mod check;
+mod collect;
 mod elf;
+mod facts;
 mod mechanism;
+mod nagios;
+mod privilege;
+mod report;
 mod settings;
 mod sys;
 
@@ -130,6 +135,11 @@ fn usage_error(e: &clap::Error) -> Error {
 }
 
 fn run() -> Result<ExitCode, Error> {
+    // The Nagios plugin (the installed check_mfiguard execs this): its own options.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--nagios-plugin") {
+        return Ok(nagios::main(&args[1..]));
+    }
     let cli = Cli::try_parse().map_err(|e| usage_error(&e))?;
     if cli.help {
         print!("{HELP}");
@@ -155,12 +165,33 @@ fn run() -> Result<ExitCode, Error> {
                 )));
             }
         };
-        let ok = check::check(&settings, tool.as_deref());
+        let ok = if cli.json {
+            let (ok, facts) = facts::collect(|| check::check(&settings, tool.as_deref()));
+            println!("{}", check::to_json(ok, facts));
+            ok
+        } else {
+            check::check(&settings, tool.as_deref())
+        };
         return Ok(if ok {
             ExitCode::SUCCESS
         } else {
             ExitCode::FAILURE
         });
+    }
+    if cli.report {
+        return report_command(&cli, &settings);
+    }
+    if cli.collect {
+        return collect::run(
+            &settings,
+            cli.state_dir.as_deref(),
+            cli.textfile_dir.as_deref(),
+        );
+    }
+    if cli.json {
+        return Err(Error::Usage(format!(
+            "--json goes with --check or --report (see {ME} --help)"
+        )));
     }
     let Some((tool, args)) = cli.command.split_first() else {
         return Err(Error::Usage(format!("no TOOL to run (see {ME} --help)")));
@@ -184,6 +215,7 @@ fn run() -> Result<ExitCode, Error> {
         settings.via
     };
     let mechanism = mechanism::choose(&path, &kind, via);
+    privilege::warn_before_run(&path, &kind, &mechanism);
     match &mechanism {
         Mechanism::Supervise { .. } | Mechanism::Ptrace { .. } => {
             let traced = matches!(mechanism, Mechanism::Ptrace { .. });
@@ -211,6 +243,48 @@ fn run() -> Result<ExitCode, Error> {
         }
         m => run_preloaded(&settings, m, &kind, tool, &path, args),
     }
+}
+
+/// `--report`: the records of the log the policy names (or `--log FILE|syslog`: the
+/// journal), rotated files included.
+fn report_command(cli: &Cli, settings: &Settings) -> Result<ExitCode, Error> {
+    if !cli.command.is_empty() {
+        return Err(Error::Usage(format!(
+            "--report takes no TOOL (see {ME} --help)"
+        )));
+    }
+    let since = match &cli.since {
+        Some(d) => Some(
+            report::now()
+                - report::parse_duration(d).map_err(|e| Error::Usage(format!("--since: {e}")))?,
+        ),
+        None => None,
+    };
+    let mut tally = report::Tally::default();
+    let sources = match collect::Source::of(settings) {
+        Some(collect::Source::File(p)) => report::read_file_log(&p, since, &mut tally)
+            .map_err(|e| Error::Setup(format!("--report: {}: {e}", p.display())))?
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect(),
+        Some(collect::Source::Journal) => {
+            report::read_journal(since, None, |p| tally.add(p, since))
+                .map_err(|e| Error::Setup(format!("--report: {e}")))?;
+            vec!["journal (SYSLOG_IDENTIFIER=mfiguard)".to_string()]
+        }
+        None => {
+            return Err(Error::Setup(format!(
+                "--report: the log is {}: no records to read (--log FILE names one)",
+                settings.config.log.describe()
+            )))
+        }
+    };
+    if cli.json {
+        println!("{}", report::to_json(&tally, &sources, since));
+    } else {
+        print!("{}", report::to_text(&tally, &sources, since));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Runs the tool under `LD_PRELOAD` (or, with `--allow-unguarded`, unguarded).
