@@ -28,8 +28,12 @@ use crate::Error;
 
 /// Where the collector keeps its state and the status file.
 pub const STATE_DIR: &str = "/var/lib/mfiguard";
-/// node_exporter's textfile directory on Debian (`--collector.textfile.directory`).
-pub const TEXTFILE_DIR: &str = "/var/lib/prometheus/node-exporter";
+/// node_exporter's textfile directories (`--collector.textfile.directory`): Debian's, then
+/// the one EPEL's and the upstream examples use; the first that exists is written.
+pub const TEXTFILE_DIRS: [&str; 2] = [
+    "/var/lib/prometheus/node-exporter",
+    "/var/lib/node_exporter/textfile_collector",
+];
 /// The status file's name in the state directory.
 pub const STATUS_FILE: &str = "status.json";
 /// The collector's own state (root only).
@@ -440,7 +444,9 @@ pub fn run(
     if let Err(e) = write_atomically(&status_path, &format!("{status:#}\n"), 0o644) {
         failed.push(format!("{}: {e}", status_path.display()));
     }
-    let textfile = textfile_dir.unwrap_or(TEXTFILE_DIR);
+    let textfile = textfile_dir
+        .or_else(|| TEXTFILE_DIRS.into_iter().find(|d| Path::new(d).is_dir()))
+        .unwrap_or(TEXTFILE_DIRS[0]);
     if Path::new(textfile).is_dir() {
         let prom = Path::new(textfile).join(PROM_FILE);
         if let Err(e) = write_atomically(&prom, &prometheus(&status, &st.totals), 0o644) {
