@@ -547,6 +547,8 @@ fn check_mfiguard_is_critical_when_the_policy_is_invalid() {
         log.to_str().unwrap(),
         "--state-dir",
         s.path("state").to_str().unwrap(),
+        "--textfile-dir",
+        s.0.to_str().unwrap(),
     ])
     .env("MFIGUARD_CONFIG", &conf));
     assert_eq!(out.code, 0, "{}", out.dump());
