@@ -29,6 +29,12 @@ case ${1-} in
 	echo "test-purge: $(wc -l <"$2") paths before"
 	;;
 --use)
+	# A fresh install enables nothing.
+	if find /etc/systemd/system -name 'mfiguard*' 2>/dev/null | grep -q .; then
+		echo "test-purge: FAIL: the package enabled a unit:" >&2
+		find /etc/systemd/system -name 'mfiguard*' >&2
+		exit 1
+	fi
 	SYSTEMD_OFFLINE=1 systemctl enable mfiguard-collect.timer mfiguard-megacli.timer mfiguard-hostd.service
 	/usr/bin/mfiguard-run --collect --log /var/log/mfiguard/audit.jsonl >/dev/null 2>&1 || true
 	[ -f /var/lib/mfiguard/status.json ] || { echo "test-purge: the collector wrote no status" >&2; exit 1; }

@@ -115,6 +115,25 @@ fn three_calls(log: &Path) {
     assert_eq!(r.sim.len(), 1, "{}", r.dump());
 }
 
+/// `mfiguard-run --report --json EXTRA... --log LOG`, which must succeed.
+fn report_json(log: &Path, extra: &[&str]) -> Value {
+    let mut args = vec!["--report", "--json"];
+    args.extend_from_slice(extra);
+    args.extend(["--log", log.to_str().unwrap()]);
+    let out = run(&mut wrapper(&args));
+    assert_eq!(out.code, 0, "{}", out.dump());
+    out.json()
+}
+
+/// A scratch directory with a log of `three_calls`, and the log's text.
+fn logged(tag: &str) -> (Scratch, PathBuf, String) {
+    let s = Scratch::new(tag);
+    let log = s.path("audit.jsonl");
+    three_calls(&log);
+    let text = std::fs::read_to_string(&log).unwrap();
+    (s, log, text)
+}
+
 fn refusal<'a>(report: &'a Value, rule: &str, mode: &str) -> Option<&'a Value> {
     report["refusals"]
         .as_array()
@@ -125,10 +144,7 @@ fn refusal<'a>(report: &'a Value, rule: &str, mode: &str) -> Option<&'a Value> {
 
 #[test]
 fn the_report_counts_each_call_once_across_rotated_logs() {
-    let s = Scratch::new("report");
-    let log = s.path("audit.jsonl");
-    three_calls(&log);
-    let text = std::fs::read_to_string(&log).unwrap();
+    let (s, log, text) = logged("report");
     let records = text.lines().count();
     assert_eq!(outcomes(&log), 3);
     assert_eq!(
@@ -136,14 +152,7 @@ fn the_report_counts_each_call_once_across_rotated_logs() {
         "two decisions (audit, the read) and three outcomes\n{text}"
     );
 
-    let out = run(&mut wrapper(&[
-        "--report",
-        "--json",
-        "--log",
-        log.to_str().unwrap(),
-    ]));
-    assert_eq!(out.code, 0, "{}", out.dump());
-    let r = out.json();
+    let r = report_json(&log, &[]);
     assert_eq!(r["report_version"], 1);
     assert_eq!(r["records"], 5);
     assert_eq!(r["calls"]["total"], 3, "each call once: {r:#}");
@@ -173,13 +182,7 @@ fn the_report_counts_each_call_once_across_rotated_logs() {
         .unwrap();
     assert!(gz.success());
     three_calls(&log);
-    let out = run(&mut wrapper(&[
-        "--report",
-        "--json",
-        "--log",
-        log.to_str().unwrap(),
-    ]));
-    let r = out.json();
+    let r = report_json(&log, &[]);
     assert_eq!(r["calls"]["total"], 9, "{r:#}");
     assert_eq!(r["sources"].as_array().unwrap().len(), 3, "{r:#}");
     assert_eq!(
@@ -187,15 +190,7 @@ fn the_report_counts_each_call_once_across_rotated_logs() {
         3
     );
     // --since skips the file last written 30 days ago without reading it.
-    let out = run(&mut wrapper(&[
-        "--report",
-        "--json",
-        "--since",
-        "7d",
-        "--log",
-        log.to_str().unwrap(),
-    ]));
-    let r = out.json();
+    let r = report_json(&log, &["--since", "7d"]);
     assert_eq!(r["calls"]["total"], 6, "{r:#}");
     // The text form names the same.
     let out = run(&mut wrapper(&["--report", "--log", log.to_str().unwrap()]));
@@ -232,10 +227,7 @@ fn the_report_counts_each_call_once_across_rotated_logs() {
 /// the same.
 #[test]
 fn the_report_ignores_fields_it_does_not_know() {
-    let s = Scratch::new("report-fields");
-    let log = s.path("audit.jsonl");
-    three_calls(&log);
-    let text = std::fs::read_to_string(&log).unwrap();
+    let (_s, log, text) = logged("report-fields");
     let widened: String = text
         .lines()
         .map(|l| {
@@ -246,13 +238,7 @@ fn the_report_ignores_fields_it_does_not_know() {
         })
         .collect();
     std::fs::write(&log, widened + "a line that is not a record\n").unwrap();
-    let r = run(&mut wrapper(&[
-        "--report",
-        "--json",
-        "--log",
-        log.to_str().unwrap(),
-    ]))
-    .json();
+    let r = report_json(&log, &[]);
     assert_eq!(r["calls"]["total"], 3, "{r:#}");
     assert_eq!(r["refused"], 1);
     assert_eq!(r["unparsed_lines"], 1);
@@ -737,17 +723,20 @@ fn find_raid_tool_and_the_snapshot_find_the_tool_and_write_a_file() {
 
     let snap = s.path("lib/snapshot.txt");
     let record = s.path("record");
-    let out = run(
-        scrub(&mut Command::new(integration("libexec/mfiguard-snapshot")))
-            .arg("-o")
-            .arg(&snap)
-            .env("MFIGUARD_RAID_TOOL", &tool)
-            .env("MFIGUARD_RUN", wrapper_bin())
-            .env("MFIGUARD_LIB_DIR", guard_lib().parent().unwrap())
-            .env("MFIGUARD_VIA", "preload")
-            .env("MFIGUARD_LOG", "none")
-            .env("FAKE_RECORD", &record),
-    );
+    let snapshot = |tool: &Path| {
+        run(
+            scrub(&mut Command::new(integration("libexec/mfiguard-snapshot")))
+                .arg("-o")
+                .arg(&snap)
+                .env("MFIGUARD_RAID_TOOL", tool)
+                .env("MFIGUARD_RUN", wrapper_bin())
+                .env("MFIGUARD_LIB_DIR", guard_lib().parent().unwrap())
+                .env("MFIGUARD_VIA", "preload")
+                .env("MFIGUARD_LOG", "none")
+                .env("FAKE_RECORD", &record),
+        )
+    };
+    let out = snapshot(&tool);
     assert_eq!(out.code, 0, "{}", out.dump());
     assert_eq!(
         out.stdout, "",
@@ -767,17 +756,7 @@ fn find_raid_tool_and_the_snapshot_find_the_tool_and_write_a_file() {
     );
     // A StorCLI gets its own syntax.
     let storcli = fake_megacli(&s, "storcli64");
-    let out = run(
-        scrub(&mut Command::new(integration("libexec/mfiguard-snapshot")))
-            .arg("-o")
-            .arg(&snap)
-            .env("MFIGUARD_RAID_TOOL", &storcli)
-            .env("MFIGUARD_RUN", wrapper_bin())
-            .env("MFIGUARD_LIB_DIR", guard_lib().parent().unwrap())
-            .env("MFIGUARD_VIA", "preload")
-            .env("MFIGUARD_LOG", "none")
-            .env("FAKE_RECORD", &record),
-    );
+    let out = snapshot(&storcli);
     assert_eq!(out.code, 0, "{}", out.dump());
     assert_eq!(
         std::fs::read_to_string(&record).unwrap().lines().next(),
