@@ -508,10 +508,10 @@ fn check_mfiguard_judges_the_root_written_status_as_an_unprivileged_user() {
         (&["--bogus"][..], 3, "MFIGUARD UNKNOWN - unknown option"),
         (
             &["--help"][..],
-            0,
+            3,
             "Usage: check_mfiguard [-w RANGE] [-c RANGE]",
         ),
-        (&["-V"][..], 0, "check_mfiguard "),
+        (&["-V"][..], 3, "check_mfiguard "),
     ] {
         let out = run(&mut plugin(args));
         assert_eq!(out.code, code, "{args:?}\n{}", out.dump());
@@ -549,6 +549,17 @@ fn check_mfiguard_is_critical_when_the_policy_is_invalid() {
         out.stdout.starts_with(
             "MFIGUARD CRITICAL - the self-test fails: invalid setting: MFIGUARD_MODE=\"readonyl\""
         ),
+        "{}",
+        out.dump()
+    );
+}
+
+#[test]
+fn mfiguard_hostd_has_help() {
+    let out = run(&mut Command::new(common::hostd_bin()).arg("--help"));
+    assert_eq!(out.code, 0, "{}", out.dump());
+    assert!(
+        out.stdout.contains("Usage: mfiguard-hostd [OPTIONS]") && out.stdout.contains("--status"),
         "{}",
         out.dump()
     );

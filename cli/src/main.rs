@@ -149,6 +149,11 @@ fn run() -> Result<ExitCode, Error> {
         println!("{ME} {VERSION}");
         return Ok(ExitCode::SUCCESS);
     }
+    if cli.nagios_plugin {
+        return Err(Error::Usage(format!(
+            "--nagios-plugin must be the first argument (see {ME} --help)"
+        )));
+    }
     let settings = Settings::new(&cli)?;
     if cli.check {
         let tool = match cli.command.as_slice() {

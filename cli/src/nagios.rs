@@ -130,8 +130,8 @@ Options:
   --max-age DURATION     older status is UNKNOWN (default 15m)
   -t, --timeout SECONDS  give up after SECONDS (default 10): UNKNOWN
   -v, --verbose          more long output (the most frequent refusals)
-  -h, --help             this text
-  -V, --version          the version
+  -h, --help             this text (exit 3, as the Monitoring Plugins' plugins do)
+  -V, --version          the version (exit 3)
 
 Perfdata: refusals (in the window, with -w/-c), would_refuse (audit mode, in the window),
 records_lost (in the window), and counters that survive log rotation (kept by the
@@ -231,7 +231,8 @@ fn perf(
 pub fn main(args: &[String]) -> ExitCode {
     let a = match parse(args) {
         Ok(Some(a)) => a,
-        Ok(None) => return ExitCode::from(State::Ok.code()),
+        // As the Monitoring Plugins' own plugins do: --help and --version are no check.
+        Ok(None) => return ExitCode::from(State::Unknown.code()),
         Err(e) => {
             println!("MFIGUARD UNKNOWN - {}", crate::printable(&e));
             return ExitCode::from(State::Unknown.code());

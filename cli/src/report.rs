@@ -707,13 +707,13 @@ pub fn to_text(t: &Tally, sources: &[String], since: Option<i64>) -> String {
 mod tests {
     use super::*;
 
-    const REJECT: &str = r#"{"record":"outcome","seq":1,"ts":"2026-11-25T06:32:54.367825Z","pid":22360,"exe":"/usr/sbin/MegaCli64","uid":0,"sudo_user":"nagios","mode":"readonly","verdict":"reject","enforced":true,"findings":[{"rule":"sgl.offset-unusual","action":"warn","downgraded":false},{"rule":"readonly.dcmd","action":"reject","downgraded":false}],"a_field_added_later":{"x":1}}"#;
+    const REJECT: &str = r#"{"record":"outcome","seq":1,"ts":"2026-11-25T06:32:54.367825Z","pid":22360,"exe":"/usr/sbin/MegaCli64","uid":0,"sudo_user":"nagios","mode":"readonly","verdict":"reject","enforced":true,"findings":[{"rule":"x.warn-rule","action":"warn","downgraded":false},{"rule":"x.reject-rule","action":"reject","downgraded":false}],"a_field_added_later":{"x":1}}"#;
 
     #[test]
     fn an_outcome_is_a_call_and_a_decision_is_not() {
         let p = parse_json_record(REJECT).unwrap();
         let c = p.call.unwrap();
-        assert_eq!(c.rule.as_deref(), Some("readonly.dcmd"));
+        assert_eq!(c.rule.as_deref(), Some("x.reject-rule"));
         assert_eq!(c.account, "nagios");
         assert_eq!(c.mode, "readonly");
         let d = REJECT.replace("\"outcome\"", "\"decision\"");
@@ -771,11 +771,11 @@ mod tests {
 
     #[test]
     fn journal_entries_name_the_refusing_rule_from_the_message() {
-        let e = r##"{"__CURSOR":"s=1","__REALTIME_TIMESTAMP":"1790000000000000","MFIGUARD_RECORD":"outcome","MFIGUARD_VERDICT":"reject","MFIGUARD_MODE":"enforce","MFIGUARD_RULE":["sgl.offset-unusual","sgl.bounds"],"MFIGUARD_EXE":"/x","MFIGUARD_UID":"0","MESSAGE":"#1 outcome reject ...; sgl.offset-unusual warn: a; sgl.bounds reject: b"}"##;
+        let e = r##"{"__CURSOR":"s=1","__REALTIME_TIMESTAMP":"1790000000000000","MFIGUARD_RECORD":"outcome","MFIGUARD_VERDICT":"reject","MFIGUARD_MODE":"enforce","MFIGUARD_RULE":["x.warn-rule","x.reject-rule"],"MFIGUARD_EXE":"/x","MFIGUARD_UID":"0","MESSAGE":"#1 outcome reject ...; x.warn-rule warn: a; x.reject-rule reject: b"}"##;
         let (c, p) = parse_journal_entry(e).unwrap();
         assert_eq!(c.as_deref(), Some("s=1"));
         assert_eq!(p.ts, Some(1_790_000_000));
-        assert_eq!(p.call.unwrap().rule.as_deref(), Some("sgl.bounds"));
+        assert_eq!(p.call.unwrap().rule.as_deref(), Some("x.reject-rule"));
     }
 
     #[test]

@@ -54,12 +54,7 @@ pub struct Cli {
     #[arg(long, overrides_with = "report", conflicts_with = "check")]
     pub report: bool,
     /// `--report`: only records of the last DURATION (90s, 15m, 1h, 7d, 2w).
-    #[arg(
-        long,
-        value_name = "DURATION",
-        overrides_with = "since",
-        requires = "report"
-    )]
+    #[arg(long, overrides_with = "since", requires = "report")]
     pub since: Option<String>,
     /// Count new records into the status file and the Prometheus metrics (as root, from
     /// mfiguard-collect.timer).
@@ -71,6 +66,9 @@ pub struct Cli {
     /// `--collect`: node_exporter's textfile directory (default /var/lib/prometheus/node-exporter).
     #[arg(long, value_name = "DIR", requires = "collect")]
     pub textfile_dir: Option<String>,
+    /// The Nagios plugin: taken only as the first argument, before this parser runs.
+    #[arg(long, hide = true)]
+    pub nagios_plugin: bool,
     /// The manual's summary.
     #[arg(short = 'h', long)]
     pub help: bool,
