@@ -556,7 +556,7 @@ fn check_mfiguard_is_critical_when_the_policy_is_invalid() {
 
 #[test]
 fn mfiguard_hostd_has_help() {
-    let out = run(&mut Command::new(common::hostd_bin()).arg("--help"));
+    let out = run(Command::new(common::hostd_bin()).arg("--help"));
     assert_eq!(out.code, 0, "{}", out.dump());
     assert!(
         out.stdout.contains("Usage: mfiguard-hostd [OPTIONS]") && out.stdout.contains("--status"),
