@@ -467,3 +467,34 @@ pub fn run(
         ExitCode::FAILURE
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hostile_tool_path_stays_one_label_value() {
+        let mut t = Tally::default();
+        let line = r#"{"record":"outcome","exe":"/x\"} 1\nmfiguard_guard_ok 1\n#","mode":"enforce","verdict":"reject","findings":[{"rule":"r\\n","action":"reject"}]}"#;
+        t.add_line(line, None);
+        assert_eq!(t.total_calls(), 1);
+        let prom = prometheus(&json!({"check": {}, "written_unix": 1}), &t);
+        let refusals: Vec<&str> = prom
+            .lines()
+            .filter(|l| l.starts_with("mfiguard_refusals_total{"))
+            .collect();
+        assert_eq!(
+            refusals,
+            [
+                r#"mfiguard_refusals_total{rule="r\\n",mode="enforce",tool="/x\"} 1\nmfiguard_guard_ok 1\n#"} 1"#
+            ]
+        );
+        assert_eq!(
+            prom.lines()
+                .filter(|l| l.starts_with("mfiguard_guard_ok "))
+                .count(),
+            1,
+            "{prom}"
+        );
+    }
+}

@@ -395,8 +395,8 @@ fn evaluate(a: &Args, now: i64) -> (State, String) {
             out.push_str(&format!(
                 "refused since counting began: {} x {} ({}) {}\n",
                 r["count"],
-                r["rule"].as_str().unwrap_or("?"),
-                r["mode"].as_str().unwrap_or("?"),
+                crate::printable(r["rule"].as_str().unwrap_or("?")),
+                crate::printable(r["mode"].as_str().unwrap_or("?")),
                 crate::printable(r["tool"].as_str().unwrap_or("?"))
             ));
         }

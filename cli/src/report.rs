@@ -689,8 +689,8 @@ pub fn to_text(t: &Tally, sources: &[String], since: Option<i64>) -> String {
             let _ = writeln!(
                 s,
                 "  {n:>7}  {:wr$}  {:wm$}  {:wa$}  {}",
-                k.rule,
-                k.mode,
+                crate::printable(&k.rule),
+                crate::printable(&k.mode),
                 crate::printable(&k.account),
                 crate::printable(&k.tool)
             );
