@@ -20,9 +20,7 @@ use std::process::ExitCode;
 
 use serde_json::{json, Value};
 
-use mfiguard_core::config::LogTarget;
-
-use crate::report::{self, Cursor, Parsed, RefusalKey, Tally};
+use crate::report::{self, Cursor, Parsed, RefusalKey, Source, Tally};
 use crate::settings::Settings;
 use crate::Error;
 
@@ -42,37 +40,6 @@ const STATE_FILE: &str = "collector.json";
 pub const PROM_FILE: &str = "mfiguard.prom";
 /// How long the per-minute history in the status file reaches back.
 pub const HISTORY_SECONDS: i64 = 24 * 3600;
-
-/// Where records come from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Source {
-    /// A JSON log file (and its rotations).
-    File(PathBuf),
-    /// The journal (`SYSLOG_IDENTIFIER=mfiguard`).
-    Journal,
-}
-
-impl Source {
-    /// The source `--log` names, else the policy's log: a file, else the journal (syslog
-    /// records go there where journald runs). `None`: records are not kept (stderr, none).
-    pub fn of(settings: &Settings) -> Option<Source> {
-        match &settings.config.log {
-            LogTarget::File(p) => Some(Source::File(PathBuf::from(
-                p.to_string_lossy().into_owned(),
-            ))),
-            LogTarget::Syslog => Some(Source::Journal),
-            _ => None,
-        }
-    }
-
-    /// `file:/path` or `journal`.
-    pub fn name(&self) -> String {
-        match self {
-            Source::File(p) => format!("file:{}", p.display()),
-            Source::Journal => "journal".into(),
-        }
-    }
-}
 
 /// What the collector keeps between runs.
 #[derive(Default)]

@@ -184,7 +184,7 @@ fn run() -> Result<ExitCode, Error> {
         });
     }
     if cli.report {
-        return report_command(&cli, &settings);
+        return report::command(&cli, &settings);
     }
     if cli.collect {
         return collect::run(
@@ -248,48 +248,6 @@ fn run() -> Result<ExitCode, Error> {
         }
         m => run_preloaded(&settings, m, &kind, tool, &path, args),
     }
-}
-
-/// `--report`: the records of the log the policy names (or `--log FILE|syslog`: the
-/// journal), rotated files included.
-fn report_command(cli: &Cli, settings: &Settings) -> Result<ExitCode, Error> {
-    if !cli.command.is_empty() {
-        return Err(Error::Usage(format!(
-            "--report takes no TOOL (see {ME} --help)"
-        )));
-    }
-    let since = match &cli.since {
-        Some(d) => Some(
-            report::now()
-                - report::parse_duration(d).map_err(|e| Error::Usage(format!("--since: {e}")))?,
-        ),
-        None => None,
-    };
-    let mut tally = report::Tally::default();
-    let sources = match collect::Source::of(settings) {
-        Some(collect::Source::File(p)) => report::read_file_log(&p, since, &mut tally)
-            .map_err(|e| Error::Setup(format!("--report: {}: {e}", p.display())))?
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect(),
-        Some(collect::Source::Journal) => {
-            report::read_journal(since, None, |p| tally.add(p, since))
-                .map_err(|e| Error::Setup(format!("--report: {e}")))?;
-            vec!["journal (SYSLOG_IDENTIFIER=mfiguard)".to_string()]
-        }
-        None => {
-            return Err(Error::Setup(format!(
-                "--report: the log is {}: no records to read (--log FILE names one)",
-                settings.config.log.describe()
-            )))
-        }
-    };
-    if cli.json {
-        println!("{}", report::to_json(&tally, &sources, since));
-    } else {
-        print!("{}", report::to_text(&tally, &sources, since));
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// Runs the tool under `LD_PRELOAD` (or, with `--allow-unguarded`, unguarded).

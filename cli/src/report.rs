@@ -15,9 +15,14 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitCode, Stdio};
 
 use serde_json::{json, Value};
+
+use mfiguard_core::config::LogTarget;
+
+use crate::settings::{Cli, Settings};
+use crate::Error;
 
 /// What one outcome record says about its call.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -701,6 +706,78 @@ pub fn to_text(t: &Tally, sources: &[String], since: Option<i64>) -> String {
         let _ = writeln!(s, "lines that are not records: {}", t.unparsed);
     }
     s
+}
+
+/// Where records come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// A JSON log file (and its rotations).
+    File(PathBuf),
+    /// The journal (`SYSLOG_IDENTIFIER=mfiguard`).
+    Journal,
+}
+
+impl Source {
+    /// The source `--log` names, else the policy's log: a file, else the journal (syslog
+    /// records go there where journald runs). `None`: records are not kept (stderr, none).
+    pub fn of(settings: &Settings) -> Option<Source> {
+        match &settings.config.log {
+            LogTarget::File(p) => Some(Source::File(PathBuf::from(
+                p.to_string_lossy().into_owned(),
+            ))),
+            LogTarget::Syslog => Some(Source::Journal),
+            _ => None,
+        }
+    }
+
+    /// `file:/path` or `journal`.
+    pub fn name(&self) -> String {
+        match self {
+            Source::File(p) => format!("file:{}", p.display()),
+            Source::Journal => "journal".into(),
+        }
+    }
+}
+
+/// `--report`: the records of the log the policy names (or `--log FILE|syslog`: the
+/// journal), rotated files included.
+pub fn command(cli: &Cli, settings: &Settings) -> Result<ExitCode, Error> {
+    if !cli.command.is_empty() {
+        return Err(Error::Usage(
+            "--report takes no TOOL (see mfiguard-run --help)".into(),
+        ));
+    }
+    let since = match &cli.since {
+        Some(d) => {
+            Some(now() - parse_duration(d).map_err(|e| Error::Usage(format!("--since: {e}")))?)
+        }
+        None => None,
+    };
+    let mut tally = Tally::default();
+    let sources = match Source::of(settings) {
+        Some(Source::File(p)) => read_file_log(&p, since, &mut tally)
+            .map_err(|e| Error::Setup(format!("--report: {}: {e}", p.display())))?
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect(),
+        Some(Source::Journal) => {
+            read_journal(since, None, |p| tally.add(p, since))
+                .map_err(|e| Error::Setup(format!("--report: {e}")))?;
+            vec!["journal (SYSLOG_IDENTIFIER=mfiguard)".to_string()]
+        }
+        None => {
+            return Err(Error::Setup(format!(
+                "--report: the log is {}: no records to read (--log FILE names one)",
+                settings.config.log.describe()
+            )))
+        }
+    };
+    if cli.json {
+        println!("{}", to_json(&tally, &sources, since));
+    } else {
+        print!("{}", to_text(&tally, &sources, since));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]
