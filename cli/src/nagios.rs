@@ -495,6 +495,25 @@ mod tests {
         assert_eq!(s, State::Critical);
         let (s, out) = evaluate(&args(Some("3"), None, p.clone()), now);
         assert_eq!(s, State::Ok, "{out}");
+        // Records lost in the window: WARNING, whatever the thresholds.
+        let mut lost = status.clone();
+        lost["minutes"] = serde_json::json!([[now - 120, 0, 0, 2]]);
+        std::fs::write(&p, lost.to_string()).unwrap();
+        let (s, out) = evaluate(&args(None, Some("5"), p.clone()), now);
+        assert_eq!(s, State::Warning, "{out}");
+        assert!(
+            out.starts_with("MFIGUARD WARNING - 2 audit records lost in the last 1h"),
+            "{out}"
+        );
+        // The self-test failing as root: CRITICAL, with its reason.
+        let mut broken = status.clone();
+        broken["check"]["ok"] = false.into();
+        broken["check"]["hostd"]["state"] = "bypassed".into();
+        std::fs::write(&p, broken.to_string()).unwrap();
+        let (s, out) = evaluate(&args(None, None, p.clone()), now);
+        assert_eq!(s, State::Critical, "{out}");
+        assert!(out.contains("mfiguard-hostd's node is bypassed"), "{out}");
+        std::fs::write(&p, status.to_string()).unwrap();
         // Stale status.
         let (s, _) = evaluate(&args(None, None, p.clone()), now + 3600);
         assert_eq!(s, State::Unknown);
