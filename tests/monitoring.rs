@@ -47,11 +47,25 @@ fn run(cmd: &mut Command) -> Out {
     }
 }
 
+/// The wrapper's library directory: the 64-bit guard and probe beside it. The tests' guard
+/// when it is the host's; with a 32-bit guard under test (`MFIGUARD_TEST_TARGET`), the host's
+/// build (the records the clients write come from the guard under test either way).
+fn lib_dir() -> &'static Path {
+    static D: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    D.get_or_init(|| {
+        if common::cross_target().is_none() {
+            return guard_lib().parent().unwrap().to_path_buf();
+        }
+        common::try_cargo_build(None, &["-p", "mfiguard-preload", "--lib"]).unwrap();
+        common::try_cargo_build(None, &["-p", "mfiguard", "--bin", "mfiguard-probe"]).unwrap()
+    })
+}
+
 /// `mfiguard-run ARGS` with the build tree's library, no site config, nothing inherited.
 fn wrapper(args: &[&str]) -> Command {
     let mut cmd = Command::new(wrapper_bin());
     scrub(&mut cmd)
-        .env("MFIGUARD_LIB_DIR", guard_lib().parent().unwrap())
+        .env("MFIGUARD_LIB_DIR", lib_dir())
         .args(args);
     cmd
 }
@@ -741,7 +755,7 @@ fn find_raid_tool_and_the_snapshot_find_the_tool_and_write_a_file() {
                 .arg(&snap)
                 .env("MFIGUARD_RAID_TOOL", tool)
                 .env("MFIGUARD_RUN", wrapper_bin())
-                .env("MFIGUARD_LIB_DIR", guard_lib().parent().unwrap())
+                .env("MFIGUARD_LIB_DIR", lib_dir())
                 .env("MFIGUARD_VIA", "preload")
                 .env("MFIGUARD_LOG", "none")
                 .env("FAKE_RECORD", &record),
@@ -762,7 +776,10 @@ fn find_raid_tool_and_the_snapshot_find_the_tool_and_write_a_file() {
     let rec = std::fs::read_to_string(&record).unwrap();
     assert!(rec.starts_with("args: -AdpAllInfo -aALL -NoLog\n"), "{rec}");
     assert!(
-        rec.contains(&format!("LD_PRELOAD={}", guard_lib().display())),
+        rec.contains(&format!(
+            "LD_PRELOAD={}/libmfiguard.so",
+            lib_dir().display()
+        )),
         "{rec}"
     );
     // A StorCLI gets its own syntax.
@@ -790,7 +807,7 @@ fn the_textfile_collector_names_its_metrics_mfiguard() {
     .arg(&tool)
     .args(["-LDInfo", "-Lall", "-aALL"])
     .env("MFIGUARD_RUN", wrapper_bin())
-    .env("MFIGUARD_LIB_DIR", guard_lib().parent().unwrap())
+    .env("MFIGUARD_LIB_DIR", lib_dir())
     .env("MFIGUARD_VIA", "preload"));
     assert_eq!(out.code, 0, "{}", out.dump());
     let m = samples(&dir.join("mfiguard_MegaCli64.prom"));
