@@ -19,11 +19,15 @@ deb=$(cd "$(dirname "$deb")" && pwd)/$(basename "$deb")
 [ -z "$deb32" ] || deb32=$(cd "$(dirname "$deb32")" && pwd)/$(basename "$deb32")
 [ "$(id -u)" = 0 ] || { echo "test-role: needs root" >&2; exit 2; }
 venv=${MFIGUARD_ANSIBLE_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/mfiguard/ansible-venv}
-if ! "$venv/bin/ansible-playbook" --version 2>/dev/null | grep -q "core $ANSIBLE_CORE_VERSION"; then
+have=$("$venv/bin/ansible-playbook" --version 2>/dev/null || true)
+case $have in
+*"core $ANSIBLE_CORE_VERSION]"*) ;;
+*)
 	rm -rf "$venv"
 	python3 -m venv "$venv"
 	"$venv/bin/pip" install -q "ansible-core==$ANSIBLE_CORE_VERSION"
-fi
+	;;
+esac
 work=$(mktemp -d "${TMPDIR:-/tmp}/mfiguard-ansible.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 cat >"$work/play.yml" <<PLAY
