@@ -219,6 +219,27 @@ fn the_units_are_as_sandboxed_as_the_docs_say() {
     }
 }
 
+/// The daemon's devices are not listed: its CUSE node's number exists only once it runs, and
+/// `ProtectClock=` implies `DeviceAllow=char-rtc r`, which would make a list of one.
+#[test]
+fn mfiguard_hostd_keeps_its_devices() {
+    let unit = read("examples/integrations/systemd/mfiguard-hostd.service");
+    for key in [
+        "DevicePolicy=",
+        "DeviceAllow=",
+        "ProtectClock=",
+        "PrivateDevices=",
+    ] {
+        assert!(
+            !unit.lines().any(|l| l.starts_with(key)),
+            "mfiguard-hostd.service sets {key}"
+        );
+    }
+    // The snapshot's tool may make the driver's node, which the driver does not.
+    let megacli = read("examples/integrations/systemd/mfiguard-megacli.service");
+    assert!(megacli.contains("\nDeviceAllow=char-megaraid_sas_ioctl rwm\n"));
+}
+
 #[test]
 fn the_units_verify() {
     if !have("systemd-analyze") {
