@@ -867,3 +867,109 @@ fn the_new_shell_scripts_pass_their_linters() {
         }
     }
 }
+
+/// With `log = syslog` the records are the journal's: `--report` and `--collect` read them
+/// with `journalctl -o json` (a stand-in here, which prints entries shaped as journald gives
+/// the guard's fields and records how it was called): each call once, the refusing rule from
+/// the line, and the collector goes on after its last cursor.
+#[test]
+fn the_journal_is_read_through_journalctl() {
+    let s = Scratch::new("journal");
+    let bin = s.path("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let entries = s.path("entries.json");
+    let entry = |cursor: &str, record: &str, mode: &str, rules: &str, message: &str| {
+        format!(
+            r#"{{"__CURSOR":"{cursor}","__REALTIME_TIMESTAMP":"{}000000","SYSLOG_IDENTIFIER":"mfiguard","MFIGUARD_RECORD":"{record}","MFIGUARD_VERDICT":"reject","MFIGUARD_MODE":"{mode}","MFIGUARD_RULE":{rules},"MFIGUARD_EXE":"/usr/sbin/megacli","MFIGUARD_UID":"0","MFIGUARD_SUDO_USER":"nagios","MESSAGE":"{message}"}}"#,
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+        ) + "\n"
+    };
+    std::fs::write(
+        &entries,
+        entry(
+            "c1",
+            "decision",
+            "audit",
+            r#"["sgl.offset-unusual","sgl.bounds"]"#,
+            "#1 decision reject; sgl.offset-unusual warn: a; sgl.bounds reject: b",
+        ) + &entry(
+            "c2",
+            "outcome",
+            "audit",
+            r#"["sgl.offset-unusual","sgl.bounds"]"#,
+            "#1 outcome reject; sgl.offset-unusual warn: a; sgl.bounds reject: b",
+        ) + &entry(
+            "c3",
+            "outcome",
+            "readonly",
+            r#""readonly.dcmd""#,
+            "#1 outcome reject; readonly.dcmd reject: c",
+        ),
+    )
+    .unwrap();
+    let calls = s.path("journalctl-calls");
+    write_exec(
+        &bin.join("journalctl"),
+        &format!(
+            "#!/bin/sh\necho \"$*\" >> {}\ncase \"$*\" in *--after-cursor=c3*) exit 0 ;; esac\ncat {}\n",
+            calls.display(),
+            entries.display()
+        ),
+    );
+    let path = format!("{}:/usr/bin:/bin", bin.display());
+    let out = run(
+        wrapper(&["--report", "--json", "--since", "1d", "--log", "syslog"]).env("PATH", &path),
+    );
+    assert_eq!(out.code, 0, "{}", out.dump());
+    let r = out.json();
+    assert_eq!(r["calls"]["total"], 2, "{r:#}");
+    assert_eq!(
+        refusal(&r, "sgl.bounds", "audit").unwrap()["account"],
+        "nagios"
+    );
+    assert_eq!(
+        refusal(&r, "readonly.dcmd", "readonly").unwrap()["count"],
+        1
+    );
+    let called = std::fs::read_to_string(&calls).unwrap();
+    assert!(
+        called.starts_with("-o json --no-pager -q SYSLOG_IDENTIFIER=mfiguard --since=@"),
+        "{called}"
+    );
+
+    let collect = || {
+        run(wrapper(&[
+            "--collect",
+            "--log",
+            "syslog",
+            "--state-dir",
+            s.path("state").to_str().unwrap(),
+            "--textfile-dir",
+            s.0.to_str().unwrap(),
+        ])
+        .env("PATH", &path))
+    };
+    assert_eq!(collect().code, 0);
+    assert_eq!(collect().code, 0, "the second run reads after the cursor");
+    let called = std::fs::read_to_string(&calls).unwrap();
+    assert!(
+        called
+            .lines()
+            .last()
+            .unwrap()
+            .ends_with("--after-cursor=c3"),
+        "{called}"
+    );
+    let m = samples(&s.path("mfiguard.prom"));
+    assert_eq!(
+        sample(
+            &m,
+            "mfiguard_calls_total{mode=\"readonly\",verdict=\"reject\"}"
+        ),
+        1.0,
+        "{m:?}"
+    );
+}
