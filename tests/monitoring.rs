@@ -235,6 +235,14 @@ fn the_report_counts_each_call_once_across_rotated_logs() {
     assert_eq!(out.code, 125, "{}", out.dump());
     let out = run(&mut wrapper(&["--json", "--", "/bin/true"]));
     assert_eq!(out.code, 125, "{}", out.dump());
+    // --collect writes files: never because a word was taken for a TOOL.
+    let out = run(&mut wrapper(&["--collect", "x", "true"]));
+    assert_eq!(out.code, 125, "{}", out.dump());
+    assert!(
+        out.stderr.contains("--collect takes no TOOL"),
+        "{}",
+        out.dump()
+    );
 }
 
 /// A record written by a later version (more fields, a schema version, a host name) counts

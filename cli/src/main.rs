@@ -187,6 +187,11 @@ fn run() -> Result<ExitCode, Error> {
         return report::command(&cli, &settings);
     }
     if cli.collect {
+        if !cli.command.is_empty() {
+            return Err(Error::Usage(format!(
+                "--collect takes no TOOL (see {ME} --help)"
+            )));
+        }
         return collect::run(
             &settings,
             cli.state_dir.as_deref(),
