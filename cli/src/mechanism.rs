@@ -67,6 +67,26 @@ impl Mechanism {
         }
     }
 
+    /// Its name in `--check --json`: `supervisor`, `ptrace`, `preload` or `none`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Mechanism::Preload { .. } => "preload",
+            Mechanism::Supervise { .. } => "supervisor",
+            Mechanism::Ptrace { .. } => "ptrace",
+            Mechanism::Unguarded { .. } => "none",
+        }
+    }
+
+    /// What the choice rests on.
+    pub fn reason(&self) -> &str {
+        match self {
+            Mechanism::Preload { why, .. }
+            | Mechanism::Supervise { why }
+            | Mechanism::Ptrace { why }
+            | Mechanism::Unguarded { why, .. } => why,
+        }
+    }
+
     /// The `guard:` line of `--check TOOL`.
     pub fn check_line(&self) -> String {
         match self {
