@@ -23,7 +23,11 @@ fn scenarios() -> Vec<(Vec<&'static str>, &'static str, Vec<&'static str>)> {
                 Action::Rewrite => "rewrite",
                 Action::Warn => "pass",
             };
-            (vec!["rule", r.name], verdict, vec![r.name])
+            (
+                vec!["rule", r.name],
+                verdict,
+                rule_scenario_findings(r.name),
+            )
         })
         .collect();
     v.push((vec!["rule", "pass"], "pass", vec![]));

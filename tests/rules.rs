@@ -70,7 +70,7 @@ fn check_rule(id: &str) {
     let call = run.audit_call();
     assert_eq!(
         finding_rules(&call),
-        [id],
+        rule_scenario_findings(id),
         "the scenario must trigger exactly {id}\n{}",
         run.dump()
     );
@@ -154,7 +154,7 @@ fn check_rule(id: &str) {
         // The twin: the same packet with the rule allowed is only a warning, and the packet
         // reaches the driver exactly as without the guard.
         let run = guarded(id)
-            .env("MFIGUARD_ALLOW", id)
+            .env("MFIGUARD_ALLOW", &rule_scenario_findings(id).join(","))
             .env("MFIGUARD_AUDIT", "all")
             .run();
         assert_eq!(run.code(), 0, "{}", run.dump());
@@ -228,6 +228,10 @@ rule_tests! {
     sense_length_mismatch => "sense.length-mismatch",
     xfer_length => "xfer.length",
     sgl_offset_unusual => "sgl.offset-unusual",
+    frame_layout_unknown => "frame.layout-unknown",
+    sense_offset_unusual => "sense.offset-unusual",
+    sgl_empty_entry_past_frame => "sgl.empty-entry-past-frame",
+    dcmd_host_address => "dcmd.host-address",
     readonly_cmd => "readonly.cmd",
     readonly_dcmd => "readonly.dcmd",
     readonly_scsi => "readonly.scsi",

@@ -559,6 +559,16 @@ pub fn finding_rules(call: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The rules `mfi_client rule ID` triggers: ID, and for a bounds rule the offset rule that
+/// always comes with it (an offset outside the frame is never the frame type's own).
+pub fn rule_scenario_findings(id: &str) -> Vec<&str> {
+    match id {
+        "sgl.bounds" => vec![id, "sgl.offset-unusual"],
+        "sense.bounds" => vec![id, "sense.offset-unusual"],
+        _ => vec![id],
+    }
+}
+
 /// The finding for one rule.
 pub fn finding<'a>(call: &'a Value, rule: &str) -> Option<&'a Value> {
     call.get("findings")?
