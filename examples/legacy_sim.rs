@@ -22,6 +22,10 @@
 //! `sgl[]` entries past the sixteenth (a legacy driver read them anyway) are counted in
 //! `sgl_overrun`.
 //!
+//! The frame slot is never cleared between calls (one slot, reused by every call of the
+//! process, as a driver that does not clear returned frames reuses its pool): past the 128 bytes
+//! a call copies, it holds what earlier calls' drivers wrote there, e.g. their SGL entries.
+//!
 //! **The firmware** reads the frame as the driver left it and trusts it: the header flags say
 //! how to read the scatter/gather list (`IEEE` -> 16-byte skinny entries, `SGL64` -> 12-byte
 //! `sge64`, else 8-byte `sge32`), `hdr.sge_count` says how many entries, and the list sits where
@@ -523,6 +527,26 @@ fn verbose() -> bool {
 
 static SEQ: AtomicU32 = AtomicU32::new(1);
 
+/// The driver's frame slot as the last call left it.
+static FRAME: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+/// A copy of the frame slot (zeros before the first call).
+fn last_frame() -> Vec<u8> {
+    let kept = FRAME.lock().map(|f| f.clone()).unwrap_or_default();
+    if kept.len() == FRAME_SLOT {
+        kept
+    } else {
+        vec![0u8; FRAME_SLOT]
+    }
+}
+
+/// Keeps the frame slot for the next call (the driver never clears it).
+fn keep_frame(frame: Vec<u8>) {
+    if let Ok(mut f) = FRAME.lock() {
+        *f = frame;
+    }
+}
+
 // ---- names ---------------------------------------------------------------------------------
 
 fn cmd_name(cmd: u8) -> String {
@@ -989,8 +1013,8 @@ fn run_firmware(call: &mut Call, user: u64) -> (c_int, c_int, String) {
         return (-1, libc::ENODEV, format!("{summary_head}: ENODEV"));
     }
 
-    // 2. The driver's own frame, a copy of the caller's 128 bytes.
-    let mut frame = vec![0u8; FRAME_SLOT];
+    // 2. The driver's own frame, a copy of the caller's 128 bytes over what the slot kept.
+    let mut frame = last_frame();
     frame[..128].copy_from_slice(&pframe);
     put(&mut frame, 0x08, &call.seq.to_le_bytes()); // context
     put(&mut frame, 0x0C, &[0; 4]); // pad_0
@@ -1097,6 +1121,7 @@ fn run_firmware(call: &mut Call, user: u64) -> (c_int, c_int, String) {
 
     // 5. The firmware, which believes the frame; the driver waits for it (MFISIM_DELAY_US).
     let (status, fw_summary) = firmware(call, &mut frame, sgl_off);
+    keep_frame(frame);
     firmware_delay();
     call.rec
         .num("cmd_status", status)
