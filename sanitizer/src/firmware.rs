@@ -54,8 +54,8 @@ use core::fmt;
 
 use crate::abi::mfi::{
     MfiCmd, MfiFrameFlags, MFI_SGE32_SIZE, MFI_SGE64_SIZE, MFI_SGE_SKINNY_SIZE,
-    MR_DCMD_CTRL_SET_CRASH_DUMP_PARAMS, MR_DCMD_CTRL_SHARED_HOST_MEM_ALLOC,
-    MR_DCMD_LD_MAP_GET_INFO, MR_DCMD_SYSTEM_PD_MAP_GET_INFO,
+    MR_DCMD_CTRL_EVENT_WAIT, MR_DCMD_CTRL_SET_CRASH_DUMP_PARAMS,
+    MR_DCMD_CTRL_SHARED_HOST_MEM_ALLOC, MR_DCMD_LD_MAP_GET_INFO, MR_DCMD_SYSTEM_PD_MAP_GET_INFO,
 };
 use crate::abi::names::dcmd_opcode_name;
 
@@ -294,9 +294,9 @@ pub const DRIVER_SGE_SIZES: [usize; 2] = [MFI_SGE64_SIZE, MFI_SGE32_SIZE];
 /// the guard can rewrite.
 pub const FRAME_COPY_LEN: usize = 128;
 
-/// A DCMD that gives the firmware host memory to keep: it writes there after the call has
-/// returned, when the driver has freed the buffer (or its completion is claimed by the driver
-/// as its own). No management tool has a use for it; the driver sends these itself.
+/// A DCMD that gives the firmware host memory to keep: it writes there later, after the call
+/// has returned and the driver has freed the buffer, or when the driver's completion path has
+/// taken the command for one of its own. The driver sends these itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HostAddressDcmd {
     /// The opcode.
@@ -317,9 +317,8 @@ pub const MEGASAS_DCMD_MBOX_PEND_FLAG: u8 = 0x01;
 ///
 /// Read and left out: `MR_DRIVER_SET_APP_CRASHDUMP_MODE` (`0xF0010600`) never reaches the
 /// firmware (`megasas_mgmt_fw_ioctl` handles it by sending `SET_CRASH_DUMP_PARAMS` with the
-/// driver's own buffer); `MR_DCMD_CTRL_EVENT_WAIT` holds its buffer until an event, but the
-/// ioctl waits for it (uninterruptibly) and the buffer is freed only after completion.
-pub const HOST_ADDRESS_DCMDS: [HostAddressDcmd; 5] = [
+/// driver's own buffer).
+pub const HOST_ADDRESS_DCMDS: [HostAddressDcmd; 6] = [
     HostAddressDcmd {
         opcode: 0x0100_e100,
         mbox: None,
@@ -332,6 +331,15 @@ pub const HOST_ADDRESS_DCMDS: [HostAddressDcmd; 5] = [
         mbox: None,
         keeps: "the SR-IOV heartbeat buffer, written periodically",
         source: "Linux `megaraid_sas_fusion.h`; `megasas_sriov_start_heartbeat`",
+    },
+    HostAddressDcmd {
+        opcode: MR_DCMD_CTRL_EVENT_WAIT,
+        mbox: None,
+        keeps: "the buffer for the next event (the AEN registration), written when one happens; \
+                the driver takes the completion for its own AEN (`megasas_service_aen`), so the \
+                ioctl is never woken and the frame returns to the pool twice",
+        source: "Linux `megaraid_sas.h`; `megasas_register_aen`, `megasas_complete_cmd`; QEMU \
+                 `megasas_event_wait` holds the command",
     },
     HostAddressDcmd {
         opcode: MR_DCMD_CTRL_SET_CRASH_DUMP_PARAMS,

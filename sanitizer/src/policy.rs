@@ -354,7 +354,7 @@ pub const RULES: [Rule; RULE_COUNT] = [
     Rule {
         id: RuleId::DcmdHostAddress,
         name: "dcmd.host-address",
-        when: "a DCMD that hands the firmware host memory to keep (crash dump, host memory and heartbeat registration, the driver's pended RAID and JBOD map syncs)",
+        when: "a DCMD that hands the firmware host memory to keep (event wait, crash dump, host memory and heartbeat registration, the driver's pended RAID and JBOD map syncs)",
         action: Action::Reject,
         errno: Some(Errno::EINVAL),
         why: "the firmware writes into that buffer after the call returned and the driver freed it, or the driver completes the command as its own: only the driver sends these",

@@ -5,8 +5,8 @@ use mfiguard_sanitizer::abi::mfi::{
     MfiCmd, MR_DCMD_CTRL_GET_INFO, MR_DCMD_LD_GET_LIST, MR_DCMD_PD_GET_LIST,
 };
 use mfiguard_sanitizer::abi::mfi::{
-    MR_DCMD_CTRL_EVENT_GET, MR_DCMD_CTRL_EVENT_GET_INFO, MR_DCMD_CTRL_SET_CRASH_DUMP_PARAMS,
-    MR_DCMD_LD_GET_PROPERTIES, MR_DCMD_LD_MAP_GET_INFO,
+    MR_DCMD_CTRL_EVENT_GET, MR_DCMD_CTRL_EVENT_GET_INFO, MR_DCMD_CTRL_EVENT_WAIT,
+    MR_DCMD_CTRL_SET_CRASH_DUMP_PARAMS, MR_DCMD_LD_GET_PROPERTIES, MR_DCMD_LD_MAP_GET_INFO,
 };
 use mfiguard_sanitizer::builder::{samples, PacketBuilder};
 use mfiguard_sanitizer::{
@@ -499,6 +499,13 @@ fn dcmd_host_address() {
         Action::Reject,
         |abi| samples::dcmd_read(abi, MR_DCMD_CTRL_SET_CRASH_DUMP_PARAMS, BUF, 4096).build(),
         |abi| samples::dcmd_read(abi, MR_DCMD_CTRL_GET_INFO, BUF, 4096).build(),
+    );
+    // The event wait (the AEN registration): the driver takes its completion for its own.
+    pair(
+        RuleId::DcmdHostAddress,
+        Action::Reject,
+        |abi| samples::dcmd_read(abi, MR_DCMD_CTRL_EVENT_WAIT, BUF, 1024).build(),
+        |abi| samples::dcmd_read(abi, MR_DCMD_CTRL_EVENT_GET, BUF, 1024).build(),
     );
     // The RAID map: only pended (mbox[1] = 1) does the firmware keep the buffer.
     pair(

@@ -141,10 +141,12 @@ fn dma_addr(driver: Driver, entry: usize) -> u64 {
 
 /// The DCMDs that give the firmware host memory to keep: opcode, and the mailbox byte that
 /// makes it so (`None`: any mailbox). From Linux's `megaraid_sas.h` and `megaraid_sas_fusion.h`
-/// (`MR_DCMD_CTRL_SET_CRASH_DUMP_PARAMS`, `MR_DCMD_CTRL_SHARED_HOST_MEM_ALLOC`, the pended
+/// (`MR_DCMD_CTRL_EVENT_WAIT`, the AEN registration; `MR_DCMD_CTRL_SET_CRASH_DUMP_PARAMS`,
+/// `MR_DCMD_CTRL_SHARED_HOST_MEM_ALLOC`, the pended
 /// `MR_DCMD_LD_MAP_GET_INFO` and `MR_DCMD_SYSTEM_PD_MAP_GET_INFO`) and FreeBSD's `mfireg.h`
 /// (`MFI_DCMD_CTRL_MFI_HOST_MEM_ALLOC`).
-pub const HOST_MEMORY_DCMDS: [(u32, Option<(usize, u8)>); 5] = [
+pub const HOST_MEMORY_DCMDS: [(u32, Option<(usize, u8)>); 6] = [
+    (0x0104_0500, None),
     (0x0119_0100, None),
     (0x010e_8485, None),
     (0x0100_e100, None),
