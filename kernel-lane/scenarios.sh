@@ -157,7 +157,7 @@ mfi() {
     rm -f "$f".*
     [ "${NO_NODE:-0}" = 1 ] || ensure_node
     case $mode in
-        hostd*) hostd_start "$f.jsonl" ;;
+        hostd*) hostd_start "$f.jsonl" "${HOSTD_MODE:-enforce}" ;;
     esac
     kernel_calls_reset
     case $mode in
@@ -740,7 +740,7 @@ sc_sge_count() {
 # The rewriting and warning rules: with the guard, the call goes through and the record names the rule.
 sc_rules_rewritten() {
     n=0 bad=
-    for rule in frame.addressing-flags sgl.stale-entry sense.length-mismatch xfer.length sgl.offset-unusual; do
+    for rule in frame.addressing-flags sgl.stale-entry sense.length-mismatch xfer.length; do
         n=$((n + 1))
         (
             TAG=rule-$rule
@@ -762,7 +762,8 @@ sc_rules_rewritten() {
 sc_rules_rejected() {
     n=0 bad=
     for rule in ioc.sge-count frame.cmd frame.cmd-forbidden sense.bounds sense.length sge.length \
-        frame.raw-physical-address sgl.bounds; do
+        frame.raw-physical-address sgl.bounds sgl.offset-unusual frame.layout-unknown \
+        sense.offset-unusual sgl.empty-entry-past-frame dcmd.host-address; do
         n=$((n + 1))
         (
             TAG=rule-$rule
