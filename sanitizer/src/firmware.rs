@@ -129,6 +129,33 @@ const fn view(
     }
 }
 
+/// LD read and LD write share `struct megasas_io_frame`.
+const fn io_view(cmd: MfiCmd) -> FrameView {
+    view(
+        cmd,
+        Layout::At(0x28),
+        "data",
+        Layout::At(SENSE_ADDRESS_SLOT),
+        &[],
+        "Linux `struct megasas_io_frame`; QEMU `megasas_handle_io` maps `io.sgl`, \
+         `megasas_build_sense` the sense address; BSD `struct mfi_io_frame`",
+    )
+}
+
+/// LD and PD SCSI I/O share `struct megasas_pthru_frame`.
+const fn pthru_view(cmd: MfiCmd) -> FrameView {
+    view(
+        cmd,
+        Layout::At(0x30),
+        "data",
+        Layout::At(SENSE_ADDRESS_SLOT),
+        &[],
+        "Linux `struct megasas_pthru_frame`; QEMU `megasas_handle_scsi` maps `pass.sgl`, \
+         `megasas_build_sense` reads `pass.sense_addr_lo` (`_hi` with SENSE64); BSD \
+         `struct mfi_pass_frame`",
+    )
+}
+
 const fn field(name: &'static str, offset: u32, len: u32) -> AddressField {
     AddressField { name, offset, len }
 }
@@ -148,44 +175,10 @@ pub const FRAME_VIEWS: [FrameView; 11] = [
         "Linux `struct megasas_init_frame`; QEMU `megasas_init_firmware` reads \
          `init.qinfo_new_addr` and the queue addresses behind it; BSD `struct mfi_init_frame`",
     ),
-    view(
-        MfiCmd::LdRead,
-        Layout::At(0x28),
-        "data",
-        Layout::At(SENSE_ADDRESS_SLOT),
-        &[],
-        "Linux `struct megasas_io_frame`; QEMU `megasas_handle_io` maps `io.sgl`, \
-         `megasas_build_sense` the sense address; BSD `struct mfi_io_frame`",
-    ),
-    view(
-        MfiCmd::LdWrite,
-        Layout::At(0x28),
-        "data",
-        Layout::At(SENSE_ADDRESS_SLOT),
-        &[],
-        "Linux `struct megasas_io_frame`; QEMU `megasas_handle_io` maps `io.sgl`, \
-         `megasas_build_sense` the sense address; BSD `struct mfi_io_frame`",
-    ),
-    view(
-        MfiCmd::LdScsiIo,
-        Layout::At(0x30),
-        "data",
-        Layout::At(SENSE_ADDRESS_SLOT),
-        &[],
-        "Linux `struct megasas_pthru_frame`; QEMU `megasas_handle_scsi` maps `pass.sgl`, \
-         `megasas_build_sense` reads `pass.sense_addr_lo` (`_hi` with SENSE64); BSD \
-         `struct mfi_pass_frame`",
-    ),
-    view(
-        MfiCmd::PdScsiIo,
-        Layout::At(0x30),
-        "data",
-        Layout::At(SENSE_ADDRESS_SLOT),
-        &[],
-        "Linux `struct megasas_pthru_frame`; QEMU `megasas_handle_scsi` maps `pass.sgl`, \
-         `megasas_build_sense` reads `pass.sense_addr_lo` (`_hi` with SENSE64); BSD \
-         `struct mfi_pass_frame`",
-    ),
+    io_view(MfiCmd::LdRead),
+    io_view(MfiCmd::LdWrite),
+    pthru_view(MfiCmd::LdScsiIo),
+    pthru_view(MfiCmd::PdScsiIo),
     view(
         MfiCmd::Dcmd,
         Layout::At(0x28),
