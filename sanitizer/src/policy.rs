@@ -250,10 +250,10 @@ pub const RULES: [Rule; RULE_COUNT] = [
     Rule {
         id: RuleId::FrameCmdForbidden,
         name: "frame.cmd-forbidden",
-        when: "`cmd` is INIT or ABORT",
+        when: "`cmd` is INIT, ABORT, LD_READ or LD_WRITE",
         action: Action::Reject,
         errno: Some(Errno::EINVAL),
-        why: "firmware re-initialisation, or an abort by raw physical address",
+        why: "firmware re-initialisation, or an abort by raw physical address; a kernel crash: the driver completes an LD read/write frame through the block layer's SCSI command, which a frame from the ioctl has not (`megasas_complete_cmd`: a NULL dereference in interrupt, fatal, on every kernel since the driver's first version)",
     },
     Rule {
         id: RuleId::SglBounds,
@@ -362,7 +362,7 @@ pub const RULES: [Rule; RULE_COUNT] = [
     Rule {
         id: RuleId::ReadonlyCmd,
         name: "readonly.cmd",
-        when: "read-only policy: a frame other than DCMD, SCSI pass-through, STP or SMP (raw LD read/write, NVMe, toolbox)",
+        when: "read-only policy: a frame other than DCMD, SCSI pass-through, STP or SMP (raw LD read/write, NVMe, toolbox; a second line behind `frame.cmd-forbidden` and `frame.layout-unknown`, deciding alone only when they are allowed)",
         action: Action::Reject,
         errno: Some(Errno::EPERM),
         why: "a monitoring job moving data or talking to the controller in ways it never needs",
@@ -571,9 +571,11 @@ fn unknown_cmd(p: &Packet) -> Option<Hit> {
 
 fn forbidden_cmd(p: &Packet) -> Option<Hit> {
     match p.cmd()? {
-        MfiCmd::Init | MfiCmd::Abort => Hit::note(Detail::ForbiddenCmd {
-            cmd: p.header().cmd,
-        }),
+        MfiCmd::Init | MfiCmd::Abort | MfiCmd::LdRead | MfiCmd::LdWrite => {
+            Hit::note(Detail::ForbiddenCmd {
+                cmd: p.header().cmd,
+            })
+        }
         _ => None,
     }
 }
@@ -797,10 +799,13 @@ fn dcmd_host_address(p: &Packet) -> Option<Hit> {
     Hit::note(Detail::DcmdHostAddress { opcode })
 }
 
+/// A second line: every frame it refuses is refused first by `frame.cmd-forbidden` (LD
+/// read/write) or `frame.layout-unknown` (NVMe, toolbox), and it decides alone only when one of
+/// those is allowed (`--allow frame.layout-unknown` for a tool that needs NVMe frames).
 fn readonly_cmd(p: &Packet) -> Option<Hit> {
     match p.cmd()? {
         MfiCmd::Dcmd | MfiCmd::LdScsiIo | MfiCmd::PdScsiIo | MfiCmd::Stp | MfiCmd::Smp => None,
-        // INIT and ABORT are refused by frame.cmd-forbidden already, with EINVAL.
+        // INIT and ABORT: frame.cmd-forbidden, with nothing a read-only job could want of them.
         MfiCmd::Init | MfiCmd::Abort => None,
         MfiCmd::LdRead | MfiCmd::LdWrite | MfiCmd::Nvme | MfiCmd::Toolbox => {
             Hit::note(Detail::ReadonlyCmd {

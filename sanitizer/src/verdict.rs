@@ -9,7 +9,7 @@ use core::fmt;
 use zerocopy::FromBytes;
 
 use crate::abi::ioctl::{Abi, MEGASAS_IOC_FRAME_LEN, MEGASAS_IOC_FRAME_OFFSET};
-use crate::abi::mfi::{CmdDisplay, FlagsDisplay, MfiHeader};
+use crate::abi::mfi::{CmdDisplay, FlagsDisplay, MfiCmd, MfiHeader};
 use crate::abi::names::dcmd_opcode_name;
 use crate::decode::{decode, DecodeError, Packet};
 use crate::policy::{check, Action, Errno, Mode, Policy, RuleId, RULE_COUNT};
@@ -153,11 +153,20 @@ impl fmt::Display for Detail {
                     "cmd {cmd:#04x} is not a known MFI command (MFI_CMD_OP_COUNT is 0x0b)"
                 )
             }
-            Detail::ForbiddenCmd { cmd } => write!(
-                f,
-                "cmd {} is never sent by a management tool",
-                CmdDisplay(cmd)
-            ),
+            Detail::ForbiddenCmd { cmd } => match MfiCmd::from_u8(cmd) {
+                Some(MfiCmd::LdRead | MfiCmd::LdWrite) => write!(
+                    f,
+                    "cmd {} from the ioctl crashes the kernel: the driver completes it \
+                     through a block-layer SCSI command it does not have (a NULL dereference \
+                     in interrupt)",
+                    CmdDisplay(cmd)
+                ),
+                _ => write!(
+                    f,
+                    "cmd {} is never sent by a management tool",
+                    CmdDisplay(cmd)
+                ),
+            },
             Detail::SglRegion { sgl_off, end } => write!(
                 f,
                 "SGL region [{sgl_off:#x}, {end:#x}) is not inside the frame [0x18, 0x100)"

@@ -1,9 +1,14 @@
 //! The promise the rules keep, as a property: for any packet the sanitizer lets through (every
 //! frame type, flags, offsets, counts, sense, mailbox), once rewritten, every address the
 //! firmware uses is one the driver wrote, on Linux 6.1 (64- and 32-bit DMA) and on the pre-3.3
-//! driver. The oracle is the firmware-view model of `properties/firmware.rs`, written apart from
-//! the rules: this test calls only `decide` and `apply`, and compares the crate's own model
-//! (`mfiguard_sanitizer::firmware`) with the oracle's tables.
+//! driver, and the driver completes the frame as an ioctl's. The oracle is the firmware-view
+//! model of `properties/firmware.rs`, written apart from the rules: this test calls only
+//! `decide` and `apply`, and compares the crate's own model (`mfiguard_sanitizer::firmware`)
+//! with the oracle's tables.
+//!
+//! LD read/write frames never pass (`frame.cmd-forbidden`: their completion kills the kernel);
+//! with that rule allowed, the other rules still keep the address promise for them, which the
+//! property checks too, should a driver ever complete them as an ioctl's.
 //!
 //! Failures are not persisted to files: a failing case prints its minimal input.
 
@@ -81,8 +86,22 @@ impl Pkt {
     }
 }
 
-/// The frame types whose layout is published, and so may pass.
+/// The frame types whose layout is published: all may pass but LD read/write (0x01, 0x02),
+/// which pass only with `frame.cmd-forbidden` allowed.
 const PUBLISHED: [u8; 7] = [0x01, 0x02, 0x03, 0x04, 0x05, 0x07, 0x08];
+
+/// LD read and LD write, refused by `frame.cmd-forbidden` whatever their layout.
+fn ld_io(cmd: u8) -> bool {
+    matches!(cmd, 0x01 | 0x02)
+}
+
+/// Enforce with `frame.cmd-forbidden` allowed: LD read/write frames reach the address rules'
+/// judgement alone.
+const LD_IO_ALLOWED: Policy = Policy {
+    mode: mfiguard_sanitizer::Mode::Enforce,
+    readonly: false,
+    allow: RuleSet::EMPTY.with(RuleId::FrameCmdForbidden),
+};
 
 fn own_sgl_off(cmd: u8) -> u32 {
     match cmd {
@@ -193,15 +212,29 @@ const POLICIES: [Policy; 2] = [
 ];
 
 /// What one packet did under one policy: `None` when refused, else the oracle's answer on what
-/// is sent.
-fn run(policy: &Policy, abi: Abi, bytes: &[u8]) -> Option<Result<(), String>> {
+/// is sent (`oracle`: the whole of it, or the addresses alone).
+fn run_with(
+    policy: &Policy,
+    abi: Abi,
+    bytes: &[u8],
+    oracle: fn(Abi, &[u8]) -> Result<(), String>,
+) -> Option<Result<(), String>> {
     let v = decide(policy, abi, bytes).expect("a whole packet decodes");
     if matches!(v.decision(), Decision::Reject(_)) {
         return None;
     }
     let mut sent = bytes.to_vec();
     v.apply(&mut sent).expect("a whole packet");
-    Some(firmware::check_every_driver(abi, &sent))
+    Some(oracle(abi, &sent))
+}
+
+fn run(policy: &Policy, abi: Abi, bytes: &[u8]) -> Option<Result<(), String>> {
+    run_with(policy, abi, bytes, firmware::check_every_driver)
+}
+
+/// An LD read/write frame with `frame.cmd-forbidden` allowed: the addresses its firmware uses.
+fn run_ld_io(abi: Abi, bytes: &[u8]) -> Option<Result<(), String>> {
+    run_with(&LD_IO_ALLOWED, abi, bytes, firmware::addresses_every_driver)
 }
 
 proptest! {
@@ -217,12 +250,18 @@ proptest! {
                 r.map_err(|e| TestCaseError::fail(format!("readonly={}: {e}", policy.readonly)))?;
             }
         }
+        if ld_io(p.frame[0]) {
+            if let Some(r) = run_ld_io(p.abi, &bytes) {
+                r.map_err(|e| TestCaseError::fail(format!("LD I/O allowed: {e}")))?;
+            }
+        }
     }
 }
 
 /// The same property on a fixed seed, counting what passed: the generator reaches every frame
-/// type the rules let through (with several entries, sense, rewritten flags), and the new rules
-/// each decide some packets, so the property is not vacuous.
+/// type the rules let through (LD read/write with `frame.cmd-forbidden` allowed; with several
+/// entries, sense, rewritten flags), and the new rules each decide some packets, so the property
+/// is not vacuous.
 #[test]
 fn the_property_covers_every_frame_type() {
     #[derive(Default)]
@@ -240,7 +279,20 @@ fn the_property_covers_every_frame_type() {
     );
     let result = runner.run(&packet(), |p| {
         let bytes = p.bytes();
-        let policy = Policy::default();
+        let ld = ld_io(p.frame[0]);
+        let policy = if ld { LD_IO_ALLOWED } else { Policy::default() };
+        if ld {
+            // Refused as it is, and by frame.cmd-forbidden, whatever else it holds.
+            let strict = decide(&Policy::default(), p.abi, &bytes).unwrap();
+            let f = strict.finding(RuleId::FrameCmdForbidden);
+            if !f.is_some_and(|f| f.action == mfiguard_sanitizer::Action::Reject)
+                || !matches!(strict.decision(), Decision::Reject(_))
+            {
+                return Err(TestCaseError::fail(format!(
+                    "an LD I/O frame passed: {strict:?}"
+                )));
+            }
+        }
         let v = decide(&policy, p.abi, &bytes).unwrap();
         let mut c = count.borrow_mut();
         if let Decision::Reject(_) = v.decision() {
@@ -255,7 +307,12 @@ fn the_property_covers_every_frame_type() {
         }
         let mut sent = bytes.clone();
         v.apply(&mut sent).unwrap();
-        firmware::check_every_driver(p.abi, &sent).map_err(TestCaseError::fail)?;
+        let oracle = if ld {
+            firmware::addresses_every_driver
+        } else {
+            firmware::check_every_driver
+        };
+        oracle(p.abi, &sent).map_err(TestCaseError::fail)?;
         let s = firmware::Sent::parse(p.abi, &sent);
         *c.passed_by_cmd.entry(s.frame[0]).or_default() += 1;
         if s.frame[7] >= 2
@@ -293,6 +350,7 @@ fn the_property_covers_every_frame_type() {
     assert!(c.with_sense >= 100, "{}", c.with_sense);
     assert!(c.flags_rewritten >= 100, "{}", c.flags_rewritten);
     for rule in [
+        RuleId::FrameCmdForbidden,
         RuleId::SglOffsetUnusual,
         RuleId::SenseOffsetUnusual,
         RuleId::SglEmptyEntryPastFrame,
@@ -312,7 +370,22 @@ const BUF: u64 = 0x7f00_1234_5000;
 #[test]
 fn each_rule_closes_a_hole_the_oracle_sees() {
     type Make = fn(Abi) -> Vec<u8>;
-    let holes: [(RuleId, Make); 8] = [
+    let holes: [(RuleId, Make); 11] = [
+        // A well-formed one-block LD read or write: the driver completes it through the block
+        // layer's SCSI command, which a frame from the ioctl has not.
+        (RuleId::FrameCmdForbidden, |abi| {
+            ld_io_packet(abi, MfiCmd::LdRead)
+        }),
+        (RuleId::FrameCmdForbidden, |abi| {
+            ld_io_packet(abi, MfiCmd::LdWrite)
+        }),
+        // INIT: the firmware re-initialises from the caller's queue address.
+        (RuleId::FrameCmdForbidden, |abi| {
+            PacketBuilder::new(abi)
+                .frame_header(MfiCmd::Init, 0, 0, 0)
+                .frame_u64(0x18, 0x1234_5000)
+                .build()
+        }),
         // The hole found on Linux 6.1: the firmware reads the DCMD's SGL at 0x28, where the
         // caller put a physical address and a length; the driver writes its entry at 0x30.
         (RuleId::SglOffsetUnusual, |abi| {
@@ -389,6 +462,16 @@ fn each_rule_closes_a_hole_the_oracle_sees() {
             }
         }
     }
+}
+
+fn ld_io_packet(abi: Abi, cmd: MfiCmd) -> Vec<u8> {
+    let dir = if cmd == MfiCmd::LdWrite { 0x08 } else { 0x10 };
+    PacketBuilder::new(abi)
+        .sgl_off(0x28)
+        .sge_count(1)
+        .iovec(0, BUF, 512)
+        .frame_header(cmd, dir, 1, 1)
+        .build()
 }
 
 /// The crate's model and the oracle's tables say the same (each was written from the sources on

@@ -100,9 +100,19 @@ fn frame_cmd() {
     );
 }
 
+/// A well-formed one-block LD read or write: sgl_off 0x28, one buffer, no sense.
+fn ld_io(abi: Abi, cmd: MfiCmd) -> PacketBuilder {
+    let dir = if cmd == MfiCmd::LdWrite { 0x08 } else { 0x10 };
+    PacketBuilder::new(abi)
+        .sgl_off(0x28)
+        .sge_count(1)
+        .iovec(0, BUF, 512)
+        .frame_header(cmd, dir, 1, 1)
+}
+
 #[test]
 fn frame_cmd_forbidden() {
-    for cmd in [MfiCmd::Init, MfiCmd::Abort] {
+    for cmd in [MfiCmd::Init, MfiCmd::Abort, MfiCmd::LdRead, MfiCmd::LdWrite] {
         pair(
             RuleId::FrameCmdForbidden,
             Action::Reject,
@@ -113,6 +123,33 @@ fn frame_cmd_forbidden() {
                     .build()
             },
         );
+    }
+    // LD read/write, however well formed: the driver completes them through the block layer's
+    // SCSI command, which a frame from the ioctl has not. Nothing else is wrong with these
+    // packets, and the same buffer in a pass-through frame passes.
+    for cmd in [MfiCmd::LdRead, MfiCmd::LdWrite] {
+        pair(
+            RuleId::FrameCmdForbidden,
+            Action::Reject,
+            |abi| ld_io(abi, cmd).build(),
+            |abi| {
+                ld_io(abi, cmd)
+                    .header(|h| h.cmd = MfiCmd::LdScsiIo as u8)
+                    .sgl_off(0x30)
+                    .build()
+            },
+        );
+        for abi in Abi::ALL {
+            let bytes = ld_io(abi, cmd).build();
+            assert_eq!(rules_hit(abi, &bytes), [RuleId::FrameCmdForbidden]);
+            let detail = verdict(abi, &bytes)
+                .findings()
+                .next()
+                .unwrap()
+                .detail
+                .to_string();
+            assert!(detail.contains("crashes the kernel"), "{detail}");
+        }
     }
 }
 

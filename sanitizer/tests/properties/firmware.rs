@@ -22,6 +22,11 @@
 //! driver copied from the packet, or exactly one entry the driver wrote (its address and its
 //! length, in order); the sense address is exactly the one the driver wrote, for a buffer at
 //! least `hdr.sense_len` long; and the driver never wrote outside its frame slot.
+//!
+//! Then the driver's completion (`megasas_complete_cmd`, alike in every driver from the first
+//! one to 6.1): it hands a frame from the ioctl back to its caller, except LD read and LD write
+//! frames, which it completes through the block layer's SCSI command: a frame from the ioctl
+//! has none, and the NULL dereference in interrupt kills the kernel.
 
 #![allow(dead_code)] // each includer uses a different part
 
@@ -172,9 +177,32 @@ pub fn layout(cmd: u8) -> Result<(usize, Option<usize>), String> {
     }
 }
 
-/// Runs `sent` through `driver` and the firmware. `Ok` when the driver refuses it, or when the
-/// firmware uses only addresses the driver wrote; `Err` says what the firmware would use.
+/// Runs `sent` through `driver`, the firmware and the driver's completion. `Ok` when the driver
+/// refuses it, or when the firmware uses only addresses the driver wrote and the driver
+/// completes the frame as an ioctl's; `Err` says what would go wrong.
 pub fn check(driver: Driver, sent: &Sent) -> Result<(), String> {
+    if addresses(driver, sent)? {
+        completion(sent.frame[0])?;
+    }
+    Ok(())
+}
+
+/// How the driver completes a frame of command `cmd` that came from the ioctl.
+pub fn completion(cmd: u8) -> Result<(), String> {
+    match cmd {
+        0x01 | 0x02 => Err(format!(
+            "the driver completes the {cmd:#04x} (LD read/write) frame through the block \
+             layer's SCSI command, which a frame from the ioctl has not: a NULL dereference in \
+             interrupt"
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Runs `sent` through `driver` and the firmware: `Ok(false)` when the driver refuses it,
+/// `Ok(true)` when it issues it and the firmware uses only addresses the driver wrote; `Err`
+/// says what the firmware would use.
+pub fn addresses(driver: Driver, sent: &Sent) -> Result<bool, String> {
     let legacy = driver == Driver::Legacy;
     if sent.sge_count > 16 {
         if legacy {
@@ -183,10 +211,10 @@ pub fn check(driver: Driver, sent: &Sent) -> Result<(), String> {
                 sent.sge_count
             ));
         }
-        return Ok(()); // 6.1: EINVAL
+        return Ok(false); // 6.1: EINVAL
     }
     if !legacy && sent.frame[0] >= 0x0B {
-        return Ok(()); // 6.1: ENOTSUPP
+        return Ok(false); // 6.1: ENOTSUPP
     }
     let mut f = Frame {
         bytes: [0; SLOT],
@@ -229,7 +257,7 @@ pub fn check(driver: Driver, sent: &Sent) -> Result<(), String> {
     }
     if sent.sense_len != 0 {
         if !legacy && sent.sense_off > 56 {
-            return Ok(()); // 6.1: EINVAL before the frame is issued
+            return Ok(false); // 6.1: EINVAL before the frame is issued
         }
         let addr = dma_addr(driver, 16);
         let bytes = if legacy {
@@ -314,7 +342,7 @@ pub fn check(driver: Driver, sent: &Sent) -> Result<(), String> {
             }
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 /// [`check`] for every driver configuration.
@@ -322,6 +350,16 @@ pub fn check_every_driver(abi: Abi, bytes: &[u8]) -> Result<(), String> {
     let sent = Sent::parse(abi, bytes);
     for driver in DRIVERS {
         check(driver, &sent).map_err(|e| format!("{driver:?}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// [`addresses`] for every driver configuration: what the firmware reads, whatever the
+/// completion then does.
+pub fn addresses_every_driver(abi: Abi, bytes: &[u8]) -> Result<(), String> {
+    let sent = Sent::parse(abi, bytes);
+    for driver in DRIVERS {
+        addresses(driver, &sent).map_err(|e| format!("{driver:?}: {e}"))?;
     }
     Ok(())
 }

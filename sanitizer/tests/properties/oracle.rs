@@ -224,7 +224,11 @@ impl Raw {
         set(RuleId::FrameAddressingFlags, self.flags() & 0x0026 != 0);
         set(RuleId::IocSgeCount, self.sge_count > 16);
         set(RuleId::FrameCmd, self.cmd() >= 0x0B);
-        set(RuleId::FrameCmdForbidden, matches!(self.cmd(), 0x00 | 0x06));
+        // INIT, LD_READ, LD_WRITE, ABORT.
+        set(
+            RuleId::FrameCmdForbidden,
+            matches!(self.cmd(), 0x00 | 0x01 | 0x02 | 0x06),
+        );
         set(
             RuleId::SglBounds,
             sge_count > 0 && !(sgl_off >= 0x18 && sgl_off + 12 * sge_count <= 256),
@@ -498,8 +502,8 @@ pub fn check_invariants(raw: &Raw) -> Result<(), String> {
     if u32::from(raw.hdr_sge_count()) > raw.sge_count {
         return fail("hdr.sge_count > sge_count");
     }
-    if !(0x01..=0x08).contains(&raw.cmd()) || raw.cmd() == 0x06 {
-        return fail("cmd unknown, INIT, ABORT, NVME or TOOLBOX");
+    if !matches!(raw.cmd(), 0x03 | 0x04 | 0x05 | 0x07 | 0x08) {
+        return fail("cmd unknown, INIT, LD_READ, LD_WRITE, ABORT, NVME or TOOLBOX");
     }
     if raw.sge_count > 0 && raw.expected_sgl_off() != Some(raw.sgl_off) {
         return fail("sgl_off is not the frame type's SGL offset");
