@@ -13,6 +13,9 @@
 //!     ieee-dcmd            CTRL_GET_INFO with IEEE|SGL64 set
 //!     sgl-off HEXOFF       CTRL_GET_INFO with sgl_off = HEXOFF
 //!     sense-off HEXOFF     INQUIRY with sense_off = HEXOFF
+//!     ld-read TARGET       a well-formed raw read of block 0 of logical drive TARGET (LD_READ,
+//!                          512 bytes, SGL at 0x28): every driver's completion of it dereferences
+//!                          a NULL SCSI command in interrupt, so it crashes an unguarded kernel
 //!     rule RULE_ID         a packet that triggers exactly that rule (`rule pass`: a clean DCMD;
 //!                          sgl.bounds and sense.bounds come with their offset-unusual twins)
 //!     firmware-view KIND WHERE [TARGET]  a packet whose firmware reads an address the driver
@@ -588,6 +591,28 @@ fn prepare(opts: &Opts) -> Result<Plan, String> {
             let off = u32::try_from(arg_num(opts, "HEXOFF")?).map_err(|_| "HEXOFF too big")?;
             inquiry_with(h, 8, 32, |b, sense| sense_at(b, off, sense))
         }
+        "ld-read" => {
+            let target = target_arg(opts)?;
+            let mut buf = vec![0u8; 512];
+            let packet = PacketBuilder::new(ABI)
+                .host_no(h)
+                .sgl_off(0x28)
+                .sge_count(1)
+                .iovec(0, buf_addr(&mut buf), 512)
+                .frame_header(MfiCmd::LdRead, DIR_READ, 1, 1)
+                .header(|hd| {
+                    hd.target_id = target;
+                    hd.timeout = 10.into();
+                })
+                .build();
+            Call {
+                packet,
+                request: c_ulong::from(ABI.firmware_request()),
+                bufs: vec![buf],
+                report: Report::Nothing,
+                label: None,
+            }
+        }
         "rule" => {
             let id = opts.args.first().ok_or("rule needs a RULE_ID (or pass)")?;
             let mut c = rule_call(h, id)?;
@@ -749,26 +774,20 @@ fn rule_call(h: u16, id: &str) -> Result<Call, String> {
         | RuleId::SglEmptyEntryPastFrame
         | RuleId::DcmdHostAddress => firmware_view::rule_call(h, rule)?,
         // The read-only policy's rules (MFIGUARD_MODE=readonly); each packet is well formed,
-        // so outside that policy it passes.
-        // A raw logical-drive read of one block: moves user data, never needed to monitor.
-        RuleId::ReadonlyCmd => {
-            let mut buf = vec![0u8; 512];
-            let packet = PacketBuilder::new(ABI)
+        // so outside that policy it passes, but for readonly.cmd's.
+        // An NVMe frame, no data: refused first by frame.layout-unknown, so readonly.cmd
+        // decides alone only with that rule allowed (what a tool that needs NVMe frames runs
+        // with); a driver without NVMe pass-through answers ENOTSUPP.
+        RuleId::ReadonlyCmd => Call {
+            packet: PacketBuilder::new(ABI)
                 .host_no(h)
-                .sgl_off(0x28)
-                .sge_count(1)
-                .iovec(0, buf_addr(&mut buf), 512)
-                .frame_header(MfiCmd::LdRead, DIR_READ, 1, 1)
-                .header(|hd| hd.timeout = 10.into())
-                .build();
-            Call {
-                packet,
-                request: c_ulong::from(ABI.firmware_request()),
-                bufs: vec![buf],
-                report: Report::Nothing,
-                label: None,
-            }
-        }
+                .frame_header(MfiCmd::Nvme, 0, 0, 0)
+                .build(),
+            request: c_ulong::from(ABI.firmware_request()),
+            bufs: Vec::new(),
+            report: Report::Nothing,
+            label: None,
+        },
         // MR_DCMD_CTRL_CACHE_FLUSH (controller and disk caches): an action, not a read.
         RuleId::ReadonlyDcmd => Call {
             packet: PacketBuilder::new(ABI)

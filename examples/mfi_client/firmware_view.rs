@@ -11,7 +11,6 @@
 //!
 //!     dcmd       CTRL_GET_INFO, sgl_off 0x30: the firmware reads {WHERE, 4096} at 0x28
 //!     pthru      INQUIRY to TARGET, sgl_off 0x38: the firmware reads {WHERE, 96} at 0x30
-//!     ldread     one block of LD TARGET, sgl_off 0x30: the firmware reads {WHERE, 512} at 0x28
 //!     stp        IDENTIFY to TARGET, sgl_off 0x40: response and data entries at 0x30, 0x38
 //!     smp        DISCOVER, sgl_off 0x30: response and request entries at 0x20, 0x28
 //!     sense      INQUIRY of an unsupported VPD page, sense_off 0x28: the firmware writes sense
@@ -169,16 +168,6 @@ pub(super) fn run(fd: c_int, opts: &Opts) -> i32 {
                 .frame_u32(0x30, phys as u32)
                 .frame_u32(0x34, 96)
         }),
-        "ldread" => one_buffer(h, 512, |b| {
-            b.sgl_off(0x30)
-                .frame_header(MfiCmd::LdRead, DIR_READ, 1, 1)
-                .header(|hd| {
-                    hd.target_id = target;
-                    hd.timeout = 10.into();
-                })
-                .frame_u32(0x28, phys as u32)
-                .frame_u32(0x2C, 512)
-        }),
         "stp" => {
             let mut fis = vec![0u8; 20];
             let mut data = vec![0u8; 512];
@@ -281,21 +270,4 @@ pub(super) fn run(fd: c_int, opts: &Opts) -> i32 {
         }
     }
     code
-}
-
-/// A call with one buffer of `len` bytes at `sgl[0]`, and the builder edit.
-fn one_buffer(h: u16, len: usize, edit: impl FnOnce(PacketBuilder) -> PacketBuilder) -> Call {
-    let mut buf = vec![0u8; len];
-    let b =
-        PacketBuilder::new(ABI)
-            .host_no(h)
-            .sge_count(1)
-            .iovec(0, buf_addr(&mut buf), len as u64);
-    Call {
-        packet: edit(b).build(),
-        request: c_ulong::from(ABI.firmware_request()),
-        bufs: vec![buf],
-        report: Report::Nothing,
-        label: None,
-    }
 }
