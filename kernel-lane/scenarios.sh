@@ -3,7 +3,8 @@
 # is one scenario; run.sh finds them by that pattern and plans them in this order:
 #   driver_*   once: the kernel, the driver and the node, checked from the shell alone;
 #   the rest   once per client ABI (x86_64, and i386 when an i386 client and guard are given);
-#   hazard_*   last, after every other scenario: the kernel writes outside its frame in them.
+#   hazard_*   last, each in a boot of its own: the kernel writes outside its frame in them, or
+#              dies (guest-init.sh's expect_panic; `sc_NAME() { # first ABI only`: one boot).
 # A scenario exits 0 (pass), 1 (fail) or 77 (skip). Its last unindented output line is the one-line
 # detail shown on the host; on failure its whole output is shown.
 #
