@@ -594,19 +594,10 @@ fn prepare(opts: &Opts) -> Result<Plan, String> {
         "ld-read" => {
             let target = target_arg(opts)?;
             let mut buf = vec![0u8; 512];
-            let packet = PacketBuilder::new(ABI)
-                .host_no(h)
-                .sgl_off(0x28)
-                .sge_count(1)
-                .iovec(0, buf_addr(&mut buf), 512)
-                .frame_header(MfiCmd::LdRead, DIR_READ, 1, 1)
-                .header(|hd| {
-                    hd.target_id = target;
-                    hd.timeout = 10.into();
-                })
-                .build();
             Call {
-                packet,
+                packet: samples::ld_io(ABI, MfiCmd::LdRead, target, buf_addr(&mut buf))
+                    .host_no(h)
+                    .build(),
                 request: c_ulong::from(ABI.firmware_request()),
                 bufs: vec![buf],
                 report: Report::Nothing,

@@ -374,10 +374,10 @@ fn each_rule_closes_a_hole_the_oracle_sees() {
         // A well-formed one-block LD read or write: the driver completes it through the block
         // layer's SCSI command, which a frame from the ioctl has not.
         (RuleId::FrameCmdForbidden, |abi| {
-            ld_io_packet(abi, MfiCmd::LdRead)
+            samples::ld_io(abi, MfiCmd::LdRead, 0, BUF).build()
         }),
         (RuleId::FrameCmdForbidden, |abi| {
-            ld_io_packet(abi, MfiCmd::LdWrite)
+            samples::ld_io(abi, MfiCmd::LdWrite, 0, BUF).build()
         }),
         // INIT: the firmware re-initialises from the caller's queue address.
         (RuleId::FrameCmdForbidden, |abi| {
@@ -462,16 +462,6 @@ fn each_rule_closes_a_hole_the_oracle_sees() {
             }
         }
     }
-}
-
-fn ld_io_packet(abi: Abi, cmd: MfiCmd) -> Vec<u8> {
-    let dir = if cmd == MfiCmd::LdWrite { 0x08 } else { 0x10 };
-    PacketBuilder::new(abi)
-        .sgl_off(0x28)
-        .sge_count(1)
-        .iovec(0, BUF, 512)
-        .frame_header(cmd, dir, 1, 1)
-        .build()
 }
 
 /// The crate's model and the oracle's tables say the same (each was written from the sources on

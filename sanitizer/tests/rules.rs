@@ -100,16 +100,6 @@ fn frame_cmd() {
     );
 }
 
-/// A well-formed one-block LD read or write: sgl_off 0x28, one buffer, no sense.
-fn ld_io(abi: Abi, cmd: MfiCmd) -> PacketBuilder {
-    let dir = if cmd == MfiCmd::LdWrite { 0x08 } else { 0x10 };
-    PacketBuilder::new(abi)
-        .sgl_off(0x28)
-        .sge_count(1)
-        .iovec(0, BUF, 512)
-        .frame_header(cmd, dir, 1, 1)
-}
-
 #[test]
 fn frame_cmd_forbidden() {
     for cmd in [MfiCmd::Init, MfiCmd::Abort, MfiCmd::LdRead, MfiCmd::LdWrite] {
@@ -131,16 +121,16 @@ fn frame_cmd_forbidden() {
         pair(
             RuleId::FrameCmdForbidden,
             Action::Reject,
-            |abi| ld_io(abi, cmd).build(),
+            |abi| samples::ld_io(abi, cmd, 0, BUF).build(),
             |abi| {
-                ld_io(abi, cmd)
+                samples::ld_io(abi, cmd, 0, BUF)
                     .header(|h| h.cmd = MfiCmd::LdScsiIo as u8)
                     .sgl_off(0x30)
                     .build()
             },
         );
         for abi in Abi::ALL {
-            let bytes = ld_io(abi, cmd).build();
+            let bytes = samples::ld_io(abi, cmd, 0, BUF).build();
             assert_eq!(rules_hit(abi, &bytes), [RuleId::FrameCmdForbidden]);
             let detail = verdict(abi, &bytes)
                 .findings()
