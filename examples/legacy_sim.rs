@@ -22,6 +22,10 @@
 //! `sgl[]` entries past the sixteenth (a legacy driver read them anyway) are counted in
 //! `sgl_overrun`.
 //!
+//! The frame slot is never cleared between calls (one slot, reused by every call of the
+//! process, as a driver that does not clear returned frames reuses its pool): past the 128 bytes
+//! a call copies, it holds what earlier calls' drivers wrote there, e.g. their SGL entries.
+//!
 //! **The firmware** reads the frame as the driver left it and trusts it: the header flags say
 //! how to read the scatter/gather list (`IEEE` -> 16-byte skinny entries, `SGL64` -> 12-byte
 //! `sge64`, else 8-byte `sge32`), `hdr.sge_count` says how many entries, and the list sits where
@@ -35,6 +39,11 @@
 //! **Completion** is the driver's again: each buffer is copied back to the caller's `iov_base`,
 //! the sense buffer to the user pointer stored at `frame + sense_off` in the driver's copy of the
 //! packet, and exactly one byte of the caller's packet is written: `cmd_status`, frame byte 2.
+//! Except for LD read and LD write frames: every driver completes those through the block
+//! layer's SCSI command (`megasas_complete_cmd`), which a frame from the ioctl has not, and the
+//! NULL dereference in interrupt kills the kernel. The record then says `oops` (and has no
+//! `ret`), and the process ends with SIGKILL inside the call, as with `MFISIM_CRASH`: on a real
+//! host the ioctl never returns.
 //!
 //! Every call it answers is appended as one JSON line to the file named by `MFISIM_RECORD` (if
 //! set): the test oracle for what reached the kernel. `MFISIM_VERBOSE=1` adds one readable line
@@ -523,6 +532,26 @@ fn verbose() -> bool {
 
 static SEQ: AtomicU32 = AtomicU32::new(1);
 
+/// The driver's frame slot as the last call left it.
+static FRAME: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+/// A copy of the frame slot (zeros before the first call).
+fn last_frame() -> Vec<u8> {
+    let kept = FRAME.lock().map(|f| f.clone()).unwrap_or_default();
+    if kept.len() == FRAME_SLOT {
+        kept
+    } else {
+        vec![0u8; FRAME_SLOT]
+    }
+}
+
+/// Keeps the frame slot for the next call (the driver never clears it).
+fn keep_frame(frame: Vec<u8>) {
+    if let Ok(mut f) = FRAME.lock() {
+        *f = frame;
+    }
+}
+
 // ---- names ---------------------------------------------------------------------------------
 
 fn cmd_name(cmd: u8) -> String {
@@ -670,6 +699,8 @@ struct Call {
     /// The call told step by step (MFISIM_VERBOSE=2).
     explain: Vec<String>,
     next_addr: u64,
+    /// The kernel died completing the call: why.
+    oops: Option<String>,
 }
 
 impl Call {
@@ -824,6 +855,7 @@ fn firmware_ioctl(request: c_ulong, user: usize) -> (c_int, c_int) {
         notes: Vec::new(),
         explain: Vec::new(),
         next_addr: DMA_BASE,
+        oops: None,
     };
     call.rec
         .str("sim", "legacy_sim")
@@ -845,14 +877,15 @@ fn firmware_ioctl(request: c_ulong, user: usize) -> (c_int, c_int) {
         wild,
         notes,
         mut explain,
+        oops,
         ..
     } = call;
-    explain.push(if ret == 0 {
-        "completion: buffers copied back, cmd_status written to the caller's packet; ioctl \
-         returns 0"
-            .to_owned()
-    } else {
-        format!("ioctl returns -1, errno {errno}")
+    explain.push(match (&oops, ret) {
+        (Some(why), _) => format!("completion: {why}; the ioctl never returns"),
+        (None, 0) => "completion: buffers copied back, cmd_status written to the caller's \
+                      packet; ioctl returns 0"
+            .to_owned(),
+        (None, _) => format!("ioctl returns -1, errno {errno}"),
     });
     rec.raw(
         "out_of_frame_writes",
@@ -875,14 +908,23 @@ fn firmware_ioctl(request: c_ulong, user: usize) -> (c_int, c_int) {
             j.finish()
         }),
     )
-    .raw("notes", &json_array(&notes, |n| quote(n)))
-    .num("ret", ret)
-    .num("errno", errno);
+    .raw("notes", &json_array(&notes, |n| quote(n)));
+    match &oops {
+        Some(why) => rec.str("oops", why).null("ret").null("errno"),
+        None => rec.num("ret", ret).num("errno", errno),
+    };
     append_record(&rec.finish());
-    if std::env::var_os("MFISIM_CRASH").is_some_and(|v| !v.is_empty() && v != "0") {
-        // The seed's ending: the host dies inside the driver. SIGKILL leaves no chance to
-        // flush anything, so whatever the layers above wrote before the call is all there is.
-        eprintln!("legacy_sim[{seq}]: MFISIM_CRASH: the host dies inside the driver");
+    let crash = std::env::var_os("MFISIM_CRASH").is_some_and(|v| !v.is_empty() && v != "0");
+    if crash || oops.is_some() {
+        // The seed's ending, or a kernel oops: the host dies inside the driver. SIGKILL leaves
+        // no chance to flush anything, so whatever the layers above wrote before the call is
+        // all there is.
+        match &oops {
+            Some(why) => {
+                eprintln!("legacy_sim[{seq}]: OOPS: {why}: the host dies inside the driver")
+            }
+            None => eprintln!("legacy_sim[{seq}]: MFISIM_CRASH: the host dies inside the driver"),
+        }
         // SAFETY: signalling our own process.
         unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
     }
@@ -989,8 +1031,8 @@ fn run_firmware(call: &mut Call, user: u64) -> (c_int, c_int, String) {
         return (-1, libc::ENODEV, format!("{summary_head}: ENODEV"));
     }
 
-    // 2. The driver's own frame, a copy of the caller's 128 bytes.
-    let mut frame = vec![0u8; FRAME_SLOT];
+    // 2. The driver's own frame, a copy of the caller's 128 bytes over what the slot kept.
+    let mut frame = last_frame();
     frame[..128].copy_from_slice(&pframe);
     put(&mut frame, 0x08, &call.seq.to_le_bytes()); // context
     put(&mut frame, 0x0C, &[0; 4]); // pad_0
@@ -1097,10 +1139,29 @@ fn run_firmware(call: &mut Call, user: u64) -> (c_int, c_int, String) {
 
     // 5. The firmware, which believes the frame; the driver waits for it (MFISIM_DELAY_US).
     let (status, fw_summary) = firmware(call, &mut frame, sgl_off);
+    let cmd = frame[0];
+    keep_frame(frame);
     firmware_delay();
     call.rec
         .num("cmd_status", status)
         .str("cmd_status_name", status_name(status));
+
+    // The interrupt: megasas_complete_cmd takes an LD read/write frame for the block layer's,
+    // and completes it through cmd->scmd, which is NULL for a frame from the ioctl (only the
+    // LD/PD SCSI I/O case looks at sync_cmd first).
+    if matches!(cmd, MFI_CMD_LD_READ | MFI_CMD_LD_WRITE) {
+        let why = format!(
+            "megasas_complete_cmd completes the {} frame through its NULL scmd: a NULL pointer \
+             dereference in interrupt, fatal",
+            cmd_name(cmd)
+        );
+        call.oops = Some(why.clone());
+        return (
+            -1,
+            libc::EIO,
+            format!("{summary_head}; {fw_summary}; OOPS: {why}"),
+        );
+    }
 
     // 6. Completion: buffers back to the caller, sense to the caller's pointer, one status byte.
     let bufs: Vec<(usize, Vec<u8>)> = call.dma.iter().map(|b| (b.index, b.data.clone())).collect();

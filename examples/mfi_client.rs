@@ -13,7 +13,14 @@
 //!     ieee-dcmd            CTRL_GET_INFO with IEEE|SGL64 set
 //!     sgl-off HEXOFF       CTRL_GET_INFO with sgl_off = HEXOFF
 //!     sense-off HEXOFF     INQUIRY with sense_off = HEXOFF
-//!     rule RULE_ID         a packet that triggers exactly that rule (`rule pass`: a clean DCMD)
+//!     ld-read TARGET       a well-formed raw read of block 0 of logical drive TARGET (LD_READ,
+//!                          512 bytes, SGL at 0x28): every driver's completion of it dereferences
+//!                          a NULL SCSI command in interrupt, so it crashes an unguarded kernel
+//!     rule RULE_ID         a packet that triggers exactly that rule (`rule pass`: a clean DCMD;
+//!                          sgl.bounds and sense.bounds come with their offset-unusual twins)
+//!     firmware-view KIND WHERE [TARGET]  a packet whose firmware reads an address the driver
+//!                          did not write (mfi_client/firmware_view.rs); WHERE `canary` checks a
+//!                          page of its own afterwards
 //!     aen                  F_SETOWN + O_ASYNC, then MEGASAS_IOC_GET_AEN
 //!   extensions for the end-to-end tests:
 //!     poll MS              poll(2) the node for a controller event (POLLIN), twice, MS
@@ -105,6 +112,8 @@ use mfiguard_sanitizer::abi::mfi::{
 use mfiguard_sanitizer::builder::{samples, PacketBuilder};
 use mfiguard_sanitizer::{Abi, RuleId};
 
+#[path = "mfi_client/firmware_view.rs"]
+mod firmware_view;
 #[path = "mfi_client/hardening.rs"]
 mod hardening;
 
@@ -143,7 +152,7 @@ const USAGE_TEXT: &str =
      \x20          stress THREADS MS fork CHILDREN CALLS config-inherit K=V fork-during-load\n\
      \x20          signals CALLS US signal-in-kernel lines compat-int80 stp-probe|sgl-off\n\
      \x20          soak THREADS SECS [PACE_US] private-race N dl-ioctl HOW dl-lookups\n\
-     \x20          dl-limit plain|deepbind|dlmopen LIB\n\
+     \x20          dl-limit plain|deepbind|dlmopen LIB firmware-view KIND WHERE [TARGET]\n\
      environment: MFI_CLIENT_SYSCALL=libc|syscall|asm (how MegaRAID calls are issued)";
 
 fn usage(msg: &str) -> i32 {
@@ -247,6 +256,7 @@ fn run() -> i32 {
         Plan::Issue17 => hardening::issue17(fd, &opts),
         Plan::Dl => hardening::dl_scenario(fd, &opts),
         Plan::CompatInt80(kind) => run_compat_int80(fd, opts.host, &kind),
+        Plan::FirmwareView => firmware_view::run(fd, &opts),
     }
 }
 
@@ -446,6 +456,7 @@ enum Plan {
     CompatInt80(String),
     Issue17,
     Dl,
+    FirmwareView,
 }
 
 /// What to print from the buffers after a call.
@@ -580,6 +591,19 @@ fn prepare(opts: &Opts) -> Result<Plan, String> {
             let off = u32::try_from(arg_num(opts, "HEXOFF")?).map_err(|_| "HEXOFF too big")?;
             inquiry_with(h, 8, 32, |b, sense| sense_at(b, off, sense))
         }
+        "ld-read" => {
+            let target = target_arg(opts)?;
+            let mut buf = vec![0u8; 512];
+            Call {
+                packet: samples::ld_io(ABI, MfiCmd::LdRead, target, buf_addr(&mut buf))
+                    .host_no(h)
+                    .build(),
+                request: c_ulong::from(ABI.firmware_request()),
+                bufs: vec![buf],
+                report: Report::Nothing,
+                label: None,
+            }
+        }
         "rule" => {
             let id = opts.args.first().ok_or("rule needs a RULE_ID (or pass)")?;
             let mut c = rule_call(h, id)?;
@@ -655,6 +679,7 @@ fn prepare(opts: &Opts) -> Result<Plan, String> {
         }
         "soak" | "private-race" => return Ok(Plan::Issue17),
         "dl-ioctl" | "dl-lookups" | "dl-limit" => return Ok(Plan::Dl),
+        "firmware-view" => return Ok(Plan::FirmwareView),
         other => return Err(format!("unknown scenario {other}")),
     };
     Ok(Plan::Call(call))
@@ -703,12 +728,9 @@ fn rule_call(h: u16, id: &str) -> Result<Call, String> {
             report: Report::Nothing,
             label: None,
         },
-        // The driver writes the SGL 256 KiB past its frame. A TOOLBOX frame has no declared
-        // SGL offset, so `sgl.offset-unusual` stays quiet and this is the only finding.
-        RuleId::SglBounds => ctrl_info_with(h, 2048, |b| {
-            b.sgl_off(0x40000)
-                .header(|hd| hd.cmd = MfiCmd::Toolbox as u8)
-        }),
+        // The driver writes the SGL 256 KiB past its frame (which is never the frame's own SGL
+        // offset: `sgl.offset-unusual` comes with it).
+        RuleId::SglBounds => ctrl_info_with(h, 2048, |b| b.sgl_off(0x40000)),
         // The sense address written 1 MiB past the frame (the caller's pointer is nowhere).
         RuleId::SenseBounds => inquiry_with(h, 8, 32, |b, sense| sense_at(b, 0x10_0000, sense)),
         // An 8 KiB sense buffer.
@@ -738,27 +760,25 @@ fn rule_call(h: u16, id: &str) -> Result<Call, String> {
         RuleId::XferLength => ctrl_info_with(h, 2048, |b| b.header(|hd| hd.data_xferlen.set(4096))),
         // The SGL one slot later than a DCMD keeps it (still inside the frame).
         RuleId::SglOffsetUnusual => ctrl_info_with(h, 2048, |b| b.sgl_off(0x30)),
+        RuleId::FrameLayoutUnknown
+        | RuleId::SenseOffsetUnusual
+        | RuleId::SglEmptyEntryPastFrame
+        | RuleId::DcmdHostAddress => firmware_view::rule_call(h, rule)?,
         // The read-only policy's rules (MFIGUARD_MODE=readonly); each packet is well formed,
-        // so outside that policy it passes.
-        // A raw logical-drive read of one block: moves user data, never needed to monitor.
-        RuleId::ReadonlyCmd => {
-            let mut buf = vec![0u8; 512];
-            let packet = PacketBuilder::new(ABI)
+        // so outside that policy it passes, but for readonly.cmd's.
+        // An NVMe frame, no data: refused first by frame.layout-unknown, so readonly.cmd
+        // decides alone only with that rule allowed (what a tool that needs NVMe frames runs
+        // with); a driver without NVMe pass-through answers ENOTSUPP.
+        RuleId::ReadonlyCmd => Call {
+            packet: PacketBuilder::new(ABI)
                 .host_no(h)
-                .sgl_off(0x28)
-                .sge_count(1)
-                .iovec(0, buf_addr(&mut buf), 512)
-                .frame_header(MfiCmd::LdRead, DIR_READ, 1, 1)
-                .header(|hd| hd.timeout = 10.into())
-                .build();
-            Call {
-                packet,
-                request: c_ulong::from(ABI.firmware_request()),
-                bufs: vec![buf],
-                report: Report::Nothing,
-                label: None,
-            }
-        }
+                .frame_header(MfiCmd::Nvme, 0, 0, 0)
+                .build(),
+            request: c_ulong::from(ABI.firmware_request()),
+            bufs: Vec::new(),
+            report: Report::Nothing,
+            label: None,
+        },
         // MR_DCMD_CTRL_CACHE_FLUSH (controller and disk caches): an action, not a read.
         RuleId::ReadonlyDcmd => Call {
             packet: PacketBuilder::new(ABI)
@@ -1291,13 +1311,11 @@ fn run_fault(fd: c_int, host: u16, kind: &str) -> i32 {
         "sense-unmapped" => inquiry_with(host, 8, 32, |b, _| sense_at(b, 0x18, hole())),
         // CTRL_GET_INFO whose one buffer is a hole: nothing can be copied in.
         "iovec-unmapped" => ctrl_info_with(host, 2048, |b| b.iovec(0, hole(), 2048)),
-        // The same hole in a packet a rule refuses (sgl.bounds): the driver would write its SGL
-        // entry 256 KiB past its frame before it found the hole.
-        "iovec-unmapped-rule" => ctrl_info_with(host, 2048, |b| {
-            b.iovec(0, hole(), 2048)
-                .sgl_off(0x40000)
-                .header(|hd| hd.cmd = MfiCmd::Toolbox as u8)
-        }),
+        // The same hole in a packet a rule refuses (sgl.bounds, and sgl.offset-unusual): the
+        // driver would write its SGL entry 256 KiB past its frame before it found the hole.
+        "iovec-unmapped-rule" => {
+            ctrl_info_with(host, 2048, |b| b.iovec(0, hole(), 2048).sgl_off(0x40000))
+        }
         // CTRL_GET_INFO whose buffer is read-only: copied in, but not back.
         "iovec-readonly" => {
             // SAFETY: an anonymous page of our own, made read-only; only the kernel writes
