@@ -22,6 +22,10 @@
 //! `sgl[]` entries past the sixteenth (a legacy driver read them anyway) are counted in
 //! `sgl_overrun`.
 //!
+//! The frame slot is never cleared between calls (one slot, reused by every call of the
+//! process, as a driver that does not clear returned frames reuses its pool): past the 128 bytes
+//! a call copies, it holds what earlier calls' drivers wrote there, e.g. their SGL entries.
+//!
 //! **The firmware** reads the frame as the driver left it and trusts it: the header flags say
 //! how to read the scatter/gather list (`IEEE` -> 16-byte skinny entries, `SGL64` -> 12-byte
 //! `sge64`, else 8-byte `sge32`), `hdr.sge_count` says how many entries, and the list sits where
@@ -35,6 +39,11 @@
 //! **Completion** is the driver's again: each buffer is copied back to the caller's `iov_base`,
 //! the sense buffer to the user pointer stored at `frame + sense_off` in the driver's copy of the
 //! packet, and exactly one byte of the caller's packet is written: `cmd_status`, frame byte 2.
+//! Except for LD read and LD write frames: every driver completes those through the block
+//! layer's SCSI command (`megasas_complete_cmd`), which a frame from the ioctl has not, and the
+//! NULL dereference in interrupt kills the kernel. The record then says `oops` (and has no
+//! `ret`), and the process ends with SIGKILL inside the call, as with `MFISIM_CRASH`: on a real
+//! host the ioctl never returns.
 //!
 //! Every call it answers is appended as one JSON line to the file named by `MFISIM_RECORD` (if
 //! set): the test oracle for what reached the kernel. `MFISIM_VERBOSE=1` adds one readable line

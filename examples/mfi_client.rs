@@ -13,7 +13,14 @@
 //!     ieee-dcmd            CTRL_GET_INFO with IEEE|SGL64 set
 //!     sgl-off HEXOFF       CTRL_GET_INFO with sgl_off = HEXOFF
 //!     sense-off HEXOFF     INQUIRY with sense_off = HEXOFF
-//!     rule RULE_ID         a packet that triggers exactly that rule (`rule pass`: a clean DCMD)
+//!     ld-read TARGET       a well-formed raw read of block 0 of logical drive TARGET (LD_READ,
+//!                          512 bytes, SGL at 0x28): every driver's completion of it dereferences
+//!                          a NULL SCSI command in interrupt, so it crashes an unguarded kernel
+//!     rule RULE_ID         a packet that triggers exactly that rule (`rule pass`: a clean DCMD;
+//!                          sgl.bounds and sense.bounds come with their offset-unusual twins)
+//!     firmware-view KIND WHERE [TARGET]  a packet whose firmware reads an address the driver
+//!                          did not write (mfi_client/firmware_view.rs); WHERE `canary` checks a
+//!                          page of its own afterwards
 //!     aen                  F_SETOWN + O_ASYNC, then MEGASAS_IOC_GET_AEN
 //!   extensions for the end-to-end tests:
 //!     poll MS              poll(2) the node for a controller event (POLLIN), twice, MS
@@ -108,6 +115,8 @@ use mfiguard_sanitizer::abi::names::mfi_status_name;
 use mfiguard_sanitizer::builder::{samples, PacketBuilder};
 use mfiguard_sanitizer::{Abi, Errno, RuleId};
 
+#[path = "mfi_client/firmware_view.rs"]
+mod firmware_view;
 #[path = "mfi_client/hardening.rs"]
 mod hardening;
 
@@ -146,7 +155,7 @@ const USAGE_TEXT: &str =
      \x20          stress THREADS MS fork CHILDREN CALLS config-inherit K=V fork-during-load\n\
      \x20          signals CALLS US signal-in-kernel lines compat-int80 stp-probe|sgl-off\n\
      \x20          soak THREADS SECS [PACE_US] private-race N dl-ioctl HOW dl-lookups\n\
-     \x20          dl-limit plain|deepbind|dlmopen LIB\n\
+     \x20          dl-limit plain|deepbind|dlmopen LIB firmware-view KIND WHERE [TARGET]\n\
      environment: MFI_CLIENT_SYSCALL=libc|syscall|asm (how MegaRAID calls are issued)";
 
 fn usage(msg: &str) -> i32 {
@@ -250,6 +259,7 @@ fn run() -> i32 {
         Plan::Soak => hardening::soak_scenario(fd, &opts),
         Plan::Dl => hardening::dl_scenario(fd, &opts),
         Plan::CompatInt80(kind) => run_compat_int80(fd, opts.host, &kind),
+        Plan::FirmwareView => firmware_view::run(fd, &opts),
     }
 }
 

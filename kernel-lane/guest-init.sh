@@ -18,6 +18,9 @@ RESULTS=/dev/ttyS1
 [ -c "$RESULTS" ] || RESULTS=/dev/console
 emit() { echo "$*" >"$RESULTS"; echo "$*"; }
 info() { emit "KL-INFO $*"; }
+# expect_panic ERE: the running (hazard_*) scenario is about to kill the kernel, which then shows
+# ERE on the console; run.sh judges it from there (one call per pattern, before the fatal call).
+expect_panic() { emit "KL-PANIC $entry $*"; }
 
 finish() {
     emit "KL-DONE"

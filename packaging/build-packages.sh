@@ -238,7 +238,15 @@ expected='/usr/bin/mfiguard-run
 /usr/lib/mfiguard/libmfiguard.so
 /usr/lib/mfiguard/mfiguard-probe
 /usr/share/man/man1/mfiguard-run.1
+/usr/share/man/man5/mfiguard.conf.5
+/usr/share/man/man8/libmfiguard.8
 /usr/share/doc/mfiguard/README.md
+/usr/share/doc/mfiguard/doc/rules.md
+/usr/share/doc/mfiguard/doc/monitoring.md
+/usr/lib/systemd/system/mfiguard-collect.service
+/usr/lib/systemd/system/mfiguard-collect.timer
+/usr/libexec/mfiguard/find-raid-tool
+/usr/libexec/mfiguard/mfiguard-snapshot
 /etc/mfiguard.conf
 /etc/logrotate.d/mfiguard
 /usr/share/bash-completion/completions/mfiguard-run
@@ -247,6 +255,8 @@ expected='/usr/bin/mfiguard-run
 /usr/share/doc/mfiguard/examples/systemd/mfiguard-megacli.timer
 /usr/share/doc/mfiguard/examples/nagios/check_mfiguard
 /usr/share/doc/mfiguard/examples/prometheus/mfiguard-textfile
+/usr/share/doc/mfiguard/examples/prometheus/mfiguard-alerts.yml
+/usr/share/doc/mfiguard/examples/ansible/roles/mfiguard/tasks/main.yml
 /usr/share/doc/mfiguard/examples/sudoers.d/mfiguard'
 expected32='/usr/lib/mfiguard/i386/libmfiguard.so
 /usr/lib/mfiguard/i386/mfiguard-probe'
@@ -329,20 +339,34 @@ if [ "$rpm" = 1 ]; then
 	if rpm -qpR $rpms | grep -q 'PayloadIsZstd\|RichDependencies\|^('; then fail "an rpm needs rpm >= 4.13 features (EL7 has 4.11)"; fi
 	rpm -qpR "$rpm32_file" | grep -q '^libc.so.6(GLIBC_' || fail "$rpm32_file does not require the 32-bit glibc"
 	if rpm -qpR "$rpm_file" | grep -q '^libc.so.6(GLIBC_[0-9.]*)$'; then fail "$rpm_file requires the 32-bit glibc"; fi
+	step "rpmlint (packaging/rpm/rpmlint.toml: EL's conventions, and the decisions)"
+	need_apt rpmlint rpmlint
+	# shellcheck disable=SC2086 # a list
+	rpmlint -c packaging/rpm/rpmlint.toml $rpms >"$top/rpmlint.log" 2>&1 || true
+	cat "$top/rpmlint.log"
+	grep -q ' 0 errors, 0 warnings' "$top/rpmlint.log" || fail "rpmlint found errors or warnings"
+	step "rpm: the units' scriptlets, EL's plugin directory"
+	scripts=$(rpm -qp --scripts "$rpm_file")
+	for want in 'systemctl --no-reload preset mfiguard-hostd.service' 'systemctl --no-reload disable --now mfiguard-hostd.service' \
+		'systemctl daemon-reload' 'rm -rf /var/lib/mfiguard'; do
+		printf '%s\n' "$scripts" | grep -q -- "$want" || fail "the rpm's scriptlets lack '$want'"
+	done
+	rpm -qlp "$rpm_file" | grep -qx /usr/lib64/nagios/plugins/check_mfiguard || fail "the rpm's plugin is not in /usr/lib64/nagios/plugins"
 	step "rpm: install into an empty root, erase: the logs stay"
-	# rpm --root with --nodeps (this is not an EL system: no glibc package to satisfy): the
-	# payload unpacks with the modes it declares, and erasing keeps the records.
+	# rpm --root with --nodeps and --noscripts (this is not an EL system: no glibc package to
+	# satisfy, no /bin/sh in the root for the scriptlets): the payload unpacks with the modes
+	# it declares, and erasing keeps the records.
 	rroot=$(mktemp -d "${TMPDIR:-/tmp}/mfiguard-rpmroot.XXXXXX")
 	rpm --root "$rroot" --initdb
 	# shellcheck disable=SC2086 # a list
-	rpm --root "$rroot" -i --nodeps $rpms 2>&1 | grep -v 'should not be used directly\|know what you are doing' || true
+	rpm --root "$rroot" -i --nodeps --noscripts $rpms 2>&1 | grep -v 'should not be used directly\|know what you are doing' || true
 	[ "$(stat -c '%a %U' "$rroot/var/log/mfiguard" 2>/dev/null)" = "750 root" ] ||
 		fail "the rpm's /var/log/mfiguard is not 0750 root"
 	for f in /usr/lib/mfiguard/i386/libmfiguard.so /usr/share/licenses/mfiguard/LICENSE-MIT; do
 		[ -f "$rroot$f" ] || fail "the rpms did not install $f"
 	done
 	echo '{"a record":1}' >"$rroot/var/log/mfiguard/audit.jsonl"
-	rpm --root "$rroot" -e --nodeps mfiguard-i686 mfiguard 2>&1 | grep -v 'should not be used directly\|know what you are doing' || true
+	rpm --root "$rroot" -e --nodeps --noscripts mfiguard-i686 mfiguard 2>&1 | grep -v 'should not be used directly\|know what you are doing' || true
 	[ -f "$rroot/var/log/mfiguard/audit.jsonl" ] || fail "rpm -e deleted the logs"
 	[ ! -e "$rroot/usr/lib/mfiguard/libmfiguard.so" ] || fail "rpm -e left the library"
 	rm -rf "$rroot"

@@ -15,15 +15,22 @@ fn scenarios() -> Vec<(Vec<&'static str>, &'static str, Vec<&'static str>)> {
         .iter()
         .map(|r| {
             if r.id.is_readonly() {
-                // Audit mode does not turn the read-only policy on.
-                return (vec!["rule", r.name], "pass", vec![]);
+                // Audit mode does not turn the read-only policy on: only a second line's first
+                // line (the structural rule that refuses its packet first) is found.
+                let first = rule_scenario_first_line(r.name);
+                let verdict = if first.is_empty() { "pass" } else { "reject" };
+                return (vec!["rule", r.name], verdict, first);
             }
             let verdict = match r.action {
                 Action::Reject => "reject",
                 Action::Rewrite => "rewrite",
                 Action::Warn => "pass",
             };
-            (vec!["rule", r.name], verdict, vec![r.name])
+            (
+                vec!["rule", r.name],
+                verdict,
+                rule_scenario_findings(r.name),
+            )
         })
         .collect();
     v.push((vec!["rule", "pass"], "pass", vec![]));

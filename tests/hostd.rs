@@ -212,12 +212,24 @@ fn the_unit_fails_closed_restarts_and_is_hardened() {
     assert!(cargo.contains(
         r#"["examples/integrations/systemd/mfiguard-hostd.service", "usr/lib/systemd/system/mfiguard-hostd.service", "644"]"#
     ));
+    // The maintainer scripts start nothing and enable only what was enabled before an
+    // upgrade (deb-systemd-helper's was-enabled); the RPM applies the presets (disabled on
+    // EL); packaging/test-purge.sh checks that a fresh install enables no unit.
     for script in ["packaging/debian/postinst", "packaging/rpm/mfiguard.spec"] {
         let text = std::fs::read_to_string(root.join(script)).unwrap();
         assert!(
-            !text.contains("mfiguard-hostd") && !text.contains("systemctl enable"),
+            !text.contains("systemctl enable") && !text.contains("systemctl start"),
             "{script} enables the unit"
         );
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, l) in lines.iter().enumerate() {
+            if l.contains("deb-systemd-helper enable") {
+                assert!(
+                    lines[i.saturating_sub(1)].contains("was-enabled"),
+                    "{script}: an enable outside the was-enabled branch"
+                );
+            }
+        }
     }
 }
 

@@ -1,8 +1,9 @@
 //! Every rule end to end, each with its near twin: the client sends a packet that triggers
 //! exactly that rule, once with no guard (what a legacy host does), once under the guard in
 //! enforce mode (`MFIGUARD_MODE=readonly` for the read-only policy's rules), and once with the
-//! rule in `MFIGUARD_ALLOW`. The oracle is what reached the
-//! simulated driver, plus the client's errno and the guard's audit record.
+//! rule in `MFIGUARD_ALLOW`. A rule that is a second line (`readonly.cmd`) is reached with its
+//! first line allowed. The oracle is what reached the simulated driver, plus the client's errno
+//! and the guard's audit record.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -32,13 +33,18 @@ fn expected_verdict(action: Action) -> &'static str {
     }
 }
 
-/// The guard as the rule needs it: enforce, or the read-only policy for `readonly.*` rules.
+/// The guard as the rule needs it: enforce, or the read-only policy for `readonly.*` rules;
+/// the rule's first line allowed, if it has one.
 fn guarded(id: &str) -> Client {
     let c = client(&["rule", id]);
-    if id.starts_with("readonly.") {
+    let c = if id.starts_with("readonly.") {
         c.guard(Guard::DefaultMode).env("MFIGUARD_MODE", "readonly")
     } else {
         c.guard(Guard::Enforce)
+    };
+    match rule_scenario_first_line(id) {
+        first if first.is_empty() => c,
+        first => c.env("MFIGUARD_ALLOW", &first.join(",")),
     }
 }
 
@@ -53,16 +59,45 @@ fn check_rule(id: &str) {
     assert_eq!(base.code(), 0, "{}", base.dump());
     let base_sim = base.sim_call().clone();
 
+    let first_line = rule_scenario_first_line(id);
     if id.starts_with("readonly.") {
-        // Outside the read-only policy the packet is unremarkable.
-        let run = client(&["rule", id])
+        // Outside the read-only policy the packet is unremarkable (its first line allowed).
+        let mut c = client(&["rule", id])
             .guard(Guard::Enforce)
+            .env("MFIGUARD_AUDIT", "all");
+        if !first_line.is_empty() {
+            c = c.env("MFIGUARD_ALLOW", &first_line.join(","));
+        }
+        let run = c.run();
+        let call = run.audit_call();
+        assert_eq!(text(&call, "verdict"), Some("pass"), "{}", run.dump());
+        assert_eq!(finding_rules(&call), first_line, "{}", run.dump());
+        assert_eq!(run.sim_stable(), base.sim_stable(), "{}", run.dump());
+    }
+    if !first_line.is_empty() {
+        // Without the first line allowed it answers first, with its own errno.
+        let run = client(&["rule", id])
+            .guard(Guard::DefaultMode)
+            .env("MFIGUARD_MODE", "readonly")
             .env("MFIGUARD_AUDIT", "all")
             .run();
         let call = run.audit_call();
-        assert_eq!(text(&call, "verdict"), Some("pass"), "{}", run.dump());
-        assert!(finding_rules(&call).is_empty(), "{}", run.dump());
-        assert_eq!(run.sim_stable(), base.sim_stable(), "{}", run.dump());
+        assert_eq!(
+            finding_rules(&call),
+            rule_scenario_findings(id),
+            "{}",
+            run.dump()
+        );
+        assert!(run.sim.is_empty(), "{}", run.dump());
+        let first = RULES.iter().find(|r| r.name == first_line[0]).unwrap();
+        assert_eq!(
+            errno(&call),
+            first.errno.map(|e| i64::from(e.0)),
+            "{}",
+            run.dump()
+        );
+        let f = finding(&call, id).expect("the second line fires too");
+        assert_eq!(text(f, "action"), Some("reject"), "{}", run.dump());
     }
 
     // Enforce (or read-only), every call recorded.
@@ -70,7 +105,7 @@ fn check_rule(id: &str) {
     let call = run.audit_call();
     assert_eq!(
         finding_rules(&call),
-        [id],
+        rule_scenario_findings(id),
         "the scenario must trigger exactly {id}\n{}",
         run.dump()
     );
@@ -154,7 +189,7 @@ fn check_rule(id: &str) {
         // The twin: the same packet with the rule allowed is only a warning, and the packet
         // reaches the driver exactly as without the guard.
         let run = guarded(id)
-            .env("MFIGUARD_ALLOW", id)
+            .env("MFIGUARD_ALLOW", &rule_scenario_findings(id).join(","))
             .env("MFIGUARD_AUDIT", "all")
             .run();
         assert_eq!(run.code(), 0, "{}", run.dump());
@@ -228,6 +263,10 @@ rule_tests! {
     sense_length_mismatch => "sense.length-mismatch",
     xfer_length => "xfer.length",
     sgl_offset_unusual => "sgl.offset-unusual",
+    frame_layout_unknown => "frame.layout-unknown",
+    sense_offset_unusual => "sense.offset-unusual",
+    sgl_empty_entry_past_frame => "sgl.empty-entry-past-frame",
+    dcmd_host_address => "dcmd.host-address",
     readonly_cmd => "readonly.cmd",
     readonly_dcmd => "readonly.dcmd",
     readonly_scsi => "readonly.scsi",

@@ -319,6 +319,35 @@ fn every_rule_in_a_static_tool_as_under_the_library(via: Via) {
     }
 }
 
+both!(an_ld_read_never_reaches_the_driver);
+/// A raw LD read, which every driver's completion turns into a fatal oops (`tests/ld_io.rs`):
+/// refused before the driver, in enforce and read-only mode, from a static tool.
+fn an_ld_read_never_reaches_the_driver(via: Via) {
+    for mode in ["enforce", "readonly"] {
+        let run = supervised_client(via, static_client_native(), &["ld-read", "0"])
+            .env("MFIGUARD_MODE", mode)
+            .run();
+        assert_eq!(run.code(), 1, "{}", run.dump());
+        assert!(
+            run.stdout.contains("ret=-1 errno=22 (EINVAL)"),
+            "{}",
+            run.dump()
+        );
+        assert!(
+            run.sim.is_empty(),
+            "the frame reached the driver\n{}",
+            run.dump()
+        );
+        let call = run.audit_call();
+        assert_eq!(text(&call, "guard"), Some(via.guard()), "{}", run.dump());
+        assert!(
+            finding(&call, "frame.cmd-forbidden").is_some(),
+            "{}",
+            run.dump()
+        );
+    }
+}
+
 /// The seed's STP probe and the unchecked `sgl_off`, as a tool sends them by `how`.
 fn seed_and_hazard(via: Via, client: &Path, how: &str) {
     let probe = supervised_client(via, client, &["stp-probe", "10"])

@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 use mfiguard_core::config::{self, ErrorKind, FileSource, Origin, Sources};
 
 use crate::elf::{self, Kind};
+use crate::facts;
 use crate::mechanism::{self, Mechanism};
 use crate::settings::{Libraries, Settings};
 use crate::sys;
@@ -38,6 +39,7 @@ pub fn check(settings: &Settings, tool: Option<&str>) -> bool {
     check_kernel();
     ok &= check_hostd();
     ok &= check_policy(settings);
+    facts::set("/ok", ok);
     match (ok, tool) {
         (true, Some(t)) => {
             println!("result: OK: the guard loads, intercepts, and can apply to {t}")
@@ -48,6 +50,17 @@ pub fn check(settings: &Settings, tool: Option<&str>) -> bool {
     ok
 }
 
+/// `--check --json`: the facts `check` noted, with the format's version, the program's and the
+/// verdict.
+pub fn to_json(ok: bool, facts: serde_json::Map<String, serde_json::Value>) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    out.insert("check_version".into(), 1.into());
+    out.insert("version".into(), VERSION.into());
+    out.extend(facts);
+    out.insert("ok".into(), ok.into());
+    serde_json::Value::Object(out)
+}
+
 /// The host-wide guard (mfiguard-hostd): whether it serves the node's path. Its absence is no
 /// failure (it is optional); a daemon whose node was replaced is.
 #[cfg(target_arch = "x86_64")]
@@ -56,6 +69,11 @@ fn check_hostd() -> bool {
     let path = std::path::Path::new(NODE_PATH);
     let st = Status::of(path);
     println!("host-wide guard: {}", st.describe(path));
+    facts::set(
+        "/hostd/state",
+        format!("{:?}", st.coverage()).to_lowercase(),
+    );
+    facts::set("/hostd/description", st.describe(path));
     match st.coverage() {
         Coverage::Bypassed | Coverage::Displaced => {
             println!("    WARNING: tools that open {NODE_PATH} now are not guarded by mfiguard-hostd; it puts its node back within its watch interval (journalctl -u mfiguard-hostd)");
@@ -79,21 +97,28 @@ fn check_tool(name: &str, via: mechanism::Via) -> (bool, u8) {
             Some(p) => p,
             None => {
                 println!("tool: {name}: not found in PATH");
+                facts::set("/tool/name", name);
+                facts::set("/tool/found", false);
                 return (false, 64);
             }
         }
     };
     println!("tool: {}", path.display());
+    facts::set("/tool/path", path.display().to_string());
     let Ok(meta) = std::fs::metadata(&path) else {
         println!("    no such file");
+        facts::set("/tool/found", false);
         return (false, 64);
     };
+    facts::set("/tool/found", true);
     let mut ok = true;
     if meta.is_dir() || !sys::executable(&path) {
         println!("    not an executable file");
         ok = false;
     }
     let kind = elf::describe(&path, crate::find_in_path);
+    facts::set("/tool/executable", ok);
+    note_kind(&kind);
     match &kind {
         Kind::Unreadable => println!(
             "    cannot read it (permissions): cannot tell its ELF class; the 64-bit library would be used"
@@ -136,6 +161,7 @@ fn check_tool(name: &str, via: mechanism::Via) -> (bool, u8) {
     }
     if let Some(reason) = mechanism::secure_exec(&path) {
         println!("    {reason}: the loader runs it in secure mode and ignores LD_PRELOAD: the guard CANNOT apply for this user");
+        facts::set("/tool/secure_exec", reason);
         ok = false;
     } else if mechanism::set_id_bits(&path) {
         println!("    setuid/setgid bit set, but for your ids: LD_PRELOAD works for you, not for other users");
@@ -144,6 +170,7 @@ fn check_tool(name: &str, via: mechanism::Via) -> (bool, u8) {
     }
     if let Some(caps) = file_caps(&path) {
         println!("    file capabilities ({caps}): callers that gain capabilities run it in secure mode, without LD_PRELOAD");
+        facts::set("/tool/file_capabilities", caps.as_str());
         if sys::euid() != 0 {
             ok = false;
         }
@@ -155,10 +182,14 @@ fn check_tool(name: &str, via: mechanism::Via) -> (bool, u8) {
             .any(|s| bytes.ends_with(s))
     {
         println!("    this is a privilege switcher: it drops LD_PRELOAD; let it run mfiguard-run instead (sudo mfiguard-run -- TOOL)");
+        facts::set("/tool/privilege_switcher", true);
         ok = false;
     }
     let mech = mechanism::choose(&path, &kind, via);
     println!("{}", mech.check_line());
+    facts::set("/tool/mechanism", mech.name());
+    facts::set("/tool/mechanism_reason", mech.reason());
+    ok &= crate::privilege::check_line(&path, &kind, &mech);
     match mech {
         Mechanism::Unguarded { .. } => ok = false,
         // The tool's calls would go through the supervisor, not the library: prove that the
@@ -167,6 +198,7 @@ fn check_tool(name: &str, via: mechanism::Via) -> (bool, u8) {
         Mechanism::Ptrace { .. } => ok &= run_probe_supervised("ptrace"),
         Mechanism::Preload { .. } => {}
     }
+    facts::set("/tool/ok", ok);
     (ok, mech.class())
 }
 
@@ -206,7 +238,9 @@ fn run_probe_supervised(via: &str) -> bool {
                 .chain(String::from_utf8_lossy(&out.stderr).lines())
             {
                 println!("    supervisor probe: {line}");
+                facts::push("/tool/supervisor_probe/output", line);
             }
+            facts::set("/tool/supervisor_probe/intercepted", out.status.success());
             out.status.success()
         }
         Err(e) => {
@@ -242,6 +276,18 @@ enum LibState {
 
 /// Reports on the library of `class`.
 fn check_library(libs: &Libraries, class: u8) -> LibState {
+    let state = check_library_text(libs, class);
+    let at = format!("/libraries/{class}");
+    facts::set(
+        &format!("{at}/path"),
+        libs.path(class).display().to_string(),
+    );
+    facts::set(&format!("{at}/installed"), state != LibState::Missing);
+    facts::set(&format!("{at}/intercepted"), state == LibState::Works);
+    state
+}
+
+fn check_library_text(libs: &Libraries, class: u8) -> LibState {
     let lib = libs.path(class);
     if !lib.is_file() {
         println!("library ({class}-bit): {}: not installed", lib.display());
@@ -362,10 +408,14 @@ fn check_kernel() {
         }
     };
     println!("kernel: Linux {release}");
+    facts::set("/kernel/release", release.as_str());
     if let Ok(v) = std::fs::read_to_string("/sys/module/megaraid_sas/version") {
         println!("megaraid_sas: version {} (loaded)", v.trim());
+        facts::set("/kernel/megaraid_sas/loaded", true);
+        facts::set("/kernel/megaraid_sas/version", v.trim());
     } else if Path::new("/sys/module/megaraid_sas").is_dir() {
         println!("megaraid_sas: loaded (no version in /sys/module/megaraid_sas)");
+        facts::set("/kernel/megaraid_sas/loaded", true);
     } else {
         let modinfo = Command::new("modinfo")
             .args(["-F", "version", "megaraid_sas"])
@@ -382,33 +432,52 @@ fn check_kernel() {
         }
     }
     // The node check's own reading of /proc/devices (the character devices only).
-    match mfiguard_core::device::node_major() {
-        mfiguard_core::device::NodeMajor::Listed(m) => {
+    let major = match mfiguard_core::device::node_major() {
+        mfiguard_core::device::NodeMajor::Listed(m) => Some(m),
+        _ => None,
+    };
+    facts::set("/kernel/management_node_major", major);
+    if !Path::new("/sys/module/megaraid_sas").is_dir() {
+        facts::set("/kernel/megaraid_sas/loaded", false);
+    }
+    match major {
+        Some(m) => {
             println!("management node: character major {m} (megaraid_sas_ioctl in /proc/devices)")
         }
-        _ => println!("management node: none (no megaraid_sas_ioctl in /proc/devices)"),
+        None => println!("management node: none (no megaraid_sas_ioctl in /proc/devices)"),
     }
 
     println!("kernel protections (judged by version; distribution kernels may carry backports):");
+    facts::set("/kernel/protections/sgl_off_bound", "absent");
     let Some((maj, min, sub)) = kernel_version(&text) else {
+        facts::set("/kernel/protections/flag_fix", "unknown");
+        facts::set("/kernel/protections/sense_off_check", "unknown");
         println!("  flag fix (2012, Linux 3.3):              unknown (cannot read a version from '{release}')");
         println!("  sense_off check (2020, Linux 5.11):      unknown");
         println!("  sgl_off bound:                           ABSENT: no kernel checks sgl_off; rule sgl.bounds");
         return;
     };
     let v = (maj, min, sub);
+    facts::set(
+        "/kernel/protections/flag_fix",
+        if v >= (3, 3, 0) { "present" } else { "absent" },
+    );
+    facts::set(
+        "/kernel/protections/sense_off_check",
+        match stable_sense_off(maj, min) {
+            _ if v >= (5, 11, 0) => "present",
+            Some(st) if sub >= st => "present",
+            Some(_) if sub == 0 => "unknown",
+            _ => "absent",
+        },
+    );
     if v >= (3, 3, 0) {
         println!("  flag fix (2012, Linux 3.3):              present: the driver clears SGL64/SENSE64/IEEE");
     } else {
         println!("  flag fix (2012, Linux 3.3):              ABSENT: caller flags reach the firmware (the STP corruption); rule frame.addressing-flags");
     }
     // Commit 381d34e376e3 is in 5.11 and was backported to these stable lines.
-    let stable = match (maj, min) {
-        (5, 10) => Some(4),
-        (5, 4) => Some(86),
-        (4, 19) => Some(164),
-        _ => None,
-    };
+    let stable = stable_sense_off(maj, min);
     let s = "  sense_off check (2020, Linux 5.11):      ";
     match stable {
         _ if v >= (5, 11, 0) => {
@@ -428,6 +497,36 @@ fn check_kernel() {
         ),
     }
     println!("  sgl_off bound:                           ABSENT: no kernel checks sgl_off; rule sgl.bounds");
+}
+
+/// The stable releases that carry commit 381d34e376e3 (in 5.11), by their first sublevel.
+fn stable_sense_off(maj: u32, min: u32) -> Option<u32> {
+    match (maj, min) {
+        (5, 10) => Some(4),
+        (5, 4) => Some(86),
+        (4, 19) => Some(164),
+        _ => None,
+    }
+}
+
+/// Notes what the tool file is, for `--check --json`.
+fn note_kind(kind: &Kind) {
+    let (name, elf) = match kind {
+        Kind::Elf(e) => ("elf", Some(e)),
+        Kind::Script { interp, elf, .. } => {
+            if let Some(i) = interp {
+                facts::set("/tool/interpreter", i.display().to_string());
+            }
+            ("script", elf.as_ref())
+        }
+        Kind::Other => ("other", None),
+        Kind::Unreadable => ("unreadable", None),
+    };
+    facts::set("/tool/kind", name);
+    if let Some(e) = elf {
+        facts::set("/tool/class", e.class);
+        facts::set("/tool/static", e.interp.is_none());
+    }
 }
 
 /// Where a setting's value came from, as `--check` names it.
@@ -485,6 +584,36 @@ fn check_policy(settings: &Settings) -> bool {
         FileSource::Absent => println!("policy for runs (no config file at {path}):"),
     }
     let s = &settings.sources;
+    facts::set("/policy/config", path.as_str());
+    facts::set(
+        "/policy/config_file",
+        match &settings.file {
+            FileSource::Text { .. } => "read",
+            FileSource::Unreadable { .. } => "unreadable",
+            FileSource::Absent => "absent",
+        },
+    );
+    for (key, name, default) in [
+        ("MFIGUARD_MODE", "mode", "enforce"),
+        ("MFIGUARD_LOG", "log", "syslog"),
+        ("MFIGUARD_ALLOW", "allow", "none"),
+        ("MFIGUARD_AUDIT", "audit", "default"),
+        ("MFIGUARD_LOG_SYNC", "log_sync", "off"),
+        ("MFIGUARD_LOG_REQUIRED", "log_required", "off"),
+    ] {
+        let text = show(s, key, default);
+        let (value, from) = match text.rsplit_once(" (from ") {
+            Some((v, f)) => (v.to_string(), f.trim_end_matches(')').to_string()),
+            None => (
+                text.trim_end_matches(" (default)").to_string(),
+                "default".into(),
+            ),
+        };
+        facts::set(&format!("/policy/{name}/value"), value);
+        facts::set(&format!("/policy/{name}/from"), from);
+    }
+    facts::set("/policy/warnings", Vec::<String>::new());
+    facts::set("/policy/invalid", Vec::<String>::new());
     println!("  mode:  {}", show(s, "MFIGUARD_MODE", "enforce"));
     println!("  log:   {}", show(s, "MFIGUARD_LOG", "syslog"));
     println!("  allow: {}", show(s, "MFIGUARD_ALLOW", "none"));
@@ -500,11 +629,13 @@ fn check_policy(settings: &Settings) -> bool {
     for e in &settings.config.errors {
         if e.kind == ErrorKind::Note {
             println!("  WARNING: {}", crate::printable(&e.summary));
+            facts::push("/policy/warnings", crate::printable(&e.summary));
         }
     }
     let invalid = settings.refusals();
     for line in &invalid {
         println!("  INVALID: {line}");
+        facts::push("/policy/invalid", line.as_str());
     }
     if !invalid.is_empty() {
         println!("  runs are refused (exit 125) until this is fixed");
@@ -591,6 +722,9 @@ fn check_sink(settings: &Settings) -> bool {
             }
         }
     };
+    facts::set("/policy/records/writable", problem.is_none());
+    facts::set("/policy/records/problem", problem.clone());
+    facts::set("/policy/records/log_required", required);
     let Some(problem) = problem else { return true };
     if required {
         println!("  FAILED: records: {problem}: with log_required on, every guarded MegaRAID call would fail with EIO");

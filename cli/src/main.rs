@@ -16,8 +16,13 @@
 #![deny(unsafe_code)]
 
 mod check;
+mod collect;
 mod elf;
+mod facts;
 mod mechanism;
+mod nagios;
+mod privilege;
+mod report;
 mod settings;
 mod sys;
 
@@ -130,6 +135,11 @@ fn usage_error(e: &clap::Error) -> Error {
 }
 
 fn run() -> Result<ExitCode, Error> {
+    // The Nagios plugin (the installed check_mfiguard execs this): its own options.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--nagios-plugin") {
+        return Ok(nagios::main(&args[1..]));
+    }
     let cli = Cli::try_parse().map_err(|e| usage_error(&e))?;
     if cli.help {
         print!("{HELP}");
@@ -138,6 +148,11 @@ fn run() -> Result<ExitCode, Error> {
     if cli.version {
         println!("{ME} {VERSION}");
         return Ok(ExitCode::SUCCESS);
+    }
+    if cli.nagios_plugin {
+        return Err(Error::Usage(format!(
+            "--nagios-plugin must be the first argument (see {ME} --help)"
+        )));
     }
     let settings = Settings::new(&cli)?;
     if cli.check {
@@ -155,12 +170,38 @@ fn run() -> Result<ExitCode, Error> {
                 )));
             }
         };
-        let ok = check::check(&settings, tool.as_deref());
+        let ok = if cli.json {
+            let (ok, facts) = facts::collect(|| check::check(&settings, tool.as_deref()));
+            println!("{}", check::to_json(ok, facts));
+            ok
+        } else {
+            check::check(&settings, tool.as_deref())
+        };
         return Ok(if ok {
             ExitCode::SUCCESS
         } else {
             ExitCode::FAILURE
         });
+    }
+    if cli.report {
+        return report::command(&cli, &settings);
+    }
+    if cli.collect {
+        if !cli.command.is_empty() {
+            return Err(Error::Usage(format!(
+                "--collect takes no TOOL (see {ME} --help)"
+            )));
+        }
+        return collect::run(
+            &settings,
+            cli.state_dir.as_deref(),
+            cli.textfile_dir.as_deref(),
+        );
+    }
+    if cli.json {
+        return Err(Error::Usage(format!(
+            "--json goes with --check or --report (see {ME} --help)"
+        )));
     }
     let Some((tool, args)) = cli.command.split_first() else {
         return Err(Error::Usage(format!("no TOOL to run (see {ME} --help)")));
@@ -184,6 +225,7 @@ fn run() -> Result<ExitCode, Error> {
         settings.via
     };
     let mechanism = mechanism::choose(&path, &kind, via);
+    privilege::warn_before_run(&path, &kind, &mechanism);
     match &mechanism {
         Mechanism::Supervisor { .. } | Mechanism::Ptrace { .. } => {
             let traced = matches!(mechanism, Mechanism::Ptrace { .. });

@@ -69,6 +69,21 @@ impl Mechanism {
         }
     }
 
+    /// Its name in `--check --json`: the name records give the guard, or `none`.
+    pub fn name(&self) -> &'static str {
+        self.guard().map_or("none", Guard::name)
+    }
+
+    /// What the choice rests on.
+    pub fn reason(&self) -> &str {
+        match self {
+            Mechanism::Preload { why, .. }
+            | Mechanism::Supervisor { why }
+            | Mechanism::Ptrace { why }
+            | Mechanism::Unguarded { why, .. } => why,
+        }
+    }
+
     /// The guard the records of its calls will name, if any.
     pub fn guard(&self) -> Option<Guard> {
         match self {
@@ -81,13 +96,7 @@ impl Mechanism {
 
     /// The `guard:` line of `--check TOOL`: the name records give the guard.
     pub fn check_line(&self) -> String {
-        let name = self.guard().map_or("none", Guard::name);
-        match self {
-            Mechanism::Preload { why, .. }
-            | Mechanism::Supervisor { why }
-            | Mechanism::Ptrace { why }
-            | Mechanism::Unguarded { why, .. } => format!("guard: {name} ({why})"),
-        }
+        format!("guard: {} ({})", self.name(), self.reason())
     }
 }
 

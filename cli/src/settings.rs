@@ -47,6 +47,28 @@ pub struct Cli {
     /// The self-test.
     #[arg(long, overrides_with = "check")]
     pub check: bool,
+    /// `--check` and `--report` print one JSON object instead of text.
+    #[arg(long, overrides_with = "json")]
+    pub json: bool,
+    /// Summarise the audit records: refusals by rule, mode, account and tool.
+    #[arg(long, overrides_with = "report", conflicts_with = "check")]
+    pub report: bool,
+    /// `--report`: only records of the last DURATION (90s, 15m, 1h, 7d, 2w).
+    #[arg(long, overrides_with = "since", requires = "report")]
+    pub since: Option<String>,
+    /// Count new records into the status file and the Prometheus metrics (as root, from
+    /// mfiguard-collect.timer).
+    #[arg(long, overrides_with = "collect", conflicts_with_all = ["check", "report"])]
+    pub collect: bool,
+    /// `--collect`: the state directory (default /var/lib/mfiguard).
+    #[arg(long, value_name = "DIR", requires = "collect")]
+    pub state_dir: Option<String>,
+    /// `--collect`: node_exporter's textfile directory (default /var/lib/prometheus/node-exporter).
+    #[arg(long, value_name = "DIR", requires = "collect")]
+    pub textfile_dir: Option<String>,
+    /// The Nagios plugin: taken only as the first argument, before this parser runs.
+    #[arg(long, hide = true)]
+    pub nagios_plugin: bool,
     /// The manual's summary.
     #[arg(short = 'h', long)]
     pub help: bool,

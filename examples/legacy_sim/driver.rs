@@ -85,6 +85,8 @@ pub(crate) struct Call {
     /// The call told step by step (MFISIM_VERBOSE=2).
     pub(crate) explain: Vec<String>,
     pub(crate) next_addr: u64,
+    /// The kernel died completing the call: why.
+    pub(crate) oops: Option<String>,
 }
 
 impl Call {
@@ -227,6 +229,26 @@ impl Call {
     }
 }
 
+/// The driver's frame slot as the last call left it.
+static FRAME: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+/// A copy of the frame slot (zeros before the first call).
+fn last_frame() -> Vec<u8> {
+    let kept = FRAME.lock().map(|f| f.clone()).unwrap_or_default();
+    if kept.len() == FRAME_SLOT {
+        kept
+    } else {
+        vec![0u8; FRAME_SLOT]
+    }
+}
+
+/// Keeps the frame slot for the next call (the driver never clears it).
+fn keep_frame(frame: Vec<u8>) {
+    if let Ok(mut f) = FRAME.lock() {
+        *f = frame;
+    }
+}
+
 pub(crate) fn firmware_ioctl(request: c_ulong, user: usize) -> (c_int, c_int) {
     let seq = SEQ.fetch_add(1, Ordering::Relaxed);
     let mut call = Call {
@@ -239,6 +261,7 @@ pub(crate) fn firmware_ioctl(request: c_ulong, user: usize) -> (c_int, c_int) {
         notes: Vec::new(),
         explain: Vec::new(),
         next_addr: DMA_BASE,
+        oops: None,
     };
     call.rec
         .str("sim", "legacy_sim")
@@ -260,14 +283,15 @@ pub(crate) fn firmware_ioctl(request: c_ulong, user: usize) -> (c_int, c_int) {
         wild,
         notes,
         mut explain,
+        oops,
         ..
     } = call;
-    explain.push(if ret == 0 {
-        "completion: buffers copied back, cmd_status written to the caller's packet; ioctl \
-         returns 0"
-            .to_owned()
-    } else {
-        format!("ioctl returns -1, errno {errno}")
+    explain.push(match (&oops, ret) {
+        (Some(why), _) => format!("completion: {why}; the ioctl never returns"),
+        (None, 0) => "completion: buffers copied back, cmd_status written to the caller's \
+                      packet; ioctl returns 0"
+            .to_owned(),
+        (None, _) => format!("ioctl returns -1, errno {errno}"),
     });
     rec.raw(
         "out_of_frame_writes",
@@ -290,14 +314,23 @@ pub(crate) fn firmware_ioctl(request: c_ulong, user: usize) -> (c_int, c_int) {
             j.finish()
         }),
     )
-    .raw("notes", &json_array(&notes, |n| quote(n)))
-    .num("ret", ret)
-    .num("errno", errno);
+    .raw("notes", &json_array(&notes, |n| quote(n)));
+    match &oops {
+        Some(why) => rec.str("oops", why).null("ret").null("errno"),
+        None => rec.num("ret", ret).num("errno", errno),
+    };
     append_record(&rec.finish());
-    if std::env::var_os("MFISIM_CRASH").is_some_and(|v| !v.is_empty() && v != "0") {
-        // The seed's ending: the host dies inside the driver. SIGKILL leaves no chance to
-        // flush anything, so whatever the layers above wrote before the call is all there is.
-        eprintln!("legacy_sim[{seq}]: MFISIM_CRASH: the host dies inside the driver");
+    let crash = std::env::var_os("MFISIM_CRASH").is_some_and(|v| !v.is_empty() && v != "0");
+    if crash || oops.is_some() {
+        // The seed's ending, or a kernel oops: the host dies inside the driver. SIGKILL leaves
+        // no chance to flush anything, so whatever the layers above wrote before the call is
+        // all there is.
+        match &oops {
+            Some(why) => {
+                eprintln!("legacy_sim[{seq}]: OOPS: {why}: the host dies inside the driver")
+            }
+            None => eprintln!("legacy_sim[{seq}]: MFISIM_CRASH: the host dies inside the driver"),
+        }
         // SAFETY: signalling our own process.
         unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
     }
@@ -404,8 +437,8 @@ pub(crate) fn run_firmware(call: &mut Call, user: u64) -> (c_int, c_int, String)
         return (-1, libc::ENODEV, format!("{summary_head}: ENODEV"));
     }
 
-    // 2. The driver's own frame, a copy of the caller's 128 bytes.
-    let mut frame = vec![0u8; FRAME_SLOT];
+    // 2. The driver's own frame, a copy of the caller's 128 bytes over what the slot kept.
+    let mut frame = last_frame();
     frame[..128].copy_from_slice(&pframe);
     put(&mut frame, 0x08, &call.seq.to_le_bytes()); // context
     put(&mut frame, 0x0C, &[0; 4]); // pad_0
@@ -512,10 +545,29 @@ pub(crate) fn run_firmware(call: &mut Call, user: u64) -> (c_int, c_int, String)
 
     // 5. The firmware, which believes the frame; the driver waits for it (MFISIM_DELAY_US).
     let (status, fw_summary) = firmware(call, &mut frame, sgl_off);
+    let cmd = frame[0];
+    keep_frame(frame);
     firmware_delay();
     call.rec
         .num("cmd_status", status)
         .str("cmd_status_name", status_name(status));
+
+    // The interrupt: megasas_complete_cmd takes an LD read/write frame for the block layer's,
+    // and completes it through cmd->scmd, which is NULL for a frame from the ioctl (only the
+    // LD/PD SCSI I/O case looks at sync_cmd first).
+    if matches!(cmd, MFI_CMD_LD_READ | MFI_CMD_LD_WRITE) {
+        let why = format!(
+            "megasas_complete_cmd completes the {} frame through its NULL scmd: a NULL pointer \
+             dereference in interrupt, fatal",
+            cmd_name(cmd)
+        );
+        call.oops = Some(why.clone());
+        return (
+            -1,
+            libc::EIO,
+            format!("{summary_head}; {fw_summary}; OOPS: {why}"),
+        );
+    }
 
     // 6. Completion: buffers back to the caller, sense to the caller's pointer, one status byte.
     let bufs: Vec<(usize, Vec<u8>)> = call.dma.iter().map(|b| (b.index, b.data.clone())).collect();

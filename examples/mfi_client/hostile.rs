@@ -223,13 +223,11 @@ pub(crate) fn run_fault(fd: c_int, host: u16, kind: &str) -> i32 {
         "sense-unmapped" => inquiry_with(host, 8, 32, |b, _| sense_at(b, 0x18, hole())),
         // CTRL_GET_INFO whose one buffer is a hole: nothing can be copied in.
         "iovec-unmapped" => ctrl_info_with(host, 2048, |b| b.iovec(0, hole(), 2048)),
-        // The same hole in a packet a rule refuses (sgl.bounds): the driver would write its SGL
-        // entry 256 KiB past its frame before it found the hole.
-        "iovec-unmapped-rule" => ctrl_info_with(host, 2048, |b| {
-            b.iovec(0, hole(), 2048)
-                .sgl_off(0x40000)
-                .header(|hd| hd.cmd = MfiCmd::Toolbox as u8)
-        }),
+        // The same hole in a packet a rule refuses (sgl.bounds, and sgl.offset-unusual): the
+        // driver would write its SGL entry 256 KiB past its frame before it found the hole.
+        "iovec-unmapped-rule" => {
+            ctrl_info_with(host, 2048, |b| b.iovec(0, hole(), 2048).sgl_off(0x40000))
+        }
         // CTRL_GET_INFO whose buffer is read-only: copied in, but not back.
         "iovec-readonly" => {
             // SAFETY: an anonymous page of our own, made read-only; only the kernel writes

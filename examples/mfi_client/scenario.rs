@@ -23,6 +23,7 @@ pub(crate) enum Plan {
     CompatInt80(String),
     Soak,
     Dl,
+    FirmwareView,
 }
 
 /// What to print from the buffers after a call.
@@ -157,6 +158,19 @@ pub(crate) fn prepare(opts: &Opts) -> Result<Plan, String> {
             let off = u32::try_from(arg_num(opts, "HEXOFF")?).map_err(|_| "HEXOFF too big")?;
             inquiry_with(h, 8, 32, |b, sense| sense_at(b, off, sense))
         }
+        "ld-read" => {
+            let target = target_arg(opts)?;
+            let mut buf = vec![0u8; 512];
+            Call {
+                packet: samples::ld_io(ABI, MfiCmd::LdRead, target, buf_addr(&mut buf))
+                    .host_no(h)
+                    .build(),
+                request: c_ulong::from(ABI.firmware_request()),
+                bufs: vec![buf],
+                report: Report::Nothing,
+                label: None,
+            }
+        }
         "rule" => {
             let id = opts.args.first().ok_or("rule needs a RULE_ID (or pass)")?;
             let mut c = rule_call(h, id)?;
@@ -232,6 +246,7 @@ pub(crate) fn prepare(opts: &Opts) -> Result<Plan, String> {
         }
         "soak" | "private-race" => return Ok(Plan::Soak),
         "dl-ioctl" | "dl-lookups" | "dl-limit" => return Ok(Plan::Dl),
+        "firmware-view" => return Ok(Plan::FirmwareView),
         other => return Err(format!("unknown scenario {other}")),
     };
     Ok(Plan::Call(call))
@@ -280,12 +295,9 @@ pub(crate) fn rule_call(h: u16, id: &str) -> Result<Call, String> {
             report: Report::Nothing,
             label: None,
         },
-        // The driver writes the SGL 256 KiB past its frame. A TOOLBOX frame has no declared
-        // SGL offset, so `sgl.offset-unusual` stays quiet and this is the only finding.
-        RuleId::SglBounds => ctrl_info_with(h, 2048, |b| {
-            b.sgl_off(0x40000)
-                .header(|hd| hd.cmd = MfiCmd::Toolbox as u8)
-        }),
+        // The driver writes the SGL 256 KiB past its frame (which is never the frame's own SGL
+        // offset: `sgl.offset-unusual` comes with it).
+        RuleId::SglBounds => ctrl_info_with(h, 2048, |b| b.sgl_off(0x40000)),
         // The sense address written 1 MiB past the frame (the caller's pointer is nowhere).
         RuleId::SenseBounds => inquiry_with(h, 8, 32, |b, sense| sense_at(b, 0x10_0000, sense)),
         // An 8 KiB sense buffer.
@@ -315,27 +327,25 @@ pub(crate) fn rule_call(h: u16, id: &str) -> Result<Call, String> {
         RuleId::XferLength => ctrl_info_with(h, 2048, |b| b.header(|hd| hd.data_xferlen.set(4096))),
         // The SGL one slot later than a DCMD keeps it (still inside the frame).
         RuleId::SglOffsetUnusual => ctrl_info_with(h, 2048, |b| b.sgl_off(0x30)),
+        RuleId::FrameLayoutUnknown
+        | RuleId::SenseOffsetUnusual
+        | RuleId::SglEmptyEntryPastFrame
+        | RuleId::DcmdHostAddress => firmware_view::rule_call(h, rule)?,
         // The read-only policy's rules (MFIGUARD_MODE=readonly); each packet is well formed,
-        // so outside that policy it passes.
-        // A raw logical-drive read of one block: moves user data, never needed to monitor.
-        RuleId::ReadonlyCmd => {
-            let mut buf = vec![0u8; 512];
-            let packet = PacketBuilder::new(ABI)
+        // so outside that policy it passes, but for readonly.cmd's.
+        // An NVMe frame, no data: refused first by frame.layout-unknown, so readonly.cmd
+        // decides alone only with that rule allowed (what a tool that needs NVMe frames runs
+        // with); a driver without NVMe pass-through answers ENOTSUPP.
+        RuleId::ReadonlyCmd => Call {
+            packet: PacketBuilder::new(ABI)
                 .host_no(h)
-                .sgl_off(0x28)
-                .sge_count(1)
-                .iovec(0, buf_addr(&mut buf), 512)
-                .frame_header(MfiCmd::LdRead, DIR_READ, 1, 1)
-                .header(|hd| hd.timeout = 10.into())
-                .build();
-            Call {
-                packet,
-                request: c_ulong::from(ABI.firmware_request()),
-                bufs: vec![buf],
-                report: Report::Nothing,
-                label: None,
-            }
-        }
+                .frame_header(MfiCmd::Nvme, 0, 0, 0)
+                .build(),
+            request: c_ulong::from(ABI.firmware_request()),
+            bufs: Vec::new(),
+            report: Report::Nothing,
+            label: None,
+        },
         // MR_DCMD_CTRL_CACHE_FLUSH (controller and disk caches): an action, not a read.
         RuleId::ReadonlyDcmd => Call {
             packet: PacketBuilder::new(ABI)

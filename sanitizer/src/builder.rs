@@ -177,6 +177,8 @@ pub mod samples {
 
     const DIR_READ: u16 = 0x0010;
     const _: () = assert!(DIR_READ & MFI_FRAME_DIR_MASK == DIR_READ);
+    const DIR_WRITE: u16 = 0x0008;
+    const _: () = assert!(DIR_WRITE & MFI_FRAME_DIR_MASK == DIR_WRITE);
 
     /// A DCMD that reads `len` bytes into `buf` (what `MegaCli -AdpAllInfo` sends, opcode by
     /// opcode), with `sgl_off` 0x28 and the flags a current tool uses (`DIR_READ`).
@@ -213,6 +215,27 @@ pub mod samples {
             Abi::Lp64 => b.frame_u64(0x18, sense_buf),
             Abi::Ilp32 => b.frame_u32(0x18, sense_buf as u32),
         }
+    }
+
+    /// A raw read or write of one 512-byte block of logical drive `target` at block 0, through
+    /// `buf` (`cmd` `LdRead` or `LdWrite`; SGL at 0x28, no sense): the frame the driver builds
+    /// for the block layer. No tool sends it, and sent through the ioctl it crashes the kernel
+    /// in the driver's completion; it is here to show that the guard refuses it.
+    pub fn ld_io(abi: Abi, cmd: MfiCmd, target: u8, buf: u64) -> PacketBuilder {
+        let dir = if cmd == MfiCmd::LdWrite {
+            DIR_WRITE
+        } else {
+            DIR_READ
+        };
+        PacketBuilder::new(abi)
+            .sgl_off(0x28)
+            .sge_count(1)
+            .iovec(0, buf, 512)
+            .frame_header(cmd, dir, 1, 1)
+            .header(|h| {
+                h.target_id = target;
+                h.timeout = 10.into();
+            })
     }
 
     /// The STP probe MegaCli 8.01.06 sends to a SATA SSD behind the controller (ATA IDENTIFY

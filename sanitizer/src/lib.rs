@@ -8,6 +8,9 @@
 //! - **decode** ([`decode`]): those bytes, in either layout ([`Abi::Lp64`] or [`Abi::Ilp32`]),
 //!   as a [`Packet`]: the packet's fields, its two MFI frames and its sixteen iovecs. Decoding
 //!   fails only on a short input; any other content is representable, so the policy can name it.
+//! - **firmware view** ([`firmware`]): where the firmware reads the addresses it DMAs to, per
+//!   frame command, as data: the rules check what the firmware will read, not only where the
+//!   driver writes.
 //! - **rule** ([`policy`]): one function per rule of the spec, each with a stable id
 //!   ([`RuleId`]), an action (rewrite, reject, warn), an errno and a reason, in one table
 //!   ([`RULES`]).
@@ -37,6 +40,7 @@ pub mod abi;
 pub mod builder;
 pub mod decode;
 pub mod errno;
+pub mod firmware;
 pub mod policy;
 pub mod readonly;
 pub mod verdict;

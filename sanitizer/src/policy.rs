@@ -12,6 +12,7 @@ use crate::abi::mfi::{
     MFI_SGE64_SIZE,
 };
 use crate::decode::Packet;
+use crate::firmware::{self, Layout};
 use crate::readonly;
 use crate::verdict::{Detail, DriverWrite, Rewrites};
 
@@ -68,6 +69,14 @@ pub enum RuleId {
     XferLength,
     /// `sgl.offset-unusual`
     SglOffsetUnusual,
+    /// `frame.layout-unknown`
+    FrameLayoutUnknown,
+    /// `sense.offset-unusual`
+    SenseOffsetUnusual,
+    /// `sgl.empty-entry-past-frame`
+    SglEmptyEntryPastFrame,
+    /// `dcmd.host-address`
+    DcmdHostAddress,
     /// `readonly.cmd`
     ReadonlyCmd,
     /// `readonly.dcmd`
@@ -81,7 +90,7 @@ pub enum RuleId {
 }
 
 /// Number of rules.
-pub const RULE_COUNT: usize = 18;
+pub const RULE_COUNT: usize = 22;
 
 impl RuleId {
     /// Every rule, in evaluation order (the first rejecting rule's errno is the answer).
@@ -99,6 +108,10 @@ impl RuleId {
         RuleId::SenseLengthMismatch,
         RuleId::XferLength,
         RuleId::SglOffsetUnusual,
+        RuleId::FrameLayoutUnknown,
+        RuleId::SenseOffsetUnusual,
+        RuleId::SglEmptyEntryPastFrame,
+        RuleId::DcmdHostAddress,
         RuleId::ReadonlyCmd,
         RuleId::ReadonlyDcmd,
         RuleId::ReadonlyScsi,
@@ -128,11 +141,15 @@ impl RuleId {
             RuleId::SenseLengthMismatch => &RULES[10],
             RuleId::XferLength => &RULES[11],
             RuleId::SglOffsetUnusual => &RULES[12],
-            RuleId::ReadonlyCmd => &RULES[13],
-            RuleId::ReadonlyDcmd => &RULES[14],
-            RuleId::ReadonlyScsi => &RULES[15],
-            RuleId::ReadonlyAta => &RULES[16],
-            RuleId::ReadonlySmp => &RULES[17],
+            RuleId::FrameLayoutUnknown => &RULES[13],
+            RuleId::SenseOffsetUnusual => &RULES[14],
+            RuleId::SglEmptyEntryPastFrame => &RULES[15],
+            RuleId::DcmdHostAddress => &RULES[16],
+            RuleId::ReadonlyCmd => &RULES[17],
+            RuleId::ReadonlyDcmd => &RULES[18],
+            RuleId::ReadonlyScsi => &RULES[19],
+            RuleId::ReadonlyAta => &RULES[20],
+            RuleId::ReadonlySmp => &RULES[21],
         }
     }
 
@@ -198,10 +215,10 @@ pub const RULES: [Rule; RULE_COUNT] = [
     Rule {
         id: RuleId::FrameCmdForbidden,
         name: "frame.cmd-forbidden",
-        when: "`cmd` is INIT or ABORT",
+        when: "`cmd` is INIT, ABORT, LD_READ or LD_WRITE",
         action: Action::Reject,
         errno: Some(Errno::EINVAL),
-        why: "firmware re-initialisation, or an abort by raw physical address",
+        why: "firmware re-initialisation, or an abort by raw physical address; a kernel crash: the driver completes an LD read/write frame through the block layer's SCSI command, which a frame from the ioctl has not (`megasas_complete_cmd`: a NULL dereference in interrupt, fatal, on every kernel since the driver's first version)",
     },
     Rule {
         id: RuleId::SglBounds,
@@ -270,15 +287,47 @@ pub const RULES: [Rule; RULE_COUNT] = [
     Rule {
         id: RuleId::SglOffsetUnusual,
         name: "sgl.offset-unusual",
-        when: "`sge_count > 0` and `sgl_off` differs from the frame type's SGL offset",
-        action: Action::Warn,
-        errno: None,
-        why: "malformed packets worth a look",
+        when: "`sge_count > 0` and `sgl_off` differs from the frame type's SGL offset (the firmware's view: 0x28 DCMD and LD read/write, 0x30 LD/PD SCSI and STP, 0x20 SMP)",
+        action: Action::Reject,
+        errno: Some(Errno::EINVAL),
+        why: "the firmware reads its SGL at the frame type's offset, not at `sgl_off`: the driver's entries land elsewhere and the caller's own bytes there reach the firmware as a DMA address and length (a caller-chosen physical page written, seen on Linux 6.1)",
+    },
+    Rule {
+        id: RuleId::FrameLayoutUnknown,
+        name: "frame.layout-unknown",
+        when: "`cmd` is NVME or TOOLBOX, frames whose layout no header publishes",
+        action: Action::Reject,
+        errno: Some(Errno::EINVAL),
+        why: "where the firmware reads their addresses is not known, so no check can show that it reads only what the driver wrote",
+    },
+    Rule {
+        id: RuleId::SenseOffsetUnusual,
+        name: "sense.offset-unusual",
+        when: "`sense_len > 0` and `sense_off` is not the frame type's sense address slot (0x18 in LD read/write and LD/PD SCSI frames; other frames have none)",
+        action: Action::Reject,
+        errno: Some(Errno::EINVAL),
+        why: "the firmware reads the sense address at 0x18 whatever `sense_off` says: there it would find no address the driver wrote (a DMA to physical address 0 or the caller's), and the driver's sense address lands in bytes the firmware reads as something else (an SGL entry, a DCMD opcode or mailbox, a CDB, a FIS)",
+    },
+    Rule {
+        id: RuleId::SglEmptyEntryPastFrame,
+        name: "sgl.empty-entry-past-frame",
+        when: "an entry the firmware reads (below `hdr.sge_count`, at the frame type's SGL offset) is empty (`iov_len == 0`) and its slot reaches past the packet's 128 frame bytes",
+        action: Action::Reject,
+        errno: Some(Errno::EINVAL),
+        why: "the driver writes no entry for an empty buffer, and past the 128 bytes it copies its frame slot holds what its last command left (a stale DMA address): the guard cannot zero that slot as `sgl.stale-entry` does inside the frame",
+    },
+    Rule {
+        id: RuleId::DcmdHostAddress,
+        name: "dcmd.host-address",
+        when: "a DCMD that hands the firmware host memory to keep (event wait, crash dump, host memory and heartbeat registration, the driver's pended RAID and JBOD map syncs)",
+        action: Action::Reject,
+        errno: Some(Errno::EINVAL),
+        why: "the firmware writes into that buffer after the call returned and the driver freed it, or the driver completes the command as its own: only the driver sends these",
     },
     Rule {
         id: RuleId::ReadonlyCmd,
         name: "readonly.cmd",
-        when: "read-only policy: a frame other than DCMD, SCSI pass-through, STP or SMP (raw LD read/write, NVMe, toolbox)",
+        when: "read-only policy: a frame other than DCMD, SCSI pass-through, STP or SMP (raw LD read/write, NVMe, toolbox; a second line behind `frame.cmd-forbidden` and `frame.layout-unknown`, deciding alone only when they are allowed)",
         action: Action::Reject,
         errno: Some(Errno::EPERM),
         why: "a monitoring job moving data or talking to the controller in ways it never needs",
@@ -448,6 +497,10 @@ pub(crate) fn check(rule: RuleId, p: &Packet) -> Option<Hit> {
         RuleId::SenseLengthMismatch => sense_length_mismatch(p),
         RuleId::XferLength => xfer_length(p),
         RuleId::SglOffsetUnusual => sgl_offset_unusual(p),
+        RuleId::FrameLayoutUnknown => layout_unknown(p),
+        RuleId::SenseOffsetUnusual => sense_offset_unusual(p),
+        RuleId::SglEmptyEntryPastFrame => empty_entry_past_frame(p),
+        RuleId::DcmdHostAddress => dcmd_host_address(p),
         RuleId::ReadonlyCmd => readonly_cmd(p),
         RuleId::ReadonlyDcmd => readonly_dcmd(p),
         RuleId::ReadonlyScsi => readonly_scsi(p),
@@ -483,9 +536,11 @@ fn unknown_cmd(p: &Packet) -> Option<Hit> {
 
 fn forbidden_cmd(p: &Packet) -> Option<Hit> {
     match p.cmd()? {
-        MfiCmd::Init | MfiCmd::Abort => Hit::note(Detail::ForbiddenCmd {
-            cmd: p.header().cmd,
-        }),
+        MfiCmd::Init | MfiCmd::Abort | MfiCmd::LdRead | MfiCmd::LdWrite => {
+            Hit::note(Detail::ForbiddenCmd {
+                cmd: p.header().cmd,
+            })
+        }
         _ => None,
     }
 }
@@ -638,24 +693,84 @@ fn xfer_length(p: &Packet) -> Option<Hit> {
     })
 }
 
+/// Where the firmware reads this packet's SGL, if its frame type says.
+fn firmware_sgl_offset(p: &Packet) -> Option<u32> {
+    match p.cmd()?.firmware_view().sgl {
+        Layout::At(off) => Some(off),
+        Layout::None | Layout::Unpublished => None,
+    }
+}
+
 fn sgl_offset_unusual(p: &Packet) -> Option<Hit> {
     if p.sge_count == 0 {
         return None;
     }
-    let cmd = p.cmd()?;
-    let expected = cmd.sgl_offset()?;
+    let expected = firmware_sgl_offset(p)?;
     (p.sgl_off != expected).then_some(())?;
     Hit::note(Detail::SglOffsetUnusual {
-        cmd: cmd as u8,
+        cmd: p.header().cmd,
         sgl_off: p.sgl_off,
         expected,
     })
 }
 
+fn layout_unknown(p: &Packet) -> Option<Hit> {
+    let view = p.cmd()?.firmware_view();
+    (view.sgl == Layout::Unpublished).then_some(())?;
+    Hit::note(Detail::LayoutUnknown {
+        cmd: p.header().cmd,
+    })
+}
+
+fn sense_offset_unusual(p: &Packet) -> Option<Hit> {
+    if p.sense_len == 0 {
+        return None;
+    }
+    let slot = match p.cmd()?.firmware_view().sense_address {
+        Layout::At(slot) => Some(slot),
+        Layout::None | Layout::Unpublished => None,
+    };
+    (slot != Some(p.sense_off)).then_some(())?;
+    Hit::note(Detail::SenseOffsetUnusual {
+        cmd: p.header().cmd,
+        sense_off: p.sense_off,
+        slot,
+    })
+}
+
+fn empty_entry_past_frame(p: &Packet) -> Option<Hit> {
+    let sgl_at = firmware_sgl_offset(p)?;
+    let read = usize::from(p.header().sge_count);
+    let widest = firmware::DRIVER_SGE_SIZES
+        .into_iter()
+        .max()
+        .unwrap_or(MFI_SGE64_SIZE);
+    let mut entries = 0u16;
+    // At most 16 used entries, each slot ending below 0x30 + 16 * 12: no overflow.
+    for (i, v) in p.used_iovecs().iter().enumerate().take(read) {
+        let end = (sgl_at as usize).saturating_add(widest.saturating_mul(i.saturating_add(1)));
+        if v.len == 0 && end > firmware::FRAME_COPY_LEN {
+            entries |= 1 << i;
+        }
+    }
+    (entries != 0).then_some(())?;
+    Hit::note(Detail::EmptyEntryPastFrame { entries, sgl_at })
+}
+
+fn dcmd_host_address(p: &Packet) -> Option<Hit> {
+    let frame = p.dcmd_frame()?;
+    let opcode = frame.opcode.get();
+    firmware::host_address_dcmd(opcode, &frame.mbox)?;
+    Hit::note(Detail::DcmdHostAddress { opcode })
+}
+
+/// A second line: every frame it refuses is refused first by `frame.cmd-forbidden` (LD
+/// read/write) or `frame.layout-unknown` (NVMe, toolbox), and it decides alone only when one of
+/// those is allowed (`--allow frame.layout-unknown` for a tool that needs NVMe frames).
 fn readonly_cmd(p: &Packet) -> Option<Hit> {
     match p.cmd()? {
         MfiCmd::Dcmd | MfiCmd::LdScsiIo | MfiCmd::PdScsiIo | MfiCmd::Stp | MfiCmd::Smp => None,
-        // INIT and ABORT are refused by frame.cmd-forbidden already, with EINVAL.
+        // INIT and ABORT: frame.cmd-forbidden, with nothing a read-only job could want of them.
         MfiCmd::Init | MfiCmd::Abort => None,
         MfiCmd::LdRead | MfiCmd::LdWrite | MfiCmd::Nvme | MfiCmd::Toolbox => {
             Hit::note(Detail::ReadonlyCmd {

@@ -70,15 +70,12 @@ pub const READ_ONLY_DCMDS: &[ReadOnly<u32>] = &[
         "FreeBSD mfireg.h; mfiutil ctrlprop (mfi_properties.c, mfi_ctrl_get_properties)"),
     r(0x0103_0100, "MR_DCMD_SPEAKER_GET",
         "OpenBSD mfireg.h (bioctl alarm query); reads the alarm setting"),
-    // Event log. EVENT_WAIT only waits for the next event and returns it; it changes
-    // nothing, but it stays pending until an event arrives and holds one of the driver's
-    // few ioctl command slots while it does.
+    // Event log. Not EVENT_WAIT: it registers a buffer for the next event, and the driver
+    // takes its completion for its own AEN (`dcmd.host-address` refuses it in every mode).
     r(0x0104_0100, "MR_DCMD_CTRL_EVENT_GET_INFO",
         "Linux megaraid_sas.h; mfiutil show logstate, show events (mfi_evt.c)"),
     r(0x0104_0300, "MR_DCMD_CTRL_EVENT_GET",
         "Linux megaraid_sas.h; mfiutil show events (mfi_evt.c, mfi_get_events)"),
-    r(0x0104_0500, "MR_DCMD_CTRL_EVENT_WAIT",
-        "Linux megaraid_sas.h; the driver's own AEN wait (megasas_register_aen): a blocking read"),
     // Patrol read status and the controller clock.
     r(0x0107_0100, "MR_DCMD_PR_GET_STATUS",
         "OpenBSD mfireg.h; FreeBSD MFI_DCMD_PR_GET_STATUS, mfiutil show patrol (mfi_patrol.c)"),

@@ -9,7 +9,7 @@ use core::fmt;
 use zerocopy::FromBytes;
 
 use crate::abi::ioctl::{Abi, MEGASAS_IOC_FRAME_LEN, MEGASAS_IOC_FRAME_OFFSET};
-use crate::abi::mfi::{CmdDisplay, FlagsDisplay, MfiHeader};
+use crate::abi::mfi::{CmdDisplay, FlagsDisplay, MfiCmd, MfiHeader};
 use crate::abi::names::dcmd_opcode_name;
 use crate::decode::{decode, DecodeError, Packet};
 use crate::policy::{check, Action, Errno, Mode, Policy, RuleId, RULE_COUNT};
@@ -76,6 +76,19 @@ pub enum Detail {
         sgl_off: u32,
         expected: u32,
     },
+    /// `frame.layout-unknown`
+    LayoutUnknown { cmd: u8 },
+    /// `sense.offset-unusual`: `slot` is the frame type's sense address slot, if it has one.
+    SenseOffsetUnusual {
+        cmd: u8,
+        sense_off: u32,
+        slot: Option<u32>,
+    },
+    /// `sgl.empty-entry-past-frame`: `entries` has a bit per empty entry the firmware reads
+    /// past the frame; `sgl_at` is where the firmware reads the SGL.
+    EmptyEntryPastFrame { entries: u16, sgl_at: u32 },
+    /// `dcmd.host-address`
+    DcmdHostAddress { opcode: u32 },
     /// `readonly.cmd`
     ReadonlyCmd { cmd: u8 },
     /// `readonly.dcmd`
@@ -140,11 +153,20 @@ impl fmt::Display for Detail {
                     "cmd {cmd:#04x} is not a known MFI command (MFI_CMD_OP_COUNT is 0x0b)"
                 )
             }
-            Detail::ForbiddenCmd { cmd } => write!(
-                f,
-                "cmd {} is never sent by a management tool",
-                CmdDisplay(cmd)
-            ),
+            Detail::ForbiddenCmd { cmd } => match MfiCmd::from_u8(cmd) {
+                Some(MfiCmd::LdRead | MfiCmd::LdWrite) => write!(
+                    f,
+                    "cmd {} from the ioctl crashes the kernel: the driver completes it \
+                     through a block-layer SCSI command it does not have (a NULL dereference \
+                     in interrupt)",
+                    CmdDisplay(cmd)
+                ),
+                _ => write!(
+                    f,
+                    "cmd {} is never sent by a management tool",
+                    CmdDisplay(cmd)
+                ),
+            },
             Detail::SglRegion { sgl_off, end } => write!(
                 f,
                 "SGL region [{sgl_off:#x}, {end:#x}) is not inside the frame [0x18, 0x100)"
@@ -215,6 +237,52 @@ impl fmt::Display for Detail {
                 "sgl_off {sgl_off:#x} for a {} frame, whose SGL is at {expected:#x}",
                 CmdDisplay(cmd)
             ),
+            Detail::LayoutUnknown { cmd } => write!(
+                f,
+                "{} frames have no published layout: where the firmware reads their addresses \
+                 is not known",
+                CmdDisplay(cmd)
+            ),
+            Detail::SenseOffsetUnusual {
+                cmd,
+                sense_off,
+                slot: Some(slot),
+            } => write!(
+                f,
+                "sense_off {sense_off:#x} for a {} frame, whose firmware reads the sense \
+                 address at {slot:#x}",
+                CmdDisplay(cmd)
+            ),
+            Detail::SenseOffsetUnusual {
+                cmd,
+                sense_off,
+                slot: None,
+            } => write!(
+                f,
+                "sense_off {sense_off:#x}: a {} frame has no sense address, so the driver's \
+                 lands in bytes the firmware reads as something else",
+                CmdDisplay(cmd)
+            ),
+            Detail::EmptyEntryPastFrame { entries, sgl_at } => {
+                f.write_str("the firmware reads empty sgl[")?;
+                let mut sep = "";
+                for i in (0..16).filter(|i| entries & (1 << i) != 0) {
+                    write!(f, "{sep}{i}")?;
+                    sep = ",";
+                }
+                write!(
+                    f,
+                    "] (SGL at {sgl_at:#x}) past the packet's 128 frame bytes, where the \
+                     driver's frame holds stale bytes"
+                )
+            }
+            Detail::DcmdHostAddress { opcode } => {
+                write!(f, "DCMD {opcode:#010x}")?;
+                if let Some(name) = dcmd_opcode_name(opcode) {
+                    write!(f, " ({name})")?;
+                }
+                f.write_str(" hands the firmware host memory to keep: only the driver sends it")
+            }
             Detail::ReadonlyCmd { cmd } => write!(
                 f,
                 "{} frames are not allowed by the read-only policy",

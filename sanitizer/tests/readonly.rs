@@ -3,7 +3,9 @@
 
 use mfiguard_sanitizer::abi::mfi::MfiCmd;
 use mfiguard_sanitizer::builder::{samples, PacketBuilder};
-use mfiguard_sanitizer::{decide_packet, decode, Abi, Decision, Errno, Policy, RuleId, Verdict};
+use mfiguard_sanitizer::{
+    decide_packet, decode, Abi, Decision, Errno, Policy, RuleId, RuleSet, Verdict,
+};
 
 const BUF: u64 = 0x7f00_1234_5000;
 const SENSE: u64 = 0x7f00_1234_9000;
@@ -273,12 +275,59 @@ fn changes_are_refused_with_eperm() {
             RuleId::ReadonlySmp,
             "SMP request not inspected",
         );
+    }
+}
 
-        // Raw volume I/O through the management node.
-        let ld_write = PacketBuilder::new(abi)
-            .frame_header(MfiCmd::LdWrite, 0x08, 0, 0)
-            .build();
-        assert_refused(abi, &ld_write, RuleId::ReadonlyCmd, "LD_WRITE");
+/// A rule that is a second line: `bytes` is refused first by the structural rule `first`, with
+/// EINVAL, and by `rule` too in read-only mode; with `first` allowed, `rule` refuses it alone,
+/// with EPERM, and outside read-only mode it passes.
+fn assert_second_line(abi: Abi, bytes: &[u8], rule: RuleId, first: RuleId, what: &str) {
+    let rules = |v: &Verdict| v.findings().map(|f| f.rule).collect::<Vec<_>>();
+    let (ro, plain) = decide_ro(abi, bytes, None);
+    assert_eq!(rules(&plain), [first], "{what}");
+    assert_eq!(plain.decision(), Decision::Reject(Errno::EINVAL), "{what}");
+    assert_eq!(rules(&ro), [first, rule], "{what}");
+    assert_eq!(ro.decision(), Decision::Reject(Errno::EINVAL), "{what}");
+    let packet = decode(abi, bytes).unwrap();
+    let allowed = Policy {
+        allow: RuleSet::EMPTY.with(first),
+        ..readonly()
+    };
+    let v = decide_packet(&allowed, &packet);
+    assert_eq!(v.decision(), Decision::Reject(Errno::EPERM), "{what}");
+    let f = v.finding(rule).unwrap();
+    assert!(!f.downgraded, "{what}");
+    assert!(!f.detail.to_string().is_empty());
+    let enforce = Policy {
+        allow: RuleSet::EMPTY.with(first),
+        ..Policy::default()
+    };
+    assert_eq!(
+        decide_packet(&enforce, &packet).decision(),
+        Decision::Pass,
+        "{what}"
+    );
+}
+
+/// `readonly.cmd` is a second line: every frame it refuses (raw LD read/write, NVMe, toolbox)
+/// is refused first by a structural rule, with EINVAL. It decides alone when that rule is
+/// allowed: a tool that needs NVMe frames (`--allow frame.layout-unknown`) still gets none
+/// through in read-only mode.
+#[test]
+fn readonly_cmd_is_the_second_line_behind_the_structural_rules() {
+    for abi in Abi::ALL {
+        for (cmd, first) in [
+            (MfiCmd::LdRead, RuleId::FrameCmdForbidden),
+            (MfiCmd::LdWrite, RuleId::FrameCmdForbidden),
+            (MfiCmd::Nvme, RuleId::FrameLayoutUnknown),
+            (MfiCmd::Toolbox, RuleId::FrameLayoutUnknown),
+        ] {
+            let bytes = PacketBuilder::new(abi)
+                .frame_header(cmd, 0x08, 0, 0)
+                .build();
+            let what = format!("{cmd:?} on {abi:?}");
+            assert_second_line(abi, &bytes, RuleId::ReadonlyCmd, first, &what);
+        }
     }
 }
 

@@ -5,7 +5,8 @@ use mfiguard_sanitizer::abi::mfi::{
     MfiCmd, MR_DCMD_CTRL_GET_INFO, MR_DCMD_LD_GET_LIST, MR_DCMD_PD_GET_LIST,
 };
 use mfiguard_sanitizer::abi::mfi::{
-    MR_DCMD_CTRL_EVENT_GET, MR_DCMD_CTRL_EVENT_GET_INFO, MR_DCMD_LD_GET_PROPERTIES,
+    MR_DCMD_CTRL_EVENT_GET, MR_DCMD_CTRL_EVENT_GET_INFO, MR_DCMD_CTRL_EVENT_WAIT,
+    MR_DCMD_CTRL_SET_CRASH_DUMP_PARAMS, MR_DCMD_LD_GET_PROPERTIES, MR_DCMD_LD_MAP_GET_INFO,
 };
 use mfiguard_sanitizer::builder::{samples, PacketBuilder};
 use mfiguard_sanitizer::{
@@ -101,7 +102,7 @@ fn frame_cmd() {
 
 #[test]
 fn frame_cmd_forbidden() {
-    for cmd in [MfiCmd::Init, MfiCmd::Abort] {
+    for cmd in [MfiCmd::Init, MfiCmd::Abort, MfiCmd::LdRead, MfiCmd::LdWrite] {
         pair(
             RuleId::FrameCmdForbidden,
             Action::Reject,
@@ -112,6 +113,33 @@ fn frame_cmd_forbidden() {
                     .build()
             },
         );
+    }
+    // LD read/write, however well formed: the driver completes them through the block layer's
+    // SCSI command, which a frame from the ioctl has not. Nothing else is wrong with these
+    // packets, and the same buffer in a pass-through frame passes.
+    for cmd in [MfiCmd::LdRead, MfiCmd::LdWrite] {
+        pair(
+            RuleId::FrameCmdForbidden,
+            Action::Reject,
+            |abi| samples::ld_io(abi, cmd, 0, BUF).build(),
+            |abi| {
+                samples::ld_io(abi, cmd, 0, BUF)
+                    .header(|h| h.cmd = MfiCmd::LdScsiIo as u8)
+                    .sgl_off(0x30)
+                    .build()
+            },
+        );
+        for abi in Abi::ALL {
+            let bytes = samples::ld_io(abi, cmd, 0, BUF).build();
+            assert_eq!(rules_hit(abi, &bytes), [RuleId::FrameCmdForbidden]);
+            let detail = verdict(abi, &bytes)
+                .findings()
+                .next()
+                .unwrap()
+                .detail
+                .to_string();
+            assert!(detail.contains("crashes the kernel"), "{detail}");
+        }
     }
 }
 
@@ -266,6 +294,11 @@ fn sgl_stale_entry() {
 
 #[test]
 fn sgl_stale_entry_rewrite_spares_the_sense_pointer() {
+    // Only with `sgl.offset-unusual` allowed can the SGL the driver writes meet the sense slot.
+    let allow = Policy {
+        allow: RuleSet::EMPTY.with(RuleId::SglOffsetUnusual),
+        ..Policy::default()
+    };
     for abi in Abi::ALL {
         // sgl_off = sense_off = 0x18: slot 0 overlaps the caller's sense pointer.
         let bytes = clean_pthru(abi)
@@ -273,7 +306,8 @@ fn sgl_stale_entry_rewrite_spares_the_sense_pointer() {
             .iovec(0, 0, 0)
             .frame_u32(0x20, 0xffff_ffff)
             .build();
-        let v = verdict(abi, &bytes);
+        let v = decide(&allow, abi, &bytes).unwrap();
+        assert_eq!(v.decision(), Decision::Rewrite, "{v:?}");
         assert!(v.finding(RuleId::SglStaleEntry).is_some());
         let mut sent = bytes.clone();
         v.apply(&mut sent).unwrap();
@@ -357,11 +391,163 @@ fn xfer_length() {
 
 #[test]
 fn sgl_offset_unusual() {
+    // The hole found on Linux 6.1: the driver writes its entry at 0x30, the firmware reads the
+    // DCMD's SGL at 0x28, where the caller put a physical address and a length of its choosing.
     pair(
         RuleId::SglOffsetUnusual,
-        Action::Warn,
-        |abi| clean_dcmd(abi).sgl_off(0x30).build(),
+        Action::Reject,
+        |abi| {
+            clean_dcmd(abi)
+                .sgl_off(0x30)
+                .frame_u32(0x28, 0x1234_5000)
+                .frame_u32(0x2C, 4096)
+                .build()
+        },
         |abi| clean_dcmd(abi).build(),
+    );
+    // Every frame type with a published SGL offset, one slot later.
+    for (cmd, at) in [
+        (MfiCmd::LdRead, 0x28),
+        (MfiCmd::PdScsiIo, 0x30),
+        (MfiCmd::Smp, 0x20),
+        (MfiCmd::Stp, 0x30),
+    ] {
+        let with = |abi, off| {
+            PacketBuilder::new(abi)
+                .sgl_off(off)
+                .sge_count(1)
+                .iovec(0, BUF, 512)
+                .frame_header(cmd, 0x10, 1, 512)
+                .build()
+        };
+        pair(
+            RuleId::SglOffsetUnusual,
+            Action::Reject,
+            |abi| with(abi, at + 8),
+            |abi| with(abi, at),
+        );
+    }
+    // No buffer: the driver writes nothing, wherever sgl_off points.
+    pair(
+        RuleId::SglOffsetUnusual,
+        Action::Reject,
+        |abi| clean_dcmd(abi).sgl_off(0x40).build(),
+        |abi| {
+            clean_dcmd(abi)
+                .sgl_off(0x40)
+                .sge_count(0)
+                .header(|h| h.sge_count = 0)
+                .build()
+        },
+    );
+}
+
+#[test]
+fn frame_layout_unknown() {
+    for cmd in [MfiCmd::Nvme, MfiCmd::Toolbox] {
+        pair(
+            RuleId::FrameLayoutUnknown,
+            Action::Reject,
+            |abi| PacketBuilder::new(abi).frame_header(cmd, 0, 0, 0).build(),
+            |abi| {
+                PacketBuilder::new(abi)
+                    .frame_header(MfiCmd::Dcmd, 0, 0, 0)
+                    .build()
+            },
+        );
+    }
+}
+
+#[test]
+fn sense_offset_unusual() {
+    // The pass-through's sense address moved into the CDB: the firmware would write sense to the
+    // zero address it finds at 0x18.
+    pair(
+        RuleId::SenseOffsetUnusual,
+        Action::Reject,
+        |abi| clean_pthru(abi).sense_off(0x28).frame_u64(0x18, 0).build(),
+        |abi| clean_pthru(abi).build(),
+    );
+    // A DCMD has no sense address: the driver's would land in its mailbox or its SGL.
+    pair(
+        RuleId::SenseOffsetUnusual,
+        Action::Reject,
+        |abi| clean_dcmd(abi).sense_off(0x28).sense_len(32).build(),
+        |abi| clean_dcmd(abi).sense_off(0x28).sense_len(0).build(),
+    );
+    // Nor do SMP and STP frames, even at 0x18 (their SAS address, their FIS).
+    for cmd in [MfiCmd::Smp, MfiCmd::Stp] {
+        let with = |abi, sense_len| {
+            PacketBuilder::new(abi)
+                .sense_off(0x18)
+                .sense_len(sense_len)
+                .frame_header(cmd, 0x10, 0, 0)
+                .build()
+        };
+        pair(
+            RuleId::SenseOffsetUnusual,
+            Action::Reject,
+            |abi| with(abi, 32),
+            |abi| with(abi, 0),
+        );
+    }
+}
+
+#[test]
+fn sgl_empty_entry_past_frame() {
+    // Eight entries at 0x28: the eighth empty one's slot is [0x7c, 0x88), past the 128 bytes the
+    // packet carries, where the driver's frame keeps its last command's bytes.
+    let eight = |abi, last: u64, hdr: u8| {
+        (1..8)
+            .fold(clean_dcmd(abi).sge_count(8), |b, i| b.iovec(i, 0, 0))
+            .iovec(7, BUF + 0x1000, last)
+            .header(|h| h.sge_count = hdr)
+            .build()
+    };
+    pair(
+        RuleId::SglEmptyEntryPastFrame,
+        Action::Reject,
+        |abi| eight(abi, 0, 8),
+        |abi| eight(abi, 512, 8),
+    );
+    // The firmware reads seven entries only: the eighth is never read.
+    pair(
+        RuleId::SglEmptyEntryPastFrame,
+        Action::Reject,
+        |abi| eight(abi, 0, 8),
+        |abi| eight(abi, 0, 7),
+    );
+}
+
+#[test]
+fn dcmd_host_address() {
+    pair(
+        RuleId::DcmdHostAddress,
+        Action::Reject,
+        |abi| samples::dcmd_read(abi, MR_DCMD_CTRL_SET_CRASH_DUMP_PARAMS, BUF, 4096).build(),
+        |abi| samples::dcmd_read(abi, MR_DCMD_CTRL_GET_INFO, BUF, 4096).build(),
+    );
+    // The event wait (the AEN registration): the driver takes its completion for its own.
+    pair(
+        RuleId::DcmdHostAddress,
+        Action::Reject,
+        |abi| samples::dcmd_read(abi, MR_DCMD_CTRL_EVENT_WAIT, BUF, 1024).build(),
+        |abi| samples::dcmd_read(abi, MR_DCMD_CTRL_EVENT_GET, BUF, 1024).build(),
+    );
+    // The RAID map: only pended (mbox[1] = 1) does the firmware keep the buffer.
+    pair(
+        RuleId::DcmdHostAddress,
+        Action::Reject,
+        |abi| {
+            samples::dcmd_read(abi, MR_DCMD_LD_MAP_GET_INFO, BUF, 4096)
+                .frame_bytes(0x1C, &[2, 1])
+                .build()
+        },
+        |abi| {
+            samples::dcmd_read(abi, MR_DCMD_LD_MAP_GET_INFO, BUF, 4096)
+                .frame_bytes(0x1C, &[2, 0])
+                .build()
+        },
     );
 }
 
@@ -440,7 +626,7 @@ fn audit_mode_reports_the_same_decision_unenforced() {
 #[test]
 fn allow_list_downgrades_to_warnings() {
     let allow = Policy {
-        allow: RuleSet::parse("sgl.bounds,frame.addressing-flags").unwrap(),
+        allow: RuleSet::parse("sgl.bounds,sgl.offset-unusual,frame.addressing-flags").unwrap(),
         ..Policy::default()
     };
     for abi in Abi::ALL {
@@ -450,7 +636,11 @@ fn allow_list_downgrades_to_warnings() {
             .build();
         let v = decide(&allow, abi, &bytes).unwrap();
         assert_eq!(v.decision(), Decision::Pass);
-        for rule in [RuleId::SglBounds, RuleId::FrameAddressingFlags] {
+        for rule in [
+            RuleId::SglBounds,
+            RuleId::SglOffsetUnusual,
+            RuleId::FrameAddressingFlags,
+        ] {
             let f = v.finding(rule).unwrap();
             assert_eq!((f.action, f.downgraded), (Action::Warn, true));
         }
@@ -499,5 +689,18 @@ fn the_docs_show_the_rule_table_of_the_code() {
         doc.contains(&table),
         "doc/rules.md's rule table differs from the code; regenerate it with\n\
          `cargo run -p mfiguard-sanitizer --example rules-table` and paste:\n{table}"
+    );
+}
+
+#[test]
+fn the_docs_show_the_firmware_view_of_the_code() {
+    let doc = include_str!("../../doc/rules.md");
+    let table = mfiguard_sanitizer::firmware::markdown();
+    let want = format!("<!-- firmware-view:begin -->\n{table}<!-- firmware-view:end -->");
+    assert!(
+        doc.contains(&want),
+        "doc/rules.md's firmware view differs from sanitizer/src/firmware.rs; regenerate it with\n\
+         `cargo run -p mfiguard-sanitizer --example firmware-table` and paste it between the\n\
+         firmware-view markers:\n{table}"
     );
 }

@@ -562,6 +562,30 @@ pub fn finding_rules(call: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The rules `mfi_client rule ID` triggers: ID, for a bounds rule the offset rule that always
+/// comes with it (an offset outside the frame is never the frame type's own), and for a second
+/// line the first line before it ([`rule_scenario_first_line`]).
+pub fn rule_scenario_findings(id: &str) -> Vec<&str> {
+    match id {
+        "sgl.bounds" => vec![id, "sgl.offset-unusual"],
+        "sense.bounds" => vec![id, "sense.offset-unusual"],
+        _ => rule_scenario_first_line(id)
+            .into_iter()
+            .chain([id])
+            .collect(),
+    }
+}
+
+/// The structural rules that refuse `mfi_client rule ID`'s packet before ID can decide alone:
+/// `readonly.cmd` refuses nothing the structural rules let through, so its packet (an NVMe
+/// frame) reaches it only with `frame.layout-unknown` allowed.
+pub fn rule_scenario_first_line(id: &str) -> Vec<&str> {
+    match id {
+        "readonly.cmd" => vec!["frame.layout-unknown"],
+        _ => Vec::new(),
+    }
+}
+
 /// The finding for one rule.
 pub fn finding<'a>(call: &'a Value, rule: &str) -> Option<&'a Value> {
     call.get("findings")?

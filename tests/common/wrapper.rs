@@ -286,46 +286,6 @@ pub fn cc(s: &Scratch, name: &str, src: &str, args: &[&str]) -> Option<PathBuf> 
     ok.then_some(out)
 }
 
-/// A script standing in for MegaCli64: records its arguments and the guard's environment in
-/// `$FAKE_RECORD`, prints MegaCli-like -LDInfo output, exits with `$FAKE_STATUS` (default 0).
-pub fn fake_megacli(s: &Scratch) -> PathBuf {
-    let p = s.path("MegaCli64");
-    write_exec(
-        &p,
-        r#"#!/bin/sh
-{
-  printf 'args:'; printf ' %s' "$@"; printf '\n'
-  printf 'LD_PRELOAD=%s\n' "${LD_PRELOAD-}"
-  printf 'MFIGUARD_LOG=%s\n' "${MFIGUARD_LOG-}"
-  printf 'MFIGUARD_MODE=%s\n' "${MFIGUARD_MODE-}"
-} > "${FAKE_RECORD:-/dev/null}"
-cat <<'X'
-Adapter 0 -- Virtual Drive Information:
-Virtual Drive: 0 (Target Id: 0)
-State               : Optimal
-Virtual Drive: 1 (Target Id: 1)
-State               : Degraded
-Virtual Drive: 2 (Target Id: 2)
-State               : Optimal
-X
-exit "${FAKE_STATUS:-0}"
-"#,
-    );
-    p
-}
-
-/// A tool of the guard's class for the integrations to run: the fake MegaCli64 script (its
-/// interpreter is 64-bit), or with the 32-bit guard a 32-bit program named `MegaCli` (the
-/// probe: it exits 0 when the guard intercepts its call on `MFIGUARD_DEVICE=/dev/null`).
-pub fn guarded_tool(s: &Scratch) -> PathBuf {
-    if guard_class() == 64 {
-        return fake_megacli(s);
-    }
-    let p = s.path("MegaCli");
-    symlink(target_probe(), &p).unwrap();
-    p
-}
-
 /// `--check`'s policy section, without the line about where records go (it depends on the
 /// host: see `check_says_whether_records_can_be_written`).
 pub fn policy(cmd: &mut Command) -> String {

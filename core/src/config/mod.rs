@@ -64,7 +64,7 @@ pub const KEYS: [&str; 8] = [
 
 /// `MFIGUARD_*` variables that are not settings but may legitimately be in a guarded process's
 /// environment: neither read as settings nor refused as unknown.
-pub const NOT_SETTINGS: [&str; 13] = [
+pub const NOT_SETTINGS: [&str; 14] = [
     // The config file's path (read here).
     "MFIGUARD_CONFIG",
     // mfiguard-run: the directories of the 64-bit and the 32-bit library.
@@ -76,6 +76,8 @@ pub const NOT_SETTINGS: [&str; 13] = [
     "MFIGUARD_KERNEL_RELEASE",
     // The integrations (check_mfiguard, mfiguard-textfile): which mfiguard-run to call.
     "MFIGUARD_RUN",
+    // The integrations (find-raid-tool): the RAID tool, instead of searching for one.
+    "MFIGUARD_RAID_TOOL",
     // The test suite (tests/common).
     "MFIGUARD_TEST_LIB",
     "MFIGUARD_TEST_TARGET",

@@ -388,6 +388,14 @@ pub const MR_DCMD_LD_GET_LIST: u32 = 0x0301_0000;
 pub const MR_DCMD_LD_LIST_QUERY: u32 = 0x0301_0100;
 /// `MR_DCMD_LD_GET_PROPERTIES`.
 pub const MR_DCMD_LD_GET_PROPERTIES: u32 = 0x0303_0000;
+/// `MR_DCMD_CTRL_SHARED_HOST_MEM_ALLOC` (`megaraid_sas_fusion.h`): SR-IOV heartbeat memory.
+pub const MR_DCMD_CTRL_SHARED_HOST_MEM_ALLOC: u32 = 0x010e_8485;
+/// `MR_DCMD_CTRL_SET_CRASH_DUMP_PARAMS`: the firmware's crash-dump buffer.
+pub const MR_DCMD_CTRL_SET_CRASH_DUMP_PARAMS: u32 = 0x0119_0100;
+/// `MR_DCMD_SYSTEM_PD_MAP_GET_INFO` (`megaraid_sas_fusion.h`): the JBOD sequence map.
+pub const MR_DCMD_SYSTEM_PD_MAP_GET_INFO: u32 = 0x0200_e102;
+/// `MR_DCMD_LD_MAP_GET_INFO` (`megaraid_sas_fusion.h`): the RAID map.
+pub const MR_DCMD_LD_MAP_GET_INFO: u32 = 0x0300_e101;
 
 #[cfg(test)]
 mod tests {

@@ -68,7 +68,7 @@ fn table_shapes() {
 
 #[test]
 fn table_sizes() {
-    assert_eq!(READ_ONLY_DCMDS.len(), 26);
+    assert_eq!(READ_ONLY_DCMDS.len(), 25);
     assert_eq!(READ_ONLY_CDBS.len(), 20);
     assert_eq!(READ_ONLY_ATA_COMMANDS.len(), 9);
     assert_eq!(READ_ONLY_SMP_FUNCTIONS.len(), 13);
@@ -90,7 +90,7 @@ fn monitoring_dcmds_pass() {
         0x0401_0000,
     ];
     let battery = [0x0501_0000, 0x0502_0000, 0x0503_0000, 0x0505_0100];
-    let events = [0x0104_0100, 0x0104_0300, 0x0104_0500];
+    let events = [0x0104_0100, 0x0104_0300];
     let patrol = [0x0107_0100, 0x0107_0200];
     for opcode in adapter
         .iter()

@@ -4,9 +4,13 @@
 //! The model reads the packet with its own offsets (not the crate's wire structs) and states each
 //! rule's condition as the rule table words it, so a slip in either shows up as a disagreement.
 //! Every check returns `Err(message)` instead of panicking, so the caller can add the input.
+//! Every packet a policy without allowed rules lets through is also run through the firmware-view
+//! oracle (`firmware.rs`, which each includer declares next to this module): every address the
+//! firmware uses must be one the driver wrote, for each driver generation.
 
 #![allow(dead_code)] // each includer uses a different part
 
+use super::firmware;
 use mfiguard_sanitizer::readonly;
 use mfiguard_sanitizer::{
     decide, Abi, Action, Decision, DecodeError, Errno, Mode, Policy, RuleId, RuleSet, Verdict,
@@ -35,8 +39,13 @@ pub const fn spec_action(rule: RuleId) -> Action {
         RuleId::FrameAddressingFlags | RuleId::SglStaleEntry | RuleId::SenseLengthMismatch => {
             Action::Rewrite
         }
-        RuleId::XferLength | RuleId::SglOffsetUnusual => Action::Warn,
+        RuleId::XferLength => Action::Warn,
         RuleId::IocSgeCount
+        | RuleId::SglOffsetUnusual
+        | RuleId::FrameLayoutUnknown
+        | RuleId::SenseOffsetUnusual
+        | RuleId::SglEmptyEntryPastFrame
+        | RuleId::DcmdHostAddress
         | RuleId::FrameCmd
         | RuleId::FrameCmdForbidden
         | RuleId::SglBounds
@@ -215,7 +224,11 @@ impl Raw {
         set(RuleId::FrameAddressingFlags, self.flags() & 0x0026 != 0);
         set(RuleId::IocSgeCount, self.sge_count > 16);
         set(RuleId::FrameCmd, self.cmd() >= 0x0B);
-        set(RuleId::FrameCmdForbidden, matches!(self.cmd(), 0x00 | 0x06));
+        // INIT, LD_READ, LD_WRITE, ABORT.
+        set(
+            RuleId::FrameCmdForbidden,
+            matches!(self.cmd(), 0x00 | 0x01 | 0x02 | 0x06),
+        );
         set(
             RuleId::SglBounds,
             sge_count > 0 && !(sgl_off >= 0x18 && sgl_off + 12 * sge_count <= 256),
@@ -253,6 +266,36 @@ impl Raw {
         set(
             RuleId::SglOffsetUnusual,
             sge_count > 0 && self.expected_sgl_off().is_some_and(|e| e != self.sgl_off),
+        );
+        set(
+            RuleId::FrameLayoutUnknown,
+            matches!(self.cmd(), 0x09 | 0x0A),
+        );
+        set(
+            RuleId::SenseOffsetUnusual,
+            self.sense_len > 0
+                && (self.cmd() < 0x0B)
+                && !(self.io_frame() && self.sense_off == 0x18),
+        );
+        set(
+            RuleId::SglEmptyEntryPastFrame,
+            self.expected_sgl_off().is_some_and(|at| {
+                let read = usize::from(self.hdr_sge_count());
+                self.used()
+                    .iter()
+                    .take(read)
+                    .enumerate()
+                    .any(|(i, len)| *len == 0 && u64::from(at) + 12 * (i as u64 + 1) > 128)
+            }),
+        );
+        set(
+            RuleId::DcmdHostAddress,
+            self.cmd() == 0x05 && {
+                let mbox = &self.frame[0x1C..0x28];
+                firmware::HOST_MEMORY_DCMDS.iter().any(|(op, m)| {
+                    *op == le32(&self.frame, 0x18) && m.is_none_or(|(i, v)| mbox[i] == v)
+                })
+            },
         );
         // DIR_WRITE or DIR_BOTH: data goes to the controller.
         let writes = self.flags() & 0x0008 != 0;
@@ -459,8 +502,14 @@ pub fn check_invariants(raw: &Raw) -> Result<(), String> {
     if u32::from(raw.hdr_sge_count()) > raw.sge_count {
         return fail("hdr.sge_count > sge_count");
     }
-    if !(0x01..=0x0A).contains(&raw.cmd()) || raw.cmd() == 0x06 {
-        return fail("cmd unknown, INIT or ABORT");
+    if !matches!(raw.cmd(), 0x03 | 0x04 | 0x05 | 0x07 | 0x08) {
+        return fail("cmd unknown, INIT, LD_READ, LD_WRITE, ABORT, NVME or TOOLBOX");
+    }
+    if raw.sge_count > 0 && raw.expected_sgl_off() != Some(raw.sgl_off) {
+        return fail("sgl_off is not the frame type's SGL offset");
+    }
+    if raw.sense_len > 0 && !(raw.io_frame() && raw.sense_off == 0x18) {
+        return fail("sense_off is not the frame type's sense address slot");
     }
     if raw.io_frame() {
         if u32::from(raw.hdr_sense_len()) > raw.sense_len {
@@ -540,6 +589,7 @@ pub fn check_all(policy: &Policy, abi: Abi, bytes: &[u8]) -> Result<Option<Verdi
     let raw_after = Raw::parse(abi, &after).expect("same length");
     if policy.allow == RuleSet::EMPTY && !matches!(verdict.decision(), Decision::Reject(_)) {
         check_invariants(&raw_after)?;
+        firmware::check_every_driver(abi, &after)?;
     }
 
     // Applying to a prefix never panics: it edits the frame or refuses.
