@@ -18,6 +18,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use mfiguard_core::audit::Rfc3339Seconds;
 use serde_json::{json, Value};
 
 use crate::report::{self, Cursor, Parsed, RefusalKey, Source, Tally};
@@ -383,7 +384,7 @@ pub fn run(
     top.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
     let status = json!({
         "status_version": 1,
-        "written": report::format_rfc3339(now),
+        "written": Rfc3339Seconds(now).to_string(),
         "written_unix": now,
         "version": crate::VERSION,
         "source": name,

@@ -97,4 +97,4 @@ pub use report::{report_elsewhere, SinkName};
 pub use sink::file::{Refusal, CREATE_MODE};
 pub use sink::journal::{journal_entry, JOURNAL_SOCKET};
 pub use sink::syslog::SYSLOG_SOCKET;
-pub use time::Rfc3339;
+pub use time::{parse_rfc3339, Rfc3339, Rfc3339Seconds};

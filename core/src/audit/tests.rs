@@ -98,6 +98,35 @@ fn timestamps() {
     assert_eq!(Rfc3164(t(1_714_566_896, 0)).to_string(), "May  1 12:34:56");
 }
 
+/// The reader of the records' times (`mfiguard-run --report`, the collector) takes back what the
+/// writer wrote, and RFC 3339 times with an offset.
+#[test]
+fn timestamps_read_back() {
+    assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
+    assert_eq!(parse_rfc3339("2000-03-01T00:00:00Z"), Some(951_868_800));
+    assert_eq!(
+        parse_rfc3339("2000-03-01T01:00:00+01:00"),
+        Some(951_868_800)
+    );
+    let t = parse_rfc3339("2026-11-25T06:32:54.367825Z").unwrap();
+    assert_eq!(Rfc3339Seconds(t).to_string(), "2026-11-25T06:32:54Z");
+    assert_eq!(parse_rfc3339("2026-13-25T06:32:54Z"), None);
+    assert_eq!(parse_rfc3339("yesterday"), None);
+    for secs in [
+        0,
+        951_782_400,
+        1_714_566_896,
+        4_102_444_799,
+        86_399,
+        1_000_000_007,
+    ] {
+        let written = Rfc3339(UNIX_EPOCH + std::time::Duration::new(secs, 999_999_000));
+        let secs = i64::try_from(secs).unwrap();
+        assert_eq!(parse_rfc3339(&written.to_string()), Some(secs), "{written}");
+        assert_eq!(parse_rfc3339(&Rfc3339Seconds(secs).to_string()), Some(secs));
+    }
+}
+
 fn seed_record<'a>(verdict: &'a Verdict, info: PacketInfo) -> CallRecord<'a> {
     CallRecord {
         guard: Guard::Preload,
