@@ -69,10 +69,7 @@ fn check_hostd() -> bool {
     let path = std::path::Path::new(NODE_PATH);
     let st = Status::of(path);
     println!("host-wide guard: {}", st.describe(path));
-    facts::set(
-        "/hostd/state",
-        format!("{:?}", st.coverage()).to_lowercase(),
-    );
+    facts::set("/hostd/state", st.coverage().name());
     facts::set("/hostd/description", st.describe(path));
     match st.coverage() {
         Coverage::Bypassed | Coverage::Displaced => {

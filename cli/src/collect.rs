@@ -186,6 +186,20 @@ fn label(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// The host-wide guard's states, as `--check --json` names them.
+#[cfg(target_arch = "x86_64")]
+fn hostd_states() -> impl Iterator<Item = &'static str> {
+    mfiguard_supervisor::hostd::Coverage::ALL
+        .into_iter()
+        .map(mfiguard_supervisor::hostd::Coverage::name)
+}
+
+/// None: mfiguard-hostd is built for x86_64 only.
+#[cfg(not(target_arch = "x86_64"))]
+fn hostd_states() -> impl Iterator<Item = &'static str> {
+    std::iter::empty()
+}
+
 /// The metrics (documented in examples/integrations/README.md and mfiguard-run(1)).
 pub fn prometheus(status: &Value, totals: &Tally) -> String {
     let mut s = String::new();
@@ -213,14 +227,8 @@ pub fn prometheus(status: &Value, totals: &Tally) -> String {
         "mfiguard_hostd_state",
         "gauge",
         "The host-wide guard's state (mfiguard-hostd): 1 for the current one.",
-        ["active", "off", "stopped", "bypassed", "displaced"]
-            .iter()
-            .map(|st| {
-                (
-                    format!("state=\"{st}\""),
-                    u8::from(*st == hostd).to_string(),
-                )
-            })
+        hostd_states()
+            .map(|st| (format!("state=\"{st}\""), u8::from(st == hostd).to_string()))
             .collect(),
     );
     metric(

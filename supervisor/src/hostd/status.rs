@@ -37,6 +37,28 @@ pub enum Coverage {
     Displaced,
 }
 
+impl Coverage {
+    /// Every state, in the order `--collect`'s metric lists them.
+    pub const ALL: [Coverage; 5] = [
+        Coverage::Active,
+        Coverage::Off,
+        Coverage::Stopped,
+        Coverage::Bypassed,
+        Coverage::Displaced,
+    ];
+
+    /// Its name in `--check --json` (`hostd.state`), the status file and the metrics.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Coverage::Active => "active",
+            Coverage::Off => "off",
+            Coverage::Stopped => "stopped",
+            Coverage::Bypassed => "bypassed",
+            Coverage::Displaced => "displaced",
+        }
+    }
+}
+
 impl Status {
     /// The state of the node at `path` (whose file name is the CUSE device's name).
     pub fn of(path: &Path) -> Status {

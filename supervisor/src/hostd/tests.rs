@@ -445,6 +445,25 @@ fn status_names_each_state() {
     assert!(st(Some(cuse), node(driver))
         .describe(p)
         .starts_with("BYPASSED: "));
+    // The line for people starts with the state's name (the one --check --json and the
+    // metrics use), and every state is listed once.
+    for s in [
+        st(Some(cuse), node(cuse)),
+        st(Some(cuse), node(driver)),
+        st(Some(cuse), NodeState::Missing),
+        st(None, node(driver)),
+        st(None, node(cuse)),
+    ] {
+        let line = s.describe(p).to_lowercase();
+        assert!(
+            line.starts_with(&format!("{}: ", s.coverage().name())),
+            "{line}"
+        );
+        assert_eq!(
+            Coverage::ALL.iter().filter(|c| **c == s.coverage()).count(),
+            1
+        );
+    }
 }
 
 #[test]
