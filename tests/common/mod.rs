@@ -631,6 +631,10 @@ impl Out {
             self.status, self.stdout, self.stderr
         )
     }
+    /// Its output as one JSON value (the test fails when it is not).
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("{e}\n{}", self.dump()))
+    }
 }
 
 /// Runs `cmd` to its end (at most [`RUN_TIMEOUT`]), its output captured.
