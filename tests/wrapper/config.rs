@@ -1,5 +1,5 @@
 //! The policy: `mfiguard-run` and the library read one configuration the same way
-//! (`core/src/config.rs`):
+//! (`core/src/config/`):
 //! an unknown key is refused by the wrapper (exit 125, one line naming FILE:LINE or the
 //! variable, the key, the value and the valid keys, closest first) and makes the library take
 //! the strictest mode (readonly) with an error record; values are read in any case wherever
@@ -25,7 +25,7 @@ fn records_line(out: &Out) -> &str {
         .unwrap_or_else(|| panic!("no records line\n{}", out.dump()))
 }
 
-/// The config file is read by the library's rule (`core/src/config.rs`): comments, a `#`
+/// The config file is read by the library's rule (`core/src/config/file.rs`): comments, a `#`
 /// after a blank, quotes, keys in any case with or without the prefix, the last one wins.
 #[test]
 fn config_file_lines_are_read_by_the_librarys_rule() {
