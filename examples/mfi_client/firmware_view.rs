@@ -29,8 +29,8 @@ use mfiguard_sanitizer::builder::{samples, PacketBuilder};
 use mfiguard_sanitizer::RuleId;
 
 use super::{
-    buf_addr, ctrl_info_with, dcmd, inquiry_with, run_call, sense_at, Call, Opts, Report, ABI,
-    DIR_READ,
+    buf_addr, ctrl_info_with, dcmd, inquiry_with, no_data, run_call, sense_at, Call, Opts, Report,
+    ABI, DIR_READ,
 };
 
 /// The canary's fill byte.
@@ -42,16 +42,7 @@ const PAGE: usize = 4096;
 pub(super) fn rule_call(h: u16, rule: RuleId) -> Result<Call, String> {
     Ok(match rule {
         // A toolbox frame, no data: its layout is not published.
-        RuleId::FrameLayoutUnknown => Call {
-            packet: PacketBuilder::new(ABI)
-                .host_no(h)
-                .frame_header(MfiCmd::Toolbox, 0, 0, 0)
-                .build(),
-            request: c_ulong::from(ABI.firmware_request()),
-            bufs: Vec::new(),
-            report: Report::Nothing,
-            label: None,
-        },
+        RuleId::FrameLayoutUnknown => no_data(h, MfiCmd::Toolbox, |b| b),
         // INQUIRY with its sense pointer at 0x28 (in the CDB past its 6 bytes) and 0 at 0x18.
         RuleId::SenseOffsetUnusual => inquiry_with(h, 8, 32, |b, sense| sense_at(b, 0x28, sense)),
         // CTRL_GET_INFO with eight entries, the last seven empty: entry 7's slot ends at 0x88.

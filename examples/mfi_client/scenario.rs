@@ -69,6 +69,24 @@ pub(crate) fn dcmd(host: u16, opcode: u32, len: usize, report: Report) -> Call {
     }
 }
 
+/// A frame of `cmd` and no data buffer, with a builder edit applied before it is built.
+pub(crate) fn no_data(
+    host: u16,
+    cmd: MfiCmd,
+    edit: impl FnOnce(PacketBuilder) -> PacketBuilder,
+) -> Call {
+    let b = PacketBuilder::new(ABI)
+        .host_no(host)
+        .frame_header(cmd, 0, 0, 0);
+    Call {
+        packet: edit(b).build(),
+        request: c_ulong::from(ABI.firmware_request()),
+        bufs: Vec::new(),
+        report: Report::Nothing,
+        label: None,
+    }
+}
+
 /// CTRL_GET_INFO, with a builder edit applied before the packet is built.
 pub(crate) fn ctrl_info_with(
     host: u16,
@@ -284,17 +302,7 @@ pub(crate) fn rule_call(h: u16, id: &str) -> Result<Call, String> {
         // A command code past MFI_CMD_OP_COUNT.
         RuleId::FrameCmd => ctrl_info_with(h, 2048, |b| b.header(|hd| hd.cmd = 0x0B)),
         // MFI_CMD_INIT with a queue-info physical address of the caller's choosing.
-        RuleId::FrameCmdForbidden => Call {
-            packet: PacketBuilder::new(ABI)
-                .host_no(h)
-                .frame_header(MfiCmd::Init, 0, 0, 0)
-                .frame_u64(0x18, 0x1234_5000)
-                .build(),
-            request: c_ulong::from(ABI.firmware_request()),
-            bufs: Vec::new(),
-            report: Report::Nothing,
-            label: None,
-        },
+        RuleId::FrameCmdForbidden => no_data(h, MfiCmd::Init, |b| b.frame_u64(0x18, 0x1234_5000)),
         // The driver writes the SGL 256 KiB past its frame (which is never the frame's own SGL
         // offset: `sgl.offset-unusual` comes with it).
         RuleId::SglBounds => ctrl_info_with(h, 2048, |b| b.sgl_off(0x40000)),
@@ -336,30 +344,13 @@ pub(crate) fn rule_call(h: u16, id: &str) -> Result<Call, String> {
         // An NVMe frame, no data: refused first by frame.layout-unknown, so readonly.cmd
         // decides alone only with that rule allowed (what a tool that needs NVMe frames runs
         // with); a driver without NVMe pass-through answers ENOTSUPP.
-        RuleId::ReadonlyCmd => Call {
-            packet: PacketBuilder::new(ABI)
-                .host_no(h)
-                .frame_header(MfiCmd::Nvme, 0, 0, 0)
-                .build(),
-            request: c_ulong::from(ABI.firmware_request()),
-            bufs: Vec::new(),
-            report: Report::Nothing,
-            label: None,
-        },
+        RuleId::ReadonlyCmd => no_data(h, MfiCmd::Nvme, |b| b),
         // MR_DCMD_CTRL_CACHE_FLUSH (controller and disk caches): an action, not a read.
-        RuleId::ReadonlyDcmd => Call {
-            packet: PacketBuilder::new(ABI)
-                .host_no(h)
-                .sgl_off(0x28)
-                .frame_header(MfiCmd::Dcmd, 0, 0, 0)
+        RuleId::ReadonlyDcmd => no_data(h, MfiCmd::Dcmd, |b| {
+            b.sgl_off(0x28)
                 .frame_u32(0x18, 0x0110_1000)
                 .frame_bytes(0x1C, &[0x03])
-                .build(),
-            request: c_ulong::from(ABI.firmware_request()),
-            bufs: Vec::new(),
-            report: Report::Nothing,
-            label: None,
-        },
+        }),
         // SYNCHRONIZE CACHE(10) to a disk, sense at 0x18: not a reading command.
         RuleId::ReadonlyScsi => {
             let mut sense = vec![0u8; 32];
