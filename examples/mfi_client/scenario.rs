@@ -87,6 +87,27 @@ pub(crate) fn no_data(
     }
 }
 
+/// MegaCli 8.01.06's STP IDENTIFY probe (a 20-byte response FIS, 512 bytes of data), with a
+/// builder edit applied before the packet is built.
+pub(crate) fn stp_probe_with(
+    host: u16,
+    target: u8,
+    edit: impl FnOnce(PacketBuilder) -> PacketBuilder,
+) -> Call {
+    let mut fis = vec![0u8; 20];
+    let mut data = vec![0u8; 512];
+    let b =
+        samples::megacli_8_01_06_stp_probe(ABI, target, buf_addr(&mut fis), buf_addr(&mut data))
+            .host_no(host);
+    Call {
+        packet: edit(b).build(),
+        request: c_ulong::from(ABI.firmware_request()),
+        bufs: vec![fis, data],
+        report: Report::Stp,
+        label: None,
+    }
+}
+
 /// CTRL_GET_INFO, with a builder edit applied before the packet is built.
 pub(crate) fn ctrl_info_with(
     host: u16,
@@ -140,26 +161,7 @@ pub(crate) fn prepare(opts: &Opts) -> Result<Plan, String> {
         "ld-list" => dcmd(h, MR_DCMD_LD_GET_LIST, 8 + 64 * 16, Report::LdList),
         "event-info" => dcmd(h, MR_DCMD_CTRL_EVENT_GET_INFO, 20, Report::EventInfo),
         "inquiry" => inquiry_with(h, target_arg(opts)?, 32, |b, _| b),
-        "stp-probe" => {
-            let target = target_arg(opts)?;
-            let mut fis = vec![0u8; 20];
-            let mut data = vec![0u8; 512];
-            let packet = samples::megacli_8_01_06_stp_probe(
-                ABI,
-                target,
-                buf_addr(&mut fis),
-                buf_addr(&mut data),
-            )
-            .host_no(h)
-            .build();
-            Call {
-                packet,
-                request: c_ulong::from(ABI.firmware_request()),
-                bufs: vec![fis, data],
-                report: Report::Stp,
-                label: None,
-            }
-        }
+        "stp-probe" => stp_probe_with(h, target_arg(opts)?, |b| b),
         "ieee-dcmd" => ctrl_info_with(h, 2048, |b| add_flags(b, IEEE_SGL64)),
         "high-bits" => {
             let mut c = ctrl_info_with(h, 2048, |b| add_flags(b, IEEE_SGL64));
