@@ -1,4 +1,4 @@
-//! What the guard costs, measured side by side in one run (issue 6).
+//! What the guard costs, measured side by side in one run.
 //!
 //!     cargo bench --bench overhead            # full run (a few minutes)
 //!     cargo bench --bench overhead -- --quick # the short version CI runs so this cannot rot

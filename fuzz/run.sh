@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing, for a bounded time: the sanitizer's decision and rewrite (target
-# `decide`, fuzz_targets/decide.rs) and the supervisor's guarded path with its copy plan and the
-# i386 layout's translation (target `emulate`, fuzz_targets/emulate.rs):
+# `decide`, fuzz_targets/decide.rs) and the guarded path in both memory strategies, the
+# supervisor's copy plan with the i386 layout's translation and the library's in-place path
+# (target `guarded`, fuzz_targets/guarded.rs):
 #
 #     fuzz/run.sh [SECONDS] [extra libFuzzer options...]     (default 60 s, `decide`)
-#     FUZZ_TARGET=emulate fuzz/run.sh [SECONDS] ...
+#     FUZZ_TARGET=guarded fuzz/run.sh [SECONDS] ...
 #
 # Works from a fresh machine with only the stable toolchain: installs cargo-fuzz (pinned) if
 # missing and builds with RUSTC_BOOTSTRAP=1, which lets the stable compiler take the unstable
@@ -42,7 +43,7 @@ mkdir -p "corpus/$target-work" "artifacts/$target"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 max_len=512
-[[ "$target" == emulate ]] && max_len=20000
+[[ "$target" == guarded ]] && max_len=20000
 lib_args=(-max_len="$max_len" -print_final_stats=1 -artifact_prefix="artifacts/$target/")
 if [[ "$seconds" == 0 ]]; then
     # Replay the given inputs (or the corpus) once.

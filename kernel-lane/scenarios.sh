@@ -460,7 +460,7 @@ sc_stp_probe() {
 }
 
 # ---------------------------------------------------------------------------------------------------
-# The read-only policy (issue 8, MFIGUARD_MODE=readonly) in front of the real driver.
+# The read-only policy (MFIGUARD_MODE=readonly) in front of the real driver.
 
 no_packets() { # TAG MODE: the kprobe saw no packet reach megasas_mgmt_fw_ioctl (unchecked without it)
     k=$(cat "$OUT/$1.$2.kpackets")

@@ -1,4 +1,4 @@
-//! Hostile packets from a real process (issue 9). An unreadable packet (unmapped, PROT_NONE, a
+//! Hostile packets from a real process. An unreadable packet (unmapped, PROT_NONE, a
 //! null pointer, one that starts readable and runs into a PROT_NONE page, or one shorter than the
 //! layout that ends where an unmapped page begins) gives -1/EFAULT and a log record, never a
 //! signal, and never reaches the driver: the guard could not check it, so it does not send it.

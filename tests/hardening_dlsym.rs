@@ -1,4 +1,4 @@
-//! `ioctl` found by name (issue 17): Python's ctypes and hand-written loaders look it up with
+//! `ioctl` found by name: Python's ctypes and hand-written loaders look it up with
 //! `dlsym(dlopen("libc.so.6"), "ioctl")` or `dlvsym(RTLD_NEXT, "ioctl", "GLIBC_2.2.5")`, which
 //! the preload order does not affect, so they went around the guard (and around the simulator,
 //! which is why the unguarded runs below never reach it). The library now interposes `dlsym`

@@ -1,5 +1,5 @@
-//! The record file is a regular file owned by root or the caller, or nothing is written to it
-//! (issue 17); and no sink ever waits for a reader.
+//! The record file is a regular file owned by root or the caller, or nothing is written to it;
+//! and no sink ever waits for a reader.
 //!
 //! - A FIFO with no reader (an unprivileged user can create one first in a world-writable log
 //!   directory) used to hang the tool forever in `open`: now the call completes, the FIFO is
@@ -14,9 +14,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
-mod hardening_common;
+use common::hardening::*;
 use common::*;
-use hardening_common::*;
 
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};

@@ -14,9 +14,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
-mod hardening_common;
+use common::hardening::*;
 use common::*;
-use hardening_common::*;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -109,7 +108,7 @@ fn a_failing_sink_is_reported_once_by_each_process() {
     let mut reported: Vec<i64> = run
         .stderr
         .lines()
-        // /dev/full is refused as a device since issue 17 (its records go to stderr): still
+        // /dev/full is refused as a device (its records go to stderr): still
         // one report per process.
         .filter(|l| {
             l.contains(

@@ -18,9 +18,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
-mod hardening_common;
+use common::hardening::*;
 use common::*;
-use hardening_common::*;
 
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! Sinks that fail (issue 9), end to end: the documented policy (README.md, "When a sink fails").
+//! Sinks that fail, end to end: the documented policy (README.md, "When a sink fails").
 //!
 //! - By default the call always completes, exactly as it would with a working log: a log file
 //!   that cannot be opened (its directory missing: ENOENT) or
@@ -13,18 +13,17 @@
 //!   loses no record: each is whole, in the old file or the new one.
 //!
 //! (A failing sink reported once per forked process is in tests/hardening_processes.rs; the
-//! logrotate configuration's own checks in tests/wrapper.rs.)
+//! logrotate configuration's own checks in tests/integrations.rs.)
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
-mod hardening_common;
+use common::hardening::*;
 use common::*;
-use hardening_common::*;
 
 use std::path::Path;
 use std::process::Command;
 
-/// Where the guard sends syslog datagrams (core/src/audit.rs `SYSLOG_SOCKET`).
+/// Where the guard sends syslog datagrams (core/src/audit/sink/syslog.rs `SYSLOG_SOCKET`).
 const SYSLOG_SOCKET: &str = "/dev/log";
 
 /// The guard's own lines on stderr (`mfiguard[PID]: ...`).

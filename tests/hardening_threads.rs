@@ -8,9 +8,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
-mod hardening_common;
+use common::hardening::*;
 use common::*;
-use hardening_common::*;
 
 const THREADS: usize = 16;
 const MILLIS: u64 = 2000;

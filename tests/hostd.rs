@@ -1,34 +1,16 @@
 //! `mfiguard-hostd` on a host without CUSE (this one: the kernel lane boots the kernel that has
 //! it and runs the daemon there, `kernel-lane/scenarios.sh` `hostd_*`): its status report, its
 //! refusals, what it leaves alone when it cannot start, its unit and its page. The request
-//! handling itself is unit-tested in `supervisor/src/hostd.rs`.
+//! handling itself is unit-tested in `supervisor/src/hostd/`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
 
 mod common;
 
 use std::os::unix::fs::FileTypeExt;
 use std::path::PathBuf;
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 
-use common::Scratch;
-
-struct Out {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-impl Out {
-    fn code(&self) -> i32 {
-        self.status.code().unwrap_or(-1)
-    }
-    fn dump(&self) -> String {
-        format!(
-            "exit: {:?}\n--- stdout\n{}--- stderr\n{}",
-            self.status, self.stdout, self.stderr
-        )
-    }
-}
+use common::{have, Out, Scratch};
 
 fn hostd(args: &[&std::ffi::OsStr]) -> Out {
     let mut cmd = Command::new(common::hostd_bin());
@@ -41,15 +23,8 @@ fn hostd(args: &[&std::ffi::OsStr]) -> Out {
     cmd.env("MFIGUARD_CONFIG", "/dev/null")
         .env("MFIGUARD_LOG", "none")
         .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let (status, stdout, stderr) = common::run_with_timeout(&mut cmd, common::RUN_TIMEOUT);
-    Out {
-        status,
-        stdout,
-        stderr,
-    }
+        .stdin(Stdio::null());
+    common::run(&mut cmd)
 }
 
 fn os(s: &str) -> &std::ffi::OsStr {
@@ -256,14 +231,6 @@ fn the_unit_fails_closed_restarts_and_is_hardened() {
             }
         }
     }
-}
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool} >/dev/null 2>&1"))
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 #[test]

@@ -11,40 +11,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{client, guard_lib, root, run_with_timeout, wrapper_bin, Guard, Scratch};
+use common::wrapper::{integration, write_exec};
+use common::{client, guard_lib, have, wrapper_bin, Guard, Out, Scratch};
 use serde_json::Value;
 
-/// A scratch log and the wrapper's view of it.
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Out {
-    fn dump(&self) -> String {
-        format!(
-            "exit {}\n--- stdout\n{}--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("{e}\n{}", self.dump()))
-    }
-}
-
+/// `cmd` run to its end with nothing on its standard input.
 fn run(cmd: &mut Command) -> Out {
-    let (st, stdout, stderr) = run_with_timeout(
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped()),
-        Duration::from_secs(60),
-    );
-    Out {
-        code: st.code().unwrap_or(-1),
-        stdout,
-        stderr,
-    }
+    common::run(cmd.stdin(Stdio::null()))
 }
 
 /// The wrapper's library directory: the 64-bit guard and probe beside it. The tests' guard
@@ -79,17 +52,6 @@ fn scrub(cmd: &mut Command) -> &mut Command {
         }
     }
     cmd.env("MFIGUARD_CONFIG", "/dev/null")
-}
-
-fn integration(rel: &str) -> PathBuf {
-    root().join("examples/integrations").join(rel)
-}
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool} >/dev/null")])
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 fn outcomes(log: &Path) -> usize {
@@ -135,7 +97,7 @@ fn report_json(log: &Path, extra: &[&str]) -> Value {
     args.extend_from_slice(extra);
     args.extend(["--log", log.to_str().unwrap()]);
     let out = run(&mut wrapper(&args));
-    assert_eq!(out.code, 0, "{}", out.dump());
+    assert_eq!(out.code(), 0, "{}", out.dump());
     out.json()
 }
 
@@ -208,7 +170,7 @@ fn the_report_counts_each_call_once_across_rotated_logs() {
     assert_eq!(r["calls"]["total"], 6, "{r:#}");
     // The text form names the same.
     let out = run(&mut wrapper(&["--report", "--log", log.to_str().unwrap()]));
-    assert_eq!(out.code, 0, "{}", out.dump());
+    assert_eq!(out.code(), 0, "{}", out.dump());
     assert!(out.stdout.contains("refused: 3\n"), "{}", out.stdout);
     assert!(
         out.stdout.lines().any(|l| l.contains("readonly.dcmd")
@@ -225,19 +187,19 @@ fn the_report_counts_each_call_once_across_rotated_logs() {
         "--log",
         log.to_str().unwrap(),
     ]));
-    assert_eq!(out.code, 125, "{}", out.dump());
+    assert_eq!(out.code(), 125, "{}", out.dump());
     assert!(out.stderr.contains("--since: "), "{}", out.dump());
     let out = run(&mut wrapper(&[
         "--report",
         "--log",
         s.path("none.jsonl").to_str().unwrap(),
     ]));
-    assert_eq!(out.code, 125, "{}", out.dump());
+    assert_eq!(out.code(), 125, "{}", out.dump());
     let out = run(&mut wrapper(&["--json", "--", "/bin/true"]));
-    assert_eq!(out.code, 125, "{}", out.dump());
+    assert_eq!(out.code(), 125, "{}", out.dump());
     // --collect writes files: never because a word was taken for a TOOL.
     let out = run(&mut wrapper(&["--collect", "x", "true"]));
-    assert_eq!(out.code, 125, "{}", out.dump());
+    assert_eq!(out.code(), 125, "{}", out.dump());
     assert!(
         out.stderr.contains("--collect takes no TOOL"),
         "{}",
@@ -324,7 +286,7 @@ fn the_collector_counts_across_rotation_and_every_metric_is_mfiguards() {
     let log = s.path("audit.jsonl");
     three_calls(&log);
     let out = collect(&s, &log);
-    assert_eq!(out.code, 0, "{}", out.dump());
+    assert_eq!(out.code(), 0, "{}", out.dump());
     let prom = s.path("textfile/mfiguard.prom");
     let m = samples(&prom);
     for (k, _) in &m {
@@ -364,13 +326,13 @@ fn the_collector_counts_across_rotation_and_every_metric_is_mfiguards() {
         let out = run(Command::new("sh")
             .arg("-c")
             .arg(format!("promtool check metrics < {}", prom.display())));
-        assert_eq!(out.code, 0, "promtool check metrics\n{}", out.dump());
+        assert_eq!(out.code(), 0, "promtool check metrics\n{}", out.dump());
     } else {
         eprintln!("note: promtool (prometheus) not installed: the metrics were not linted");
     }
 
     // Nothing new: nothing counted twice.
-    assert_eq!(collect(&s, &log).code, 0);
+    assert_eq!(collect(&s, &log).code(), 0);
     let readonly = "mfiguard_calls_total{mode=\"readonly\",verdict=\"reject\"}";
     assert_eq!(sample(&samples(&prom), readonly), 1.0);
     // logrotate renames the log (delaycompress keeps it as .1) after more records went into
@@ -378,7 +340,7 @@ fn the_collector_counts_across_rotation_and_every_metric_is_mfiguards() {
     three_calls(&log);
     std::fs::rename(&log, s.path("audit.jsonl.1")).unwrap();
     three_calls(&log);
-    assert_eq!(collect(&s, &log).code, 0);
+    assert_eq!(collect(&s, &log).code(), 0);
     let m = samples(&prom);
     assert_eq!(sample(&m, readonly), 3.0, "{m:?}");
     assert_eq!(sample(&m, &audit_key), 3.0);
@@ -415,7 +377,7 @@ fn the_collector_says_when_it_cannot_read_the_records() {
     let log = dir.join("audit.jsonl");
     std::fs::create_dir_all(&log).unwrap();
     let out = collect(&s, &log);
-    assert_eq!(out.code, 1, "{}", out.dump());
+    assert_eq!(out.code(), 1, "{}", out.dump());
     assert!(
         out.stderr.contains("reading the records: "),
         "{}",
@@ -434,7 +396,7 @@ fn check_mfiguard_judges_the_root_written_status_as_an_unprivileged_user() {
     std::fs::create_dir_all(s.path("textfile")).unwrap();
     let log = s.path("audit.jsonl");
     three_calls(&log);
-    assert_eq!(collect(&s, &log).code, 0);
+    assert_eq!(collect(&s, &log).code(), 0);
     let status = s.path("state/status.json");
     let plugin = |args: &[&str]| -> Command {
         let mut cmd = Command::new(integration("nagios/check_mfiguard"));
@@ -451,7 +413,7 @@ fn check_mfiguard_judges_the_root_written_status_as_an_unprivileged_user() {
     // The old way fails for this user: the log is root's.
     let report = wrapper(&["--report", "--log", log.to_str().unwrap()]);
     let denied = run(&mut as_nobody(&report).unwrap());
-    assert_eq!(denied.code, 125, "{}", denied.dump());
+    assert_eq!(denied.code(), 125, "{}", denied.dump());
     assert!(
         denied.stderr.contains("Permission denied"),
         "{}",
@@ -459,7 +421,7 @@ fn check_mfiguard_judges_the_root_written_status_as_an_unprivileged_user() {
     );
 
     let out = run(&mut c);
-    assert_eq!(out.code, 1, "one refusal > 0: WARNING\n{}", out.dump());
+    assert_eq!(out.code(), 1, "one refusal > 0: WARNING\n{}", out.dump());
     let first = out.stdout.lines().next().unwrap();
     assert!(
         first.starts_with("MFIGUARD WARNING - 1 refusals in the last 1h (warning 0) | "),
@@ -468,21 +430,21 @@ fn check_mfiguard_judges_the_root_written_status_as_an_unprivileged_user() {
     assert!(first.contains(" refusals=1;0;5;0; "), "{first}");
     assert!(first.contains(" rejects=2c "), "counters: {first}");
     let out = run(&mut as_nobody(&plugin(&["-w", "1", "-c", "5"])).unwrap());
-    assert_eq!(out.code, 0, "{}", out.dump());
+    assert_eq!(out.code(), 0, "{}", out.dump());
     assert!(
         out.stdout.starts_with("MFIGUARD OK - the guard works"),
         "{}",
         out.dump()
     );
     let out = run(&mut as_nobody(&plugin(&["-c", "0"])).unwrap());
-    assert_eq!(out.code, 2, "{}", out.dump());
+    assert_eq!(out.code(), 2, "{}", out.dump());
     // Audit mode's previews count with --audit.
     let out = run(&mut as_nobody(&plugin(&["-w", "1", "--audit"])).unwrap());
-    assert_eq!(out.code, 1, "{}", out.dump());
+    assert_eq!(out.code(), 1, "{}", out.dump());
     // A stale status (the collector stopped) is UNKNOWN; so is a missing one.
     std::thread::sleep(Duration::from_millis(2100));
     let out = run(&mut as_nobody(&plugin(&["--max-age", "1s"])).unwrap());
-    assert_eq!(out.code, 3, "{}", out.dump());
+    assert_eq!(out.code(), 3, "{}", out.dump());
     assert!(
         out.stdout.contains("the collector has stopped"),
         "{}",
@@ -493,7 +455,7 @@ fn check_mfiguard_judges_the_root_written_status_as_an_unprivileged_user() {
         .env("MFIGUARD_RUN", wrapper_bin())
         .args(["-s", "/nonexistent/status.json"]);
     let out = run(&mut as_nobody(&missing).unwrap());
-    assert_eq!(out.code, 3, "{}", out.dump());
+    assert_eq!(out.code(), 3, "{}", out.dump());
     assert!(
         out.stdout.starts_with("MFIGUARD UNKNOWN - cannot read"),
         "{}",
@@ -515,7 +477,7 @@ fn check_mfiguard_judges_the_root_written_status_as_an_unprivileged_user() {
         .args(["-t", "1"]);
     let t0 = std::time::Instant::now();
     let out = run(&mut as_nobody(&slow).unwrap());
-    assert_eq!(out.code, 3, "{}", out.dump());
+    assert_eq!(out.code(), 3, "{}", out.dump());
     assert!(
         out.stdout.contains("no answer within 1 s"),
         "{}",
@@ -536,7 +498,7 @@ fn check_mfiguard_judges_the_root_written_status_as_an_unprivileged_user() {
         (&["-V"][..], 3, "check_mfiguard "),
     ] {
         let out = run(&mut plugin(args));
-        assert_eq!(out.code, code, "{args:?}\n{}", out.dump());
+        assert_eq!(out.code(), code, "{args:?}\n{}", out.dump());
         assert!(out.stdout.starts_with(start), "{args:?}\n{}", out.dump());
     }
 }
@@ -559,14 +521,14 @@ fn check_mfiguard_is_critical_when_the_policy_is_invalid() {
         s.0.to_str().unwrap(),
     ])
     .env("MFIGUARD_CONFIG", &conf));
-    assert_eq!(out.code, 0, "{}", out.dump());
+    assert_eq!(out.code(), 0, "{}", out.dump());
     let mut cmd = Command::new(integration("nagios/check_mfiguard"));
     scrub(&mut cmd)
         .env("MFIGUARD_RUN", wrapper_bin())
         .arg("-s")
         .arg(s.path("state/status.json"));
     let out = run(&mut cmd);
-    assert_eq!(out.code, 2, "{}", out.dump());
+    assert_eq!(out.code(), 2, "{}", out.dump());
     assert!(
         out.stdout.starts_with(
             "MFIGUARD CRITICAL - the self-test fails: invalid setting: MFIGUARD_MODE=\"readonyl\""
@@ -579,7 +541,7 @@ fn check_mfiguard_is_critical_when_the_policy_is_invalid() {
 #[test]
 fn mfiguard_hostd_has_help() {
     let out = run(Command::new(common::hostd_bin()).arg("--help"));
-    assert_eq!(out.code, 0, "{}", out.dump());
+    assert_eq!(out.code(), 0, "{}", out.dump());
     assert!(
         out.stdout.contains("Usage: mfiguard-hostd [OPTIONS]") && out.stdout.contains("--status"),
         "{}",
@@ -592,7 +554,7 @@ fn check_json_is_the_self_tests_facts() {
     let out = run(&mut wrapper(&["--check", "--json"]));
     let j = out.json();
     assert_eq!(j["check_version"], 1);
-    assert_eq!(j["ok"], out.code == 0, "{}", out.dump());
+    assert_eq!(j["ok"], out.code() == 0, "{}", out.dump());
     assert_eq!(j["libraries"]["64"]["installed"], true);
     assert_eq!(j["libraries"]["64"]["intercepted"], true, "{j:#}");
     assert_eq!(j["policy"]["mode"]["value"], "enforce");
@@ -604,14 +566,14 @@ fn check_json_is_the_self_tests_facts() {
     assert!(j["hostd"]["state"].is_string());
     // Its text twin agrees on the verdict.
     let text = run(&mut wrapper(&["--check"]));
-    assert_eq!(text.code, out.code);
+    assert_eq!(text.code(), out.code());
 
     // A library that does not intercept, an invalid setting: not ok, and why.
     let s = Scratch::new("check-json");
     let conf = s.path("c.conf");
     std::fs::write(&conf, "mode = readonyl\n").unwrap();
     let out = run(wrapper(&["--check", "--json"]).env("MFIGUARD_CONFIG", &conf));
-    assert_eq!(out.code, 1, "{}", out.dump());
+    assert_eq!(out.code(), 1, "{}", out.dump());
     let j = out.json();
     assert_eq!(j["ok"], false);
     let invalid = j["policy"]["invalid"].as_array().unwrap();
@@ -655,7 +617,7 @@ fn a_script_that_runs_sudo_is_named_before_it_fails() {
         return;
     };
     let out = run(&mut c);
-    assert_eq!(out.code, 1, "{}", out.dump());
+    assert_eq!(out.code(), 1, "{}", out.dump());
     assert!(
         out.stdout
             .contains("    CANNOT: the script runs sudo (line 3: sudo -n /bin/true")
@@ -719,11 +681,6 @@ fn a_script_that_runs_sudo_is_named_before_it_fails() {
 
 // ---- the scripts and units that feed the monitoring --------------------------------------------
 
-fn write_exec(p: &Path, text: &str) {
-    std::fs::write(p, text).unwrap();
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
-}
-
 /// A script standing in for MegaCli64: records its arguments and LD_PRELOAD in
 /// `$FAKE_RECORD`, prints -LDInfo-like output.
 fn fake_megacli(s: &Scratch, name: &str) -> PathBuf {
@@ -741,12 +698,12 @@ fn find_raid_tool_and_the_snapshot_find_the_tool_and_write_a_file() {
     let find = integration("libexec/find-raid-tool");
     let tool = fake_megacli(&s, "megacli");
     let out = run(Command::new(&find).env("MFIGUARD_RAID_TOOL", &tool));
-    assert_eq!(out.code, 0, "{}", out.dump());
+    assert_eq!(out.code(), 0, "{}", out.dump());
     assert_eq!(out.stdout, format!("megacli {}\n", tool.display()));
     let out = run(Command::new(&find).env("MFIGUARD_RAID_TOOL", s.path("none")));
-    assert_eq!(out.code, 1, "{}", out.dump());
+    assert_eq!(out.code(), 1, "{}", out.dump());
     let out = run(Command::new(&find).args(["--name", "no-such-raid-tool-here"]));
-    assert_eq!(out.code, 1);
+    assert_eq!(out.code(), 1);
     assert!(
         out.stderr
             .contains("no no-such-raid-tool-here found in /opt/MegaRAID/MegaCli "),
@@ -770,7 +727,7 @@ fn find_raid_tool_and_the_snapshot_find_the_tool_and_write_a_file() {
         )
     };
     let out = snapshot(&tool);
-    assert_eq!(out.code, 0, "{}", out.dump());
+    assert_eq!(out.code(), 0, "{}", out.dump());
     assert_eq!(
         out.stdout, "",
         "the snapshot goes to its file, not to the journal"
@@ -793,7 +750,7 @@ fn find_raid_tool_and_the_snapshot_find_the_tool_and_write_a_file() {
     // A StorCLI gets its own syntax.
     let storcli = fake_megacli(&s, "storcli64");
     let out = snapshot(&storcli);
-    assert_eq!(out.code, 0, "{}", out.dump());
+    assert_eq!(out.code(), 0, "{}", out.dump());
     assert_eq!(
         std::fs::read_to_string(&record).unwrap().lines().next(),
         Some("args: /call show all")
@@ -817,7 +774,7 @@ fn the_textfile_collector_names_its_metrics_mfiguard() {
     .env("MFIGUARD_RUN", wrapper_bin())
     .env("MFIGUARD_LIB_DIR", lib_dir())
     .env("MFIGUARD_VIA", "preload"));
-    assert_eq!(out.code, 0, "{}", out.dump());
+    assert_eq!(out.code(), 0, "{}", out.dump());
     let m = samples(&dir.join("mfiguard_MegaCli64.prom"));
     for (k, _) in &m {
         assert!(k.starts_with("mfiguard_"), "{k}");
@@ -841,7 +798,7 @@ fn the_textfile_collector_names_its_metrics_mfiguard() {
             "promtool check metrics < {}",
             dir.join("mfiguard_MegaCli64.prom").display()
         )));
-        assert_eq!(out.code, 0, "{}", out.dump());
+        assert_eq!(out.code(), 0, "{}", out.dump());
     }
 }
 
@@ -868,7 +825,7 @@ fn the_new_shell_scripts_pass_their_linters() {
         ] {
             if have(tool) {
                 let out = run(Command::new(tool).args(args).arg(&p));
-                assert_eq!(out.code, 0, "{tool} {rel}\n{}", out.dump());
+                assert_eq!(out.code(), 0, "{tool} {rel}\n{}", out.dump());
             } else {
                 eprintln!("note: {tool} not installed");
             }
@@ -931,7 +888,7 @@ fn the_journal_is_read_through_journalctl() {
     let out = run(
         wrapper(&["--report", "--json", "--since", "1d", "--log", "syslog"]).env("PATH", &path),
     );
-    assert_eq!(out.code, 0, "{}", out.dump());
+    assert_eq!(out.code(), 0, "{}", out.dump());
     let r = out.json();
     assert_eq!(r["calls"]["total"], 2, "{r:#}");
     assert_eq!(
@@ -960,8 +917,8 @@ fn the_journal_is_read_through_journalctl() {
         ])
         .env("PATH", &path))
     };
-    assert_eq!(collect().code, 0);
-    assert_eq!(collect().code, 0, "the second run reads after the cursor");
+    assert_eq!(collect().code(), 0);
+    assert_eq!(collect().code(), 0, "the second run reads after the cursor");
     let called = std::fs::read_to_string(&calls).unwrap();
     assert!(
         called

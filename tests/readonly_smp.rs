@@ -1,4 +1,4 @@
-//! The read-only policy's SMP rule end to end (issue 8): the guard reads the caller's SMP
+//! The read-only policy's SMP rule end to end: the guard reads the caller's SMP
 //! request (`sgl[1]`) once into private memory, lets discovery and report functions through and
 //! refuses the rest with EPERM (`readonly.smp`, naming the function), sends its private copy so
 //! that a request changed during the call cannot reach the driver, and copies back into the

@@ -1317,3 +1317,58 @@ fn the_wrapper_chooses_the_supervisor_and_refuses_what_nothing_guards() {
     assert_eq!(code, 0, "{err}");
     assert!(!err.contains("warning"), "{err}");
 }
+
+both!(log_required_fails_closed_as_under_the_library);
+/// `MFIGUARD_LOG_REQUIRED=1` with a record file that cannot be written (a directory): every
+/// recorded call fails closed with `EIO` before the driver, and stderr says so line for line as
+/// under the library: the sink's refusal, then each call's records and its refusal, every line
+/// naming the tool's pid.
+fn log_required_fails_closed_as_under_the_library(via: Via) {
+    let dir = Scratch::new("required-dir");
+    let log = dir.path("audit.jsonl");
+    std::fs::create_dir(&log).unwrap();
+    let log = log.to_str().unwrap();
+    let args = ["--repeat", "3", "ieee-dcmd"];
+    let lib = client(&args)
+        .guard(Guard::Enforce)
+        .env("MFIGUARD_LOG", log)
+        .env("MFIGUARD_LOG_REQUIRED", "1")
+        .run();
+    let sup = supervised_client(via, &examples().client, &args)
+        .env("MFIGUARD_LOG", log)
+        .env("MFIGUARD_LOG_REQUIRED", "1")
+        .run();
+    let ctx = format!(
+        "--- library\n{}\n--- supervisor\n{}",
+        lib.dump(),
+        sup.dump()
+    );
+    assert_eq!(lib.code(), 1, "{ctx}");
+    assert_eq!(sup.code(), lib.code(), "{ctx}");
+    assert_eq!(sup.stdout, lib.stdout, "{ctx}");
+    assert!(lib.sim.is_empty() && sup.sim.is_empty(), "{ctx}");
+    let lines = |stderr: &str| -> (Vec<String>, Vec<String>) {
+        let guard: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.starts_with("mfiguard["))
+            .collect();
+        let (pids, texts) = guard
+            .iter()
+            .map(|l| l.split_once("]: ").unwrap())
+            .map(|(p, t)| (p.to_owned(), t.to_owned()))
+            .unzip();
+        (pids, texts)
+    };
+    let (lib_pids, lib_lines) = lines(&lib.stderr);
+    let (sup_pids, sup_lines) = lines(&sup.stderr);
+    assert_eq!(sup_lines, lib_lines, "{ctx}");
+    // The refusal, then for each call its decision, the refusal and the outcome.
+    assert_eq!(lib_lines.len(), 1 + 3 * 3, "{ctx}");
+    assert!(
+        lib_lines[2].starts_with("#1 refused with EIO (guard.log-required): "),
+        "{ctx}"
+    );
+    for pids in [&lib_pids, &sup_pids] {
+        assert!(pids.windows(2).all(|w| w[0] == w[1]), "{ctx}");
+    }
+}

@@ -65,18 +65,18 @@ pub fn to_json(ok: bool, facts: serde_json::Map<String, serde_json::Value>) -> s
 /// failure (it is optional); a daemon whose node was replaced is.
 #[cfg(target_arch = "x86_64")]
 fn check_hostd() -> bool {
-    use mfiguard_supervisor::hostd::{Status, Verdict, NODE_PATH};
+    use mfiguard_supervisor::hostd::{Coverage, Status, NODE_PATH};
     let path = std::path::Path::new(NODE_PATH);
     let st = Status::of(path);
     println!("host-wide guard: {}", st.describe(path));
-    facts::set("/hostd/state", format!("{:?}", st.verdict()).to_lowercase());
+    facts::set("/hostd/state", st.coverage().name());
     facts::set("/hostd/description", st.describe(path));
-    match st.verdict() {
-        Verdict::Bypassed | Verdict::Displaced => {
+    match st.coverage() {
+        Coverage::Bypassed | Coverage::Displaced => {
             println!("    WARNING: tools that open {NODE_PATH} now are not guarded by mfiguard-hostd; it puts its node back within its watch interval (journalctl -u mfiguard-hostd)");
             false
         }
-        Verdict::Active | Verdict::Off | Verdict::Stopped => true,
+        Coverage::Active | Coverage::Off | Coverage::Stopped => true,
     }
 }
 
@@ -191,7 +191,7 @@ fn check_tool(name: &str, via: mechanism::Via) -> (bool, u8) {
         Mechanism::Unguarded { .. } => ok = false,
         // The tool's calls would go through the supervisor, not the library: prove that the
         // supervisor starts here and intercepts.
-        Mechanism::Supervise { .. } => ok &= run_probe_supervised("supervise"),
+        Mechanism::Supervisor { .. } => ok &= run_probe_supervised("supervise"),
         Mechanism::Ptrace { .. } => ok &= run_probe_supervised("ptrace"),
         Mechanism::Preload { .. } => {}
     }
@@ -428,17 +428,12 @@ fn check_kernel() {
             None => println!("megaraid_sas: not loaded"),
         }
     }
-    let major = std::fs::read_to_string("/proc/devices").ok().and_then(|d| {
-        d.lines().find_map(|l| {
-            let mut w = l.split_whitespace();
-            let major = w.next()?;
-            (w.next()? == "megaraid_sas_ioctl").then(|| major.to_string())
-        })
-    });
-    facts::set(
-        "/kernel/management_node_major",
-        major.as_deref().and_then(|m| m.parse::<u32>().ok()),
-    );
+    // The node check's own reading of /proc/devices (the character devices only).
+    let major = match mfiguard_core::device::node_major() {
+        mfiguard_core::device::NodeMajor::Listed(m) => Some(m),
+        _ => None,
+    };
+    facts::set("/kernel/management_node_major", major);
     if !Path::new("/sys/module/megaraid_sas").is_dir() {
         facts::set("/kernel/megaraid_sas/loaded", false);
     }

@@ -18,6 +18,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use mfiguard_core::audit::Rfc3339Seconds;
 use serde_json::{json, Value};
 
 use crate::report::{self, Cursor, Parsed, RefusalKey, Source, Tally};
@@ -185,6 +186,20 @@ fn label(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// The host-wide guard's states, as `--check --json` names them.
+#[cfg(target_arch = "x86_64")]
+fn hostd_states() -> impl Iterator<Item = &'static str> {
+    mfiguard_supervisor::hostd::Coverage::ALL
+        .into_iter()
+        .map(mfiguard_supervisor::hostd::Coverage::name)
+}
+
+/// None: mfiguard-hostd is built for x86_64 only.
+#[cfg(not(target_arch = "x86_64"))]
+fn hostd_states() -> impl Iterator<Item = &'static str> {
+    std::iter::empty()
+}
+
 /// The metrics (documented in examples/integrations/README.md and mfiguard-run(1)).
 pub fn prometheus(status: &Value, totals: &Tally) -> String {
     let mut s = String::new();
@@ -212,14 +227,8 @@ pub fn prometheus(status: &Value, totals: &Tally) -> String {
         "mfiguard_hostd_state",
         "gauge",
         "The host-wide guard's state (mfiguard-hostd): 1 for the current one.",
-        ["active", "off", "stopped", "bypassed", "displaced"]
-            .iter()
-            .map(|st| {
-                (
-                    format!("state=\"{st}\""),
-                    u8::from(*st == hostd).to_string(),
-                )
-            })
+        hostd_states()
+            .map(|st| (format!("state=\"{st}\""), u8::from(st == hostd).to_string()))
             .collect(),
     );
     metric(
@@ -383,7 +392,7 @@ pub fn run(
     top.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
     let status = json!({
         "status_version": 1,
-        "written": report::format_rfc3339(now),
+        "written": Rfc3339Seconds(now).to_string(),
         "written_unix": now,
         "version": crate::VERSION,
         "source": name,

@@ -227,7 +227,7 @@ fn run() -> Result<ExitCode, Error> {
     let mechanism = mechanism::choose(&path, &kind, via);
     privilege::warn_before_run(&path, &kind, &mechanism);
     match &mechanism {
-        Mechanism::Supervise { .. } | Mechanism::Ptrace { .. } => {
+        Mechanism::Supervisor { .. } | Mechanism::Ptrace { .. } => {
             let traced = matches!(mechanism, Mechanism::Ptrace { .. });
             match supervise(&settings, tool, &path, args, traced) {
                 Ok(never) => match never {},

@@ -13,6 +13,8 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
+use mfiguard_core::audit::Guard;
+
 use crate::elf::Kind;
 use crate::sys;
 
@@ -40,7 +42,7 @@ pub enum Mechanism {
         why: String,
     },
     /// The supervisor runs the tool as its child and executes its MegaRAID calls.
-    Supervise {
+    Supervisor {
         /// What the choice rests on.
         why: String,
     },
@@ -63,38 +65,38 @@ impl Mechanism {
     pub fn class(&self) -> u8 {
         match self {
             Mechanism::Preload { class, .. } | Mechanism::Unguarded { class, .. } => *class,
-            Mechanism::Supervise { .. } | Mechanism::Ptrace { .. } => 64,
+            Mechanism::Supervisor { .. } | Mechanism::Ptrace { .. } => 64,
         }
     }
 
-    /// Its name in `--check --json`: `supervisor`, `ptrace`, `preload` or `none`.
+    /// Its name in `--check --json`: the name records give the guard, or `none`.
     pub fn name(&self) -> &'static str {
-        match self {
-            Mechanism::Preload { .. } => "preload",
-            Mechanism::Supervise { .. } => "supervisor",
-            Mechanism::Ptrace { .. } => "ptrace",
-            Mechanism::Unguarded { .. } => "none",
-        }
+        self.guard().map_or("none", Guard::name)
     }
 
     /// What the choice rests on.
     pub fn reason(&self) -> &str {
         match self {
             Mechanism::Preload { why, .. }
-            | Mechanism::Supervise { why }
+            | Mechanism::Supervisor { why }
             | Mechanism::Ptrace { why }
             | Mechanism::Unguarded { why, .. } => why,
         }
     }
 
-    /// The `guard:` line of `--check TOOL`.
-    pub fn check_line(&self) -> String {
+    /// The guard the records of its calls will name, if any.
+    pub fn guard(&self) -> Option<Guard> {
         match self {
-            Mechanism::Preload { why, .. } => format!("guard: preload ({why})"),
-            Mechanism::Supervise { why } => format!("guard: supervisor ({why})"),
-            Mechanism::Ptrace { why } => format!("guard: ptrace ({why})"),
-            Mechanism::Unguarded { why, .. } => format!("guard: none ({why})"),
+            Mechanism::Preload { .. } => Some(Guard::Preload),
+            Mechanism::Supervisor { .. } => Some(Guard::Supervisor),
+            Mechanism::Ptrace { .. } => Some(Guard::Ptrace),
+            Mechanism::Unguarded { .. } => None,
         }
+    }
+
+    /// The `guard:` line of `--check TOOL`: the name records give the guard.
+    pub fn check_line(&self) -> String {
+        format!("guard: {} ({})", self.name(), self.reason())
     }
 }
 
@@ -195,7 +197,7 @@ fn ptrace(kind: &Kind) -> Mechanism {
 }
 
 fn supervise(kind: &Kind) -> Mechanism {
-    Mechanism::Supervise {
+    Mechanism::Supervisor {
         why: format!(
             "{}; seccomp user notification: every MegaRAID call of it and its children, whatever their linkage",
             describe(kind)

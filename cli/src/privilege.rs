@@ -13,6 +13,8 @@
 use std::io::Read;
 use std::path::Path;
 
+use mfiguard_core::audit::Guard;
+
 use crate::elf::Kind;
 use crate::facts;
 use crate::mechanism::Mechanism;
@@ -66,7 +68,7 @@ pub fn script_switcher(path: &Path) -> Option<(usize, String, &'static str)> {
 /// will leave what it starts unguarded; `None` when nothing of the kind is seen.
 pub fn problem(path: &Path, kind: &Kind, mech: &Mechanism) -> Option<String> {
     let root = crate::sys::euid() == 0;
-    let supervised = matches!(mech, Mechanism::Supervise { .. } | Mechanism::Ptrace { .. });
+    let supervised = matches!(mech.guard(), Some(Guard::Supervisor | Guard::Ptrace));
     if supervised && !root {
         if let Some(reason) = crate::mechanism::secure_exec(path) {
             return Some(format!(

@@ -19,6 +19,7 @@ use std::process::{Command, ExitCode, Stdio};
 
 use serde_json::{json, Value};
 
+use mfiguard_core::audit::{parse_rfc3339, Rfc3339Seconds};
 use mfiguard_core::config::LogTarget;
 
 use crate::settings::{Cli, Settings};
@@ -271,76 +272,6 @@ pub fn parse_journal_entry(line: &str) -> Option<(Option<String>, Parsed)> {
             ts,
         },
     ))
-}
-
-/// `2026-11-25T06:32:54.360368Z` (or with an offset `+01:00`) as seconds since the epoch.
-pub fn parse_rfc3339(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let t = s.get(r)?;
-        t.bytes()
-            .all(|c| c.is_ascii_digit())
-            .then(|| t.parse().ok())?
-    };
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
-        return None;
-    }
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
-        return None;
-    }
-    let mut rest = &s[19..];
-    if let Some(r) = rest.strip_prefix('.') {
-        rest = r.trim_start_matches(|c: char| c.is_ascii_digit());
-    }
-    let offset = match rest {
-        "Z" | "z" => 0,
-        _ if rest.len() == 6 && (rest.starts_with('+') || rest.starts_with('-')) => {
-            let oh: i64 = rest.get(1..3)?.parse().ok()?;
-            let om: i64 = rest.get(4..6)?.parse().ok()?;
-            let o = oh * 3600 + om * 60;
-            if rest.starts_with('-') {
-                -o
-            } else {
-                o
-            }
-        }
-        _ => return None,
-    };
-    Some(days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + sec - offset)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// Seconds since the epoch as RFC 3339 UTC (`2026-11-25T06:32:54Z`).
-pub fn format_rfc3339(t: i64) -> String {
-    let (days, secs) = (t.div_euclid(86_400), t.rem_euclid(86_400));
-    // Inverse of days_from_civil.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
 }
 
 /// `90s`, `15m`, `1h`, `7d`, `2w` (or a plain number of seconds) in seconds.
@@ -616,9 +547,9 @@ pub fn to_json(t: &Tally, sources: &[String], since: Option<i64>) -> Value {
     json!({
         "report_version": 1,
         "sources": sources,
-        "since": since.map(format_rfc3339),
-        "first_record": t.first_ts.map(format_rfc3339),
-        "last_record": t.last_ts.map(format_rfc3339),
+        "since": since.map(|t| Rfc3339Seconds(t).to_string()),
+        "first_record": t.first_ts.map(|t| Rfc3339Seconds(t).to_string()),
+        "last_record": t.last_ts.map(|t| Rfc3339Seconds(t).to_string()),
         "records": t.records,
         "unparsed_lines": t.unparsed,
         "calls": {"total": t.total_calls(), "by_verdict": by_verdict, "by_mode": by_mode},
@@ -636,7 +567,7 @@ pub fn to_text(t: &Tally, sources: &[String], since: Option<i64>) -> String {
     let _ = writeln!(s, "mfiguard report: {}", sources.join(", "));
     match since {
         Some(c) => {
-            let _ = writeln!(s, "since: {}", format_rfc3339(c));
+            let _ = writeln!(s, "since: {}", Rfc3339Seconds(c));
         }
         None => {
             let _ = writeln!(s, "since: the oldest record kept");
@@ -647,8 +578,8 @@ pub fn to_text(t: &Tally, sources: &[String], since: Option<i64>) -> String {
             s,
             "records: {} ({} to {})",
             t.records,
-            format_rfc3339(f),
-            format_rfc3339(l)
+            Rfc3339Seconds(f),
+            Rfc3339Seconds(l)
         );
     } else {
         let _ = writeln!(s, "records: {}", t.records);
@@ -820,20 +751,6 @@ mod tests {
         assert_eq!(t.records, 0);
         t.add_line(REJECT, parse_rfc3339("2026-11-25T06:32:54Z"));
         assert_eq!(t.records, 1);
-    }
-
-    #[test]
-    fn rfc3339_round_trips() {
-        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(parse_rfc3339("2000-03-01T00:00:00Z"), Some(951_868_800));
-        assert_eq!(
-            parse_rfc3339("2000-03-01T01:00:00+01:00"),
-            Some(951_868_800)
-        );
-        let t = parse_rfc3339("2026-11-25T06:32:54.367825Z").unwrap();
-        assert_eq!(format_rfc3339(t), "2026-11-25T06:32:54Z");
-        assert_eq!(parse_rfc3339("2026-13-25T06:32:54Z"), None);
-        assert_eq!(parse_rfc3339("yesterday"), None);
     }
 
     #[test]

@@ -1,8 +1,8 @@
-//! The few libc calls the wrapper needs that std does not offer. The only module with `unsafe`.
+//! The few libc calls the wrapper needs that std does not offer (and `mfiguard-core`'s `sys` does
+//! not: `euid`, `pipe` are there). The only module with `unsafe`.
 #![allow(unsafe_code)]
 
 use std::ffi::{CString, OsStr};
-use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -28,27 +28,10 @@ pub fn writable(p: &Path) -> bool {
     access(p, libc::W_OK)
 }
 
-/// `geteuid()`.
-pub fn euid() -> u32 {
-    // SAFETY: no preconditions, cannot fail.
-    unsafe { libc::geteuid() }
-}
-
 /// `getegid()`.
 pub fn egid() -> u32 {
     // SAFETY: no preconditions, cannot fail.
     unsafe { libc::getegid() }
-}
-
-/// A pipe, both ends close-on-exec: (read, write).
-pub fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as libc::c_int; 2];
-    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: pipe2 succeeded: both descriptors are open and owned by nobody else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
 /// The name as bytes, for the places that compare path suffixes.
@@ -61,6 +44,13 @@ pub fn bytes(s: &OsStr) -> &[u8] {
 pub fn default_sigpipe() {
     // SAFETY: installing SIG_DFL has no preconditions; no handler of ours is replaced.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+}
+
+pub use mfiguard_core::sys::euid;
+
+/// A pipe, both ends close-on-exec: (read, write).
+pub fn pipe() -> std::io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    mfiguard_core::sys::pipe().map_err(std::io::Error::from_raw_os_error)
 }
 
 /// The name of user `uid` in the password database, when it has one.

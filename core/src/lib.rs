@@ -3,6 +3,8 @@
 //! audit record, and recognise the management node the same way, by this code.
 //!
 //! - `config`: environment, else `/etc/mfiguard.conf`, else defaults (safe code);
+//! - `guarded`: the one lifecycle of a guarded call, its recorder and its two memory strategies
+//!   (safe code);
 //! - `audit`: the records and their sinks (safe code);
 //! - `device`: is a descriptor (or an `fstat` result) the management node (safe code);
 //! - `sys`: thin wrappers over the few libc calls the safe modules need.
@@ -15,5 +17,5 @@
 pub mod audit;
 pub mod config;
 pub mod device;
-pub mod emulate;
+pub mod guarded;
 pub mod sys;

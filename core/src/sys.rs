@@ -243,7 +243,7 @@ fn owned(fd: c_int) -> Result<OwnedFd, c_int> {
 
 /// Opens an audit log for one append, creating it mode 0640 if it is missing; refuses (with
 /// `ELOOP`, `ENXIO` or `EPERM`) anything but a regular file owned by root or this process's
-/// effective uid. The audit module's own opener (`audit.rs`) says why with more detail; this
+/// effective uid. The audit module's own opener (`audit/sink/file.rs`) says why with more detail; this
 /// is the same rule for other callers (`mfiguard-run --check`).
 pub fn open_append(path: &CStr) -> Result<OwnedFd, c_int> {
     let fd = match open_existing(path) {
@@ -258,6 +258,17 @@ pub fn open_append(path: &CStr) -> Result<OwnedFd, c_int> {
         return Err(libc::EPERM);
     }
     Ok(fd)
+}
+
+/// `pipe2(O_CLOEXEC)`: (read end, write end).
+pub fn pipe() -> Result<(OwnedFd, OwnedFd), c_int> {
+    let mut p = [0 as c_int; 2];
+    // SAFETY: a live array of two descriptors for the kernel to fill.
+    if unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(errno());
+    }
+    // SAFETY: both just created, ours alone.
+    Ok(unsafe { (OwnedFd::from_raw_fd(p[0]), OwnedFd::from_raw_fd(p[1])) })
 }
 
 /// `fchown(fd, -1, gid)`: the group only.
@@ -562,10 +573,8 @@ mod tests {
     fn a_full_pipe_is_not_writable_now() {
         let mut fds = [0; 2];
         // SAFETY: `fds` has room for the two descriptors.
-        assert_eq!(
-            unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK) },
-            0
-        );
+        let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK) };
+        assert_eq!(rc, 0);
         assert!(writable_within(fds[1], 0));
         let chunk = [0u8; 4096];
         // SAFETY: `chunk` is readable; the descriptor is ours and non-blocking.

@@ -29,8 +29,8 @@ use mfiguard_sanitizer::builder::{samples, PacketBuilder};
 use mfiguard_sanitizer::RuleId;
 
 use super::{
-    buf_addr, ctrl_info_with, dcmd, inquiry_with, run_call, sense_at, Call, Opts, Report, ABI,
-    DIR_READ,
+    buf_addr, ctrl_info_with, dcmd, inquiry_with, no_data, run_call, sense_at, stp_probe_with,
+    Call, Opts, Report, ABI, DIR_READ,
 };
 
 /// The canary's fill byte.
@@ -42,16 +42,7 @@ const PAGE: usize = 4096;
 pub(super) fn rule_call(h: u16, rule: RuleId) -> Result<Call, String> {
     Ok(match rule {
         // A toolbox frame, no data: its layout is not published.
-        RuleId::FrameLayoutUnknown => Call {
-            packet: PacketBuilder::new(ABI)
-                .host_no(h)
-                .frame_header(MfiCmd::Toolbox, 0, 0, 0)
-                .build(),
-            request: c_ulong::from(ABI.firmware_request()),
-            bufs: Vec::new(),
-            report: Report::Nothing,
-            label: None,
-        },
+        RuleId::FrameLayoutUnknown => no_data(h, MfiCmd::Toolbox, |b| b),
         // INQUIRY with its sense pointer at 0x28 (in the CDB past its 6 bytes) and 0 at 0x18.
         RuleId::SenseOffsetUnusual => inquiry_with(h, 8, 32, |b, sense| sense_at(b, 0x28, sense)),
         // CTRL_GET_INFO with eight entries, the last seven empty: entry 7's slot ends at 0x88.
@@ -168,31 +159,17 @@ pub(super) fn run(fd: c_int, opts: &Opts) -> i32 {
                 .frame_u32(0x30, phys as u32)
                 .frame_u32(0x34, 96)
         }),
-        "stp" => {
-            let mut fis = vec![0u8; 20];
-            let mut data = vec![0u8; 512];
-            let packet = samples::megacli_8_01_06_stp_probe(
-                ABI,
-                target,
-                buf_addr(&mut fis),
-                buf_addr(&mut data),
-            )
-            .host_no(h)
-            .header(|hd| hd.flags = DIR_READ.into())
-            .sgl_off(0x40)
-            .frame_u32(0x30, phys as u32)
-            .frame_u32(0x34, 20)
-            .frame_u32(0x38, phys as u32 + 0x100)
-            .frame_u32(0x3C, 512)
-            .build();
-            Call {
-                packet,
-                request: c_ulong::from(ABI.firmware_request()),
-                bufs: vec![fis, data],
-                report: Report::Nothing,
-                label: None,
-            }
-        }
+        "stp" => Call {
+            report: Report::Nothing,
+            ..stp_probe_with(h, target, |b| {
+                b.header(|hd| hd.flags = DIR_READ.into())
+                    .sgl_off(0x40)
+                    .frame_u32(0x30, phys as u32)
+                    .frame_u32(0x34, 20)
+                    .frame_u32(0x38, phys as u32 + 0x100)
+                    .frame_u32(0x3C, 512)
+            })
+        },
         "smp" => {
             let mut response = vec![0u8; 64];
             let mut request = vec![0u8; 40];

@@ -2,11 +2,12 @@
 //! layouts, plus one near-miss per structural rule:
 //!
 //!     cargo run --manifest-path fuzz/Cargo.toml --example seeds -- fuzz/corpus/decide
-//!     cargo run --manifest-path fuzz/Cargo.toml --example seeds -- fuzz/corpus/emulate emulate
+//!     cargo run --manifest-path fuzz/Cargo.toml --example seeds -- fuzz/corpus/guarded guarded
 //!
 //! Each file is the target's input: for `decide`, an options byte (bit 0: i386), a four-byte
-//! allow list, then the packet; for `emulate`, the options byte, the packet (its buffers inside
-//! the fake tool's memory window), then that memory. Names are stable, so rerunning overwrites
+//! allow list, then the packet; for `guarded`, the options byte, the packet (its buffers inside
+//! the fake tool's memory window), then that memory, once for the copying strategy in each
+//! layout and once for the in-place one (its process's layout, enforce and read-only). Names are stable, so rerunning overwrites
 //! the same files.
 
 use std::path::PathBuf;
@@ -18,9 +19,9 @@ use mfiguard_sanitizer::builder::{samples, PacketBuilder};
 use mfiguard_sanitizer::Abi;
 
 #[allow(non_snake_case)] // the two addresses read as constants
-fn packets(abi: Abi, emulate: bool) -> Vec<(&'static str, PacketBuilder)> {
-    // `emulate`'s fake tool maps 64 KiB at 0x10000, the packet first; buffers follow it.
-    let (BUF, SENSE) = if emulate {
+fn packets(abi: Abi, guarded: bool) -> Vec<(&'static str, PacketBuilder)> {
+    // `guarded`'s fake tool maps 64 KiB at 0x10000, the packet first; buffers follow it.
+    let (BUF, SENSE) = if guarded {
         (0x1_1000, 0x1_4000)
     } else {
         (0x7f00_1234_5000, 0x7f00_1234_9000)
@@ -57,25 +58,34 @@ fn packets(abi: Abi, emulate: bool) -> Vec<(&'static str, PacketBuilder)> {
 
 fn main() {
     let dir = PathBuf::from(std::env::args().nth(1).unwrap_or("corpus/decide".into()));
-    let emulate = std::env::args().nth(2).as_deref() == Some("emulate");
+    let guarded = std::env::args().nth(2).as_deref() == Some("guarded");
     std::fs::create_dir_all(&dir).expect("create the corpus directory");
     let mut n = 0;
     for abi in Abi::ALL {
-        for (name, packet) in packets(abi, emulate) {
+        for (name, packet) in packets(abi, guarded) {
             let options = u8::from(abi == Abi::Ilp32);
-            let mut input = if emulate {
-                vec![options]
-            } else {
-                vec![options, 0, 0, 0, 0]
+            // The guarded path's in-place strategy (options bit 4) runs in the native layout,
+            // in enforce and in read-only mode (bit 2).
+            let strategies: &[(u8, &str)] = match (guarded, abi) {
+                (false, _) => &[(0, "")],
+                (true, Abi::Lp64) => &[(0, ""), (0x10, "in-place-"), (0x14, "in-place-readonly-")],
+                (true, Abi::Ilp32) => &[(0, "")],
             };
-            input.extend(packet.build());
-            if emulate {
-                // The tool's memory after the packet: the data and sense buffers.
-                input.extend((0..0x4000u32).map(|i| (i * 7) as u8));
+            for &(strategy, prefix) in strategies {
+                let mut input = if guarded {
+                    vec![options | strategy]
+                } else {
+                    vec![options, 0, 0, 0, 0]
+                };
+                input.extend(packet.clone().build());
+                if guarded {
+                    // The tool's memory after the packet: the data and sense buffers.
+                    input.extend((0..0x4000u32).map(|i| (i * 7) as u8));
+                }
+                let path = dir.join(format!("seed-{}-{prefix}{name}", abi.name()));
+                std::fs::write(&path, input).expect("write a seed");
+                n += 1;
             }
-            let path = dir.join(format!("seed-{}-{name}", abi.name()));
-            std::fs::write(&path, input).expect("write a seed");
-            n += 1;
         }
     }
     eprintln!("{n} seeds in {}", dir.display());

@@ -12,20 +12,13 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mfiguard_sanitizer::{decode, Abi, Mode, Policy, RuleId, RuleSet};
+use mfiguard_sanitizer::{decode, Abi, Mode, Policy};
 
 #[path = "../../sanitizer/tests/properties/firmware.rs"]
 mod firmware;
 #[path = "../../sanitizer/tests/properties/oracle.rs"]
 mod oracle;
 
-fn rule_set(bits: u32) -> RuleSet {
-    RuleId::ALL
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| bits & (1 << i) != 0)
-        .fold(RuleSet::EMPTY, |set, (_, r)| set.with(*r))
-}
 
 fn check(policy: &Policy, abi: Abi, packet: &[u8]) {
     if let Err(e) = oracle::check_all(policy, abi, packet) {
@@ -53,7 +46,7 @@ fuzz_target!(|data: &[u8]| {
             Mode::Enforce
         },
         readonly: options & 4 != 0,
-        allow: rule_set(allow),
+        allow: oracle::rule_set(allow),
     };
     // The other layout must not panic on the same bytes either.
     let other = match abi {

@@ -14,7 +14,7 @@
 #![allow(unsafe_code)]
 
 extern "C" fn in_child() {
-    crate::guard::after_fork();
+    mfiguard_core::guarded::after_fork();
     crate::audit::after_fork();
 }
 

@@ -1,43 +1,16 @@
-//! The guarded path: a MegaRAID request code arrived; decide whether it is for the management
-//! node, take the snapshot, decide on it, enforce, record.
-//!
-//! # Enforce (and readonly, for now)
-//!
-//! snapshot -> decide on the private copy -> reject: `-1` with the rule's errno, the kernel never
-//! called; rewrite or pass: the rewrites applied to the private copy, the decision record
-//! written, the next `ioctl` called with the **private copy**, then exactly the byte the kernel
-//! writes back (`cmd_status`, frame byte 2, packet offset 0x16) copied into the caller's packet,
-//! the outcome record written, the kernel's errno restored last, its result returned. What is
-//! checked is what is sent: a second thread changing the caller's packet during the call changes
-//! nothing that reaches the kernel.
-//!
-//! # Read-only: the SMP request
-//!
-//! The read-only policy decides an SMP frame on its request's function, which is not in the
-//! packet but in the caller's buffer at `sgl[1]`. So, in that mode only, the guard reads that
-//! buffer once into private memory (at most `SMP_REQUEST_MAX` bytes; an unreadable one fails the
-//! call with `EFAULT`, rule `guard.fault`; a longer one is not inspected and so refused by
-//! `readonly.smp`), gives its first bytes to the policy, and points the private packet's
-//! `sgl[1]` at that copy. What was checked is what is sent: a thread rewriting the caller's
-//! request during the call cannot get another function to the kernel. After the call, what the
-//! kernel copied back into the private request is copied on into the caller's buffer (before the
-//! status byte, as the driver orders its copy-backs), so the caller sees what it would have
-//! without the guard.
-//!
-//! # Audit
-//!
-//! The same decision, recorded with `"enforced": false`; the next `ioctl` gets the caller's own
-//! pointer, nothing is changed or refused (except under `MFIGUARD_LOG_REQUIRED=1`).
+//! The library's entry into the guarded path: a MegaRAID request code arrived; decide whether
+//! the descriptor is the management node, then hand the call to the shared lifecycle
+//! (`mfiguard_core::guarded::in_place`, the strategy that allocates nothing) with this
+//! process's memory as the caller's ([`SelfCaller`]: `snapshot`) and the next `ioctl` as the
+//! driver ([`Next`]: `real`).
 //!
 //! # Failures
 //!
-//! - unreadable packet: `-1`/`EFAULT`, rule `guard.fault` (audit: passed on, the kernel answers);
 //! - anything internal, including a panic (caught around the whole path): `-1`/`EIO`, rule
 //!   `guard.internal`, the kernel not called. A panic *after* the kernel call returns the
 //!   kernel's result instead, since the command has run and the tool must not retry it blindly;
 //! - no next `ioctl`: `-1`/`EIO`, `guard.internal`;
-//! - `MFIGUARD_LOG_REQUIRED=1` and the decision record cannot be written: `-1`/`EIO`, rule
-//!   `guard.log-required`, reported on stderr.
+//! - a bad descriptor: `-1`/`EBADF` from `fstat`, as the kernel would answer, without a call.
 //!
 //! # Reentrancy
 //!
@@ -54,43 +27,20 @@
 use std::cell::Cell;
 use std::ffi::{c_int, c_ulong};
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use mfiguard_sanitizer::abi::ioctl::{MEGASAS_IOC_FRAME_OFFSET, MEGASAS_IOC_GET_AEN};
-use mfiguard_sanitizer::abi::mfi::MFI_CMD_STATUS_OFFSET;
-use mfiguard_sanitizer::decode::{IoVec, Packet, SMP_REQUEST_HEAD_LEN, SMP_REQUEST_SGE_INDEX};
-use mfiguard_sanitizer::{decide_packet, decode, Abi, Decision, Errno};
-
-use crate::audit::{
-    self, CallRecord, ErrnoName, ErrorRecord, Guard, GuardIssue, Outcome, PacketInfo, Phase, Record,
+use mfiguard_core::guarded::{
+    in_place, Answer, Caller, Identity, NextIoctl, PrivatePacket, Progress, Recorder, Request,
 };
-use crate::config::{self, AuditLevel, Config, GuardMode, LogTarget};
-use crate::snapshot::{self, CallerArg, PacketBuf, SmpRequestBuf, PACKET_SIZE, SMP_REQUEST_MAX};
+use mfiguard_sanitizer::{Abi, Errno};
+
+use crate::audit::{self, Guard};
+use crate::config::{self, Config, GuardMode};
+use crate::snapshot::{self, CallerArg};
 use crate::{device, real, sys};
-
-/// The read-only policy's private copy of an SMP request, sent in place of the caller's.
-struct Lent<'b> {
-    /// The caller's buffer (`iov_base`), where the kernel's copy-back goes on.
-    caller: u64,
-    /// The copy, `iov_len` bytes.
-    buf: &'b mut [u8],
-}
-
-/// The caller's `cmd_status` byte: frame byte 2.
-const CMD_STATUS: usize = MEGASAS_IOC_FRAME_OFFSET + MFI_CMD_STATUS_OFFSET;
-const _: () = assert!(CMD_STATUS == 0x16);
 
 /// Used when the configuration is not available (see the module docs).
 static FALLBACK: Config = Config::FALLBACK;
-
-/// Shared by a call's two records; counts per process from 1 (reset in a forked child).
-static SEQ: AtomicU64 = AtomicU64::new(1);
-
-/// In a forked child (see `fork.rs`): its records count from 1 again.
-pub fn after_fork() {
-    SEQ.store(1, Ordering::Relaxed);
-}
 
 /// Whether the configuration's errors were recorded and the debug log set up.
 static STARTED: AtomicBool = AtomicBool::new(false);
@@ -126,16 +76,8 @@ impl Drop for Depth {
     }
 }
 
-/// What survives a panic inside the guarded path.
-#[derive(Default)]
-struct Progress {
-    seq: Option<u64>,
-    /// The kernel's `(ret, errno)`, once it was called.
-    kernel: Option<(c_int, c_int)>,
-}
-
-/// Handles a call whose request code is `MEGASAS_IOC_FIRMWARE` (this process's layout) or
-/// `MEGASAS_IOC_GET_AEN`. Never panics, never unwinds.
+/// Handles a call whose request code is a guarded call of this process's layout. Never
+/// panics, never unwinds.
 pub fn guarded(fd: c_int, request: c_ulong, arg: CallerArg) -> c_int {
     guarded_with(fd, request, arg, |call| call.run())
 }
@@ -152,12 +94,13 @@ fn guarded_with(
     let mut progress = Progress::default();
     let result = panic::catch_unwind(AssertUnwindSafe(|| {
         path(&mut Call {
-            fd,
-            request,
-            code: crate::request_code(request),
-            arg,
+            next: Next {
+                fd,
+                request,
+                arg,
+                caller_errno,
+            },
             nested: depth.nested,
-            caller_errno,
             progress: &mut progress,
         })
     }));
@@ -166,7 +109,9 @@ fn guarded_with(
         Err(_) => {
             let (ret, errno) = progress.kernel.unwrap_or((-1, libc::EIO));
             let _ = panic::catch_unwind(AssertUnwindSafe(|| {
-                record_panic(crate::request_code(request), depth.nested, &progress)
+                let cfg = config::get().unwrap_or(&FALLBACK);
+                let req = request_of(request, arg);
+                Recorder::panicked(cfg, depth.nested, req, &SelfCaller(arg), progress);
             }));
             sys::set_errno(errno);
             ret
@@ -174,46 +119,13 @@ fn guarded_with(
     }
 }
 
-fn record_panic(code: u32, nested: bool, progress: &Progress) {
-    let cfg = config::get().unwrap_or(&FALLBACK);
-    let after_kernel = progress.kernel.is_some();
-    let mut rec = base_record(cfg, code, nested);
-    rec.seq = progress.seq.unwrap_or(rec.seq);
-    rec.issue = Some(GuardIssue::Panicked { after_kernel });
-    // After the kernel call the command has run: the record must not claim it was refused.
-    rec.decision = if after_kernel {
-        Decision::Pass
-    } else {
-        Decision::Reject(Errno::EIO)
-    };
-    let (ret, errno) = progress.kernel.unwrap_or((-1, libc::EIO));
-    rec.outcome = Some(Outcome {
-        ret,
-        errno,
-        cmd_status: None,
-        latency_us: None,
-    });
-    let _ = audit::emit(cfg, nested, Record::Call(&rec, Phase::Outcome));
-}
-
-fn base_record(cfg: &Config, code: u32, nested: bool) -> CallRecord<'_> {
-    CallRecord {
-        seq: SEQ.fetch_add(1, Ordering::Relaxed),
-        guard: Guard::Preload,
-        caller: None,
-        invoker: None,
+/// The call as the guarded path takes it.
+fn request_of(request: c_ulong, arg: CallerArg) -> Request {
+    Request {
+        code: crate::request_code(request),
+        arg: arg.addr() as u64,
         abi: Abi::NATIVE,
-        exe: &cfg.exe,
-        mode: cfg.mode,
-        request: code,
-        nested,
-        host_no: None,
-        packet: None,
-        decision: Decision::Pass,
-        enforced: cfg.enforcing(),
-        verdict: None,
-        issue: None,
-        outcome: None,
+        guard: Guard::Preload,
     }
 }
 
@@ -257,13 +169,7 @@ fn startup() -> &'static Config {
         if cfg.mode != GuardMode::Off {
             for e in &cfg.errors {
                 log::debug!("configuration: {e}");
-                let rec = ErrorRecord {
-                    key: &e.key,
-                    value: &e.value,
-                    message: &e.message,
-                    exe: &cfg.exe,
-                };
-                let _ = audit::emit(cfg, false, Record::Error(&rec));
+                let _ = audit::emit_config_error(cfg, e);
             }
         }
     }
@@ -271,13 +177,8 @@ fn startup() -> &'static Config {
 }
 
 struct Call<'p> {
-    fd: c_int,
-    request: c_ulong,
-    /// The request as the kernel reads it.
-    code: u32,
-    arg: CallerArg,
+    next: Next,
     nested: bool,
-    caller_errno: c_int,
     progress: &'p mut Progress,
 }
 
@@ -291,340 +192,109 @@ impl Call<'_> {
         } else {
             (startup(), true)
         };
+        let fd = self.next.fd;
         if cfg.mode == GuardMode::Off {
             return self.forward();
         }
         // Without the configuration, `MFIGUARD_DEVICE` is unknown: any character device is
         // treated as the node rather than letting a packet through unchecked.
         let node = if configured {
-            device::is_mgmt_node(self.fd, cfg)
+            device::is_mgmt_node(fd, cfg)
         } else {
-            device::is_char_device(self.fd)
+            device::is_char_device(fd)
         };
         match node {
             Ok(true) => {}
             Ok(false) => return self.forward(),
             Err(errno) => {
                 if !self.nested {
-                    log::debug!("fd {}: fstat failed: {}", self.fd, ErrnoName(errno));
+                    log::debug!("fd {fd}: fstat failed: {}", Errno(errno));
                 }
                 sys::set_errno(errno);
                 return -1;
             }
         }
-        let rec = base_record(cfg, self.code, self.nested);
-        self.progress.seq = Some(rec.seq);
-        if self.code == MEGASAS_IOC_GET_AEN {
-            self.aen(cfg, rec)
-        } else {
-            self.firmware(cfg, rec)
-        }
+        let req = request_of(self.next.request, self.next.arg);
+        let caller = SelfCaller(self.next.arg);
+        let (ret, errno) = in_place::run(
+            cfg,
+            self.nested,
+            req,
+            &caller,
+            &mut self.next,
+            self.progress,
+        );
+        sys::set_errno(errno);
+        ret
     }
 
     /// The caller's call, unchanged, with the caller's errno as it was on entry.
     fn forward(&mut self) -> c_int {
+        self.next.pass_through().0
+    }
+}
+
+/// This process, as the caller of its own call: its memory read and written by the kernel on
+/// our behalf (`snapshot`), at addresses the call handed over.
+struct SelfCaller(CallerArg);
+
+impl SelfCaller {
+    /// An address the call named (the packet, a buffer its packet names), with the call's
+    /// argument's contract (see `CallerArg::at`).
+    fn at(&self, addr: u64) -> Result<CallerArg, c_int> {
+        self.0.at(addr).ok_or(libc::EFAULT)
+    }
+}
+
+impl Caller for SelfCaller {
+    fn read(&self, addr: u64, out: &mut [u8]) -> Result<(), c_int> {
+        snapshot::read(self.at(addr)?, 0, out)
+    }
+
+    fn write(&self, addr: u64, data: &[u8]) -> Result<(), c_int> {
+        snapshot::write(self.at(addr)?, 0, data)
+    }
+
+    /// This process: records take its pid and uid when they are written.
+    fn identity(&self) -> Option<Identity> {
+        None
+    }
+
+    /// The answer is the hook's return value and errno.
+    fn deliver(&self, _: Answer) -> Result<(), c_int> {
+        Ok(())
+    }
+}
+
+/// The next `ioctl` for this call.
+struct Next {
+    fd: c_int,
+    request: c_ulong,
+    arg: CallerArg,
+    /// The caller's errno on entry, restored before each call of the next `ioctl` (so that a
+    /// successful call leaves it as it was).
+    caller_errno: c_int,
+}
+
+impl NextIoctl for Next {
+    fn fd(&self) -> c_int {
+        self.fd
+    }
+
+    fn available(&self) -> bool {
+        real::available()
+    }
+
+    fn pass_through(&mut self) -> (c_int, c_int) {
         sys::set_errno(self.caller_errno);
-        real::forward(self.fd, self.request, self.arg)
-    }
-
-    /// `MEGASAS_IOC_GET_AEN`: no rule applies; always recorded, passed through.
-    fn aen(&mut self, cfg: &Config, mut rec: CallRecord<'_>) -> c_int {
-        let record = cfg.log != LogTarget::None;
-        let mut aen = [0u8; 12];
-        if record && snapshot::read(self.arg, 0, &mut aen).is_ok() {
-            rec.host_no = Some(u16::from_ne_bytes([aen[0], aen[1]]));
-        }
-        self.pass_through(cfg, rec, record, false)
-    }
-
-    fn firmware(&mut self, cfg: &Config, rec: CallRecord<'_>) -> c_int {
-        let mut rec = rec;
-        let mut copy = PacketBuf::zeroed();
-        if let Err(errno) = snapshot::read(self.arg, 0, &mut copy.0) {
-            if !self.nested {
-                log::debug!(
-                    "#{} packet at {:#x}: {}",
-                    rec.seq,
-                    self.arg.addr(),
-                    ErrnoName(errno)
-                );
-            }
-            rec.decision = Decision::Reject(Errno::EFAULT);
-            rec.issue = Some(GuardIssue::Unreadable {
-                addr: self.arg.addr(),
-                len: PACKET_SIZE,
-            });
-            if cfg.enforcing() {
-                return self.refuse(cfg, rec, libc::EFAULT);
-            }
-            return self.pass_through(cfg, rec, true, false);
-        }
-        let Ok(packet) = decode(Abi::NATIVE, &copy.0) else {
-            return self.internal(cfg, rec, GuardIssue::Sanitizer);
-        };
-        if cfg.mode == GuardMode::Readonly {
-            if let Some(iov) = packet.smp_request_iovec() {
-                return self.readonly_smp(cfg, rec, &mut copy, packet, iov);
-            }
-        }
-        self.decide_and_send(cfg, rec, &mut copy, &packet, None)
-    }
-
-    /// Read-only policy, SMP frame: the request buffer (`sgl[1]`) read once into private
-    /// memory, its head given to the policy, and the private copy sent (see the module docs).
-    #[inline(never)]
-    fn readonly_smp(
-        &mut self,
-        cfg: &Config,
-        mut rec: CallRecord<'_>,
-        copy: &mut PacketBuf,
-        mut packet: Packet,
-        iov: IoVec,
-    ) -> c_int {
-        let mut buf = SmpRequestBuf::zeroed();
-        let request = usize::try_from(iov.len)
-            .ok()
-            .and_then(|len| buf.0.get_mut(..len));
-        let Some(request) = request else {
-            // Longer than any SMP request: not inspected, so refused by `readonly.smp`.
-            if !self.nested {
-                log::debug!(
-                    "#{} SMP request of {} bytes is longer than {SMP_REQUEST_MAX}: not inspected",
-                    rec.seq,
-                    iov.len
-                );
-            }
-            return self.decide_and_send(cfg, rec, copy, &packet, None);
-        };
-        let read = self
-            .arg
-            .packet_iovec(iov.base)
-            .ok_or(libc::EFAULT)
-            .and_then(|caller| snapshot::read(caller, 0, request));
-        if let Err(errno) = read {
-            if !self.nested {
-                log::debug!(
-                    "#{} SMP request at {:#x}: {}",
-                    rec.seq,
-                    iov.base,
-                    ErrnoName(errno)
-                );
-            }
-            rec.host_no = Some(packet.host_no);
-            rec.decision = Decision::Reject(Errno::EFAULT);
-            rec.issue = Some(GuardIssue::SmpRequestUnreadable {
-                addr: iov.base,
-                len: request.len(),
-            });
-            return self.refuse(cfg, rec, libc::EFAULT);
-        }
-        packet.smp_request = request
-            .get(..SMP_REQUEST_HEAD_LEN)
-            .and_then(|head| head.try_into().ok());
-        let lent = Lent {
-            caller: iov.base,
-            buf: request,
-        };
-        self.decide_and_send(cfg, rec, copy, &packet, Some(lent))
-    }
-
-    /// Decides on the snapshot, then refuses, or sends the private copy (with `lent` in place
-    /// of the caller's SMP request) and copies back what the kernel writes.
-    fn decide_and_send(
-        &mut self,
-        cfg: &Config,
-        rec: CallRecord<'_>,
-        copy: &mut PacketBuf,
-        packet: &Packet,
-        mut lent: Option<Lent<'_>>,
-    ) -> c_int {
-        let verdict = decide_packet(&cfg.policy(), packet);
-        let mut rec = CallRecord {
-            host_no: Some(packet.host_no),
-            packet: Some(PacketInfo::new(packet, &verdict)),
-            decision: verdict.decision(),
-            verdict: Some(&verdict),
-            ..rec
-        };
-        let record = cfg.log != LogTarget::None
-            && (cfg.audit == AuditLevel::All || verdict.findings().next().is_some());
-        if !self.nested {
-            log::debug!(
-                "#{} fd {} {} (enforced {}), {} findings",
-                rec.seq,
-                self.fd,
-                rec.decision.name(),
-                cfg.enforcing(),
-                verdict.findings().count()
-            );
-        }
-        if !cfg.enforcing() {
-            return self.pass_through(cfg, rec, record, true);
-        }
-        if let Decision::Reject(errno) = verdict.decision() {
-            return self.refuse(cfg, rec, errno.0);
-        }
-        if verdict.apply(&mut copy.0).is_err() {
-            return self.internal(cfg, rec, GuardIssue::Sanitizer);
-        }
-        if !real::available() {
-            return self.internal(cfg, rec, GuardIssue::NoNextIoctl);
-        }
-        if record {
-            if let Err(errno) = self.decision(cfg, &rec) {
-                return self.log_required(cfg, rec, errno);
-            }
-        }
-        let original_status = copy.0[CMD_STATUS];
-        sys::set_errno(self.caller_errno);
-        // Timed only for the outcome record (two clock reads saved on every call not recorded).
-        let start = record.then(Instant::now);
-        let ret = match &mut lent {
-            None => real::call_private(self.fd, self.request, copy),
-            Some(lent) => real::call_private_lending(
-                self.fd,
-                self.request,
-                copy,
-                SMP_REQUEST_SGE_INDEX,
-                lent.buf,
-            ),
-        }
-        .unwrap_or(-1);
-        let errno = sys::errno();
-        let latency = start.map(|s| s.elapsed());
-        self.progress.kernel = Some((ret, errno));
-        let status = copy.0[CMD_STATUS];
-        // Exactly what the kernel writes back, when it got that far: every `sgl[]` buffer (of
-        // which only a lent SMP request is ours to copy on), then the status byte. The
-        // kernel's own write-back failing is `-EFAULT` from the driver (and it then skips the
-        // status byte), so ours failing is too.
-        let wrote_back = ret >= 0 || status != original_status;
-        let request_back = match &lent {
-            Some(lent) if wrote_back => self
-                .arg
-                .packet_iovec(lent.caller)
-                .ok_or(libc::EFAULT)
-                .and_then(|caller| snapshot::write(caller, 0, lent.buf)),
-            _ => Ok(()),
-        };
-        let (ret, errno) = if let Err(e) = request_back {
-            if !self.nested {
-                log::debug!("#{} SMP request not copied back: {}", rec.seq, ErrnoName(e));
-            }
-            (-1, libc::EFAULT)
-        } else if wrote_back {
-            match snapshot::write(self.arg, CMD_STATUS, &[status]) {
-                Ok(()) => (ret, errno),
-                Err(e) => {
-                    if !self.nested {
-                        log::debug!("#{} cmd_status not copied back: {}", rec.seq, ErrnoName(e));
-                    }
-                    if ret >= 0 {
-                        (-1, libc::EFAULT)
-                    } else {
-                        (ret, errno)
-                    }
-                }
-            }
-        } else {
-            (ret, errno)
-        };
-        self.progress.kernel = Some((ret, errno));
-        rec.outcome = Some(Outcome {
-            ret,
-            errno: if ret < 0 { errno } else { 0 },
-            cmd_status: wrote_back.then_some(status),
-            latency_us: latency.map(|l| u64::try_from(l.as_micros()).unwrap_or(u64::MAX)),
-        });
-        if record {
-            let _ = audit::emit(cfg, self.nested, Record::Call(&rec, Phase::Outcome));
-        }
-        sys::set_errno(errno);
-        ret
-    }
-
-    /// Calls the next `ioctl` with the caller's own pointer (audit mode, `GET_AEN`), recording
-    /// the decision before and the outcome after.
-    fn pass_through(
-        &mut self,
-        cfg: &Config,
-        mut rec: CallRecord<'_>,
-        record: bool,
-        readable: bool,
-    ) -> c_int {
-        if record {
-            if let Err(errno) = self.decision(cfg, &rec) {
-                return self.log_required(cfg, rec, errno);
-            }
-        }
-        sys::set_errno(self.caller_errno);
-        let start = record.then(Instant::now);
         let ret = real::forward(self.fd, self.request, self.arg);
-        let errno = sys::errno();
-        let latency = start.map(|s| s.elapsed());
-        self.progress.kernel = Some((ret, errno));
-        let mut status = None;
-        if record && readable && ret >= 0 {
-            let mut byte = [0u8];
-            if snapshot::read(self.arg, CMD_STATUS, &mut byte).is_ok() {
-                status = Some(byte[0]);
-            }
-        }
-        rec.outcome = Some(Outcome {
-            ret,
-            errno: if ret < 0 { errno } else { 0 },
-            cmd_status: status,
-            latency_us: latency.map(|l| u64::try_from(l.as_micros()).unwrap_or(u64::MAX)),
-        });
-        if record {
-            let _ = audit::emit(cfg, self.nested, Record::Call(&rec, Phase::Outcome));
-        }
-        sys::set_errno(errno);
-        ret
+        (ret, sys::errno())
     }
 
-    /// Writes the decision record; `Err` only when that failed and a record is required.
-    fn decision(&self, cfg: &Config, rec: &CallRecord<'_>) -> Result<(), c_int> {
-        match audit::emit(cfg, self.nested, Record::Call(rec, Phase::Decision)) {
-            Err(errno) if cfg.log_required => Err(errno),
-            _ => Ok(()),
-        }
-    }
-
-    /// Fails the call without calling the kernel; always recorded.
-    fn refuse(&mut self, cfg: &Config, mut rec: CallRecord<'_>, errno: c_int) -> c_int {
-        rec.outcome = Some(Outcome {
-            ret: -1,
-            errno,
-            cmd_status: None,
-            latency_us: None,
-        });
-        let _ = audit::emit(cfg, self.nested, Record::Call(&rec, Phase::Outcome));
-        sys::set_errno(errno);
-        -1
-    }
-
-    fn internal(&mut self, cfg: &Config, mut rec: CallRecord<'_>, issue: GuardIssue) -> c_int {
-        rec.issue = Some(issue);
-        rec.decision = Decision::Reject(issue.errno());
-        rec.enforced = true;
-        self.refuse(cfg, rec, issue.errno().0)
-    }
-
-    /// The decision record could not be written and `MFIGUARD_LOG_REQUIRED=1`: fail closed.
-    fn log_required(&mut self, cfg: &Config, rec: CallRecord<'_>, sink_errno: c_int) -> c_int {
-        let seq = rec.seq;
-        audit::report_elsewhere(
-            cfg,
-            self.nested,
-            std::process::id(),
-            format_args!(
-                "#{seq} refused with EIO (guard.log-required): the audit record could not be written to {} ({}) and MFIGUARD_LOG_REQUIRED=1",
-                audit::SinkName(cfg.log.describe()),
-                ErrnoName(sink_errno)
-            ),
-        );
-        self.internal(cfg, rec, GuardIssue::LogRequired { errno: sink_errno })
+    fn send(&mut self, packet: PrivatePacket<'_>) -> (c_int, c_int) {
+        sys::set_errno(self.caller_errno);
+        let ret = real::call_private(self.fd, self.request, packet).unwrap_or(-1);
+        (ret, sys::errno())
     }
 }
 

@@ -14,7 +14,8 @@
 //!   `/etc/mfiguard.conf`, else defaults;
 //! - `device` (`mfiguard-core`): is the descriptor the management node;
 //! - `snapshot`: the fault-proof copy of the caller's packet and write-back of `cmd_status`;
-//! - `guard`: decide with the sanitizer on the private copy, enforce, record (safe code);
+//! - `guard`: the node check, then the shared lifecycle (`mfiguard_core::guarded`, its
+//!   allocation-free strategy) with this process's memory and the next `ioctl` (safe code);
 //! - `audit` (`mfiguard-core`): the records and their sinks;
 //! - `sys` (`mfiguard-core`): thin wrappers over the few libc calls the safe modules need;
 //! - `fork`: what a forked child resets (the audit trail's per-process counters).
@@ -36,12 +37,8 @@ use mfiguard_core::{audit, config, device, sys};
 
 use std::ffi::{c_int, c_ulong, c_void};
 
-use mfiguard_sanitizer::abi::ioctl::MEGASAS_IOC_GET_AEN;
+use mfiguard_core::guarded::is_guarded;
 use mfiguard_sanitizer::Abi;
-
-/// `MEGASAS_IOC_FIRMWARE` in this process's layout (the kernel rejects the other layout's code
-/// with `ENOTTY`, so only this one can reach the driver).
-const FIRMWARE: u32 = Abi::NATIVE.firmware_request();
 
 /// The kernel's view of a request: its `cmd` argument is an `unsigned int`, so only the low 32
 /// bits select the handler (a caller passing garbage above them still reaches the driver).
@@ -113,8 +110,9 @@ pub extern "C" fn mfiguard_version() -> *const std::ffi::c_char {
 pub unsafe extern "C" fn ioctl(fd: c_int, request: c_ulong, arg: *mut c_void) -> c_int {
     // SAFETY: `arg` is this call's own argument, used only while handling this call.
     let arg = unsafe { snapshot::CallerArg::new(arg) };
-    let code = request_code(request);
-    if code != FIRMWARE && code != MEGASAS_IOC_GET_AEN {
+    // `MEGASAS_IOC_FIRMWARE` in this process's layout, or `MEGASAS_IOC_GET_AEN` (the kernel
+    // rejects the other layout's code with `ENOTTY`, so only these can reach the driver).
+    if !is_guarded(Abi::NATIVE, request_code(request)) {
         return real::forward(fd, request, arg);
     }
     guard::guarded(fd, request, arg)

@@ -22,7 +22,9 @@
 use std::ffi::{c_int, c_ulong, c_void, CStr};
 use std::sync::OnceLock;
 
-use crate::snapshot::{CallerArg, PacketBuf};
+use mfiguard_core::guarded::PrivatePacket;
+
+use crate::snapshot::CallerArg;
 
 /// glibc's `int ioctl(int fd, unsigned long request, ...)`.
 type IoctlFn = unsafe extern "C" fn(c_int, c_ulong, ...) -> c_int;
@@ -87,33 +89,15 @@ pub fn forward(fd: c_int, request: c_ulong, arg: CallerArg) -> c_int {
 ///
 /// Returns `None` when there is no next `ioctl` (the caller fails closed).
 ///
-/// Safe: the buffer is a whole packet of this process's layout, so the kernel (or a simulator)
-/// reads and writes only inside it (it writes back one byte, `cmd_status`); the user pointers
-/// inside it (`sgl[].iov_base`, the sense pointer) are the caller's own, which the caller handed
-/// over by making this call, and the kernel checks them.
-pub fn call_private(fd: c_int, request: c_ulong, packet: &mut PacketBuf) -> Option<c_int> {
+/// Safe because of what a `PrivatePacket` is: a whole packet of this process's layout, so the
+/// kernel (or a simulator) reads and writes only inside it (it writes back one byte,
+/// `cmd_status`); the user pointers inside it (`sgl[].iov_base`, the sense pointer) are the
+/// caller's own, which the caller handed over by making this call and the kernel checks, or
+/// point at a buffer of the guard's (the read-only policy's copy of an SMP request) that stays
+/// borrowed as long as the `PrivatePacket`, here for the whole call.
+pub fn call_private(fd: c_int, request: c_ulong, mut packet: PrivatePacket<'_>) -> Option<c_int> {
     let f = next()?;
-    // SAFETY: see above; `packet` is valid and exclusively borrowed for the whole call.
-    Some(unsafe { f(fd, request, packet.as_mut_ptr()) })
-}
-
-/// `call_private` with `sgl[index]` of the private packet pointed at `buf`, a buffer of the
-/// guard's (the read-only policy's copy of an SMP request): the kernel copies it in, runs the
-/// command and copies it back out into `buf`, as it would have with the caller's buffer.
-///
-/// Returns `None` when there is no next `ioctl` (the caller fails closed).
-pub fn call_private_lending(
-    fd: c_int,
-    request: c_ulong,
-    packet: &mut PacketBuf,
-    index: usize,
-    buf: &mut [u8],
-) -> Option<c_int> {
-    let f = next()?;
-    packet.set_iovec(index, buf);
-    // SAFETY: as `call_private`, except that `sgl[index]` now describes `buf` (base and exact
-    // length), which is valid and exclusively borrowed for the whole call: the kernel reads and
-    // writes only inside it.
+    // SAFETY: see above; `packet` borrows the packet and any lent buffer for the whole call.
     Some(unsafe { f(fd, request, packet.as_mut_ptr()) })
 }
 

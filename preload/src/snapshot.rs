@@ -1,6 +1,6 @@
 //! The fault-proof copy of the caller's packet into private memory, and the fault-proof write of
 //! the one byte the kernel returns (`cmd_status`); the same for the SMP request buffer the
-//! read-only policy inspects and sends from private memory (see `guard.rs`).
+//! read-only policy inspects and sends from private memory (`mfiguard_core::guarded::in_place`).
 //!
 //! The caller's pointer is never dereferenced by our code. Its memory is read and written by the
 //! kernel on our behalf, and the kernel answers `EFAULT` for memory that is not mapped (or not
@@ -31,71 +31,7 @@
 use std::ffi::{c_int, c_void};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, Ordering};
 
-use mfiguard_sanitizer::abi::ioctl::MEGASAS_IOC_SGL_OFFSET;
-use mfiguard_sanitizer::Abi;
-
 use crate::sys::errno;
-
-/// Bytes of a `megasas_iocpacket` in this process's layout (404 on x86_64, 276 on i386).
-pub const PACKET_SIZE: usize = Abi::NATIVE.packet_size();
-
-/// The guard's private copy of a packet. Aligned like the C struct would be in the caller, in
-/// case a simulator after us reads it through a C struct pointer.
-#[repr(C, align(8))]
-pub struct PacketBuf(pub [u8; PACKET_SIZE]);
-
-impl PacketBuf {
-    /// An all-zero packet.
-    pub const fn zeroed() -> PacketBuf {
-        PacketBuf([0; PACKET_SIZE])
-    }
-
-    /// The pointer handed to the next `ioctl`.
-    pub fn as_mut_ptr(&mut self) -> *mut c_void {
-        self.0.as_mut_ptr().cast()
-    }
-}
-
-impl PacketBuf {
-    /// Points `sgl[index]` at `buf`: base and length, in this process's layout. Only
-    /// `real::call_private_lending` calls it, with `buf` borrowed for the whole kernel call.
-    pub fn set_iovec(&mut self, index: usize, buf: &mut [u8]) {
-        let word = Abi::NATIVE.iovec_size() / 2;
-        let base = (buf.as_mut_ptr() as usize).to_ne_bytes();
-        let len = buf.len().to_ne_bytes();
-        // An iovec is two native words (`iov_base`, `iov_len`); `usize` is that word on both
-        // layouts. `index` < 16 keeps the entry inside the packet (checked by `get_mut`).
-        let at = index
-            .checked_mul(Abi::NATIVE.iovec_size())
-            .and_then(|o| o.checked_add(MEGASAS_IOC_SGL_OFFSET));
-        let Some(at) = at else { return };
-        if let Some(slot) = self.0.get_mut(at..at.saturating_add(2 * word)) {
-            let (b, l) = slot.split_at_mut(word);
-            b.copy_from_slice(&base);
-            l.copy_from_slice(&len);
-        }
-    }
-}
-
-const _: () = assert!(size_of::<usize>() == Abi::NATIVE.iovec_size() / 2);
-
-/// Longest SMP request the read-only policy copies into private memory: one page, about four
-/// times the longest SMP request frame (1028 bytes: smp_utils `smp_write_gpio.c`,
-/// `SMP_MAX_REQ_LEN (1020 + 4 + 4)`), and never more than a pipe (the fallback copy) holds. A longer request
-/// buffer is not inspected, and the read-only policy refuses it (`readonly.smp`).
-pub const SMP_REQUEST_MAX: usize = 4096;
-
-/// The guard's private copy of an SMP request, handed to the kernel instead of the caller's
-/// buffer (read-only policy; see `guard.rs`).
-#[repr(C, align(8))]
-pub struct SmpRequestBuf(pub [u8; SMP_REQUEST_MAX]);
-
-impl SmpRequestBuf {
-    /// An all-zero buffer.
-    pub const fn zeroed() -> SmpRequestBuf {
-        SmpRequestBuf([0; SMP_REQUEST_MAX])
-    }
-}
 
 /// The third argument of the `ioctl` call being handled: an address in the caller's memory that
 /// is only ever handed back to the next `ioctl` or read and written through the kernel.
@@ -116,17 +52,18 @@ impl CallerArg {
         CallerArg(arg)
     }
 
-    /// A user buffer the caller's packet names: `base` is an `sgl[].iov_base` from the guard's
-    /// snapshot of the packet at `self` (the read-only policy's SMP request). `None` if the
-    /// address does not fit this process's pointers.
+    /// An address the call hands over: `self` itself, its `cmd_status` byte, or a user buffer
+    /// the caller's packet names (an `sgl[].iov_base` from the guard's snapshot of the packet
+    /// at `self`: the read-only policy's SMP request). `None` if the address does not fit this
+    /// process's pointers.
     ///
-    /// It inherits `self`'s contract: used only while handling the same call, to read the
-    /// buffer before the kernel call and to write into it what the kernel would have written
-    /// there itself (the driver copies every `sgl[]` buffer back to its `iov_base` after the
-    /// command). The caller handed that memory to the kernel by making the call, and it is
-    /// still accessed only through the kernel, which checks it.
-    pub fn packet_iovec(self, base: u64) -> Option<CallerArg> {
-        usize::try_from(base)
+    /// It inherits `self`'s contract: used only while handling the same call, to read what the
+    /// kernel would read before the call and to write what the kernel would have written there
+    /// itself (the driver copies every `sgl[]` buffer back to its `iov_base` after the command,
+    /// then the status byte). The caller handed that memory to the kernel by making the call,
+    /// and it is still accessed only through the kernel, which checks it.
+    pub fn at(self, addr: u64) -> Option<CallerArg> {
+        usize::try_from(addr)
             .ok()
             .map(|addr| CallerArg(addr as *mut c_void))
     }
@@ -388,6 +325,7 @@ fn pipe_write(addr: usize, data: &[u8]) -> Result<(), c_int> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mfiguard_core::guarded::PACKET_SIZE;
 
     /// Two pages, the second unmapped: the end of the first page is readable, the rest is not.
     struct Edge {
@@ -451,9 +389,9 @@ mod tests {
             }
             // SAFETY: a test value pointing at our own array.
             let arg = unsafe { CallerArg::new(src.as_mut_ptr().cast()) };
-            let mut copy = PacketBuf::zeroed();
-            read(arg, 0, &mut copy.0).unwrap();
-            assert_eq!(copy.0, src);
+            let mut copy = [0u8; PACKET_SIZE];
+            read(arg, 0, &mut copy).unwrap();
+            assert_eq!(copy, src);
             write(arg, 0x16, &[0xAB]).unwrap();
             // The write went through the kernel; read the array back through it as well.
             let mut byte = [0u8];
@@ -465,14 +403,14 @@ mod tests {
     #[test]
     fn null_and_unmapped_memory_are_efault() {
         both_ways(|read, write| {
-            let mut copy = PacketBuf::zeroed();
+            let mut copy = [0u8; PACKET_SIZE];
             // SAFETY: a test value; never dereferenced.
             let null = unsafe { CallerArg::new(std::ptr::null_mut()) };
-            assert_eq!(read(null, 0, &mut copy.0), Err(libc::EFAULT));
+            assert_eq!(read(null, 0, &mut copy), Err(libc::EFAULT));
             assert_eq!(write(null, 0x16, &[0]), Err(libc::EFAULT));
             // SAFETY: a test value; never dereferenced.
             let wild = unsafe { CallerArg::new(usize::MAX as *mut c_void) };
-            assert_eq!(read(wild, 1, &mut copy.0), Err(libc::EFAULT));
+            assert_eq!(read(wild, 1, &mut copy), Err(libc::EFAULT));
         });
     }
 
@@ -480,11 +418,11 @@ mod tests {
     fn a_packet_running_into_an_unmapped_page_is_efault() {
         let edge = Edge::new();
         both_ways(|read, write| {
-            let mut copy = PacketBuf::zeroed();
+            let mut copy = [0u8; PACKET_SIZE];
             // The packet starts 100 bytes before the hole: partly mapped.
-            assert_eq!(read(edge.arg(100), 0, &mut copy.0), Err(libc::EFAULT));
+            assert_eq!(read(edge.arg(100), 0, &mut copy), Err(libc::EFAULT));
             // Entirely inside the mapped page: fine.
-            assert_eq!(read(edge.arg(PACKET_SIZE), 0, &mut copy.0), Ok(()));
+            assert_eq!(read(edge.arg(PACKET_SIZE), 0, &mut copy), Ok(()));
             // The status byte on the unmapped side cannot be written; on the mapped side it can.
             assert_eq!(write(edge.arg(0x10), 0x16, &[1]), Err(libc::EFAULT));
             assert_eq!(write(edge.arg(0x20), 0x16, &[1]), Ok(()));
@@ -531,29 +469,6 @@ mod tests {
         assert_eq!(pid_slot().unwrap().load(Ordering::Relaxed), getpid());
         read(arg, 0, &mut out).unwrap();
         assert_eq!(out[0], 1);
-    }
-
-    #[test]
-    fn set_iovec_points_one_entry_at_a_buffer() {
-        use mfiguard_sanitizer::{decode, IoVec};
-        let mut p = PacketBuf::zeroed();
-        let mut buf = [0u8; 40];
-        p.set_iovec(1, &mut buf);
-        let d = decode(Abi::NATIVE, &p.0).unwrap();
-        let want = IoVec {
-            base: buf.as_ptr() as u64,
-            len: 40,
-        };
-        assert_eq!(d.sgl[1], want);
-        assert!(d
-            .sgl
-            .iter()
-            .enumerate()
-            .all(|(i, v)| i == 1 || *v == IoVec::default()));
-        // Past sgl[15]: nothing is written.
-        let before = p.0;
-        p.set_iovec(16, &mut buf);
-        assert_eq!(p.0, before);
     }
 
     #[test]

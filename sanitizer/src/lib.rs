@@ -39,6 +39,7 @@
 pub mod abi;
 pub mod builder;
 pub mod decode;
+pub mod errno;
 pub mod firmware;
 pub mod policy;
 pub mod readonly;
@@ -46,7 +47,8 @@ pub mod verdict;
 
 pub use abi::ioctl::Abi;
 pub use decode::{decode, DecodeError, IoVec, Packet, SMP_REQUEST_HEAD_LEN};
-pub use policy::{Action, Errno, Mode, Policy, Rule, RuleId, RuleSet, RULES};
+pub use errno::Errno;
+pub use policy::{Action, Mode, Policy, Rule, RuleId, RuleSet, RULES};
 pub use verdict::{
     decide, decide_packet, ApplyError, Decision, Detail, DriverWrite, Finding, Rewrites, Verdict,
 };

@@ -39,15 +39,6 @@ fn abi() -> impl Strategy<Value = Abi> {
     prop_oneof![Just(Abi::Lp64), Just(Abi::Ilp32)]
 }
 
-/// A rule set from the low bits of a number.
-fn rule_set(bits: u32) -> RuleSet {
-    RuleId::ALL
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| bits & (1 << i) != 0)
-        .fold(RuleSet::EMPTY, |set, (_, r)| set.with(*r))
-}
-
 fn policy() -> impl Strategy<Value = Policy> {
     (
         any::<bool>(),
@@ -57,7 +48,7 @@ fn policy() -> impl Strategy<Value = Policy> {
         .prop_map(|(audit, readonly, bits)| Policy {
             mode: if audit { Mode::Audit } else { Mode::Enforce },
             readonly,
-            allow: rule_set(bits),
+            allow: oracle::rule_set(bits),
         })
 }
 
@@ -563,7 +554,7 @@ proptest! {
     #[test]
     fn audit_decides_as_enforce(p in packet(), bits in any::<u32>()) {
         let bytes = p.bytes();
-        let enforce = Policy { mode: Mode::Enforce, allow: rule_set(bits), ..Policy::default() };
+        let enforce = Policy { mode: Mode::Enforce, allow: oracle::rule_set(bits), ..Policy::default() };
         let audit = Policy { mode: Mode::Audit, ..enforce };
         let e = decide(&enforce, p.abi, &bytes).unwrap();
         let a = decide(&audit, p.abi, &bytes).unwrap();
@@ -580,8 +571,8 @@ proptest! {
     fn allowing_only_loosens(p in packet(), bits in any::<u32>(), audit in any::<bool>()) {
         let bytes = p.bytes();
         let mode = if audit { Mode::Audit } else { Mode::Enforce };
-        ok(oracle::check_allow_monotone(&Policy { mode, allow: rule_set(bits), ..Policy::default() }, p.abi, &bytes))?;
-        let all = Policy { mode, allow: rule_set(u32::MAX), ..Policy::default() };
+        ok(oracle::check_allow_monotone(&Policy { mode, allow: oracle::rule_set(bits), ..Policy::default() }, p.abi, &bytes))?;
+        let all = Policy { mode, allow: oracle::rule_set(u32::MAX), ..Policy::default() };
         let v = decide(&all, p.abi, &bytes).unwrap();
         prop_assert_eq!(v.decision(), Decision::Pass);
         prop_assert!(v.rewrites().is_empty());
@@ -871,7 +862,7 @@ fn builder_samples_pass_every_check() {
                 let policy = Policy {
                     mode: Mode::Audit,
                     readonly,
-                    allow: rule_set(bits),
+                    allow: oracle::rule_set(bits),
                 };
                 oracle::check_all(&policy, abi, bytes).unwrap();
                 oracle::check_allow_monotone(&policy, abi, bytes).unwrap();

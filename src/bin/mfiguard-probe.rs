@@ -13,13 +13,16 @@
 //! It prints exactly one line on stdout; with `--build` (as `mfiguard-run --check` runs it) a
 //! second one, the build of the library loaded into it, which it asks the library for through
 //! its exported `mfiguard_version`: `build: mfiguard 0.1.0 (git 1a2b3c4d5e6f)`, or
-//! `build: unknown (...)` when no such library is loaded. It uses only `std` and `libc`: it
-//! must work on a host where nothing but the package is installed, and it must not share code
-//! with the library it is testing.
+//! `build: unknown (...)` when no such library is loaded. It must work on a host where nothing
+//! but the package is installed, and it must not share code with the library it is testing:
+//! its packet and request code are its own, and its verdict rests on the errno's number. Only
+//! the name it prints for an unexpected errno comes from the sanitizer's table.
 
 use std::ffi::CStr;
 use std::io;
 use std::process::ExitCode;
+
+use mfiguard_sanitizer::Errno;
 
 /// `sizeof(struct megasas_iocpacket)` for this process's ABI: 20 bytes of header, two 64-byte
 /// MFI frames, then `struct iovec sgl[16]` (16 bytes each on LP64, 8 on ILP32).
@@ -83,19 +86,6 @@ fn library_mapped() -> Option<bool> {
             .next()
             .is_some_and(|name| name.starts_with("libmfiguard"))
     }))
-}
-
-fn errno_name(errno: i32) -> &'static str {
-    match errno {
-        libc::EINVAL => "EINVAL",
-        libc::ENOTTY => "ENOTTY",
-        libc::EPERM => "EPERM",
-        libc::EIO => "EIO",
-        libc::EFAULT => "EFAULT",
-        libc::EACCES => "EACCES",
-        libc::ENOENT => "ENOENT",
-        _ => "errno",
-    }
 }
 
 /// The build string of the `libmfiguard` loaded into this process, if one is.
@@ -180,7 +170,7 @@ fn probe() -> ExitCode {
         (-1, e) => {
             println!(
                 "intercepted: unknown (ioctl failed with {} ({e}), expected EINVAL; {loaded})",
-                errno_name(e)
+                Errno(e).name()
             );
             ExitCode::FAILURE
         }

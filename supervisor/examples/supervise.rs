@@ -16,27 +16,28 @@ fn main() {
     use std::ffi::CString;
     use std::os::unix::ffi::OsStrExt;
 
+    use mfiguard_core::audit::Guard;
     use mfiguard_supervisor::{
         choose, exit_like, probe_notify, run, run_baseline, run_ptrace_with, Baseline, Command,
-        Mechanism, Options,
+        Options,
     };
 
     let mut argv: Vec<_> = std::env::args_os().skip(1).collect();
     let mut baseline = None;
-    let mut mechanism = Mechanism::Notify;
+    let mut guard = Guard::Supervisor;
     match argv.first().and_then(|a| a.to_str()) {
         Some("--bare") => baseline = Some(Baseline::BareResponder),
         Some("--allow-all") => baseline = Some(Baseline::AllowAll),
         Some("--bare-trace") => baseline = Some(Baseline::BareTracer),
-        Some("--ptrace") => mechanism = Mechanism::Ptrace,
+        Some("--ptrace") => guard = Guard::Ptrace,
         Some("--auto") => {
             let probe = if std::env::var_os("MFIGUARD_TEST_NO_USER_NOTIF").is_some() {
                 Err(libc::ENOSYS)
             } else {
                 probe_notify()
             };
-            mechanism = choose(probe);
-            eprintln!("supervise: --auto chose {}", mechanism.name());
+            guard = choose(probe);
+            eprintln!("supervise: --auto chose the {}", guard.name());
         }
         _ => {}
     }
@@ -72,14 +73,14 @@ fn main() {
         killable_wait: std::env::var_os("MFIGUARD_TEST_NO_KILLABLE").is_none(),
     };
     let cfg = mfiguard_core::config::get_or_load();
-    let result = match (baseline, mechanism) {
+    let result = match (baseline, guard) {
         (Some(b), _) => run_baseline(&cmd, b),
-        (None, Mechanism::Notify) => run(cfg, &cmd, opts),
-        (None, Mechanism::Ptrace) => run_ptrace_with(
+        (None, Guard::Ptrace) => run_ptrace_with(
             cfg,
             &cmd,
             std::env::var_os("MFIGUARD_TEST_NO_PIDFD_GETFD").is_none(),
         ),
+        (None, _) => run(cfg, &cmd, opts),
     };
     match result {
         Ok(exit) => exit_like(exit),

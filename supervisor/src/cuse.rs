@@ -5,6 +5,15 @@
 //! A CUSE server answers the kernel's `CUSE_INIT` with the device's name, then gets one request
 //! per operation on the device: `FUSE_OPEN`, `FUSE_IOCTL`, `FUSE_RELEASE`, ... Each carries the
 //! calling thread's pid, uid and gid (`fuse_in_header`), and is answered by its `unique`.
+//!
+//! The wire structs are declared (`#[repr(C)]`, alignment 1, host-endian), as the kernel's
+//! header lays them out, their sizes pinned; requests are read from them and replies written
+//! from them, never by byte offsets.
+
+use std::mem::size_of;
+
+use zerocopy::byteorder::native_endian::{I32, U16, U32, U64};
+use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 /// `FUSE_KERNEL_VERSION`: the protocol's major version, the only one there is.
 pub const FUSE_KERNEL_VERSION: u32 = 7;
@@ -46,18 +55,204 @@ pub const FUSE_POLL_SCHEDULE_NOTIFY: u32 = 1 << 0;
 /// `FUSE_NOTIFY_POLL`: the notification code of a poll wake-up.
 pub const FUSE_NOTIFY_POLL: i32 = 1;
 
+/// `struct fuse_in_header`: every request starts with it.
+#[doc(alias = "fuse_in_header")]
+#[repr(C)]
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+pub struct FuseInHeader {
+    /// The request's total length. // 0x00
+    pub len: U32,
+    /// What it asks (`FUSE_*`, `CUSE_INIT`). // 0x04
+    pub opcode: U32,
+    /// The id its reply carries. // 0x08
+    pub unique: U64,
+    /// The inode (none on a CUSE device). // 0x10
+    pub nodeid: U64,
+    /// The caller's uid (in this daemon's user namespace). // 0x18
+    pub uid: U32,
+    /// The caller's gid. // 0x1C
+    pub gid: U32,
+    /// The calling thread, in this daemon's pid namespace (0: not visible from it). // 0x20
+    pub pid: U32,
+    /// Length of extensions after the arguments, in 8-byte units. // 0x24
+    pub total_extlen: U16,
+    /// Padding. // 0x26
+    pub padding: U16,
+}
+
+/// `struct fuse_out_header`: every reply (and notification) starts with it.
+#[doc(alias = "fuse_out_header")]
+#[repr(C)]
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+pub struct FuseOutHeader {
+    /// The reply's total length. // 0x00
+    pub len: U32,
+    /// 0, or a negative errno (for a notification, its code). // 0x04
+    pub error: I32,
+    /// The request answered (0 for a notification). // 0x08
+    pub unique: U64,
+}
+
+/// `struct cuse_init_in`.
+#[doc(alias = "cuse_init_in")]
+#[repr(C)]
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+pub struct CuseInitIn {
+    /// The kernel's protocol major version. // 0x00
+    pub major: U32,
+    /// Its minor version. // 0x04
+    pub minor: U32,
+    /// Unused. // 0x08
+    pub unused: U32,
+    /// `CUSE_*` flags it offers. // 0x0C
+    pub flags: U32,
+}
+
+/// `struct cuse_init_out`, followed in the reply by the device info string (`DEVNAME=...`).
+#[doc(alias = "cuse_init_out")]
+#[repr(C)]
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+pub struct CuseInitOut {
+    /// `FUSE_KERNEL_VERSION`. // 0x00
+    pub major: U32,
+    /// The minor version both speak. // 0x04
+    pub minor: U32,
+    /// Unused. // 0x08
+    pub unused: U32,
+    /// `CUSE_*` flags granted. // 0x0C
+    pub flags: U32,
+    /// Largest read. // 0x10
+    pub max_read: U32,
+    /// Largest write. // 0x14
+    pub max_write: U32,
+    /// The device's major (0: the kernel picks the number). // 0x18
+    pub dev_major: U32,
+    /// Its minor. // 0x1C
+    pub dev_minor: U32,
+    /// Spare. // 0x20
+    pub spare: [U32; 10],
+}
+
+/// `struct fuse_open_in`.
+#[doc(alias = "fuse_open_in")]
+#[repr(C)]
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+pub struct FuseOpenIn {
+    /// The caller's `open` flags. // 0x00
+    pub flags: U32,
+    /// `FUSE_OPEN_*` flags. // 0x04
+    pub open_flags: U32,
+}
+
+/// `struct fuse_open_out`.
+#[doc(alias = "fuse_open_out")]
+#[repr(C)]
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+pub struct FuseOpenOut {
+    /// The file handle later requests carry. // 0x00
+    pub fh: U64,
+    /// `FOPEN_*` flags. // 0x08
+    pub open_flags: U32,
+    /// Padding. // 0x0C
+    pub padding: U32,
+}
+
+/// `struct fuse_ioctl_in`.
+#[doc(alias = "fuse_ioctl_in")]
+#[repr(C)]
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+pub struct FuseIoctlIn {
+    /// The file handle. // 0x00
+    pub fh: U64,
+    /// `FUSE_IOCTL_*` flags. // 0x08
+    pub flags: U32,
+    /// The request code. // 0x0C
+    pub cmd: U32,
+    /// The caller's argument. // 0x10
+    pub arg: U64,
+    /// Bytes of input the kernel copied (none: unrestricted). // 0x18
+    pub in_size: U32,
+    /// Bytes of output it would copy back. // 0x1C
+    pub out_size: U32,
+}
+
+/// `struct fuse_ioctl_out`.
+#[doc(alias = "fuse_ioctl_out")]
+#[repr(C)]
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+pub struct FuseIoctlOut {
+    /// The ioctl's result. // 0x00
+    pub result: I32,
+    /// `FUSE_IOCTL_RETRY` and others (none here). // 0x04
+    pub flags: U32,
+    /// Input iovecs of a retry. // 0x08
+    pub in_iovs: U32,
+    /// Output iovecs of a retry. // 0x0C
+    pub out_iovs: U32,
+}
+
+/// `struct fuse_poll_in`.
+#[doc(alias = "fuse_poll_in")]
+#[repr(C)]
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+pub struct FusePollIn {
+    /// The file handle. // 0x00
+    pub fh: U64,
+    /// The polled file's handle for wake-ups. // 0x08
+    pub kh: U64,
+    /// `FUSE_POLL_*` flags. // 0x10
+    pub flags: U32,
+    /// The events polled for. // 0x14
+    pub events: U32,
+}
+
+/// `struct fuse_poll_out`.
+#[doc(alias = "fuse_poll_out")]
+#[repr(C)]
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+pub struct FusePollOut {
+    /// The ready events. // 0x00
+    pub revents: U32,
+    /// Padding. // 0x04
+    pub padding: U32,
+}
+
+/// `struct fuse_notify_poll_wakeup_out`.
+#[doc(alias = "fuse_notify_poll_wakeup_out")]
+#[repr(C)]
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+pub struct FuseNotifyPollWakeupOut {
+    /// The handle of the file to wake. // 0x00
+    pub kh: U64,
+}
+
+// The sizes `include/uapi/linux/fuse.h` gives each struct.
+const _: () = {
+    assert!(size_of::<FuseInHeader>() == 40);
+    assert!(size_of::<FuseOutHeader>() == 16);
+    assert!(size_of::<CuseInitIn>() == 16);
+    assert!(size_of::<CuseInitOut>() == 72);
+    assert!(size_of::<FuseOpenIn>() == 8);
+    assert!(size_of::<FuseOpenOut>() == 16);
+    assert!(size_of::<FuseIoctlIn>() == 32);
+    assert!(size_of::<FuseIoctlOut>() == 16);
+    assert!(size_of::<FusePollIn>() == 24);
+    assert!(size_of::<FusePollOut>() == 8);
+    assert!(size_of::<FuseNotifyPollWakeupOut>() == 8);
+};
+
 /// `sizeof(struct fuse_in_header)`.
-pub const IN_HEADER_LEN: usize = 40;
+pub const IN_HEADER_LEN: usize = size_of::<FuseInHeader>();
 /// `sizeof(struct fuse_out_header)`.
-pub const OUT_HEADER_LEN: usize = 16;
+pub const OUT_HEADER_LEN: usize = size_of::<FuseOutHeader>();
 /// `sizeof(struct cuse_init_out)`.
-pub const CUSE_INIT_OUT_LEN: usize = 72;
+pub const CUSE_INIT_OUT_LEN: usize = size_of::<CuseInitOut>();
 /// The smallest buffer a read of the channel accepts (`FUSE_MIN_READ_BUFFER`).
 pub const READ_BUFFER_MIN: usize = 8192;
 /// `max_read` and `max_write` offered at init (the node has no read or write).
 pub const MAX_RW: u32 = 4096;
 
-/// `struct fuse_in_header`: who asks, and for which reply.
+/// A request's header, as far as the daemon uses it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct InHeader {
     /// The request's total length.
@@ -66,7 +261,7 @@ pub struct InHeader {
     pub opcode: u32,
     /// The id its reply carries.
     pub unique: u64,
-    /// The caller's uid and gid (in this daemon's user namespace).
+    /// The caller's uid (in this daemon's user namespace).
     pub uid: u32,
     /// The caller's gid.
     pub gid: u32,
@@ -111,7 +306,7 @@ pub enum Op {
         /// `FUSE_POLL_*` flags.
         flags: u32,
     },
-    /// Anything else (`FUSE_READ`, `FUSE_WRITE`, `FUSE_POLL`, ...), by opcode.
+    /// Anything else (`FUSE_READ`, `FUSE_WRITE`, `FUSE_FLUSH`, ...), by opcode.
     Other(u32),
 }
 
@@ -122,58 +317,58 @@ pub enum ParseError {
     Short,
 }
 
-fn u32_at(b: &[u8], at: usize) -> Result<u32, ParseError> {
-    let s = b.get(at..at + 4).ok_or(ParseError::Short)?;
-    Ok(u32::from_ne_bytes(
-        s.try_into().map_err(|_| ParseError::Short)?,
-    ))
-}
-
-fn u64_at(b: &[u8], at: usize) -> Result<u64, ParseError> {
-    let s = b.get(at..at + 8).ok_or(ParseError::Short)?;
-    Ok(u64::from_ne_bytes(
-        s.try_into().map_err(|_| ParseError::Short)?,
-    ))
+/// The struct at the start of `b`, copied out (the channel's buffer has no alignment to rely on).
+fn read<T: FromBytes>(b: &[u8]) -> Result<T, ParseError> {
+    T::read_from_prefix(b)
+        .map(|(t, _)| t)
+        .map_err(|_| ParseError::Short)
 }
 
 /// Parses the bytes of one read of the channel.
 pub fn parse(b: &[u8]) -> Result<(InHeader, Op), ParseError> {
+    let raw: FuseInHeader = read(b)?;
     let h = InHeader {
-        len: u32_at(b, 0)?,
-        opcode: u32_at(b, 4)?,
-        unique: u64_at(b, 8)?,
-        uid: u32_at(b, 24)?,
-        gid: u32_at(b, 28)?,
-        pid: u32_at(b, 32)?,
+        len: raw.len.get(),
+        opcode: raw.opcode.get(),
+        unique: raw.unique.get(),
+        uid: raw.uid.get(),
+        gid: raw.gid.get(),
+        pid: raw.pid.get(),
     };
-    if (h.len as usize) < IN_HEADER_LEN || (h.len as usize) > b.len() {
-        return Err(ParseError::Short);
-    }
-    let arg = &b[IN_HEADER_LEN..h.len as usize];
+    let arg = usize::try_from(h.len)
+        .ok()
+        .filter(|&len| len >= IN_HEADER_LEN)
+        .and_then(|len| b.get(IN_HEADER_LEN..len))
+        .ok_or(ParseError::Short)?;
     let op = match h.opcode {
-        // struct cuse_init_in { major, minor, unused, flags }
-        CUSE_INIT => Op::Init {
-            major: u32_at(arg, 0)?,
-            minor: u32_at(arg, 4)?,
-            flags: u32_at(arg, 12)?,
-        },
-        // struct fuse_open_in { flags, open_flags }
+        CUSE_INIT => {
+            let i: CuseInitIn = read(arg)?;
+            Op::Init {
+                major: i.major.get(),
+                minor: i.minor.get(),
+                flags: i.flags.get(),
+            }
+        }
         FUSE_OPEN => Op::Open {
-            flags: u32_at(arg, 0)?,
+            flags: read::<FuseOpenIn>(arg)?.flags.get(),
         },
         FUSE_RELEASE => Op::Release,
-        // struct fuse_ioctl_in { fh, flags, cmd, arg, in_size, out_size }
-        FUSE_IOCTL => Op::Ioctl {
-            flags: u32_at(arg, 8)?,
-            cmd: u32_at(arg, 12)?,
-            arg: u64_at(arg, 16)?,
-        },
+        FUSE_IOCTL => {
+            let i: FuseIoctlIn = read(arg)?;
+            Op::Ioctl {
+                flags: i.flags.get(),
+                cmd: i.cmd.get(),
+                arg: i.arg.get(),
+            }
+        }
         FUSE_INTERRUPT => Op::Interrupt,
-        // struct fuse_poll_in { fh, kh, flags, events }
-        FUSE_POLL => Op::Poll {
-            kh: u64_at(arg, 8)?,
-            flags: u32_at(arg, 16)?,
-        },
+        FUSE_POLL => {
+            let i: FusePollIn = read(arg)?;
+            Op::Poll {
+                kh: i.kh.get(),
+                flags: i.flags.get(),
+            }
+        }
         other => Op::Other(other),
     };
     Ok((h, op))
@@ -182,10 +377,13 @@ pub fn parse(b: &[u8]) -> Result<(InHeader, Op), ParseError> {
 /// A reply: `fuse_out_header` and its argument, ready for one `write` of the channel.
 fn reply(unique: u64, error: i32, arg: &[u8]) -> Vec<u8> {
     let len = OUT_HEADER_LEN + arg.len();
+    let header = FuseOutHeader {
+        len: U32::new(len as u32),
+        error: I32::new(error),
+        unique: U64::new(unique),
+    };
     let mut out = Vec::with_capacity(len);
-    out.extend_from_slice(&(len as u32).to_ne_bytes());
-    out.extend_from_slice(&error.to_ne_bytes());
-    out.extend_from_slice(&unique.to_ne_bytes());
+    out.extend_from_slice(header.as_bytes());
     out.extend_from_slice(arg);
     out
 }
@@ -200,32 +398,38 @@ pub fn reply_empty(unique: u64) -> Vec<u8> {
     reply(unique, 0, &[])
 }
 
-/// The reply to `FUSE_OPEN`: `struct fuse_open_out { fh, open_flags, padding }`.
+/// The reply to `FUSE_OPEN`.
 pub fn reply_open(unique: u64, fh: u64) -> Vec<u8> {
-    let mut arg = [0u8; 16];
-    arg[0..8].copy_from_slice(&fh.to_ne_bytes());
-    reply(unique, 0, &arg)
+    let out = FuseOpenOut {
+        fh: U64::new(fh),
+        ..FromZeros::new_zeroed()
+    };
+    reply(unique, 0, out.as_bytes())
 }
 
-/// The reply to `FUSE_POLL`: `struct fuse_poll_out { revents, padding }`.
+/// The reply to `FUSE_POLL`.
 pub fn reply_poll(unique: u64, revents: u32) -> Vec<u8> {
-    let mut arg = [0u8; 8];
-    arg[0..4].copy_from_slice(&revents.to_ne_bytes());
-    reply(unique, 0, &arg)
+    let out = FusePollOut {
+        revents: U32::new(revents),
+        ..FromZeros::new_zeroed()
+    };
+    reply(unique, 0, out.as_bytes())
 }
 
-/// A poll wake-up for the file of handle `kh` (`FUSE_NOTIFY_POLL`, `struct
-/// fuse_notify_poll_wakeup_out { kh }`): written to the channel like a reply, with no unique.
+/// A poll wake-up for the file of handle `kh` (`FUSE_NOTIFY_POLL`): written to the channel like
+/// a reply, with no unique.
 pub fn notify_poll(kh: u64) -> Vec<u8> {
-    reply(0, FUSE_NOTIFY_POLL, &kh.to_ne_bytes())
+    let out = FuseNotifyPollWakeupOut { kh: U64::new(kh) };
+    reply(0, FUSE_NOTIFY_POLL, out.as_bytes())
 }
 
-/// The reply to `FUSE_IOCTL` with the call's result (`struct fuse_ioctl_out { result, flags,
-/// in_iovs, out_iovs }`): nothing to copy, nothing to retry.
+/// The reply to `FUSE_IOCTL` with the call's result: nothing to copy, nothing to retry.
 pub fn reply_ioctl(unique: u64, result: i32) -> Vec<u8> {
-    let mut arg = [0u8; 16];
-    arg[0..4].copy_from_slice(&result.to_ne_bytes());
-    reply(unique, 0, &arg)
+    let out = FuseIoctlOut {
+        result: I32::new(result),
+        ..FromZeros::new_zeroed()
+    };
+    reply(unique, 0, out.as_bytes())
 }
 
 /// The reply to `CUSE_INIT`, or `None` when the kernel's protocol is one CUSE cannot serve
@@ -245,16 +449,18 @@ pub fn reply_init(
     if devname.is_empty() || devname.bytes().any(|c| c == 0 || c == b'=') {
         return None;
     }
-    let mut arg = vec![0u8; CUSE_INIT_OUT_LEN];
-    // struct cuse_init_out { major, minor, unused, flags, max_read, max_write, dev_major,
-    // dev_minor, spare[10] }: dev_major 0 lets the kernel choose the device number.
-    arg[0..4].copy_from_slice(&FUSE_KERNEL_VERSION.to_ne_bytes());
-    arg[4..8].copy_from_slice(&minor.min(FUSE_MINOR_KNOWN).to_ne_bytes());
-    arg[12..16].copy_from_slice(&CUSE_UNRESTRICTED_IOCTL.to_ne_bytes());
-    arg[16..20].copy_from_slice(&MAX_RW.to_ne_bytes());
-    arg[20..24].copy_from_slice(&MAX_RW.to_ne_bytes());
-    arg[24..28].copy_from_slice(&dev_major.to_ne_bytes());
-    arg[28..32].copy_from_slice(&dev_minor.to_ne_bytes());
+    // dev_major 0 would let the kernel choose the device number.
+    let out = CuseInitOut {
+        major: U32::new(FUSE_KERNEL_VERSION),
+        minor: U32::new(minor.min(FUSE_MINOR_KNOWN)),
+        flags: U32::new(CUSE_UNRESTRICTED_IOCTL),
+        max_read: U32::new(MAX_RW),
+        max_write: U32::new(MAX_RW),
+        dev_major: U32::new(dev_major),
+        dev_minor: U32::new(dev_minor),
+        ..FromZeros::new_zeroed()
+    };
+    let mut arg = out.as_bytes().to_vec();
     arg.extend_from_slice(b"DEVNAME=");
     arg.extend_from_slice(devname.as_bytes());
     arg.push(0);

@@ -15,6 +15,7 @@
 //! The code is compared on the low 32 bits of `args[1]`, as the kernel's `unsigned int cmd`.
 
 use libc::sock_filter;
+use mfiguard_sanitizer::Abi;
 
 /// `offsetof(struct seccomp_data, nr)`.
 const NR: u32 = 0;
@@ -45,6 +46,27 @@ pub const GET_AEN: u32 = mfiguard_sanitizer::abi::ioctl::MEGASAS_IOC_GET_AEN;
 const _: () = assert!(FIRMWARE == 0xc194_4d01 && FIRMWARE32 == 0xc114_4d01);
 const _: () = assert!(GET_AEN == 0x400c_4d03);
 
+/// The layout of a caller in `ioctl` through the system-call entry `arch` (an `AUDIT_ARCH_*`)
+/// with number `nr`: the x86_64 entry (nr 16), or the i386 one (nr 54: a 32-bit tool, or
+/// `int 0x80` from a 64-bit one); `None` for anything else (x32, another call). Whether its
+/// request is a guarded call is then `mfiguard_core::guarded::is_guarded`'s question.
+pub fn ioctl_abi(arch: u32, nr: u64) -> Option<Abi> {
+    match arch {
+        AUDIT_ARCH_X86_64 if nr == u64::from(NR_IOCTL_X86_64) => Some(Abi::Lp64),
+        AUDIT_ARCH_I386 if nr == u64::from(NR_IOCTL_I386) => Some(Abi::Ilp32),
+        _ => None,
+    }
+}
+
+/// The system-call entry (`AUDIT_ARCH_*`) the trace filter's `SECCOMP_RET_DATA` names.
+pub fn arch_of_data(data: u32) -> Option<u32> {
+    match data & RET_DATA_MASK {
+        DATA_X86_64 => Some(AUDIT_ARCH_X86_64),
+        DATA_I386 => Some(AUDIT_ARCH_I386),
+        _ => None,
+    }
+}
+
 /// `SECCOMP_RET_ALLOW`.
 pub const RET_ALLOW: u32 = 0x7fff_0000;
 /// `SECCOMP_RET_USER_NOTIF`.
@@ -62,23 +84,23 @@ pub const RET_DATA_MASK: u32 = 0xffff;
 /// `SECCOMP_RET_ERRNO | EPERM`.
 pub const RET_EPERM: u32 = 0x0005_0000 | libc::EPERM as u32;
 
-/// What happens to a guarded call.
+/// Who handles a guarded call: the filter returns its `SECCOMP_RET_*` action for it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Action {
+pub enum Handler {
     /// `SECCOMP_RET_USER_NOTIF`: the supervisor answers it.
-    Notify,
+    UserNotif,
     /// `SECCOMP_RET_TRACE`: a ptrace tracer handles it.
     Trace,
     /// `SECCOMP_RET_ALLOW`: for a filter that costs the same and guards nothing (benchmarks).
     Allow,
 }
 
-impl Action {
+impl Handler {
     const fn ret(self) -> u32 {
         match self {
-            Action::Notify => RET_USER_NOTIF,
-            Action::Trace => RET_TRACE,
-            Action::Allow => RET_ALLOW,
+            Handler::UserNotif => RET_USER_NOTIF,
+            Handler::Trace => RET_TRACE,
+            Handler::Allow => RET_ALLOW,
         }
     }
 }
@@ -136,14 +158,14 @@ fn program() -> [Op; 30] {
 
 /// The tail of every program: the answers. Under `Trace` the i386 entry has its own (its
 /// `SECCOMP_RET_DATA` names the ABI); otherwise both entries share one instruction.
-fn answers(action: Action) -> Vec<Op> {
+fn answers(handler: Handler) -> Vec<Op> {
     use Op::*;
     let mut ops = vec![JumpEq(GET_AEN, "guard32", "allow")];
-    if action == Action::Trace {
+    if handler == Handler::Trace {
         ops.extend([At("guard32"), Ret(RET_TRACE | DATA_I386)]);
         ops.extend([At("guard"), Ret(RET_TRACE | DATA_X86_64)]);
     } else {
-        ops.extend([At("guard32"), At("guard"), Ret(action.ret())]);
+        ops.extend([At("guard32"), At("guard"), Ret(handler.ret())]);
     }
     ops.extend([At("refuse"), Ret(RET_EPERM), At("allow"), Ret(RET_ALLOW)]);
     ops
@@ -224,9 +246,9 @@ fn jump(code: u32, k: u32, jt: u8, jf: u8) -> sock_filter {
     }
 }
 
-/// The filter's BPF program for `action`.
-pub fn build(action: Action) -> Vec<sock_filter> {
-    let ops: Vec<Op> = program().into_iter().chain(answers(action)).collect();
+/// The filter's BPF program for guarded calls handled by `handler`.
+pub fn build(handler: Handler) -> Vec<sock_filter> {
+    let ops: Vec<Op> = program().into_iter().chain(answers(handler)).collect();
     // The table is fixed: a failure is a bug caught by the tests, never a run-time state.
     assemble(&ops).unwrap_or_default()
 }
@@ -296,19 +318,19 @@ mod tests {
 
     #[test]
     fn every_program_assembles_and_fits() {
-        for action in [Action::Notify, Action::Trace, Action::Allow] {
-            let ops: Vec<Op> = program().into_iter().chain(answers(action)).collect();
+        for handler in [Handler::UserNotif, Handler::Trace, Handler::Allow] {
+            let ops: Vec<Op> = program().into_iter().chain(answers(handler)).collect();
             let prog = assemble(&ops).expect("assembles");
             assert!(prog.len() <= usize::from(libc::BPF_MAXINSNS as u16));
             // The trace program has one more answer: the i386 entry's own data.
-            let len = if action == Action::Trace { 23 } else { 22 };
+            let len = if handler == Handler::Trace { 23 } else { 22 };
             assert_eq!(prog.len(), len);
         }
     }
 
     #[test]
     fn megaraid_codes_on_ioctl_are_guarded() {
-        let p = build(Action::Notify);
+        let p = build(Handler::UserNotif);
         let g = Some(RET_USER_NOTIF);
         assert_eq!(run(&p, &ioctl(AUDIT_ARCH_X86_64, 16, FIRMWARE.into())), g);
         assert_eq!(run(&p, &ioctl(AUDIT_ARCH_X86_64, 16, GET_AEN.into())), g);
@@ -330,7 +352,7 @@ mod tests {
 
     #[test]
     fn the_trace_program_names_the_abi_in_its_data() {
-        let t = build(Action::Trace);
+        let t = build(Handler::Trace);
         let x64 = Some(RET_TRACE | DATA_X86_64);
         let i386 = Some(RET_TRACE | DATA_I386);
         assert_eq!(run(&t, &ioctl(AUDIT_ARCH_X86_64, 16, FIRMWARE.into())), x64);
@@ -360,7 +382,7 @@ mod tests {
     #[test]
     fn the_notification_program_is_unchanged_by_the_trace_answers() {
         // Golden: both entries share the one USER_NOTIF instruction.
-        let p = build(Action::Notify);
+        let p = build(Handler::UserNotif);
         let rets: Vec<u32> = p
             .iter()
             .filter(|i| u32::from(i.code) == libc::BPF_RET | libc::BPF_K)
@@ -371,7 +393,7 @@ mod tests {
 
     #[test]
     fn everything_else_is_allowed() {
-        let p = build(Action::Notify);
+        let p = build(Handler::UserNotif);
         let a = Some(RET_ALLOW);
         // Other requests, other system calls with the code as an argument, the layouts the
         // driver answers with ENOTTY.
@@ -386,7 +408,7 @@ mod tests {
 
     #[test]
     fn x32_megaraid_calls_are_refused() {
-        let p = build(Action::Notify);
+        let p = build(Handler::UserNotif);
         let x32 = NR_IOCTL_X32 | X32_SYSCALL_BIT;
         for code in [FIRMWARE, FIRMWARE32, GET_AEN] {
             assert_eq!(

@@ -5,7 +5,7 @@
 //! The tool is started under a seccomp filter (inherited across `fork` and `exec`, it cannot be
 //! removed) that sends only `ioctl` with a MegaRAID request code to this process, through a
 //! user-notification listener ([`filter`]). Each such call is executed here, on private copies,
-//! by the same guarded path as the library's (`mfiguard_core::emulate`): the same
+//! by the same guarded path as the library's (`mfiguard_core::guarded`): the same
 //! configuration, rules, modes and audit records, with `"guard":"supervisor"` and the tool's
 //! pid and executable. Nothing the tool can change is read after the decision.
 //!
@@ -29,6 +29,8 @@ pub mod filter;
 #[cfg(target_arch = "x86_64")]
 pub mod hostd;
 #[cfg(target_arch = "x86_64")]
+mod proc;
+#[cfg(target_arch = "x86_64")]
 pub mod ptrace;
 #[cfg(target_arch = "x86_64")]
 mod ptrace_spawn;
@@ -46,38 +48,21 @@ pub use imp::*;
 mod imp {
     use std::ffi::c_int;
 
+    use mfiguard_core::audit::Guard;
     use mfiguard_core::config::Config;
 
     pub use crate::spawn::{Command, SpawnError};
     pub use crate::sys::Exit;
     use crate::{filter, ptrace, ptrace_spawn, serve, spawn, sys};
 
-    /// How a tool is guarded from outside.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-    pub enum Mechanism {
-        /// Seccomp user notification ([`run`]; Linux 5.0, `pidfd_getfd` 5.6).
-        Notify,
-        /// The ptrace fallback ([`run_ptrace`]; seccomp filters and `PTRACE_SEIZE`).
-        Ptrace,
-    }
-
-    impl Mechanism {
-        /// Its name, as `--via` and `--check` say it.
-        pub const fn name(self) -> &'static str {
-            match self {
-                Mechanism::Notify => "supervise",
-                Mechanism::Ptrace => "ptrace",
-            }
-        }
-    }
-
-    /// `--via auto`'s choice from [`probe_notify`]'s result: user notification where it can be
-    /// installed, ptrace otherwise (no such action, a kernel that refuses the install, or
-    /// `EBUSY`: the tool's tree is already under another listener).
-    pub fn choose(notify: Result<(), c_int>) -> Mechanism {
+    /// `--via auto`'s choice of the guard from outside from [`probe_notify`]'s result: the
+    /// supervisor (seccomp user notification, [`run`]) where it can be installed, its ptrace
+    /// fallback ([`run_ptrace`]) otherwise (no such action, a kernel that refuses the install,
+    /// or `EBUSY`: the tool's tree is already under another listener).
+    pub fn choose(notify: Result<(), c_int>) -> Guard {
         match notify {
-            Ok(()) => Mechanism::Notify,
-            Err(_) => Mechanism::Ptrace,
+            Ok(()) => Guard::Supervisor,
+            Err(_) => Guard::Ptrace,
         }
     }
 
@@ -88,7 +73,7 @@ mod imp {
     pub fn probe_notify() -> Result<(), c_int> {
         sys::action_available(filter::RET_USER_NOTIF)?;
         sys::try_install_in_child(
-            &filter::build(filter::Action::Notify),
+            &filter::build(filter::Handler::UserNotif),
             libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
         )
     }
@@ -98,7 +83,7 @@ mod imp {
     /// children (Yama `ptrace_scope` 3, an LSM) shows only when the tool starts
     /// (`SpawnError::Setup(EPERM)`).
     pub fn probe_ptrace() -> Result<(), c_int> {
-        sys::try_install_in_child(&filter::build(filter::Action::Trace), 0)
+        sys::try_install_in_child(&filter::build(filter::Handler::Trace), 0)
     }
 
     /// Runs `cmd` under the ptrace fallback until it ends; its exit. The tool is traced by
@@ -122,7 +107,7 @@ mod imp {
         let mut blocked = set;
         sys::add_signal(&mut blocked, libc::SIGPIPE);
         let old = sys::block(&blocked);
-        let prog = filter::build(filter::Action::Trace);
+        let prog = filter::build(filter::Handler::Trace);
         let pid = ptrace_spawn::spawn_traced(cmd, &prog, &old)?;
         log::debug!("tracing pid {pid}");
         Ok(ptrace::Tracer::new(cfg, pid, use_pidfd).run(&set))
@@ -162,7 +147,7 @@ mod imp {
         sys::add_signal(&mut blocked, libc::SIGPIPE);
         let old = sys::block(&blocked);
         let signals = sys::signalfd(&set).map_err(SpawnError::Setup)?;
-        let prog = filter::build(filter::Action::Notify);
+        let prog = filter::build(filter::Handler::UserNotif);
         let started = spawn::spawn(cmd, &prog, opts.killable_wait, &old)?;
         log::debug!(
             "supervising pid {} (killable wait: {})",
@@ -191,12 +176,14 @@ mod imp {
     pub fn run_baseline(cmd: &Command, baseline: Baseline) -> Result<Exit, SpawnError> {
         let old = sys::block(&sys::forwarded_signals());
         if baseline == Baseline::BareTracer {
-            let prog = filter::build(filter::Action::Trace);
+            let prog = filter::build(filter::Handler::Trace);
             let pid = ptrace_spawn::spawn_traced(cmd, &prog, &old)?;
             return Ok(ptrace::bare_tracer(pid));
         }
         let prog = match baseline {
-            Baseline::BareResponder | Baseline::BareTracer => filter::build(filter::Action::Notify),
+            Baseline::BareResponder | Baseline::BareTracer => {
+                filter::build(filter::Handler::UserNotif)
+            }
             Baseline::AllowAll => vec![libc::sock_filter {
                 code: (libc::BPF_RET | libc::BPF_K) as u16,
                 jt: 0,
@@ -222,11 +209,11 @@ mod imp {
 
         #[test]
         fn auto_chooses_ptrace_where_user_notification_is_missing() {
-            assert_eq!(choose(Ok(())), Mechanism::Notify);
+            assert_eq!(choose(Ok(())), Guard::Supervisor);
             // No such action (before 5.0), no SECCOMP_GET_ACTION_AVAIL (before 4.14), another
             // listener already there.
             for e in [libc::EOPNOTSUPP, libc::EINVAL, libc::EBUSY, libc::ENOSYS] {
-                assert_eq!(choose(Err(e)), Mechanism::Ptrace);
+                assert_eq!(choose(Err(e)), Guard::Ptrace);
             }
         }
 
@@ -236,7 +223,7 @@ mod imp {
             // failure means a probe is wrong, not the kernel).
             assert_eq!(probe_notify(), Ok(()));
             assert_eq!(probe_ptrace(), Ok(()));
-            assert_eq!(choose(probe_notify()), Mechanism::Notify);
+            assert_eq!(choose(probe_notify()), Guard::Supervisor);
         }
     }
 }

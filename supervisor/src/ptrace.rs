@@ -10,7 +10,7 @@
 //! At a seccomp stop the call is executed here exactly as the notification supervisor does:
 //! the tool's descriptor is duplicated (`pidfd_getfd`, Linux 5.6; before that `/proc/<tid>/fd/N`
 //! is opened again, see [`Tracer::node_fd`]), checked with the library's node test, and the
-//! call goes through `mfiguard_core::emulate::guard_call` (records say `"guard":"ptrace"`) or,
+//! call goes through `mfiguard_core::guarded::copied::run` (records say `"guard":"ptrace"`) or,
 //! for any other file, through the private-copy path. The tool's system call is then skipped
 //! (`orig_rax = -1`) and its return value set, in the same stop: seccomp(2) says "If the
 //! tracer asks to skip the system call, then the system call will appear to return the value
@@ -50,14 +50,12 @@ use std::time::Duration;
 use mfiguard_core::audit::Guard;
 use mfiguard_core::config::Config;
 use mfiguard_core::device;
-use mfiguard_core::emulate::{self, Answer, Caller, Identity, Request};
-use mfiguard_sanitizer::Abi;
+use mfiguard_core::guarded::{copied, Answer, Caller, Identity, Request};
+use mfiguard_sanitizer::{Abi, Errno};
 
-use crate::filter::{
-    DATA_I386, DATA_X86_64, FIRMWARE, FIRMWARE32, GET_AEN, NR_IOCTL_I386, NR_IOCTL_X86_64,
-    RET_DATA_MASK,
-};
-use crate::serve::{identity, other_file, Node};
+use crate::filter;
+use crate::proc::{self, identity};
+use crate::serve::{other_file, Node};
 use crate::sys::{self, Exit};
 
 /// A wait status, classified once (ptrace(2)'s names).
@@ -116,36 +114,27 @@ impl Stop {
 /// A guarded call, as the registers at its seccomp stop say.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TracedCall {
-    /// The request code (low 32 bits).
-    pub code: u32,
     /// The descriptor, in the tool's table.
     pub fd: c_int,
-    /// The argument.
-    pub arg: u64,
-    /// The entry's ABI.
-    pub abi: Abi,
+    /// The call.
+    pub req: Request,
 }
 
 impl TracedCall {
     /// The call the filter's data (`DATA_X86_64`, `DATA_I386`) and the registers describe, if
     /// the filter could have sent it.
     pub fn from_regs(data: u32, r: &libc::user_regs_struct) -> Option<TracedCall> {
-        let (abi, nr, fd, code, arg) = match data & RET_DATA_MASK {
-            DATA_X86_64 => (Abi::Lp64, r.orig_rax, r.rdi, r.rsi, r.rdx),
-            // The i386 entry: ebx, ecx, edx (zero-extended in the 64-bit layout).
-            DATA_I386 => (Abi::Ilp32, r.orig_rax, r.rbx, r.rcx, r.rdx & 0xffff_ffff),
-            _ => return None,
+        let arch = filter::arch_of_data(data)?;
+        let abi = filter::ioctl_abi(arch, r.orig_rax)?;
+        // The i386 entry's arguments are ebx, ecx, edx (zero-extended in the 64-bit layout).
+        let (fd, code, arg) = match abi {
+            Abi::Lp64 => (r.rdi, r.rsi, r.rdx),
+            Abi::Ilp32 => (r.rbx, r.rcx, r.rdx),
         };
-        let code = code as u32;
-        let ok = match abi {
-            Abi::Lp64 => nr == u64::from(NR_IOCTL_X86_64) && matches!(code, FIRMWARE | GET_AEN),
-            Abi::Ilp32 => nr == u64::from(NR_IOCTL_I386) && matches!(code, FIRMWARE32 | GET_AEN),
-        };
-        ok.then_some(TracedCall {
-            code,
+        let req = Request::new(Guard::Ptrace, abi, code as u32, arg)?;
+        Some(TracedCall {
             fd: fd as u32 as c_int,
-            arg,
-            abi,
+            req,
         })
     }
 }
@@ -164,7 +153,7 @@ impl Tracee {
         regs.orig_rax = u64::MAX; // -1: skip the system call
         regs.rax = match answer {
             Answer::Value(v) => i64::from(v) as u64,
-            Answer::Errno(e) => (-i64::from(e)) as u64,
+            Answer::Errno(e) => (-i64::from(e.0)) as u64,
         };
         sys::ptrace_setregs(self.tid, &regs)?;
         self.answered.set(true);
@@ -182,8 +171,8 @@ impl Caller for Tracee {
         sys::write_process(self.tid, addr, data)
     }
 
-    fn identity(&self) -> Identity {
-        identity(self.tid)
+    fn identity(&self) -> Option<Identity> {
+        Some(identity(self.tid))
     }
 
     fn deliver(&self, answer: Answer) -> Result<(), c_int> {
@@ -361,17 +350,17 @@ impl<'c> Tracer<'c> {
         };
         let Some(call) = TracedCall::from_regs(data as u32, &regs) else {
             // Cannot happen with our filter; never let an unknown call through.
-            let _ = tracee.answer(Answer::Errno(libc::EPERM));
+            let _ = tracee.answer(Answer::Errno(Errno::EPERM));
             return;
         };
         match self.node_fd(tid, call.fd) {
             Err(errno) => {
-                let _ = tracee.answer(Answer::Errno(errno));
+                let _ = tracee.answer(Answer::Errno(Errno(errno)));
             }
             Ok(Own {
                 fd, node: false, ..
             }) => {
-                let answer = other_file(&tracee, fd.as_fd(), call.code, call.arg);
+                let answer = other_file(&tracee, fd.as_fd(), call.req.code, call.req.arg);
                 let _ = tracee.answer(answer);
             }
             Ok(Own {
@@ -379,7 +368,7 @@ impl<'c> Tracer<'c> {
                 node: true,
                 reopened,
             }) => {
-                if reopened && call.code == GET_AEN && has_async(tid, call.fd) {
+                if reopened && call.req.is_get_aen() && has_async(tid, call.fd) {
                     // The driver answers GET_AEN only on a description registered with
                     // F_SETOWN + O_ASYNC: the tool's is, ours is a new one. Registered the
                     // same way (SIGIO to the tool) for the call; closed right after, which
@@ -389,19 +378,13 @@ impl<'c> Tracer<'c> {
                         log::debug!("GET_AEN: cannot register our description: {e}");
                     }
                 }
-                let req = Request {
-                    code: call.code,
-                    arg: call.arg,
-                    abi: call.abi,
-                    guard: Guard::Ptrace,
-                };
-                emulate::guard_call(self.cfg, req, &tracee, &mut Node { fd: fd.as_fd() });
+                copied::run(self.cfg, call.req, &tracee, &mut Node { fd: fd.as_fd() });
             }
         }
         if !tracee.answered.get() {
             // Fail closed: a call whose answer could not be set is never resumed as it was.
             // (The task is gone if SETREGS failed; this is for a path that forgot to answer.)
-            let _ = tracee.answer(Answer::Errno(libc::EIO));
+            let _ = tracee.answer(Answer::Errno(Errno::EIO));
         }
     }
 
@@ -409,13 +392,7 @@ impl<'c> Tracer<'c> {
         if let Some(Some(t)) = self.tasks.get(&tid) {
             return Some(*t);
         }
-        let status = std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
-        let t = status
-            .lines()
-            .find_map(|l| l.strip_prefix("Tgid:"))?
-            .trim()
-            .parse()
-            .ok()?;
+        let t = proc::tgid(tid)?;
         self.tasks.insert(tid, Some(t));
         Some(t)
     }
@@ -556,6 +533,7 @@ pub fn bare_tracer(child: libc::pid_t) -> Exit {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::filter::{DATA_I386, DATA_X86_64, FIRMWARE, FIRMWARE32};
 
     fn regs() -> libc::user_regs_struct {
         let mut r = zero_regs();
@@ -603,7 +581,7 @@ mod tests {
         let r = regs();
         let c = TracedCall::from_regs(DATA_X86_64, &r).expect("x86_64 call");
         assert_eq!(
-            (c.code, c.fd, c.arg, c.abi),
+            (c.req.code, c.fd, c.req.arg, c.req.abi),
             (FIRMWARE, 3, r.rdx, Abi::Lp64)
         );
         // The same registers through the i386 entry are not a guarded call: wrong nr, code.
@@ -615,7 +593,7 @@ mod tests {
         i.rdx = 0xffff_ffff_0804_a000;
         let c = TracedCall::from_regs(DATA_I386, &i).expect("i386 call");
         assert_eq!(
-            (c.code, c.fd, c.arg, c.abi),
+            (c.req.code, c.fd, c.req.arg, c.req.abi),
             (FIRMWARE32, 4, 0x0804_a000, Abi::Ilp32)
         );
         // Unknown data (not from our filter), or a code it does not trace: refused.

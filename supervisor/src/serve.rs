@@ -7,7 +7,7 @@
 //!
 //! 1. the tool's descriptor `args[0]` is duplicated into this process (`pidfd_getfd`) and
 //!    `fstat`ed: the management node (as the library decides it: `MFIGUARD_DEVICE`, or the
-//!    driver's major) goes to the guarded path (`mfiguard_core::emulate`) with that descriptor
+//!    driver's major) goes to the guarded path (`mfiguard_core::guarded`) with that descriptor
 //!    as the driver; any other file gets the call on a private copy of the argument (the size
 //!    and direction the request code encodes), unchanged;
 //! 2. every read of the tool's memory is followed by `SECCOMP_IOCTL_NOTIF_ID_VALID`, so a
@@ -20,50 +20,37 @@
 use std::ffi::c_int;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
-use mfiguard_core::audit::{Guard, Invoker, Who};
+use mfiguard_core::audit::Guard;
 use mfiguard_core::config::Config;
 use mfiguard_core::device;
-use mfiguard_core::emulate::{
-    self, Answer, Caller, Driver, Identity, PrivateCall, Replay, Request, AEN_SIZE,
+use mfiguard_core::guarded::{
+    copied, Answer, Caller, Driver, Identity, PrivateCall, Replay, Request, AEN_SIZE,
 };
-use mfiguard_sanitizer::Abi;
 
-use crate::filter::{
-    AUDIT_ARCH_I386, AUDIT_ARCH_X86_64, FIRMWARE, FIRMWARE32, GET_AEN, NR_IOCTL_I386,
-    NR_IOCTL_X86_64,
-};
+use mfiguard_sanitizer::Errno;
+
+use crate::filter::{self, FIRMWARE, GET_AEN};
+use crate::proc::{identity, tgid};
 use crate::sys::{self, Exit};
 
 /// A notification's call, identified.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Syscall {
     tid: libc::pid_t,
-    code: u32,
     fd: c_int,
-    arg: u64,
-    abi: Abi,
+    req: Request,
 }
 
 impl Syscall {
     /// The call a notification stands for, if the filter could have sent it.
     fn from_notif(n: &libc::seccomp_notif) -> Option<Syscall> {
         let d = &n.data;
-        let code = d.args[1] as u32;
-        let abi = match (d.arch, d.nr as u32, code) {
-            (AUDIT_ARCH_X86_64, NR_IOCTL_X86_64, FIRMWARE | GET_AEN) => Abi::Lp64,
-            (AUDIT_ARCH_I386, NR_IOCTL_I386, FIRMWARE32 | GET_AEN) => Abi::Ilp32,
-            _ => return None,
-        };
-        let arg = match abi {
-            Abi::Lp64 => d.args[2],
-            Abi::Ilp32 => d.args[2] & 0xffff_ffff,
-        };
+        let abi = filter::ioctl_abi(d.arch, u64::from(d.nr as u32))?;
+        let req = Request::new(Guard::Supervisor, abi, d.args[1] as u32, d.args[2])?;
         Some(Syscall {
             tid: n.pid as libc::pid_t,
-            code,
             fd: d.args[0] as u32 as c_int,
-            arg,
-            abi,
+            req,
         })
     }
 }
@@ -98,39 +85,16 @@ impl Caller for Tool<'_> {
         sys::write_process(self.tid, addr, data)
     }
 
-    fn identity(&self) -> Identity {
-        identity(self.tid)
+    fn identity(&self) -> Option<Identity> {
+        Some(identity(self.tid))
     }
 
     fn deliver(&self, answer: Answer) -> Result<(), c_int> {
         let (val, error) = match answer {
             Answer::Value(v) => (i64::from(v), 0),
-            Answer::Errno(e) => (0, e),
+            Answer::Errno(e) => (0, e.0),
         };
         sys::notif_send(self.listener, self.id, val, error)
-    }
-}
-
-/// The pid (thread group), real uid and executable of thread `tid`, from `/proc`.
-/// Who the thread `tid` is, for records: its process, real uid, executable and invoker.
-pub(crate) fn identity(tid: libc::pid_t) -> Identity {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", tid)).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse::<u32>().ok())
-    };
-    let pid = field("Tgid:").unwrap_or(tid as u32);
-    let uid = field("Uid:").unwrap_or(u32::MAX);
-    let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
-        .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_else(|_| "?".into());
-    Identity {
-        who: Who { pid, uid },
-        exe,
-        invoker: Invoker::of_process(pid),
     }
 }
 
@@ -266,7 +230,7 @@ impl<'c> Supervisor<'c> {
         let restart = self.undelivered.iter().position(|u| {
             u.call == call && {
                 let mut now = vec![0u8; u.packet.len()];
-                tool.read(call.arg, &mut now).is_ok() && same_packet(u, &now)
+                tool.read(call.req.arg, &mut now).is_ok() && same_packet(u, &now)
             }
         });
         if let Some(i) = restart {
@@ -283,31 +247,23 @@ impl<'c> Supervisor<'c> {
         }
         let delivery = match node_fd(&mut self.leaders, self.cfg, &call, &tool) {
             Err(errno) => {
-                let _ = tool.deliver(Answer::Errno(errno));
+                let _ = tool.deliver(Answer::Errno(Errno(errno)));
                 return;
             }
             Ok((fd, false)) => {
                 let _ = tool.deliver(other_file_call(&tool, fd.as_fd(), &call));
                 return;
             }
-            Ok((fd, true)) => {
-                let req = Request {
-                    code: call.code,
-                    arg: call.arg,
-                    abi: call.abi,
-                    guard: Guard::Supervisor,
-                };
-                emulate::guard_call(self.cfg, req, &tool, &mut Node { fd: fd.as_fd() })
-            }
+            Ok((fd, true)) => copied::run(self.cfg, call.req, &tool, &mut Node { fd: fd.as_fd() }),
         };
         let replay = delivery
             .replay
-            .filter(|_| !self.killable && call.code != GET_AEN);
+            .filter(|_| !self.killable && !call.req.is_get_aen());
         if let Some(replay) = replay {
             // The call is no longer pending, so its memory is read without the validity check:
             // it is only compared with the restart's, never used for a decision.
-            let mut packet = vec![0u8; call.abi.packet_size()];
-            if sys::read_process(call.tid, call.arg, &mut packet).is_ok() {
+            let mut packet = vec![0u8; call.req.abi.packet_size()];
+            if sys::read_process(call.tid, call.req.arg, &mut packet).is_ok() {
                 // A signal handler's own calls may come between a call and its restart, so
                 // more than one per thread can wait; the oldest are forgotten past a bound.
                 if self.undelivered.len() >= UNDELIVERED_MAX {
@@ -373,7 +329,7 @@ fn node_fd(
 /// argument (the size and direction the request code encodes), so that no descriptor swap or
 /// memory change by another thread can turn it into an unguarded MegaRAID call.
 fn other_file_call(tool: &Tool<'_>, fd: BorrowedFd<'_>, call: &Syscall) -> Answer {
-    other_file(tool, fd, call.code, call.arg)
+    other_file(tool, fd, call.req.code, call.req.arg)
 }
 
 /// [`other_file_call`] for any caller: `code` and `arg` as the tool passed them.
@@ -387,23 +343,13 @@ pub(crate) fn other_file(tool: &impl Caller, fd: BorrowedFd<'_>, code: u32, arg:
     let private = readable.then_some(&mut buf[..]);
     let (ret, errno) = sys::ioctl_private(fd, code, private);
     if ret < 0 {
-        return Answer::Errno(errno);
+        return Answer::Errno(Errno(errno));
     }
     // _IOC_READ: the driver wrote the argument back.
     if readable && dir & 2 != 0 && tool.write(arg, &buf[..size]).is_err() {
-        return Answer::Errno(libc::EFAULT);
+        return Answer::Errno(Errno::EFAULT);
     }
     Answer::Value(ret)
-}
-
-fn tgid(tid: libc::pid_t) -> Option<libc::pid_t> {
-    let status = std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("Tgid:"))?
-        .trim()
-        .parse()
-        .ok()
 }
 
 fn wait_blocking(child: libc::pid_t) -> Exit {

@@ -3,15 +3,9 @@
 #![allow(unsafe_code)]
 
 use std::ffi::{c_int, c_void};
-use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
-/// The calling thread's errno.
-pub fn errno() -> c_int {
-    io::Error::last_os_error()
-        .raw_os_error()
-        .unwrap_or(libc::EIO)
-}
+pub use mfiguard_core::sys::{errno, pipe};
 
 fn check(ret: libc::c_long) -> Result<libc::c_long, c_int> {
     if ret < 0 {
@@ -615,17 +609,6 @@ pub fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> Result<(), c_int> {
     }
 }
 
-/// `pipe2(O_CLOEXEC)`: (read end, write end).
-pub fn pipe() -> Result<(OwnedFd, OwnedFd), c_int> {
-    let mut p = [0 as c_int; 2];
-    // SAFETY: a live array of two descriptors for the kernel to fill.
-    if unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-        return Err(errno());
-    }
-    // SAFETY: both just created, ours alone.
-    Ok(unsafe { (OwnedFd::from_raw_fd(p[0]), OwnedFd::from_raw_fd(p[1])) })
-}
-
 /// Asks for `SIGIO` to `owner` on `fd` (`F_SETOWN`, then `O_ASYNC` with `F_SETFL`): the
 /// driver's fasync handler registers the open file description.
 pub fn set_async_owner(fd: BorrowedFd<'_>, owner: libc::pid_t) -> Result<(), c_int> {
@@ -713,7 +696,7 @@ mod tests {
     /// trace program; tried in a forked child, as the ptrace fallback does.
     #[test]
     fn the_trace_filter_installs_through_prctl() {
-        let prog = crate::filter::build(crate::filter::Action::Trace);
+        let prog = crate::filter::build(crate::filter::Handler::Trace);
         let fprog = libc::sock_fprog {
             len: prog.len() as u16,
             filter: prog.as_ptr() as *mut libc::sock_filter,

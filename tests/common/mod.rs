@@ -29,6 +29,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+pub mod hardening;
+pub mod wrapper;
+
 pub use serde_json::Value;
 
 /// How long one client run may take before the test kills it and fails.
@@ -601,4 +604,59 @@ pub fn firmware_addrs(sim: &Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// What a program printed and how it ended.
+pub struct Out {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+    /// How long it ran.
+    pub took: Duration,
+}
+
+impl Out {
+    /// Its exit code (-1 when a signal ended it).
+    pub fn code(&self) -> i32 {
+        self.status.code().unwrap_or(-1)
+    }
+    /// The first line of its output.
+    pub fn first(&self) -> &str {
+        self.stdout.lines().next().unwrap_or("")
+    }
+    /// Everything, for a failed assertion.
+    pub fn dump(&self) -> String {
+        format!(
+            "exit: {:?}\n--- stdout\n{}--- stderr\n{}",
+            self.status, self.stdout, self.stderr
+        )
+    }
+    /// Its output as one JSON value (the test fails when it is not).
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("{e}\n{}", self.dump()))
+    }
+}
+
+/// Runs `cmd` to its end (at most [`RUN_TIMEOUT`]), its output captured.
+pub fn run(cmd: &mut Command) -> Out {
+    let start = Instant::now();
+    let (status, stdout, stderr) = run_with_timeout(
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped()),
+        RUN_TIMEOUT,
+    );
+    Out {
+        status,
+        stdout,
+        stderr,
+        took: start.elapsed(),
+    }
+}
+
+/// Whether `tool` is on this machine's PATH.
+pub fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool} >/dev/null 2>&1"))
+        .status()
+        .is_ok_and(|s| s.success())
 }

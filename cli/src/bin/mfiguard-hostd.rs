@@ -28,7 +28,7 @@ mod imp {
     use clap::Parser;
 
     use mfiguard_core::config;
-    use mfiguard_supervisor::hostd::{self, Options, Status, Verdict};
+    use mfiguard_supervisor::hostd::{self, Coverage, Options, Status};
 
     /// Serves the MegaRAID management node as a CUSE device: every call on the host is guarded.
     #[derive(Parser, Debug)]
@@ -72,7 +72,7 @@ mod imp {
         if cli.status {
             let st = Status::of(&cli.node);
             println!("host-wide guard: {}", st.describe(&cli.node));
-            return if st.verdict() == Verdict::Active {
+            return if st.coverage() == Coverage::Active {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE

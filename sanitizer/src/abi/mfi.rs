@@ -133,6 +133,10 @@ const _: () = assert!(size_of::<MfiIoFrame>() == 0x28);
 const _: () = assert!(size_of::<MfiSmpFrame>() == 0x20);
 const _: () = assert!(size_of::<MfiStpFrame>() == 0x30);
 
+/// `MFI_STAT_INVALID_STATUS`: the status the driver leaves in a frame the firmware has not
+/// completed (`MFI_CMD_STATUS_POLL_MODE`), and what tools put there before a call.
+pub const MFI_STAT_INVALID_STATUS: u8 = 0xFF;
+
 bitflags::bitflags! {
     /// `MFI_FRAME_*` flags in the header (the direction bits are [`MfiDirection`]).
     #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -182,6 +186,16 @@ impl MfiDirection {
             0x0010 => MfiDirection::Read,
             0x0018 => MfiDirection::Both,
             _ => MfiDirection::None,
+        }
+    }
+
+    /// Its bits in a flags word (`MFI_FRAME_DIR_*`).
+    pub const fn bits(self) -> u16 {
+        match self {
+            MfiDirection::None => 0x0000,
+            MfiDirection::Write => 0x0008,
+            MfiDirection::Read => 0x0010,
+            MfiDirection::Both => 0x0018,
         }
     }
 

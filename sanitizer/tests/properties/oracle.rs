@@ -83,6 +83,15 @@ pub const fn is_readonly(rule: RuleId) -> bool {
     )
 }
 
+/// A rule set from the low bits of a number (bit `i`: `RuleId::ALL[i]`).
+pub fn rule_set(bits: u32) -> RuleSet {
+    RuleId::ALL
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| bits & (1 << i) != 0)
+        .fold(RuleSet::EMPTY, |set, (_, r)| set.with(*r))
+}
+
 /// Position of a rule in [`RuleId::ALL`].
 pub fn index(rule: RuleId) -> usize {
     RuleId::ALL

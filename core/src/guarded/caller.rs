@@ -1,0 +1,63 @@
+//! The caller: its memory, who it is, and how it gets its answer. Each entry supplies its own
+//! (the library: its own memory through the kernel; the supervisor: `process_vm_readv` and the
+//! notification; ptrace: the stopped tracee; `mfiguard-hostd`: the CUSE request).
+
+use std::ffi::c_int;
+
+use mfiguard_sanitizer::Errno;
+
+use crate::audit::{Invoker, Who};
+
+/// What a guarded call answers its caller: a return value, or an errno.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// The driver's non-negative result.
+    Value(c_int),
+    /// The call fails with this errno.
+    Errno(Errno),
+}
+
+impl Answer {
+    /// The answer for a driver's `(ret, errno)`.
+    pub const fn of(ret: c_int, errno: c_int) -> Answer {
+        if ret < 0 {
+            Answer::Errno(Errno(errno))
+        } else {
+            Answer::Value(ret)
+        }
+    }
+
+    /// As a system call returns it: `(ret, errno)`, -1 on failure, errno 0 on success.
+    pub const fn ret_errno(self) -> (c_int, c_int) {
+        match self {
+            Answer::Value(v) => (v, 0),
+            Answer::Errno(e) => (-1, e.0),
+        }
+    }
+}
+
+/// The calling process: its memory and who it is.
+pub trait Caller {
+    /// Copies `out.len()` bytes at `addr` of the caller into `out`; an errno when they cannot
+    /// all be read (or the call is no longer pending: the caller died, the request is stale).
+    fn read(&self, addr: u64, out: &mut [u8]) -> Result<(), c_int>;
+    /// Writes `data` at `addr` of the caller.
+    fn write(&self, addr: u64, data: &[u8]) -> Result<(), c_int>;
+    /// Who the caller is, for records; asked only when a record is written. `None`: this
+    /// process (the library's caller), taken as each record is written.
+    fn identity(&self) -> Option<Identity>;
+    /// Gives the caller its answer; an errno when it can no longer take it (it died, or a
+    /// signal interrupted its call). Called once per call, before the outcome record. (The
+    /// library's caller takes its answer as the hook's return value: always `Ok`.)
+    fn deliver(&self, answer: Answer) -> Result<(), c_int>;
+}
+
+/// The calling process, as records name it.
+pub struct Identity {
+    /// Its pid (thread group) and real uid.
+    pub who: Who,
+    /// Its executable.
+    pub exe: String,
+    /// Who ran it (sudo, login uid, argv).
+    pub invoker: Invoker,
+}

@@ -1,0 +1,124 @@
+//! The node at the path: what is there, putting the daemon's (or the driver's) node there in one
+//! rename, and watching that it stays.
+
+use std::ffi::{c_int, CString};
+use std::fs;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use mfiguard_core::audit::{self, ErrorRecord, Record};
+use mfiguard_core::config::Config;
+use mfiguard_core::device::{self, NodeMajor};
+
+use super::status::{cuse_device, NodeState, Status};
+use crate::sys;
+
+/// The private node's path in `dir`.
+pub fn private_node_path(dir: &Path) -> PathBuf {
+    dir.join("megaraid_sas_ioctl_node")
+}
+
+pub(super) fn cstr(p: &Path) -> Result<CString, c_int> {
+    CString::new(p.as_os_str().as_bytes()).map_err(|_| libc::EINVAL)
+}
+
+/// Puts a node of `dev` at `path` in one rename, with `mode` and owner.
+pub(super) fn install_node(
+    path: &Path,
+    dev: u64,
+    (mode, uid, gid): (u32, u32, u32),
+) -> io::Result<()> {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = path.with_file_name(format!(".{name}.mfiguard-hostd"));
+    let _ = fs::remove_file(&tmp);
+    let c = cstr(&tmp).map_err(io::Error::from_raw_os_error)?;
+    sys::mknod_char(&c, 0o600, dev as libc::dev_t).map_err(io::Error::from_raw_os_error)?;
+    let placed = std::os::unix::fs::chown(&tmp, Some(uid), Some(gid))
+        .and_then(|()| fs::set_permissions(&tmp, fs::Permissions::from_mode(mode)))
+        .and_then(|()| fs::rename(&tmp, path));
+    if placed.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    placed
+}
+
+/// Puts the driver's own node back at `path` (for turning the host-wide guard off): the daemon
+/// must be stopped first. The node's mode and owner are kept when the path holds a node.
+pub fn restore_driver_node(path: &Path) -> Result<String, String> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if cuse_device(&name).is_some() {
+        return Err(format!(
+            "mfiguard-hostd is still serving {}: stop it first (systemctl disable --now mfiguard-hostd)",
+            path.display()
+        ));
+    }
+    let NodeMajor::Listed(major) = device::node_major() else {
+        return Err("the megaraid_sas driver is not loaded (no megaraid_sas_ioctl in /proc/devices): nothing to restore; tools create the node when they find the driver".into());
+    };
+    let like = match NodeState::of(path) {
+        NodeState::Char { mode, uid, gid, .. } => (mode, uid, gid),
+        _ => (0o600, 0, 0),
+    };
+    install_node(path, libc::makedev(major, 0), like)
+        .map_err(|e| format!("cannot put the driver's node at {}: {e}", path.display()))?;
+    Ok(format!(
+        "{} is the driver's own node again (c {major}:0)",
+        path.display()
+    ))
+}
+
+/// A record of something that happened to the node (`"record":"error"`, key `hostd.node`).
+pub(super) fn record_node_event(cfg: &Config, path: &Path, message: &str) {
+    let value = path.to_string_lossy();
+    let rec = ErrorRecord {
+        key: "hostd.node",
+        value: &value,
+        message,
+        exe: &cfg.exe,
+    };
+    let _ = audit::emit(cfg, false, Record::Error(&rec));
+}
+
+/// Checks the path every `every` and puts the node back when something replaced it: said and
+/// recorded once per change of what is found there.
+pub(super) fn watch(cfg: &Config, node: &Path, every: Duration, dev: u64, like: (u32, u32, u32)) {
+    let mut last: Option<NodeState> = None;
+    loop {
+        std::thread::sleep(every);
+        let now = NodeState::of(node);
+        if matches!(now, NodeState::Char { rdev, .. } if rdev == dev) {
+            last = None;
+            continue;
+        }
+        let status = Status {
+            serving: Some(dev),
+            node: now,
+            driver_major: match device::node_major() {
+                NodeMajor::Listed(m) => Some(m),
+                _ => None,
+            },
+        };
+        let put_back = install_node(node, dev, like);
+        if last == Some(now) {
+            // The same state as the last failed attempt: already said.
+            continue;
+        }
+        let seen = status.describe(node);
+        let message = match &put_back {
+            Ok(()) => format!("{seen}; its node was put back"),
+            Err(e) => format!(
+                "{seen}; putting its node back failed: {e} (tried again every {} ms)",
+                every.as_millis()
+            ),
+        };
+        last = put_back.is_err().then_some(now);
+        eprintln!("mfiguard-hostd: WARNING: {message}");
+        record_node_event(cfg, node, &message);
+    }
+}
