@@ -71,6 +71,8 @@ pub enum RuleId {
     SglEmptyEntryPastFrame,
     /// `dcmd.host-address`
     DcmdHostAddress,
+    /// `frame.dont-post-flag`
+    FrameDontPostFlag,
     /// `readonly.cmd`
     ReadonlyCmd,
     /// `readonly.dcmd`
@@ -84,7 +86,7 @@ pub enum RuleId {
 }
 
 /// Number of rules.
-pub const RULE_COUNT: usize = 22;
+pub const RULE_COUNT: usize = 23;
 
 impl RuleId {
     /// Every rule, in evaluation order (the first rejecting rule's errno is the answer).
@@ -106,6 +108,7 @@ impl RuleId {
         RuleId::SenseOffsetUnusual,
         RuleId::SglEmptyEntryPastFrame,
         RuleId::DcmdHostAddress,
+        RuleId::FrameDontPostFlag,
         RuleId::ReadonlyCmd,
         RuleId::ReadonlyDcmd,
         RuleId::ReadonlyScsi,
@@ -139,11 +142,12 @@ impl RuleId {
             RuleId::SenseOffsetUnusual => &RULES[14],
             RuleId::SglEmptyEntryPastFrame => &RULES[15],
             RuleId::DcmdHostAddress => &RULES[16],
-            RuleId::ReadonlyCmd => &RULES[17],
-            RuleId::ReadonlyDcmd => &RULES[18],
-            RuleId::ReadonlyScsi => &RULES[19],
-            RuleId::ReadonlyAta => &RULES[20],
-            RuleId::ReadonlySmp => &RULES[21],
+            RuleId::FrameDontPostFlag => &RULES[17],
+            RuleId::ReadonlyCmd => &RULES[18],
+            RuleId::ReadonlyDcmd => &RULES[19],
+            RuleId::ReadonlyScsi => &RULES[20],
+            RuleId::ReadonlyAta => &RULES[21],
+            RuleId::ReadonlySmp => &RULES[22],
         }
     }
 
@@ -317,6 +321,14 @@ pub const RULES: [Rule; RULE_COUNT] = [
         action: Action::Reject,
         errno: Some(Errno::EINVAL),
         why: "the firmware writes into that buffer after the call returned and the driver freed it, or the driver completes the command as its own: only the driver sends these",
+    },
+    Rule {
+        id: RuleId::FrameDontPostFlag,
+        name: "frame.dont-post-flag",
+        when: "`flags & 0x0001 != 0` (DONT_POST_IN_REPLY_QUEUE)",
+        action: Action::Rewrite,
+        errno: None,
+        why: "the firmware posts no completion for the frame, which the ioctl waits for without a timeout: on MFI controllers the caller hangs for good, holding the frame; on Fusion ones the driver takes the frame for one of its own polled commands and returns it to the pool while the ioctl still waits on it (once it is reused, the ioctl frees DMA buffers by another command's entries and returns the frame twice). Every driver passes the flag on; the flag is cleared",
     },
     Rule {
         id: RuleId::ReadonlyCmd,

@@ -271,6 +271,7 @@ fn the_property_covers_every_frame_type() {
         with_sense: usize,
         flags_rewritten: usize,
         refused_by: std::collections::BTreeMap<&'static str, usize>,
+        rewritten_by: std::collections::BTreeMap<&'static str, usize>,
     }
     let count = RefCell::new(Count::default());
     let mut runner = TestRunner::new_with_rng(
@@ -331,6 +332,12 @@ fn the_property_covers_every_frame_type() {
         if v.finding(RuleId::FrameAddressingFlags).is_some() {
             c.flags_rewritten += 1;
         }
+        for f in v
+            .findings()
+            .filter(|f| f.action == mfiguard_sanitizer::Action::Rewrite)
+        {
+            *c.rewritten_by.entry(f.rule.name()).or_default() += 1;
+        }
         Ok(())
     });
     if let Err(e) = result {
@@ -343,8 +350,8 @@ fn the_property_covers_every_frame_type() {
         assert!(n >= 100, "cmd {cmd:#04x}: only {n} packets passed");
     }
     println!(
-        "several entries {}, sense {}, flags rewritten {}; sole refusals {:?}",
-        c.several_entries, c.with_sense, c.flags_rewritten, c.refused_by
+        "several entries {}, sense {}, flags rewritten {}; sole refusals {:?}; rewrites {:?}",
+        c.several_entries, c.with_sense, c.flags_rewritten, c.refused_by, c.rewritten_by
     );
     assert!(c.several_entries >= 100, "{}", c.several_entries);
     assert!(c.with_sense >= 100, "{}", c.with_sense);
@@ -360,6 +367,10 @@ fn the_property_covers_every_frame_type() {
         let n = c.refused_by.get(rule.name()).copied().unwrap_or(0);
         assert!(n >= 10, "{rule} alone refused {n} packets");
     }
+    for rule in [RuleId::FrameDontPostFlag] {
+        let n = c.rewritten_by.get(rule.name()).copied().unwrap_or(0);
+        assert!(n >= 100, "{rule} rewrote only {n} packets that passed");
+    }
 }
 
 const BUF: u64 = 0x7f00_1234_5000;
@@ -370,7 +381,7 @@ const BUF: u64 = 0x7f00_1234_5000;
 #[test]
 fn each_rule_closes_a_hole_the_oracle_sees() {
     type Make = fn(Abi) -> Vec<u8>;
-    let holes: [(RuleId, Make); 11] = [
+    let holes: [(RuleId, Make); 12] = [
         // A well-formed one-block LD read or write: the driver completes it through the block
         // layer's SCSI command, which a frame from the ioctl has not.
         (RuleId::FrameCmdForbidden, |abi| {
@@ -430,6 +441,13 @@ fn each_rule_closes_a_hole_the_oracle_sees() {
         // The seed: IEEE on the legacy driver, which writes sge32 entries.
         (RuleId::FrameAddressingFlags, |abi| {
             samples::megacli_8_01_06_stp_probe(abi, 4, BUF, BUF + 0x1000).build()
+        }),
+        // A reading DCMD that asks the firmware not to post its completion: the ioctl waits
+        // for it forever (MFI), or the frame returns to the pool under it (Fusion).
+        (RuleId::FrameDontPostFlag, |abi| {
+            samples::dcmd_read(abi, 0x0101_0000, BUF, 4096)
+                .header(|h| h.flags = 0x0011.into())
+                .build()
         }),
         // hdr.sge_count 2 for one buffer, a caller's entry where the second would be.
         (RuleId::SglStaleEntry, |abi| {

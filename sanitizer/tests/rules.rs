@@ -81,6 +81,39 @@ fn frame_addressing_flags() {
 }
 
 #[test]
+fn frame_dont_post_flag() {
+    pair(
+        RuleId::FrameDontPostFlag,
+        Action::Rewrite,
+        |abi| clean_dcmd(abi).header(|h| h.flags = 0x0011.into()).build(),
+        |abi| clean_dcmd(abi).header(|h| h.flags = 0x0010.into()).build(),
+    );
+    // With the addressing flags too, and under the read-only policy (a reading DCMD): both
+    // rules clear their bits, and only those; DIR_READ stays.
+    let readonly = Policy {
+        readonly: true,
+        ..Policy::default()
+    };
+    for abi in Abi::ALL {
+        for policy in [Policy::default(), readonly] {
+            let bytes = clean_dcmd(abi).header(|h| h.flags = 0x0037.into()).build();
+            let v = decide(&policy, abi, &bytes).unwrap();
+            assert_eq!(v.decision(), Decision::Rewrite, "{policy:?}");
+            assert!(v.finding(RuleId::FrameDontPostFlag).is_some());
+            assert!(v.finding(RuleId::FrameAddressingFlags).is_some());
+            assert_eq!(v.flags_sent(0x0037), 0x0010);
+            let mut sent = bytes.clone();
+            v.apply(&mut sent).unwrap();
+            assert_eq!(decode(abi, &sent).unwrap().header().flags.get(), 0x0010);
+            assert_eq!(
+                decide(&policy, abi, &sent).unwrap().decision(),
+                Decision::Pass
+            );
+        }
+    }
+}
+
+#[test]
 fn ioc_sge_count() {
     pair(
         RuleId::IocSgeCount,

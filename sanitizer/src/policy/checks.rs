@@ -66,6 +66,7 @@ pub(crate) fn check(rule: RuleId, p: &Packet) -> Option<Hit> {
         RuleId::SenseOffsetUnusual => sense_offset_unusual(p),
         RuleId::SglEmptyEntryPastFrame => empty_entry_past_frame(p),
         RuleId::DcmdHostAddress => dcmd_host_address(p),
+        RuleId::FrameDontPostFlag => dont_post_flag(p),
         RuleId::ReadonlyCmd => readonly_cmd(p),
         RuleId::ReadonlyDcmd => readonly_dcmd(p),
         RuleId::ReadonlyScsi => readonly_scsi(p),
@@ -80,7 +81,19 @@ fn addressing_flags(p: &Packet) -> Option<Hit> {
     (cleared != 0).then_some(Hit {
         detail: Detail::AddressingFlags { flags, cleared },
         rewrites: Rewrites {
-            flags: Some(flags & !cleared),
+            clear_flags: cleared,
+            ..Rewrites::NONE
+        },
+    })
+}
+
+fn dont_post_flag(p: &Packet) -> Option<Hit> {
+    let flags = p.header().flags.get();
+    let cleared = flags & MfiFrameFlags::DONT_POST_IN_REPLY_QUEUE.bits();
+    (cleared != 0).then_some(Hit {
+        detail: Detail::DontPostFlag { flags },
+        rewrites: Rewrites {
+            clear_flags: cleared,
             ..Rewrites::NONE
         },
     })

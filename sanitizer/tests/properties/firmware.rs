@@ -26,7 +26,8 @@
 //! Then the driver's completion (`megasas_complete_cmd`, alike in every driver from the first
 //! one to 6.1): it hands a frame from the ioctl back to its caller, except LD read and LD write
 //! frames, which it completes through the block layer's SCSI command: a frame from the ioctl
-//! has none, and the NULL dereference in interrupt kills the kernel.
+//! has none, and the NULL dereference in interrupt kills the kernel; and no driver completes a
+//! frame whose flags keep `DONT_POST_IN_REPLY_QUEUE` as an ioctl's (see [`completion`]).
 
 #![allow(dead_code)] // each includer uses a different part
 
@@ -182,13 +183,35 @@ pub fn layout(cmd: u8) -> Result<(usize, Option<usize>), String> {
 /// completes the frame as an ioctl's; `Err` says what would go wrong.
 pub fn check(driver: Driver, sent: &Sent) -> Result<(), String> {
     if addresses(driver, sent)? {
-        completion(sent.frame[0])?;
+        // Every driver leaves DONT_POST_IN_REPLY_QUEUE as the caller set it (6.1 rewrites only
+        // IEEE, SGL64 and SENSE64).
+        completion(
+            sent.frame[0],
+            u16::from_le_bytes([sent.frame[0x10], sent.frame[0x11]]),
+        )?;
     }
     Ok(())
 }
 
-/// How the driver completes a frame of command `cmd` that came from the ioctl.
-pub fn completion(cmd: u8) -> Result<(), String> {
+/// How the driver completes a frame of command `cmd`, with header flags `flags`, that came
+/// from the ioctl.
+///
+/// `MFI_FRAME_DONT_POST_IN_REPLY_QUEUE` (0x0001) tells the firmware not to post the
+/// completion: the driver's own polled commands (`megasas_issue_polled`) set it and watch
+/// `cmd_status` instead. The ioctl waits for the interrupt (`megasas_issue_blocked_cmd`,
+/// `wait_event` without a timeout): on an MFI controller it never comes, and the caller hangs
+/// in D state with the frame and a slot of `ioctl_sem`; on a Fusion controller
+/// `build_mpt_mfi_pass_thru` marks the frame `DRV_DCMD_POLLED_MODE`, and the reply handler
+/// returns it to the pool without waking the ioctl, which wakes when the frame's next user
+/// completes and then frees DMA buffers by that command's entries and returns the frame twice.
+pub fn completion(cmd: u8, flags: u16) -> Result<(), String> {
+    if flags & 0x0001 != 0 {
+        return Err(format!(
+            "flags {flags:#06x}: DONT_POST_IN_REPLY_QUEUE reaches the firmware, so the ioctl's \
+             completion is never posted (a hang on MFI controllers; on Fusion ones the frame \
+             returns to the pool while the ioctl still waits on it)"
+        ));
+    }
     match cmd {
         0x01 | 0x02 => Err(format!(
             "the driver completes the {cmd:#04x} (LD read/write) frame through the block \

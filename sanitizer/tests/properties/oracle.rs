@@ -36,9 +36,10 @@ pub const fn packet_size(abi: Abi) -> usize {
 /// The action the spec (section 4) gives each rule.
 pub const fn spec_action(rule: RuleId) -> Action {
     match rule {
-        RuleId::FrameAddressingFlags | RuleId::SglStaleEntry | RuleId::SenseLengthMismatch => {
-            Action::Rewrite
-        }
+        RuleId::FrameAddressingFlags
+        | RuleId::FrameDontPostFlag
+        | RuleId::SglStaleEntry
+        | RuleId::SenseLengthMismatch => Action::Rewrite,
         RuleId::XferLength => Action::Warn,
         RuleId::IocSgeCount
         | RuleId::SglOffsetUnusual
@@ -231,6 +232,7 @@ impl Raw {
         let sge_count = u64::from(self.sge_count);
         let sgl_off = u64::from(self.sgl_off);
         set(RuleId::FrameAddressingFlags, self.flags() & 0x0026 != 0);
+        set(RuleId::FrameDontPostFlag, self.flags() & 0x0001 != 0);
         set(RuleId::IocSgeCount, self.sge_count > 16);
         set(RuleId::FrameCmd, self.cmd() >= 0x0B);
         // INIT, LD_READ, LD_WRITE, ABORT.
@@ -429,7 +431,7 @@ pub fn check_model(policy: &Policy, raw: &Raw, v: &Verdict) -> Result<(), String
 }
 
 /// `after` is `before` with exactly the verdict's rewrites applied, as the model says they are:
-/// addressing flags cleared, `hdr.sge_count` lowered, `hdr.sense_len` lowered, the non-zero
+/// addressing flags and DONT_POST_IN_REPLY_QUEUE cleared, `hdr.sge_count` lowered, `hdr.sense_len` lowered, the non-zero
 /// bytes of stale slots zeroed, and nothing else changed.
 pub fn check_applied(
     policy: &Policy,
@@ -447,10 +449,14 @@ pub fn check_applied(
     };
     let mut want = before.to_vec();
     let f = FRAME_AT;
+    let mut flags = raw.flags();
     if live(RuleId::FrameAddressingFlags) {
-        let flags = raw.flags() & !0x0026;
-        want[f + 0x10..f + 0x12].copy_from_slice(&flags.to_le_bytes());
+        flags &= !0x0026;
     }
+    if live(RuleId::FrameDontPostFlag) {
+        flags &= !0x0001;
+    }
+    want[f + 0x10..f + 0x12].copy_from_slice(&flags.to_le_bytes());
     if live(RuleId::SglStaleEntry) {
         if u32::from(raw.hdr_sge_count()) > raw.sge_count {
             want[f + 7] = raw.sge_count as u8;
@@ -477,6 +483,9 @@ pub fn check_invariants(raw: &Raw) -> Result<(), String> {
     let fail = |what: &str| Err(format!("invariant broken after apply: {what}: {raw:?}"));
     if raw.flags() & 0x0026 != 0 {
         return fail("addressing flags set");
+    }
+    if raw.flags() & 0x0001 != 0 {
+        return fail("DONT_POST_IN_REPLY_QUEUE set");
     }
     if raw.sge_count > 16 {
         return fail("sge_count > 16");
