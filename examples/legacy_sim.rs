@@ -28,7 +28,8 @@
 //!
 //! **The firmware** reads the frame as the driver left it and trusts it: the header flags say
 //! how to read the scatter/gather list (`IEEE` -> 16-byte skinny entries, `SGL64` -> 12-byte
-//! `sge64`, else 8-byte `sge32`), `hdr.sge_count` says how many entries, and the list sits where
+//! `sge64`, else 8-byte `sge32`), `hdr.sge_count` says how many entries (SMP and STP frames: both
+//! of the two their layout fixes, whatever it says), and the list sits where
 //! the frame type keeps it (0x28 for DCMD, 0x30 for pass-through and STP, ...; `sgl_off` for
 //! frames without a fixed layout). It records every address it parsed (`firmware_addrs`), and
 //! every DMA it would have done outside the buffers the driver allocated (`wild_dma`): on a real

@@ -241,6 +241,26 @@ fn check_rewrite(id: &str, base: &Value, sim: &Value, run: &Run) {
             assert_eq!(firmware_addrs(sim), ["0x91dfc000"], "{}", run.dump());
             assert_eq!(int(sim, "cmd_status"), Some(0), "{}", run.dump());
         }
+        "sgl.fixed-entry-unwritten" => {
+            // The simulated firmware fills the STP data entry by its role: without the guard,
+            // the caller's; with it, a zeroed slot, so no DMA.
+            assert_eq!(int(base, "sge_count"), Some(1));
+            assert_eq!(firmware_addrs(base), ["0x91dfc000", "0x12345000"]);
+            let wild: Vec<&str> = base["wild_dma"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|w| w["addr"].as_str())
+                .collect();
+            assert_eq!(wild, ["0x12345000"], "{}", run.dump());
+            assert_eq!(firmware_addrs(sim), ["0x91dfc000", "0x0"], "{}", run.dump());
+            assert_eq!(
+                sim["wild_dma"].as_array().unwrap().len(),
+                0,
+                "{}",
+                run.dump()
+            );
+        }
         "sgl.stale-entry" => {
             assert_eq!(int(base, "hdr_sge_count"), Some(2));
             assert_eq!(firmware_addrs(base), ["0x91dfc000", "0x12345000"]);
@@ -277,6 +297,7 @@ macro_rules! rule_tests {
 rule_tests! {
     frame_addressing_flags => "frame.addressing-flags",
     frame_dont_post_flag => "frame.dont-post-flag",
+    sgl_fixed_entry_unwritten => "sgl.fixed-entry-unwritten",
     ioc_sge_count => "ioc.sge-count",
     frame_cmd => "frame.cmd",
     frame_cmd_forbidden => "frame.cmd-forbidden",

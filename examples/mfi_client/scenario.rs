@@ -344,7 +344,8 @@ pub(crate) fn rule_call(h: u16, id: &str) -> Result<Call, String> {
         RuleId::FrameLayoutUnknown
         | RuleId::SenseOffsetUnusual
         | RuleId::SglEmptyEntryPastFrame
-        | RuleId::DcmdHostAddress => firmware_view::rule_call(h, rule)?,
+        | RuleId::DcmdHostAddress
+        | RuleId::SglFixedEntryUnwritten => firmware_view::rule_call(h, rule)?,
         // The read-only policy's rules (MFIGUARD_MODE=readonly); each packet is well formed,
         // so outside that policy it passes, but for readonly.cmd's.
         // An NVMe frame, no data: refused first by frame.layout-unknown, so readonly.cmd

@@ -11,7 +11,9 @@
 //! - its scatter/gather list at the frame type's offset ([`FrameView::sgl`]), never at
 //!   `sgl_off`: that field only tells the driver where to write;
 //! - as many entries as the frame's own `hdr.sge_count` (byte 7) says, not the packet's
-//!   `sge_count`;
+//!   `sge_count`, and in SMP and STP frames both of the two entries their layout fixes
+//!   ([`FrameView::fixed_entries`]: response and request, response FIS and data), which a
+//!   firmware may take by their role whatever the count says;
 //! - at the stride the header flags give once the driver has rewritten them ([`sge_size`]):
 //!   `IEEE` 16 bytes (`sge_skinny`), else `SGL64` 12 (`sge64`), else 8 (`sge32`);
 //! - in LD read/write and LD/PD SCSI frames, the sense buffer's address at 0x18
@@ -100,6 +102,9 @@ pub struct FrameView {
     pub sgl: Layout,
     /// What the entries are, in order.
     pub entries: &'static str,
+    /// Entries the layout fixes (`sge32[2]`/`sge64[2]` in SMP and STP frames), read whatever
+    /// `hdr.sge_count` says; 0 for frames whose SGL is a list of `hdr.sge_count` entries.
+    pub fixed_entries: u8,
     /// Where it reads the sense buffer's address (when `hdr.sense_len` is not 0).
     pub sense_address: Layout,
     /// Other physical addresses it reads.
@@ -115,6 +120,7 @@ const fn view(
     cmd: MfiCmd,
     sgl: Layout,
     entries: &'static str,
+    fixed_entries: u8,
     sense_address: Layout,
     fixed_addresses: &'static [AddressField],
     source: &'static str,
@@ -123,6 +129,7 @@ const fn view(
         cmd,
         sgl,
         entries,
+        fixed_entries,
         sense_address,
         fixed_addresses,
         source,
@@ -135,6 +142,7 @@ const fn io_view(cmd: MfiCmd) -> FrameView {
         cmd,
         Layout::At(0x28),
         "data",
+        0,
         Layout::At(SENSE_ADDRESS_SLOT),
         &[],
         "Linux `struct megasas_io_frame`; QEMU `megasas_handle_io` maps `io.sgl`, \
@@ -148,6 +156,7 @@ const fn pthru_view(cmd: MfiCmd) -> FrameView {
         cmd,
         Layout::At(0x30),
         "data",
+        0,
         Layout::At(SENSE_ADDRESS_SLOT),
         &[],
         "Linux `struct megasas_pthru_frame`; QEMU `megasas_handle_scsi` maps `pass.sgl`, \
@@ -166,6 +175,7 @@ pub const FRAME_VIEWS: [FrameView; 11] = [
         MfiCmd::Init,
         Layout::None,
         "-",
+        0,
         Layout::None,
         &[
             field("queue_info_new_phys_addr", 0x18, 8),
@@ -183,6 +193,7 @@ pub const FRAME_VIEWS: [FrameView; 11] = [
         MfiCmd::Dcmd,
         Layout::At(0x28),
         "data (QEMU takes at most 1)",
+        0,
         Layout::None,
         &[],
         "Linux `struct megasas_dcmd_frame`; QEMU `megasas_map_dcmd` reads `dcmd.sgl`; BSD \
@@ -193,6 +204,7 @@ pub const FRAME_VIEWS: [FrameView; 11] = [
         MfiCmd::Abort,
         Layout::None,
         "-",
+        0,
         Layout::None,
         &[field("abort_mfi_phys_addr", 0x20, 8)],
         "Linux `struct megasas_abort_frame`; QEMU `megasas_handle_abort` reads \
@@ -201,7 +213,8 @@ pub const FRAME_VIEWS: [FrameView; 11] = [
     view(
         MfiCmd::Smp,
         Layout::At(0x20),
-        "[0] response, [1] request",
+        "[0] response, [1] request: both read, whatever `hdr.sge_count` says",
+        2,
         Layout::None,
         &[],
         "Linux `struct megasas_smp_frame` (`sgl.sge32[2]`/`sge64[2]`); BSD \
@@ -210,7 +223,8 @@ pub const FRAME_VIEWS: [FrameView; 11] = [
     view(
         MfiCmd::Stp,
         Layout::At(0x30),
-        "[0] response FIS (20 bytes), [1] data",
+        "[0] response FIS (20 bytes), [1] data: both read, whatever `hdr.sge_count` says",
+        2,
         Layout::None,
         &[],
         "Linux `struct megasas_stp_frame` (`sgl.sge32[2]`/`sge64[2]`); BSD \
@@ -220,6 +234,7 @@ pub const FRAME_VIEWS: [FrameView; 11] = [
         MfiCmd::Nvme,
         Layout::Unpublished,
         "?",
+        0,
         Layout::Unpublished,
         &[],
         "Linux passes `MFI_CMD_NVME` through opaque (`support_nvme_passthru`); no header \
@@ -229,6 +244,7 @@ pub const FRAME_VIEWS: [FrameView; 11] = [
         MfiCmd::Toolbox,
         Layout::Unpublished,
         "?",
+        0,
         Layout::Unpublished,
         &[],
         "Linux passes `MFI_CMD_TOOLBOX` through opaque (`support_pci_lane_margining`); no \

@@ -73,6 +73,8 @@ pub enum RuleId {
     DcmdHostAddress,
     /// `frame.dont-post-flag`
     FrameDontPostFlag,
+    /// `sgl.fixed-entry-unwritten`
+    SglFixedEntryUnwritten,
     /// `readonly.cmd`
     ReadonlyCmd,
     /// `readonly.dcmd`
@@ -86,7 +88,7 @@ pub enum RuleId {
 }
 
 /// Number of rules.
-pub const RULE_COUNT: usize = 23;
+pub const RULE_COUNT: usize = 24;
 
 impl RuleId {
     /// Every rule, in evaluation order (the first rejecting rule's errno is the answer).
@@ -109,6 +111,7 @@ impl RuleId {
         RuleId::SglEmptyEntryPastFrame,
         RuleId::DcmdHostAddress,
         RuleId::FrameDontPostFlag,
+        RuleId::SglFixedEntryUnwritten,
         RuleId::ReadonlyCmd,
         RuleId::ReadonlyDcmd,
         RuleId::ReadonlyScsi,
@@ -143,11 +146,12 @@ impl RuleId {
             RuleId::SglEmptyEntryPastFrame => &RULES[15],
             RuleId::DcmdHostAddress => &RULES[16],
             RuleId::FrameDontPostFlag => &RULES[17],
-            RuleId::ReadonlyCmd => &RULES[18],
-            RuleId::ReadonlyDcmd => &RULES[19],
-            RuleId::ReadonlyScsi => &RULES[20],
-            RuleId::ReadonlyAta => &RULES[21],
-            RuleId::ReadonlySmp => &RULES[22],
+            RuleId::SglFixedEntryUnwritten => &RULES[18],
+            RuleId::ReadonlyCmd => &RULES[19],
+            RuleId::ReadonlyDcmd => &RULES[20],
+            RuleId::ReadonlyScsi => &RULES[21],
+            RuleId::ReadonlyAta => &RULES[22],
+            RuleId::ReadonlySmp => &RULES[23],
         }
     }
 
@@ -329,6 +333,14 @@ pub const RULES: [Rule; RULE_COUNT] = [
         action: Action::Rewrite,
         errno: None,
         why: "the firmware posts no completion for the frame, which the ioctl waits for without a timeout: on MFI controllers the caller hangs for good, holding the frame; on Fusion ones the driver takes the frame for one of its own polled commands and returns it to the pool while the ioctl still waits on it (once it is reused, the ioctl frees DMA buffers by another command's entries and returns the frame twice). Every driver passes the flag on; the flag is cleared",
+    },
+    Rule {
+        id: RuleId::SglFixedEntryUnwritten,
+        name: "sgl.fixed-entry-unwritten",
+        when: "SMP and STP frames: a slot of their two fixed entries at or past `sge_count` (12-byte sge64 or 8-byte sge32 stride, at the frame type's SGL offset) holds non-zero bytes",
+        action: Action::Rewrite,
+        errno: None,
+        why: "their layout fixes two entries (SMP: response, request; STP: response FIS, data), which a firmware may use by their role whatever `hdr.sge_count` says, and the driver writes none past `sge_count`: the caller's bytes there would reach the firmware as a DMA address (an IDENTIFY's data written to a page of the caller's choosing). The slot is zeroed",
     },
     Rule {
         id: RuleId::ReadonlyCmd,

@@ -91,6 +91,12 @@ pub enum Detail {
     DcmdHostAddress { opcode: u32 },
     /// `frame.dont-post-flag`
     DontPostFlag { flags: u16 },
+    /// `sgl.fixed-entry-unwritten`: `entries` has a bit per zeroed fixed entry.
+    FixedEntryUnwritten {
+        cmd: u8,
+        entries: u8,
+        sge_count: u32,
+    },
     /// `readonly.cmd`
     ReadonlyCmd { cmd: u8 },
     /// `readonly.dcmd`
@@ -291,6 +297,23 @@ impl fmt::Display for Detail {
                  the completion the firmware would not post)",
                 FlagsDisplay(flags)
             ),
+            Detail::FixedEntryUnwritten {
+                cmd,
+                entries,
+                sge_count,
+            } => {
+                write!(f, "zeroed the slot of {} entry [", CmdDisplay(cmd))?;
+                let mut sep = "";
+                for i in (0..8).filter(|i| entries & (1 << i) != 0) {
+                    write!(f, "{sep}{i}")?;
+                    sep = ",";
+                }
+                write!(
+                    f,
+                    "], past sge_count {sge_count}: the firmware reads both of the frame's \
+                     entries, and the driver writes none there"
+                )
+            }
             Detail::ReadonlyCmd { cmd } => write!(
                 f,
                 "{} frames are not allowed by the read-only policy",

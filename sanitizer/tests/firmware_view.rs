@@ -367,7 +367,7 @@ fn the_property_covers_every_frame_type() {
         let n = c.refused_by.get(rule.name()).copied().unwrap_or(0);
         assert!(n >= 10, "{rule} alone refused {n} packets");
     }
-    for rule in [RuleId::FrameDontPostFlag] {
+    for rule in [RuleId::FrameDontPostFlag, RuleId::SglFixedEntryUnwritten] {
         let n = c.rewritten_by.get(rule.name()).copied().unwrap_or(0);
         assert!(n >= 100, "{rule} rewrote only {n} packets that passed");
     }
@@ -381,7 +381,7 @@ const BUF: u64 = 0x7f00_1234_5000;
 #[test]
 fn each_rule_closes_a_hole_the_oracle_sees() {
     type Make = fn(Abi) -> Vec<u8>;
-    let holes: [(RuleId, Make); 12] = [
+    let holes: [(RuleId, Make); 14] = [
         // A well-formed one-block LD read or write: the driver completes it through the block
         // layer's SCSI command, which a frame from the ioctl has not.
         (RuleId::FrameCmdForbidden, |abi| {
@@ -449,6 +449,26 @@ fn each_rule_closes_a_hole_the_oracle_sees() {
                 .header(|h| h.flags = 0x0011.into())
                 .build()
         }),
+        // An STP IDENTIFY with its response buffer only: the data entry is the caller's.
+        (RuleId::SglFixedEntryUnwritten, |abi| {
+            samples::megacli_8_01_06_stp_probe(abi, 4, BUF, BUF + 0x1000)
+                .header(|h| {
+                    h.flags = 0x0010.into();
+                    h.sge_count = 1;
+                })
+                .sge_count(1)
+                .frame_u32(0x38, 0x1234_5000)
+                .frame_u32(0x3C, 512)
+                .build()
+        }),
+        // An SMP frame with no buffer at all: both entries are the caller's.
+        (RuleId::SglFixedEntryUnwritten, |abi| {
+            PacketBuilder::new(abi)
+                .frame_header(MfiCmd::Smp, 0x0010, 0, 64)
+                .frame_u32(0x20, 0x1234_5000)
+                .frame_u32(0x24, 64)
+                .build()
+        }),
         // hdr.sge_count 2 for one buffer, a caller's entry where the second would be.
         (RuleId::SglStaleEntry, |abi| {
             samples::dcmd_read(abi, 0x0101_0000, BUF, 4096)
@@ -487,6 +507,13 @@ fn each_rule_closes_a_hole_the_oracle_sees() {
 #[test]
 fn the_crates_model_agrees_with_the_oracle() {
     for v in &FRAME_VIEWS {
+        // The entries read whatever hdr.sge_count says.
+        assert_eq!(
+            firmware::entries_read(v.cmd as u8, 0),
+            usize::from(v.fixed_entries),
+            "{:?}",
+            v.cmd
+        );
         let oracle = firmware::layout(v.cmd as u8);
         match (v.sgl, v.sense_address, oracle) {
             (Layout::At(sgl), sense, Ok((o_sgl, o_sense))) => {

@@ -12,8 +12,8 @@
 //!
 //! The firmware, from the frame layouts of Linux's `megaraid_sas.h`, QEMU's `hw/scsi/megasas.c`
 //! and the BSD `mfireg.h`, restated here: the SGL at 0x28 (DCMD, LD read/write), 0x30 (LD/PD
-//! SCSI, STP) or 0x20 (SMP), `hdr.sge_count` entries at the stride of the flags the driver left
-//! (`IEEE` 16, `SGL64` 12, else 8); the sense address at 0x18 of LD read/write and LD/PD SCSI
+//! SCSI, STP) or 0x20 (SMP), `hdr.sge_count` entries (SMP and STP: at least their two) at the
+//! stride of the flags the driver left (`IEEE` 16, `SGL64` 12, else 8); the sense address at 0x18 of LD read/write and LD/PD SCSI
 //! frames whenever `hdr.sense_len` is not 0 (4 bytes, 8 with `SENSE64`); INIT and ABORT frames
 //! read physical addresses no driver fills; NVMe and toolbox frames are read nobody knows where;
 //! and five DCMDs hand the firmware host memory to keep.
@@ -178,6 +178,20 @@ pub fn layout(cmd: u8) -> Result<(usize, Option<usize>), String> {
     }
 }
 
+/// How many SGL entries the firmware of a `cmd` frame reads when its header says `hdr_sge_count`:
+/// that many, but at least both entries of SMP and STP frames, whose layout has exactly two
+/// with fixed roles (`struct megasas_smp_frame` and `megasas_stp_frame`: `sge32[2]`/`sge64[2]`;
+/// BSD `struct mfi_smp_frame`, `mfi_stp_frame`: `sg32[2]`/`sg64[2]`; SMP: response, request;
+/// STP: the response FIS, the data), so a firmware may take either by its role, whatever the
+/// count says.
+pub fn entries_read(cmd: u8, hdr_sge_count: u8) -> usize {
+    let n = usize::from(hdr_sge_count);
+    match cmd {
+        0x07 | 0x08 => n.max(2),
+        _ => n,
+    }
+}
+
 /// Runs `sent` through `driver`, the firmware and the driver's completion. `Ok` when the driver
 /// refuses it, or when the firmware uses only addresses the driver wrote and the driver
 /// completes the frame as an ioctl's; `Err` says what would go wrong.
@@ -317,7 +331,7 @@ pub fn addresses(driver: Driver, sent: &Sent) -> Result<bool, String> {
         8
     };
     let addr_len = if stride == 8 { 4 } else { 8 };
-    for j in 0..usize::from(f.bytes[7]) {
+    for j in 0..entries_read(cmd, f.bytes[7]) {
         let at = sgl_at + j * stride;
         if at + stride > SLOT {
             return Err(format!(

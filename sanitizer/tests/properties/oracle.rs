@@ -38,6 +38,7 @@ pub const fn spec_action(rule: RuleId) -> Action {
     match rule {
         RuleId::FrameAddressingFlags
         | RuleId::FrameDontPostFlag
+        | RuleId::SglFixedEntryUnwritten
         | RuleId::SglStaleEntry
         | RuleId::SenseLengthMismatch => Action::Rewrite,
         RuleId::XferLength => Action::Warn,
@@ -223,6 +224,29 @@ impl Raw {
         out
     }
 
+    /// SMP and STP frames: the frame bytes of their two fixed entries' slots past `sge_count`
+    /// (both strides, at the frame type's SGL offset, inside the 128 bytes past the header,
+    /// never the sense pointer), which the driver never writes and the rule zeroes.
+    pub fn unwritten_fixed_slot_bytes(&self) -> Vec<usize> {
+        let mut out = Vec::new();
+        if !matches!(self.cmd(), 0x07 | 0x08) {
+            return out;
+        }
+        let at = u64::from(self.expected_sgl_off().expect("SMP and STP have an SGL"));
+        for i in u64::from(self.sge_count)..2 {
+            for size in [12u64, 8] {
+                for b in at + size * i..at + size * (i + 1) {
+                    let b = b as usize;
+                    if b >= 0x18 && b < FRAME_LEN && !self.is_sense_pointer(b) && !out.contains(&b)
+                    {
+                        out.push(b);
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// Which rules match, by the rule table's words. The read-only rules' allowlists are the
     /// crate's own (`readonly::*_is_read_only`); the model restates which frame, which bytes
     /// and which direction each one looks at.
@@ -233,6 +257,12 @@ impl Raw {
         let sgl_off = u64::from(self.sgl_off);
         set(RuleId::FrameAddressingFlags, self.flags() & 0x0026 != 0);
         set(RuleId::FrameDontPostFlag, self.flags() & 0x0001 != 0);
+        set(
+            RuleId::SglFixedEntryUnwritten,
+            self.unwritten_fixed_slot_bytes()
+                .iter()
+                .any(|at| self.frame[*at] != 0),
+        );
         set(RuleId::IocSgeCount, self.sge_count > 16);
         set(RuleId::FrameCmd, self.cmd() >= 0x0B);
         // INIT, LD_READ, LD_WRITE, ABORT.
@@ -431,8 +461,9 @@ pub fn check_model(policy: &Policy, raw: &Raw, v: &Verdict) -> Result<(), String
 }
 
 /// `after` is `before` with exactly the verdict's rewrites applied, as the model says they are:
-/// addressing flags and DONT_POST_IN_REPLY_QUEUE cleared, `hdr.sge_count` lowered, `hdr.sense_len` lowered, the non-zero
-/// bytes of stale slots zeroed, and nothing else changed.
+/// addressing flags and DONT_POST_IN_REPLY_QUEUE cleared, `hdr.sge_count` lowered,
+/// `hdr.sense_len` lowered, the non-zero bytes of stale slots and of unwritten SMP/STP entries
+/// zeroed, and nothing else changed.
 pub fn check_applied(
     policy: &Policy,
     raw: &Raw,
@@ -467,6 +498,11 @@ pub fn check_applied(
     }
     if live(RuleId::SenseLengthMismatch) {
         want[f + 1] = raw.sense_len as u8;
+    }
+    if live(RuleId::SglFixedEntryUnwritten) {
+        for at in raw.unwritten_fixed_slot_bytes() {
+            want[f + at] = 0;
+        }
     }
     if want != after {
         let diff: Vec<String> = (0..after.len())
@@ -516,6 +552,13 @@ pub fn check_invariants(raw: &Raw) -> Result<(), String> {
     }
     if raw.used_sum() > 64 << 20 {
         return fail("iov_len sum > 64 MiB");
+    }
+    if raw
+        .unwritten_fixed_slot_bytes()
+        .iter()
+        .any(|at| raw.frame[*at] != 0)
+    {
+        return fail("an SMP or STP entry the driver does not write holds caller bytes");
     }
     if u32::from(raw.hdr_sge_count()) > raw.sge_count {
         return fail("hdr.sge_count > sge_count");
