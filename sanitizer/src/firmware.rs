@@ -358,18 +358,21 @@ pub const HOST_ADDRESS_DCMDS: [HostAddressDcmd; 6] = [
     },
     HostAddressDcmd {
         opcode: MR_DCMD_SYSTEM_PD_MAP_GET_INFO,
-        mbox: Some((0, MEGASAS_DCMD_MBOX_PEND_FLAG)),
-        keeps: "the JBOD sequence map, written when it changes; the driver completes the \
-                command as its own and re-arms it",
+        mbox: None,
+        keeps: "the JBOD sequence map, written when it changes (pended: `mbox[0] == 0x01`); the \
+                driver completes a pended one as its own and re-arms it, and a controller reset \
+                returns any pending one to the pool while its ioctl still waits",
         source: "Linux `megaraid_sas_fusion.h`; `megasas_sync_pd_seq_num`, \
-                 `megasas_complete_cmd`",
+                 `megasas_complete_cmd`, `megasas_refire_mgmt_cmd`",
     },
     HostAddressDcmd {
         opcode: MR_DCMD_LD_MAP_GET_INFO,
-        mbox: Some((1, MEGASAS_DCMD_MBOX_PEND_FLAG)),
-        keeps: "the RAID map, written when it changes; the driver completes the command as its \
-                own and returns the frame to its pool",
-        source: "Linux `megaraid_sas_fusion.h`; `megasas_sync_map_info`, `megasas_complete_cmd`",
+        mbox: None,
+        keeps: "the RAID map, written when it changes (pended: `mbox[1] == 0x01`); the driver \
+                completes a pended one as its own and returns the frame to its pool, and a \
+                controller reset returns any pending one to the pool while its ioctl still waits",
+        source: "Linux `megaraid_sas_fusion.h`; `megasas_sync_map_info`, \
+                 `megasas_complete_cmd`, `megasas_refire_mgmt_cmd`",
     },
 ];
 
@@ -473,10 +476,13 @@ mod tests {
     fn host_address_dcmds_match_opcode_and_mailbox() {
         let mut mbox = [0u8; 12];
         assert!(host_address_dcmd(MR_DCMD_CTRL_SET_CRASH_DUMP_PARAMS, &mbox).is_some());
-        assert!(host_address_dcmd(MR_DCMD_LD_MAP_GET_INFO, &mbox).is_none());
-        mbox[1] = MEGASAS_DCMD_MBOX_PEND_FLAG;
-        assert!(host_address_dcmd(MR_DCMD_LD_MAP_GET_INFO, &mbox).is_some());
-        assert!(host_address_dcmd(MR_DCMD_SYSTEM_PD_MAP_GET_INFO, &mbox).is_none());
+        // The map syncs in any mailbox: a controller reset takes even an unpended one.
+        for pended in [0, MEGASAS_DCMD_MBOX_PEND_FLAG] {
+            mbox[0] = pended;
+            mbox[1] = pended;
+            assert!(host_address_dcmd(MR_DCMD_LD_MAP_GET_INFO, &mbox).is_some());
+            assert!(host_address_dcmd(MR_DCMD_SYSTEM_PD_MAP_GET_INFO, &mbox).is_some());
+        }
         assert!(host_address_dcmd(0x0101_0000, &mbox).is_none());
         for d in &HOST_ADDRESS_DCMDS {
             assert!(dcmd_opcode_name(d.opcode).is_some(), "{:#x}", d.opcode);

@@ -321,10 +321,10 @@ pub const RULES: [Rule; RULE_COUNT] = [
     Rule {
         id: RuleId::DcmdHostAddress,
         name: "dcmd.host-address",
-        when: "a DCMD that hands the firmware host memory to keep (event wait, crash dump, host memory and heartbeat registration, the driver's pended RAID and JBOD map syncs)",
+        when: "a DCMD that hands the firmware host memory to keep (event wait, crash dump, host memory and heartbeat registration, the driver's RAID and JBOD map syncs, pended or not)",
         action: Action::Reject,
         errno: Some(Errno::EINVAL),
-        why: "the firmware writes into that buffer after the call returned and the driver freed it, or the driver completes the command as its own: only the driver sends these",
+        why: "the firmware writes into that buffer after the call returned and the driver freed it, or the driver completes the command as its own (or, for the map syncs, a controller reset returns the frame to the pool under the waiting ioctl): only the driver sends these",
     },
     Rule {
         id: RuleId::FrameDontPostFlag,

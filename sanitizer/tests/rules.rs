@@ -7,6 +7,7 @@ use mfiguard_sanitizer::abi::mfi::{
 use mfiguard_sanitizer::abi::mfi::{
     MR_DCMD_CTRL_EVENT_GET, MR_DCMD_CTRL_EVENT_GET_INFO, MR_DCMD_CTRL_EVENT_WAIT,
     MR_DCMD_CTRL_SET_CRASH_DUMP_PARAMS, MR_DCMD_LD_GET_PROPERTIES, MR_DCMD_LD_MAP_GET_INFO,
+    MR_DCMD_SYSTEM_PD_MAP_GET_INFO,
 };
 use mfiguard_sanitizer::builder::{samples, PacketBuilder};
 use mfiguard_sanitizer::{
@@ -641,21 +642,26 @@ fn dcmd_host_address() {
         |abi| samples::dcmd_read(abi, MR_DCMD_CTRL_EVENT_WAIT, BUF, 1024).build(),
         |abi| samples::dcmd_read(abi, MR_DCMD_CTRL_EVENT_GET, BUF, 1024).build(),
     );
-    // The RAID map: only pended (mbox[1] = 1) does the firmware keep the buffer.
-    pair(
-        RuleId::DcmdHostAddress,
-        Action::Reject,
-        |abi| {
-            samples::dcmd_read(abi, MR_DCMD_LD_MAP_GET_INFO, BUF, 4096)
-                .frame_bytes(0x1C, &[2, 1])
-                .build()
-        },
-        |abi| {
-            samples::dcmd_read(abi, MR_DCMD_LD_MAP_GET_INFO, BUF, 4096)
-                .frame_bytes(0x1C, &[2, 0])
-                .build()
-        },
-    );
+    // The RAID and JBOD maps, pended (the firmware keeps the buffer) or not (a controller
+    // reset returns the frame to the pool while the ioctl waits on it).
+    for opcode in [MR_DCMD_LD_MAP_GET_INFO, MR_DCMD_SYSTEM_PD_MAP_GET_INFO] {
+        for mbox in [[2u8, 1], [2, 0], [1, 0], [0, 0]] {
+            pair(
+                RuleId::DcmdHostAddress,
+                Action::Reject,
+                |abi| {
+                    samples::dcmd_read(abi, opcode, BUF, 4096)
+                        .frame_bytes(0x1C, &mbox)
+                        .build()
+                },
+                |abi| {
+                    samples::dcmd_read(abi, MR_DCMD_LD_GET_LIST, BUF, 4096)
+                        .frame_bytes(0x1C, &mbox)
+                        .build()
+                },
+            );
+        }
+    }
 }
 
 #[test]

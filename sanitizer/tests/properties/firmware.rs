@@ -145,19 +145,20 @@ fn dma_addr(driver: Driver, entry: usize) -> u64 {
     base + 0x10_0000 * (entry as u64 + 1)
 }
 
-/// The DCMDs that give the firmware host memory to keep: opcode, and the mailbox byte that
-/// makes it so (`None`: any mailbox). From Linux's `megaraid_sas.h` and `megaraid_sas_fusion.h`
-/// (`MR_DCMD_CTRL_EVENT_WAIT`, the AEN registration; `MR_DCMD_CTRL_SET_CRASH_DUMP_PARAMS`,
-/// `MR_DCMD_CTRL_SHARED_HOST_MEM_ALLOC`, the pended
-/// `MR_DCMD_LD_MAP_GET_INFO` and `MR_DCMD_SYSTEM_PD_MAP_GET_INFO`) and FreeBSD's `mfireg.h`
-/// (`MFI_DCMD_CTRL_MFI_HOST_MEM_ALLOC`).
+/// The DCMDs that give the firmware host memory to keep, or that the driver takes for its own:
+/// opcode, and the mailbox byte that makes it so (`None`: any mailbox). From Linux's
+/// `megaraid_sas.h` and `megaraid_sas_fusion.h` (`MR_DCMD_CTRL_EVENT_WAIT`, the AEN
+/// registration; `MR_DCMD_CTRL_SET_CRASH_DUMP_PARAMS`, `MR_DCMD_CTRL_SHARED_HOST_MEM_ALLOC`;
+/// `MR_DCMD_LD_MAP_GET_INFO` and `MR_DCMD_SYSTEM_PD_MAP_GET_INFO`, whose pended form the firmware
+/// keeps and whose every form a Fusion controller reset hands back to the pool under a waiting
+/// ioctl, `megasas_refire_mgmt_cmd`) and FreeBSD's `mfireg.h` (`MFI_DCMD_CTRL_MFI_HOST_MEM_ALLOC`).
 pub const HOST_MEMORY_DCMDS: [(u32, Option<(usize, u8)>); 6] = [
     (0x0104_0500, None),
     (0x0119_0100, None),
     (0x010e_8485, None),
     (0x0100_e100, None),
-    (0x0300_e101, Some((1, 1))),
-    (0x0200_e102, Some((0, 1))),
+    (0x0300_e101, None),
+    (0x0200_e102, None),
 ];
 
 /// What the firmware reads in a frame of command `cmd`: the SGL offset and the sense address
