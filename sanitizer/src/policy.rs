@@ -345,7 +345,7 @@ pub const RULES: [Rule; RULE_COUNT] = [
     Rule {
         id: RuleId::ReadonlyCmd,
         name: "readonly.cmd",
-        when: "read-only policy: a frame other than DCMD, SCSI pass-through, STP or SMP (raw LD read/write, NVMe, toolbox; a second line behind `frame.cmd-forbidden` and `frame.layout-unknown`, deciding alone only when they are allowed)",
+        when: "read-only policy: a frame other than DCMD, SCSI pass-through, STP or SMP (INIT, raw LD read/write, ABORT, NVMe, toolbox, unknown codes; a second line behind `frame.cmd-forbidden`, `frame.layout-unknown` and `frame.cmd`, deciding alone only when they are allowed)",
         action: Action::Reject,
         errno: Some(Errno::EPERM),
         why: "a monitoring job moving data or talking to the controller in ways it never needs",

@@ -375,13 +375,11 @@ fn the_property_covers_every_frame_type() {
 
 const BUF: u64 = 0x7f00_1234_5000;
 
-/// One packet per hole: refused as it is; with its rule allowed, let through, and the oracle
-/// then finds the firmware using an address the driver never wrote. Without the rule, the
-/// property above would fail.
-#[test]
-fn each_rule_closes_a_hole_the_oracle_sees() {
-    type Make = fn(Abi) -> Vec<u8>;
-    let holes: [(RuleId, Make); 14] = [
+type Make = fn(Abi) -> Vec<u8>;
+
+/// One packet per hole, with the rule that closes it.
+fn holes() -> Vec<(RuleId, Make)> {
+    vec![
         // A well-formed one-block LD read or write: the driver completes it through the block
         // layer's SCSI command, which a frame from the ioctl has not.
         (RuleId::FrameCmdForbidden, |abi| {
@@ -478,11 +476,41 @@ fn each_rule_closes_a_hole_the_oracle_sees() {
                 .frame_u32(0x28 + 8, 4096)
                 .build()
         }),
-    ];
-    // `frame.raw-physical-address` closes no hole of its own any more: a caller's address at
-    // 0x18 is read only with `hdr.sense_len > 0`, which `sense.length-mismatch` lowers to 0
-    // without a sense buffer, and a sense buffer must be at 0x18 (`sense.offset-unusual`).
-    for (rule, make) in holes {
+        // Seventeen entries: Linux 6.1 refuses them, a legacy driver reads past sgl[16].
+        (RuleId::IocSgeCount, |abi| {
+            samples::dcmd_read(abi, 0x0101_0000, BUF, 4096)
+                .sge_count(17)
+                .build()
+        }),
+        // A command past MFI_CMD_OP_COUNT: 6.1 answers ENOTSUPP, a legacy driver sends it.
+        (RuleId::FrameCmd, |abi| {
+            samples::dcmd_read(abi, 0x0101_0000, BUF, 4096)
+                .header(|h| h.cmd = 0x0B)
+                .build()
+        }),
+        // 96 bytes of sense declared for a 32-byte buffer.
+        (RuleId::SenseLengthMismatch, |abi| {
+            samples::scsi_inquiry(abi, 3, BUF, 96, BUF + 0x1000)
+                .sense_len(32)
+                .header(|h| h.sense_len = 96)
+                .build()
+        }),
+    ]
+}
+
+/// With its rule allowed, each hole is let through, and the oracle then finds the firmware
+/// using an address the driver never wrote (or the driver doing what it must not). Without the
+/// rule, the property above would fail.
+///
+/// The rules with no hole of their own: `frame.raw-physical-address` (a caller's address at
+/// 0x18 is read only with `hdr.sense_len > 0`, which `sense.length-mismatch` lowers to 0
+/// without a sense buffer, and a sense buffer must be at 0x18: `sense.offset-unusual`),
+/// `sgl.bounds` and `sense.bounds` (behind `sgl.offset-unusual` and `sense.offset-unusual`,
+/// which admit only offsets inside the frame), `sense.length` and `sge.length` (they bound the
+/// driver's allocations, which the oracle does not model), `xfer.length` (a warning).
+#[test]
+fn each_rule_closes_a_hole_the_oracle_sees() {
+    for (rule, make) in holes() {
         for abi in Abi::ALL {
             let bytes = make(abi);
             let strict = run(&Policy::default(), abi, &bytes);
@@ -500,6 +528,58 @@ fn each_rule_closes_a_hole_the_oracle_sees() {
             }
         }
     }
+}
+
+/// Allowing a rule opens its hole in read-only mode too, whenever the command is one the
+/// allowlist admits: the read-only rules classify commands, not where the firmware reads.
+#[test]
+fn an_allowed_rule_opens_its_hole_in_read_only_mode_too() {
+    let mut opened = std::collections::BTreeSet::new();
+    for (rule, make) in holes() {
+        for abi in Abi::ALL {
+            let allowed = Policy {
+                readonly: true,
+                allow: RuleSet::EMPTY.with(rule),
+                ..Policy::default()
+            };
+            if let Some(Err(_)) = run(&allowed, abi, &make(abi)) {
+                opened.insert(rule.name());
+            }
+        }
+    }
+    let want = [
+        "frame.addressing-flags",
+        "frame.dont-post-flag",
+        "ioc.sge-count",
+        "sense.length-mismatch",
+        "sense.offset-unusual",
+        "sgl.empty-entry-past-frame",
+        "sgl.fixed-entry-unwritten",
+        "sgl.offset-unusual",
+        "sgl.stale-entry",
+    ];
+    assert_eq!(opened.into_iter().collect::<Vec<_>>(), want);
+}
+
+/// doc/rules.md lists the rules whose allowing opens a hole: exactly those of [`holes`].
+#[test]
+fn the_docs_list_the_rules_whose_allowing_opens_a_hole() {
+    let doc = include_str!("../../doc/rules.md");
+    let begin = "<!-- allow-holes:begin -->";
+    let end = "<!-- allow-holes:end -->";
+    let list = &doc[doc.find(begin).expect("the marker") + begin.len()..doc.find(end).unwrap()];
+    let mut documented: Vec<&str> = list
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|id| RuleId::from_name(id).is_some())
+        .collect();
+    documented.sort_unstable();
+    documented.dedup();
+    let mut tested: Vec<&str> = holes().iter().map(|(r, _)| r.name()).collect();
+    tested.sort_unstable();
+    tested.dedup();
+    assert_eq!(documented, tested);
 }
 
 /// The crate's model and the oracle's tables say the same (each was written from the sources on

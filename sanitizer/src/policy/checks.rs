@@ -379,19 +379,26 @@ fn dcmd_host_address(p: &Packet) -> Option<Hit> {
     Hit::note(Detail::DcmdHostAddress { opcode })
 }
 
-/// A second line: every frame it refuses is refused first by `frame.cmd-forbidden` (LD
-/// read/write) or `frame.layout-unknown` (NVMe, toolbox), and it decides alone only when one of
-/// those is allowed (`--allow frame.layout-unknown` for a tool that needs NVMe frames).
+/// An allowlist of frames, and a second line: every frame it refuses is refused first by
+/// `frame.cmd-forbidden` (INIT, LD read/write, ABORT), `frame.layout-unknown` (NVMe, toolbox)
+/// or `frame.cmd` (codes past the known ones), and it decides alone only when one of those is
+/// allowed (`--allow frame.layout-unknown` for a tool that needs NVMe frames).
 fn readonly_cmd(p: &Packet) -> Option<Hit> {
-    match p.cmd()? {
-        MfiCmd::Dcmd | MfiCmd::LdScsiIo | MfiCmd::PdScsiIo | MfiCmd::Stp | MfiCmd::Smp => None,
-        // INIT and ABORT: frame.cmd-forbidden, with nothing a read-only job could want of them.
-        MfiCmd::Init | MfiCmd::Abort => None,
-        MfiCmd::LdRead | MfiCmd::LdWrite | MfiCmd::Nvme | MfiCmd::Toolbox => {
-            Hit::note(Detail::ReadonlyCmd {
-                cmd: p.header().cmd,
-            })
+    match p.cmd() {
+        Some(MfiCmd::Dcmd | MfiCmd::LdScsiIo | MfiCmd::PdScsiIo | MfiCmd::Stp | MfiCmd::Smp) => {
+            None
         }
+        Some(
+            MfiCmd::Init
+            | MfiCmd::LdRead
+            | MfiCmd::LdWrite
+            | MfiCmd::Abort
+            | MfiCmd::Nvme
+            | MfiCmd::Toolbox,
+        )
+        | None => Hit::note(Detail::ReadonlyCmd {
+            cmd: p.header().cmd,
+        }),
     }
 }
 

@@ -351,7 +351,7 @@ impl Raw {
         let f = &self.frame;
         set(
             RuleId::ReadonlyCmd,
-            readonly && matches!(self.cmd(), 0x01 | 0x02 | 0x09 | 0x0A),
+            readonly && !matches!(self.cmd(), 0x03 | 0x04 | 0x05 | 0x07 | 0x08),
         );
         set(
             RuleId::ReadonlyDcmd,
