@@ -237,7 +237,9 @@ impl Raw {
             for size in [12u64, 8] {
                 for b in at + size * i..at + size * (i + 1) {
                     let b = b as usize;
-                    if b >= 0x18 && b < FRAME_LEN && !self.is_sense_pointer(b) && !out.contains(&b)
+                    if (0x18..FRAME_LEN).contains(&b)
+                        && !self.is_sense_pointer(b)
+                        && !out.contains(&b)
                     {
                         out.push(b);
                     }
