@@ -28,7 +28,8 @@
 //!
 //! **The firmware** reads the frame as the driver left it and trusts it: the header flags say
 //! how to read the scatter/gather list (`IEEE` -> 16-byte skinny entries, `SGL64` -> 12-byte
-//! `sge64`, else 8-byte `sge32`), `hdr.sge_count` says how many entries, and the list sits where
+//! `sge64`, else 8-byte `sge32`), `hdr.sge_count` says how many entries (SMP and STP frames: both
+//! of the two their layout fixes, whatever it says), and the list sits where
 //! the frame type keeps it (0x28 for DCMD, 0x30 for pass-through and STP, ...; `sgl_off` for
 //! frames without a fixed layout). It records every address it parsed (`firmware_addrs`), and
 //! every DMA it would have done outside the buffers the driver allocated (`wild_dma`): on a real
@@ -43,7 +44,11 @@
 //! layer's SCSI command (`megasas_complete_cmd`), which a frame from the ioctl has not, and the
 //! NULL dereference in interrupt kills the kernel. The record then says `oops` (and has no
 //! `ret`), and the process ends with SIGKILL inside the call, as with `MFISIM_CRASH`: on a real
-//! host the ioctl never returns.
+//! host the ioctl never returns. And except for frames whose flags still hold
+//! `MFI_FRAME_DONT_POST_IN_REPLY_QUEUE`: the firmware writes their status into the frame and
+//! posts no completion (the driver's own polled commands rely on it), and the driver waits for
+//! one without a timeout. The record then says `hang` (and has no `ret`), and the process ends
+//! the same way: on a real host it sleeps in the driver, unkillable.
 //!
 //! Every call it answers is appended as one JSON line to the file named by `MFISIM_RECORD` (if
 //! set): the test oracle for what reached the kernel. `MFISIM_VERBOSE=1` adds one readable line
@@ -113,6 +118,7 @@ const PAGE: u64 = 4096;
 /// the simulator itself allocate gigabytes.
 const DMA_LIMIT: u64 = 256 << 20;
 
+const MFI_FRAME_DONT_POST: u16 = 0x0001;
 const MFI_FRAME_SGL64: u16 = 0x0002;
 const MFI_FRAME_SENSE64: u16 = 0x0004;
 const MFI_FRAME_IEEE: u16 = 0x0020;

@@ -87,6 +87,8 @@ pub(crate) struct Call {
     pub(crate) next_addr: u64,
     /// The kernel died completing the call: why.
     pub(crate) oops: Option<String>,
+    /// The call never completes (the caller hangs in the driver): why.
+    pub(crate) hang: Option<String>,
 }
 
 impl Call {
@@ -262,6 +264,7 @@ pub(crate) fn firmware_ioctl(request: c_ulong, user: usize) -> (c_int, c_int) {
         explain: Vec::new(),
         next_addr: DMA_BASE,
         oops: None,
+        hang: None,
     };
     call.rec
         .str("sim", "legacy_sim")
@@ -284,9 +287,10 @@ pub(crate) fn firmware_ioctl(request: c_ulong, user: usize) -> (c_int, c_int) {
         notes,
         mut explain,
         oops,
+        hang,
         ..
     } = call;
-    explain.push(match (&oops, ret) {
+    explain.push(match (oops.as_ref().or(hang.as_ref()), ret) {
         (Some(why), _) => format!("completion: {why}; the ioctl never returns"),
         (None, 0) => "completion: buffers copied back, cmd_status written to the caller's \
                       packet; ioctl returns 0"
@@ -315,21 +319,28 @@ pub(crate) fn firmware_ioctl(request: c_ulong, user: usize) -> (c_int, c_int) {
         }),
     )
     .raw("notes", &json_array(&notes, |n| quote(n)));
-    match &oops {
-        Some(why) => rec.str("oops", why).null("ret").null("errno"),
-        None => rec.num("ret", ret).num("errno", errno),
+    match (&oops, &hang) {
+        (Some(why), _) => rec.str("oops", why).null("ret").null("errno"),
+        (None, Some(why)) => rec.str("hang", why).null("ret").null("errno"),
+        (None, None) => rec.num("ret", ret).num("errno", errno),
     };
     append_record(&rec.finish());
     let crash = std::env::var_os("MFISIM_CRASH").is_some_and(|v| !v.is_empty() && v != "0");
-    if crash || oops.is_some() {
+    if crash || oops.is_some() || hang.is_some() {
         // The seed's ending, or a kernel oops: the host dies inside the driver. SIGKILL leaves
         // no chance to flush anything, so whatever the layers above wrote before the call is
-        // all there is.
-        match &oops {
-            Some(why) => {
+        // all there is. A hang ends the same way here: on a real host the caller sleeps in
+        // the driver, unkillable, until the machine reboots.
+        match (&oops, &hang) {
+            (Some(why), _) => {
                 eprintln!("legacy_sim[{seq}]: OOPS: {why}: the host dies inside the driver")
             }
-            None => eprintln!("legacy_sim[{seq}]: MFISIM_CRASH: the host dies inside the driver"),
+            (None, Some(why)) => {
+                eprintln!("legacy_sim[{seq}]: HANG: {why}: the caller never leaves the driver")
+            }
+            (None, None) => {
+                eprintln!("legacy_sim[{seq}]: MFISIM_CRASH: the host dies inside the driver")
+            }
         }
         // SAFETY: signalling our own process.
         unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
@@ -546,11 +557,28 @@ pub(crate) fn run_firmware(call: &mut Call, user: u64) -> (c_int, c_int, String)
     // 5. The firmware, which believes the frame; the driver waits for it (MFISIM_DELAY_US).
     let (status, fw_summary) = firmware(call, &mut frame, sgl_off);
     let cmd = frame[0];
+    let fw_flags = le16(&frame, 0x10);
     keep_frame(frame);
     firmware_delay();
     call.rec
         .num("cmd_status", status)
         .str("cmd_status_name", status_name(status));
+
+    // MFI_FRAME_DONT_POST_IN_REPLY_QUEUE: the firmware writes cmd_status into the frame and
+    // posts nothing to the reply queue (what the driver's own polled commands rely on). The
+    // ioctl waits for that completion (wait_event, no timeout): the caller never returns.
+    if fw_flags & MFI_FRAME_DONT_POST != 0 {
+        let why = format!(
+            "flags {fw_flags:#06x}: DONT_POST_IN_REPLY_QUEUE, so the firmware posts no \
+             completion and the driver waits for it forever"
+        );
+        call.hang = Some(why.clone());
+        return (
+            -1,
+            libc::EIO,
+            format!("{summary_head}; {fw_summary}; HANG: {why}"),
+        );
+    }
 
     // The interrupt: megasas_complete_cmd takes an LD read/write frame for the block layer's,
     // and completes it through cmd->scmd, which is NULL for a frame from the ioctl (only the

@@ -7,12 +7,20 @@ pub(crate) fn firmware(call: &mut Call, frame: &mut [u8], sgl_off: u32) -> (u8, 
     let cmd = frame[0];
     let flags = le16(frame, 0x10);
     let hdr_sge_count = usize::from(frame[7]);
+    // SMP and STP frames have exactly two entries with fixed roles (`sge32[2]`/`sge64[2]`:
+    // response and request, response FIS and data): this firmware reads both, whatever the
+    // count says.
+    let read = if matches!(cmd, MFI_CMD_SMP | MFI_CMD_STP) {
+        hdr_sge_count.max(2)
+    } else {
+        hdr_sge_count
+    };
     let data_xferlen = le32(frame, 0x14);
     let format = SglFormat::from_flags(flags);
     let fw_off = firmware_sgl_offset(cmd).unwrap_or(sgl_off as usize);
     let mut sges = Vec::new();
     let mut sgl_outside = false;
-    for j in 0..hdr_sge_count {
+    for j in 0..read {
         let off = fw_off as u64 + (j * format.size()) as u64;
         if off + format.size() as u64 > FRAME_SLOT as u64 {
             sgl_outside = true;
@@ -36,7 +44,8 @@ pub(crate) fn firmware(call: &mut Call, frame: &mut [u8], sgl_off: u32) -> (u8, 
         sges.push(sge);
     }
     call.explain.push(format!(
-        "firmware: flags {flags:#06x} say {}: it reads {hdr_sge_count} entries at frame+{fw_off:#x}",
+        "firmware: flags {flags:#06x} say {}: it reads {read} entries at frame+{fw_off:#x} \
+         (hdr.sge_count {hdr_sge_count})",
         match format {
             SglFormat::Skinny => "IEEE, 16-byte skinny entries {u64 addr, u32 len, u32 flag}",
             SglFormat::Sge64 => "SGL64, 12-byte entries {u64 addr, u32 len}",
@@ -76,7 +85,7 @@ pub(crate) fn firmware(call: &mut Call, frame: &mut [u8], sgl_off: u32) -> (u8, 
         .collect();
     let mut summary = format!(
         "firmware reads {} {} SGL at frame+{:#x}: [{}]",
-        hdr_sge_count,
+        read,
         format.name(),
         fw_off,
         addrs.join(", ")

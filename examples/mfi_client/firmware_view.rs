@@ -54,6 +54,21 @@ pub(super) fn rule_call(h: u16, rule: RuleId) -> Result<Call, String> {
         RuleId::DcmdHostAddress => {
             dcmd(h, MR_DCMD_CTRL_SET_CRASH_DUMP_PARAMS, 4096, Report::Nothing)
         }
+        // IDENTIFY DEVICE to SATA disk 10 over STP with the response buffer only, and an
+        // entry of the caller's in the data slot, which the driver never writes.
+        RuleId::SglFixedEntryUnwritten => Call {
+            report: Report::Nothing,
+            ..stp_probe_with(h, 10, |b| {
+                b.header(|hd| {
+                    hd.flags = DIR_READ.into();
+                    hd.sge_count = 1;
+                    hd.data_xferlen = 20.into();
+                })
+                .sge_count(1)
+                .frame_u32(0x38, 0x1234_5000)
+                .frame_u32(0x3C, 512)
+            })
+        },
         other => return Err(format!("{other} is not a firmware-view rule")),
     })
 }

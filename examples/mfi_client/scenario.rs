@@ -299,6 +299,10 @@ pub(crate) fn rule_call(h: u16, id: &str) -> Result<Call, String> {
     let mut call = match rule {
         // The seed's flags on a plain DCMD.
         RuleId::FrameAddressingFlags => ctrl_info_with(h, 2048, |b| add_flags(b, IEEE_SGL64)),
+        // A plain DCMD that asks the firmware not to post its completion.
+        RuleId::FrameDontPostFlag => ctrl_info_with(h, 2048, |b| {
+            add_flags(b, MfiFrameFlags::DONT_POST_IN_REPLY_QUEUE.bits())
+        }),
         // One sgl[] entry more than the packet has.
         RuleId::IocSgeCount => ctrl_info_with(h, 2048, |b| b.sge_count(17)),
         // A command code past MFI_CMD_OP_COUNT.
@@ -340,7 +344,8 @@ pub(crate) fn rule_call(h: u16, id: &str) -> Result<Call, String> {
         RuleId::FrameLayoutUnknown
         | RuleId::SenseOffsetUnusual
         | RuleId::SglEmptyEntryPastFrame
-        | RuleId::DcmdHostAddress => firmware_view::rule_call(h, rule)?,
+        | RuleId::DcmdHostAddress
+        | RuleId::SglFixedEntryUnwritten => firmware_view::rule_call(h, rule)?,
         // The read-only policy's rules (MFIGUARD_MODE=readonly); each packet is well formed,
         // so outside that policy it passes, but for readonly.cmd's.
         // An NVMe frame, no data: refused first by frame.layout-unknown, so readonly.cmd

@@ -11,7 +11,9 @@
 //! - its scatter/gather list at the frame type's offset ([`FrameView::sgl`]), never at
 //!   `sgl_off`: that field only tells the driver where to write;
 //! - as many entries as the frame's own `hdr.sge_count` (byte 7) says, not the packet's
-//!   `sge_count`;
+//!   `sge_count`, and in SMP and STP frames both of the two entries their layout fixes
+//!   ([`FrameView::fixed_entries`]: response and request, response FIS and data), which a
+//!   firmware may take by their role whatever the count says;
 //! - at the stride the header flags give once the driver has rewritten them ([`sge_size`]):
 //!   `IEEE` 16 bytes (`sge_skinny`), else `SGL64` 12 (`sge64`), else 8 (`sge32`);
 //! - in LD read/write and LD/PD SCSI frames, the sense buffer's address at 0x18
@@ -100,6 +102,9 @@ pub struct FrameView {
     pub sgl: Layout,
     /// What the entries are, in order.
     pub entries: &'static str,
+    /// Entries the layout fixes (`sge32[2]`/`sge64[2]` in SMP and STP frames), read whatever
+    /// `hdr.sge_count` says; 0 for frames whose SGL is a list of `hdr.sge_count` entries.
+    pub fixed_entries: u8,
     /// Where it reads the sense buffer's address (when `hdr.sense_len` is not 0).
     pub sense_address: Layout,
     /// Other physical addresses it reads.
@@ -115,6 +120,7 @@ const fn view(
     cmd: MfiCmd,
     sgl: Layout,
     entries: &'static str,
+    fixed_entries: u8,
     sense_address: Layout,
     fixed_addresses: &'static [AddressField],
     source: &'static str,
@@ -123,6 +129,7 @@ const fn view(
         cmd,
         sgl,
         entries,
+        fixed_entries,
         sense_address,
         fixed_addresses,
         source,
@@ -135,6 +142,7 @@ const fn io_view(cmd: MfiCmd) -> FrameView {
         cmd,
         Layout::At(0x28),
         "data",
+        0,
         Layout::At(SENSE_ADDRESS_SLOT),
         &[],
         "Linux `struct megasas_io_frame`; QEMU `megasas_handle_io` maps `io.sgl`, \
@@ -148,6 +156,7 @@ const fn pthru_view(cmd: MfiCmd) -> FrameView {
         cmd,
         Layout::At(0x30),
         "data",
+        0,
         Layout::At(SENSE_ADDRESS_SLOT),
         &[],
         "Linux `struct megasas_pthru_frame`; QEMU `megasas_handle_scsi` maps `pass.sgl`, \
@@ -166,6 +175,7 @@ pub const FRAME_VIEWS: [FrameView; 11] = [
         MfiCmd::Init,
         Layout::None,
         "-",
+        0,
         Layout::None,
         &[
             field("queue_info_new_phys_addr", 0x18, 8),
@@ -183,6 +193,7 @@ pub const FRAME_VIEWS: [FrameView; 11] = [
         MfiCmd::Dcmd,
         Layout::At(0x28),
         "data (QEMU takes at most 1)",
+        0,
         Layout::None,
         &[],
         "Linux `struct megasas_dcmd_frame`; QEMU `megasas_map_dcmd` reads `dcmd.sgl`; BSD \
@@ -193,6 +204,7 @@ pub const FRAME_VIEWS: [FrameView; 11] = [
         MfiCmd::Abort,
         Layout::None,
         "-",
+        0,
         Layout::None,
         &[field("abort_mfi_phys_addr", 0x20, 8)],
         "Linux `struct megasas_abort_frame`; QEMU `megasas_handle_abort` reads \
@@ -201,7 +213,8 @@ pub const FRAME_VIEWS: [FrameView; 11] = [
     view(
         MfiCmd::Smp,
         Layout::At(0x20),
-        "[0] response, [1] request",
+        "[0] response, [1] request: both read, whatever `hdr.sge_count` says",
+        2,
         Layout::None,
         &[],
         "Linux `struct megasas_smp_frame` (`sgl.sge32[2]`/`sge64[2]`); BSD \
@@ -210,7 +223,8 @@ pub const FRAME_VIEWS: [FrameView; 11] = [
     view(
         MfiCmd::Stp,
         Layout::At(0x30),
-        "[0] response FIS (20 bytes), [1] data",
+        "[0] response FIS (20 bytes), [1] data: both read, whatever `hdr.sge_count` says",
+        2,
         Layout::None,
         &[],
         "Linux `struct megasas_stp_frame` (`sgl.sge32[2]`/`sge64[2]`); BSD \
@@ -220,6 +234,7 @@ pub const FRAME_VIEWS: [FrameView; 11] = [
         MfiCmd::Nvme,
         Layout::Unpublished,
         "?",
+        0,
         Layout::Unpublished,
         &[],
         "Linux passes `MFI_CMD_NVME` through opaque (`support_nvme_passthru`); no header \
@@ -229,6 +244,7 @@ pub const FRAME_VIEWS: [FrameView; 11] = [
         MfiCmd::Toolbox,
         Layout::Unpublished,
         "?",
+        0,
         Layout::Unpublished,
         &[],
         "Linux passes `MFI_CMD_TOOLBOX` through opaque (`support_pci_lane_margining`); no \
@@ -342,18 +358,21 @@ pub const HOST_ADDRESS_DCMDS: [HostAddressDcmd; 6] = [
     },
     HostAddressDcmd {
         opcode: MR_DCMD_SYSTEM_PD_MAP_GET_INFO,
-        mbox: Some((0, MEGASAS_DCMD_MBOX_PEND_FLAG)),
-        keeps: "the JBOD sequence map, written when it changes; the driver completes the \
-                command as its own and re-arms it",
+        mbox: None,
+        keeps: "the JBOD sequence map, written when it changes (pended: `mbox[0] == 0x01`); the \
+                driver completes a pended one as its own and re-arms it, and a controller reset \
+                returns any pending one to the pool while its ioctl still waits",
         source: "Linux `megaraid_sas_fusion.h`; `megasas_sync_pd_seq_num`, \
-                 `megasas_complete_cmd`",
+                 `megasas_complete_cmd`, `megasas_refire_mgmt_cmd`",
     },
     HostAddressDcmd {
         opcode: MR_DCMD_LD_MAP_GET_INFO,
-        mbox: Some((1, MEGASAS_DCMD_MBOX_PEND_FLAG)),
-        keeps: "the RAID map, written when it changes; the driver completes the command as its \
-                own and returns the frame to its pool",
-        source: "Linux `megaraid_sas_fusion.h`; `megasas_sync_map_info`, `megasas_complete_cmd`",
+        mbox: None,
+        keeps: "the RAID map, written when it changes (pended: `mbox[1] == 0x01`); the driver \
+                completes a pended one as its own and returns the frame to its pool, and a \
+                controller reset returns any pending one to the pool while its ioctl still waits",
+        source: "Linux `megaraid_sas_fusion.h`; `megasas_sync_map_info`, \
+                 `megasas_complete_cmd`, `megasas_refire_mgmt_cmd`",
     },
 ];
 
@@ -457,10 +476,13 @@ mod tests {
     fn host_address_dcmds_match_opcode_and_mailbox() {
         let mut mbox = [0u8; 12];
         assert!(host_address_dcmd(MR_DCMD_CTRL_SET_CRASH_DUMP_PARAMS, &mbox).is_some());
-        assert!(host_address_dcmd(MR_DCMD_LD_MAP_GET_INFO, &mbox).is_none());
-        mbox[1] = MEGASAS_DCMD_MBOX_PEND_FLAG;
-        assert!(host_address_dcmd(MR_DCMD_LD_MAP_GET_INFO, &mbox).is_some());
-        assert!(host_address_dcmd(MR_DCMD_SYSTEM_PD_MAP_GET_INFO, &mbox).is_none());
+        // The map syncs in any mailbox: a controller reset takes even an unpended one.
+        for pended in [0, MEGASAS_DCMD_MBOX_PEND_FLAG] {
+            mbox[0] = pended;
+            mbox[1] = pended;
+            assert!(host_address_dcmd(MR_DCMD_LD_MAP_GET_INFO, &mbox).is_some());
+            assert!(host_address_dcmd(MR_DCMD_SYSTEM_PD_MAP_GET_INFO, &mbox).is_some());
+        }
         assert!(host_address_dcmd(0x0101_0000, &mbox).is_none());
         for d in &HOST_ADDRESS_DCMDS {
             assert!(dcmd_opcode_name(d.opcode).is_some(), "{:#x}", d.opcode);

@@ -71,6 +71,10 @@ pub enum RuleId {
     SglEmptyEntryPastFrame,
     /// `dcmd.host-address`
     DcmdHostAddress,
+    /// `frame.dont-post-flag`
+    FrameDontPostFlag,
+    /// `sgl.fixed-entry-unwritten`
+    SglFixedEntryUnwritten,
     /// `readonly.cmd`
     ReadonlyCmd,
     /// `readonly.dcmd`
@@ -84,7 +88,7 @@ pub enum RuleId {
 }
 
 /// Number of rules.
-pub const RULE_COUNT: usize = 22;
+pub const RULE_COUNT: usize = 24;
 
 impl RuleId {
     /// Every rule, in evaluation order (the first rejecting rule's errno is the answer).
@@ -106,6 +110,8 @@ impl RuleId {
         RuleId::SenseOffsetUnusual,
         RuleId::SglEmptyEntryPastFrame,
         RuleId::DcmdHostAddress,
+        RuleId::FrameDontPostFlag,
+        RuleId::SglFixedEntryUnwritten,
         RuleId::ReadonlyCmd,
         RuleId::ReadonlyDcmd,
         RuleId::ReadonlyScsi,
@@ -139,11 +145,13 @@ impl RuleId {
             RuleId::SenseOffsetUnusual => &RULES[14],
             RuleId::SglEmptyEntryPastFrame => &RULES[15],
             RuleId::DcmdHostAddress => &RULES[16],
-            RuleId::ReadonlyCmd => &RULES[17],
-            RuleId::ReadonlyDcmd => &RULES[18],
-            RuleId::ReadonlyScsi => &RULES[19],
-            RuleId::ReadonlyAta => &RULES[20],
-            RuleId::ReadonlySmp => &RULES[21],
+            RuleId::FrameDontPostFlag => &RULES[17],
+            RuleId::SglFixedEntryUnwritten => &RULES[18],
+            RuleId::ReadonlyCmd => &RULES[19],
+            RuleId::ReadonlyDcmd => &RULES[20],
+            RuleId::ReadonlyScsi => &RULES[21],
+            RuleId::ReadonlyAta => &RULES[22],
+            RuleId::ReadonlySmp => &RULES[23],
         }
     }
 
@@ -313,15 +321,31 @@ pub const RULES: [Rule; RULE_COUNT] = [
     Rule {
         id: RuleId::DcmdHostAddress,
         name: "dcmd.host-address",
-        when: "a DCMD that hands the firmware host memory to keep (event wait, crash dump, host memory and heartbeat registration, the driver's pended RAID and JBOD map syncs)",
+        when: "a DCMD that hands the firmware host memory to keep (event wait, crash dump, host memory and heartbeat registration, the driver's RAID and JBOD map syncs, pended or not)",
         action: Action::Reject,
         errno: Some(Errno::EINVAL),
-        why: "the firmware writes into that buffer after the call returned and the driver freed it, or the driver completes the command as its own: only the driver sends these",
+        why: "the firmware writes into that buffer after the call returned and the driver freed it, or the driver completes the command as its own (or, for the map syncs, a controller reset returns the frame to the pool under the waiting ioctl): only the driver sends these",
+    },
+    Rule {
+        id: RuleId::FrameDontPostFlag,
+        name: "frame.dont-post-flag",
+        when: "`flags & 0x0001 != 0` (DONT_POST_IN_REPLY_QUEUE)",
+        action: Action::Rewrite,
+        errno: None,
+        why: "the firmware posts no completion for the frame, which the ioctl waits for without a timeout: on MFI controllers the caller hangs for good, holding the frame; on Fusion ones the driver takes the frame for one of its own polled commands and returns it to the pool while the ioctl still waits on it (once it is reused, the ioctl frees DMA buffers by another command's entries and returns the frame twice). Every driver passes the flag on; the flag is cleared",
+    },
+    Rule {
+        id: RuleId::SglFixedEntryUnwritten,
+        name: "sgl.fixed-entry-unwritten",
+        when: "SMP and STP frames: a slot of their two fixed entries at or past `sge_count` (12-byte sge64 or 8-byte sge32 stride, at the frame type's SGL offset) holds non-zero bytes",
+        action: Action::Rewrite,
+        errno: None,
+        why: "their layout fixes two entries (SMP: response, request; STP: response FIS, data), which a firmware may use by their role whatever `hdr.sge_count` says, and the driver writes none past `sge_count`: the caller's bytes there would reach the firmware as a DMA address (an IDENTIFY's data written to a page of the caller's choosing). The slot is zeroed",
     },
     Rule {
         id: RuleId::ReadonlyCmd,
         name: "readonly.cmd",
-        when: "read-only policy: a frame other than DCMD, SCSI pass-through, STP or SMP (raw LD read/write, NVMe, toolbox; a second line behind `frame.cmd-forbidden` and `frame.layout-unknown`, deciding alone only when they are allowed)",
+        when: "read-only policy: a frame other than DCMD, SCSI pass-through, STP or SMP (INIT, raw LD read/write, ABORT, NVMe, toolbox, unknown codes; a second line behind `frame.cmd-forbidden`, `frame.layout-unknown` and `frame.cmd`, deciding alone only when they are allowed)",
         action: Action::Reject,
         errno: Some(Errno::EPERM),
         why: "a monitoring job moving data or talking to the controller in ways it never needs",

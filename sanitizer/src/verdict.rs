@@ -89,6 +89,14 @@ pub enum Detail {
     EmptyEntryPastFrame { entries: u16, sgl_at: u32 },
     /// `dcmd.host-address`
     DcmdHostAddress { opcode: u32 },
+    /// `frame.dont-post-flag`
+    DontPostFlag { flags: u16 },
+    /// `sgl.fixed-entry-unwritten`: `entries` has a bit per zeroed fixed entry.
+    FixedEntryUnwritten {
+        cmd: u8,
+        entries: u8,
+        sge_count: u32,
+    },
     /// `readonly.cmd`
     ReadonlyCmd { cmd: u8 },
     /// `readonly.dcmd`
@@ -283,6 +291,29 @@ impl fmt::Display for Detail {
                 }
                 f.write_str(" hands the firmware host memory to keep: only the driver sends it")
             }
+            Detail::DontPostFlag { flags } => write!(
+                f,
+                "flags {flags:#06x} ({}): cleared DONT_POST_IN_REPLY_QUEUE (the ioctl waits for \
+                 the completion the firmware would not post)",
+                FlagsDisplay(flags)
+            ),
+            Detail::FixedEntryUnwritten {
+                cmd,
+                entries,
+                sge_count,
+            } => {
+                write!(f, "zeroed the slot of {} entry [", CmdDisplay(cmd))?;
+                let mut sep = "";
+                for i in (0..8).filter(|i| entries & (1 << i) != 0) {
+                    write!(f, "{sep}{i}")?;
+                    sep = ",";
+                }
+                write!(
+                    f,
+                    "], past sge_count {sge_count}: the firmware reads both of the frame's \
+                     entries, and the driver writes none there"
+                )
+            }
             Detail::ReadonlyCmd { cmd } => write!(
                 f,
                 "{} frames are not allowed by the read-only policy",
@@ -345,12 +376,12 @@ fn not_a_read(sends_data: bool) -> &'static str {
     }
 }
 
-/// Edits to the private copy's frame. Each rule contributes only fields it owns, so merging
-/// never conflicts.
+/// Edits to the private copy's frame. Each rule contributes only fields it owns, or bits of a
+/// mask, so merging never conflicts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Rewrites {
-    /// New header flags.
-    pub flags: Option<u16>,
+    /// Header flag bits to clear.
+    pub clear_flags: u16,
     /// New header `sge_count`.
     pub hdr_sge_count: Option<u8>,
     /// New header `sense_len`.
@@ -362,14 +393,14 @@ pub struct Rewrites {
 impl Rewrites {
     /// No edit.
     pub const NONE: Rewrites = Rewrites {
-        flags: None,
+        clear_flags: 0,
         hdr_sge_count: None,
         hdr_sense_len: None,
         zero_frame_bytes: 0,
     };
 
     fn merge(&mut self, other: &Rewrites) {
-        self.flags = other.flags.or(self.flags);
+        self.clear_flags |= other.clear_flags;
         self.hdr_sge_count = other.hdr_sge_count.or(self.hdr_sge_count);
         self.hdr_sense_len = other.hdr_sense_len.or(self.hdr_sense_len);
         self.zero_frame_bytes |= other.zero_frame_bytes;
@@ -446,7 +477,7 @@ impl Verdict {
 
     /// The header flags that reach the kernel, given the caller's.
     pub fn flags_sent(&self, flags: u16) -> u16 {
-        self.rewrites.flags.unwrap_or(flags)
+        flags & !self.rewrites.clear_flags
     }
 
     /// Applies the rewrites to a whole packet (either layout: the frame sits at the same place).
@@ -467,8 +498,8 @@ impl Verdict {
             }
         }
         let (hdr, _) = MfiHeader::mut_from_prefix(frame).map_err(|_| ApplyError::Short)?;
-        if let Some(flags) = self.rewrites.flags {
-            hdr.flags.set(flags);
+        if self.rewrites.clear_flags != 0 {
+            hdr.flags.set(hdr.flags.get() & !self.rewrites.clear_flags);
         }
         if let Some(n) = self.rewrites.hdr_sge_count {
             hdr.sge_count = n;

@@ -271,6 +271,7 @@ fn the_property_covers_every_frame_type() {
         with_sense: usize,
         flags_rewritten: usize,
         refused_by: std::collections::BTreeMap<&'static str, usize>,
+        rewritten_by: std::collections::BTreeMap<&'static str, usize>,
     }
     let count = RefCell::new(Count::default());
     let mut runner = TestRunner::new_with_rng(
@@ -331,6 +332,12 @@ fn the_property_covers_every_frame_type() {
         if v.finding(RuleId::FrameAddressingFlags).is_some() {
             c.flags_rewritten += 1;
         }
+        for f in v
+            .findings()
+            .filter(|f| f.action == mfiguard_sanitizer::Action::Rewrite)
+        {
+            *c.rewritten_by.entry(f.rule.name()).or_default() += 1;
+        }
         Ok(())
     });
     if let Err(e) = result {
@@ -343,8 +350,8 @@ fn the_property_covers_every_frame_type() {
         assert!(n >= 100, "cmd {cmd:#04x}: only {n} packets passed");
     }
     println!(
-        "several entries {}, sense {}, flags rewritten {}; sole refusals {:?}",
-        c.several_entries, c.with_sense, c.flags_rewritten, c.refused_by
+        "several entries {}, sense {}, flags rewritten {}; sole refusals {:?}; rewrites {:?}",
+        c.several_entries, c.with_sense, c.flags_rewritten, c.refused_by, c.rewritten_by
     );
     assert!(c.several_entries >= 100, "{}", c.several_entries);
     assert!(c.with_sense >= 100, "{}", c.with_sense);
@@ -360,17 +367,19 @@ fn the_property_covers_every_frame_type() {
         let n = c.refused_by.get(rule.name()).copied().unwrap_or(0);
         assert!(n >= 10, "{rule} alone refused {n} packets");
     }
+    for rule in [RuleId::FrameDontPostFlag, RuleId::SglFixedEntryUnwritten] {
+        let n = c.rewritten_by.get(rule.name()).copied().unwrap_or(0);
+        assert!(n >= 100, "{rule} rewrote only {n} packets that passed");
+    }
 }
 
 const BUF: u64 = 0x7f00_1234_5000;
 
-/// One packet per hole: refused as it is; with its rule allowed, let through, and the oracle
-/// then finds the firmware using an address the driver never wrote. Without the rule, the
-/// property above would fail.
-#[test]
-fn each_rule_closes_a_hole_the_oracle_sees() {
-    type Make = fn(Abi) -> Vec<u8>;
-    let holes: [(RuleId, Make); 11] = [
+type Make = fn(Abi) -> Vec<u8>;
+
+/// One packet per hole, with the rule that closes it.
+fn holes() -> Vec<(RuleId, Make)> {
+    vec![
         // A well-formed one-block LD read or write: the driver completes it through the block
         // layer's SCSI command, which a frame from the ioctl has not.
         (RuleId::FrameCmdForbidden, |abi| {
@@ -431,6 +440,33 @@ fn each_rule_closes_a_hole_the_oracle_sees() {
         (RuleId::FrameAddressingFlags, |abi| {
             samples::megacli_8_01_06_stp_probe(abi, 4, BUF, BUF + 0x1000).build()
         }),
+        // A reading DCMD that asks the firmware not to post its completion: the ioctl waits
+        // for it forever (MFI), or the frame returns to the pool under it (Fusion).
+        (RuleId::FrameDontPostFlag, |abi| {
+            samples::dcmd_read(abi, 0x0101_0000, BUF, 4096)
+                .header(|h| h.flags = 0x0011.into())
+                .build()
+        }),
+        // An STP IDENTIFY with its response buffer only: the data entry is the caller's.
+        (RuleId::SglFixedEntryUnwritten, |abi| {
+            samples::megacli_8_01_06_stp_probe(abi, 4, BUF, BUF + 0x1000)
+                .header(|h| {
+                    h.flags = 0x0010.into();
+                    h.sge_count = 1;
+                })
+                .sge_count(1)
+                .frame_u32(0x38, 0x1234_5000)
+                .frame_u32(0x3C, 512)
+                .build()
+        }),
+        // An SMP frame with no buffer at all: both entries are the caller's.
+        (RuleId::SglFixedEntryUnwritten, |abi| {
+            PacketBuilder::new(abi)
+                .frame_header(MfiCmd::Smp, 0x0010, 0, 64)
+                .frame_u32(0x20, 0x1234_5000)
+                .frame_u32(0x24, 64)
+                .build()
+        }),
         // hdr.sge_count 2 for one buffer, a caller's entry where the second would be.
         (RuleId::SglStaleEntry, |abi| {
             samples::dcmd_read(abi, 0x0101_0000, BUF, 4096)
@@ -440,11 +476,41 @@ fn each_rule_closes_a_hole_the_oracle_sees() {
                 .frame_u32(0x28 + 8, 4096)
                 .build()
         }),
-    ];
-    // `frame.raw-physical-address` closes no hole of its own any more: a caller's address at
-    // 0x18 is read only with `hdr.sense_len > 0`, which `sense.length-mismatch` lowers to 0
-    // without a sense buffer, and a sense buffer must be at 0x18 (`sense.offset-unusual`).
-    for (rule, make) in holes {
+        // Seventeen entries: Linux 6.1 refuses them, a legacy driver reads past sgl[16].
+        (RuleId::IocSgeCount, |abi| {
+            samples::dcmd_read(abi, 0x0101_0000, BUF, 4096)
+                .sge_count(17)
+                .build()
+        }),
+        // A command past MFI_CMD_OP_COUNT: 6.1 answers ENOTSUPP, a legacy driver sends it.
+        (RuleId::FrameCmd, |abi| {
+            samples::dcmd_read(abi, 0x0101_0000, BUF, 4096)
+                .header(|h| h.cmd = 0x0B)
+                .build()
+        }),
+        // 96 bytes of sense declared for a 32-byte buffer.
+        (RuleId::SenseLengthMismatch, |abi| {
+            samples::scsi_inquiry(abi, 3, BUF, 96, BUF + 0x1000)
+                .sense_len(32)
+                .header(|h| h.sense_len = 96)
+                .build()
+        }),
+    ]
+}
+
+/// With its rule allowed, each hole is let through, and the oracle then finds the firmware
+/// using an address the driver never wrote (or the driver doing what it must not). Without the
+/// rule, the property above would fail.
+///
+/// The rules with no hole of their own: `frame.raw-physical-address` (a caller's address at
+/// 0x18 is read only with `hdr.sense_len > 0`, which `sense.length-mismatch` lowers to 0
+/// without a sense buffer, and a sense buffer must be at 0x18: `sense.offset-unusual`),
+/// `sgl.bounds` and `sense.bounds` (behind `sgl.offset-unusual` and `sense.offset-unusual`,
+/// which admit only offsets inside the frame), `sense.length` and `sge.length` (they bound the
+/// driver's allocations, which the oracle does not model), `xfer.length` (a warning).
+#[test]
+fn each_rule_closes_a_hole_the_oracle_sees() {
+    for (rule, make) in holes() {
         for abi in Abi::ALL {
             let bytes = make(abi);
             let strict = run(&Policy::default(), abi, &bytes);
@@ -464,11 +530,70 @@ fn each_rule_closes_a_hole_the_oracle_sees() {
     }
 }
 
+/// Allowing a rule opens its hole in read-only mode too, whenever the command is one the
+/// allowlist admits: the read-only rules classify commands, not where the firmware reads.
+#[test]
+fn an_allowed_rule_opens_its_hole_in_read_only_mode_too() {
+    let mut opened = std::collections::BTreeSet::new();
+    for (rule, make) in holes() {
+        for abi in Abi::ALL {
+            let allowed = Policy {
+                readonly: true,
+                allow: RuleSet::EMPTY.with(rule),
+                ..Policy::default()
+            };
+            if let Some(Err(_)) = run(&allowed, abi, &make(abi)) {
+                opened.insert(rule.name());
+            }
+        }
+    }
+    let want = [
+        "frame.addressing-flags",
+        "frame.dont-post-flag",
+        "ioc.sge-count",
+        "sense.length-mismatch",
+        "sense.offset-unusual",
+        "sgl.empty-entry-past-frame",
+        "sgl.fixed-entry-unwritten",
+        "sgl.offset-unusual",
+        "sgl.stale-entry",
+    ];
+    assert_eq!(opened.into_iter().collect::<Vec<_>>(), want);
+}
+
+/// doc/rules.md lists the rules whose allowing opens a hole: exactly those of [`holes`].
+#[test]
+fn the_docs_list_the_rules_whose_allowing_opens_a_hole() {
+    let doc = include_str!("../../doc/rules.md");
+    let begin = "<!-- allow-holes:begin -->";
+    let end = "<!-- allow-holes:end -->";
+    let list = &doc[doc.find(begin).expect("the marker") + begin.len()..doc.find(end).unwrap()];
+    let mut documented: Vec<&str> = list
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|id| RuleId::from_name(id).is_some())
+        .collect();
+    documented.sort_unstable();
+    documented.dedup();
+    let mut tested: Vec<&str> = holes().iter().map(|(r, _)| r.name()).collect();
+    tested.sort_unstable();
+    tested.dedup();
+    assert_eq!(documented, tested);
+}
+
 /// The crate's model and the oracle's tables say the same (each was written from the sources on
 /// its own).
 #[test]
 fn the_crates_model_agrees_with_the_oracle() {
     for v in &FRAME_VIEWS {
+        // The entries read whatever hdr.sge_count says.
+        assert_eq!(
+            firmware::entries_read(v.cmd as u8, 0),
+            usize::from(v.fixed_entries),
+            "{:?}",
+            v.cmd
+        );
         let oracle = firmware::layout(v.cmd as u8);
         match (v.sgl, v.sense_address, oracle) {
             (Layout::At(sgl), sense, Ok((o_sgl, o_sense))) => {

@@ -596,12 +596,16 @@ const COMPANIONS: [(RuleId, RuleId); 2] = [
     (RuleId::SenseBounds, RuleId::SenseOffsetUnusual),
 ];
 
-/// A rule every packet of which a structural rule refuses first: `readonly.cmd` (LD read/write
-/// are `frame.cmd-forbidden`'s, NVMe and toolbox `frame.layout-unknown`'s). It decides alone
-/// only with those allowed.
-const SECOND_LINE: (RuleId, [RuleId; 2]) = (
+/// A rule every packet of which a structural rule refuses first: `readonly.cmd` (INIT, LD
+/// read/write and ABORT are `frame.cmd-forbidden`'s, NVMe and toolbox `frame.layout-unknown`'s,
+/// unknown codes `frame.cmd`'s). It decides alone only with those allowed.
+const SECOND_LINE: (RuleId, [RuleId; 3]) = (
     RuleId::ReadonlyCmd,
-    [RuleId::FrameCmdForbidden, RuleId::FrameLayoutUnknown],
+    [
+        RuleId::FrameCmdForbidden,
+        RuleId::FrameLayoutUnknown,
+        RuleId::FrameCmd,
+    ],
 );
 
 /// Every check, on structured packets from a fixed seed, under the default and the read-only

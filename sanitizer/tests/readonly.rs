@@ -309,21 +309,27 @@ fn assert_second_line(abi: Abi, bytes: &[u8], rule: RuleId, first: RuleId, what:
     );
 }
 
-/// `readonly.cmd` is a second line: every frame it refuses (raw LD read/write, NVMe, toolbox)
-/// is refused first by a structural rule, with EINVAL. It decides alone when that rule is
-/// allowed: a tool that needs NVMe frames (`--allow frame.layout-unknown`) still gets none
-/// through in read-only mode.
+/// `readonly.cmd` is a second line: every frame it refuses (INIT, raw LD read/write, ABORT,
+/// NVMe, toolbox, unknown codes) is refused first by a structural rule, with EINVAL. It decides
+/// alone when that rule is allowed: a tool that needs NVMe frames (`--allow
+/// frame.layout-unknown`) still gets none through in read-only mode, nor an INIT frame (a
+/// firmware re-initialised from the caller's queue address) with `frame.cmd-forbidden` allowed.
 #[test]
 fn readonly_cmd_is_the_second_line_behind_the_structural_rules() {
     for abi in Abi::ALL {
         for (cmd, first) in [
-            (MfiCmd::LdRead, RuleId::FrameCmdForbidden),
-            (MfiCmd::LdWrite, RuleId::FrameCmdForbidden),
-            (MfiCmd::Nvme, RuleId::FrameLayoutUnknown),
-            (MfiCmd::Toolbox, RuleId::FrameLayoutUnknown),
+            (MfiCmd::Init as u8, RuleId::FrameCmdForbidden),
+            (MfiCmd::LdRead as u8, RuleId::FrameCmdForbidden),
+            (MfiCmd::LdWrite as u8, RuleId::FrameCmdForbidden),
+            (MfiCmd::Abort as u8, RuleId::FrameCmdForbidden),
+            (MfiCmd::Nvme as u8, RuleId::FrameLayoutUnknown),
+            (MfiCmd::Toolbox as u8, RuleId::FrameLayoutUnknown),
+            (0x0B, RuleId::FrameCmd),
+            (0xFF, RuleId::FrameCmd),
         ] {
             let bytes = PacketBuilder::new(abi)
-                .frame_header(cmd, 0x08, 0, 0)
+                .frame_header(MfiCmd::Dcmd, 0x08, 0, 0)
+                .header(|h| h.cmd = cmd)
                 .build();
             let what = format!("{cmd:?} on {abi:?}");
             assert_second_line(abi, &bytes, RuleId::ReadonlyCmd, first, &what);

@@ -7,6 +7,7 @@ use mfiguard_sanitizer::abi::mfi::{
 use mfiguard_sanitizer::abi::mfi::{
     MR_DCMD_CTRL_EVENT_GET, MR_DCMD_CTRL_EVENT_GET_INFO, MR_DCMD_CTRL_EVENT_WAIT,
     MR_DCMD_CTRL_SET_CRASH_DUMP_PARAMS, MR_DCMD_LD_GET_PROPERTIES, MR_DCMD_LD_MAP_GET_INFO,
+    MR_DCMD_SYSTEM_PD_MAP_GET_INFO,
 };
 use mfiguard_sanitizer::builder::{samples, PacketBuilder};
 use mfiguard_sanitizer::{
@@ -77,6 +78,113 @@ fn frame_addressing_flags() {
             },
             |abi| clean_dcmd(abi).header(|h| h.flags = 0x0011.into()).build(),
         );
+    }
+}
+
+#[test]
+fn frame_dont_post_flag() {
+    pair(
+        RuleId::FrameDontPostFlag,
+        Action::Rewrite,
+        |abi| clean_dcmd(abi).header(|h| h.flags = 0x0011.into()).build(),
+        |abi| clean_dcmd(abi).header(|h| h.flags = 0x0010.into()).build(),
+    );
+    // With the addressing flags too, and under the read-only policy (a reading DCMD): both
+    // rules clear their bits, and only those; DIR_READ stays.
+    let readonly = Policy {
+        readonly: true,
+        ..Policy::default()
+    };
+    for abi in Abi::ALL {
+        for policy in [Policy::default(), readonly] {
+            let bytes = clean_dcmd(abi).header(|h| h.flags = 0x0037.into()).build();
+            let v = decide(&policy, abi, &bytes).unwrap();
+            assert_eq!(v.decision(), Decision::Rewrite, "{policy:?}");
+            assert!(v.finding(RuleId::FrameDontPostFlag).is_some());
+            assert!(v.finding(RuleId::FrameAddressingFlags).is_some());
+            assert_eq!(v.flags_sent(0x0037), 0x0010);
+            let mut sent = bytes.clone();
+            v.apply(&mut sent).unwrap();
+            assert_eq!(decode(abi, &sent).unwrap().header().flags.get(), 0x0010);
+            assert_eq!(
+                decide(&policy, abi, &sent).unwrap().decision(),
+                Decision::Pass
+            );
+        }
+    }
+}
+
+#[test]
+fn sgl_fixed_entry_unwritten() {
+    // An STP IDENTIFY with its response buffer only (sge_count 1): the caller's entry in the
+    // data slot, which the driver leaves alone and a firmware may fill by its role.
+    let stp = |abi, data: (u32, u32)| {
+        samples::megacli_8_01_06_stp_probe(abi, 4, BUF, BUF + 0x1000)
+            .header(|h| {
+                h.flags = 0x0010.into();
+                h.sge_count = 1;
+                h.data_xferlen = 20.into();
+            })
+            .sge_count(1)
+            .frame_u32(0x38, data.0)
+            .frame_u32(0x3C, data.1)
+            .build()
+    };
+    pair(
+        RuleId::SglFixedEntryUnwritten,
+        Action::Rewrite,
+        |abi| stp(abi, (0x1234_5000, 512)),
+        |abi| stp(abi, (0, 0)),
+    );
+    // An SMP frame without buffers: both of its entries are the caller's. With both buffers
+    // (the twin) the driver writes both.
+    let smp = |abi, n: u32| {
+        PacketBuilder::new(abi)
+            .frame_header(MfiCmd::Smp, 0x0010, n as u8, 64)
+            .sgl_off(0x20)
+            .sge_count(n)
+            .iovec(0, BUF, 64)
+            .iovec(1, BUF + 0x1000, 40)
+            .frame_u32(0x20, 0x1234_5000)
+            .frame_u32(0x24, 64)
+            .frame_u32(0x28, 0x1234_6000)
+            .frame_u32(0x2C, 40)
+            .build()
+    };
+    pair(
+        RuleId::SglFixedEntryUnwritten,
+        Action::Rewrite,
+        |abi| smp(abi, 0),
+        |abi| smp(abi, 2),
+    );
+    for abi in Abi::ALL {
+        // Exactly the unwritten slot's bytes are zeroed, at both strides (sge32 [1] at
+        // 0x38..0x40, sge64 [1] at 0x3C..0x48), and nothing else changes.
+        let bytes = stp(abi, (0x1234_5000, 512));
+        let v = verdict(abi, &bytes);
+        assert_eq!(rules_hit(abi, &bytes), [RuleId::SglFixedEntryUnwritten]);
+        let mut sent = bytes.clone();
+        v.apply(&mut sent).unwrap();
+        let changed: Vec<usize> = (0..bytes.len()).filter(|&i| bytes[i] != sent[i]).collect();
+        let want: Vec<usize> = (0x38..0x48)
+            .map(|at| 0x14 + at)
+            .filter(|&i| bytes[i] != 0)
+            .collect();
+        assert_eq!(changed, want);
+        assert_eq!(verdict(abi, &sent).decision(), Decision::Pass);
+        // The read-only policy lets the IDENTIFY through, rewritten the same way.
+        let readonly = Policy {
+            readonly: true,
+            ..Policy::default()
+        };
+        let v = decide(&readonly, abi, &bytes).unwrap();
+        assert_eq!(
+            v.decision(),
+            Decision::Rewrite,
+            "{:?}",
+            v.findings().collect::<Vec<_>>()
+        );
+        assert!(v.finding(RuleId::SglFixedEntryUnwritten).is_some());
     }
 }
 
@@ -534,21 +642,26 @@ fn dcmd_host_address() {
         |abi| samples::dcmd_read(abi, MR_DCMD_CTRL_EVENT_WAIT, BUF, 1024).build(),
         |abi| samples::dcmd_read(abi, MR_DCMD_CTRL_EVENT_GET, BUF, 1024).build(),
     );
-    // The RAID map: only pended (mbox[1] = 1) does the firmware keep the buffer.
-    pair(
-        RuleId::DcmdHostAddress,
-        Action::Reject,
-        |abi| {
-            samples::dcmd_read(abi, MR_DCMD_LD_MAP_GET_INFO, BUF, 4096)
-                .frame_bytes(0x1C, &[2, 1])
-                .build()
-        },
-        |abi| {
-            samples::dcmd_read(abi, MR_DCMD_LD_MAP_GET_INFO, BUF, 4096)
-                .frame_bytes(0x1C, &[2, 0])
-                .build()
-        },
-    );
+    // The RAID and JBOD maps, pended (the firmware keeps the buffer) or not (a controller
+    // reset returns the frame to the pool while the ioctl waits on it).
+    for opcode in [MR_DCMD_LD_MAP_GET_INFO, MR_DCMD_SYSTEM_PD_MAP_GET_INFO] {
+        for mbox in [[2u8, 1], [2, 0], [1, 0], [0, 0]] {
+            pair(
+                RuleId::DcmdHostAddress,
+                Action::Reject,
+                |abi| {
+                    samples::dcmd_read(abi, opcode, BUF, 4096)
+                        .frame_bytes(0x1C, &mbox)
+                        .build()
+                },
+                |abi| {
+                    samples::dcmd_read(abi, MR_DCMD_LD_GET_LIST, BUF, 4096)
+                        .frame_bytes(0x1C, &mbox)
+                        .build()
+                },
+            );
+        }
+    }
 }
 
 #[test]

@@ -4,8 +4,7 @@
 
 use crate::abi::ioctl::MAX_IOCTL_SGE;
 use crate::abi::mfi::{
-    MfiCmd, MfiDirection, MfiFrameFlags, MFI_CMD_OP_COUNT, MFI_HEADER_SIZE, MFI_SGE32_SIZE,
-    MFI_SGE64_SIZE,
+    MfiCmd, MfiDirection, MfiFrameFlags, MFI_CMD_OP_COUNT, MFI_HEADER_SIZE, MFI_SGE64_SIZE,
 };
 use crate::decode::Packet;
 use crate::firmware::{self, Layout};
@@ -66,6 +65,8 @@ pub(crate) fn check(rule: RuleId, p: &Packet) -> Option<Hit> {
         RuleId::SenseOffsetUnusual => sense_offset_unusual(p),
         RuleId::SglEmptyEntryPastFrame => empty_entry_past_frame(p),
         RuleId::DcmdHostAddress => dcmd_host_address(p),
+        RuleId::FrameDontPostFlag => dont_post_flag(p),
+        RuleId::SglFixedEntryUnwritten => fixed_entry_unwritten(p),
         RuleId::ReadonlyCmd => readonly_cmd(p),
         RuleId::ReadonlyDcmd => readonly_dcmd(p),
         RuleId::ReadonlyScsi => readonly_scsi(p),
@@ -80,7 +81,19 @@ fn addressing_flags(p: &Packet) -> Option<Hit> {
     (cleared != 0).then_some(Hit {
         detail: Detail::AddressingFlags { flags, cleared },
         rewrites: Rewrites {
-            flags: Some(flags & !cleared),
+            clear_flags: cleared,
+            ..Rewrites::NONE
+        },
+    })
+}
+
+fn dont_post_flag(p: &Packet) -> Option<Hit> {
+    let flags = p.header().flags.get();
+    let cleared = flags & MfiFrameFlags::DONT_POST_IN_REPLY_QUEUE.bits();
+    (cleared != 0).then_some(Hit {
+        detail: Detail::DontPostFlag { flags },
+        rewrites: Rewrites {
+            clear_flags: cleared,
             ..Rewrites::NONE
         },
     })
@@ -159,10 +172,13 @@ fn sge_length(p: &Packet) -> Option<Hit> {
     Hit::note(Detail::SgeTotal { total })
 }
 
-/// Frame byte offsets of used, empty entries' slots that still hold non-zero caller bytes,
-/// as a bit per frame byte. Only bytes inside the frame past the header are considered, and
-/// never the sense pointer the kernel reads back after completion.
-fn stale_slot_bytes(p: &Packet) -> (u128, u16) {
+/// The non-zero caller bytes of entry `i`'s slot in an SGL at frame offset `sgl_at`, as a bit
+/// per frame byte: the slot on a driver writing sge64 entries (12 bytes) and on one writing
+/// sge32 entries (8 bytes: the legacy driver, or 6.1 without 64-bit DMA), since the firmware
+/// reads whichever the driver writes. Only bytes inside the frame past the header count, and
+/// never the sense pointer the kernel reads back after completion. Zeroing a byte that is a
+/// written entry's on the other stride is harmless: the driver overwrites it.
+fn caller_slot_bytes(p: &Packet, sgl_at: u32, i: usize) -> u128 {
     let sense_ptr = if p.sense_len > 0 {
         let start = p.sense_off as usize;
         start..start.saturating_add(SENSE_ADDR_LEN)
@@ -170,30 +186,35 @@ fn stale_slot_bytes(p: &Packet) -> (u128, u16) {
         0..0
     };
     let mut mask = 0u128;
+    for size in firmware::DRIVER_SGE_SIZES {
+        // i < 16, so i * size < 192; sgl_at is a u32 and usize is at least 32 bits here, so
+        // the saturating add only matters for absurd offsets, which then miss the frame.
+        let start = (sgl_at as usize).saturating_add(i.saturating_mul(size));
+        for offset in start..start.saturating_add(size) {
+            if offset < MFI_HEADER_SIZE || sense_ptr.contains(&offset) {
+                continue;
+            }
+            if p.frame.get(offset).is_some_and(|b| *b != 0) {
+                mask |= 1u128 << offset;
+            }
+        }
+    }
+    mask
+}
+
+/// Frame byte offsets of used, empty entries' slots that still hold non-zero caller bytes,
+/// as a bit per frame byte, and a bit per such entry.
+fn stale_slot_bytes(p: &Packet) -> (u128, u16) {
+    let mut mask = 0u128;
     let mut slots = 0u16;
     for (i, v) in p.used_iovecs().iter().enumerate() {
         if v.len != 0 {
             continue;
         }
-        // The entry's slot on a driver writing sge64 entries (12 bytes) and on one writing
-        // sge32 entries (8 bytes: the legacy driver, or 6.1 without 64-bit DMA): the firmware
-        // reads whichever the driver wrote, so neither may keep caller bytes. Zeroing a byte
-        // that is a written entry's on the other stride is harmless: the driver overwrites it.
-        for size in [MFI_SGE64_SIZE, MFI_SGE32_SIZE] {
-            // i < 16, so i * size < 192; sgl_off is a u32 and usize is at least 32 bits here,
-            // so the saturating add only matters for absurd offsets, which then miss the frame.
-            let start = (p.sgl_off as usize).saturating_add(i.saturating_mul(size));
-            for offset in start..start.saturating_add(size) {
-                if offset < MFI_HEADER_SIZE || sense_ptr.contains(&offset) {
-                    continue;
-                }
-                if let Some(&byte) = p.frame.get(offset) {
-                    if byte != 0 {
-                        mask |= 1u128 << offset;
-                        slots |= 1 << i;
-                    }
-                }
-            }
+        let bytes = caller_slot_bytes(p, p.sgl_off, i);
+        if bytes != 0 {
+            mask |= bytes;
+            slots |= 1 << i;
         }
     }
     (mask, slots)
@@ -213,6 +234,35 @@ fn stale_entries(p: &Packet) -> Option<Hit> {
         rewrites: Rewrites {
             // When lowering, sge_count < hdr_sge_count <= 255, so it fits in a u8.
             hdr_sge_count: lower.then(|| u8::try_from(p.sge_count).unwrap_or(u8::MAX)),
+            zero_frame_bytes: mask,
+            ..Rewrites::NONE
+        },
+    })
+}
+
+/// SMP and STP frames: the slots of the entries their layout fixes that the driver writes no
+/// entry for (at or past `sge_count`; the empty ones below it are `sgl.stale-entry`'s), at the
+/// frame type's SGL offset, since the firmware reads there whatever `sgl_off` says.
+fn fixed_entry_unwritten(p: &Packet) -> Option<Hit> {
+    let view = p.cmd()?.firmware_view();
+    let sgl_at = firmware_sgl_offset(p)?;
+    let first = usize::try_from(p.sge_count).unwrap_or(usize::MAX);
+    let mut mask = 0u128;
+    let mut entries = 0u8;
+    for i in first..usize::from(view.fixed_entries) {
+        let bytes = caller_slot_bytes(p, sgl_at, i);
+        if bytes != 0 {
+            mask |= bytes;
+            entries |= 1 << i;
+        }
+    }
+    (mask != 0).then_some(Hit {
+        detail: Detail::FixedEntryUnwritten {
+            cmd: p.header().cmd,
+            entries,
+            sge_count: p.sge_count,
+        },
+        rewrites: Rewrites {
             zero_frame_bytes: mask,
             ..Rewrites::NONE
         },
@@ -329,19 +379,26 @@ fn dcmd_host_address(p: &Packet) -> Option<Hit> {
     Hit::note(Detail::DcmdHostAddress { opcode })
 }
 
-/// A second line: every frame it refuses is refused first by `frame.cmd-forbidden` (LD
-/// read/write) or `frame.layout-unknown` (NVMe, toolbox), and it decides alone only when one of
-/// those is allowed (`--allow frame.layout-unknown` for a tool that needs NVMe frames).
+/// An allowlist of frames, and a second line: every frame it refuses is refused first by
+/// `frame.cmd-forbidden` (INIT, LD read/write, ABORT), `frame.layout-unknown` (NVMe, toolbox)
+/// or `frame.cmd` (codes past the known ones), and it decides alone only when one of those is
+/// allowed (`--allow frame.layout-unknown` for a tool that needs NVMe frames).
 fn readonly_cmd(p: &Packet) -> Option<Hit> {
-    match p.cmd()? {
-        MfiCmd::Dcmd | MfiCmd::LdScsiIo | MfiCmd::PdScsiIo | MfiCmd::Stp | MfiCmd::Smp => None,
-        // INIT and ABORT: frame.cmd-forbidden, with nothing a read-only job could want of them.
-        MfiCmd::Init | MfiCmd::Abort => None,
-        MfiCmd::LdRead | MfiCmd::LdWrite | MfiCmd::Nvme | MfiCmd::Toolbox => {
-            Hit::note(Detail::ReadonlyCmd {
-                cmd: p.header().cmd,
-            })
+    match p.cmd() {
+        Some(MfiCmd::Dcmd | MfiCmd::LdScsiIo | MfiCmd::PdScsiIo | MfiCmd::Stp | MfiCmd::Smp) => {
+            None
         }
+        Some(
+            MfiCmd::Init
+            | MfiCmd::LdRead
+            | MfiCmd::LdWrite
+            | MfiCmd::Abort
+            | MfiCmd::Nvme
+            | MfiCmd::Toolbox,
+        )
+        | None => Hit::note(Detail::ReadonlyCmd {
+            cmd: p.header().cmd,
+        }),
     }
 }
 

@@ -12,8 +12,8 @@
 //!
 //! The firmware, from the frame layouts of Linux's `megaraid_sas.h`, QEMU's `hw/scsi/megasas.c`
 //! and the BSD `mfireg.h`, restated here: the SGL at 0x28 (DCMD, LD read/write), 0x30 (LD/PD
-//! SCSI, STP) or 0x20 (SMP), `hdr.sge_count` entries at the stride of the flags the driver left
-//! (`IEEE` 16, `SGL64` 12, else 8); the sense address at 0x18 of LD read/write and LD/PD SCSI
+//! SCSI, STP) or 0x20 (SMP), `hdr.sge_count` entries (SMP and STP: at least their two) at the
+//! stride of the flags the driver left (`IEEE` 16, `SGL64` 12, else 8); the sense address at 0x18 of LD read/write and LD/PD SCSI
 //! frames whenever `hdr.sense_len` is not 0 (4 bytes, 8 with `SENSE64`); INIT and ABORT frames
 //! read physical addresses no driver fills; NVMe and toolbox frames are read nobody knows where;
 //! and five DCMDs hand the firmware host memory to keep.
@@ -26,7 +26,8 @@
 //! Then the driver's completion (`megasas_complete_cmd`, alike in every driver from the first
 //! one to 6.1): it hands a frame from the ioctl back to its caller, except LD read and LD write
 //! frames, which it completes through the block layer's SCSI command: a frame from the ioctl
-//! has none, and the NULL dereference in interrupt kills the kernel.
+//! has none, and the NULL dereference in interrupt kills the kernel; and no driver completes a
+//! frame whose flags keep `DONT_POST_IN_REPLY_QUEUE` as an ioctl's (see [`completion`]).
 
 #![allow(dead_code)] // each includer uses a different part
 
@@ -144,19 +145,20 @@ fn dma_addr(driver: Driver, entry: usize) -> u64 {
     base + 0x10_0000 * (entry as u64 + 1)
 }
 
-/// The DCMDs that give the firmware host memory to keep: opcode, and the mailbox byte that
-/// makes it so (`None`: any mailbox). From Linux's `megaraid_sas.h` and `megaraid_sas_fusion.h`
-/// (`MR_DCMD_CTRL_EVENT_WAIT`, the AEN registration; `MR_DCMD_CTRL_SET_CRASH_DUMP_PARAMS`,
-/// `MR_DCMD_CTRL_SHARED_HOST_MEM_ALLOC`, the pended
-/// `MR_DCMD_LD_MAP_GET_INFO` and `MR_DCMD_SYSTEM_PD_MAP_GET_INFO`) and FreeBSD's `mfireg.h`
-/// (`MFI_DCMD_CTRL_MFI_HOST_MEM_ALLOC`).
+/// The DCMDs that give the firmware host memory to keep, or that the driver takes for its own:
+/// opcode, and the mailbox byte that makes it so (`None`: any mailbox). From Linux's
+/// `megaraid_sas.h` and `megaraid_sas_fusion.h` (`MR_DCMD_CTRL_EVENT_WAIT`, the AEN
+/// registration; `MR_DCMD_CTRL_SET_CRASH_DUMP_PARAMS`, `MR_DCMD_CTRL_SHARED_HOST_MEM_ALLOC`;
+/// `MR_DCMD_LD_MAP_GET_INFO` and `MR_DCMD_SYSTEM_PD_MAP_GET_INFO`, whose pended form the firmware
+/// keeps and whose every form a Fusion controller reset hands back to the pool under a waiting
+/// ioctl, `megasas_refire_mgmt_cmd`) and FreeBSD's `mfireg.h` (`MFI_DCMD_CTRL_MFI_HOST_MEM_ALLOC`).
 pub const HOST_MEMORY_DCMDS: [(u32, Option<(usize, u8)>); 6] = [
     (0x0104_0500, None),
     (0x0119_0100, None),
     (0x010e_8485, None),
     (0x0100_e100, None),
-    (0x0300_e101, Some((1, 1))),
-    (0x0200_e102, Some((0, 1))),
+    (0x0300_e101, None),
+    (0x0200_e102, None),
 ];
 
 /// What the firmware reads in a frame of command `cmd`: the SGL offset and the sense address
@@ -177,18 +179,54 @@ pub fn layout(cmd: u8) -> Result<(usize, Option<usize>), String> {
     }
 }
 
+/// How many SGL entries the firmware of a `cmd` frame reads when its header says `hdr_sge_count`:
+/// that many, but at least both entries of SMP and STP frames, whose layout has exactly two
+/// with fixed roles (`struct megasas_smp_frame` and `megasas_stp_frame`: `sge32[2]`/`sge64[2]`;
+/// BSD `struct mfi_smp_frame`, `mfi_stp_frame`: `sg32[2]`/`sg64[2]`; SMP: response, request;
+/// STP: the response FIS, the data), so a firmware may take either by its role, whatever the
+/// count says.
+pub fn entries_read(cmd: u8, hdr_sge_count: u8) -> usize {
+    let n = usize::from(hdr_sge_count);
+    match cmd {
+        0x07 | 0x08 => n.max(2),
+        _ => n,
+    }
+}
+
 /// Runs `sent` through `driver`, the firmware and the driver's completion. `Ok` when the driver
 /// refuses it, or when the firmware uses only addresses the driver wrote and the driver
 /// completes the frame as an ioctl's; `Err` says what would go wrong.
 pub fn check(driver: Driver, sent: &Sent) -> Result<(), String> {
     if addresses(driver, sent)? {
-        completion(sent.frame[0])?;
+        // Every driver leaves DONT_POST_IN_REPLY_QUEUE as the caller set it (6.1 rewrites only
+        // IEEE, SGL64 and SENSE64).
+        completion(
+            sent.frame[0],
+            u16::from_le_bytes([sent.frame[0x10], sent.frame[0x11]]),
+        )?;
     }
     Ok(())
 }
 
-/// How the driver completes a frame of command `cmd` that came from the ioctl.
-pub fn completion(cmd: u8) -> Result<(), String> {
+/// How the driver completes a frame of command `cmd`, with header flags `flags`, that came
+/// from the ioctl.
+///
+/// `MFI_FRAME_DONT_POST_IN_REPLY_QUEUE` (0x0001) tells the firmware not to post the
+/// completion: the driver's own polled commands (`megasas_issue_polled`) set it and watch
+/// `cmd_status` instead. The ioctl waits for the interrupt (`megasas_issue_blocked_cmd`,
+/// `wait_event` without a timeout): on an MFI controller it never comes, and the caller hangs
+/// in D state with the frame and a slot of `ioctl_sem`; on a Fusion controller
+/// `build_mpt_mfi_pass_thru` marks the frame `DRV_DCMD_POLLED_MODE`, and the reply handler
+/// returns it to the pool without waking the ioctl, which wakes when the frame's next user
+/// completes and then frees DMA buffers by that command's entries and returns the frame twice.
+pub fn completion(cmd: u8, flags: u16) -> Result<(), String> {
+    if flags & 0x0001 != 0 {
+        return Err(format!(
+            "flags {flags:#06x}: DONT_POST_IN_REPLY_QUEUE reaches the firmware, so the ioctl's \
+             completion is never posted (a hang on MFI controllers; on Fusion ones the frame \
+             returns to the pool while the ioctl still waits on it)"
+        ));
+    }
     match cmd {
         0x01 | 0x02 => Err(format!(
             "the driver completes the {cmd:#04x} (LD read/write) frame through the block \
@@ -294,7 +332,7 @@ pub fn addresses(driver: Driver, sent: &Sent) -> Result<bool, String> {
         8
     };
     let addr_len = if stride == 8 { 4 } else { 8 };
-    for j in 0..usize::from(f.bytes[7]) {
+    for j in 0..entries_read(cmd, f.bytes[7]) {
         let at = sgl_at + j * stride;
         if at + stride > SLOT {
             return Err(format!(

@@ -36,9 +36,11 @@ pub const fn packet_size(abi: Abi) -> usize {
 /// The action the spec (section 4) gives each rule.
 pub const fn spec_action(rule: RuleId) -> Action {
     match rule {
-        RuleId::FrameAddressingFlags | RuleId::SglStaleEntry | RuleId::SenseLengthMismatch => {
-            Action::Rewrite
-        }
+        RuleId::FrameAddressingFlags
+        | RuleId::FrameDontPostFlag
+        | RuleId::SglFixedEntryUnwritten
+        | RuleId::SglStaleEntry
+        | RuleId::SenseLengthMismatch => Action::Rewrite,
         RuleId::XferLength => Action::Warn,
         RuleId::IocSgeCount
         | RuleId::SglOffsetUnusual
@@ -222,6 +224,31 @@ impl Raw {
         out
     }
 
+    /// SMP and STP frames: the frame bytes of their two fixed entries' slots past `sge_count`
+    /// (both strides, at the frame type's SGL offset, inside the 128 bytes past the header,
+    /// never the sense pointer), which the driver never writes and the rule zeroes.
+    pub fn unwritten_fixed_slot_bytes(&self) -> Vec<usize> {
+        let mut out = Vec::new();
+        if !matches!(self.cmd(), 0x07 | 0x08) {
+            return out;
+        }
+        let at = u64::from(self.expected_sgl_off().expect("SMP and STP have an SGL"));
+        for i in u64::from(self.sge_count)..2 {
+            for size in [12u64, 8] {
+                for b in at + size * i..at + size * (i + 1) {
+                    let b = b as usize;
+                    if (0x18..FRAME_LEN).contains(&b)
+                        && !self.is_sense_pointer(b)
+                        && !out.contains(&b)
+                    {
+                        out.push(b);
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// Which rules match, by the rule table's words. The read-only rules' allowlists are the
     /// crate's own (`readonly::*_is_read_only`); the model restates which frame, which bytes
     /// and which direction each one looks at.
@@ -231,6 +258,13 @@ impl Raw {
         let sge_count = u64::from(self.sge_count);
         let sgl_off = u64::from(self.sgl_off);
         set(RuleId::FrameAddressingFlags, self.flags() & 0x0026 != 0);
+        set(RuleId::FrameDontPostFlag, self.flags() & 0x0001 != 0);
+        set(
+            RuleId::SglFixedEntryUnwritten,
+            self.unwritten_fixed_slot_bytes()
+                .iter()
+                .any(|at| self.frame[*at] != 0),
+        );
         set(RuleId::IocSgeCount, self.sge_count > 16);
         set(RuleId::FrameCmd, self.cmd() >= 0x0B);
         // INIT, LD_READ, LD_WRITE, ABORT.
@@ -319,7 +353,7 @@ impl Raw {
         let f = &self.frame;
         set(
             RuleId::ReadonlyCmd,
-            readonly && matches!(self.cmd(), 0x01 | 0x02 | 0x09 | 0x0A),
+            readonly && !matches!(self.cmd(), 0x03 | 0x04 | 0x05 | 0x07 | 0x08),
         );
         set(
             RuleId::ReadonlyDcmd,
@@ -429,8 +463,9 @@ pub fn check_model(policy: &Policy, raw: &Raw, v: &Verdict) -> Result<(), String
 }
 
 /// `after` is `before` with exactly the verdict's rewrites applied, as the model says they are:
-/// addressing flags cleared, `hdr.sge_count` lowered, `hdr.sense_len` lowered, the non-zero
-/// bytes of stale slots zeroed, and nothing else changed.
+/// addressing flags and DONT_POST_IN_REPLY_QUEUE cleared, `hdr.sge_count` lowered,
+/// `hdr.sense_len` lowered, the non-zero bytes of stale slots and of unwritten SMP/STP entries
+/// zeroed, and nothing else changed.
 pub fn check_applied(
     policy: &Policy,
     raw: &Raw,
@@ -447,10 +482,14 @@ pub fn check_applied(
     };
     let mut want = before.to_vec();
     let f = FRAME_AT;
+    let mut flags = raw.flags();
     if live(RuleId::FrameAddressingFlags) {
-        let flags = raw.flags() & !0x0026;
-        want[f + 0x10..f + 0x12].copy_from_slice(&flags.to_le_bytes());
+        flags &= !0x0026;
     }
+    if live(RuleId::FrameDontPostFlag) {
+        flags &= !0x0001;
+    }
+    want[f + 0x10..f + 0x12].copy_from_slice(&flags.to_le_bytes());
     if live(RuleId::SglStaleEntry) {
         if u32::from(raw.hdr_sge_count()) > raw.sge_count {
             want[f + 7] = raw.sge_count as u8;
@@ -461,6 +500,11 @@ pub fn check_applied(
     }
     if live(RuleId::SenseLengthMismatch) {
         want[f + 1] = raw.sense_len as u8;
+    }
+    if live(RuleId::SglFixedEntryUnwritten) {
+        for at in raw.unwritten_fixed_slot_bytes() {
+            want[f + at] = 0;
+        }
     }
     if want != after {
         let diff: Vec<String> = (0..after.len())
@@ -477,6 +521,9 @@ pub fn check_invariants(raw: &Raw) -> Result<(), String> {
     let fail = |what: &str| Err(format!("invariant broken after apply: {what}: {raw:?}"));
     if raw.flags() & 0x0026 != 0 {
         return fail("addressing flags set");
+    }
+    if raw.flags() & 0x0001 != 0 {
+        return fail("DONT_POST_IN_REPLY_QUEUE set");
     }
     if raw.sge_count > 16 {
         return fail("sge_count > 16");
@@ -507,6 +554,13 @@ pub fn check_invariants(raw: &Raw) -> Result<(), String> {
     }
     if raw.used_sum() > 64 << 20 {
         return fail("iov_len sum > 64 MiB");
+    }
+    if raw
+        .unwritten_fixed_slot_bytes()
+        .iter()
+        .any(|at| raw.frame[*at] != 0)
+    {
+        return fail("an SMP or STP entry the driver does not write holds caller bytes");
     }
     if u32::from(raw.hdr_sge_count()) > raw.sge_count {
         return fail("hdr.sge_count > sge_count");
