@@ -1372,3 +1372,70 @@ fn log_required_fails_closed_as_under_the_library(via: Via) {
         assert!(pids.windows(2).all(|w| w[0] == w[1]), "{ctx}");
     }
 }
+
+/// Without `SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV` (Linux before 5.19, forced here), calls
+/// with 4 MiB buffers interrupted by signals and never restarted (no `SA_RESTART`: `EINTR`)
+/// leave the supervisor's memory bounded: its peak stays far below what one kept buffer per
+/// interrupted call would take, and still one firmware command per call at most.
+#[test]
+fn interrupted_calls_without_the_killable_wait_hold_bounded_memory() {
+    const LEN: u64 = 4 << 20;
+    let s = supervised_client(
+        Via::Notify,
+        static_client_native(),
+        &["signals", "150", "4000"],
+    )
+    .env("MFISIM_DELAY_US", "5000")
+    .env("MFI_CLIENT_SA_RESTART", "0")
+    .env("MFI_CLIENT_SIGNALS_LEN", &LEN.to_string())
+    .env("MFI_CLIENT_SIGNALS_DISTINCT", "1")
+    .env("MFIGUARD_TEST_NO_KILLABLE", "1")
+    .env("MFIGUARD_AUDIT", "all");
+    let dir = Scratch::new("sup-restarts");
+    let mut cmd = s.command(&dir);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::null());
+    let mut child = cmd.spawn().expect("spawn mfiguard-run");
+    let mut out = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
+    let mut status = 0;
+    // SAFETY: all-zero is a valid rusage for the kernel to fill.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: our own child, live locals.
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as libc::pid_t);
+    let audit = std::fs::read_to_string(dir.path("audit.jsonl")).unwrap_or_default();
+    let interrupted = audit
+        .lines()
+        .filter(|l| l.contains("executed, not delivered"))
+        .count() as u64;
+    let peak_kib = usage.ru_maxrss as u64;
+    let ctx = format!(
+        "{out}\ninterrupted={interrupted} peak={peak_kib} KiB\n{}",
+        audit.lines().take(3).collect::<Vec<_>>().join("\n")
+    );
+    // Enough interrupted calls that keeping each one's buffer would pass the bound by far.
+    assert!(
+        interrupted >= 20,
+        "too few interrupted calls to tell\n{ctx}"
+    );
+    // The bound (8 MiB of kept buffers) plus a call in flight (private copy and the
+    // simulator's) and the process itself; one kept buffer each would be 80 MiB and more.
+    assert!(
+        peak_kib < 48 * 1024,
+        "the supervisor held {peak_kib} KiB\n{ctx}"
+    );
+    // Never a second command for one call, results kept or not.
+    let commands = std::fs::read_to_string(dir.path("sim.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .count() as u64;
+    let field = |k: &str| -> u64 {
+        out.split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{k}=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{k}\n{ctx}"))
+    };
+    let sendable = field("calls") - field("calls") / 3;
+    assert!(commands <= sendable, "{commands} commands\n{ctx}");
+}

@@ -20,7 +20,7 @@
 use std::ffi::c_int;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
-use mfiguard_core::audit::Guard;
+use mfiguard_core::audit::{Guard, GuardIssue};
 use mfiguard_core::config::Config;
 use mfiguard_core::device;
 use mfiguard_core::guarded::{
@@ -117,13 +117,21 @@ impl Driver for Node<'_> {
     }
 }
 
-/// How many undelivered answers are kept for restarts.
-const UNDELIVERED_MAX: usize = 64;
+/// How many interrupted calls keep their results for a restart (with their buffers).
+const RESTARTS_WITH_RESULTS_MAX: usize = 16;
+/// How many bytes of private buffers those results may hold together (a call's buffers are at
+/// most `SGE_TOTAL_MAX` + `SENSE_LEN_MAX`, 64 MiB: one such call is answered without its
+/// results kept, below).
+const RESTART_BYTES_MAX: usize = 8 << 20;
+/// How many interrupted calls are remembered at all (a packet's bytes each, about 400): a
+/// restart of one whose results were dropped is refused, not run again.
+const RESTARTS_MAX: usize = 256;
 
 /// A call whose answer could not be delivered after the driver ran.
 struct Undelivered {
     call: Syscall,
-    replay: Box<Replay>,
+    /// What the driver wrote and answered; `None` once dropped to bound the memory held.
+    replay: Option<Box<Replay>>,
     /// The packet as the driver left it in the caller (its status byte written back).
     packet: Vec<u8>,
 }
@@ -136,12 +144,89 @@ fn same_packet(u: &Undelivered, packet: &[u8]) -> bool {
     u.packet == packet
 }
 
+/// The interrupted calls waiting for their restart, without `WAIT_KILLABLE_RECV` (Linux before
+/// 5.19): a signal ends the wait for the answer after the driver ran, and the kernel restarts
+/// the call with a new id (or returns `EINTR`, and no restart ever comes). Bounded: at most
+/// [`RESTARTS_WITH_RESULTS_MAX`] keep their buffers, [`RESTART_BYTES_MAX`] bytes together (the
+/// oldest give theirs up first), and [`RESTARTS_MAX`] are remembered at all (the oldest
+/// forgotten).
+#[derive(Default)]
+struct Restarts {
+    waiting: std::collections::VecDeque<Undelivered>,
+    /// Bytes of private buffers held by `waiting`'s replays.
+    bytes: usize,
+}
+
+impl Restarts {
+    fn held(u: &Undelivered) -> usize {
+        u.replay.as_ref().map_or(0, |r| r.held_bytes())
+    }
+
+    /// Remembers an interrupted call, dropping older results (and, past the count, older
+    /// calls) to stay within the bounds.
+    fn remember(&mut self, call: Syscall, replay: Box<Replay>, packet: Vec<u8>) {
+        let need = replay.held_bytes();
+        let mut replay = Some(replay);
+        if need > RESTART_BYTES_MAX {
+            // Larger than everything we keep: remembered without its results.
+            replay = None;
+        } else {
+            let mut with = self.waiting.iter().filter(|u| u.replay.is_some()).count();
+            for u in self.waiting.iter_mut() {
+                if self.bytes + need <= RESTART_BYTES_MAX && with < RESTARTS_WITH_RESULTS_MAX {
+                    break;
+                }
+                if let Some(r) = u.replay.take() {
+                    self.bytes -= r.held_bytes();
+                    with -= 1;
+                }
+            }
+        }
+        if self.waiting.len() >= RESTARTS_MAX {
+            if let Some(old) = self.waiting.pop_front() {
+                self.bytes -= Self::held(&old);
+            }
+        }
+        let u = Undelivered {
+            call,
+            replay,
+            packet,
+        };
+        self.bytes += Self::held(&u);
+        self.waiting.push_back(u);
+    }
+
+    /// The remembered call `call` is a restart of (its packet unchanged, read with `read`),
+    /// taken out.
+    fn take(
+        &mut self,
+        call: &Syscall,
+        mut read: impl FnMut(&mut [u8]) -> bool,
+    ) -> Option<Undelivered> {
+        let i = self.waiting.iter().position(|u| {
+            u.call == *call && {
+                let mut now = vec![0u8; u.packet.len()];
+                read(&mut now) && same_packet(u, &now)
+            }
+        })?;
+        let u = self.waiting.remove(i)?;
+        self.bytes -= Self::held(&u);
+        Some(u)
+    }
+
+    /// Puts back a call whose restart could not take its answer either.
+    fn put_back(&mut self, u: Undelivered) {
+        self.bytes += Self::held(&u);
+        self.waiting.push_back(u);
+    }
+}
+
 /// The supervisor's state between notifications.
 pub struct Supervisor<'c> {
     cfg: &'c Config,
     listener: OwnedFd,
     /// Remembered only without `WAIT_KILLABLE_RECV` (with it, a call cannot be interrupted).
-    undelivered: Vec<Undelivered>,
+    restarts: Restarts,
     killable: bool,
     /// pidfds of the thread-group leaders that made calls, by pid (most tools are one process
     /// with one thread: one `pidfd_open` for all their calls).
@@ -157,7 +242,7 @@ impl<'c> Supervisor<'c> {
         Supervisor {
             cfg,
             listener,
-            undelivered: Vec::new(),
+            restarts: Restarts::default(),
             killable,
             leaders: Vec::new(),
         }
@@ -227,21 +312,23 @@ impl<'c> Supervisor<'c> {
             id: n.id,
             tid: call.tid,
         };
-        let restart = self.undelivered.iter().position(|u| {
-            u.call == call && {
-                let mut now = vec![0u8; u.packet.len()];
-                tool.read(call.req.arg, &mut now).is_ok() && same_packet(u, &now)
-            }
-        });
-        if let Some(i) = restart {
+        let restart = self
+            .restarts
+            .take(&call, |now| tool.read(call.req.arg, now).is_ok());
+        if let Some(mut u) = restart {
             // The restart of a call whose command already ran: its answer, not a second run.
-            let u = self.undelivered.swap_remove(i);
             log::debug!(
                 "restarted call of {}: answered from its first run",
                 call.tid
             );
-            if u.replay.resume(&tool).is_err() {
-                self.undelivered.push(u);
+            let Some(replay) = u.replay.take() else {
+                // Its results were given up to bound the memory: refused, never run twice.
+                copied::refuse(self.cfg, call.req, &tool, GuardIssue::RestartResultsDropped);
+                return;
+            };
+            if replay.resume(&tool).is_err() {
+                u.replay = Some(replay);
+                self.restarts.put_back(u);
             }
             return;
         }
@@ -265,15 +352,8 @@ impl<'c> Supervisor<'c> {
             let mut packet = vec![0u8; call.req.abi.packet_size()];
             if sys::read_process(call.tid, call.req.arg, &mut packet).is_ok() {
                 // A signal handler's own calls may come between a call and its restart, so
-                // more than one per thread can wait; the oldest are forgotten past a bound.
-                if self.undelivered.len() >= UNDELIVERED_MAX {
-                    self.undelivered.remove(0);
-                }
-                self.undelivered.push(Undelivered {
-                    call,
-                    replay,
-                    packet,
-                });
+                // more than one per thread can wait.
+                self.restarts.remember(call, replay, packet);
             }
         }
     }
@@ -383,5 +463,132 @@ pub fn bare_responder(listener: &OwnedFd, child: libc::pid_t) -> Exit {
             Ok(_) => {}
             Err(_) => return wait_blocking(child),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mfiguard_core::config::LogTarget;
+    use mfiguard_core::guarded::AEN_SIZE;
+    use mfiguard_sanitizer::abi::mfi::MR_DCMD_CTRL_GET_INFO;
+    use mfiguard_sanitizer::builder::samples;
+    use mfiguard_sanitizer::Abi;
+
+    const PACKET_AT: u64 = 0x1000;
+    const BUF_AT: u64 = 0x10_0000;
+
+    /// A caller interrupted before its answer: its packet and a buffer of `len` bytes; every
+    /// delivery fails as for a signal without `WAIT_KILLABLE_RECV`.
+    struct Interrupted {
+        packet: Vec<u8>,
+    }
+
+    impl Caller for Interrupted {
+        fn read(&self, addr: u64, out: &mut [u8]) -> Result<(), c_int> {
+            if addr == PACKET_AT {
+                out.copy_from_slice(&self.packet[..out.len()]);
+            } else {
+                out.fill(0);
+            }
+            Ok(())
+        }
+        fn write(&self, _addr: u64, _data: &[u8]) -> Result<(), c_int> {
+            Ok(())
+        }
+        fn identity(&self) -> Option<Identity> {
+            None
+        }
+        fn deliver(&self, _answer: Answer) -> Result<(), c_int> {
+            Err(libc::ESRCH)
+        }
+    }
+
+    struct Fine;
+
+    impl Driver for Fine {
+        fn firmware(&mut self, _call: &mut PrivateCall) -> (c_int, c_int) {
+            (0, 0)
+        }
+        fn get_aen(&mut self, _aen: &mut [u8; AEN_SIZE]) -> (c_int, c_int) {
+            (0, 0)
+        }
+    }
+
+    fn interrupted_call(tid: libc::pid_t, len: u32) -> (Syscall, Box<Replay>, Vec<u8>) {
+        let packet = samples::dcmd_read(Abi::Lp64, MR_DCMD_CTRL_GET_INFO, BUF_AT, len).build();
+        let cfg = Config {
+            log: LogTarget::None,
+            ..Config::FALLBACK
+        };
+        let req = Request::new(Guard::Supervisor, Abi::Lp64, FIRMWARE, PACKET_AT).unwrap();
+        let caller = Interrupted {
+            packet: packet.clone(),
+        };
+        let done = copied::run(&cfg, req, &caller, &mut Fine);
+        assert!(!done.delivery.delivered && done.delivery.executed);
+        let replay = done.replay.expect("kept for a restart");
+        assert_eq!(replay.held_bytes(), len as usize);
+        (Syscall { tid, fd: 3, req }, replay, packet)
+    }
+
+    #[test]
+    fn interrupted_calls_hold_bounded_memory() {
+        let mut r = Restarts::default();
+        // 300 calls of 1 MiB each, none ever restarted (EINTR without SA_RESTART).
+        let mut same = Vec::new();
+        for tid in 0..300 {
+            let (call, replay, packet) = interrupted_call(tid + 100, 1 << 20);
+            same.clone_from(&packet);
+            r.remember(call, replay, packet);
+            let with = r.waiting.iter().filter(|u| u.replay.is_some()).count();
+            let held: usize = r.waiting.iter().map(Restarts::held).sum();
+            assert_eq!(held, r.bytes);
+            assert!(r.bytes <= RESTART_BYTES_MAX, "{} bytes held", r.bytes);
+            assert!(with <= RESTARTS_WITH_RESULTS_MAX);
+            assert!(r.waiting.len() <= RESTARTS_MAX);
+        }
+        assert_eq!(r.bytes, RESTART_BYTES_MAX);
+        let unchanged = |now: &mut [u8]| {
+            now.copy_from_slice(&same);
+            true
+        };
+        // The newest keep their results: a restart is answered from them.
+        let newest = r.waiting.back().unwrap().call;
+        let u = r.take(&newest, unchanged).expect("remembered");
+        assert!(u.replay.is_some());
+        // An older one gave them up, but is still known: its restart is refused, not rerun.
+        let older = r.waiting[r.waiting.len() - 10].call;
+        let u = r.take(&older, unchanged).expect("remembered");
+        assert!(u.replay.is_none());
+        // Ones past the count are forgotten altogether (the bound on what is remembered).
+        let first = Syscall { tid: 100, ..newest };
+        assert!(r.take(&first, unchanged).is_none());
+    }
+
+    #[test]
+    fn a_call_larger_than_the_bound_keeps_nothing_but_its_identity() {
+        let mut r = Restarts::default();
+        let (small, replay, p) = interrupted_call(8, 4096);
+        r.remember(small, replay, p);
+        let (call, replay, packet) = interrupted_call(7, 16 << 20);
+        r.remember(call, replay, packet.clone());
+        assert_eq!(r.waiting.iter().filter(|u| u.replay.is_some()).count(), 1);
+        assert_eq!(r.bytes, 4096);
+        // A restart is recognised by its unchanged packet only.
+        assert!(r
+            .take(&call, |now| {
+                now.copy_from_slice(&packet);
+                now[0x20] ^= 1;
+                true
+            })
+            .is_none());
+        let u = r
+            .take(&call, |now| {
+                now.copy_from_slice(&packet);
+                true
+            })
+            .expect("remembered");
+        assert!(u.replay.is_none());
     }
 }

@@ -80,6 +80,10 @@ pub enum GuardIssue {
         /// Whether the driver was called.
         executed: bool,
     },
+    /// `guard.not-delivered`: the restart of a call whose command already ran, whose results
+    /// were no longer kept (more interrupted calls than the supervisor keeps answers for):
+    /// refused rather than run a second time.
+    RestartResultsDropped,
     /// `guard.unsupported`: `MEGASAS_IOC_GET_AEN` through the host-wide guard, refused with
     /// `EOPNOTSUPP`: the driver signals an event with `SIGIO` to the owner of the file that
     /// registered, which would be `mfiguard-hostd`, never the caller.
@@ -96,7 +100,9 @@ impl GuardIssue {
             GuardIssue::BufferFault { .. } => "guard.fault",
             GuardIssue::LogRequired { .. } => "guard.log-required",
             GuardIssue::Unsupported | GuardIssue::AenUnsupported => "guard.unsupported",
-            GuardIssue::NotDelivered { .. } => "guard.not-delivered",
+            GuardIssue::NotDelivered { .. } | GuardIssue::RestartResultsDropped => {
+                "guard.not-delivered"
+            }
             GuardIssue::Panicked { .. }
             | GuardIssue::NoNextIoctl
             | GuardIssue::Sanitizer
@@ -165,6 +171,9 @@ impl Display for GuardIssue {
             GuardIssue::NotDelivered { executed: false } => {
                 f.write_str("not delivered: the caller was gone or interrupted")
             }
+            GuardIssue::RestartResultsDropped => f.write_str(
+                "the restart of a call whose command already ran, its results no longer kept: refused rather than run twice",
+            ),
             GuardIssue::AenUnsupported => f.write_str(
                 "event notification (GET_AEN) is not carried by the host-wide guard: the driver's SIGIO would reach mfiguard-hostd, not the caller",
             ),

@@ -72,6 +72,11 @@ impl Replay {
         }
         caller.deliver(self.answer)
     }
+
+    /// How many bytes of private buffers it keeps alive (what its restart would copy back).
+    pub fn held_bytes(&self) -> usize {
+        self.call.held_bytes()
+    }
 }
 
 /// Guards one `MEGASAS_IOC_FIRMWARE` or `MEGASAS_IOC_GET_AEN` call that `caller` made on the
