@@ -498,12 +498,29 @@ fn a_grandchild_with_a_clean_environment_is_guarded(via: Via) {
     assert!(run.stdout.contains("errno=22"), "{}", run.dump());
 }
 
-both!(calls_on_other_files_are_answered_by_their_driver);
-fn calls_on_other_files_are_answered_by_their_driver(via: Via) {
+both!(megaraid_calls_on_other_files_are_refused_not_executed);
+fn megaraid_calls_on_other_files_are_refused_not_executed(via: Via) {
+    // A MegaRAID request on a pipe: the kernel would answer ENOTTY; the guard answers the same
+    // without executing it (it would run with the guard's credentials and memory), and says so.
     let plain = client(&["unrelated"]).run();
     let sup = supervised_client(via, static_client_native(), &["unrelated"]).run();
     assert_eq!(plain.stdout, sup.stdout, "{}\n{}", plain.dump(), sup.dump());
-    assert!(sup.sim.is_empty() && sup.audit.is_empty(), "{}", sup.dump());
+    assert!(sup.stdout.contains("errno=25 (ENOTTY)"), "{}", sup.dump());
+    assert!(sup.sim.is_empty(), "{}", sup.dump());
+    let calls = sup.audit_calls();
+    assert_eq!(calls.len(), 1, "{}", sup.dump());
+    assert_eq!(
+        finding_rules(&calls[0]),
+        ["guard.unrecognised-file"],
+        "{}",
+        sup.dump()
+    );
+    assert_eq!(
+        errno(&calls[0]),
+        Some(i64::from(libc::ENOTTY)),
+        "{}",
+        sup.dump()
+    );
 }
 
 both!(get_aen_as_under_the_library);
@@ -1395,20 +1412,36 @@ fn interrupted_calls_without_the_killable_wait_hold_bounded_memory() {
     let mut cmd = s.command(&dir);
     cmd.stdout(Stdio::piped()).stderr(Stdio::null());
     let mut child = cmd.spawn().expect("spawn mfiguard-run");
-    let mut out = String::new();
-    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
-    let mut status = 0;
-    // SAFETY: all-zero is a valid rusage for the kernel to fill.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: our own child, live locals.
-    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
-    assert_eq!(pid, child.id() as libc::pid_t);
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut out).unwrap();
+        out
+    });
+    // The supervisor's own peak (VmHWM of the image it runs: a wait4 rusage would count the
+    // test binary it was spawned from), read until it ends.
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0u64;
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        let hwm = std::fs::read_to_string(&status_path)
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("VmHWM:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            })
+            .unwrap_or(0);
+        peak_kib = peak_kib.max(hwm);
+        assert!(started.elapsed() < RUN_TIMEOUT, "the run did not end");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let out = reader.join().unwrap();
     let audit = std::fs::read_to_string(dir.path("audit.jsonl")).unwrap_or_default();
     let interrupted = audit
         .lines()
         .filter(|l| l.contains("executed, not delivered"))
         .count() as u64;
-    let peak_kib = usage.ru_maxrss as u64;
     let ctx = format!(
         "{out}\ninterrupted={interrupted} peak={peak_kib} KiB\n{}",
         audit.lines().take(3).collect::<Vec<_>>().join("\n")

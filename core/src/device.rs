@@ -1,8 +1,21 @@
 //! Is this descriptor the MegaRAID management node?
 //!
-//! A character device whose major is the `megaraid_sas_ioctl` line of `/proc/devices`, or whose
-//! device number is that of the `MFIGUARD_DEVICE` path. Other drivers use the `'M'` ioctl type
-//! too, so the request code alone is not enough.
+//! Two files are: the driver's node, and `mfiguard-hostd`'s (which guards every caller and
+//! forwards to the driver). [`management_node`] is the one recognition every guard asks:
+//!
+//! - **the driver's node**: a character device whose major is the `megaraid_sas_ioctl` line of
+//!   `/proc/devices`, or whose device number is that of the `MFIGUARD_DEVICE` path. The driver
+//!   registers with `register_chrdev`, which makes no `/sys/dev/char` entry: `/proc/devices` is
+//!   its only listing. A guard outside the tool reads it before the tool starts
+//!   ([`DriverMajor::before_start`]) and keeps that answer, so a file the tool replaces
+//!   afterwards (a bind mount over `/proc/devices`) cannot change the verdict;
+//! - **`mfiguard-hostd`'s node**: a character device whose `/sys/dev/char/MAJ:MIN` is a CUSE
+//!   device (class `cuse`) whose name starts with `megaraid_sas_ioctl_node` (the daemon may
+//!   register under a fresh name and number after a restart). A guard sends a call there as it
+//!   sends one to the driver (the tool's own mode first, on private copies); the daemon guards
+//!   it again with the host's policy.
+//!
+//! Other drivers use the `'M'` ioctl type too, so the request code alone is not enough.
 //!
 //! `/proc/devices` is read without allocating (a small stack buffer, line by line), so the check
 //! also works from a signal handler. A found major is cached; "not listed" is not, since the
@@ -172,6 +185,144 @@ fn is_node_major(cache: &AtomicU32, path: &str, major: u32) -> bool {
     }
 }
 
+/// Which management node a character device is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Node {
+    /// The driver's own node (`megaraid_sas_ioctl`).
+    Driver,
+    /// `mfiguard-hostd`'s CUSE node.
+    Hostd,
+}
+
+/// The name `mfiguard-hostd` registers its CUSE device under, or begins it with.
+pub const HOSTD_CUSE_PREFIX: &[u8] = b"megaraid_sas_ioctl_node";
+
+/// The driver's major as a guard outside the tool knows it: read from `/proc/devices` before the
+/// tool started, and kept when the driver was listed (so nothing the tool does afterwards, a
+/// bind mount over the file, changes it); `live` reads it on each question (the library, whose
+/// tool could replace the file before it loaded anyway).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DriverMajor {
+    at_start: Option<u32>,
+}
+
+impl DriverMajor {
+    /// Reads `/proc/devices` now, before the tool starts.
+    pub fn before_start() -> DriverMajor {
+        match read_major_into(&MAJOR, PROC_DEVICES) {
+            NodeMajor::Listed(m) => DriverMajor { at_start: Some(m) },
+            // Not loaded yet (or no /proc): asked again on each call, as the library does.
+            NodeMajor::NotListed | NodeMajor::Unreadable => DriverMajor::live(),
+        }
+    }
+
+    /// Asked of `/proc/devices` (through its cache) on each question.
+    pub const fn live() -> DriverMajor {
+        DriverMajor { at_start: None }
+    }
+
+    /// A major known without reading anything (tests).
+    pub const fn fixed(major: u32) -> DriverMajor {
+        DriverMajor {
+            at_start: Some(major),
+        }
+    }
+
+    fn is_driver(self, major: u32) -> bool {
+        match self.at_start {
+            Some(m) => m == major,
+            None => is_node_major(&MAJOR, PROC_DEVICES, major),
+        }
+    }
+}
+
+/// The last device number found to be `mfiguard-hostd`'s (0: none yet): a call answered with
+/// one `readlink` the first time, none after.
+static HOSTD_RDEV: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Whether the character device `rdev` is `mfiguard-hostd`'s CUSE node: `/sys/dev/char/MAJ:MIN`
+/// links to `.../cuse/megaraid_sas_ioctl_node...`. Allocation-free.
+pub fn is_hostd_device(rdev: u64) -> bool {
+    if rdev != 0 && HOSTD_RDEV.load(Ordering::Relaxed) == rdev {
+        return true;
+    }
+    let found = sys_dev_char_target(rdev, hostd_link);
+    if found {
+        HOSTD_RDEV.store(rdev, Ordering::Relaxed);
+    }
+    found
+}
+
+/// Whether a `/sys/dev/char` link target names a CUSE device of the daemon's name:
+/// `../../devices/virtual/cuse/megaraid_sas_ioctl_node` (the last two components).
+pub fn hostd_link(target: &[u8]) -> bool {
+    let mut parts = target.rsplit(|&b| b == b'/');
+    let name = parts.next().unwrap_or_default();
+    let class = parts.next().unwrap_or_default();
+    class == b"cuse" && name.starts_with(HOSTD_CUSE_PREFIX)
+}
+
+/// Reads the `/sys/dev/char/MAJ:MIN` link of `rdev` into a stack buffer and asks `each` about
+/// it; false when there is none.
+fn sys_dev_char_target(rdev: u64, each: impl FnOnce(&[u8]) -> bool) -> bool {
+    use std::io::Write as _;
+    let dev = rdev as libc::dev_t;
+    let mut path = [0u8; 64];
+    let mut w = &mut path[..];
+    // "/sys/dev/char/4294967295:4294967295\0" fits in 64 bytes.
+    if write!(
+        w,
+        "/sys/dev/char/{}:{}\0",
+        libc::major(dev),
+        libc::minor(dev)
+    )
+    .is_err()
+    {
+        return false;
+    }
+    let Ok(path) = std::ffi::CStr::from_bytes_until_nul(&path) else {
+        return false;
+    };
+    let mut target = [0u8; 256];
+    match sys::readlink(path, &mut target) {
+        Ok(n) => target.get(..n).is_some_and(each),
+        Err(_) => false,
+    }
+}
+
+/// What a descriptor that received a MegaRAID request code is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// A management node.
+    Node(Node),
+    /// Anything else: the device number of a character device, `None` for other files.
+    Other(Option<u64>),
+}
+
+/// Which management node `fd` is, if any: the one recognition every guard asks (see the
+/// module). `Err(errno)` when `fstat` fails (a bad descriptor).
+pub fn management_node(fd: c_int, cfg: &Config, driver: DriverMajor) -> Result<Target, c_int> {
+    let kind = sys::fstat(fd)?;
+    if !kind.is_char_device() {
+        return Ok(Target::Other(None));
+    }
+    Ok(match classify(kind.rdev, cfg, driver) {
+        Some(node) => Target::Node(node),
+        None => Target::Other(Some(kind.rdev)),
+    })
+}
+
+/// [`management_node`] for a character device's number.
+pub fn classify(rdev: u64, cfg: &Config, driver: DriverMajor) -> Option<Node> {
+    if cfg.device.as_ref().is_some_and(|(_, named)| *named == rdev) {
+        return Some(Node::Driver);
+    }
+    if driver.is_driver(libc::major(rdev as libc::dev_t)) {
+        return Some(Node::Driver);
+    }
+    is_hostd_device(rdev).then_some(Node::Hostd)
+}
+
 /// Whether `fd` is a character device: the node check when the configuration (and so
 /// `MFIGUARD_DEVICE`) is not known yet, in a signal handler that interrupted the guard while it
 /// was reading it.
@@ -179,19 +330,13 @@ pub fn is_char_device(fd: c_int) -> Result<bool, c_int> {
     Ok(sys::fstat(fd)?.is_char_device())
 }
 
-/// Whether `fd` is the management node; `Err(errno)` when `fstat` fails (a bad descriptor).
+/// Whether `fd` is a management node (the driver's or `mfiguard-hostd`'s), `/proc/devices`
+/// read as it is now (the library's question); `Err(errno)` when `fstat` fails.
 pub fn is_mgmt_node(fd: c_int, cfg: &Config) -> Result<bool, c_int> {
-    let kind = sys::fstat(fd)?;
-    if !kind.is_char_device() {
-        return Ok(false);
-    }
-    if let Some((_, rdev)) = cfg.device {
-        if kind.rdev == rdev {
-            return Ok(true);
-        }
-    }
-    let major = libc::major(kind.rdev as libc::dev_t);
-    Ok(is_node_major(&MAJOR, PROC_DEVICES, major))
+    Ok(matches!(
+        management_node(fd, cfg, DriverMajor::live())?,
+        Target::Node(_)
+    ))
 }
 
 #[cfg(test)]
@@ -289,6 +434,43 @@ mod tests {
         .unwrap();
         assert!(r.is_none());
         assert_eq!(seen, [(96, true), (5, false), (0, false)]);
+    }
+
+    #[test]
+    fn the_daemons_cuse_device_is_recognised_by_its_sysfs_link() {
+        assert!(hostd_link(
+            b"../../devices/virtual/cuse/megaraid_sas_ioctl_node"
+        ));
+        // A fresh name after a restart.
+        assert!(hostd_link(
+            b"../../devices/virtual/cuse/megaraid_sas_ioctl_node.2"
+        ));
+        // Another CUSE device, or the name under another class (a misc device, a tty).
+        assert!(!hostd_link(b"../../devices/virtual/cuse/fuse_osspd"));
+        assert!(!hostd_link(
+            b"../../devices/virtual/misc/megaraid_sas_ioctl_node"
+        ));
+        assert!(!hostd_link(b"megaraid_sas_ioctl_node"));
+        assert!(!hostd_link(b""));
+        // On this machine (no cuse.ko): /dev/null is a misc device, not the daemon's.
+        use std::os::unix::fs::MetadataExt;
+        let null = std::fs::metadata("/dev/null").unwrap().rdev();
+        assert!(sys_dev_char_target(null, |t| t.ends_with(b"/mem/null")));
+        assert!(!is_hostd_device(null));
+        assert!(!is_hostd_device(0));
+    }
+
+    #[test]
+    fn a_major_read_before_the_start_is_kept() {
+        use std::os::unix::fs::MetadataExt;
+        let null = std::fs::metadata("/dev/null").unwrap().rdev();
+        let major = libc::major(null as libc::dev_t);
+        let cfg = Config::FALLBACK;
+        assert_eq!(
+            classify(null, &cfg, DriverMajor::fixed(major)),
+            Some(Node::Driver)
+        );
+        assert_eq!(classify(null, &cfg, DriverMajor::fixed(major + 1)), None);
     }
 
     #[test]

@@ -50,6 +50,7 @@ mod imp {
 
     use mfiguard_core::audit::Guard;
     use mfiguard_core::config::Config;
+    use mfiguard_core::device::DriverMajor;
 
     pub use crate::spawn::{Command, SpawnError};
     pub use crate::sys::Exit;
@@ -102,15 +103,17 @@ mod imp {
         use_pidfd: bool,
     ) -> Result<Exit, SpawnError> {
         sys::set_not_dumpable();
+        sys::map_large_buffers();
         let set = sys::with_job_control(&sys::forwarded_signals());
         // SIGPIPE blocked too, not waited for (see `run`).
         let mut blocked = set;
         sys::add_signal(&mut blocked, libc::SIGPIPE);
         let old = sys::block(&blocked);
         let prog = filter::build(filter::Handler::Trace);
+        let driver = DriverMajor::before_start();
         let pid = ptrace_spawn::spawn_traced(cmd, &prog, &old)?;
         log::debug!("tracing pid {pid}");
-        Ok(ptrace::Tracer::new(cfg, pid, use_pidfd).run(&set))
+        Ok(ptrace::Tracer::new(cfg, pid, use_pidfd, driver).run(&set))
     }
 
     /// How to supervise.
@@ -139,6 +142,7 @@ mod imp {
     /// non-dumpable (so that the tool cannot take the listener).
     pub fn run(cfg: &Config, cmd: &Command, opts: Options) -> Result<Exit, SpawnError> {
         sys::set_not_dumpable();
+        sys::map_large_buffers();
         let set = sys::forwarded_signals();
         // SIGPIPE blocked too (in this thread only; the tool gets the old mask): a record
         // written to a stderr nobody reads any more must fail with EPIPE, not kill the
@@ -148,13 +152,15 @@ mod imp {
         let old = sys::block(&blocked);
         let signals = sys::signalfd(&set).map_err(SpawnError::Setup)?;
         let prog = filter::build(filter::Handler::UserNotif);
+        // Before the tool starts: nothing it does afterwards changes what the driver is.
+        let driver = DriverMajor::before_start();
         let started = spawn::spawn(cmd, &prog, opts.killable_wait, &old)?;
         log::debug!(
             "supervising pid {} (killable wait: {})",
             started.pid,
             started.killable
         );
-        let mut sup = serve::Supervisor::new(cfg, started.listener, started.killable);
+        let mut sup = serve::Supervisor::new(cfg, started.listener, started.killable, driver);
         Ok(sup.run(started.pid, &signals))
     }
 

@@ -48,14 +48,15 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::Duration;
 
 use mfiguard_core::audit::Guard;
+use mfiguard_core::audit::GuardIssue;
 use mfiguard_core::config::Config;
-use mfiguard_core::device;
+use mfiguard_core::device::{self, DriverMajor, Target};
 use mfiguard_core::guarded::{copied, Answer, Caller, Identity, Request};
 use mfiguard_sanitizer::{Abi, Errno};
 
 use crate::filter;
 use crate::proc::{self, identity};
-use crate::serve::{other_file, Node};
+use crate::serve::Node;
 use crate::sys::{self, Exit};
 
 /// A wait status, classified once (ptrace(2)'s names).
@@ -191,6 +192,8 @@ pub struct Tracer<'c> {
     pidfds: HashMap<libc::pid_t, OwnedFd>,
     /// Whether `pidfd_getfd` is tried (until the kernel says `ENOSYS`).
     use_pidfd: bool,
+    /// The driver's major, read before the tool started.
+    driver: DriverMajor,
     /// The first process's end, once seen: the rest are being detached.
     exit: Option<Exit>,
     /// A stop from the terminal (Ctrl-Z, a background read or write) reached the tool's first
@@ -202,7 +205,12 @@ pub struct Tracer<'c> {
 impl<'c> Tracer<'c> {
     /// Traces `child` (seized by this thread, see `ptrace_spawn`) with `cfg`; `use_pidfd`
     /// false reopens descriptors through `/proc` as on kernels before 5.6.
-    pub fn new(cfg: &'c Config, child: libc::pid_t, use_pidfd: bool) -> Tracer<'c> {
+    pub fn new(
+        cfg: &'c Config,
+        child: libc::pid_t,
+        use_pidfd: bool,
+        driver: DriverMajor,
+    ) -> Tracer<'c> {
         let mut tasks = HashMap::new();
         tasks.insert(child, Some(child));
         Tracer {
@@ -211,6 +219,7 @@ impl<'c> Tracer<'c> {
             tasks,
             pidfds: HashMap::new(),
             use_pidfd,
+            driver,
             exit: None,
             terminal_stop: false,
         }
@@ -358,14 +367,16 @@ impl<'c> Tracer<'c> {
                 let _ = tracee.answer(Answer::Errno(Errno(errno)));
             }
             Ok(Own {
-                fd, node: false, ..
+                file: Target::Other(rdev),
+                ..
             }) => {
-                let answer = other_file(&tracee, fd.as_fd(), call.req.code, call.req.arg);
-                let _ = tracee.answer(answer);
+                // Never executed here (this process's credentials and memory): refused.
+                let issue = GuardIssue::UnrecognisedFile { rdev };
+                copied::refuse(self.cfg, call.req, &tracee, issue);
             }
             Ok(Own {
                 fd,
-                node: true,
+                file: Target::Node(_),
                 reopened,
             }) => {
                 if reopened && call.req.is_get_aen() && has_async(tid, call.fd) {
@@ -439,10 +450,10 @@ impl<'c> Tracer<'c> {
                 Err(_) => return Err(libc::ENOTTY),
             },
         };
-        let node = device::is_mgmt_node(own.as_raw_fd(), self.cfg)?;
+        let file = device::management_node(own.as_raw_fd(), self.cfg, self.driver)?;
         Ok(Own {
             fd: own,
-            node,
+            file,
             reopened,
         })
     }
@@ -460,8 +471,8 @@ impl<'c> Tracer<'c> {
 /// The tool's descriptor, as ours.
 struct Own {
     fd: OwnedFd,
-    /// Whether it is the management node.
-    node: bool,
+    /// Which file it is.
+    file: Target,
     /// Whether it is a new open file description (`/proc/<tid>/fd/N` opened again).
     reopened: bool,
 }

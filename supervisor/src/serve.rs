@@ -6,10 +6,13 @@
 //! another thread swapped it); it is executed here:
 //!
 //! 1. the tool's descriptor `args[0]` is duplicated into this process (`pidfd_getfd`) and
-//!    `fstat`ed: the management node (as the library decides it: `MFIGUARD_DEVICE`, or the
-//!    driver's major) goes to the guarded path (`mfiguard_core::guarded`) with that descriptor
-//!    as the driver; any other file gets the call on a private copy of the argument (the size
-//!    and direction the request code encodes), unchanged;
+//!    recognised (`mfiguard_core::device::management_node`: `MFIGUARD_DEVICE`, the driver's
+//!    major as `/proc/devices` said before the tool started, or `mfiguard-hostd`'s CUSE node):
+//!    a management node goes to the guarded path (`mfiguard_core::guarded`) with that
+//!    descriptor as the driver (for the daemon's node, the private copies live here and the
+//!    daemon reads them from this process, then guards again); any other file is refused with
+//!    `ENOTTY` and a `guard.unrecognised-file` record, never executed here (it would run with
+//!    this process's credentials and memory);
 //! 2. every read of the tool's memory is followed by `SECCOMP_IOCTL_NOTIF_ID_VALID`, so a
 //!    thread that died (and a pid reused) is never mistaken for the caller;
 //! 3. the answer is sent once. A call whose answer cannot be delivered after the driver ran
@@ -22,7 +25,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use mfiguard_core::audit::{Guard, GuardIssue};
 use mfiguard_core::config::Config;
-use mfiguard_core::device;
+use mfiguard_core::device::{self, DriverMajor, Target};
 use mfiguard_core::guarded::{
     copied, Answer, Caller, Driver, Identity, PrivateCall, Replay, Request, AEN_SIZE,
 };
@@ -231,20 +234,28 @@ pub struct Supervisor<'c> {
     /// pidfds of the thread-group leaders that made calls, by pid (most tools are one process
     /// with one thread: one `pidfd_open` for all their calls).
     leaders: Vec<(libc::pid_t, OwnedFd)>,
+    /// The driver's major, read before the tool started.
+    driver: DriverMajor,
 }
 
 /// How many leaders' pidfds are kept.
 const LEADERS_MAX: usize = 32;
 
 impl<'c> Supervisor<'c> {
-    /// Serves `listener` with `cfg`.
-    pub fn new(cfg: &'c Config, listener: OwnedFd, killable: bool) -> Supervisor<'c> {
+    /// Serves `listener` with `cfg`; `driver` was read before the tool started.
+    pub fn new(
+        cfg: &'c Config,
+        listener: OwnedFd,
+        killable: bool,
+        driver: DriverMajor,
+    ) -> Supervisor<'c> {
         Supervisor {
             cfg,
             listener,
             restarts: Restarts::default(),
             killable,
             leaders: Vec::new(),
+            driver,
         }
     }
 
@@ -332,16 +343,21 @@ impl<'c> Supervisor<'c> {
             }
             return;
         }
-        let delivery = match node_fd(&mut self.leaders, self.cfg, &call, &tool) {
+        let delivery = match node_fd(&mut self.leaders, self.cfg, self.driver, &call, &tool) {
             Err(errno) => {
                 let _ = tool.deliver(Answer::Errno(Errno(errno)));
                 return;
             }
-            Ok((fd, false)) => {
-                let _ = tool.deliver(other_file_call(&tool, fd.as_fd(), &call));
+            Ok((_, Target::Other(rdev))) => {
+                // Never executed here: it would run with this process's credentials and
+                // memory, on a file nobody checked.
+                let issue = GuardIssue::UnrecognisedFile { rdev };
+                copied::refuse(self.cfg, call.req, &tool, issue);
                 return;
             }
-            Ok((fd, true)) => copied::run(self.cfg, call.req, &tool, &mut Node { fd: fd.as_fd() }),
+            Ok((fd, Target::Node(_))) => {
+                copied::run(self.cfg, call.req, &tool, &mut Node { fd: fd.as_fd() })
+            }
         };
         let replay = delivery
             .replay
@@ -359,17 +375,18 @@ impl<'c> Supervisor<'c> {
     }
 }
 
-/// The tool's descriptor, as ours, and whether it is the management node; `leaders` caches
-/// the pidfds of thread-group leaders.
+/// The tool's descriptor, as ours, and which file it is (the driver's node, `mfiguard-hostd`'s,
+/// or another); `leaders` caches the pidfds of thread-group leaders.
 fn node_fd(
     leaders: &mut Vec<(libc::pid_t, OwnedFd)>,
     cfg: &Config,
+    driver: DriverMajor,
     call: &Syscall,
     tool: &Tool<'_>,
-) -> Result<(OwnedFd, bool), c_int> {
-    let check = |fd: OwnedFd| -> Result<(OwnedFd, bool), c_int> {
-        let node = device::is_mgmt_node(fd.as_raw_fd(), cfg)?;
-        Ok((fd, node))
+) -> Result<(OwnedFd, Target), c_int> {
+    let check = |fd: OwnedFd| -> Result<(OwnedFd, Target), c_int> {
+        let file = device::management_node(fd.as_raw_fd(), cfg, driver)?;
+        Ok((fd, file))
     };
     if let Some(i) = leaders.iter().position(|(pid, _)| *pid == call.tid) {
         match sys::pidfd_getfd(leaders[i].1.as_fd(), call.fd) {
@@ -403,33 +420,6 @@ fn node_fd(
         leaders.push((call.tid, pidfd));
     }
     check(fd)
-}
-
-/// The call on a file that is not the management node: executed here on a private copy of the
-/// argument (the size and direction the request code encodes), so that no descriptor swap or
-/// memory change by another thread can turn it into an unguarded MegaRAID call.
-fn other_file_call(tool: &Tool<'_>, fd: BorrowedFd<'_>, call: &Syscall) -> Answer {
-    other_file(tool, fd, call.req.code, call.req.arg)
-}
-
-/// [`other_file_call`] for any caller: `code` and `arg` as the tool passed them.
-pub(crate) fn other_file(tool: &impl Caller, fd: BorrowedFd<'_>, code: u32, arg: u64) -> Answer {
-    let size = ((code >> 16) & 0x3fff) as usize;
-    let dir = code >> 30;
-    // A page of slack beyond the encoded size, for a driver that writes more than it says.
-    let mut buf = vec![0u8; size + 4096];
-    let readable = tool.read(arg, &mut buf[..size]).is_ok();
-    // An unreadable argument: the driver would have faulted on it, so does a null pointer.
-    let private = readable.then_some(&mut buf[..]);
-    let (ret, errno) = sys::ioctl_private(fd, code, private);
-    if ret < 0 {
-        return Answer::Errno(Errno(errno));
-    }
-    // _IOC_READ: the driver wrote the argument back.
-    if readable && dir & 2 != 0 && tool.write(arg, &buf[..size]).is_err() {
-        return Answer::Errno(Errno::EFAULT);
-    }
-    Answer::Value(ret)
 }
 
 fn wait_blocking(child: libc::pid_t) -> Exit {

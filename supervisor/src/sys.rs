@@ -208,12 +208,16 @@ pub unsafe fn ioctl(fd: BorrowedFd<'_>, request: u32, arg: *mut c_void) -> (c_in
     (ret, if ret < 0 { errno() } else { 0 })
 }
 
-/// `ioctl(fd, request, buf)` on a buffer of ours (or a null pointer); `(ret, errno)`.
-pub fn ioctl_private(fd: BorrowedFd<'_>, request: u32, buf: Option<&mut [u8]>) -> (c_int, c_int) {
-    let arg = buf.map_or(std::ptr::null_mut(), |b| b.as_mut_ptr().cast());
-    // SAFETY: `arg` is null or a buffer we own, exclusively borrowed for the call; the caller
-    // sizes it for the request (its encoded size, plus slack).
-    unsafe { ioctl(fd, request, arg) }
+/// Fixes glibc's mmap threshold at its default (128 KiB), so that every large private buffer
+/// is mapped and unmapped on its own: glibc otherwise raises the threshold after the first such
+/// buffer is freed, and later ones come from the heap, which keeps freed memory (a supervisor's
+/// peak would grow with the calls it served, not with what it holds).
+pub fn map_large_buffers() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: plain integers; glibc's documented tunable.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
 }
 
 /// `prctl(PR_SET_DUMPABLE, 0)`: processes of our uid without `CAP_SYS_PTRACE` (the tool) can

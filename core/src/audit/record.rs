@@ -84,6 +84,13 @@ pub enum GuardIssue {
     /// were no longer kept (more interrupted calls than the supervisor keeps answers for):
     /// refused rather than run a second time.
     RestartResultsDropped,
+    /// `guard.unrecognised-file`: a MegaRAID request code on a file that is neither the
+    /// driver's node nor `mfiguard-hostd`'s: refused with `ENOTTY`, never executed by a guard
+    /// outside the tool (it would run with the guard's credentials and memory).
+    UnrecognisedFile {
+        /// The file's device number when it is a character device.
+        rdev: Option<u64>,
+    },
     /// `guard.unsupported`: `MEGASAS_IOC_GET_AEN` through the host-wide guard, refused with
     /// `EOPNOTSUPP`: the driver signals an event with `SIGIO` to the owner of the file that
     /// registered, which would be `mfiguard-hostd`, never the caller.
@@ -103,6 +110,7 @@ impl GuardIssue {
             GuardIssue::NotDelivered { .. } | GuardIssue::RestartResultsDropped => {
                 "guard.not-delivered"
             }
+            GuardIssue::UnrecognisedFile { .. } => "guard.unrecognised-file",
             GuardIssue::Panicked { .. }
             | GuardIssue::NoNextIoctl
             | GuardIssue::Sanitizer
@@ -127,6 +135,7 @@ impl GuardIssue {
             | GuardIssue::BufferFault { .. } => Errno::EFAULT,
             GuardIssue::Unsupported => Errno::EINVAL,
             GuardIssue::AenUnsupported => Errno(libc::EOPNOTSUPP),
+            GuardIssue::UnrecognisedFile { .. } => Errno(libc::ENOTTY),
             _ => Errno::EIO,
         }
     }
@@ -171,6 +180,15 @@ impl Display for GuardIssue {
             GuardIssue::NotDelivered { executed: false } => {
                 f.write_str("not delivered: the caller was gone or interrupted")
             }
+            GuardIssue::UnrecognisedFile { rdev: Some(rdev) } => write!(
+                f,
+                "a MegaRAID request on character device {}:{}, neither the driver's node nor mfiguard-hostd's: refused, not executed",
+                libc::major(rdev as libc::dev_t),
+                libc::minor(rdev as libc::dev_t)
+            ),
+            GuardIssue::UnrecognisedFile { rdev: None } => f.write_str(
+                "a MegaRAID request on a file that is not a character device: refused, not executed",
+            ),
             GuardIssue::RestartResultsDropped => f.write_str(
                 "the restart of a call whose command already ran, its results no longer kept: refused rather than run twice",
             ),
