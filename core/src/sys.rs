@@ -619,4 +619,3 @@ mod tests {
         assert_eq!(unsafe { libc::sigismember(&pending, libc::SIGPIPE) }, 0);
     }
 }
-

@@ -52,6 +52,7 @@ mod imp {
     use mfiguard_core::config::Config;
     use mfiguard_core::device::DriverMajor;
 
+    pub use crate::filter::already_guarded;
     pub use crate::spawn::{Command, SpawnError};
     pub use crate::sys::Exit;
     use crate::{filter, ptrace, ptrace_spawn, serve, spawn, sys};
@@ -161,7 +162,7 @@ mod imp {
             started.killable
         );
         let mut sup = serve::Supervisor::new(cfg, started.listener, started.killable, driver);
-        Ok(sup.run(started.pid, &signals))
+        Ok(sup.run(started.pid, &signals, &set))
     }
 
     /// What the benchmark compares the supervisor with (`benches/supervisor.rs`).

@@ -59,6 +59,9 @@ use crate::proc::{self, identity};
 use crate::serve::Node;
 use crate::sys::{self, Exit};
 
+/// `__USER32_CS`: the code segment of a 32-bit process on x86_64.
+const USER32_CS: u64 = 0x23;
+
 /// A wait status, classified once (ptrace(2)'s names).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stop {
@@ -357,11 +360,31 @@ impl<'c> Tracer<'c> {
             regs: RefCell::new(regs),
             answered: Cell::new(false),
         };
+        if data as u32 & filter::RET_DATA_MASK == filter::DATA_CONTAINED {
+            // A door the filter closes: refused, with a record naming it. The filter's data
+            // does not say the entry; the tool's code segment does, but for `int 0x80` from a
+            // 64-bit tool (then the name may be the other table's: the answer is EPERM alike).
+            let (arch, abi) = if regs.cs == USER32_CS {
+                (filter::AUDIT_ARCH_I386, Abi::Ilp32)
+            } else {
+                (filter::AUDIT_ARCH_X86_64, Abi::Lp64)
+            };
+            let name = filter::closed_name(arch, regs.orig_rax).unwrap_or("a closed system call");
+            copied::refuse_closed(self.cfg, Guard::Ptrace, abi, &tracee, name);
+            if !tracee.answered.get() {
+                let _ = tracee.answer(Answer::Errno(Errno::EPERM));
+            }
+            return;
+        }
         let Some(call) = TracedCall::from_regs(data as u32, &regs) else {
             // Cannot happen with our filter; never let an unknown call through.
             let _ = tracee.answer(Answer::Errno(Errno::EPERM));
             return;
         };
+        if filter::is_already_guarded_probe(call.fd, &call.req) {
+            let _ = tracee.answer(Answer::Errno(Errno(libc::EALREADY)));
+            return;
+        }
         match self.node_fd(tid, call.fd) {
             Err(errno) => {
                 let _ = tracee.answer(Answer::Errno(Errno(errno)));

@@ -30,7 +30,7 @@ use mfiguard_core::guarded::{
     copied, Answer, Caller, Driver, Identity, PrivateCall, Replay, Request, AEN_SIZE,
 };
 
-use mfiguard_sanitizer::Errno;
+use mfiguard_sanitizer::{Abi, Errno};
 
 use crate::filter::{self, FIRMWARE, GET_AEN};
 use crate::proc::{identity, tgid};
@@ -259,8 +259,63 @@ impl<'c> Supervisor<'c> {
         }
     }
 
+    /// Serves notifications and forwards signals until `child` ends; its exit. Tasks still
+    /// under the filter then (a descendant that outlived it) stay guarded by a server that
+    /// outlives this call: see [`Supervisor::outlive`].
+    pub fn run(
+        &mut self,
+        child: libc::pid_t,
+        signals: &OwnedFd,
+        forwarded: &libc::sigset_t,
+    ) -> Exit {
+        let exit = self.serve_child(child, signals);
+        self.outlive(exit, forwarded)
+    }
+
+    /// The guard lives as long as its filter: when the first process has ended and tasks are
+    /// left under the filter, this process forks; the parent returns the first process's exit
+    /// (the wrapper's caller, a cron job, sudo, NRPE, waits for that), the child serves the
+    /// rest until no task is left (the listener's `POLLHUP`), then exits. A descendant's calls
+    /// (and its attempts to get out) are answered and recorded as before; killing that server
+    /// leaves them failing closed (`ENOSYS`).
+    fn outlive(&mut self, exit: Exit, forwarded: &libc::sigset_t) -> Exit {
+        if !sys::tasks_left(self.listener.as_fd()) {
+            return exit;
+        }
+        match sys::fork_single_threaded() {
+            Ok(0) => {
+                sys::detach_server(forwarded);
+                log::debug!("serving the tasks left under the filter");
+                self.serve_until_hup();
+                // The server's end; the wrapper's own exit is the parent's.
+                std::process::exit(0)
+            }
+            Ok(_) => exit,
+            Err(e) => {
+                // The tasks left fail closed (no listener: ENOSYS).
+                log::debug!("cannot fork a server for the tasks left: {e}");
+                exit
+            }
+        }
+    }
+
+    /// Serves until no task is left under the filter.
+    fn serve_until_hup(&mut self) {
+        loop {
+            let revents = match sys::poll(&[self.listener.as_fd()]) {
+                Ok(r) => r[0],
+                Err(_) => return,
+            };
+            if revents & libc::POLLIN != 0 {
+                self.serve_one();
+            } else if revents & (libc::POLLHUP | libc::POLLERR) != 0 {
+                return;
+            }
+        }
+    }
+
     /// Serves notifications and forwards signals until `child` ends; its exit.
-    pub fn run(&mut self, child: libc::pid_t, signals: &OwnedFd) -> Exit {
+    fn serve_child(&mut self, child: libc::pid_t, signals: &OwnedFd) -> Exit {
         let child_fd = sys::pidfd_open(child, 0).ok();
         let mut first = true;
         loop {
@@ -314,8 +369,26 @@ impl<'c> Supervisor<'c> {
         };
         let listener = self.listener.as_fd();
         let Some(call) = Syscall::from_notif(&n) else {
-            // Cannot happen with our filter; never let an unknown call through.
-            let _ = sys::notif_send(listener, n.id, 0, libc::EPERM);
+            let tool = Tool {
+                listener,
+                id: n.id,
+                tid: n.pid as libc::pid_t,
+            };
+            match filter::closed_name(n.data.arch, u64::from(n.data.nr as u32)) {
+                // A door the filter closes: refused, with a record naming it.
+                Some(syscall) => {
+                    let abi = if n.data.arch == filter::AUDIT_ARCH_I386 {
+                        Abi::Ilp32
+                    } else {
+                        Abi::Lp64
+                    };
+                    copied::refuse_closed(self.cfg, Guard::Supervisor, abi, &tool, syscall);
+                }
+                // Cannot happen with our filter; never let an unknown call through.
+                None => {
+                    let _ = sys::notif_send(listener, n.id, 0, libc::EPERM);
+                }
+            }
             return;
         };
         let tool = Tool {
@@ -323,6 +396,10 @@ impl<'c> Supervisor<'c> {
             id: n.id,
             tid: call.tid,
         };
+        if filter::is_already_guarded_probe(call.fd, &call.req) {
+            let _ = tool.deliver(Answer::Errno(Errno(libc::EALREADY)));
+            return;
+        }
         let restart = self
             .restarts
             .take(&call, |now| tool.read(call.req.arg, now).is_ok());

@@ -220,6 +220,33 @@ pub fn map_large_buffers() {
     }
 }
 
+/// `CAP_SYS_PTRACE`.
+const CAP_SYS_PTRACE: c_int = 19;
+
+/// Takes `CAP_SYS_PTRACE` out of this process's bounding and ambient sets, so that the program
+/// it `exec`s never has it, even as root: without it, the non-dumpable supervisor's memory
+/// (`/proc/PID/mem`, `process_vm_*`), its descriptors and its tracing are out of reach
+/// (`ptrace_may_access` wants `CAP_SYS_PTRACE` for a non-dumpable process). A RAID tool never
+/// needs it (it needs `CAP_SYS_ADMIN` to open the node, `CAP_MKNOD` to create it). Without
+/// `CAP_SETPCAP` (not root) the bounding drop fails, and there is nothing to drop.
+///
+/// # Safety
+///
+/// Async-signal-safe (two `prctl`s): for the child of a fork, before `execve`.
+pub unsafe fn drop_ptrace_capability() {
+    // SAFETY: plain integers.
+    unsafe {
+        libc::prctl(libc::PR_CAPBSET_DROP, CAP_SYS_PTRACE, 0, 0, 0);
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_LOWER,
+            CAP_SYS_PTRACE,
+            0,
+            0,
+        );
+    }
+}
+
 /// `prctl(PR_SET_DUMPABLE, 0)`: processes of our uid without `CAP_SYS_PTRACE` (the tool) can
 /// neither ptrace us nor take our listener with `pidfd_getfd`.
 pub fn set_not_dumpable() {
@@ -320,6 +347,51 @@ pub fn poll(fds: &[BorrowedFd<'_>]) -> Result<Vec<libc::c_short>, c_int> {
         if errno() != libc::EINTR {
             return Err(errno());
         }
+    }
+}
+
+/// Whether a task is still under the filter of `listener`: the kernel reports `POLLHUP` on it
+/// once none is left (Linux 5.8; before that it never does, and this answers true).
+pub fn tasks_left(listener: BorrowedFd<'_>) -> bool {
+    let mut p = libc::pollfd {
+        fd: listener.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one live pollfd; no wait.
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    !(n > 0 && p.revents & (libc::POLLHUP | libc::POLLERR) != 0)
+}
+
+/// `fork()` of a single-threaded process (the supervisor): 0 in the child, its pid in the
+/// parent.
+pub fn fork_single_threaded() -> Result<libc::pid_t, c_int> {
+    // SAFETY: the supervisor runs its loop on its only thread (signals through a signalfd,
+    // no helper thread), so the child may go on as the parent would.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        Err(errno())
+    } else {
+        Ok(pid)
+    }
+}
+
+/// In a server that outlives its wrapper: stdin and stdout on `/dev/null` (a `$(...)` or a
+/// pipe must see its end when the tool's own processes close theirs; stderr stays, the
+/// records may go there), the forwarded signals unblocked (a `kill` ends it as any process:
+/// the calls left then fail closed), in a session of its own (no terminal's signals).
+pub fn detach_server(forwarded: &libc::sigset_t) {
+    // SAFETY: a constant path; descriptors of our own; a live signal set; setsid has no
+    // arguments.
+    unsafe {
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
+        if null >= 0 {
+            libc::dup2(null, libc::STDIN_FILENO);
+            libc::dup2(null, libc::STDOUT_FILENO);
+            libc::close(null);
+        }
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, forwarded, std::ptr::null_mut());
+        libc::setsid();
     }
 }
 

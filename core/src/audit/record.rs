@@ -91,6 +91,13 @@ pub enum GuardIssue {
         /// The file's device number when it is a character device.
         rdev: Option<u64>,
     },
+    /// `guard.contained`: a system call a RAID tool never makes and that would let it take the
+    /// guard's place (`ptrace`, `clone` with `CLONE_UNTRACED`, `pidfd_getfd`,
+    /// `process_vm_writev`, a seccomp filter with a listener of its own): refused with `EPERM`.
+    Contained {
+        /// The system call, as records name it.
+        syscall: &'static str,
+    },
     /// `guard.unsupported`: `MEGASAS_IOC_GET_AEN` through the host-wide guard, refused with
     /// `EOPNOTSUPP`: the driver signals an event with `SIGIO` to the owner of the file that
     /// registered, which would be `mfiguard-hostd`, never the caller.
@@ -111,6 +118,7 @@ impl GuardIssue {
                 "guard.not-delivered"
             }
             GuardIssue::UnrecognisedFile { .. } => "guard.unrecognised-file",
+            GuardIssue::Contained { .. } => "guard.contained",
             GuardIssue::Panicked { .. }
             | GuardIssue::NoNextIoctl
             | GuardIssue::Sanitizer
@@ -136,6 +144,7 @@ impl GuardIssue {
             GuardIssue::Unsupported => Errno::EINVAL,
             GuardIssue::AenUnsupported => Errno(libc::EOPNOTSUPP),
             GuardIssue::UnrecognisedFile { .. } => Errno(libc::ENOTTY),
+            GuardIssue::Contained { .. } => Errno::EPERM,
             _ => Errno::EIO,
         }
     }
@@ -188,6 +197,10 @@ impl Display for GuardIssue {
             ),
             GuardIssue::UnrecognisedFile { rdev: None } => f.write_str(
                 "a MegaRAID request on a file that is not a character device: refused, not executed",
+            ),
+            GuardIssue::Contained { syscall } => write!(
+                f,
+                "{syscall} refused: a tool under the guard never needs it, and it would let the tool take the guard's place"
             ),
             GuardIssue::RestartResultsDropped => f.write_str(
                 "the restart of a call whose command already ran, its results no longer kept: refused rather than run twice",

@@ -99,6 +99,25 @@ pub fn refuse(cfg: &Config, req: Request, caller: &impl Caller, issue: GuardIssu
     r.issue(rec, issue)
 }
 
+/// Refuses a system call the filter closes (`ptrace`, `CLONE_UNTRACED`, ...) that `caller`
+/// made through the entry of layout `abi`: `EPERM`, and a record naming it (its `request` is
+/// 0: it is not an `ioctl`).
+pub fn refuse_closed(
+    cfg: &Config,
+    guard: crate::audit::Guard,
+    abi: Abi,
+    caller: &impl Caller,
+    syscall: &'static str,
+) -> Delivery {
+    let req = Request {
+        code: 0,
+        arg: 0,
+        abi,
+        guard,
+    };
+    refuse(cfg, req, caller, GuardIssue::Contained { syscall })
+}
+
 fn get_aen<C: Caller>(r: &mut Recorder<'_, C>, driver: &mut impl Driver) -> Delivery {
     let mut rec = r.base();
     let record = r.cfg().log != LogTarget::None;
