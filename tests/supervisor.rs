@@ -1545,6 +1545,14 @@ fn the_doors_a_raid_tool_never_uses_are_closed_with_a_record(via: Via) {
             run.dump()
         );
     }
+    // The supervisor's memory: the tool has no CAP_SYS_PTRACE (even as root), and the
+    // supervisor is not dumpable.
+    assert!(
+        run.stdout
+            .contains(&format!("proc_mem ret=-1 errno={}\n", libc::EACCES)),
+        "{}",
+        run.dump()
+    );
     // clone3: ENOSYS, so that libc falls back to clone; no record (every thread asks it).
     assert!(
         run.stdout

@@ -4,6 +4,7 @@
    to install a listener of its own. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/seccomp.h>
 #include <linux/filter.h>
 #include <sched.h>
@@ -51,6 +52,9 @@ int main(int argc, char **argv) {
     char buf[8] = {0};
     struct iovec l = {buf, 8}, r = {buf, 8};
     line("process_vm_writev", syscall(SYS_process_vm_writev, getppid(), &l, 1, &r, 1, 0));
+    char mem[64];
+    snprintf(mem, sizeof mem, "/proc/%d/mem", (int)getppid());
+    line("proc_mem", open(mem, O_RDWR));
     line("listener", new_listener());
     /* Their ordinary twins still work. */
     pid_t p = fork();
