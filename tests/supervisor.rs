@@ -1631,3 +1631,31 @@ fn a_descendant_cannot_install_a_listener_after_the_first_process_exits(via: Via
         ),
     }
 }
+
+both!(a_descriptor_swapped_between_calls_is_recognised_again);
+fn a_descriptor_swapped_between_calls_is_recognised_again(via: Via) {
+    let Some(tool) = escape_tool() else {
+        return;
+    };
+    // The supervisor keeps the file it recognised for a descriptor; another file put at that
+    // number (dup2) must be recognised anew: a pipe is not the node.
+    let run = supervised(via, tool, &["swap"]).run();
+    assert_eq!(run.code(), 0, "{}", run.dump());
+    assert!(
+        !run.stdout.contains("node ret=-1 errno=25\n"),
+        "{}",
+        run.dump()
+    );
+    assert!(
+        run.stdout.contains("swapped ret=-1 errno=25\n"),
+        "{}",
+        run.dump()
+    );
+    let last = run.audit_calls().pop().expect("records");
+    assert_eq!(
+        finding_rules(&last),
+        ["guard.unrecognised-file"],
+        "{}",
+        run.dump()
+    );
+}

@@ -409,6 +409,7 @@ fn supervise(
         };
         let opts = Options {
             killable_wait: std::env::var_os("MFIGUARD_TEST_NO_KILLABLE").is_none(),
+            ..Options::default()
         };
         let shown = path.display();
         let result = if traced {

@@ -47,6 +47,7 @@ pub use imp::*;
 #[cfg(target_arch = "x86_64")]
 mod imp {
     use std::ffi::c_int;
+    use std::os::fd::AsFd;
 
     use mfiguard_core::audit::Guard;
     use mfiguard_core::config::Config;
@@ -122,12 +123,16 @@ mod imp {
     pub struct Options {
         /// Ask for `SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV` (used when the kernel has it).
         pub killable_wait: bool,
+        /// Ask for `SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP` (Linux 6.6; used when the kernel has
+        /// it).
+        pub sync_wake_up: bool,
     }
 
     impl Default for Options {
         fn default() -> Self {
             Options {
                 killable_wait: true,
+                sync_wake_up: true,
             }
         }
     }
@@ -156,8 +161,9 @@ mod imp {
         // Before the tool starts: nothing it does afterwards changes what the driver is.
         let driver = DriverMajor::before_start();
         let started = spawn::spawn(cmd, &prog, opts.killable_wait, &old)?;
+        let sync = opts.sync_wake_up && sys::notif_sync_wake_up(started.listener.as_fd()).is_ok();
         log::debug!(
-            "supervising pid {} (killable wait: {})",
+            "supervising pid {} (killable wait: {}, synchronous wake-up: {sync})",
             started.pid,
             started.killable
         );
@@ -179,8 +185,13 @@ mod imp {
         BareTracer,
     }
 
-    /// Runs `cmd` under a [`Baseline`] instead of the supervisor (benchmarks only).
-    pub fn run_baseline(cmd: &Command, baseline: Baseline) -> Result<Exit, SpawnError> {
+    /// Runs `cmd` under a [`Baseline`] instead of the supervisor (benchmarks only), with the
+    /// supervisor's synchronous wake-up when `opts` ask for it.
+    pub fn run_baseline(
+        cmd: &Command,
+        baseline: Baseline,
+        opts: Options,
+    ) -> Result<Exit, SpawnError> {
         let old = sys::block(&sys::forwarded_signals());
         if baseline == Baseline::BareTracer {
             let prog = filter::build(filter::Handler::Trace);
@@ -199,6 +210,9 @@ mod imp {
             }],
         };
         let started = spawn::spawn(cmd, &prog, true, &old)?;
+        if opts.sync_wake_up {
+            let _ = sys::notif_sync_wake_up(started.listener.as_fd());
+        }
         Ok(serve::bare_responder(&started.listener, started.pid))
     }
 

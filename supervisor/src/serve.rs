@@ -22,6 +22,7 @@
 
 use std::ffi::c_int;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::rc::Rc;
 
 use mfiguard_core::audit::{Guard, GuardIssue};
 use mfiguard_core::config::Config;
@@ -77,9 +78,14 @@ impl Tool<'_> {
 
 impl Caller for Tool<'_> {
     fn read(&self, addr: u64, out: &mut [u8]) -> Result<(), c_int> {
-        sys::read_process(self.tid, addr, out)?;
         // The pid may have been reused by another process since the notification: what was
-        // read counts only if the call is still pending.
+        // read counts only once `confirm` finds the call still pending.
+        sys::read_process(self.tid, addr, out)
+    }
+
+    fn confirm(&self) -> Result<(), c_int> {
+        // One check after the last read covers them all: a call that went away never comes
+        // back, so pending now means pending (its thread alive, its pid its own) at each read.
         self.valid()
     }
 
@@ -236,10 +242,25 @@ pub struct Supervisor<'c> {
     leaders: Vec<(libc::pid_t, OwnedFd)>,
     /// The driver's major, read before the tool started.
     driver: DriverMajor,
+    /// The descriptors recent calls were made on: a call on the same open file costs one
+    /// `kcmp` instead of `pidfd_getfd`, `fstat` and `close`.
+    files: Vec<KnownFile>,
 }
 
 /// How many leaders' pidfds are kept.
 const LEADERS_MAX: usize = 32;
+
+/// How many of the tool's descriptors are kept, duplicated and recognised.
+const FILES_MAX: usize = 8;
+
+/// A descriptor of the tool, duplicated here and recognised once: `tid`'s descriptor `fd`
+/// was this file when it was last checked.
+struct KnownFile {
+    tid: libc::pid_t,
+    fd: c_int,
+    own: Rc<OwnedFd>,
+    target: Target,
+}
 
 impl<'c> Supervisor<'c> {
     /// Serves `listener` with `cfg`; `driver` was read before the tool started.
@@ -256,6 +277,7 @@ impl<'c> Supervisor<'c> {
             killable,
             leaders: Vec::new(),
             driver,
+            files: Vec::new(),
         }
     }
 
@@ -420,7 +442,15 @@ impl<'c> Supervisor<'c> {
             }
             return;
         }
-        let delivery = match node_fd(&mut self.leaders, self.cfg, self.driver, &call, &tool) {
+        let known = known_file(
+            &mut self.files,
+            &mut self.leaders,
+            self.cfg,
+            self.driver,
+            &call,
+            &tool,
+        );
+        let delivery = match known {
             Err(errno) => {
                 let _ = tool.deliver(Answer::Errno(Errno(errno)));
                 return;
@@ -450,6 +480,37 @@ impl<'c> Supervisor<'c> {
             }
         }
     }
+}
+
+/// [`node_fd`], answered from `files` when the tool's descriptor is still the open file it was
+/// (`kcmp`): another thread may have put another file at that number since (`dup2`), and then
+/// it is duplicated and recognised again.
+fn known_file(
+    files: &mut Vec<KnownFile>,
+    leaders: &mut Vec<(libc::pid_t, OwnedFd)>,
+    cfg: &Config,
+    driver: DriverMajor,
+    call: &Syscall,
+    tool: &Tool<'_>,
+) -> Result<(Rc<OwnedFd>, Target), c_int> {
+    if let Some(k) = files.iter().find(|k| k.tid == call.tid && k.fd == call.fd) {
+        if sys::same_file(k.own.as_fd(), call.tid, call.fd) {
+            return Ok((Rc::clone(&k.own), k.target));
+        }
+    }
+    files.retain(|k| !(k.tid == call.tid && k.fd == call.fd));
+    let (fd, target) = node_fd(leaders, cfg, driver, call, tool)?;
+    let own = Rc::new(fd);
+    if files.len() >= FILES_MAX {
+        files.remove(0);
+    }
+    files.push(KnownFile {
+        tid: call.tid,
+        fd: call.fd,
+        own: Rc::clone(&own),
+        target,
+    });
+    Ok((own, target))
 }
 
 /// The tool's descriptor, as ours, and which file it is (the driver's node, `mfiguard-hostd`'s,

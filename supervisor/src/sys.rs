@@ -118,6 +118,47 @@ pub fn notif_send(listener: BorrowedFd<'_>, id: u64, val: i64, error: c_int) -> 
     }
 }
 
+/// `kcmp(getpid(), pid, KCMP_FILE, ours, theirs) == 0`: whether descriptor `theirs` of process
+/// `pid` is the very open file description `ours` is (Linux 3.5, `CONFIG_KCMP`; false on any
+/// error, and the caller then duplicates the descriptor again).
+pub fn same_file(ours: BorrowedFd<'_>, pid: libc::pid_t, theirs: c_int) -> bool {
+    const KCMP_FILE: c_int = 0;
+    // SAFETY: integers only; the kernel compares two entries of two descriptor tables.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_kcmp,
+            libc::getpid(),
+            pid,
+            KCMP_FILE,
+            ours.as_raw_fd() as libc::c_ulong,
+            theirs as libc::c_ulong,
+        )
+    };
+    ret == 0
+}
+
+/// `SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP` (Linux 6.6).
+const SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: libc::c_ulong = 1;
+
+/// `SECCOMP_IOCTL_NOTIF_SET_FLAGS` with `SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP` (Linux 6.6): the
+/// kernel then hands the CPU straight from the waiting tool to the supervisor and back (a
+/// synchronous wake-up), instead of waking the other on any CPU. `EINVAL` before 6.6.
+pub fn notif_sync_wake_up(listener: BorrowedFd<'_>) -> Result<(), c_int> {
+    // SAFETY: the flags travel by value; the kernel reads nothing else.
+    let ret = unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_SET_FLAGS,
+            SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP,
+        )
+    };
+    if ret < 0 {
+        Err(errno())
+    } else {
+        Ok(())
+    }
+}
+
 /// `SECCOMP_IOCTL_NOTIF_ID_VALID`: whether notification `id` is still pending (its thread
 /// alive and still waiting in that call).
 pub fn notif_id_valid(listener: BorrowedFd<'_>, id: u64) -> bool {

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
@@ -31,7 +32,23 @@ static long new_listener(void) {
     return syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
 }
 
+/* "swap": a MegaRAID call on descriptor 5 (/dev/null, which the tests name as the node), then
+   the same on descriptor 5 made a pipe with dup2: the guard must see the new file. */
+static int swap(void) {
+    static unsigned char packet[404];
+    int null = open("/dev/null", O_RDWR);
+    int p[2];
+    if (null < 0 || pipe(p) != 0 || dup2(null, 5) < 0)
+        return 2;
+    line("node", ioctl(5, 0xc1944d01UL, packet));
+    dup2(p[0], 5);
+    line("swapped", ioctl(5, 0xc1944d01UL, packet));
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "swap") == 0)
+        return swap();
     if (argc > 1 && strcmp(argv[1], "late") == 0) {
         pid_t c = fork();
         if (c == 0) {

@@ -131,6 +131,9 @@ fn get_aen<C: Caller>(r: &mut Recorder<'_, C>, driver: &mut impl Driver) -> Deli
         return r.issue(rec, issue);
     }
     rec.host_no = Some(u16::from_ne_bytes([aen[0], aen[1]]));
+    if r.caller().confirm().is_err() {
+        return r.issue(rec, GuardIssue::CallerGone);
+    }
     if let Err(refused) = r.decision(&rec, record) {
         return refused;
     }
@@ -162,6 +165,9 @@ fn firmware<'a, C: Caller>(r: &mut Recorder<'a, C>, driver: &mut impl Driver) ->
     let mut rec = r.base();
     rec.host_no = Some(packet.host_no);
     let Some(plan) = plan(&packet) else {
+        if r.caller().confirm().is_err() {
+            return r.issue(rec, GuardIssue::CallerGone).into();
+        }
         // Beyond what can be copied: the rules refuse it in enforce mode (with their errno);
         // whatever they let through is refused here.
         let verdict = decide_packet(&cfg.policy(), &packet);
@@ -177,6 +183,10 @@ fn firmware<'a, C: Caller>(r: &mut Recorder<'a, C>, driver: &mut impl Driver) ->
         Ok(p) => p,
         Err(issue) => return r.issue(rec, issue).into(),
     };
+    // Everything is read: it was the caller's only if its call is still pending.
+    if r.caller().confirm().is_err() {
+        return r.issue(rec, GuardIssue::CallerGone).into();
+    }
     let host_no = packet.host_no;
     if packet.smp_request_iovec().is_some() {
         packet.smp_request = private
