@@ -1,0 +1,80 @@
+# shellcheck shell=sh
+# What a tool under mfiguard-run may try against the real driver to get a MegaRAID call past
+# the guard (the rest is shown on the host, tests/supervisor.rs). Run with either mechanism
+# (KL_SUP_ARGS: --via supervise in the main lane, --via ptrace in the ptrace lane).
+
+contain_only() {
+    has_sup || { echo "no supervisor in the image (run.sh --supervisor)" && exit 77; }
+}
+
+# A root tool bind-mounts a /proc/devices without the driver's line, then sends CFG_CLEAR under
+# the read-only policy. The guard recognises the driver's node by the major /proc/devices
+# listed before the tool started: EPERM, the driver never called, readonly.dcmd recorded. (A
+# guard that read the file again took the node for "another file" and executed the call.)
+sc_contain_proc_devices() {
+    contain_only
+    ensure_node
+    TAG=contain-procdev
+    f=$OUT/$TAG.sup
+    rm -f "$f".*
+    printf 'Character devices:\n  1 mem\n  4 tty\n\nBlock devices:\n  8 sd\n' >/tmp/fake-devices
+    kernel_calls_reset
+    # shellcheck disable=SC2086 # KL_SUP_ARGS is words on purpose
+    MFIGUARD_MODE=readonly MFIGUARD_LOG=$f.jsonl MFIGUARD_AUDIT=all timeout 30 "$SUP" $KL_SUP_ARGS \
+        /bin/sh -c "mount --bind /tmp/fake-devices /proc/devices || exit 99; grep -c megaraid /proc/devices; exec $SUP_CLIENT dcmd 0x04030000 none 0" \
+        >"$f.out" 2>"$f.err"
+    echo $? >"$f.rc"
+    kernel_calls >"$f.kcalls"
+    kernel_packets >"$f.kpackets"
+    umount /proc/devices 2>/dev/null
+    [ "$(rc "$TAG" sup)" != 99 ] || fail "the bind mount failed: $(cat "$f.err")"
+    grep -q megaraid_sas_ioctl /proc/devices || fail "/proc/devices still hides the driver after umount"
+    head -n 1 "$f.out" | grep -qx 0 || fail "the tool saw the driver in its /proc/devices: $(head -n 1 "$f.out")"
+    grep -qF 'ret=-1 errno=1 (EPERM)' "$f.out" || fail "CFG_CLEAR was not refused: $(sed -n 2p "$f.out") $(tail -n 2 "$f.err" | tr '\n' ' ')"
+    reached_kernel "$TAG" sup 0
+    no_packets "$TAG" sup
+    recorded "$TAG" sup readonly.dcmd
+    echo "CFG_CLEAR after a bind mount over /proc/devices: EPERM, readonly.dcmd recorded, driver never called ($SUP_GUARD); $(kernel_note)"
+}
+
+# A descendant left running when the tool's first process ends sends CFG_CLEAR under the
+# read-only policy a second later. Under the supervisor a server that outlives mfiguard-run
+# keeps it guarded (EPERM, recorded); under ptrace it is detached and fails closed (ENOSYS).
+# Either way the driver never sees it, and mfiguard-run returned the first process's status.
+sc_contain_descendant() {
+    contain_only
+    ensure_node
+    TAG=contain-desc
+    f=$OUT/$TAG.sup
+    rm -f "$f".*
+    kernel_calls_reset
+    # shellcheck disable=SC2086
+    MFIGUARD_MODE=readonly MFIGUARD_LOG=$f.jsonl MFIGUARD_AUDIT=all timeout 30 "$SUP" $KL_SUP_ARGS \
+        /bin/sh -c "(sleep 1; $SUP_CLIENT dcmd 0x04030000 none 0 >$f.bg.out 2>&1; echo \$? >$f.bg.rc) </dev/null >/dev/null 2>&1 & exit 3" \
+        >"$f.out" 2>"$f.err"
+    echo $? >"$f.rc"
+    [ "$(rc "$TAG" sup)" = 3 ] || fail "mfiguard-run returned $(rc "$TAG" sup), not the first process's 3"
+    i=0
+    while [ ! -f "$f.bg.rc" ] && [ $i -lt 200 ]; do
+        i=$((i + 1))
+        usleep 100000
+    done
+    [ -f "$f.bg.rc" ] || fail "the descendant never finished"
+    usleep 300000
+    kernel_calls >"$f.kcalls"
+    kernel_packets >"$f.kpackets"
+    reached_kernel "$TAG" sup 0
+    no_packets "$TAG" sup
+    case $SUP_GUARD in
+        supervisor)
+            grep -qF 'ret=-1 errno=1 (EPERM)' "$f.bg.out" || fail "the descendant's CFG_CLEAR: $(head -n 1 "$f.bg.out")"
+            recorded "$TAG" sup readonly.dcmd
+            how="refused by the supervisor that outlived mfiguard-run (EPERM, readonly.dcmd recorded)"
+            ;;
+        *)
+            grep -qF 'errno=38' "$f.bg.out" || fail "the descendant's CFG_CLEAR: $(head -n 1 "$f.bg.out")"
+            how="failed closed once detached (ENOSYS)"
+            ;;
+    esac
+    echo "a descendant's CFG_CLEAR after the first process ended: $how, driver never called; $(kernel_note)"
+}
