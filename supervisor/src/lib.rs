@@ -89,16 +89,24 @@ mod imp {
         sys::try_install_in_child(&filter::build(filter::Handler::Trace), 0)
     }
 
-    /// Runs `cmd` under the ptrace fallback until it ends; its exit. The tool is traced by
-    /// the calling thread (which must not be traced by it in turn, and must be the only one
-    /// to wait for children meanwhile); the forwarded signals are blocked in it and passed on
-    /// to the tool by a helper thread. Makes this process non-dumpable.
+    /// Runs `cmd` under the ptrace fallback until its first process ends; that exit. The tool
+    /// is traced by a process forked from this one (which must be single-threaded), which goes
+    /// on tracing the tool's descendants after this function returned; the forwarded signals
+    /// are blocked here and passed on to the tool. Makes this process non-dumpable.
     pub fn run_ptrace(cfg: &Config, cmd: &Command) -> Result<Exit, SpawnError> {
         run_ptrace_with(cfg, cmd, true)
     }
 
     /// [`run_ptrace`]; `use_pidfd` false takes the tool's descriptors through `/proc` as on
     /// kernels before 5.6 (tests).
+    ///
+    /// The tracer is a process of its own, forked from this one before the tool: a tracee cannot
+    /// be handed to another tracer, and the guard must live as long as its tracees while the
+    /// wrapper returns when the first process ends. This process (the one the shell, cron or
+    /// sudo waits for) passes the forwarded signals on to the tool and returns the first
+    /// process's exit as the tracer reports it; the tracer traces until no tracee is left (with
+    /// stdin and stdout on `/dev/null` once the tool has them), then exits. If the tracer dies,
+    /// its tracees die with it (`PTRACE_O_EXITKILL`) and this process ends with exit 125.
     pub fn run_ptrace_with(
         cfg: &Config,
         cmd: &Command,
@@ -111,11 +119,147 @@ mod imp {
         let mut blocked = set;
         sys::add_signal(&mut blocked, libc::SIGPIPE);
         let old = sys::block(&blocked);
+        let signals = sys::signalfd(&set).map_err(SpawnError::Setup)?;
         let prog = filter::build(filter::Handler::Trace);
         let driver = DriverMajor::before_start();
-        let pid = ptrace_spawn::spawn_traced(cmd, &prog, &old)?;
+        let (from_tracer, to_wrapper) = sys::pipe().map_err(SpawnError::Setup)?;
+        let wrapper = std::process::id() as libc::pid_t;
+        match sys::fork_single_threaded().map_err(SpawnError::Setup)? {
+            0 => {
+                drop(from_tracer);
+                drop(signals);
+                let mut report = std::fs::File::from(to_wrapper);
+                let code = tracer_process(
+                    cfg,
+                    cmd,
+                    &prog,
+                    &old,
+                    use_pidfd,
+                    driver,
+                    wrapper,
+                    &mut report,
+                );
+                std::process::exit(code)
+            }
+            _tracer => {
+                drop(to_wrapper);
+                wrapper_process(std::fs::File::from(from_tracer), &signals)
+            }
+        }
+    }
+
+    /// One message from the tracer to the wrapper: a kind and two numbers.
+    type Message = [i32; 3];
+    const STARTED: i32 = 1;
+    const SPAWN_FAILED: i32 = 2;
+    const EXITED: i32 = 3;
+    const KILLED: i32 = 4;
+
+    fn send(to: &mut std::fs::File, m: Message) {
+        use std::io::Write;
+        let mut bytes = [0u8; 12];
+        for (chunk, v) in bytes.chunks_exact_mut(4).zip(m) {
+            chunk.copy_from_slice(&v.to_ne_bytes());
+        }
+        let _ = to.write_all(&bytes);
+    }
+
+    fn receive(from: &mut std::fs::File) -> Option<Message> {
+        use std::io::Read;
+        let mut bytes = [0u8; 12];
+        from.read_exact(&mut bytes).ok()?;
+        let mut m = [0i32; 3];
+        for (v, chunk) in m.iter_mut().zip(bytes.chunks_exact(4)) {
+            *v = i32::from_ne_bytes(chunk.try_into().ok()?);
+        }
+        Some(m)
+    }
+
+    /// The tracer's life: start the tool, report it, trace until no tracee is left; its exit
+    /// code.
+    #[allow(clippy::too_many_arguments)] // what the fork hands over
+    fn tracer_process(
+        cfg: &Config,
+        cmd: &Command,
+        prog: &[libc::sock_filter],
+        old: &libc::sigset_t,
+        use_pidfd: bool,
+        driver: DriverMajor,
+        wrapper: libc::pid_t,
+        report: &mut std::fs::File,
+    ) -> i32 {
+        let pid = match ptrace_spawn::spawn_traced(cmd, prog, old) {
+            Ok(pid) => pid,
+            Err(e) => {
+                let (kind, errno) = match e {
+                    SpawnError::Setup(e) => (0, e),
+                    SpawnError::Filter(e) => (1, e),
+                    SpawnError::Exec(e) => (2, e),
+                };
+                send(report, [SPAWN_FAILED, kind, errno]);
+                return 125;
+            }
+        };
+        send(report, [STARTED, pid, 0]);
         log::debug!("tracing pid {pid}");
-        Ok(ptrace::Tracer::new(cfg, pid, use_pidfd, driver).run(&set))
+        // The tool has its stdin and stdout: a `$(...)` must end when the tool's processes
+        // close theirs, not when the tracer does.
+        sys::release_stdio();
+        let mut first_ended = |exit: Exit| {
+            let m = match exit {
+                Exit::Code(c) => [EXITED, c, 0],
+                Exit::Signal(s) => [KILLED, s, 0],
+            };
+            send(report, m);
+        };
+        ptrace::Tracer::new(cfg, pid, use_pidfd, driver).run(&mut first_ended, wrapper);
+        0
+    }
+
+    /// The wrapper's side: pass the forwarded signals on to the tool until the tracer reports
+    /// how its first process ended.
+    fn wrapper_process(
+        mut from: std::fs::File,
+        signals: &std::os::fd::OwnedFd,
+    ) -> Result<Exit, SpawnError> {
+        let tool = match receive(&mut from) {
+            Some([STARTED, pid, _]) => pid,
+            Some([SPAWN_FAILED, kind, errno]) => {
+                return Err(match kind {
+                    0 => SpawnError::Setup(errno),
+                    1 => SpawnError::Filter(errno),
+                    _ => SpawnError::Exec(errno),
+                })
+            }
+            _ => return Err(SpawnError::Setup(libc::EPROTO)),
+        };
+        // A pidfd, so that a signal never reaches another process that got the tool's pid.
+        let tool_fd = sys::pidfd_open(tool, 0).ok();
+        loop {
+            let revents = match sys::poll(&[from.as_fd(), signals.as_fd()]) {
+                Ok(r) => r,
+                Err(_) => return Ok(Exit::Code(125)),
+            };
+            if revents[1] & libc::POLLIN != 0 {
+                while let Some(info) = sys::read_signal(signals.as_fd()) {
+                    // A signal from the terminal reached the tool too (its process group).
+                    if info.ssi_code != libc::SI_KERNEL {
+                        match &tool_fd {
+                            Some(fd) => sys::pidfd_send_signal(fd.as_fd(), info.ssi_signo as c_int),
+                            None => sys::kill(tool, info.ssi_signo as c_int),
+                        }
+                    }
+                }
+            }
+            if revents[0] & (libc::POLLIN | libc::POLLHUP) != 0 {
+                return Ok(match receive(&mut from) {
+                    Some([EXITED, code, _]) => Exit::Code(code),
+                    Some([KILLED, sig, _]) => Exit::Signal(sig),
+                    // The tracer died: its tracees died with it (EXITKILL).
+                    _ => Exit::Code(125),
+                });
+            }
+        }
     }
 
     /// How to supervise.

@@ -44,8 +44,6 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::ffi::{c_int, CString};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-use std::time::Duration;
 
 use mfiguard_core::audit::Guard;
 use mfiguard_core::audit::GuardIssue;
@@ -200,9 +198,11 @@ pub struct Tracer<'c> {
     /// The first process's end, once seen: the rest are being detached.
     exit: Option<Exit>,
     /// A stop from the terminal (Ctrl-Z, a background read or write) reached the tool's first
-    /// process: when it group-stops, this process stops too, so that the shell sees the job
+    /// process: when it group-stops, the wrapper stops too, so that the shell sees the job
     /// stopped and its `fg` (`SIGCONT` to the process group) resumes both.
     terminal_stop: bool,
+    /// The wrapper (`mfiguard-run`) the shell waits for, while the first process runs.
+    wrapper: libc::pid_t,
 }
 
 impl<'c> Tracer<'c> {
@@ -225,33 +225,19 @@ impl<'c> Tracer<'c> {
             driver,
             exit: None,
             terminal_stop: false,
+            wrapper: 0,
         }
     }
 
-    /// Runs until the tool's first process ends (and its remaining descendants are
-    /// detached), passing the signals of `forwarded` (blocked in this thread) on to it.
-    pub fn run(&mut self, forwarded: &libc::sigset_t) -> Exit {
-        let stop = AtomicBool::new(false);
-        let forwarder = AtomicI32::new(0);
-        let child = self.child;
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                forwarder.store(sys::gettid(), Ordering::SeqCst);
-                forward_signals(forwarded, child, &stop)
-            });
-            let exit = self.trace();
-            stop.store(true, Ordering::SeqCst);
-            // Wake it now rather than at its next timeout: SIGWINCH is in its set, and with
-            // `stop` set it passes nothing on.
-            let tid = forwarder.load(Ordering::SeqCst);
-            if tid != 0 {
-                sys::tgkill_self(tid, libc::SIGWINCH);
-            }
-            exit
-        })
+    /// Traces until no tracee is left: `first_ended` is told the first process's exit as soon
+    /// as it ends (the wrapper returns it), while its descendants stay traced and guarded.
+    /// `wrapper` is the process a terminal's stop of the first process stops too (0: none).
+    pub fn run(&mut self, first_ended: &mut dyn FnMut(Exit), wrapper: libc::pid_t) -> Exit {
+        self.wrapper = wrapper;
+        self.trace(first_ended)
     }
 
-    fn trace(&mut self) -> Exit {
+    fn trace(&mut self, first_ended: &mut dyn FnMut(Exit)) -> Exit {
         loop {
             let (tid, status) = match sys::wait_any() {
                 Ok(v) => v,
@@ -263,7 +249,7 @@ impl<'c> Tracer<'c> {
                 self.forget(tid);
                 if tid == self.child && self.exit.is_none() {
                     self.exit = Some(exit);
-                    self.release_all();
+                    first_ended(exit);
                 }
                 if let (Some(exit), true) = (self.exit, self.tasks.is_empty()) {
                     return exit;
@@ -271,7 +257,6 @@ impl<'c> Tracer<'c> {
                 continue;
             }
             self.tasks.entry(tid).or_insert(None);
-            let draining = self.exit.is_some();
             let resume = match stop {
                 Stop::Seccomp => {
                     self.seccomp_stop(tid);
@@ -295,12 +280,16 @@ impl<'c> Tracer<'c> {
                     self.tasks.insert(tid, Some(tid));
                     0
                 }
-                Stop::GroupStop(_) if !draining => {
+                Stop::GroupStop(_) => {
                     // Stay stopped until SIGCONT, as without a tracer.
                     let _ = sys::ptrace_listen(tid);
                     if self.terminal_stop && self.tgid(tid) == Some(self.child) {
                         self.terminal_stop = false;
-                        sys::stop_self();
+                        // The shell waits for the wrapper: it stops too, and `fg` (SIGCONT to
+                        // the process group) resumes both.
+                        if self.wrapper > 0 && self.exit.is_none() {
+                            sys::kill(self.wrapper, libc::SIGSTOP);
+                        }
                     }
                     continue;
                 }
@@ -313,30 +302,11 @@ impl<'c> Tracer<'c> {
                     }
                     sig
                 }
-                Stop::GroupStop(_) | Stop::Trap | Stop::Other | Stop::Ended(_) => 0,
+                Stop::Trap | Stop::Other | Stop::Ended(_) => 0,
             };
-            // A seccomp stop is always answered and resumed (its call skipped), even while
-            // detaching: detaching there would let the call run.
-            if draining && stop != Stop::Seccomp {
-                if sys::ptrace_detach(tid, resume).is_ok() {
-                    self.forget(tid);
-                }
-            } else {
-                let _ = sys::ptrace_cont(tid, resume);
-            }
+            let _ = sys::ptrace_cont(tid, resume);
             if let (Some(exit), true) = (self.exit, self.tasks.is_empty()) {
                 return exit;
-            }
-        }
-    }
-
-    /// The first process ended: every other task is interrupted, to be detached at its stop.
-    fn release_all(&mut self) {
-        let tids: Vec<libc::pid_t> = self.tasks.keys().copied().collect();
-        for tid in tids {
-            if sys::ptrace_interrupt(tid).is_err() {
-                // ESRCH: gone (its end will be reported, or was).
-                log::debug!("interrupt {tid}: gone");
             }
         }
     }
@@ -525,20 +495,6 @@ fn reopen(tid: libc::pid_t, fd: c_int) -> Result<OwnedFd, c_int> {
         }
         e => Err(e),
     })
-}
-
-/// Passes the signals of `set` sent to this process on to `child` until `stop`; one sent by
-/// the kernel (a terminal's Ctrl-C or Ctrl-Z reaches the tool's process group directly) is not
-/// sent twice.
-fn forward_signals(set: &libc::sigset_t, child: libc::pid_t, stop: &AtomicBool) {
-    while !stop.load(Ordering::SeqCst) {
-        if let Some(info) = sys::sigtimedwait(set, Duration::from_millis(50)) {
-            // Once the tool is reaped its pid may be another process's: nothing is sent.
-            if info.si_code != libc::SI_KERNEL && !stop.load(Ordering::SeqCst) {
-                sys::kill(child, info.si_signo);
-            }
-        }
-    }
 }
 
 /// The floor the benchmark compares the tracer with: the same filter, a tracer that only

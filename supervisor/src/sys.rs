@@ -118,6 +118,21 @@ pub fn notif_send(listener: BorrowedFd<'_>, id: u64, val: i64, error: c_int) -> 
     }
 }
 
+/// `pidfd_send_signal(pidfd, sig)`: a signal to the process the pidfd names, never to another
+/// that got its pid since.
+pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: c_int) {
+    // SAFETY: integers only (no siginfo).
+    unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+}
+
 /// `kcmp(getpid(), pid, KCMP_FILE, ours, theirs) == 0`: whether descriptor `theirs` of process
 /// `pid` is the very open file description `ours` is (Linux 3.5, `CONFIG_KCMP`; false on any
 /// error, and the caller then duplicates the descriptor again).
@@ -417,13 +432,10 @@ pub fn fork_single_threaded() -> Result<libc::pid_t, c_int> {
     }
 }
 
-/// In a server that outlives its wrapper: stdin and stdout on `/dev/null` (a `$(...)` or a
-/// pipe must see its end when the tool's own processes close theirs; stderr stays, the
-/// records may go there), the forwarded signals unblocked (a `kill` ends it as any process:
-/// the calls left then fail closed), in a session of its own (no terminal's signals).
-pub fn detach_server(forwarded: &libc::sigset_t) {
-    // SAFETY: a constant path; descriptors of our own; a live signal set; setsid has no
-    // arguments.
+/// stdin and stdout on `/dev/null`, for a guard process that outlives its wrapper (stderr
+/// stays: the records may go there).
+pub fn release_stdio() {
+    // SAFETY: a constant path; descriptors of our own.
     unsafe {
         let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
         if null >= 0 {
@@ -431,6 +443,17 @@ pub fn detach_server(forwarded: &libc::sigset_t) {
             libc::dup2(null, libc::STDOUT_FILENO);
             libc::close(null);
         }
+    }
+}
+
+/// In a server that outlives its wrapper: stdin and stdout on `/dev/null` (a `$(...)` or a
+/// pipe must see its end when the tool's own processes close theirs; stderr stays, the
+/// records may go there), the forwarded signals unblocked (a `kill` ends it as any process:
+/// the calls left then fail closed), in a session of its own (no terminal's signals).
+pub fn detach_server(forwarded: &libc::sigset_t) {
+    release_stdio();
+    // SAFETY: a live signal set; setsid has no arguments.
+    unsafe {
         libc::pthread_sigmask(libc::SIG_UNBLOCK, forwarded, std::ptr::null_mut());
         libc::setsid();
     }
@@ -523,16 +546,6 @@ pub fn ptrace_listen(pid: libc::pid_t) -> Result<(), c_int> {
     ptrace(libc::PTRACE_LISTEN, pid, 0, 0)
 }
 
-/// `PTRACE_INTERRUPT`: a trap (`PTRACE_EVENT_STOP`) at the tracee's next chance.
-pub fn ptrace_interrupt(pid: libc::pid_t) -> Result<(), c_int> {
-    ptrace(libc::PTRACE_INTERRUPT, pid, 0, 0)
-}
-
-/// `PTRACE_DETACH`, delivering `sig`.
-pub fn ptrace_detach(pid: libc::pid_t, sig: c_int) -> Result<(), c_int> {
-    ptrace(libc::PTRACE_DETACH, pid, 0, sig as usize)
-}
-
 /// `PTRACE_GETEVENTMSG`: at a seccomp stop, the filter's `SECCOMP_RET_DATA`; at a fork, vfork
 /// or clone event, the new task's id; at an exec event, the former thread id.
 pub fn ptrace_geteventmsg(pid: libc::pid_t) -> Result<libc::c_ulong, c_int> {
@@ -605,19 +618,6 @@ pub fn wait_any() -> Result<(libc::pid_t, c_int), c_int> {
             return Err(errno());
         }
     }
-}
-
-/// `sigtimedwait(set, timeout)`: one of `set` (blocked) if one arrives in `timeout`.
-pub fn sigtimedwait(set: &libc::sigset_t, timeout: std::time::Duration) -> Option<libc::siginfo_t> {
-    let ts = libc::timespec {
-        tv_sec: timeout.as_secs() as libc::time_t,
-        tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
-    };
-    // SAFETY: all-zero is a valid `siginfo_t`.
-    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-    // SAFETY: a valid set, live locals for the info and the timeout.
-    let sig = unsafe { libc::sigtimedwait(set, &mut info, &ts) };
-    (sig > 0).then_some(info)
 }
 
 /// `open(path, flags | O_CLOEXEC)`.
@@ -762,12 +762,6 @@ pub fn ptrace_signal_code(pid: libc::pid_t) -> Result<c_int, c_int> {
     }
 }
 
-/// Stops this whole process (`SIGSTOP` to itself) until a `SIGCONT`.
-pub fn stop_self() {
-    // SAFETY: plain integers.
-    unsafe { libc::kill(libc::getpid(), libc::SIGSTOP) };
-}
-
 /// The terminal's job-control stops, which a tracer in the tool's process group also gets.
 pub const JOB_CONTROL: [c_int; 3] = [libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU];
 
@@ -779,18 +773,6 @@ pub fn with_job_control(set: &libc::sigset_t) -> libc::sigset_t {
         unsafe { libc::sigaddset(&mut s, sig) };
     }
     s
-}
-
-/// The calling thread's id.
-pub fn gettid() -> libc::pid_t {
-    // SAFETY: no arguments.
-    unsafe { libc::syscall(libc::SYS_gettid) as libc::pid_t }
-}
-
-/// `tgkill(getpid(), tid, sig)`: `sig` to one thread of this process.
-pub fn tgkill_self(tid: libc::pid_t, sig: c_int) {
-    // SAFETY: plain integers.
-    unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, sig) };
 }
 
 /// `mknod(path, S_IFCHR | mode, dev)`: a character device node (the umask applies; callers
