@@ -68,6 +68,6 @@ sc_contain_descendant() {
     grep -qF 'ret=-1 errno=1 (EPERM)' "$f.bg.out" || fail "the descendant's CFG_CLEAR: $(head -n 1 "$f.bg.out")"
     recorded "$TAG" sup readonly.dcmd
     grep -qF "\"guard\":\"$SUP_GUARD\"" "$f.jsonl" || fail "no record says guard $SUP_GUARD"
-    how="refused by the $SUP_GUARD that outlived mfiguard-run (EPERM, readonly.dcmd recorded)"
+    how="refused by the guard ($SUP_GUARD) that outlived mfiguard-run (EPERM, readonly.dcmd recorded)"
     echo "a descendant's CFG_CLEAR after the first process ended: $how, driver never called; $(kernel_note)"
 }
