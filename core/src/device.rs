@@ -7,13 +7,17 @@
 //!   `/proc/devices`, or whose device number is that of the `MFIGUARD_DEVICE` path. The driver
 //!   registers with `register_chrdev`, which makes no `/sys/dev/char` entry: `/proc/devices` is
 //!   its only listing. A guard outside the tool reads it before the tool starts
-//!   ([`DriverMajor::before_start`]) and keeps that answer, so a file the tool replaces
+//!   ([`Known::before_start`]) and keeps that answer, so a file the tool replaces
 //!   afterwards (a bind mount over `/proc/devices`) cannot change the verdict;
 //! - **`mfiguard-hostd`'s node**: a character device whose `/sys/dev/char/MAJ:MIN` is a CUSE
 //!   device (class `cuse`) whose name starts with `megaraid_sas_ioctl_node` (the daemon may
 //!   register under a fresh name and number after a restart). A guard sends a call there as it
 //!   sends one to the driver (the tool's own mode first, on private copies); the daemon guards
-//!   it again with the host's policy.
+//!   it again with the host's policy. A guard outside the tool takes the daemon's devices that
+//!   exist before the tool starts ([`Known::before_start`]): a root tool could register a CUSE
+//!   device of that name itself, and a CUSE server can make the kernel read and write its
+//!   caller's memory (an unrestricted ioctl's retry), so a device the tool made must never be
+//!   taken for the daemon's (it is refused as an unrecognised file).
 //!
 //! Other drivers use the `'M'` ioctl type too, so the request code alone is not enough.
 //!
@@ -197,43 +201,93 @@ pub enum Node {
 /// The name `mfiguard-hostd` registers its CUSE device under, or begins it with.
 pub const HOSTD_CUSE_PREFIX: &[u8] = b"megaraid_sas_ioctl_node";
 
-/// The driver's major as a guard outside the tool knows it: read from `/proc/devices` before the
-/// tool started, and kept when the driver was listed (so nothing the tool does afterwards, a
-/// bind mount over the file, changes it); `live` reads it on each question (the library, whose
-/// tool could replace the file before it loaded anyway).
+/// How many `mfiguard-hostd` devices a guard outside the tool remembers from before the start.
+const HOSTD_MAX: usize = 4;
+
+/// Where the kernel lists CUSE devices (`/sys/class/cuse/NAME/dev`).
+const CUSE_CLASS: &str = "/sys/class/cuse";
+
+/// The management nodes as a guard outside the tool knows them: read before the tool started
+/// and kept, so that nothing the tool does afterwards changes them, neither a bind mount over
+/// `/proc/devices` nor a CUSE device of its own under the daemon's name (a CUSE server answers
+/// an ioctl by naming memory of its caller for the kernel to read and write: a guard that took
+/// the tool's own device for the daemon's would let the tool write into the guard). `live`
+/// asks on each question instead (the library, inside the tool, guards nothing from it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct DriverMajor {
-    at_start: Option<u32>,
+pub struct Known {
+    /// The driver's major when `/proc/devices` listed it before the start; `None`: asked live
+    /// (the driver may be loaded after a long-running tool started).
+    driver: Option<u32>,
+    /// The daemon's CUSE devices that existed before the start (0: none); `None`: asked live.
+    hostd: Option<[u64; HOSTD_MAX]>,
 }
 
-impl DriverMajor {
-    /// Reads `/proc/devices` now, before the tool starts.
-    pub fn before_start() -> DriverMajor {
-        match read_major_into(&MAJOR, PROC_DEVICES) {
-            NodeMajor::Listed(m) => DriverMajor { at_start: Some(m) },
+impl Known {
+    /// Reads `/proc/devices` and `/sys/class/cuse` now, before the tool starts.
+    pub fn before_start() -> Known {
+        let driver = match read_major_into(&MAJOR, PROC_DEVICES) {
+            NodeMajor::Listed(m) => Some(m),
             // Not loaded yet (or no /proc): asked again on each call, as the library does.
-            NodeMajor::NotListed | NodeMajor::Unreadable => DriverMajor::live(),
+            NodeMajor::NotListed | NodeMajor::Unreadable => None,
+        };
+        Known {
+            driver,
+            hostd: Some(hostd_devices_now()),
         }
     }
 
-    /// Asked of `/proc/devices` (through its cache) on each question.
-    pub const fn live() -> DriverMajor {
-        DriverMajor { at_start: None }
+    /// Asked of `/proc/devices` (through its cache) and `/sys/dev/char` on each question.
+    pub const fn live() -> Known {
+        Known {
+            driver: None,
+            hostd: None,
+        }
     }
 
-    /// A major known without reading anything (tests).
-    pub const fn fixed(major: u32) -> DriverMajor {
-        DriverMajor {
-            at_start: Some(major),
+    /// A driver's major known without reading anything, and no daemon (tests).
+    pub const fn fixed(major: u32) -> Known {
+        Known {
+            driver: Some(major),
+            hostd: Some([0; HOSTD_MAX]),
         }
     }
 
     fn is_driver(self, major: u32) -> bool {
-        match self.at_start {
+        match self.driver {
             Some(m) => m == major,
             None => is_node_major(&MAJOR, PROC_DEVICES, major),
         }
     }
+
+    fn is_hostd(self, rdev: u64) -> bool {
+        match self.hostd {
+            Some(known) => rdev != 0 && known.contains(&rdev),
+            None => is_hostd_device(rdev),
+        }
+    }
+}
+
+/// The device numbers of the CUSE devices named after the daemon's node that exist now, each
+/// confirmed by its `/sys/dev/char` link.
+fn hostd_devices_now() -> [u64; HOSTD_MAX] {
+    let mut found = [0u64; HOSTD_MAX];
+    let Ok(dir) = std::fs::read_dir(CUSE_CLASS) else {
+        return found;
+    };
+    let devices = dir.filter_map(Result::ok).filter_map(|e| {
+        let name = e.file_name();
+        if !name.as_encoded_bytes().starts_with(HOSTD_CUSE_PREFIX) {
+            return None;
+        }
+        let text = std::fs::read_to_string(e.path().join("dev")).ok()?;
+        let (major, minor) = text.trim().split_once(':')?;
+        let rdev = libc::makedev(major.parse().ok()?, minor.parse().ok()?);
+        is_hostd_device(rdev).then_some(rdev)
+    });
+    for (slot, rdev) in found.iter_mut().zip(devices) {
+        *slot = rdev;
+    }
+    found
 }
 
 /// The last device number found to be `mfiguard-hostd`'s (0: none yet): a call answered with
@@ -301,26 +355,26 @@ pub enum Target {
 
 /// Which management node `fd` is, if any: the one recognition every guard asks (see the
 /// module). `Err(errno)` when `fstat` fails (a bad descriptor).
-pub fn management_node(fd: c_int, cfg: &Config, driver: DriverMajor) -> Result<Target, c_int> {
+pub fn management_node(fd: c_int, cfg: &Config, known: Known) -> Result<Target, c_int> {
     let kind = sys::fstat(fd)?;
     if !kind.is_char_device() {
         return Ok(Target::Other(None));
     }
-    Ok(match classify(kind.rdev, cfg, driver) {
+    Ok(match classify(kind.rdev, cfg, known) {
         Some(node) => Target::Node(node),
         None => Target::Other(Some(kind.rdev)),
     })
 }
 
 /// [`management_node`] for a character device's number.
-pub fn classify(rdev: u64, cfg: &Config, driver: DriverMajor) -> Option<Node> {
+pub fn classify(rdev: u64, cfg: &Config, known: Known) -> Option<Node> {
     if cfg.device.as_ref().is_some_and(|(_, named)| *named == rdev) {
         return Some(Node::Driver);
     }
-    if driver.is_driver(libc::major(rdev as libc::dev_t)) {
+    if known.is_driver(libc::major(rdev as libc::dev_t)) {
         return Some(Node::Driver);
     }
-    is_hostd_device(rdev).then_some(Node::Hostd)
+    known.is_hostd(rdev).then_some(Node::Hostd)
 }
 
 /// Whether `fd` is a character device: the node check when the configuration (and so
@@ -334,7 +388,7 @@ pub fn is_char_device(fd: c_int) -> Result<bool, c_int> {
 /// read as it is now (the library's question); `Err(errno)` when `fstat` fails.
 pub fn is_mgmt_node(fd: c_int, cfg: &Config) -> Result<bool, c_int> {
     Ok(matches!(
-        management_node(fd, cfg, DriverMajor::live())?,
+        management_node(fd, cfg, Known::live())?,
         Target::Node(_)
     ))
 }
@@ -467,10 +521,18 @@ mod tests {
         let major = libc::major(null as libc::dev_t);
         let cfg = Config::FALLBACK;
         assert_eq!(
-            classify(null, &cfg, DriverMajor::fixed(major)),
+            classify(null, &cfg, Known::fixed(major)),
             Some(Node::Driver)
         );
-        assert_eq!(classify(null, &cfg, DriverMajor::fixed(major + 1)), None);
+        assert_eq!(classify(null, &cfg, Known::fixed(major + 1)), None);
+        // A daemon's device counts only if it existed before the start.
+        let before = Known {
+            driver: Some(major + 1),
+            hostd: Some([null, 0, 0, 0]),
+        };
+        assert_eq!(classify(null, &cfg, before), Some(Node::Hostd));
+        // Taken now (no cuse here): no daemon, whatever sysfs will say later.
+        assert_eq!(Known::before_start().hostd, Some([0; HOSTD_MAX]));
     }
 
     #[test]

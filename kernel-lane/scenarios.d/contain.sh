@@ -71,3 +71,40 @@ sc_contain_descendant() {
     how="refused by the guard ($SUP_GUARD) that outlived mfiguard-run (EPERM, readonly.dcmd recorded)"
     echo "a descendant's CFG_CLEAR after the first process ended: $how, driver never called; $(kernel_note)"
 }
+
+# A root tool registers a CUSE device of its own under the daemon's name (here: a second
+# mfiguard-hostd it starts, on a node in a scratch directory) and calls through it. A CUSE
+# server can make the kernel read and write its caller's memory (an unrestricted ioctl's
+# retry), so the guard must never send it anything: only the daemon's devices that existed
+# before the tool started count. ENOTTY, guard.unrecognised-file, the driver never called.
+sc_contain_own_cuse() {
+    contain_only
+    has_hostd || { echo "no mfiguard-hostd in the image (run.sh --hostd) or no /dev/cuse" && exit 77; }
+    ensure_node
+    TAG=contain-cuse
+    f=$OUT/$TAG.sup
+    rm -rf "$f".* /tmp/own
+    kernel_calls_reset
+    own=/tmp/own/megaraid_sas_ioctl_node.own
+    # shellcheck disable=SC2086
+    MFIGUARD_LOG=$f.jsonl MFIGUARD_AUDIT=all timeout 60 "$SUP" $KL_SUP_ARGS /bin/sh -c "
+        mkdir -p /tmp/own/priv
+        MFIGUARD_LOG=$f.own.jsonl $HOSTD --node $own --private-dir /tmp/own/priv --watch-ms 50 >/dev/null 2>$f.own.err &
+        i=0
+        while [ ! -c $own ] && [ \$i -lt 200 ]; do usleep 50000; i=\$((i + 1)); done
+        [ -c $own ] || { echo 'no CUSE device of the tool'; kill \$!; exit 98; }
+        $SUP_CLIENT --device $own ctrl-info
+        r=\$?
+        kill \$!
+        exit \$r" >"$f.out" 2>"$f.err"
+    echo $? >"$f.rc"
+    kernel_calls >"$f.kcalls"
+    kernel_packets >"$f.kpackets"
+    [ "$(rc "$TAG" sup)" != 98 ] || fail "the tool's own daemon did not start: $(tail -n 3 "$f.own.err" | tr '\n' ' ')"
+    grep -qF 'errno=25' "$f.out" || fail "a call through the tool's own CUSE device was not refused: $(head -n 2 "$f.out" | tr '\n' ' ')"
+    recorded "$TAG" sup guard.unrecognised-file
+    reached_kernel "$TAG" sup 0
+    [ ! -s "$f.own.jsonl" ] || fail "the tool's CUSE server got a call: $(head -c 300 "$f.own.jsonl")"
+    rm -rf /tmp/own
+    echo "a call through a CUSE device the tool registered under the daemon's name: ENOTTY, guard.unrecognised-file recorded, nothing sent to it ($SUP_GUARD); $(kernel_note)"
+}

@@ -51,7 +51,7 @@ mod imp {
 
     use mfiguard_core::audit::Guard;
     use mfiguard_core::config::Config;
-    use mfiguard_core::device::DriverMajor;
+    use mfiguard_core::device::Known;
 
     pub use crate::filter::already_guarded;
     pub use crate::spawn::{Command, SpawnError};
@@ -121,7 +121,7 @@ mod imp {
         let old = sys::block(&blocked);
         let signals = sys::signalfd(&set).map_err(SpawnError::Setup)?;
         let prog = filter::build(filter::Handler::Trace);
-        let driver = DriverMajor::before_start();
+        let driver = Known::before_start();
         let (from_tracer, to_wrapper) = sys::pipe().map_err(SpawnError::Setup)?;
         let wrapper = std::process::id() as libc::pid_t;
         match sys::fork_single_threaded().map_err(SpawnError::Setup)? {
@@ -184,7 +184,7 @@ mod imp {
         prog: &[libc::sock_filter],
         old: &libc::sigset_t,
         use_pidfd: bool,
-        driver: DriverMajor,
+        driver: Known,
         wrapper: libc::pid_t,
         report: &mut std::fs::File,
     ) -> i32 {
@@ -303,7 +303,7 @@ mod imp {
         let signals = sys::signalfd(&set).map_err(SpawnError::Setup)?;
         let prog = filter::build(filter::Handler::UserNotif);
         // Before the tool starts: nothing it does afterwards changes what the driver is.
-        let driver = DriverMajor::before_start();
+        let driver = Known::before_start();
         let started = spawn::spawn(cmd, &prog, opts.killable_wait, &old)?;
         let sync = opts.sync_wake_up && sys::notif_sync_wake_up(started.listener.as_fd()).is_ok();
         log::debug!(

@@ -48,7 +48,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use mfiguard_core::audit::Guard;
 use mfiguard_core::audit::GuardIssue;
 use mfiguard_core::config::Config;
-use mfiguard_core::device::{self, DriverMajor, Target};
+use mfiguard_core::device::{self, Known, Target};
 use mfiguard_core::guarded::{copied, Answer, Caller, Identity, Request};
 use mfiguard_sanitizer::{Abi, Errno};
 
@@ -193,8 +193,8 @@ pub struct Tracer<'c> {
     pidfds: HashMap<libc::pid_t, OwnedFd>,
     /// Whether `pidfd_getfd` is tried (until the kernel says `ENOSYS`).
     use_pidfd: bool,
-    /// The driver's major, read before the tool started.
-    driver: DriverMajor,
+    /// The management nodes, as known before the tool started.
+    driver: Known,
     /// The first process's end, once seen: the rest are being detached.
     exit: Option<Exit>,
     /// A stop from the terminal (Ctrl-Z, a background read or write) reached the tool's first
@@ -212,7 +212,7 @@ impl<'c> Tracer<'c> {
         cfg: &'c Config,
         child: libc::pid_t,
         use_pidfd: bool,
-        driver: DriverMajor,
+        driver: Known,
     ) -> Tracer<'c> {
         let mut tasks = HashMap::new();
         tasks.insert(child, Some(child));

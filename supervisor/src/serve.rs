@@ -26,7 +26,7 @@ use std::rc::Rc;
 
 use mfiguard_core::audit::{Guard, GuardIssue};
 use mfiguard_core::config::Config;
-use mfiguard_core::device::{self, DriverMajor, Target};
+use mfiguard_core::device::{self, Known, Target};
 use mfiguard_core::guarded::{
     copied, Answer, Caller, Driver, Identity, PrivateCall, Replay, Request, AEN_SIZE,
 };
@@ -240,8 +240,8 @@ pub struct Supervisor<'c> {
     /// pidfds of the thread-group leaders that made calls, by pid (most tools are one process
     /// with one thread: one `pidfd_open` for all their calls).
     leaders: Vec<(libc::pid_t, OwnedFd)>,
-    /// The driver's major, read before the tool started.
-    driver: DriverMajor,
+    /// The management nodes, as known before the tool started.
+    driver: Known,
     /// The descriptors recent calls were made on: a call on the same open file costs one
     /// `kcmp` instead of `pidfd_getfd`, `fstat` and `close`.
     files: Vec<KnownFile>,
@@ -263,12 +263,12 @@ struct KnownFile {
 }
 
 impl<'c> Supervisor<'c> {
-    /// Serves `listener` with `cfg`; `driver` was read before the tool started.
+    /// Serves `listener` with `cfg`; `driver` was taken before the tool started.
     pub fn new(
         cfg: &'c Config,
         listener: OwnedFd,
         killable: bool,
-        driver: DriverMajor,
+        driver: Known,
     ) -> Supervisor<'c> {
         Supervisor {
             cfg,
@@ -489,7 +489,7 @@ fn known_file(
     files: &mut Vec<KnownFile>,
     leaders: &mut Vec<(libc::pid_t, OwnedFd)>,
     cfg: &Config,
-    driver: DriverMajor,
+    driver: Known,
     call: &Syscall,
     tool: &Tool<'_>,
 ) -> Result<(Rc<OwnedFd>, Target), c_int> {
@@ -518,7 +518,7 @@ fn known_file(
 fn node_fd(
     leaders: &mut Vec<(libc::pid_t, OwnedFd)>,
     cfg: &Config,
-    driver: DriverMajor,
+    driver: Known,
     call: &Syscall,
     tool: &Tool<'_>,
 ) -> Result<(OwnedFd, Target), c_int> {
