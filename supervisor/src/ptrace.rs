@@ -208,12 +208,7 @@ pub struct Tracer<'c> {
 impl<'c> Tracer<'c> {
     /// Traces `child` (seized by this thread, see `ptrace_spawn`) with `cfg`; `use_pidfd`
     /// false reopens descriptors through `/proc` as on kernels before 5.6.
-    pub fn new(
-        cfg: &'c Config,
-        child: libc::pid_t,
-        use_pidfd: bool,
-        driver: Known,
-    ) -> Tracer<'c> {
+    pub fn new(cfg: &'c Config, child: libc::pid_t, use_pidfd: bool, driver: Known) -> Tracer<'c> {
         let mut tasks = HashMap::new();
         tasks.insert(child, Some(child));
         Tracer {
