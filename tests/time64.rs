@@ -10,42 +10,18 @@ use common::*;
 
 use std::process::Command;
 
-/// A 32-bit library whose `mfiguard_test_ioctl` calls `ioctl` as a `_TIME_BITS=64` program does,
-/// loaded by the i686 client; `None` (skipped, loudly) without gcc-multilib or outside the i686
-/// suite.
-fn time64_helper(dir: &Scratch) -> Option<String> {
+#[test]
+fn a_time64_client_is_guarded_by_the_i386_library() {
     if !cross_target().is_some_and(|t| t.starts_with("i686")) {
         eprintln!(
             "skipped: the i686 suite runs this (MFIGUARD_TEST_TARGET=i686-unknown-linux-gnu)"
         );
-        return None;
+        return;
     }
-    let src = dir.path("time64.c");
-    std::fs::write(
-        &src,
-        "#include <sys/ioctl.h>\n\
-         int mfiguard_test_ioctl(int fd, unsigned long request, void *packet)\n\
-         { return ioctl(fd, request, packet); }\n",
-    )
-    .unwrap();
-    let lib = dir.path("libtime64.so");
-    let status = Command::new("cc")
-        .args(["-m32", "-D_TIME_BITS=64", "-D_FILE_OFFSET_BITS=64"])
-        .args(["-shared", "-fPIC", "-o"])
-        .arg(&lib)
-        .arg(&src)
-        .status();
-    if !matches!(status, Ok(s) if s.success()) {
-        eprintln!("skipped: no 32-bit C compiler (gcc-multilib)");
-        return None;
-    }
-    Some(lib.to_str().unwrap().to_owned())
-}
-
-#[test]
-fn a_time64_client_is_guarded_by_the_i386_library() {
     let dir = Scratch::new("time64");
-    let Some(lib) = time64_helper(&dir) else {
+    // A 32-bit library whose ioctl call is made as a 64-bit-time program makes it.
+    let flags = ["-D_TIME_BITS=64", "-D_FILE_OFFSET_BITS=64"];
+    let Some(lib) = ioctl_helper_lib(&dir, "time64", &flags) else {
         return;
     };
     // The helper really calls the other name (glibc >= 2.34): else this proves nothing.
@@ -59,21 +35,6 @@ fn a_time64_client_is_guarded_by_the_i386_library() {
     );
     assert!(!undefined.contains(" ioctl"), "{undefined}");
 
-    let run = client(&["dl-limit", "plain", &lib])
-        .guard(Guard::Enforce)
-        .run();
-    assert_eq!(
-        run.stdout,
-        "ret=0 errno=0 (0) cmd_status=0x00\n",
-        "{}",
-        run.dump()
-    );
     // The oracle: the simulator got the guard's private copy (IEEE cleared), once.
-    assert_eq!(
-        text(run.sim_call(), "flags"),
-        Some("0x0010"),
-        "{}",
-        run.dump()
-    );
-    assert_eq!(run.audit_calls().len(), 1, "{}", run.dump());
+    assert_helper_call_guarded(&lib);
 }

@@ -3,8 +3,15 @@
 # the guard (the rest is shown on the host, tests/supervisor.rs). Run with either mechanism
 # (KL_SUP_ARGS: --via supervise in the main lane, --via ptrace in the ptrace lane).
 
-contain_only() {
+# contain_begin TAG: the scenario's supervisor check, the driver's node, and its files
+# ($OUT/TAG.sup.*, as `f`) cleared; the driver's calls counted from here.
+contain_begin() {
     has_sup || { echo "no supervisor in the image (run.sh --supervisor)" && exit 77; }
+    ensure_node
+    TAG=$1
+    f=$OUT/$TAG.sup
+    rm -rf "$f".*
+    kernel_calls_reset
 }
 
 # A root tool bind-mounts a /proc/devices without the driver's line, then sends CFG_CLEAR under
@@ -12,13 +19,8 @@ contain_only() {
 # listed before the tool started: EPERM, the driver never called, readonly.dcmd recorded. (A
 # guard that read the file again took the node for "another file" and executed the call.)
 sc_contain_proc_devices() {
-    contain_only
-    ensure_node
-    TAG=contain-procdev
-    f=$OUT/$TAG.sup
-    rm -f "$f".*
+    contain_begin contain-procdev
     printf 'Character devices:\n  1 mem\n  4 tty\n\nBlock devices:\n  8 sd\n' >/tmp/fake-devices
-    kernel_calls_reset
     # shellcheck disable=SC2086 # KL_SUP_ARGS is words on purpose
     MFIGUARD_MODE=readonly MFIGUARD_LOG=$f.jsonl MFIGUARD_AUDIT=all timeout 30 "$SUP" $KL_SUP_ARGS \
         /bin/sh -c "mount --bind /tmp/fake-devices /proc/devices || exit 99; grep -c megaraid /proc/devices; exec $SUP_CLIENT dcmd 0x04030000 none 0" \
@@ -42,12 +44,7 @@ sc_contain_proc_devices() {
 # tracer process) and keeps it guarded: EPERM, recorded, the driver never called; mfiguard-run
 # returned the first process's status at once.
 sc_contain_descendant() {
-    contain_only
-    ensure_node
-    TAG=contain-desc
-    f=$OUT/$TAG.sup
-    rm -f "$f".*
-    kernel_calls_reset
+    contain_begin contain-desc
     # shellcheck disable=SC2086
     MFIGUARD_MODE=readonly MFIGUARD_LOG=$f.jsonl MFIGUARD_AUDIT=all timeout 30 "$SUP" $KL_SUP_ARGS \
         /bin/sh -c "(sleep 1; $SUP_CLIENT dcmd 0x04030000 none 0 >$f.bg.out 2>&1; echo \$? >$f.bg.rc) </dev/null >/dev/null 2>&1 & exit 3" \
@@ -78,13 +75,9 @@ sc_contain_descendant() {
 # retry), so the guard must never send it anything: only the daemon's devices that existed
 # before the tool started count. ENOTTY, guard.unrecognised-file, the driver never called.
 sc_contain_own_cuse() {
-    contain_only
     has_hostd || { echo "no mfiguard-hostd in the image (run.sh --hostd) or no /dev/cuse" && exit 77; }
-    ensure_node
-    TAG=contain-cuse
-    f=$OUT/$TAG.sup
-    rm -rf "$f".* /tmp/own
-    kernel_calls_reset
+    contain_begin contain-cuse
+    rm -rf /tmp/own
     own=/tmp/own/megaraid_sas_ioctl_node.own
     # shellcheck disable=SC2086
     MFIGUARD_LOG=$f.jsonl MFIGUARD_AUDIT=all timeout 60 "$SUP" $KL_SUP_ARGS /bin/sh -c "

@@ -228,7 +228,7 @@ enum Op {
 
 fn program() -> Vec<Op> {
     use Op::*;
-    vec![
+    let mut ops = vec![
         Load(ARCH),
         JumpEq(AUDIT_ARCH_X86_64, "x86_64", "not x86_64"),
         At("x86_64"),
@@ -244,21 +244,12 @@ fn program() -> Vec<Op> {
         At("native not firmware"),
         JumpEq(GET_AEN, "guard", "allow"),
         At("native other"),
-        JumpEq(X86_64_CLOSED.clone, "clone", "native not clone"),
-        At("native not clone"),
-        JumpEq(X86_64_CLOSED.clone3, "enosys", "native not clone3"),
-        At("native not clone3"),
-        JumpEq(X86_64_CLOSED.ptrace, "contained", "native not ptrace"),
-        At("native not ptrace"),
-        JumpEq(X86_64_CLOSED.pidfd_getfd, "contained", "native not getfd"),
-        At("native not getfd"),
-        JumpEq(
-            X86_64_CLOSED.process_vm_writev,
-            "contained",
-            "native not vm",
-        ),
-        At("native not vm"),
-        JumpEq(X86_64_CLOSED.seccomp, "seccomp", "allow"),
+    ];
+    ops.extend(closed_tests(
+        X86_64_CLOSED,
+        ["native 1", "native 2", "native 3", "native 4", "native 5"],
+    ));
+    ops.extend([
         At("not x86_64"),
         JumpEq(AUDIT_ARCH_I386, "i386", "allow"),
         At("i386"),
@@ -270,17 +261,12 @@ fn program() -> Vec<Op> {
         At("i386 not firmware32"),
         JumpEq(GET_AEN, "guard32", "allow"),
         At("i386 other"),
-        JumpEq(I386_CLOSED.clone, "clone", "i386 not clone"),
-        At("i386 not clone"),
-        JumpEq(I386_CLOSED.clone3, "enosys", "i386 not clone3"),
-        At("i386 not clone3"),
-        JumpEq(I386_CLOSED.ptrace, "contained", "i386 not ptrace"),
-        At("i386 not ptrace"),
-        JumpEq(I386_CLOSED.pidfd_getfd, "contained", "i386 not getfd"),
-        At("i386 not getfd"),
-        JumpEq(I386_CLOSED.process_vm_writev, "contained", "i386 not vm"),
-        At("i386 not vm"),
-        JumpEq(I386_CLOSED.seccomp, "seccomp", "allow"),
+    ]);
+    ops.extend(closed_tests(
+        I386_CLOSED,
+        ["i386 1", "i386 2", "i386 3", "i386 4", "i386 5"],
+    ));
+    ops.extend([
         // clone(flags, ...): both entries pass the flags first.
         At("clone"),
         Load(ARG0_LO),
@@ -292,6 +278,28 @@ fn program() -> Vec<Op> {
         At("seccomp filter"),
         Load(ARG1_LO),
         JumpSet(SECCOMP_FILTER_FLAG_NEW_LISTENER, "contained", "allow"),
+    ]);
+    ops
+}
+
+/// The closed system calls of one entry, tested in turn on `nr` (loaded): `clone` and `seccomp`
+/// go on to their argument tests, `clone3` to `ENOSYS`, the others to the guard; `between`
+/// names the places between the tests.
+fn closed_tests(t: Closed, between: [&'static str; 5]) -> Vec<Op> {
+    use Op::*;
+    let [a, b, c, d, e] = between;
+    vec![
+        JumpEq(t.clone, "clone", a),
+        At(a),
+        JumpEq(t.clone3, "enosys", b),
+        At(b),
+        JumpEq(t.ptrace, "contained", c),
+        At(c),
+        JumpEq(t.pidfd_getfd, "contained", d),
+        At(d),
+        JumpEq(t.process_vm_writev, "contained", e),
+        At(e),
+        JumpEq(t.seccomp, "seccomp", "allow"),
     ]
 }
 
