@@ -10,8 +10,10 @@
 //! At a seccomp stop the call is executed here exactly as the notification supervisor does:
 //! the tool's descriptor is duplicated (`pidfd_getfd`, Linux 5.6; before that `/proc/<tid>/fd/N`
 //! is opened again, see [`Tracer::node_fd`]), checked with the library's node test, and the
-//! call goes through `mfiguard_core::guarded::copied::run` (records say `"guard":"ptrace"`) or,
-//! for any other file, through the private-copy path. The tool's system call is then skipped
+//! call goes through `mfiguard_core::guarded::copied::run` (records say `"guard":"ptrace"`); a
+//! MegaRAID code on any other file is refused (`ENOTTY`, `guard.unrecognised-file`), and the
+//! system calls the filter closes (its data `DATA_CONTAINED`) with `EPERM` and a
+//! `guard.contained` record. The tool's system call is then skipped
 //! (`orig_rax = -1`) and its return value set, in the same stop: seccomp(2) says "If the
 //! tracer asks to skip the system call, then the system call will appear to return the value
 //! that the tracer puts in the return value register", which holds for x86_64 since seccomp
@@ -26,19 +28,15 @@
 //!
 //! Signals: a signal-delivery-stop is resumed with its signal (injected); a group-stop
 //! (`PTRACE_EVENT_STOP` with a stopping signal) gets `PTRACE_LISTEN`, so the tool stays stopped
-//! until `SIGCONT` as without a tracer; other traps are resumed. Signals sent to this process
-//! are passed on to the tool by a second thread (`sigtimedwait`), as the notification
-//! supervisor does with its signalfd. A terminal's stop (Ctrl-Z, `SIGTTIN`, `SIGTTOU`: sent by
-//! the kernel to the whole foreground process group) is blocked here, reaches the tool, and
-//! once the tool's first process is stopped this process stops itself too: the shell sees the
-//! job stopped, and `fg` continues both (a tracer stopped by the terminal before its tool
-//! would hold the tool's stop signal until after the `SIGCONT`, leaving the tool stopped). A tool that uses ptrace itself gets `EPERM` from the
-//! kernel (its children are already traced by us; `PTRACE_TRACEME` fails for a tracee).
+//! until `SIGCONT` as without a tracer; other traps are resumed. The tracer is a process of its
+//! own (see `run_ptrace_with`): signals sent to `mfiguard-run` are passed on to the tool there;
+//! here every forwarded and job-control signal is blocked. A terminal's stop (Ctrl-Z,
+//! `SIGTTIN`, `SIGTTOU`) reaches the tool, and once the tool's first process is stopped the
+//! tracer stops `mfiguard-run` too: the shell sees the job stopped, and `fg` continues both.
 //!
-//! When the tool's first process ends, its exit is ours; descendants still running are
-//! detached (`PTRACE_INTERRUPT`, then `PTRACE_DETACH` at their next stop): their MegaRAID
-//! calls then fail with `ENOSYS` (a `RET_TRACE` without a tracer), as they do when the
-//! notification supervisor is gone.
+//! When the tool's first process ends, its exit is reported at once (`mfiguard-run` returns
+//! it); the descendants still running stay traced and guarded until the last one ends. A tool
+//! that uses ptrace itself is refused by the filter.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -195,7 +193,7 @@ pub struct Tracer<'c> {
     use_pidfd: bool,
     /// The management nodes, as known before the tool started.
     driver: Known,
-    /// The first process's end, once seen: the rest are being detached.
+    /// The first process's end, once seen (the rest are traced until they end).
     exit: Option<Exit>,
     /// A stop from the terminal (Ctrl-Z, a background read or write) reached the tool's first
     /// process: when it group-stops, the wrapper stops too, so that the shell sees the job
