@@ -42,6 +42,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::ffi::{c_int, CString};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::rc::Rc;
 
 use mfiguard_core::audit::Guard;
 use mfiguard_core::audit::GuardIssue;
@@ -50,6 +51,7 @@ use mfiguard_core::device::{self, Known, Target};
 use mfiguard_core::guarded::{copied, Answer, Caller, Identity, Request};
 use mfiguard_sanitizer::{Abi, Errno};
 
+use crate::files::KnownFiles;
 use crate::filter;
 use crate::proc::{self, identity};
 use crate::serve::Node;
@@ -193,6 +195,8 @@ pub struct Tracer<'c> {
     use_pidfd: bool,
     /// The management nodes, as known before the tool started.
     driver: Known,
+    /// The descriptors recent calls were made on.
+    files: KnownFiles,
     /// The first process's end, once seen (the rest are traced until they end).
     exit: Option<Exit>,
     /// A stop from the terminal (Ctrl-Z, a background read or write) reached the tool's first
@@ -216,6 +220,7 @@ impl<'c> Tracer<'c> {
             pidfds: HashMap::new(),
             use_pidfd,
             driver,
+            files: KnownFiles::default(),
             exit: None,
             terminal_stop: false,
             wrapper: 0,
@@ -348,7 +353,15 @@ impl<'c> Tracer<'c> {
             let _ = tracee.answer(Answer::Errno(Errno(libc::EALREADY)));
             return;
         }
-        match self.node_fd(tid, call.fd) {
+        let known = match self.files.get(tid, call.fd) {
+            Some((fd, file)) => Ok(Own {
+                fd,
+                file,
+                reopened: false,
+            }),
+            None => self.node_fd(tid, call.fd),
+        };
+        match known {
             Err(errno) => {
                 let _ = tracee.answer(Answer::Errno(Errno(errno)));
             }
@@ -437,11 +450,13 @@ impl<'c> Tracer<'c> {
             },
         };
         let file = device::management_node(own.as_raw_fd(), self.cfg, self.driver)?;
-        Ok(Own {
-            fd: own,
-            file,
-            reopened,
-        })
+        // A reopened description is never the tool's own: kcmp would never find it again.
+        let fd = if reopened {
+            Rc::new(own)
+        } else {
+            self.files.remember(tid, fd, own, file)
+        };
+        Ok(Own { fd, file, reopened })
     }
 
     fn getfd(&mut self, tid: libc::pid_t, fd: c_int) -> Result<OwnedFd, c_int> {
@@ -456,7 +471,7 @@ impl<'c> Tracer<'c> {
 
 /// The tool's descriptor, as ours.
 struct Own {
-    fd: OwnedFd,
+    fd: Rc<OwnedFd>,
     /// Which file it is.
     file: Target,
     /// Whether it is a new open file description (`/proc/<tid>/fd/N` opened again).

@@ -33,6 +33,7 @@ use mfiguard_core::guarded::{
 
 use mfiguard_sanitizer::{Abi, Errno};
 
+use crate::files::KnownFiles;
 use crate::filter::{self, FIRMWARE, GET_AEN};
 use crate::proc::{identity, tgid};
 use crate::sys::{self, Exit};
@@ -242,25 +243,12 @@ pub struct Supervisor<'c> {
     leaders: Vec<(libc::pid_t, OwnedFd)>,
     /// The management nodes, as known before the tool started.
     driver: Known,
-    /// The descriptors recent calls were made on: a call on the same open file costs one
-    /// `kcmp` instead of `pidfd_getfd`, `fstat` and `close`.
-    files: Vec<KnownFile>,
+    /// The descriptors recent calls were made on.
+    files: KnownFiles,
 }
 
 /// How many leaders' pidfds are kept.
 const LEADERS_MAX: usize = 32;
-
-/// How many of the tool's descriptors are kept, duplicated and recognised.
-const FILES_MAX: usize = 8;
-
-/// A descriptor of the tool, duplicated here and recognised once: `tid`'s descriptor `fd`
-/// was this file when it was last checked.
-struct KnownFile {
-    tid: libc::pid_t,
-    fd: c_int,
-    own: Rc<OwnedFd>,
-    target: Target,
-}
 
 impl<'c> Supervisor<'c> {
     /// Serves `listener` with `cfg`; `driver` was taken before the tool started.
@@ -277,7 +265,7 @@ impl<'c> Supervisor<'c> {
             killable,
             leaders: Vec::new(),
             driver,
-            files: Vec::new(),
+            files: KnownFiles::default(),
         }
     }
 
@@ -482,35 +470,21 @@ impl<'c> Supervisor<'c> {
     }
 }
 
-/// [`node_fd`], answered from `files` when the tool's descriptor is still the open file it was
-/// (`kcmp`): another thread may have put another file at that number since (`dup2`), and then
-/// it is duplicated and recognised again.
+/// [`node_fd`], answered from `files` while the tool's descriptor is still the open file it
+/// was.
 fn known_file(
-    files: &mut Vec<KnownFile>,
+    files: &mut KnownFiles,
     leaders: &mut Vec<(libc::pid_t, OwnedFd)>,
     cfg: &Config,
     driver: Known,
     call: &Syscall,
     tool: &Tool<'_>,
 ) -> Result<(Rc<OwnedFd>, Target), c_int> {
-    if let Some(k) = files.iter().find(|k| k.tid == call.tid && k.fd == call.fd) {
-        if sys::same_file(k.own.as_fd(), call.tid, call.fd) {
-            return Ok((Rc::clone(&k.own), k.target));
-        }
+    if let Some(known) = files.get(call.tid, call.fd) {
+        return Ok(known);
     }
-    files.retain(|k| !(k.tid == call.tid && k.fd == call.fd));
     let (fd, target) = node_fd(leaders, cfg, driver, call, tool)?;
-    let own = Rc::new(fd);
-    if files.len() >= FILES_MAX {
-        files.remove(0);
-    }
-    files.push(KnownFile {
-        tid: call.tid,
-        fd: call.fd,
-        own: Rc::clone(&own),
-        target,
-    });
-    Ok((own, target))
+    Ok((files.remember(call.tid, call.fd, fd, target), target))
 }
 
 /// The tool's descriptor, as ours, and which file it is (the driver's node, `mfiguard-hostd`'s,
