@@ -8,6 +8,8 @@
 //! - a MegaRAID call answered by the kernel (`ENOTTY` on `/dev/null`, named as the node with
 //!   `MFIGUARD_DEVICE`), no records: under the supervisor, against the same filter with a bare
 //!   responder that answers every notification at once (no decision, no copy); target <= 1.5x;
+//!   once with `SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP` on both sides (where the kernel has it,
+//!   6.6+) and once without on either (as before 6.6);
 //! - an unrelated system call (FIONREAD on a pipe, `getppid`) under mfiguard's filter against
 //!   an allow-everything filter installed the same way; target <= 1.02x;
 //! - `supervise /bin/true` (and `supervise --ptrace /bin/true`) against `/bin/true`: start-up,
@@ -27,7 +29,12 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
+
+/// Whether the runs go without `SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP` (Linux 6.6), on both sides
+/// (`MFIGUARD_TEST_NO_SYNC_WAKE_UP` for the supervisor and the bare responder alike).
+static NO_SYNC_WAKE_UP: AtomicBool = AtomicBool::new(false);
 
 struct Artifacts {
     supervise: PathBuf,
@@ -94,6 +101,9 @@ fn client_ns(a: &Artifacts, how: Under<'_>, args: &[&str]) -> f64 {
         .env("MFIGUARD_LOG", "none");
     if let Under::Preload(lib) = how {
         cmd.env("LD_PRELOAD", lib);
+    }
+    if NO_SYNC_WAKE_UP.load(Ordering::Relaxed) {
+        cmd.env("MFIGUARD_TEST_NO_SYNC_WAKE_UP", "1");
     }
     let out = cmd.output().expect("run bench_client");
     assert!(
@@ -193,7 +203,20 @@ fn main() {
         client_ns(&a, how, &["kernel", mega_n])
     });
     rows.push(row(
-        "MegaRAID call (kernel answers ENOTTY): supervisor vs bare notification round trip",
+        "MegaRAID call (kernel answers ENOTTY): supervisor vs bare notification round trip (synchronous wake-up where the kernel has it, 6.6+)",
+        "ns/call",
+        Cost::Ratio(1.5),
+        3.0,
+        &p,
+    ));
+    NO_SYNC_WAKE_UP.store(true, Ordering::Relaxed);
+    let p = pairs(mega_rounds, |with| {
+        let how = if with { Under::Supervisor } else { Under::Bare };
+        client_ns(&a, how, &["kernel", mega_n])
+    });
+    NO_SYNC_WAKE_UP.store(false, Ordering::Relaxed);
+    rows.push(row(
+        "the same without SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP on either side (kernels before 6.6)",
         "ns/call",
         Cost::Ratio(1.5),
         3.0,

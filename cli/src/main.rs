@@ -245,6 +245,14 @@ fn run() -> Result<ExitCode, Error> {
                             match never {}
                         }
                     }
+                    // Under another mfiguard-run (a PATH shim called from a guarded script):
+                    // its filter closes both doors, and its guard covers this tool already.
+                    if mechanism::already_guarded() {
+                        eprintln!(
+                            "{ME}: note: this process runs under mfiguard-run's guard already; the tool runs under it"
+                        );
+                        return exec_under_outer_guard(&settings, tool, &path, args);
+                    }
                     let fallback = mechanism::choose(&path, &kind, Via::Preload);
                     run_preloaded(&settings, &fallback, &kind, tool, &path, args)
                 }
@@ -253,6 +261,24 @@ fn run() -> Result<ExitCode, Error> {
         }
         m => run_preloaded(&settings, m, &kind, tool, &path, args),
     }
+}
+
+/// Runs the tool as it is, for an `mfiguard-run` that is itself under another one's guard
+/// (which covers the tool: its filter is inherited); the options' settings are exported as
+/// for the library.
+fn exec_under_outer_guard(
+    settings: &Settings,
+    tool: &OsString,
+    path: &Path,
+    args: &[OsString],
+) -> Result<ExitCode, Error> {
+    use std::os::unix::process::CommandExt;
+    let e = std::process::Command::new(path)
+        .arg0(tool)
+        .args(args)
+        .envs(settings.exports.iter().map(|(k, v)| (k, v)))
+        .exec();
+    Err(Error::NotExecutable(format!("{}: {e}", path.display())))
 }
 
 /// Runs the tool under `LD_PRELOAD` (or, with `--allow-unguarded`, unguarded).
@@ -383,6 +409,7 @@ fn supervise(
         };
         let opts = Options {
             killable_wait: std::env::var_os("MFIGUARD_TEST_NO_KILLABLE").is_none(),
+            ..Options::default()
         };
         let shown = path.display();
         let result = if traced {

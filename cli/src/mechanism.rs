@@ -123,6 +123,18 @@ pub fn supervisor_available() -> Result<(), String> {
     }
 }
 
+/// Whether this process runs under an `mfiguard-run` supervisor or tracer already.
+pub fn already_guarded() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        mfiguard_supervisor::already_guarded()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// Whether the ptrace fallback's filter installs here (a real install in a forked child: only
 /// asked where user notification is missing); `Err` says why not.
 pub fn ptrace_available() -> Result<(), String> {

@@ -1,8 +1,25 @@
 //! Is this descriptor the MegaRAID management node?
 //!
-//! A character device whose major is the `megaraid_sas_ioctl` line of `/proc/devices`, or whose
-//! device number is that of the `MFIGUARD_DEVICE` path. Other drivers use the `'M'` ioctl type
-//! too, so the request code alone is not enough.
+//! Two files are: the driver's node, and `mfiguard-hostd`'s (which guards every caller and
+//! forwards to the driver). [`management_node`] is the one recognition every guard asks:
+//!
+//! - **the driver's node**: a character device whose major is the `megaraid_sas_ioctl` line of
+//!   `/proc/devices`, or whose device number is that of the `MFIGUARD_DEVICE` path. The driver
+//!   registers with `register_chrdev`, which makes no `/sys/dev/char` entry: `/proc/devices` is
+//!   its only listing. A guard outside the tool reads it before the tool starts
+//!   ([`Known::before_start`]) and keeps that answer, so a file the tool replaces
+//!   afterwards (a bind mount over `/proc/devices`) cannot change the verdict;
+//! - **`mfiguard-hostd`'s node**: a character device whose `/sys/dev/char/MAJ:MIN` is a CUSE
+//!   device (class `cuse`) whose name starts with `megaraid_sas_ioctl_node` (the daemon may
+//!   register under a fresh name and number after a restart). A guard sends a call there as it
+//!   sends one to the driver (the tool's own mode first, on private copies); the daemon guards
+//!   it again with the host's policy. A guard outside the tool takes the daemon's devices that
+//!   exist before the tool starts ([`Known::before_start`]): a root tool could register a CUSE
+//!   device of that name itself, and a CUSE server can make the kernel read and write its
+//!   caller's memory (an unrestricted ioctl's retry), so a device the tool made must never be
+//!   taken for the daemon's (it is refused as an unrecognised file).
+//!
+//! Other drivers use the `'M'` ioctl type too, so the request code alone is not enough.
 //!
 //! `/proc/devices` is read without allocating (a small stack buffer, line by line), so the check
 //! also works from a signal handler. A found major is cached; "not listed" is not, since the
@@ -172,6 +189,194 @@ fn is_node_major(cache: &AtomicU32, path: &str, major: u32) -> bool {
     }
 }
 
+/// Which management node a character device is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Node {
+    /// The driver's own node (`megaraid_sas_ioctl`).
+    Driver,
+    /// `mfiguard-hostd`'s CUSE node.
+    Hostd,
+}
+
+/// The name `mfiguard-hostd` registers its CUSE device under, or begins it with.
+pub const HOSTD_CUSE_PREFIX: &[u8] = b"megaraid_sas_ioctl_node";
+
+/// How many `mfiguard-hostd` devices a guard outside the tool remembers from before the start.
+const HOSTD_MAX: usize = 4;
+
+/// Where the kernel lists CUSE devices (`/sys/class/cuse/NAME/dev`).
+const CUSE_CLASS: &str = "/sys/class/cuse";
+
+/// The management nodes as a guard outside the tool knows them: read before the tool started
+/// and kept, so that nothing the tool does afterwards changes them, neither a bind mount over
+/// `/proc/devices` nor a CUSE device of its own under the daemon's name (a CUSE server answers
+/// an ioctl by naming memory of its caller for the kernel to read and write: a guard that took
+/// the tool's own device for the daemon's would let the tool write into the guard). `live`
+/// asks on each question instead (the library, inside the tool, guards nothing from it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Known {
+    /// The driver's major when `/proc/devices` listed it before the start; `None`: asked live
+    /// (the driver may be loaded after a long-running tool started).
+    driver: Option<u32>,
+    /// The daemon's CUSE devices that existed before the start (0: none); `None`: asked live.
+    hostd: Option<[u64; HOSTD_MAX]>,
+}
+
+impl Known {
+    /// Reads `/proc/devices` and `/sys/class/cuse` now, before the tool starts.
+    pub fn before_start() -> Known {
+        let driver = match read_major_into(&MAJOR, PROC_DEVICES) {
+            NodeMajor::Listed(m) => Some(m),
+            // Not loaded yet (or no /proc): asked again on each call, as the library does.
+            NodeMajor::NotListed | NodeMajor::Unreadable => None,
+        };
+        Known {
+            driver,
+            hostd: Some(hostd_devices_now()),
+        }
+    }
+
+    /// Asked of `/proc/devices` (through its cache) and `/sys/dev/char` on each question.
+    pub const fn live() -> Known {
+        Known {
+            driver: None,
+            hostd: None,
+        }
+    }
+
+    /// A driver's major known without reading anything, and no daemon (tests).
+    pub const fn fixed(major: u32) -> Known {
+        Known {
+            driver: Some(major),
+            hostd: Some([0; HOSTD_MAX]),
+        }
+    }
+
+    fn is_driver(self, major: u32) -> bool {
+        match self.driver {
+            Some(m) => m == major,
+            None => is_node_major(&MAJOR, PROC_DEVICES, major),
+        }
+    }
+
+    fn is_hostd(self, rdev: u64) -> bool {
+        match self.hostd {
+            Some(known) => rdev != 0 && known.contains(&rdev),
+            None => is_hostd_device(rdev),
+        }
+    }
+}
+
+/// The device numbers of the CUSE devices named after the daemon's node that exist now, each
+/// confirmed by its `/sys/dev/char` link.
+fn hostd_devices_now() -> [u64; HOSTD_MAX] {
+    let mut found = [0u64; HOSTD_MAX];
+    let Ok(dir) = std::fs::read_dir(CUSE_CLASS) else {
+        return found;
+    };
+    let devices = dir.filter_map(Result::ok).filter_map(|e| {
+        let name = e.file_name();
+        if !name.as_encoded_bytes().starts_with(HOSTD_CUSE_PREFIX) {
+            return None;
+        }
+        let text = std::fs::read_to_string(e.path().join("dev")).ok()?;
+        let (major, minor) = text.trim().split_once(':')?;
+        let rdev = libc::makedev(major.parse().ok()?, minor.parse().ok()?);
+        is_hostd_device(rdev).then_some(rdev)
+    });
+    for (slot, rdev) in found.iter_mut().zip(devices) {
+        *slot = rdev;
+    }
+    found
+}
+
+/// The last device number found to be `mfiguard-hostd`'s (0: none yet): a call answered with
+/// one `readlink` the first time, none after.
+static HOSTD_RDEV: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Whether the character device `rdev` is `mfiguard-hostd`'s CUSE node: `/sys/dev/char/MAJ:MIN`
+/// links to `.../cuse/megaraid_sas_ioctl_node...`. Allocation-free.
+pub fn is_hostd_device(rdev: u64) -> bool {
+    if rdev != 0 && HOSTD_RDEV.load(Ordering::Relaxed) == rdev {
+        return true;
+    }
+    let found = sys_dev_char_target(rdev, hostd_link);
+    if found {
+        HOSTD_RDEV.store(rdev, Ordering::Relaxed);
+    }
+    found
+}
+
+/// Whether a `/sys/dev/char` link target names a CUSE device of the daemon's name:
+/// `../../devices/virtual/cuse/megaraid_sas_ioctl_node` (the last two components).
+pub fn hostd_link(target: &[u8]) -> bool {
+    let mut parts = target.rsplit(|&b| b == b'/');
+    let name = parts.next().unwrap_or_default();
+    let class = parts.next().unwrap_or_default();
+    class == b"cuse" && name.starts_with(HOSTD_CUSE_PREFIX)
+}
+
+/// Reads the `/sys/dev/char/MAJ:MIN` link of `rdev` into a stack buffer and asks `each` about
+/// it; false when there is none.
+fn sys_dev_char_target(rdev: u64, each: impl FnOnce(&[u8]) -> bool) -> bool {
+    use std::io::Write as _;
+    let dev = rdev as libc::dev_t;
+    let mut path = [0u8; 64];
+    let mut w = &mut path[..];
+    // "/sys/dev/char/4294967295:4294967295\0" fits in 64 bytes.
+    if write!(
+        w,
+        "/sys/dev/char/{}:{}\0",
+        libc::major(dev),
+        libc::minor(dev)
+    )
+    .is_err()
+    {
+        return false;
+    }
+    let Ok(path) = std::ffi::CStr::from_bytes_until_nul(&path) else {
+        return false;
+    };
+    let mut target = [0u8; 256];
+    match sys::readlink(path, &mut target) {
+        Ok(n) => target.get(..n).is_some_and(each),
+        Err(_) => false,
+    }
+}
+
+/// What a descriptor that received a MegaRAID request code is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// A management node.
+    Node(Node),
+    /// Anything else: the device number of a character device, `None` for other files.
+    Other(Option<u64>),
+}
+
+/// Which management node `fd` is, if any: the one recognition every guard asks (see the
+/// module). `Err(errno)` when `fstat` fails (a bad descriptor).
+pub fn management_node(fd: c_int, cfg: &Config, known: Known) -> Result<Target, c_int> {
+    let kind = sys::fstat(fd)?;
+    if !kind.is_char_device() {
+        return Ok(Target::Other(None));
+    }
+    Ok(match classify(kind.rdev, cfg, known) {
+        Some(node) => Target::Node(node),
+        None => Target::Other(Some(kind.rdev)),
+    })
+}
+
+/// [`management_node`] for a character device's number.
+pub fn classify(rdev: u64, cfg: &Config, known: Known) -> Option<Node> {
+    if cfg.device.as_ref().is_some_and(|(_, named)| *named == rdev) {
+        return Some(Node::Driver);
+    }
+    if known.is_driver(libc::major(rdev as libc::dev_t)) {
+        return Some(Node::Driver);
+    }
+    known.is_hostd(rdev).then_some(Node::Hostd)
+}
+
 /// Whether `fd` is a character device: the node check when the configuration (and so
 /// `MFIGUARD_DEVICE`) is not known yet, in a signal handler that interrupted the guard while it
 /// was reading it.
@@ -179,19 +384,13 @@ pub fn is_char_device(fd: c_int) -> Result<bool, c_int> {
     Ok(sys::fstat(fd)?.is_char_device())
 }
 
-/// Whether `fd` is the management node; `Err(errno)` when `fstat` fails (a bad descriptor).
+/// Whether `fd` is a management node (the driver's or `mfiguard-hostd`'s), `/proc/devices`
+/// read as it is now (the library's question); `Err(errno)` when `fstat` fails.
 pub fn is_mgmt_node(fd: c_int, cfg: &Config) -> Result<bool, c_int> {
-    let kind = sys::fstat(fd)?;
-    if !kind.is_char_device() {
-        return Ok(false);
-    }
-    if let Some((_, rdev)) = cfg.device {
-        if kind.rdev == rdev {
-            return Ok(true);
-        }
-    }
-    let major = libc::major(kind.rdev as libc::dev_t);
-    Ok(is_node_major(&MAJOR, PROC_DEVICES, major))
+    Ok(matches!(
+        management_node(fd, cfg, Known::live())?,
+        Target::Node(_)
+    ))
 }
 
 #[cfg(test)]
@@ -289,6 +488,51 @@ mod tests {
         .unwrap();
         assert!(r.is_none());
         assert_eq!(seen, [(96, true), (5, false), (0, false)]);
+    }
+
+    #[test]
+    fn the_daemons_cuse_device_is_recognised_by_its_sysfs_link() {
+        assert!(hostd_link(
+            b"../../devices/virtual/cuse/megaraid_sas_ioctl_node"
+        ));
+        // A fresh name after a restart.
+        assert!(hostd_link(
+            b"../../devices/virtual/cuse/megaraid_sas_ioctl_node.2"
+        ));
+        // Another CUSE device, or the name under another class (a misc device, a tty).
+        assert!(!hostd_link(b"../../devices/virtual/cuse/fuse_osspd"));
+        assert!(!hostd_link(
+            b"../../devices/virtual/misc/megaraid_sas_ioctl_node"
+        ));
+        assert!(!hostd_link(b"megaraid_sas_ioctl_node"));
+        assert!(!hostd_link(b""));
+        // On this machine (no cuse.ko): /dev/null is a misc device, not the daemon's.
+        use std::os::unix::fs::MetadataExt;
+        let null = std::fs::metadata("/dev/null").unwrap().rdev();
+        assert!(sys_dev_char_target(null, |t| t.ends_with(b"/mem/null")));
+        assert!(!is_hostd_device(null));
+        assert!(!is_hostd_device(0));
+    }
+
+    #[test]
+    fn a_major_read_before_the_start_is_kept() {
+        use std::os::unix::fs::MetadataExt;
+        let null = std::fs::metadata("/dev/null").unwrap().rdev();
+        let major = libc::major(null as libc::dev_t);
+        let cfg = Config::FALLBACK;
+        assert_eq!(
+            classify(null, &cfg, Known::fixed(major)),
+            Some(Node::Driver)
+        );
+        assert_eq!(classify(null, &cfg, Known::fixed(major + 1)), None);
+        // A daemon's device counts only if it existed before the start.
+        let before = Known {
+            driver: Some(major + 1),
+            hostd: Some([null, 0, 0, 0]),
+        };
+        assert_eq!(classify(null, &cfg, before), Some(Node::Hostd));
+        // Taken now (no cuse here): no daemon, whatever sysfs will say later.
+        assert_eq!(Known::before_start().hostd, Some([0; HOSTD_MAX]));
     }
 
     #[test]

@@ -484,6 +484,14 @@ fn write_all(fd: c_int, buf: &[u8]) -> Result<(), c_int> {
     Ok(())
 }
 
+/// `readlink(path)` into `buf`: the target's length (cut at `buf.len()`), or the errno.
+/// Allocation-free (the device check runs in signal handlers too).
+pub fn readlink(path: &CStr, buf: &mut [u8]) -> Result<usize, c_int> {
+    // SAFETY: `path` is NUL-terminated; the kernel writes at most `buf.len()` bytes into it.
+    let n = unsafe { libc::readlink(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    usize::try_from(n).map_err(|_| errno())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

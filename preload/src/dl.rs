@@ -1,4 +1,5 @@
-//! `dlsym` and `dlvsym`, interposed so that asking for `ioctl` by name returns the guard's.
+//! `dlsym` and `dlvsym`, interposed so that asking for `ioctl` by name returns the guard's (and,
+//! in the i386 library, `__ioctl_time64`).
 //!
 //! Python's ctypes, and any program that loads libc by hand, finds `ioctl` with
 //! `dlsym(dlopen("libc.so.6"), "ioctl")` (or `dlvsym(..., "ioctl", "GLIBC_2.2.5")`), which the
@@ -43,6 +44,21 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// `decide`'s answer meaning "jump to the real function": no symbol has this address.
 const PASS: usize = usize::MAX;
 const IOCTL: &[u8] = b"ioctl";
+/// glibc's other name for `ioctl` in a 32-bit `-D_TIME_BITS=64` program (see `crate::__ioctl_time64`).
+#[cfg(target_arch = "x86")]
+const IOCTL_TIME64: &[u8] = b"__ioctl_time64";
+
+/// The guard's definition of `name`, if it interposes a function of that name.
+fn guard_for(name: &[u8]) -> Option<(&'static [u8], usize)> {
+    if name == IOCTL {
+        return Some((IOCTL, crate::ioctl as *const () as usize));
+    }
+    #[cfg(target_arch = "x86")]
+    if name == IOCTL_TIME64 {
+        return Some((IOCTL_TIME64, crate::__ioctl_time64 as *const () as usize));
+    }
+    None
+}
 
 type DlsymFn = unsafe extern "C" fn(*mut c_void, *const c_char) -> *mut c_void;
 type DlvsymFn = unsafe extern "C" fn(*mut c_void, *const c_char, *const c_char) -> *mut c_void;
@@ -130,14 +146,13 @@ fn decide(
     }
     // SAFETY: a non-null `name` is the caller's NUL-terminated symbol name (dlsym's contract).
     let name_c = unsafe { CStr::from_ptr(name) };
-    if name_c.to_bytes() != IOCTL {
+    let Some((symbol, guard)) = guard_for(name_c.to_bytes()) else {
         return PASS;
-    }
-    if object_defines(caller, IOCTL) {
+    };
+    if object_defines(caller, symbol) {
         // An interposer after the guard (or before it) asking for its own next: untouched.
         return PASS;
     }
-    let guard = crate::ioctl as *const () as usize;
     if handle == libc::RTLD_NEXT {
         if !version.is_null() {
             // A version nobody defines: the real function says so, in its own words.

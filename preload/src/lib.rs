@@ -117,3 +117,26 @@ pub unsafe extern "C" fn ioctl(fd: c_int, request: c_ulong, arg: *mut c_void) ->
     }
     guard::guarded(fd, request, arg)
 }
+
+/// The interposed `__ioctl_time64` (i386 only): glibc 2.34 and later route `ioctl()` to it in a
+/// 32-bit program built with `-D_TIME_BITS=64` (`__REDIRECT` in `<sys/ioctl.h>`), so such a tool
+/// never calls `ioctl` by name. The same guard as [`ioctl`]; an unrelated call goes on to the
+/// next `__ioctl_time64` (which converts the time-carrying requests the 64-bit time layout
+/// needs), a guarded one to the next `ioctl` like every guarded call (no MegaRAID request
+/// carries a time). `nm -D` of the i386 libc lists no other name for it (`ioctl`,
+/// `__ioctl_time64`).
+///
+/// # Safety
+///
+/// The same contract as `ioctl(2)` itself: `arg` is whatever that request expects.
+#[cfg(target_arch = "x86")]
+#[allow(unsafe_code)]
+#[no_mangle]
+pub unsafe extern "C" fn __ioctl_time64(fd: c_int, request: c_ulong, arg: *mut c_void) -> c_int {
+    // SAFETY: `arg` is this call's own argument, used only while handling this call.
+    let arg = unsafe { snapshot::CallerArg::new(arg) };
+    if !is_guarded(Abi::NATIVE, request_code(request)) {
+        return real::forward_time64(fd, request, arg);
+    }
+    guard::guarded(fd, request, arg)
+}

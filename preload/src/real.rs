@@ -33,17 +33,30 @@ const SYMBOL: &CStr = c"ioctl";
 
 static NEXT: OnceLock<Option<IoctlFn>> = OnceLock::new();
 
+/// glibc's name for `ioctl` in a 32-bit program built with `-D_TIME_BITS=64` (2.34 and later).
+#[cfg(target_arch = "x86")]
+const SYMBOL_TIME64: &CStr = c"__ioctl_time64";
+
+#[cfg(target_arch = "x86")]
+static NEXT_TIME64: OnceLock<Option<IoctlFn>> = OnceLock::new();
+
 fn resolve() -> Option<IoctlFn> {
+    resolve_symbol(SYMBOL, crate::ioctl)
+}
+
+fn resolve_symbol(
+    symbol: &CStr,
+    own: unsafe extern "C" fn(c_int, c_ulong, *mut c_void) -> c_int,
+) -> Option<IoctlFn> {
     // The real dlsym, called from here: RTLD_NEXT means "after this library" (`dlsym` itself
     // is ours, and would answer `ioctl` with the guard; see `dl.rs`).
     let dlsym = crate::dl::real_dlsym()?;
     // SAFETY: RTLD_NEXT is a valid pseudo-handle and SYMBOL is NUL-terminated.
-    let p = unsafe { dlsym(libc::RTLD_NEXT, SYMBOL.as_ptr()) };
+    let p = unsafe { dlsym(libc::RTLD_NEXT, symbol.as_ptr()) };
     if p.is_null() {
         return None;
     }
     // Our own hook would recurse forever; RTLD_NEXT cannot return it, but check rather than loop.
-    let own: unsafe extern "C" fn(c_int, c_ulong, *mut c_void) -> c_int = crate::ioctl;
     if p as usize == own as usize {
         return None;
     }
@@ -63,8 +76,19 @@ pub fn available() -> bool {
     next().is_some()
 }
 
+/// The next `__ioctl_time64` (i386), resolving it on first use; the next `ioctl` where there is
+/// none (glibc before 2.34 has no such caller either).
+#[cfg(target_arch = "x86")]
+fn next_time64() -> Option<IoctlFn> {
+    NEXT_TIME64
+        .get_or_init(|| resolve_symbol(SYMBOL_TIME64, crate::__ioctl_time64))
+        .or_else(next)
+}
+
 extern "C" fn resolve_at_load() {
     let _ = next();
+    #[cfg(target_arch = "x86")]
+    let _ = next_time64();
 }
 
 /// The constructor: resolve the pointer while the process is still single-threaded.
@@ -81,6 +105,17 @@ pub fn forward(fd: c_int, request: c_ulong, arg: CallerArg) -> c_int {
         // SAFETY: the caller's own call, unchanged (CallerArg's contract).
         Some(f) => unsafe { f(fd, request, arg.as_ptr()) },
         // SAFETY: the same call as the raw system call; the kernel checks every argument.
+        None => unsafe { libc::syscall(libc::SYS_ioctl, fd, request, arg.as_ptr()) as c_int },
+    }
+}
+
+/// [`forward`] for a call that arrived as `__ioctl_time64` (i386): to the next one.
+#[cfg(target_arch = "x86")]
+pub fn forward_time64(fd: c_int, request: c_ulong, arg: CallerArg) -> c_int {
+    match next_time64() {
+        // SAFETY: the caller's own call, unchanged (CallerArg's contract).
+        Some(f) => unsafe { f(fd, request, arg.as_ptr()) },
+        // SAFETY: as in `forward`.
         None => unsafe { libc::syscall(libc::SYS_ioctl, fd, request, arg.as_ptr()) as c_int },
     }
 }

@@ -1,7 +1,9 @@
 //! The supervisor alone, for its own tests and benchmark: `supervise TOOL [ARG...]` runs TOOL
 //! under it with the configuration of the environment (as `mfiguard-run --via supervise` does,
 //! without the wrapper's checks). `MFIGUARD_TEST_NO_KILLABLE=1` does without
-//! `SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV`, as on kernels before 5.19.
+//! `SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV`, as on kernels before 5.19;
+//! `MFIGUARD_TEST_NO_SYNC_WAKE_UP=1` without `SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP` (before 6.6),
+//! for the supervisor and the baselines alike.
 //! `supervise --bare TOOL` and `supervise --allow-all TOOL` run it under the benchmark's
 //! baselines instead (a responder that answers ENOTTY at once; a filter that allows all).
 //!
@@ -71,10 +73,11 @@ fn main() {
     };
     let opts = Options {
         killable_wait: std::env::var_os("MFIGUARD_TEST_NO_KILLABLE").is_none(),
+        sync_wake_up: std::env::var_os("MFIGUARD_TEST_NO_SYNC_WAKE_UP").is_none(),
     };
     let cfg = mfiguard_core::config::get_or_load();
     let result = match (baseline, guard) {
-        (Some(b), _) => run_baseline(&cmd, b),
+        (Some(b), _) => run_baseline(&cmd, b, opts),
         (None, Guard::Ptrace) => run_ptrace_with(
             cfg,
             &cmd,

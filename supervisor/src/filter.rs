@@ -21,8 +21,109 @@ use mfiguard_sanitizer::Abi;
 const NR: u32 = 0;
 /// `offsetof(struct seccomp_data, arch)`.
 const ARCH: u32 = 4;
-/// `offsetof(struct seccomp_data, args[1])`, low 32 bits on a little-endian machine.
+/// `offsetof(struct seccomp_data, args[0])`, low 32 bits on a little-endian machine.
+const ARG0_LO: u32 = 16;
+/// `offsetof(struct seccomp_data, args[1])`, low 32 bits.
 const ARG1_LO: u32 = 16 + 8;
+
+/// The system calls a RAID tool never makes and that would let it take the guard's place:
+/// their numbers on one entry.
+#[derive(Clone, Copy, Debug)]
+pub struct Closed {
+    /// `clone`: refused only with `CLONE_UNTRACED` (a child the tracer would not see).
+    pub clone: u32,
+    /// `clone3`: its flags are in memory, which a filter cannot read: `ENOSYS`, so that libc
+    /// falls back to `clone` (glibc and musl do), whose flags it reads.
+    pub clone3: u32,
+    /// `ptrace`: tracing its own children (and answering their `RET_TRACE` stops) or the
+    /// supervisor.
+    pub ptrace: u32,
+    /// `pidfd_getfd`: taking the listener (or the node) out of another process.
+    pub pidfd_getfd: u32,
+    /// `process_vm_writev`: writing into the supervisor's private copies.
+    pub process_vm_writev: u32,
+    /// `seccomp`: a filter with a listener of its own (`SECCOMP_FILTER_FLAG_NEW_LISTENER`),
+    /// whose `SECCOMP_RET_USER_NOTIF` outranks `RET_TRACE` and would let it `CONTINUE` its
+    /// own calls once the guard's listener is gone.
+    pub seccomp: u32,
+}
+
+/// x86_64 (`arch/x86/entry/syscalls/syscall_64.tbl`).
+pub const X86_64_CLOSED: Closed = Closed {
+    clone: 56,
+    clone3: 435,
+    ptrace: 101,
+    pidfd_getfd: 438,
+    process_vm_writev: 311,
+    seccomp: 317,
+};
+
+/// i386 (`syscall_32.tbl`): a 32-bit tool, or `int 0x80` from a 64-bit one.
+pub const I386_CLOSED: Closed = Closed {
+    clone: 120,
+    clone3: 435,
+    ptrace: 26,
+    pidfd_getfd: 438,
+    process_vm_writev: 348,
+    seccomp: 354,
+};
+
+/// `CLONE_UNTRACED`.
+pub const CLONE_UNTRACED: u32 = 0x0080_0000;
+/// `SECCOMP_SET_MODE_FILTER`.
+pub const SECCOMP_SET_MODE_FILTER: u32 = 1;
+/// `SECCOMP_FILTER_FLAG_NEW_LISTENER`.
+pub const SECCOMP_FILTER_FLAG_NEW_LISTENER: u32 = 8;
+
+/// `ioctl(-1, MEGASAS_IOC_GET_AEN, ALREADY_GUARDED_PROBE)`: the kernel answers `EBADF`; the
+/// supervisor and the tracer answer `EALREADY`, so that an `mfiguard-run` started under
+/// another one (a PATH shim called from a guarded script) knows its tool is guarded already
+/// (it can no longer install a listener or trace: the outer filter closes both).
+pub const ALREADY_GUARDED_PROBE: u64 = 0x6d66_6775;
+
+/// Whether the calling process runs under an `mfiguard-run` supervisor or tracer (see
+/// [`ALREADY_GUARDED_PROBE`]). A filter the process installed itself could fake the answer;
+/// that needs `no_new_privs` or `CAP_SYS_ADMIN` before `mfiguard-run` starts, so only someone
+/// who could run the tool unguarded anyway.
+#[allow(unsafe_code)]
+pub fn already_guarded() -> bool {
+    // SAFETY: descriptor -1 reaches no driver; the argument is never dereferenced.
+    let ret = unsafe {
+        libc::ioctl(
+            -1,
+            libc::c_ulong::from(GET_AEN),
+            ALREADY_GUARDED_PROBE as usize as *mut libc::c_void,
+        )
+    };
+    ret == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EALREADY)
+}
+
+/// Whether a guarded call is the probe of [`already_guarded`].
+pub fn is_already_guarded_probe(
+    fd: std::ffi::c_int,
+    req: &mfiguard_core::guarded::Request,
+) -> bool {
+    fd == -1 && req.is_get_aen() && req.arg == ALREADY_GUARDED_PROBE
+}
+
+/// The name of a closed system call made through the entry `arch` with number `nr`, for
+/// records; `None` when it is not one the filter sends to the guard.
+pub fn closed_name(arch: u32, nr: u64) -> Option<&'static str> {
+    let t = match arch {
+        AUDIT_ARCH_X86_64 => X86_64_CLOSED,
+        AUDIT_ARCH_I386 => I386_CLOSED,
+        _ => return None,
+    };
+    let nr = u32::try_from(nr).ok()?;
+    Some(match nr {
+        n if n == t.clone => "clone(CLONE_UNTRACED)",
+        n if n == t.ptrace => "ptrace",
+        n if n == t.pidfd_getfd => "pidfd_getfd",
+        n if n == t.process_vm_writev => "process_vm_writev",
+        n if n == t.seccomp => "seccomp(SECCOMP_FILTER_FLAG_NEW_LISTENER)",
+        _ => return None,
+    })
+}
 
 /// `AUDIT_ARCH_X86_64` = `EM_X86_64 | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE`.
 pub const AUDIT_ARCH_X86_64: u32 = 62 | 0x8000_0000 | 0x4000_0000;
@@ -79,10 +180,15 @@ pub const DATA_X86_64: u32 = 1;
 /// 32-bit tool). The tracer reads it with `PTRACE_GETEVENTMSG` at the seccomp stop, so it knows
 /// the caller's ABI without `PTRACE_GET_SYSCALL_INFO` (Linux 5.3, missing on RHEL 7 and 8).
 pub const DATA_I386: u32 = 2;
+/// `SECCOMP_RET_TRACE | DATA_CONTAINED`: a closed system call (ptrace, `CLONE_UNTRACED`, ...),
+/// which the tracer refuses and records.
+pub const DATA_CONTAINED: u32 = 3;
 /// `SECCOMP_RET_DATA`: the low 16 bits of a return value.
 pub const RET_DATA_MASK: u32 = 0xffff;
 /// `SECCOMP_RET_ERRNO | EPERM`.
 pub const RET_EPERM: u32 = 0x0005_0000 | libc::EPERM as u32;
+/// `SECCOMP_RET_ERRNO | ENOSYS`.
+pub const RET_ENOSYS: u32 = 0x0005_0000 | libc::ENOSYS as u32;
 
 /// Who handles a guarded call: the filter returns its `SECCOMP_RET_*` action for it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -120,39 +226,80 @@ enum Op {
     At(&'static str),
 }
 
-fn program() -> [Op; 30] {
+fn program() -> Vec<Op> {
     use Op::*;
-    [
+    let mut ops = vec![
         Load(ARCH),
         JumpEq(AUDIT_ARCH_X86_64, "x86_64", "not x86_64"),
         At("x86_64"),
         Load(NR),
-        JumpSet(X32_SYSCALL_BIT, "x32", "native"),
+        // x32 (bit 30 of nr): no RAID tool is built for it, and its own ptrace, clone and
+        // ioctl numbers would need every check twice. Refused whole.
+        JumpSet(X32_SYSCALL_BIT, "refuse", "native"),
         At("native"),
-        JumpEq(NR_IOCTL_X86_64, "native ioctl", "allow"),
+        JumpEq(NR_IOCTL_X86_64, "native ioctl", "native other"),
         At("native ioctl"),
         Load(ARG1_LO),
         JumpEq(FIRMWARE, "guard", "native not firmware"),
         At("native not firmware"),
         JumpEq(GET_AEN, "guard", "allow"),
-        At("x32"),
-        JumpEq(NR_IOCTL_X32 | X32_SYSCALL_BIT, "x32 ioctl", "allow"),
-        At("x32 ioctl"),
-        Load(ARG1_LO),
-        JumpEq(FIRMWARE, "refuse", "x32 not firmware"),
-        At("x32 not firmware"),
-        JumpEq(FIRMWARE32, "refuse", "x32 not firmware32"),
-        At("x32 not firmware32"),
-        JumpEq(GET_AEN, "refuse", "allow"),
+        At("native other"),
+    ];
+    ops.extend(closed_tests(
+        X86_64_CLOSED,
+        ["native 1", "native 2", "native 3", "native 4", "native 5"],
+    ));
+    ops.extend([
         At("not x86_64"),
         JumpEq(AUDIT_ARCH_I386, "i386", "allow"),
         At("i386"),
         Load(NR),
-        JumpEq(NR_IOCTL_I386, "i386 ioctl", "allow"),
+        JumpEq(NR_IOCTL_I386, "i386 ioctl", "i386 other"),
         At("i386 ioctl"),
         Load(ARG1_LO),
         JumpEq(FIRMWARE32, "guard32", "i386 not firmware32"),
         At("i386 not firmware32"),
+        JumpEq(GET_AEN, "guard32", "allow"),
+        At("i386 other"),
+    ]);
+    ops.extend(closed_tests(
+        I386_CLOSED,
+        ["i386 1", "i386 2", "i386 3", "i386 4", "i386 5"],
+    ));
+    ops.extend([
+        // clone(flags, ...): both entries pass the flags first.
+        At("clone"),
+        Load(ARG0_LO),
+        JumpSet(CLONE_UNTRACED, "contained", "allow"),
+        // seccomp(op, flags, args): a new filter with a listener of its own.
+        At("seccomp"),
+        Load(ARG0_LO),
+        JumpEq(SECCOMP_SET_MODE_FILTER, "seccomp filter", "allow"),
+        At("seccomp filter"),
+        Load(ARG1_LO),
+        JumpSet(SECCOMP_FILTER_FLAG_NEW_LISTENER, "contained", "allow"),
+    ]);
+    ops
+}
+
+/// The closed system calls of one entry, tested in turn on `nr` (loaded): `clone` and `seccomp`
+/// go on to their argument tests, `clone3` to `ENOSYS`, the others to the guard; `between`
+/// names the places between the tests.
+fn closed_tests(t: Closed, between: [&'static str; 5]) -> Vec<Op> {
+    use Op::*;
+    let [a, b, c, d, e] = between;
+    vec![
+        JumpEq(t.clone, "clone", a),
+        At(a),
+        JumpEq(t.clone3, "enosys", b),
+        At(b),
+        JumpEq(t.ptrace, "contained", c),
+        At(c),
+        JumpEq(t.pidfd_getfd, "contained", d),
+        At(d),
+        JumpEq(t.process_vm_writev, "contained", e),
+        At(e),
+        JumpEq(t.seccomp, "seccomp", "allow"),
     ]
 }
 
@@ -160,13 +307,21 @@ fn program() -> [Op; 30] {
 /// `SECCOMP_RET_DATA` names the ABI); otherwise both entries share one instruction.
 fn answers(handler: Handler) -> Vec<Op> {
     use Op::*;
-    let mut ops = vec![JumpEq(GET_AEN, "guard32", "allow")];
+    let mut ops = Vec::new();
     if handler == Handler::Trace {
         ops.extend([At("guard32"), Ret(RET_TRACE | DATA_I386)]);
         ops.extend([At("guard"), Ret(RET_TRACE | DATA_X86_64)]);
     } else {
         ops.extend([At("guard32"), At("guard"), Ret(handler.ret())]);
     }
+    // What the guard refuses and records: sent to it, so that a record names the call.
+    let contained = match handler {
+        Handler::UserNotif => RET_USER_NOTIF,
+        Handler::Trace => RET_TRACE | DATA_CONTAINED,
+        Handler::Allow => RET_EPERM,
+    };
+    ops.extend([At("contained"), Ret(contained)]);
+    ops.extend([At("enosys"), Ret(RET_ENOSYS)]);
     ops.extend([At("refuse"), Ret(RET_EPERM), At("allow"), Ret(RET_ALLOW)]);
     ops
 }
@@ -323,7 +478,7 @@ mod tests {
             let prog = assemble(&ops).expect("assembles");
             assert!(prog.len() <= usize::from(libc::BPF_MAXINSNS as u16));
             // The trace program has one more answer: the i386 entry's own data.
-            let len = if handler == Handler::Trace { 23 } else { 22 };
+            let len = if handler == Handler::Trace { 38 } else { 37 };
             assert_eq!(prog.len(), len);
         }
     }
@@ -388,7 +543,16 @@ mod tests {
             .filter(|i| u32::from(i.code) == libc::BPF_RET | libc::BPF_K)
             .map(|i| i.k)
             .collect();
-        assert_eq!(rets, [RET_USER_NOTIF, RET_EPERM, RET_ALLOW]);
+        assert_eq!(
+            rets,
+            [
+                RET_USER_NOTIF,
+                RET_USER_NOTIF,
+                RET_ENOSYS,
+                RET_EPERM,
+                RET_ALLOW
+            ]
+        );
     }
 
     #[test]
@@ -416,16 +580,64 @@ mod tests {
                 Some(RET_EPERM)
             );
         }
+        // Every x32 system call: no RAID tool is built for that ABI.
         assert_eq!(
             run(&p, &ioctl(AUDIT_ARCH_X86_64, x32, 0x541b)),
-            Some(RET_ALLOW)
+            Some(RET_EPERM)
         );
         assert_eq!(
             run(
                 &p,
                 &ioctl(AUDIT_ARCH_X86_64, 1 | X32_SYSCALL_BIT, FIRMWARE.into())
             ),
-            Some(RET_ALLOW)
+            Some(RET_EPERM)
+        );
+    }
+
+    fn call(arch: u32, nr: u32, args: [u64; 6]) -> SeccompData {
+        SeccompData { nr, arch, args }
+    }
+
+    #[test]
+    fn the_doors_a_raid_tool_never_uses_are_closed() {
+        for (handler, contained) in [
+            (Handler::UserNotif, RET_USER_NOTIF),
+            (Handler::Trace, RET_TRACE | DATA_CONTAINED),
+        ] {
+            let p = build(handler);
+            for (arch, t) in [
+                (AUDIT_ARCH_X86_64, X86_64_CLOSED),
+                (AUDIT_ARCH_I386, I386_CLOSED),
+            ] {
+                let c = |nr, args| run(&p, &call(arch, nr, args));
+                // Sent to the guard, which refuses and records them.
+                assert_eq!(c(t.ptrace, [0; 6]), Some(contained));
+                assert_eq!(c(t.pidfd_getfd, [3, 4, 0, 0, 0, 0]), Some(contained));
+                assert_eq!(c(t.process_vm_writev, [1; 6]), Some(contained));
+                let untraced = u64::from(CLONE_UNTRACED) | 0x11;
+                assert_eq!(c(t.clone, [untraced, 0, 0, 0, 0, 0]), Some(contained));
+                let listener = u64::from(SECCOMP_FILTER_FLAG_NEW_LISTENER);
+                assert_eq!(c(t.seccomp, [1, listener, 0, 0, 0, 0]), Some(contained));
+                assert_eq!(c(t.seccomp, [1, listener | 1, 0, 0, 0, 0]), Some(contained));
+                // clone3 keeps its flags in memory: ENOSYS, libc falls back to clone.
+                assert_eq!(c(t.clone3, [0; 6]), Some(RET_ENOSYS));
+                // Their ordinary twins pass: fork, threads, a filter without a listener (a
+                // tool that sandboxes itself), seccomp's other operations.
+                let thread = 0x003d_0f00; // glibc's pthread_create flags
+                assert_eq!(c(t.clone, [thread, 0, 0, 0, 0, 0]), Some(RET_ALLOW));
+                assert_eq!(c(t.clone, [0x0120_0011, 0, 0, 0, 0, 0]), Some(RET_ALLOW));
+                assert_eq!(c(t.seccomp, [1, 0, 0, 0, 0, 0]), Some(RET_ALLOW));
+                assert_eq!(c(t.seccomp, [1, 1, 0, 0, 0, 0]), Some(RET_ALLOW));
+                assert_eq!(c(t.seccomp, [0, 8, 0, 0, 0, 0]), Some(RET_ALLOW));
+                assert_eq!(closed_name(arch, t.ptrace.into()), Some("ptrace"));
+                assert_eq!(closed_name(arch, t.clone3.into()), None);
+            }
+        }
+        // The benchmark's allow-all twin costs the same and refuses them outright.
+        let a = build(Handler::Allow);
+        assert_eq!(
+            run(&a, &call(AUDIT_ARCH_X86_64, 101, [0; 6])),
+            Some(RET_EPERM)
         );
     }
 

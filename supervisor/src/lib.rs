@@ -25,6 +25,8 @@
 #[cfg(target_arch = "x86_64")]
 pub mod cuse;
 #[cfg(target_arch = "x86_64")]
+mod files;
+#[cfg(target_arch = "x86_64")]
 pub mod filter;
 #[cfg(target_arch = "x86_64")]
 pub mod hostd;
@@ -47,10 +49,13 @@ pub use imp::*;
 #[cfg(target_arch = "x86_64")]
 mod imp {
     use std::ffi::c_int;
+    use std::os::fd::AsFd;
 
     use mfiguard_core::audit::Guard;
     use mfiguard_core::config::Config;
+    use mfiguard_core::device::Known;
 
+    pub use crate::filter::already_guarded;
     pub use crate::spawn::{Command, SpawnError};
     pub use crate::sys::Exit;
     use crate::{filter, ptrace, ptrace_spawn, serve, spawn, sys};
@@ -86,31 +91,177 @@ mod imp {
         sys::try_install_in_child(&filter::build(filter::Handler::Trace), 0)
     }
 
-    /// Runs `cmd` under the ptrace fallback until it ends; its exit. The tool is traced by
-    /// the calling thread (which must not be traced by it in turn, and must be the only one
-    /// to wait for children meanwhile); the forwarded signals are blocked in it and passed on
-    /// to the tool by a helper thread. Makes this process non-dumpable.
+    /// Runs `cmd` under the ptrace fallback until its first process ends; that exit. The tool
+    /// is traced by a process forked from this one (which must be single-threaded), which goes
+    /// on tracing the tool's descendants after this function returned; the forwarded signals
+    /// are blocked here and passed on to the tool. Makes this process non-dumpable.
     pub fn run_ptrace(cfg: &Config, cmd: &Command) -> Result<Exit, SpawnError> {
         run_ptrace_with(cfg, cmd, true)
     }
 
     /// [`run_ptrace`]; `use_pidfd` false takes the tool's descriptors through `/proc` as on
     /// kernels before 5.6 (tests).
+    ///
+    /// The tracer is a process of its own, forked from this one before the tool: a tracee cannot
+    /// be handed to another tracer, and the guard must live as long as its tracees while the
+    /// wrapper returns when the first process ends. This process (the one the shell, cron or
+    /// sudo waits for) passes the forwarded signals on to the tool and returns the first
+    /// process's exit as the tracer reports it; the tracer traces until no tracee is left (with
+    /// stdin and stdout on `/dev/null` once the tool has them), then exits. If the tracer dies,
+    /// its tracees die with it (`PTRACE_O_EXITKILL`) and this process ends with exit 125.
     pub fn run_ptrace_with(
         cfg: &Config,
         cmd: &Command,
         use_pidfd: bool,
     ) -> Result<Exit, SpawnError> {
         sys::set_not_dumpable();
+        sys::map_large_buffers();
         let set = sys::with_job_control(&sys::forwarded_signals());
         // SIGPIPE blocked too, not waited for (see `run`).
         let mut blocked = set;
         sys::add_signal(&mut blocked, libc::SIGPIPE);
         let old = sys::block(&blocked);
+        let signals = sys::signalfd(&set).map_err(SpawnError::Setup)?;
         let prog = filter::build(filter::Handler::Trace);
-        let pid = ptrace_spawn::spawn_traced(cmd, &prog, &old)?;
+        let driver = Known::before_start();
+        let (from_tracer, to_wrapper) = sys::pipe().map_err(SpawnError::Setup)?;
+        let wrapper = std::process::id() as libc::pid_t;
+        match sys::fork_single_threaded().map_err(SpawnError::Setup)? {
+            0 => {
+                drop(from_tracer);
+                drop(signals);
+                let mut report = std::fs::File::from(to_wrapper);
+                let code = tracer_process(
+                    cfg,
+                    cmd,
+                    &prog,
+                    &old,
+                    use_pidfd,
+                    driver,
+                    wrapper,
+                    &mut report,
+                );
+                std::process::exit(code)
+            }
+            _tracer => {
+                drop(to_wrapper);
+                wrapper_process(std::fs::File::from(from_tracer), &signals)
+            }
+        }
+    }
+
+    /// One message from the tracer to the wrapper: a kind and two numbers.
+    type Message = [i32; 3];
+    const STARTED: i32 = 1;
+    const SPAWN_FAILED: i32 = 2;
+    const EXITED: i32 = 3;
+    const KILLED: i32 = 4;
+
+    fn send(to: &mut std::fs::File, m: Message) {
+        use std::io::Write;
+        let mut bytes = [0u8; 12];
+        for (chunk, v) in bytes.chunks_exact_mut(4).zip(m) {
+            chunk.copy_from_slice(&v.to_ne_bytes());
+        }
+        let _ = to.write_all(&bytes);
+    }
+
+    fn receive(from: &mut std::fs::File) -> Option<Message> {
+        use std::io::Read;
+        let mut bytes = [0u8; 12];
+        from.read_exact(&mut bytes).ok()?;
+        let mut m = [0i32; 3];
+        for (v, chunk) in m.iter_mut().zip(bytes.chunks_exact(4)) {
+            *v = i32::from_ne_bytes(chunk.try_into().ok()?);
+        }
+        Some(m)
+    }
+
+    /// The tracer's life: start the tool, report it, trace until no tracee is left; its exit
+    /// code.
+    #[allow(clippy::too_many_arguments)] // what the fork hands over
+    fn tracer_process(
+        cfg: &Config,
+        cmd: &Command,
+        prog: &[libc::sock_filter],
+        old: &libc::sigset_t,
+        use_pidfd: bool,
+        driver: Known,
+        wrapper: libc::pid_t,
+        report: &mut std::fs::File,
+    ) -> i32 {
+        let pid = match ptrace_spawn::spawn_traced(cmd, prog, old) {
+            Ok(pid) => pid,
+            Err(e) => {
+                let (kind, errno) = match e {
+                    SpawnError::Setup(e) => (0, e),
+                    SpawnError::Filter(e) => (1, e),
+                    SpawnError::Exec(e) => (2, e),
+                };
+                send(report, [SPAWN_FAILED, kind, errno]);
+                return 125;
+            }
+        };
+        send(report, [STARTED, pid, 0]);
         log::debug!("tracing pid {pid}");
-        Ok(ptrace::Tracer::new(cfg, pid, use_pidfd).run(&set))
+        // The tool has its stdin and stdout: a `$(...)` must end when the tool's processes
+        // close theirs, not when the tracer does.
+        sys::release_stdio();
+        let mut first_ended = |exit: Exit| {
+            let m = match exit {
+                Exit::Code(c) => [EXITED, c, 0],
+                Exit::Signal(s) => [KILLED, s, 0],
+            };
+            send(report, m);
+        };
+        ptrace::Tracer::new(cfg, pid, use_pidfd, driver).run(&mut first_ended, wrapper);
+        0
+    }
+
+    /// The wrapper's side: pass the forwarded signals on to the tool until the tracer reports
+    /// how its first process ended.
+    fn wrapper_process(
+        mut from: std::fs::File,
+        signals: &std::os::fd::OwnedFd,
+    ) -> Result<Exit, SpawnError> {
+        let tool = match receive(&mut from) {
+            Some([STARTED, pid, _]) => pid,
+            Some([SPAWN_FAILED, kind, errno]) => {
+                return Err(match kind {
+                    0 => SpawnError::Setup(errno),
+                    1 => SpawnError::Filter(errno),
+                    _ => SpawnError::Exec(errno),
+                })
+            }
+            _ => return Err(SpawnError::Setup(libc::EPROTO)),
+        };
+        // A pidfd, so that a signal never reaches another process that got the tool's pid.
+        let tool_fd = sys::pidfd_open(tool, 0).ok();
+        loop {
+            let revents = match sys::poll(&[from.as_fd(), signals.as_fd()]) {
+                Ok(r) => r,
+                Err(_) => return Ok(Exit::Code(125)),
+            };
+            if revents[1] & libc::POLLIN != 0 {
+                while let Some(info) = sys::read_signal(signals.as_fd()) {
+                    // A signal from the terminal reached the tool too (its process group).
+                    if info.ssi_code != libc::SI_KERNEL {
+                        match &tool_fd {
+                            Some(fd) => sys::pidfd_send_signal(fd.as_fd(), info.ssi_signo as c_int),
+                            None => sys::kill(tool, info.ssi_signo as c_int),
+                        }
+                    }
+                }
+            }
+            if revents[0] & (libc::POLLIN | libc::POLLHUP) != 0 {
+                return Ok(match receive(&mut from) {
+                    Some([EXITED, code, _]) => Exit::Code(code),
+                    Some([KILLED, sig, _]) => Exit::Signal(sig),
+                    // The tracer died: its tracees died with it (EXITKILL).
+                    _ => Exit::Code(125),
+                });
+            }
+        }
     }
 
     /// How to supervise.
@@ -118,12 +269,16 @@ mod imp {
     pub struct Options {
         /// Ask for `SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV` (used when the kernel has it).
         pub killable_wait: bool,
+        /// Ask for `SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP` (Linux 6.6; used when the kernel has
+        /// it).
+        pub sync_wake_up: bool,
     }
 
     impl Default for Options {
         fn default() -> Self {
             Options {
                 killable_wait: true,
+                sync_wake_up: true,
             }
         }
     }
@@ -139,6 +294,7 @@ mod imp {
     /// non-dumpable (so that the tool cannot take the listener).
     pub fn run(cfg: &Config, cmd: &Command, opts: Options) -> Result<Exit, SpawnError> {
         sys::set_not_dumpable();
+        sys::map_large_buffers();
         let set = sys::forwarded_signals();
         // SIGPIPE blocked too (in this thread only; the tool gets the old mask): a record
         // written to a stderr nobody reads any more must fail with EPIPE, not kill the
@@ -148,14 +304,17 @@ mod imp {
         let old = sys::block(&blocked);
         let signals = sys::signalfd(&set).map_err(SpawnError::Setup)?;
         let prog = filter::build(filter::Handler::UserNotif);
+        // Before the tool starts: nothing it does afterwards changes what the driver is.
+        let driver = Known::before_start();
         let started = spawn::spawn(cmd, &prog, opts.killable_wait, &old)?;
+        let sync = opts.sync_wake_up && sys::notif_sync_wake_up(started.listener.as_fd()).is_ok();
         log::debug!(
-            "supervising pid {} (killable wait: {})",
+            "supervising pid {} (killable wait: {}, synchronous wake-up: {sync})",
             started.pid,
             started.killable
         );
-        let mut sup = serve::Supervisor::new(cfg, started.listener, started.killable);
-        Ok(sup.run(started.pid, &signals))
+        let mut sup = serve::Supervisor::new(cfg, started.listener, started.killable, driver);
+        Ok(sup.run(started.pid, &signals, &set))
     }
 
     /// What the benchmark compares the supervisor with (`benches/supervisor.rs`).
@@ -172,8 +331,13 @@ mod imp {
         BareTracer,
     }
 
-    /// Runs `cmd` under a [`Baseline`] instead of the supervisor (benchmarks only).
-    pub fn run_baseline(cmd: &Command, baseline: Baseline) -> Result<Exit, SpawnError> {
+    /// Runs `cmd` under a [`Baseline`] instead of the supervisor (benchmarks only), with the
+    /// supervisor's synchronous wake-up when `opts` ask for it.
+    pub fn run_baseline(
+        cmd: &Command,
+        baseline: Baseline,
+        opts: Options,
+    ) -> Result<Exit, SpawnError> {
         let old = sys::block(&sys::forwarded_signals());
         if baseline == Baseline::BareTracer {
             let prog = filter::build(filter::Handler::Trace);
@@ -192,6 +356,9 @@ mod imp {
             }],
         };
         let started = spawn::spawn(cmd, &prog, true, &old)?;
+        if opts.sync_wake_up {
+            let _ = sys::notif_sync_wake_up(started.listener.as_fd());
+        }
         Ok(serve::bare_responder(&started.listener, started.pid))
     }
 

@@ -10,8 +10,10 @@
 //! At a seccomp stop the call is executed here exactly as the notification supervisor does:
 //! the tool's descriptor is duplicated (`pidfd_getfd`, Linux 5.6; before that `/proc/<tid>/fd/N`
 //! is opened again, see [`Tracer::node_fd`]), checked with the library's node test, and the
-//! call goes through `mfiguard_core::guarded::copied::run` (records say `"guard":"ptrace"`) or,
-//! for any other file, through the private-copy path. The tool's system call is then skipped
+//! call goes through `mfiguard_core::guarded::copied::run` (records say `"guard":"ptrace"`); a
+//! MegaRAID code on any other file is refused (`ENOTTY`, `guard.unrecognised-file`), and the
+//! system calls the filter closes (its data `DATA_CONTAINED`) with `EPERM` and a
+//! `guard.contained` record. The tool's system call is then skipped
 //! (`orig_rax = -1`) and its return value set, in the same stop: seccomp(2) says "If the
 //! tracer asks to skip the system call, then the system call will appear to return the value
 //! that the tracer puts in the return value register", which holds for x86_64 since seccomp
@@ -26,37 +28,37 @@
 //!
 //! Signals: a signal-delivery-stop is resumed with its signal (injected); a group-stop
 //! (`PTRACE_EVENT_STOP` with a stopping signal) gets `PTRACE_LISTEN`, so the tool stays stopped
-//! until `SIGCONT` as without a tracer; other traps are resumed. Signals sent to this process
-//! are passed on to the tool by a second thread (`sigtimedwait`), as the notification
-//! supervisor does with its signalfd. A terminal's stop (Ctrl-Z, `SIGTTIN`, `SIGTTOU`: sent by
-//! the kernel to the whole foreground process group) is blocked here, reaches the tool, and
-//! once the tool's first process is stopped this process stops itself too: the shell sees the
-//! job stopped, and `fg` continues both (a tracer stopped by the terminal before its tool
-//! would hold the tool's stop signal until after the `SIGCONT`, leaving the tool stopped). A tool that uses ptrace itself gets `EPERM` from the
-//! kernel (its children are already traced by us; `PTRACE_TRACEME` fails for a tracee).
+//! until `SIGCONT` as without a tracer; other traps are resumed. The tracer is a process of its
+//! own (see `run_ptrace_with`): signals sent to `mfiguard-run` are passed on to the tool there;
+//! here every forwarded and job-control signal is blocked. A terminal's stop (Ctrl-Z,
+//! `SIGTTIN`, `SIGTTOU`) reaches the tool, and once the tool's first process is stopped the
+//! tracer stops `mfiguard-run` too: the shell sees the job stopped, and `fg` continues both.
 //!
-//! When the tool's first process ends, its exit is ours; descendants still running are
-//! detached (`PTRACE_INTERRUPT`, then `PTRACE_DETACH` at their next stop): their MegaRAID
-//! calls then fail with `ENOSYS` (a `RET_TRACE` without a tracer), as they do when the
-//! notification supervisor is gone.
+//! When the tool's first process ends, its exit is reported at once (`mfiguard-run` returns
+//! it); the descendants still running stay traced and guarded until the last one ends. A tool
+//! that uses ptrace itself is refused by the filter.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::ffi::{c_int, CString};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-use std::time::Duration;
+use std::rc::Rc;
 
 use mfiguard_core::audit::Guard;
+use mfiguard_core::audit::GuardIssue;
 use mfiguard_core::config::Config;
-use mfiguard_core::device;
+use mfiguard_core::device::{self, Known, Target};
 use mfiguard_core::guarded::{copied, Answer, Caller, Identity, Request};
 use mfiguard_sanitizer::{Abi, Errno};
 
+use crate::files::KnownFiles;
 use crate::filter;
 use crate::proc::{self, identity};
-use crate::serve::{other_file, Node};
+use crate::serve::Node;
 use crate::sys::{self, Exit};
+
+/// `__USER32_CS`: the code segment of a 32-bit process on x86_64.
+const USER32_CS: u64 = 0x23;
 
 /// A wait status, classified once (ptrace(2)'s names).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -191,18 +193,24 @@ pub struct Tracer<'c> {
     pidfds: HashMap<libc::pid_t, OwnedFd>,
     /// Whether `pidfd_getfd` is tried (until the kernel says `ENOSYS`).
     use_pidfd: bool,
-    /// The first process's end, once seen: the rest are being detached.
+    /// The management nodes, as known before the tool started.
+    driver: Known,
+    /// The descriptors recent calls were made on.
+    files: KnownFiles,
+    /// The first process's end, once seen (the rest are traced until they end).
     exit: Option<Exit>,
     /// A stop from the terminal (Ctrl-Z, a background read or write) reached the tool's first
-    /// process: when it group-stops, this process stops too, so that the shell sees the job
+    /// process: when it group-stops, the wrapper stops too, so that the shell sees the job
     /// stopped and its `fg` (`SIGCONT` to the process group) resumes both.
     terminal_stop: bool,
+    /// The wrapper (`mfiguard-run`) the shell waits for, while the first process runs.
+    wrapper: libc::pid_t,
 }
 
 impl<'c> Tracer<'c> {
     /// Traces `child` (seized by this thread, see `ptrace_spawn`) with `cfg`; `use_pidfd`
     /// false reopens descriptors through `/proc` as on kernels before 5.6.
-    pub fn new(cfg: &'c Config, child: libc::pid_t, use_pidfd: bool) -> Tracer<'c> {
+    pub fn new(cfg: &'c Config, child: libc::pid_t, use_pidfd: bool, driver: Known) -> Tracer<'c> {
         let mut tasks = HashMap::new();
         tasks.insert(child, Some(child));
         Tracer {
@@ -211,35 +219,23 @@ impl<'c> Tracer<'c> {
             tasks,
             pidfds: HashMap::new(),
             use_pidfd,
+            driver,
+            files: KnownFiles::default(),
             exit: None,
             terminal_stop: false,
+            wrapper: 0,
         }
     }
 
-    /// Runs until the tool's first process ends (and its remaining descendants are
-    /// detached), passing the signals of `forwarded` (blocked in this thread) on to it.
-    pub fn run(&mut self, forwarded: &libc::sigset_t) -> Exit {
-        let stop = AtomicBool::new(false);
-        let forwarder = AtomicI32::new(0);
-        let child = self.child;
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                forwarder.store(sys::gettid(), Ordering::SeqCst);
-                forward_signals(forwarded, child, &stop)
-            });
-            let exit = self.trace();
-            stop.store(true, Ordering::SeqCst);
-            // Wake it now rather than at its next timeout: SIGWINCH is in its set, and with
-            // `stop` set it passes nothing on.
-            let tid = forwarder.load(Ordering::SeqCst);
-            if tid != 0 {
-                sys::tgkill_self(tid, libc::SIGWINCH);
-            }
-            exit
-        })
+    /// Traces until no tracee is left: `first_ended` is told the first process's exit as soon
+    /// as it ends (the wrapper returns it), while its descendants stay traced and guarded.
+    /// `wrapper` is the process a terminal's stop of the first process stops too (0: none).
+    pub fn run(&mut self, first_ended: &mut dyn FnMut(Exit), wrapper: libc::pid_t) -> Exit {
+        self.wrapper = wrapper;
+        self.trace(first_ended)
     }
 
-    fn trace(&mut self) -> Exit {
+    fn trace(&mut self, first_ended: &mut dyn FnMut(Exit)) -> Exit {
         loop {
             let (tid, status) = match sys::wait_any() {
                 Ok(v) => v,
@@ -251,7 +247,7 @@ impl<'c> Tracer<'c> {
                 self.forget(tid);
                 if tid == self.child && self.exit.is_none() {
                     self.exit = Some(exit);
-                    self.release_all();
+                    first_ended(exit);
                 }
                 if let (Some(exit), true) = (self.exit, self.tasks.is_empty()) {
                     return exit;
@@ -259,7 +255,6 @@ impl<'c> Tracer<'c> {
                 continue;
             }
             self.tasks.entry(tid).or_insert(None);
-            let draining = self.exit.is_some();
             let resume = match stop {
                 Stop::Seccomp => {
                     self.seccomp_stop(tid);
@@ -283,12 +278,16 @@ impl<'c> Tracer<'c> {
                     self.tasks.insert(tid, Some(tid));
                     0
                 }
-                Stop::GroupStop(_) if !draining => {
+                Stop::GroupStop(_) => {
                     // Stay stopped until SIGCONT, as without a tracer.
                     let _ = sys::ptrace_listen(tid);
                     if self.terminal_stop && self.tgid(tid) == Some(self.child) {
                         self.terminal_stop = false;
-                        sys::stop_self();
+                        // The shell waits for the wrapper: it stops too, and `fg` (SIGCONT to
+                        // the process group) resumes both.
+                        if self.wrapper > 0 && self.exit.is_none() {
+                            sys::kill(self.wrapper, libc::SIGSTOP);
+                        }
                     }
                     continue;
                 }
@@ -301,30 +300,11 @@ impl<'c> Tracer<'c> {
                     }
                     sig
                 }
-                Stop::GroupStop(_) | Stop::Trap | Stop::Other | Stop::Ended(_) => 0,
+                Stop::Trap | Stop::Other | Stop::Ended(_) => 0,
             };
-            // A seccomp stop is always answered and resumed (its call skipped), even while
-            // detaching: detaching there would let the call run.
-            if draining && stop != Stop::Seccomp {
-                if sys::ptrace_detach(tid, resume).is_ok() {
-                    self.forget(tid);
-                }
-            } else {
-                let _ = sys::ptrace_cont(tid, resume);
-            }
+            let _ = sys::ptrace_cont(tid, resume);
             if let (Some(exit), true) = (self.exit, self.tasks.is_empty()) {
                 return exit;
-            }
-        }
-    }
-
-    /// The first process ended: every other task is interrupted, to be detached at its stop.
-    fn release_all(&mut self) {
-        let tids: Vec<libc::pid_t> = self.tasks.keys().copied().collect();
-        for tid in tids {
-            if sys::ptrace_interrupt(tid).is_err() {
-                // ESRCH: gone (its end will be reported, or was).
-                log::debug!("interrupt {tid}: gone");
             }
         }
     }
@@ -348,24 +328,54 @@ impl<'c> Tracer<'c> {
             regs: RefCell::new(regs),
             answered: Cell::new(false),
         };
+        if data as u32 & filter::RET_DATA_MASK == filter::DATA_CONTAINED {
+            // A door the filter closes: refused, with a record naming it. The filter's data
+            // does not say the entry; the tool's code segment does, but for `int 0x80` from a
+            // 64-bit tool (then the name may be the other table's: the answer is EPERM alike).
+            let (arch, abi) = if regs.cs == USER32_CS {
+                (filter::AUDIT_ARCH_I386, Abi::Ilp32)
+            } else {
+                (filter::AUDIT_ARCH_X86_64, Abi::Lp64)
+            };
+            let name = filter::closed_name(arch, regs.orig_rax).unwrap_or("a closed system call");
+            copied::refuse_closed(self.cfg, Guard::Ptrace, abi, &tracee, name);
+            if !tracee.answered.get() {
+                let _ = tracee.answer(Answer::Errno(Errno::EPERM));
+            }
+            return;
+        }
         let Some(call) = TracedCall::from_regs(data as u32, &regs) else {
             // Cannot happen with our filter; never let an unknown call through.
             let _ = tracee.answer(Answer::Errno(Errno::EPERM));
             return;
         };
-        match self.node_fd(tid, call.fd) {
+        if filter::is_already_guarded_probe(call.fd, &call.req) {
+            let _ = tracee.answer(Answer::Errno(Errno(libc::EALREADY)));
+            return;
+        }
+        let known = match self.files.get(tid, call.fd) {
+            Some((fd, file)) => Ok(Own {
+                fd,
+                file,
+                reopened: false,
+            }),
+            None => self.node_fd(tid, call.fd),
+        };
+        match known {
             Err(errno) => {
                 let _ = tracee.answer(Answer::Errno(Errno(errno)));
             }
             Ok(Own {
-                fd, node: false, ..
+                file: Target::Other(rdev),
+                ..
             }) => {
-                let answer = other_file(&tracee, fd.as_fd(), call.req.code, call.req.arg);
-                let _ = tracee.answer(answer);
+                // Never executed here (this process's credentials and memory): refused.
+                let issue = GuardIssue::UnrecognisedFile { rdev };
+                copied::refuse(self.cfg, call.req, &tracee, issue);
             }
             Ok(Own {
                 fd,
-                node: true,
+                file: Target::Node(_),
                 reopened,
             }) => {
                 if reopened && call.req.is_get_aen() && has_async(tid, call.fd) {
@@ -439,12 +449,14 @@ impl<'c> Tracer<'c> {
                 Err(_) => return Err(libc::ENOTTY),
             },
         };
-        let node = device::is_mgmt_node(own.as_raw_fd(), self.cfg)?;
-        Ok(Own {
-            fd: own,
-            node,
-            reopened,
-        })
+        let file = device::management_node(own.as_raw_fd(), self.cfg, self.driver)?;
+        // A reopened description is never the tool's own: kcmp would never find it again.
+        let fd = if reopened {
+            Rc::new(own)
+        } else {
+            self.files.remember(tid, fd, own, file)
+        };
+        Ok(Own { fd, file, reopened })
     }
 
     fn getfd(&mut self, tid: libc::pid_t, fd: c_int) -> Result<OwnedFd, c_int> {
@@ -459,9 +471,9 @@ impl<'c> Tracer<'c> {
 
 /// The tool's descriptor, as ours.
 struct Own {
-    fd: OwnedFd,
-    /// Whether it is the management node.
-    node: bool,
+    fd: Rc<OwnedFd>,
+    /// Which file it is.
+    file: Target,
     /// Whether it is a new open file description (`/proc/<tid>/fd/N` opened again).
     reopened: bool,
 }
@@ -491,20 +503,6 @@ fn reopen(tid: libc::pid_t, fd: c_int) -> Result<OwnedFd, c_int> {
         }
         e => Err(e),
     })
-}
-
-/// Passes the signals of `set` sent to this process on to `child` until `stop`; one sent by
-/// the kernel (a terminal's Ctrl-C or Ctrl-Z reaches the tool's process group directly) is not
-/// sent twice.
-fn forward_signals(set: &libc::sigset_t, child: libc::pid_t, stop: &AtomicBool) {
-    while !stop.load(Ordering::SeqCst) {
-        if let Some(info) = sys::sigtimedwait(set, Duration::from_millis(50)) {
-            // Once the tool is reaped its pid may be another process's: nothing is sent.
-            if info.si_code != libc::SI_KERNEL && !stop.load(Ordering::SeqCst) {
-                sys::kill(child, info.si_signo);
-            }
-        }
-    }
 }
 
 /// The floor the benchmark compares the tracer with: the same filter, a tracer that only

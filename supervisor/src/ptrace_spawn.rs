@@ -161,6 +161,7 @@ unsafe fn child(
             libc::_exit(125);
         }
         libc::close(go_r);
+        sys::drop_ptrace_capability();
         if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
             || sys::install_filter_no_flags(prog) < 0
         {

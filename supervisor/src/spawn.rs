@@ -1,5 +1,6 @@
 //! Starting the tool under the filter: everything is allocated before `fork`; the child makes
-//! only system calls (`pthread_sigmask`, `prctl`, `seccomp`, `sendmsg`, `close`, `execve`,
+//! only system calls (`pthread_sigmask`, `prctl` (`CAP_SYS_PTRACE` dropped, no new privileges),
+//! `seccomp`, `sendmsg`, `close`, `execve`,
 //! `_exit`), so that nothing it inherited from this process (a lock held by another thread, the
 //! allocator's state) can stop it.
 //!
@@ -249,6 +250,7 @@ unsafe fn child(
             killable: 0,
         };
         let mut listener: c_int = -1;
+        crate::sys::drop_ptrace_capability();
         if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
             hello.error = errno();
         } else {

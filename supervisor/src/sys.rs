@@ -118,6 +118,62 @@ pub fn notif_send(listener: BorrowedFd<'_>, id: u64, val: i64, error: c_int) -> 
     }
 }
 
+/// `pidfd_send_signal(pidfd, sig)`: a signal to the process the pidfd names, never to another
+/// that got its pid since.
+pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: c_int) {
+    // SAFETY: integers only (no siginfo).
+    unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+}
+
+/// `kcmp(getpid(), pid, KCMP_FILE, ours, theirs) == 0`: whether descriptor `theirs` of process
+/// `pid` is the very open file description `ours` is (Linux 3.5, `CONFIG_KCMP`; false on any
+/// error, and the caller then duplicates the descriptor again).
+pub fn same_file(ours: BorrowedFd<'_>, pid: libc::pid_t, theirs: c_int) -> bool {
+    const KCMP_FILE: c_int = 0;
+    // SAFETY: integers only; the kernel compares two entries of two descriptor tables.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_kcmp,
+            libc::getpid(),
+            pid,
+            KCMP_FILE,
+            ours.as_raw_fd() as libc::c_ulong,
+            theirs as libc::c_ulong,
+        )
+    };
+    ret == 0
+}
+
+/// `SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP` (Linux 6.6).
+const SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: libc::c_ulong = 1;
+
+/// `SECCOMP_IOCTL_NOTIF_SET_FLAGS` with `SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP` (Linux 6.6): the
+/// kernel then hands the CPU straight from the waiting tool to the supervisor and back (a
+/// synchronous wake-up), instead of waking the other on any CPU. `EINVAL` before 6.6.
+pub fn notif_sync_wake_up(listener: BorrowedFd<'_>) -> Result<(), c_int> {
+    // SAFETY: the flags travel by value; the kernel reads nothing else.
+    let ret = unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_SET_FLAGS,
+            SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP,
+        )
+    };
+    if ret < 0 {
+        Err(errno())
+    } else {
+        Ok(())
+    }
+}
+
 /// `SECCOMP_IOCTL_NOTIF_ID_VALID`: whether notification `id` is still pending (its thread
 /// alive and still waiting in that call).
 pub fn notif_id_valid(listener: BorrowedFd<'_>, id: u64) -> bool {
@@ -208,12 +264,43 @@ pub unsafe fn ioctl(fd: BorrowedFd<'_>, request: u32, arg: *mut c_void) -> (c_in
     (ret, if ret < 0 { errno() } else { 0 })
 }
 
-/// `ioctl(fd, request, buf)` on a buffer of ours (or a null pointer); `(ret, errno)`.
-pub fn ioctl_private(fd: BorrowedFd<'_>, request: u32, buf: Option<&mut [u8]>) -> (c_int, c_int) {
-    let arg = buf.map_or(std::ptr::null_mut(), |b| b.as_mut_ptr().cast());
-    // SAFETY: `arg` is null or a buffer we own, exclusively borrowed for the call; the caller
-    // sizes it for the request (its encoded size, plus slack).
-    unsafe { ioctl(fd, request, arg) }
+/// Fixes glibc's mmap threshold at its default (128 KiB), so that every large private buffer
+/// is mapped and unmapped on its own: glibc otherwise raises the threshold after the first such
+/// buffer is freed, and later ones come from the heap, which keeps freed memory (a supervisor's
+/// peak would grow with the calls it served, not with what it holds).
+pub fn map_large_buffers() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: plain integers; glibc's documented tunable.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
+}
+
+/// `CAP_SYS_PTRACE`.
+const CAP_SYS_PTRACE: c_int = 19;
+
+/// Takes `CAP_SYS_PTRACE` out of this process's bounding and ambient sets, so that the program
+/// it `exec`s never has it, even as root: without it, the non-dumpable supervisor's memory
+/// (`/proc/PID/mem`, `process_vm_*`), its descriptors and its tracing are out of reach
+/// (`ptrace_may_access` wants `CAP_SYS_PTRACE` for a non-dumpable process). A RAID tool never
+/// needs it (it needs `CAP_SYS_ADMIN` to open the node, `CAP_MKNOD` to create it). Without
+/// `CAP_SETPCAP` (not root) the bounding drop fails, and there is nothing to drop.
+///
+/// # Safety
+///
+/// Async-signal-safe (two `prctl`s): for the child of a fork, before `execve`.
+pub unsafe fn drop_ptrace_capability() {
+    // SAFETY: plain integers.
+    unsafe {
+        libc::prctl(libc::PR_CAPBSET_DROP, CAP_SYS_PTRACE, 0, 0, 0);
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_LOWER,
+            CAP_SYS_PTRACE,
+            0,
+            0,
+        );
+    }
 }
 
 /// `prctl(PR_SET_DUMPABLE, 0)`: processes of our uid without `CAP_SYS_PTRACE` (the tool) can
@@ -319,6 +406,59 @@ pub fn poll(fds: &[BorrowedFd<'_>]) -> Result<Vec<libc::c_short>, c_int> {
     }
 }
 
+/// Whether a task is still under the filter of `listener`: the kernel reports `POLLHUP` on it
+/// once none is left (Linux 5.8; before that it never does, and this answers true).
+pub fn tasks_left(listener: BorrowedFd<'_>) -> bool {
+    let mut p = libc::pollfd {
+        fd: listener.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one live pollfd; no wait.
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    !(n > 0 && p.revents & (libc::POLLHUP | libc::POLLERR) != 0)
+}
+
+/// `fork()` of a single-threaded process (the supervisor): 0 in the child, its pid in the
+/// parent.
+pub fn fork_single_threaded() -> Result<libc::pid_t, c_int> {
+    // SAFETY: the supervisor runs its loop on its only thread (signals through a signalfd,
+    // no helper thread), so the child may go on as the parent would.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        Err(errno())
+    } else {
+        Ok(pid)
+    }
+}
+
+/// stdin and stdout on `/dev/null`, for a guard process that outlives its wrapper (stderr
+/// stays: the records may go there).
+pub fn release_stdio() {
+    // SAFETY: a constant path; descriptors of our own.
+    unsafe {
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
+        if null >= 0 {
+            libc::dup2(null, libc::STDIN_FILENO);
+            libc::dup2(null, libc::STDOUT_FILENO);
+            libc::close(null);
+        }
+    }
+}
+
+/// In a server that outlives its wrapper: stdin and stdout on `/dev/null` (a `$(...)` or a
+/// pipe must see its end when the tool's own processes close theirs; stderr stays, the
+/// records may go there), the forwarded signals unblocked (a `kill` ends it as any process:
+/// the calls left then fail closed), in a session of its own (no terminal's signals).
+pub fn detach_server(forwarded: &libc::sigset_t) {
+    release_stdio();
+    // SAFETY: a live signal set; setsid has no arguments.
+    unsafe {
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, forwarded, std::ptr::null_mut());
+        libc::setsid();
+    }
+}
+
 /// How a child ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Exit {
@@ -406,16 +546,6 @@ pub fn ptrace_listen(pid: libc::pid_t) -> Result<(), c_int> {
     ptrace(libc::PTRACE_LISTEN, pid, 0, 0)
 }
 
-/// `PTRACE_INTERRUPT`: a trap (`PTRACE_EVENT_STOP`) at the tracee's next chance.
-pub fn ptrace_interrupt(pid: libc::pid_t) -> Result<(), c_int> {
-    ptrace(libc::PTRACE_INTERRUPT, pid, 0, 0)
-}
-
-/// `PTRACE_DETACH`, delivering `sig`.
-pub fn ptrace_detach(pid: libc::pid_t, sig: c_int) -> Result<(), c_int> {
-    ptrace(libc::PTRACE_DETACH, pid, 0, sig as usize)
-}
-
 /// `PTRACE_GETEVENTMSG`: at a seccomp stop, the filter's `SECCOMP_RET_DATA`; at a fork, vfork
 /// or clone event, the new task's id; at an exec event, the former thread id.
 pub fn ptrace_geteventmsg(pid: libc::pid_t) -> Result<libc::c_ulong, c_int> {
@@ -488,19 +618,6 @@ pub fn wait_any() -> Result<(libc::pid_t, c_int), c_int> {
             return Err(errno());
         }
     }
-}
-
-/// `sigtimedwait(set, timeout)`: one of `set` (blocked) if one arrives in `timeout`.
-pub fn sigtimedwait(set: &libc::sigset_t, timeout: std::time::Duration) -> Option<libc::siginfo_t> {
-    let ts = libc::timespec {
-        tv_sec: timeout.as_secs() as libc::time_t,
-        tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
-    };
-    // SAFETY: all-zero is a valid `siginfo_t`.
-    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-    // SAFETY: a valid set, live locals for the info and the timeout.
-    let sig = unsafe { libc::sigtimedwait(set, &mut info, &ts) };
-    (sig > 0).then_some(info)
 }
 
 /// `open(path, flags | O_CLOEXEC)`.
@@ -645,12 +762,6 @@ pub fn ptrace_signal_code(pid: libc::pid_t) -> Result<c_int, c_int> {
     }
 }
 
-/// Stops this whole process (`SIGSTOP` to itself) until a `SIGCONT`.
-pub fn stop_self() {
-    // SAFETY: plain integers.
-    unsafe { libc::kill(libc::getpid(), libc::SIGSTOP) };
-}
-
 /// The terminal's job-control stops, which a tracer in the tool's process group also gets.
 pub const JOB_CONTROL: [c_int; 3] = [libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU];
 
@@ -662,18 +773,6 @@ pub fn with_job_control(set: &libc::sigset_t) -> libc::sigset_t {
         unsafe { libc::sigaddset(&mut s, sig) };
     }
     s
-}
-
-/// The calling thread's id.
-pub fn gettid() -> libc::pid_t {
-    // SAFETY: no arguments.
-    unsafe { libc::syscall(libc::SYS_gettid) as libc::pid_t }
-}
-
-/// `tgkill(getpid(), tid, sig)`: `sig` to one thread of this process.
-pub fn tgkill_self(tid: libc::pid_t, sig: c_int) {
-    // SAFETY: plain integers.
-    unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, sig) };
 }
 
 /// `mknod(path, S_IFCHR | mode, dev)`: a character device node (the umask applies; callers

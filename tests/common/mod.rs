@@ -660,3 +660,55 @@ pub fn have(tool: &str) -> bool {
         .status()
         .is_ok_and(|s| s.success())
 }
+
+/// A library whose `mfiguard_test_ioctl` calls `ioctl` itself, built as `lib{name}.so` with the
+/// system's C compiler for the clients' word size (`-m32` in the i686 suite) and `flags`;
+/// `None` (the test is skipped, loudly) without one.
+pub fn ioctl_helper_lib(dir: &Scratch, name: &str, flags: &[&str]) -> Option<String> {
+    let src = dir.path(&format!("{name}.c"));
+    std::fs::write(
+        &src,
+        "#include <sys/ioctl.h>\n\
+         int mfiguard_test_ioctl(int fd, unsigned long request, void *packet)\n\
+         { return ioctl(fd, request, packet); }\n",
+    )
+    .unwrap();
+    let lib = dir.path(&format!("lib{name}.so"));
+    let mut cc = Command::new("cc");
+    cc.args(["-shared", "-fPIC"])
+        .args(flags)
+        .arg("-o")
+        .arg(&lib)
+        .arg(&src);
+    if cross_target().is_some_and(|t| t.starts_with("i686")) {
+        cc.arg("-m32");
+    }
+    match cc.status() {
+        Ok(s) if s.success() => Some(lib.to_str().unwrap().to_owned()),
+        _ => {
+            eprintln!("skipped: no C compiler for the helper library (cc, gcc-multilib for i686)");
+            None
+        }
+    }
+}
+
+/// `mfi_client dl-limit plain LIB` under the guard: the helper's call reaches the guard's
+/// `ioctl`, which rewrites it (the simulator sees IEEE cleared), answers and records it once.
+pub fn assert_helper_call_guarded(lib: &str) {
+    let run = client(&["dl-limit", "plain", lib])
+        .guard(Guard::Enforce)
+        .run();
+    assert_eq!(
+        run.stdout,
+        "ret=0 errno=0 (0) cmd_status=0x00\n",
+        "{}",
+        run.dump()
+    );
+    assert_eq!(
+        text(run.sim_call(), "flags"),
+        Some("0x0010"),
+        "{}",
+        run.dump()
+    );
+    assert_eq!(run.audit_calls().len(), 1, "{}", run.dump());
+}

@@ -9,6 +9,7 @@ use mfiguard_sanitizer::{Decision, Errno, Verdict};
 
 use super::invoker::Invoker;
 use super::record::{CallRecord, ErrorRecord, Phase, Who};
+use super::text::Escaped;
 
 /// Writes a call record as one readable line (no newline), for syslog and stderr, adding
 /// `sudo_user`, `sudo_uid` and `login_uid` after `uid` when `by` knows them (the line already
@@ -85,7 +86,7 @@ pub(crate) fn call_line<W: fmt::Write>(
             write!(w, " {us}us")?;
         }
     }
-    write!(w, "; exe {} uid {}", c.exe, who.uid)?;
+    write!(w, "; exe {} uid {}", Escaped(c.exe), who.uid)?;
     if let Some(by) = by {
         invoker(w, by)?;
     }
@@ -100,7 +101,13 @@ pub(crate) fn call_line<W: fmt::Write>(
 
 /// Writes a configuration error as one readable line (no newline).
 pub(crate) fn error_line<W: fmt::Write>(w: &mut W, e: &ErrorRecord<'_>, lost: u64) -> fmt::Result {
-    write!(w, "configuration: {}={:?}: {}", e.key, e.value, e.message)?;
+    write!(
+        w,
+        "configuration: {}={:?}: {}",
+        Escaped(e.key),
+        e.value,
+        Escaped(e.message)
+    )?;
     if lost > 0 {
         write!(w, " ({lost} records lost)")?;
     }
@@ -110,7 +117,7 @@ pub(crate) fn error_line<W: fmt::Write>(w: &mut W, e: &ErrorRecord<'_>, lost: u6
 /// The readable line's part: only what sudo or the login uid add to `uid`.
 fn invoker<W: fmt::Write>(w: &mut W, by: &Invoker) -> fmt::Result {
     if let Some(u) = &by.sudo_user {
-        write!(w, " sudo_user {u}")?;
+        write!(w, " sudo_user {}", Escaped(u))?;
     }
     if let Some(u) = by.sudo_uid {
         write!(w, " sudo_uid {u}")?;

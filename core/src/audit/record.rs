@@ -80,6 +80,24 @@ pub enum GuardIssue {
         /// Whether the driver was called.
         executed: bool,
     },
+    /// `guard.not-delivered`: the restart of a call whose command already ran, whose results
+    /// were no longer kept (more interrupted calls than the supervisor keeps answers for):
+    /// refused rather than run a second time.
+    RestartResultsDropped,
+    /// `guard.unrecognised-file`: a MegaRAID request code on a file that is neither the
+    /// driver's node nor `mfiguard-hostd`'s: refused with `ENOTTY`, never executed by a guard
+    /// outside the tool (it would run with the guard's credentials and memory).
+    UnrecognisedFile {
+        /// The file's device number when it is a character device.
+        rdev: Option<u64>,
+    },
+    /// `guard.contained`: a system call a RAID tool never makes and that would let it take the
+    /// guard's place (`ptrace`, `clone` with `CLONE_UNTRACED`, `pidfd_getfd`,
+    /// `process_vm_writev`, a seccomp filter with a listener of its own): refused with `EPERM`.
+    Contained {
+        /// The system call, as records name it.
+        syscall: &'static str,
+    },
     /// `guard.unsupported`: `MEGASAS_IOC_GET_AEN` through the host-wide guard, refused with
     /// `EOPNOTSUPP`: the driver signals an event with `SIGIO` to the owner of the file that
     /// registered, which would be `mfiguard-hostd`, never the caller.
@@ -96,7 +114,11 @@ impl GuardIssue {
             GuardIssue::BufferFault { .. } => "guard.fault",
             GuardIssue::LogRequired { .. } => "guard.log-required",
             GuardIssue::Unsupported | GuardIssue::AenUnsupported => "guard.unsupported",
-            GuardIssue::NotDelivered { .. } => "guard.not-delivered",
+            GuardIssue::NotDelivered { .. } | GuardIssue::RestartResultsDropped => {
+                "guard.not-delivered"
+            }
+            GuardIssue::UnrecognisedFile { .. } => "guard.unrecognised-file",
+            GuardIssue::Contained { .. } => "guard.contained",
             GuardIssue::Panicked { .. }
             | GuardIssue::NoNextIoctl
             | GuardIssue::Sanitizer
@@ -121,6 +143,8 @@ impl GuardIssue {
             | GuardIssue::BufferFault { .. } => Errno::EFAULT,
             GuardIssue::Unsupported => Errno::EINVAL,
             GuardIssue::AenUnsupported => Errno(libc::EOPNOTSUPP),
+            GuardIssue::UnrecognisedFile { .. } => Errno(libc::ENOTTY),
+            GuardIssue::Contained { .. } => Errno::EPERM,
             _ => Errno::EIO,
         }
     }
@@ -165,6 +189,22 @@ impl Display for GuardIssue {
             GuardIssue::NotDelivered { executed: false } => {
                 f.write_str("not delivered: the caller was gone or interrupted")
             }
+            GuardIssue::UnrecognisedFile { rdev: Some(rdev) } => write!(
+                f,
+                "a MegaRAID request on character device {}:{}, neither the driver's node nor mfiguard-hostd's: refused, not executed",
+                libc::major(rdev as libc::dev_t),
+                libc::minor(rdev as libc::dev_t)
+            ),
+            GuardIssue::UnrecognisedFile { rdev: None } => f.write_str(
+                "a MegaRAID request on a file that is not a character device: refused, not executed",
+            ),
+            GuardIssue::Contained { syscall } => write!(
+                f,
+                "{syscall} refused: a tool under the guard never needs it, and it would let the tool take the guard's place"
+            ),
+            GuardIssue::RestartResultsDropped => f.write_str(
+                "the restart of a call whose command already ran, its results no longer kept: refused rather than run twice",
+            ),
             GuardIssue::AenUnsupported => f.write_str(
                 "event notification (GET_AEN) is not carried by the host-wide guard: the driver's SIGIO would reach mfiguard-hostd, not the caller",
             ),

@@ -148,6 +148,25 @@ fn seed_record<'a>(verdict: &'a Verdict, info: PacketInfo) -> CallRecord<'a> {
     }
 }
 
+/// A CTRL_GET_INFO whose SGL lies outside its frame (`sgl.bounds`): its verdict and fields.
+fn sgl_bounds_refusal() -> (Verdict, PacketInfo) {
+    let bytes = samples::dcmd_read(Abi::NATIVE, 0x0101_0000, 0x1000, 2048)
+        .sgl_off(0x40000)
+        .build();
+    let p = decode(Abi::NATIVE, &bytes).unwrap();
+    let v = decide_packet(&Policy::default(), &p);
+    let info = PacketInfo::new(&p, &v);
+    (v, info)
+}
+
+/// The outcome of a call the guard refused with `EINVAL`.
+const EINVAL_OUTCOME: Outcome = Outcome {
+    ret: -1,
+    errno: libc::EINVAL,
+    cmd_status: None,
+    latency_us: None,
+};
+
 fn stp_probe() -> (Verdict, PacketInfo) {
     let bytes =
         samples::megacli_8_01_06_stp_probe(Abi::NATIVE, 3, 0x7f00_0000_1000, 0x7f00_0000_2000)
@@ -227,18 +246,9 @@ fn a_decision_and_its_outcome_as_json() {
 
 #[test]
 fn a_rejection_as_a_readable_line() {
-    let bytes = samples::dcmd_read(Abi::NATIVE, 0x0101_0000, 0x1000, 2048)
-        .sgl_off(0x40000)
-        .build();
-    let p = decode(Abi::NATIVE, &bytes).unwrap();
-    let v = decide_packet(&Policy::default(), &p);
-    let mut rec = seed_record(&v, PacketInfo::new(&p, &v));
-    rec.outcome = Some(Outcome {
-        ret: -1,
-        errno: libc::EINVAL,
-        cmd_status: None,
-        latency_us: None,
-    });
+    let (v, info) = sgl_bounds_refusal();
+    let mut rec = seed_record(&v, info);
+    rec.outcome = Some(EINVAL_OUTCOME);
     let mut line = String::new();
     call_line(&mut line, &rec, WHO, None, Phase::Outcome, 0, true).unwrap();
     assert!(
@@ -850,18 +860,9 @@ fn journal_fields(mut d: &[u8]) -> Vec<(String, Vec<u8>)> {
 
 #[test]
 fn a_refusal_as_a_journal_entry_through_a_socket() {
-    let bytes = samples::dcmd_read(Abi::NATIVE, 0x0101_0000, 0x1000, 2048)
-        .sgl_off(0x40000)
-        .build();
-    let p = decode(Abi::NATIVE, &bytes).unwrap();
-    let v = decide_packet(&Policy::default(), &p);
-    let mut rec = seed_record(&v, PacketInfo::new(&p, &v));
-    rec.outcome = Some(Outcome {
-        ret: -1,
-        errno: libc::EINVAL,
-        cmd_status: None,
-        latency_us: None,
-    });
+    let (v, info) = sgl_bounds_refusal();
+    let mut rec = seed_record(&v, info);
+    rec.outcome = Some(EINVAL_OUTCOME);
     // A newline in a value cannot end its field early, nor add a field.
     rec.exe = "/opt/x\nMFIGUARD_VERDICT=pass";
     let by = Invoker::from_parts(Some(b"alice"), Some(b"1000"), Some(b"1000"), b"x\0");
@@ -1016,5 +1017,90 @@ fn each_sink_frames_its_records() {
         ));
         assert!(buf.starts_with(head), "{buf}");
         assert!(buf.ends_with(tail), "{buf}");
+    }
+}
+
+/// A readable line (stderr, syslog, the journal's MESSAGE) of a record whose executable path,
+/// sudo user and configuration key hold a newline and an ESC: one line, no control character,
+/// no forged "outcome pass".
+#[test]
+fn every_readable_form_escapes_what_the_caller_controls() {
+    let (v, info) = sgl_bounds_refusal();
+    let mut rec = seed_record(&v, info);
+    rec.outcome = Some(EINVAL_OUTCOME);
+    let forged = "/tmp/x\nmfiguard[1]: #8 outcome pass MEGASAS_IOC_FIRMWARE\x1b[2K";
+    rec.exe = forged;
+    let by = Invoker::from_parts(Some(b"eve\n\x1b[1A"), None, None, b"x\0");
+    let clean = |what: &str, text: &str| {
+        let body = text.strip_suffix('\n').unwrap_or(text);
+        assert!(
+            !body.chars().any(|c| c.is_control()),
+            "{what}: a control character in {body:?}"
+        );
+        assert!(
+            body.contains("exe /tmp/x\\nmfiguard[1]: #8 outcome pass MEGASAS_IOC_FIRMWARE\\e[2K"),
+            "{what}: {body}"
+        );
+        assert!(body.contains("sudo_user eve\\n\\e[1A"), "{what}: {body}");
+    };
+    for (what, sink) in [("stderr", &Stderr as &dyn Sink), ("syslog", &Syslog)] {
+        let mut buf = String::new();
+        assert!(render(
+            &mut buf,
+            sink,
+            Record::Call(&rec, Phase::Outcome),
+            WHO,
+            Some(&by),
+            UNIX_EPOCH,
+            0,
+            None
+        ));
+        clean(what, &buf);
+    }
+    // The nested path's stack buffer renders the same line.
+    let mut stack = StackBuf::<NESTED_BUF>::new();
+    assert!(render(
+        &mut stack,
+        &Stderr,
+        Record::Call(&rec, Phase::Outcome),
+        WHO,
+        Some(&by),
+        UNIX_EPOCH,
+        0,
+        None
+    ));
+    clean(
+        "stderr (nested)",
+        std::str::from_utf8(stack.bytes()).unwrap(),
+    );
+    let entry = journal_entry(Record::Call(&rec, Phase::Outcome), WHO, Some(&by), 0);
+    let fields = journal_fields(&entry);
+    let message = fields.iter().find(|(k, _)| k == "MESSAGE").unwrap();
+    clean("journal MESSAGE", std::str::from_utf8(&message.1).unwrap());
+    // The structured field keeps the exact bytes (binary-safe), for a query to match.
+    let exe = fields.iter().find(|(k, _)| k == "MFIGUARD_EXE").unwrap();
+    assert_eq!(exe.1, forged.as_bytes());
+
+    // A configuration error's key and message too.
+    let e = ErrorRecord {
+        key: "MFIGUARD_\nMODE",
+        value: "x\ny",
+        message: "bad\x1b",
+        exe: forged,
+    };
+    for sink in [&Stderr as &dyn Sink, &Syslog] {
+        let mut buf = String::new();
+        assert!(render(
+            &mut buf,
+            sink,
+            Record::Error(&e),
+            WHO,
+            None,
+            UNIX_EPOCH,
+            0,
+            None
+        ));
+        let body = buf.strip_suffix('\n').unwrap_or(&buf);
+        assert!(!body.chars().any(|c| c.is_control()), "{body:?}");
     }
 }

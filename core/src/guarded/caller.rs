@@ -41,6 +41,14 @@ pub trait Caller {
     /// Copies `out.len()` bytes at `addr` of the caller into `out`; an errno when they cannot
     /// all be read (or the call is no longer pending: the caller died, the request is stale).
     fn read(&self, addr: u64, out: &mut [u8]) -> Result<(), c_int>;
+    /// Confirms that everything read so far was the caller's: called once, after the last read
+    /// and before anything is decided or executed on what was read. An entry whose reads can
+    /// reach another process (a pid reused once the call went away) checks here that the call
+    /// is still pending: the check holds for every earlier read, since a call that went away
+    /// never comes back. `Ok` by default.
+    fn confirm(&self) -> Result<(), c_int> {
+        Ok(())
+    }
     /// Writes `data` at `addr` of the caller.
     fn write(&self, addr: u64, data: &[u8]) -> Result<(), c_int>;
     /// Who the caller is, for records; asked only when a record is written. `None`: this

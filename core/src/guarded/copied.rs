@@ -72,6 +72,11 @@ impl Replay {
         }
         caller.deliver(self.answer)
     }
+
+    /// How many bytes of private buffers it keeps alive (what its restart would copy back).
+    pub fn held_bytes(&self) -> usize {
+        self.call.held_bytes()
+    }
 }
 
 /// Guards one `MEGASAS_IOC_FIRMWARE` or `MEGASAS_IOC_GET_AEN` call that `caller` made on the
@@ -94,6 +99,25 @@ pub fn refuse(cfg: &Config, req: Request, caller: &impl Caller, issue: GuardIssu
     r.issue(rec, issue)
 }
 
+/// Refuses a system call the filter closes (`ptrace`, `CLONE_UNTRACED`, ...) that `caller`
+/// made through the entry of layout `abi`: `EPERM`, and a record naming it (its `request` is
+/// 0: it is not an `ioctl`).
+pub fn refuse_closed(
+    cfg: &Config,
+    guard: crate::audit::Guard,
+    abi: Abi,
+    caller: &impl Caller,
+    syscall: &'static str,
+) -> Delivery {
+    let req = Request {
+        code: 0,
+        arg: 0,
+        abi,
+        guard,
+    };
+    refuse(cfg, req, caller, GuardIssue::Contained { syscall })
+}
+
 fn get_aen<C: Caller>(r: &mut Recorder<'_, C>, driver: &mut impl Driver) -> Delivery {
     let mut rec = r.base();
     let record = r.cfg().log != LogTarget::None;
@@ -107,6 +131,9 @@ fn get_aen<C: Caller>(r: &mut Recorder<'_, C>, driver: &mut impl Driver) -> Deli
         return r.issue(rec, issue);
     }
     rec.host_no = Some(u16::from_ne_bytes([aen[0], aen[1]]));
+    if r.caller().confirm().is_err() {
+        return r.issue(rec, GuardIssue::CallerGone);
+    }
     if let Err(refused) = r.decision(&rec, record) {
         return refused;
     }
@@ -138,6 +165,9 @@ fn firmware<'a, C: Caller>(r: &mut Recorder<'a, C>, driver: &mut impl Driver) ->
     let mut rec = r.base();
     rec.host_no = Some(packet.host_no);
     let Some(plan) = plan(&packet) else {
+        if r.caller().confirm().is_err() {
+            return r.issue(rec, GuardIssue::CallerGone).into();
+        }
         // Beyond what can be copied: the rules refuse it in enforce mode (with their errno);
         // whatever they let through is refused here.
         let verdict = decide_packet(&cfg.policy(), &packet);
@@ -153,6 +183,10 @@ fn firmware<'a, C: Caller>(r: &mut Recorder<'a, C>, driver: &mut impl Driver) ->
         Ok(p) => p,
         Err(issue) => return r.issue(rec, issue).into(),
     };
+    // Everything is read: it was the caller's only if its call is still pending.
+    if r.caller().confirm().is_err() {
+        return r.issue(rec, GuardIssue::CallerGone).into();
+    }
     let host_no = packet.host_no;
     if packet.smp_request_iovec().is_some() {
         packet.smp_request = private

@@ -61,6 +61,14 @@ impl PrivateCall {
         self.bufs.get(index).map(Vec::as_slice)
     }
 
+    /// How many bytes of private buffers it holds (data and sense).
+    pub(crate) fn held_bytes(&self) -> usize {
+        self.bufs
+            .iter()
+            .map(Vec::len)
+            .fold(self.sense.len(), usize::saturating_add)
+    }
+
     /// The `cmd_status` byte of the private packet.
     pub(crate) fn status(&self) -> u8 {
         self.packet.frame[MFI_CMD_STATUS_OFFSET]

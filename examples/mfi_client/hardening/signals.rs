@@ -5,6 +5,9 @@ use super::*;
 
 // ---- signals --------------------------------------------------------------------------------
 
+/// `megasas_iocpacket.frame` (0x14) + `megasas_header.context` (4).
+const FRAME_CONTEXT: usize = 0x18;
+
 /// What the handlers use: the descriptor, a pipe and leaked packets, by address.
 pub(crate) static H_FD: AtomicI32 = AtomicI32::new(-1);
 pub(crate) static H_PIPE: AtomicI32 = AtomicI32::new(-1);
@@ -85,11 +88,19 @@ pub(crate) fn set_handler_calls(fd: c_int, host: u16) {
 /// ioc.sge-count (EINVAL), while SIGALRM fires every US microseconds (`setitimer`). Nothing in
 /// the loop allocates, so a handler that interrupts it outside the guard cannot deadlock on
 /// the allocator either.
+///
+/// `MFI_CLIENT_SIGNALS_LEN`: the data buffer of the first two (2048 bytes by default).
+/// `MFI_CLIENT_SIGNALS_DISTINCT=1`: each call stamps its index into the frame's `context`
+/// (which the driver overwrites in its own copy), so that no two calls have the same packet.
 pub fn signals(fd: c_int, host: u16, calls: u64, us: u64) -> i32 {
     set_handler_calls(fd, host);
+    let len = std::env::var("MFI_CLIENT_SIGNALS_LEN")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2048);
     let calls_v = [
-        RawCall::leak(ctrl_info_with(host, 2048, |b| b)),
-        RawCall::leak(ctrl_info_with(host, 2048, |b| add_flags(b, IEEE_SGL64))),
+        RawCall::leak(ctrl_info_with(host, len, |b| b)),
+        RawCall::leak(ctrl_info_with(host, len, |b| add_flags(b, IEEE_SGL64))),
         RawCall::leak(rule_call(host, "ioc.sge-count").expect("rule packet")),
     ];
     install(libc::SIGALRM, on_alarm);
@@ -106,8 +117,12 @@ pub fn signals(fd: c_int, host: u16, calls: u64, us: u64) -> i32 {
     let start = Instant::now();
     let (mut ok_n, mut einval, mut unexpected) = (0u64, 0u64, 0u64);
     let mut first_bad: Option<(u64, Outcome)> = None;
+    let distinct = std::env::var_os("MFI_CLIENT_SIGNALS_DISTINCT").is_some();
     for i in 0..calls {
         let kind = (i % 3) as usize;
+        if distinct {
+            calls_v[kind].u32_at(FRAME_CONTEXT).store(i as u32, Relaxed);
+        }
         IN_CALL.store(true, Relaxed);
         let o = calls_v[kind].issue(fd);
         IN_CALL.store(false, Relaxed);
