@@ -365,6 +365,9 @@ boot() { # N PLAN: boot N runs the scenarios of PLAN; leaves console.N.log, resu
     } >"$conf/etc/lane.conf"
     (cd "$conf" && printf 'etc/lane.conf\n' | cpio -o -H newc --quiet) | cat "$WORK/base.cpio" - >"$WORK/initrd.cpio"
     rm -f "$disk" && truncate -s 64M "$disk"
+    # A second disk, attached only when a scenario asks for it (hotplug: QEMU's monitor).
+    rm -f "$WORK/disk2.img" && truncate -s 16M "$WORK/disk2.img"
+    rm -f "$WORK/mon.$i.in" "$WORK/mon.$i.out" && mkfifo "$WORK/mon.$i.in" "$WORK/mon.$i.out"
     : >"$WORK/console.$i.log" && : >"$WORK/results.$i.log"
     case $ACCEL in
         tcg) accel_args=(-accel tcg) ;;
@@ -381,21 +384,47 @@ boot() { # N PLAN: boot N runs the scenarios of PLAN; leaves console.N.log, resu
     fi
     say "boot $i: $plan (timeout ${timeout}s)"
     local qemu=(qemu-system-x86_64 "${accel_args[@]}" -m 512 -smp 1 -nographic -no-reboot -nic none
-        -monitor none -serial "file:$WORK/console.$i.log" -serial "file:$WORK/results.$i.log"
+        -chardev "pipe,id=mon0,path=$WORK/mon.$i" -mon chardev=mon0,mode=readline
+        -serial "file:$WORK/console.$i.log" -serial "file:$WORK/results.$i.log"
         -kernel "$KDIR/vmlinuz" -initrd "$WORK/initrd.cpio"
         -append "console=ttyS0 panic=-1 rdinit=/init ${KL_APPEND:-}"
         -device "megasas-gen2,id=scsi0"
         -drive "file=$disk,if=none,format=raw,id=d0"
-        -device "scsi-hd,drive=d0,bus=scsi0.0")
+        -device "scsi-hd,drive=d0,bus=scsi0.0"
+        -drive "file=$WORK/disk2.img,if=none,format=raw,id=d1")
     if [ "${KL_VERBOSE:-0}" = 1 ]; then
         tail -n +1 -F "$WORK/console.$i.log" 2>/dev/null &
         TAIL_PID=$!
     fi
+    cat "$WORK/mon.$i.out" >"$WORK/monitor.$i.log" &
+    MON_PID=$!
+    hotplug_watch "$i" &
+    HOTPLUG_PID=$!
     timeout -k 5 "$timeout" "${qemu[@]}" </dev/null >"$WORK/qemu.$i.log" 2>&1 || rc=$?
+    kill "$HOTPLUG_PID" "$MON_PID" 2>/dev/null || true
+    wait "$HOTPLUG_PID" "$MON_PID" 2>/dev/null || true
     if [ -n "${TAIL_PID:-}" ]; then kill "$TAIL_PID" 2>/dev/null || true; wait "$TAIL_PID" 2>/dev/null || true; fi
     tr -d '\r' <"$WORK/results.$i.log" >"$WORK/results.$i.txt"
     BOOT_RC[i]=$rc
     BOOT_TIMEOUT_USED[i]=$timeout
+}
+
+# A scenario asks the host to plug or unplug the second disk (guest-init.sh's hotplug: a
+# "KL-HOTPLUG add|del" line on the results port); the host says it on QEMU's monitor.
+hotplug_watch() { # BOOT
+    local i=$1 done=0 n what
+    while sleep 0.2; do
+        n=$(grep -c '^KL-HOTPLUG ' "$WORK/results.$i.log" 2>/dev/null) || n=0
+        while [ "$done" -lt "$n" ]; do
+            done=$((done + 1))
+            what=$(grep '^KL-HOTPLUG ' "$WORK/results.$i.log" | sed -n "${done}p" | tr -d '\r' | awk '{ print $2 }')
+            case $what in
+                add) echo 'device_add scsi-hd,drive=d1,bus=scsi0.0,scsi-id=1,id=hp1' ;;
+                del) echo 'device_del hp1' ;;
+                *) continue ;;
+            esac >"$WORK/mon.$i.in"
+        done
+    done
 }
 
 # A scenario that kills the kernel on purpose says so first (guest-init.sh's expect_panic: one
