@@ -664,6 +664,23 @@ pub fn with_job_control(set: &libc::sigset_t) -> libc::sigset_t {
     s
 }
 
+/// Clock ticks a second (`sysconf(_SC_CLK_TCK)`: the unit of `/proc`'s start times).
+pub fn clock_ticks() -> i64 {
+    // SAFETY: no pointer.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if hz > 0 {
+        i64::from(hz as i32)
+    } else {
+        100
+    }
+}
+
+/// This process's effective uid.
+pub fn euid() -> u32 {
+    // SAFETY: no argument; it cannot fail.
+    unsafe { libc::geteuid() }
+}
+
 /// The calling thread's id.
 pub fn gettid() -> libc::pid_t {
     // SAFETY: no arguments.
@@ -674,6 +691,26 @@ pub fn gettid() -> libc::pid_t {
 pub fn tgkill_self(tid: libc::pid_t, sig: c_int) {
     // SAFETY: plain integers.
     unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, sig) };
+}
+
+/// A handler that does nothing: its signal only interrupts the system call it lands in.
+extern "C" fn interrupt_only(_: c_int) {}
+
+/// Installs, for `sig`, a handler that does nothing and without `SA_RESTART`: a thread that
+/// receives `sig` while it waits interruptibly in a system call returns from it with `EINTR`,
+/// and nothing else happens.
+pub fn interrupt_on(sig: c_int) -> Result<(), c_int> {
+    // SAFETY: all-zero is a valid `sigaction`; the handler is an `extern "C" fn(c_int)` that
+    // touches nothing (async-signal-safe); a valid set and signal number.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = interrupt_only as extern "C" fn(c_int) as libc::sighandler_t;
+        libc::sigemptyset(&mut sa.sa_mask);
+        if libc::sigaction(sig, &sa, std::ptr::null_mut()) != 0 {
+            return Err(errno());
+        }
+    }
+    Ok(())
 }
 
 /// `mknod(path, S_IFCHR | mode, dev)`: a character device node (the umask applies; callers

@@ -84,6 +84,10 @@ pub enum GuardIssue {
     /// `EOPNOTSUPP`: the driver signals an event with `SIGIO` to the owner of the file that
     /// registered, which would be `mfiguard-hostd`, never the caller.
     AenUnsupported,
+    /// `guard.stuck`: `mfiguard-hostd` refused a command with `EBUSY` because the driver
+    /// still holds as many commands past their timeout as it may (a hung controller): another
+    /// would only join them.
+    Stuck,
 }
 
 impl GuardIssue {
@@ -97,6 +101,7 @@ impl GuardIssue {
             GuardIssue::LogRequired { .. } => "guard.log-required",
             GuardIssue::Unsupported | GuardIssue::AenUnsupported => "guard.unsupported",
             GuardIssue::NotDelivered { .. } => "guard.not-delivered",
+            GuardIssue::Stuck => "guard.stuck",
             GuardIssue::Panicked { .. }
             | GuardIssue::NoNextIoctl
             | GuardIssue::Sanitizer
@@ -121,6 +126,7 @@ impl GuardIssue {
             | GuardIssue::BufferFault { .. } => Errno::EFAULT,
             GuardIssue::Unsupported => Errno::EINVAL,
             GuardIssue::AenUnsupported => Errno(libc::EOPNOTSUPP),
+            GuardIssue::Stuck => Errno(libc::EBUSY),
             _ => Errno::EIO,
         }
     }
@@ -167,6 +173,9 @@ impl Display for GuardIssue {
             }
             GuardIssue::AenUnsupported => f.write_str(
                 "event notification (GET_AEN) is not carried by the host-wide guard: the driver's SIGIO would reach mfiguard-hostd, not the caller",
+            ),
+            GuardIssue::Stuck => f.write_str(
+                "the driver still holds commands the firmware never completed (past mfiguard-hostd's command timeout): no new command is sent until it returns one",
             ),
         }
     }

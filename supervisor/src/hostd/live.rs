@@ -13,8 +13,10 @@ use std::time::Duration;
 use mfiguard_core::device::{self, NodeMajor};
 use mfiguard_core::guarded::Identity;
 
+use super::calls::Calls;
 use super::dispatch::Host;
 use super::events::Events;
+use super::lock::Lock;
 use super::node::{cstr, private_node_path};
 use crate::cuse;
 use crate::proc::{identity, Status};
@@ -30,6 +32,14 @@ pub(super) struct Live<'a> {
     pub(super) channel: BorrowedFd<'a>,
     pub(super) real: &'a RealNode,
     pub(super) events: Events,
+    pub(super) calls: Calls,
+}
+
+/// The signal that interrupts a worker waiting interruptibly in the driver (for a command
+/// slot): a real-time one the daemon handles with a handler that does nothing, installed
+/// without `SA_RESTART`, so that the ioctl returns `EINTR`.
+pub(super) fn interrupt_signal() -> c_int {
+    libc::SIGRTMIN()
 }
 
 impl Host for Live<'_> {
@@ -67,6 +77,14 @@ impl Host for Live<'_> {
     fn poll_event(&self, kh: u64, notify: bool) -> bool {
         self.events.poll(kh, notify)
     }
+
+    fn calls(&self) -> &Calls {
+        &self.calls
+    }
+
+    fn interrupt(&self, worker: libc::pid_t) {
+        sys::tgkill_self(worker, interrupt_signal());
+    }
 }
 
 /// Whether thread `tid` has `CAP_SYS_ADMIN` in this daemon's user namespace: what the driver's
@@ -99,6 +117,8 @@ pub(super) struct RealNode {
     pub(super) fd: OnceLock<OwnedFd>,
     /// Held while the node is created and opened: one worker does it at a time.
     pub(super) opening: Mutex<()>,
+    /// The lock on the driver's device, told the driver's major before the node is opened.
+    pub(super) lock: Option<Lock>,
 }
 
 impl RealNode {
@@ -109,29 +129,46 @@ impl RealNode {
         }
         let _one = self.opening.lock().unwrap_or_else(|e| e.into_inner());
         if self.fd.get().is_none() {
-            let _ = self.fd.set(open_private_node(&self.dir)?);
+            let _ = self
+                .fd
+                .set(open_private_node(&self.dir, self.lock.as_ref())?);
         }
         self.fd.get().map(|f| f.as_fd()).ok_or(libc::EIO)
     }
 }
 
-/// Creates (again) the driver's node in the root-only `dir` and opens it.
-pub(super) fn open_private_node(dir: &Path) -> Result<OwnedFd, c_int> {
-    let NodeMajor::Listed(major) = device::node_major() else {
-        return Err(libc::ENXIO);
-    };
+/// Makes the root-only directory `dir` (the driver's private node, the daemons' pid files),
+/// or checks the one there: only a real directory of root's, closed to others, may hold them.
+pub(super) fn private_dir(dir: &Path) -> Result<(), c_int> {
     let errno = |e: io::Error| e.raw_os_error().unwrap_or(libc::EIO);
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
         .map_err(errno)?;
-    // Only a real directory of root's, closed to others, may hold it.
     let meta = fs::symlink_metadata(dir).map_err(errno)?;
     if !meta.is_dir() || meta.uid() != 0 {
         return Err(libc::EPERM);
     }
-    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(errno)?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(errno)
+}
+
+/// Creates (again) the driver's node in the root-only `dir` and opens it; the driver's major
+/// is locked to this daemon first (when there is a lock), so that no one else may open it from
+/// the moment the daemon knows it.
+pub(super) fn open_private_node(dir: &Path, lock: Option<&Lock>) -> Result<OwnedFd, c_int> {
+    let NodeMajor::Listed(major) = device::node_major() else {
+        return Err(libc::ENXIO);
+    };
+    if let Some(lock) = lock {
+        if let Err(e) = lock.set_major(major) {
+            eprintln!(
+                "mfiguard-hostd: WARNING: cannot lock the driver's major {major}: {}",
+                io::Error::from_raw_os_error(e)
+            );
+        }
+    }
+    private_dir(dir)?;
     let path = private_node_path(dir);
     let _ = fs::remove_file(&path);
     let c = cstr(&path)?;
