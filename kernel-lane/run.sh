@@ -253,15 +253,22 @@ copy_with_libs() { # SRC DEST_IN_ROOT: copy an ELF file and every shared library
 strip_debug() { if command -v strip >/dev/null; then strip --strip-debug "$1" 2>/dev/null || true; fi; }
 
 # The boots: the first runs the driver checks and every ordinary scenario; each hazard_* scenario
-# (the kernel writes outside its frame, which may oops it) gets a fresh kernel of its own.
+# (the kernel writes outside its frame, which may oops it) gets a fresh kernel of its own; the
+# scenarios marked `sc_NAME() { # boot GROUP [ARGS...]` share a boot per GROUP, of the first ABI
+# only, whose kernel command line gets ARGS too (e.g. an lsm= list).
 plan_boots() {
-    local all abi n first=() more=() hazards=() ordinary
+    local all abi n g first=() more=() hazards=() ordinary groups=() grouped
     all=$(sed -n 's/^sc_\([A-Za-z0-9_]*\)() *{.*/\1/p' "$SCENARIOS")
+    grouped=$(sed -n 's/^sc_\([A-Za-z0-9_]*\)() *{ *# boot [a-z0-9-]*.*/\1/p' "$SCENARIOS")
     for n in $all; do case $n in driver_*) first+=("$n") ;; esac; done
     if [ "$BOOT_ONLY" = 0 ]; then
         for abi in $ABIS; do
             ordinary=()
-            for n in $all; do case $n in driver_* | hazard_*) ;; *) ordinary+=("$n@$abi") ;; esac; done
+            for n in $all; do
+                case $n in driver_* | hazard_*) continue ;; esac
+                case " $(echo $grouped) " in *" $n "*) continue ;; esac
+                ordinary+=("$n@$abi")
+            done
             # The first ABI's scenarios share the driver checks' boot; each other ABI gets one
             # of its own (and its own timeout).
             if [ ${#more[@]} -eq 0 ] && [ "$abi" = "${ABIS%% *}" ]; then
@@ -284,10 +291,19 @@ plan_boots() {
         done
     fi
     BOOTS=("$(only "${first[@]}")" "${more[@]}")
+    BOOT_APPEND=()
     for n in "${hazards[@]}"; do
         n=$(only "$n")
         [ -n "$n" ] && BOOTS+=("$n")
     done
+    if [ "$BOOT_ONLY" = 0 ]; then
+        for g in $(sed -n 's/^sc_[A-Za-z0-9_]*() *{ *# boot \([a-z0-9-]*\).*/\1/p' "$SCENARIOS" | awk '!seen[$0]++'); do
+            n=$(only $(sed -n "s/^sc_\([A-Za-z0-9_]*\)() *{ *# boot $g\( .*\)\{0,1\}$/\1@${ABIS%% *}/p" "$SCENARIOS"))
+            [ -n "$n" ] || continue
+            BOOT_APPEND[${#BOOTS[@]}]=$(sed -n "s/^sc_[A-Za-z0-9_]*() *{ *# boot $g \(.*\)$/\1/p" "$SCENARIOS" | head -n 1)
+            BOOTS+=("$n")
+        done
+    fi
     PLAN=()
     local words
     for n in "${BOOTS[@]}"; do read -ra words <<<"$n" && PLAN+=("${words[@]}"); done
@@ -382,12 +398,12 @@ boot() { # N PLAN: boot N runs the scenarios of PLAN; leaves console.N.log, resu
         BOOT_RC[i]=124
         return
     fi
-    say "boot $i: $plan (timeout ${timeout}s)"
+    say "boot $i: $plan (timeout ${timeout}s)${BOOT_APPEND[i]:+ with ${BOOT_APPEND[i]}}"
     local qemu=(qemu-system-x86_64 "${accel_args[@]}" -m 512 -smp 1 -nographic -no-reboot -nic none
         -chardev "pipe,id=mon0,path=$WORK/mon.$i" -mon chardev=mon0,mode=readline
         -serial "file:$WORK/console.$i.log" -serial "file:$WORK/results.$i.log"
         -kernel "$KDIR/vmlinuz" -initrd "$WORK/initrd.cpio"
-        -append "console=ttyS0 panic=-1 rdinit=/init ${KL_APPEND:-}"
+        -append "console=ttyS0 panic=-1 rdinit=/init ${KL_APPEND:-} ${BOOT_APPEND[i]:-}"
         -device "megasas-gen2,id=scsi0"
         -drive "file=$disk,if=none,format=raw,id=d0"
         -device "scsi-hd,drive=d0,bus=scsi0.0"

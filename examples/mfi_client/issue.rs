@@ -192,15 +192,18 @@ pub(crate) fn report(kind: Report, bufs: &[Vec<u8>]) {
 
 // ---- GET_AEN ---------------------------------------------------------------------------------
 
-/// `aen [wait MS]`: registers for controller events (`F_SETOWN`, `O_ASYNC`, then
+/// `aen [wait MS | plain]`: registers for controller events (`F_SETOWN`, `O_ASYNC`, then
 /// `MEGASAS_IOC_GET_AEN`, as MegaCli does); with `wait MS`, then waits up to MS milliseconds
 /// for the driver's `SIGIO` and says whether it came (`sigio=1 after_ms=N from_pid=P`) and what
-/// a `poll` of the descriptor says at that moment.
+/// a `poll` of the descriptor says at that moment; `plain` asks without `F_SETOWN` and
+/// `O_ASYNC` first.
 pub(crate) fn run_aen(fd: c_int, opts: &Opts) -> i32 {
-    let wait_ms = match opts.args.first().map(String::as_str) {
-        None => None,
+    let (wait_ms, register) = match opts.args.first().map(String::as_str) {
+        None => (None, true),
+        // Without F_SETOWN and O_ASYNC first: the driver refuses it (EINVAL).
+        Some("plain") => (None, false),
         Some("wait") => match opts.args.get(1).and_then(|a| parse_num(a)) {
-            Some(ms) => Some(ms.min(600_000)),
+            Some(ms) => (Some(ms.min(600_000)), true),
             None => return usage("aen wait needs MS"),
         },
         Some(other) => return usage(&format!("unknown aen variant {other}")),
@@ -216,11 +219,13 @@ pub(crate) fn run_aen(fd: c_int, opts: &Opts) -> i32 {
         set
     };
     // Register for SIGIO, as MegaCli does before asking for events.
-    // SAFETY: fcntl on our own descriptor with integer arguments.
-    unsafe {
-        libc::fcntl(fd, libc::F_SETOWN, libc::getpid());
-        let fl = libc::fcntl(fd, libc::F_GETFL);
-        libc::fcntl(fd, libc::F_SETFL, fl | libc::O_ASYNC);
+    if register {
+        // SAFETY: fcntl on our own descriptor with integer arguments.
+        unsafe {
+            libc::fcntl(fd, libc::F_SETOWN, libc::getpid());
+            let fl = libc::fcntl(fd, libc::F_GETFL);
+            libc::fcntl(fd, libc::F_SETFL, fl | libc::O_ASYNC);
+        }
     }
     // struct megasas_aen: host_no, pad, seq_num, class_locale_word (locale ALL, class INFO).
     let mut aen = [0u8; 12];

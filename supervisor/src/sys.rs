@@ -5,7 +5,7 @@
 use std::ffi::{c_int, c_void};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
-pub use mfiguard_core::sys::{errno, pipe};
+pub use mfiguard_core::sys::{errno, euid, fstat, pipe};
 
 fn check(ret: libc::c_long) -> Result<libc::c_long, c_int> {
     if ret < 0 {
@@ -625,6 +625,81 @@ pub fn set_async_owner(fd: BorrowedFd<'_>, owner: libc::pid_t) -> Result<(), c_i
     Ok(())
 }
 
+/// The set of signals `sigs`.
+pub fn signal_set(sigs: &[c_int]) -> libc::sigset_t {
+    // SAFETY: all-zero is a valid `sigset_t`, initialised by `sigemptyset`.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: a live set.
+    unsafe { libc::sigemptyset(&mut set) };
+    for &sig in sigs {
+        add_signal(&mut set, sig);
+    }
+    set
+}
+
+/// `fcntl(fd, F_GETFL)`: the open file's status flags.
+pub fn file_flags(fd: BorrowedFd<'_>) -> Result<c_int, c_int> {
+    // SAFETY: an integer command on a descriptor we own.
+    let fl = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
+    if fl < 0 {
+        Err(errno())
+    } else {
+        Ok(fl)
+    }
+}
+
+/// `F_GETSIG` (`include/uapi/asm-generic/fcntl.h`, glibc's `bits/fcntl-linux.h`; not in the
+/// `libc` crate).
+const F_GETSIG: c_int = 11;
+/// `F_GETOWN_EX`.
+const F_GETOWN_EX: c_int = 16;
+/// `F_OWNER_TID`: the owner is a thread.
+pub const F_OWNER_TID: c_int = 0;
+/// `F_OWNER_PGRP`: the owner is a process group.
+pub const F_OWNER_PGRP: c_int = 2;
+
+/// `struct f_owner_ex`.
+#[repr(C)]
+struct FOwnerEx {
+    kind: c_int,
+    pid: libc::pid_t,
+}
+
+/// `fcntl(fd, F_GETOWN_EX)` and `F_GETSIG`: who the open file's `SIGIO` goes to (its kind,
+/// `F_OWNER_TID`, `F_OWNER_PID` or `F_OWNER_PGRP`, and its id; 0: nobody) and which signal
+/// (0: `SIGIO`).
+pub fn async_owner(fd: BorrowedFd<'_>) -> Result<(c_int, libc::pid_t, c_int), c_int> {
+    let mut owner = FOwnerEx { kind: 0, pid: 0 };
+    // SAFETY: `owner` is a live `struct f_owner_ex` the kernel writes.
+    if unsafe { libc::fcntl(fd.as_raw_fd(), F_GETOWN_EX, &mut owner as *mut FOwnerEx) } < 0 {
+        return Err(errno());
+    }
+    // SAFETY: an integer command on a descriptor we own.
+    let sig = unsafe { libc::fcntl(fd.as_raw_fd(), F_GETSIG) };
+    if sig < 0 {
+        return Err(errno());
+    }
+    Ok((owner.kind, owner.pid, sig))
+}
+
+/// `kill(pid, sig)` (a negative `pid`: a process group).
+pub fn signal(pid: libc::pid_t, sig: c_int) -> Result<(), c_int> {
+    // SAFETY: plain integers.
+    if unsafe { libc::kill(pid, sig) } < 0 {
+        return Err(errno());
+    }
+    Ok(())
+}
+
+/// `tgkill(tgid, tid, sig)`: `sig` to one thread of another process.
+pub fn tgkill(tgid: libc::pid_t, tid: libc::pid_t, sig: c_int) -> Result<(), c_int> {
+    // SAFETY: plain integers.
+    if unsafe { libc::syscall(libc::SYS_tgkill, tgid, tid, sig) } < 0 {
+        return Err(errno());
+    }
+    Ok(())
+}
+
 /// `PTRACE_GETSIGINFO`: the `si_code` of the signal a tracee is stopped for.
 pub fn ptrace_signal_code(pid: libc::pid_t) -> Result<c_int, c_int> {
     // SAFETY: all-zero is a valid `siginfo_t`.
@@ -675,12 +750,6 @@ pub fn clock_ticks() -> i64 {
     }
 }
 
-/// This process's effective uid.
-pub fn euid() -> u32 {
-    // SAFETY: no argument; it cannot fail.
-    unsafe { libc::geteuid() }
-}
-
 /// The calling thread's id.
 pub fn gettid() -> libc::pid_t {
     // SAFETY: no arguments.
@@ -711,6 +780,45 @@ pub fn interrupt_on(sig: c_int) -> Result<(), c_int> {
         }
     }
     Ok(())
+}
+
+/// For tests: a child that opens `path`, makes the file asynchronous and its own (`F_SETOWN`,
+/// `O_ASYNC`), writes the descriptor's number to `ready`, and waits up to `secs` seconds for
+/// `SIGIO` (blocked): it exits 0 when it came, 1 when not. Its pid.
+#[cfg(test)]
+pub fn sigio_waiter(
+    path: &std::ffi::CStr,
+    ready: c_int,
+    secs: libc::time_t,
+) -> Result<libc::pid_t, c_int> {
+    let set = signal_set(&[libc::SIGIO]);
+    // SAFETY: the child makes system calls only, on memory prepared before the fork, and ends
+    // in `_exit`.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(errno());
+    }
+    if pid == 0 {
+        // SAFETY: as above.
+        unsafe {
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            let fd = libc::open(path.as_ptr(), libc::O_RDONLY);
+            libc::fcntl(fd, libc::F_SETOWN, libc::getpid());
+            libc::fcntl(
+                fd,
+                libc::F_SETFL,
+                libc::fcntl(fd, libc::F_GETFL) | libc::O_ASYNC,
+            );
+            libc::write(ready, (&fd as *const c_int).cast(), 4);
+            let ts = libc::timespec {
+                tv_sec: secs,
+                tv_nsec: 0,
+            };
+            let sig = libc::sigtimedwait(&set, std::ptr::null_mut(), &ts);
+            libc::_exit(if sig == libc::SIGIO { 0 } else { 1 })
+        }
+    }
+    Ok(pid)
 }
 
 /// `mknod(path, S_IFCHR | mode, dev)`: a character device node (the umask applies; callers

@@ -158,10 +158,11 @@ mod imp {
         };
         let node = cli.node.to_string_lossy();
         let serving = Status::of(&cli.node, &cli.private_dir).serving().is_some();
-        let restored = hostd::restore_driver_node(&cli.node, &cli.private_dir);
-        // While a daemon serves, the lock stays too; else it goes, even when the driver is not
-        // loaded (it would be locked when loaded again).
+        // While a daemon serves, the lock stays too; else it goes first (the device program
+        // refuses the mknod of the driver's node), even when the driver is not loaded (it
+        // would be locked when loaded again).
         let unlocked = (!serving).then(|| lock::remove(Path::new(lock::PIN_DIR)));
+        let restored = hostd::restore_driver_node(&cli.node, &cli.private_dir);
         let mut ok = true;
         match &restored {
             Ok(done) => {

@@ -4,7 +4,7 @@
 use std::ffi::c_int;
 use std::time::Instant;
 
-use mfiguard_core::audit::{self, ErrorRecord, Guard, GuardIssue, Record};
+use mfiguard_core::audit::{self, AenGap, ErrorRecord, Guard, GuardIssue, Record};
 use mfiguard_core::config::Config;
 use mfiguard_core::guarded::{
     copied, Answer, Caller, Driver, Identity, PrivateCall, Request, AEN_SIZE,
@@ -12,6 +12,7 @@ use mfiguard_core::guarded::{
 use mfiguard_sanitizer::{Abi, Errno};
 
 use super::calls::{Calls, Flight, Stage, HELD_MAX};
+use super::events::{AenFile, Events};
 use crate::cuse::{self, InHeader, Op};
 use crate::sys;
 
@@ -34,10 +35,12 @@ pub(super) trait Host {
     fn driver(&self) -> Result<Self::Driver<'_>, c_int>;
     /// Writes one reply to the channel.
     fn send(&self, reply: &[u8]) -> Result<(), c_int>;
-    /// The controller's event flag, as the driver's poll reports it: whether an event came
-    /// since the last poll that saw one (seeing it clears it); when none has and `notify` is
-    /// set, `kh` is woken (`FUSE_NOTIFY_POLL`) at the next.
-    fn poll_event(&self, kh: u64, notify: bool) -> bool;
+    /// The controller's events: the driver's poll flag relayed, the files registered for its
+    /// `SIGIO`.
+    fn events(&self) -> &Events;
+    /// The caller's open file of the node, for an event registration (`MEGASAS_IOC_GET_AEN`):
+    /// taken while thread `tid` waits in the call; why it cannot be carried otherwise.
+    fn aen_file(&self, tid: libc::pid_t) -> Result<AenFile, AenGap>;
     /// The calls in the daemon's hands.
     fn calls(&self) -> &Calls;
     /// Interrupts worker thread `worker` if it waits interruptibly in the driver (for a
@@ -142,7 +145,7 @@ pub(super) fn handle(cfg: &Config, host: &impl Host, h: &InHeader, op: Op) {
             let ready = (libc::POLLIN | libc::POLLRDNORM) as u32;
             cuse::reply_poll(
                 h.unique,
-                if host.poll_event(kh, notify) {
+                if host.events().poll(kh, notify) {
                     ready
                 } else {
                     0
@@ -190,13 +193,36 @@ pub(super) fn guard_ioctl<H: Host>(
     caller: &CuseCaller<'_, H>,
     req: Request,
 ) {
-    if req.is_get_aen() {
-        copied::refuse(cfg, req, caller, GuardIssue::AenUnsupported);
-        return;
-    }
     if caller.tid <= 0 {
         // A caller outside this daemon's pid namespace: its memory cannot be named.
         copied::refuse(cfg, req, caller, GuardIssue::CallerGone);
+        return;
+    }
+    if req.is_get_aen() {
+        let file = match host.aen_file(caller.tid) {
+            Ok(file) => file,
+            Err(why) => {
+                copied::refuse(cfg, req, caller, GuardIssue::AenUnsupported { why });
+                return;
+            }
+        };
+        match host.driver() {
+            Ok(driver) => {
+                let mut driver = Timed {
+                    inner: Registering {
+                        inner: driver,
+                        file: Some(file),
+                        events: host.events(),
+                    },
+                    flight: caller.flight,
+                    start: host.calls().start(),
+                };
+                copied::run(cfg, req, caller, &mut driver);
+            }
+            Err(_) => {
+                copied::refuse(cfg, req, caller, GuardIssue::NoNextIoctl);
+            }
+        }
         return;
     }
     if host.calls().held() >= HELD_MAX {
@@ -217,6 +243,38 @@ pub(super) fn guard_ioctl<H: Host>(
         Err(_) => {
             copied::refuse(cfg, req, caller, GuardIssue::NoNextIoctl);
         }
+    }
+}
+
+/// The driver, for one event registration: the caller's file is checked as the driver checks
+/// its own (`EINVAL` unless its `fasync` was called: `O_ASYNC`), the registration made on the
+/// daemon's descriptor, and the caller's file kept to be sent the driver's `SIGIO`.
+struct Registering<'e, D: Driver> {
+    inner: D,
+    file: Option<AenFile>,
+    events: &'e Events,
+}
+
+impl<D: Driver> Driver for Registering<'_, D> {
+    fn firmware(&mut self, call: &mut PrivateCall) -> (c_int, c_int) {
+        self.inner.firmware(call)
+    }
+
+    fn get_aen(&mut self, aen: &mut [u8; AEN_SIZE]) -> (c_int, c_int) {
+        if !self.file.as_ref().is_some_and(|f| f.asynchronous) {
+            return (-1, libc::EINVAL);
+        }
+        let (ret, errno) = self.inner.get_aen(aen);
+        if ret == 0 {
+            if let Some(file) = self.file.take() {
+                if !self.events.register(file) {
+                    // Registered with the firmware, but the daemon has no room to carry its
+                    // signal: the caller is told, as the driver's own failure would be.
+                    return (-1, libc::ENOMEM);
+                }
+            }
+        }
+        (ret, errno)
     }
 }
 

@@ -733,7 +733,11 @@ mod tests {
                 attach_type: ebpf::BPF_LSM_MAC,
                 attach_btf_id: id,
             };
-            match bpf::prog_load(spec, ebpf::NAME, &ebpf::lsm(map.as_raw_fd(), offsets, tick_ns())) {
+            match bpf::prog_load(
+                spec,
+                ebpf::NAME,
+                &ebpf::lsm(map.as_raw_fd(), offsets, tick_ns()),
+            ) {
                 Ok(_) => {}
                 // Refused before the verifier ran (no log): this machine does not let even
                 // root load tracing programs; the kernel lane loads them.
@@ -773,9 +777,15 @@ mod tests {
         };
         let prog = bpf::prog_load(spec, ebpf::NAME, &ebpf::cgroup_device(map.as_raw_fd()))
             .unwrap_or_else(|(e, log)| panic!("{}: {log}", errno_text(e)));
-        let cg = crate::sys::open(&cstr(&dir).unwrap(), libc::O_RDONLY | libc::O_DIRECTORY).unwrap();
-        bpf::prog_attach(cg.as_fd(), prog.as_fd(), ebpf::BPF_CGROUP_DEVICE, ebpf::BPF_F_ALLOW_MULTI)
-            .unwrap();
+        let cg =
+            crate::sys::open(&cstr(&dir).unwrap(), libc::O_RDONLY | libc::O_DIRECTORY).unwrap();
+        bpf::prog_attach(
+            cg.as_fd(),
+            prog.as_fd(),
+            ebpf::BPF_CGROUP_DEVICE,
+            ebpf::BPF_F_ALLOW_MULTI,
+        )
+        .unwrap();
         let id = bpf::cgroup_id(&cstr(&dir).unwrap()).unwrap();
         let procs = cstr(&dir.join("cgroup.procs")).unwrap();
         let null = CString::new("/dev/null").unwrap();

@@ -146,6 +146,9 @@ fn sd_notify(state: &str) {
 /// closes. Returns only on an error, which says what to do; the caller ends the process then
 /// (the daemon's threads live as long as it).
 pub fn serve(cfg: &'static Config, opts: &Options) -> Result<std::convert::Infallible, String> {
+    // The driver's SIGIO (the daemon's descriptor of it is asynchronous) is taken by the event
+    // relay alone: blocked here, before any thread starts, so in every thread.
+    sys::block(&sys::signal_set(&[libc::SIGIO]));
     let base = opts
         .node
         .file_name()
@@ -237,6 +240,7 @@ pub fn serve(cfg: &'static Config, opts: &Options) -> Result<std::convert::Infal
         real,
         events: Events::default(),
         calls: Calls::new(opts.command_timeout),
+        dev,
     }));
     // Readers take every request off the channel and answer all but the ioctls at once, so that
     // an open, a close or a poll never waits behind firmware commands; each ioctl goes to a
@@ -258,7 +262,7 @@ pub fn serve(cfg: &'static Config, opts: &Options) -> Result<std::convert::Infal
     }
     // Only the readers hold a sender now: were they all gone, `recv` below would end.
     drop(fatal_tx);
-    spawn_thread("hostd-events", move || relay_events(host))
+    spawn_thread("hostd-events", move || relay_events(cfg, host))
         .map_err(|e| format!("cannot start a thread: {e}"))?;
     if host.calls.timeout.is_some() {
         spawn_thread("hostd-timeout", move || loop {

@@ -10,12 +10,13 @@ use mfiguard_sanitizer::Abi;
 
 use super::calls::Calls;
 use super::dispatch::{handle, reply_errno, Host};
-use super::events::Events;
+use super::events::{AenFile, Events};
 use super::instance::{Daemon, DaemonState};
 use super::node::install_node;
 use super::status::NodeState;
 use crate::cuse::{self, InHeader, Op};
 use crate::filter::{FIRMWARE, FIRMWARE32, GET_AEN};
+use mfiguard_core::audit::AenGap;
 
 use mfiguard_core::config::LogTarget;
 use mfiguard_core::guarded::{PrivateCall, AEN_SIZE};
@@ -47,6 +48,10 @@ struct Fake {
     /// How many first attempts the driver answers EINTR (interrupted while waiting for a
     /// command slot: the command never reached the firmware).
     eintr: Cell<u32>,
+    /// The caller's file for GET_AEN: whether it has O_ASYNC, or why it cannot be reached.
+    aen_file: Result<bool, AenGap>,
+    /// The `megasas_aen` of each GET_AEN the driver got.
+    aen_calls: RefCell<Vec<[u8; AEN_SIZE]>>,
 }
 
 impl Fake {
@@ -66,6 +71,8 @@ impl Fake {
             interrupted: RefCell::new(Vec::new()),
             watchdog_in_driver: None,
             eintr: Cell::new(0),
+            aen_file: Ok(true),
+            aen_calls: RefCell::new(Vec::new()),
         }
     }
 
@@ -115,8 +122,9 @@ impl Driver for FakeDriver<'_> {
         }
         self.0.driver_answer
     }
-    fn get_aen(&mut self, _: &mut [u8; AEN_SIZE]) -> (c_int, c_int) {
-        panic!("GET_AEN must not reach the driver through hostd")
+    fn get_aen(&mut self, aen: &mut [u8; AEN_SIZE]) -> (c_int, c_int) {
+        self.0.aen_calls.borrow_mut().push(*aen);
+        self.0.driver_answer
     }
 }
 
@@ -172,8 +180,17 @@ impl Host for Fake {
     fn interrupt(&self, worker: libc::pid_t) {
         self.interrupted.borrow_mut().push(worker);
     }
-    fn poll_event(&self, kh: u64, notify: bool) -> bool {
-        self.events.poll(kh, notify)
+    fn events(&self) -> &Events {
+        &self.events
+    }
+    fn aen_file(&self, tid: libc::pid_t) -> Result<AenFile, AenGap> {
+        self.aen_file.map(|asynchronous| AenFile {
+            tgid: tid,
+            fd: 3,
+            asynchronous,
+            pidfd: None,
+            uids: (0, 0),
+        })
     }
 }
 
@@ -341,15 +358,63 @@ fn codes_the_driver_does_not_know_on_that_entry_are_enotty() {
 }
 
 #[test]
-fn event_registration_is_refused_with_eopnotsupp() {
-    let f = Fake::new();
-    handle(
-        &cfg(),
-        &f,
-        &header(cuse::FUSE_IOCTL, 1),
-        ioctl_op(0, GET_AEN, f.base),
-    );
-    assert_eq!(f.reply(), (-libc::EOPNOTSUPP, None));
+fn event_registration_is_carried_and_refused_only_where_it_cannot_be() {
+    let aen = |f: &Fake, flags| {
+        // struct megasas_aen: host 0, seq 7, class/locale 0x0000ffff.
+        let mut m = f.mem.borrow_mut();
+        m[..12].copy_from_slice(&[0, 0, 0, 0, 7, 0, 0, 0, 0xff, 0xff, 0, 0]);
+        drop(m);
+        handle(
+            &cfg(),
+            f,
+            &header(cuse::FUSE_IOCTL, 1),
+            ioctl_op(flags, GET_AEN, f.base),
+        );
+    };
+    // Registered with the driver on the daemon's own descriptor, with the caller's
+    // megasas_aen; the caller's file kept for the driver's SIGIO. The compat entry alike.
+    for flags in [0, FUSE_IOCTL_COMPAT] {
+        let f = Fake::new();
+        aen(&f, flags);
+        assert_eq!(f.reply(), (0, Some(0)));
+        assert_eq!(
+            *f.aen_calls.borrow(),
+            vec![[0, 0, 0, 0, 7, 0, 0, 0, 0xff, 0xff, 0, 0]]
+        );
+        assert_eq!(f.events.files().len(), 1);
+    }
+    // The driver's answer on a file whose fasync was never called (no O_ASYNC): EINVAL, and
+    // nothing registered.
+    let f = Fake {
+        aen_file: Ok(false),
+        ..Fake::new()
+    };
+    aen(&f, 0);
+    assert_eq!(f.reply(), (-libc::EINVAL, None));
+    assert!(f.aen_calls.borrow().is_empty());
+    assert!(f.events.files().is_empty());
+    // The driver refuses it: nothing registered either.
+    let f = Fake {
+        driver_answer: (-1, libc::ENODEV),
+        ..Fake::new()
+    };
+    aen(&f, 0);
+    assert_eq!(f.reply(), (-libc::ENODEV, None));
+    assert!(f.events.files().is_empty());
+    // What cannot be carried is refused before the driver: EOPNOTSUPP.
+    for why in [
+        AenGap::NoPidfdGetfd,
+        AenGap::DescriptorUnknown,
+        AenGap::Full,
+    ] {
+        let f = Fake {
+            aen_file: Err(why),
+            ..Fake::new()
+        };
+        aen(&f, 0);
+        assert_eq!(f.reply(), (-libc::EOPNOTSUPP, None), "{why:?}");
+        assert!(f.aen_calls.borrow().is_empty());
+    }
 }
 
 #[test]
