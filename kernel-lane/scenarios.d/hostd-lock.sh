@@ -61,6 +61,11 @@ hostd_lock_check() {
     k=$(kernel_calls)
     [ "$k" = '?' ] || [ "$k" = 1 ] || fail "the driver ran $k time(s) for one call through the daemon"
     [ "$(outcome_records "$f.jsonl")" -ge 1 ] || fail "no record of the call through the daemon"
+    # The daemon holds the driver's node open: the driver cannot be unloaded under it.
+    if [ "$mech" = cgroup-device ]; then
+        rmmod megaraid_sas >"$f.rmmod.out" 2>&1 && fail "the driver was unloaded under the daemon"
+        grep -q '^megaraid_sas ' /proc/modules || fail "the driver is gone"
+    fi
     # 4. Stopped, the daemon leaves the driver locked.
     kill "$HOSTD_PID" && wait "$HOSTD_PID" 2>/dev/null
     HOSTD_PID=

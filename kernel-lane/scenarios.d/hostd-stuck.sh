@@ -92,3 +92,26 @@ sc_hostd_stuck() { # boot stuck
     hostd_stop
     echo "event wait answered ETIMEDOUT after 3 s while ctrl-info was served; killed, the daemon stayed stuck (--status: stuck; its node's callers wait); a new daemon (megaraid_sas_ioctl_node.1, 120:28007) released them ($failed failed calls, not waits), served a new caller; $(kernel_note)"
 }
+
+# kernel.yama.ptrace_scope=3 forbids process_vm_readv and pidfd_getfd to everyone, for the rest
+# of the boot (hence here, after hostd_stuck in its boot): a call through the daemon fails with
+# EFAULT and an event registration with EOPNOTSUPP, neither reaching the driver (closed, not open).
+sc_hostd_ptrace_scope() { # boot stuck
+    hostd_only
+    [ -w /proc/sys/kernel/yama/ptrace_scope ] || { echo "no Yama here" && exit 77; }
+    f=$OUT/hostd-yama
+    TAG=hostd-yama
+    rm -f "$f".*
+    ensure_node
+    hostd_start "$f.jsonl" || fail "mfiguard-hostd did not start: $(tail -n 3 "$OUT/hostd.err")"
+    echo 3 >/proc/sys/kernel/yama/ptrace_scope
+    kernel_calls_reset
+    timeout 20 "$CLIENT" ctrl-info >"$f.info.out" 2>&1
+    timeout 20 "$CLIENT" aen >"$f.aen.out" 2>&1
+    k=$(kernel_calls)
+    hostd_stop
+    grep -q 'ret=-1 errno=14 ' "$f.info.out" || fail "a call with ptrace_scope=3: $(head -n 1 "$f.info.out")"
+    grep -q 'ret=-1 errno=95 ' "$f.aen.out" || fail "an event registration with ptrace_scope=3: $(head -n 1 "$f.aen.out")"
+    [ "$k" = '?' ] || [ "$k" = 0 ] || fail "the driver's ioctl ran $k time(s)"
+    echo "ptrace_scope=3: a call through the daemon failed with EFAULT, an event registration with EOPNOTSUPP, the driver not called; $(kernel_note)"
+}

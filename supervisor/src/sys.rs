@@ -821,6 +821,29 @@ pub fn sigio_waiter(
     Ok(pid)
 }
 
+/// For tests: `rt_sigqueueinfo(pid, sig, info)` with a `siginfo` of code `code` (the kernel
+/// refuses a code of 0 or more, which only it sends, to another process).
+#[cfg(test)]
+pub fn queue_signal_with_code(pid: libc::pid_t, sig: c_int, code: c_int) -> Result<(), c_int> {
+    // SAFETY: all-zero is a valid `siginfo_t`; the kernel reads it.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    info.si_signo = sig;
+    info.si_code = code;
+    // SAFETY: plain integers and a live `siginfo_t`.
+    if unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigqueueinfo,
+            pid,
+            sig,
+            &info as *const libc::siginfo_t,
+        )
+    } < 0
+    {
+        return Err(errno());
+    }
+    Ok(())
+}
+
 /// `mknod(path, S_IFCHR | mode, dev)`: a character device node (the umask applies; callers
 /// set the mode afterwards).
 pub fn mknod_char(

@@ -432,4 +432,32 @@ mod tests {
         send_sigio(&cfg, dev, &events);
         assert!(events.files().is_empty(), "a gone process is forgotten");
     }
+
+    /// What cannot be carried: the siginfo the driver's signal has (`si_code` `POLL_IN`,
+    /// `si_fd`, `si_band`, for a tool that asked for a real-time signal with `F_SETSIG`). The
+    /// kernel lets no process send another a signal with a code of 0 or more: the daemon's
+    /// signal is a plain one (`SI_USER`).
+    #[test]
+    fn the_kernel_lets_no_process_forge_the_drivers_siginfo() {
+        let (r, w) = sys::pipe().unwrap();
+        let null = std::ffi::CString::new("/dev/null").unwrap();
+        let child = sys::sigio_waiter(&null, w.as_raw_fd(), 5).unwrap();
+        drop(w);
+        let mut fd = [0u8; 4];
+        assert_eq!(sys::read(r.as_fd(), &mut fd), Ok(4));
+        // POLL_IN (1), as kill_fasync sends it: refused.
+        assert_eq!(
+            sys::queue_signal_with_code(child, libc::SIGIO, 1),
+            Err(libc::EPERM)
+        );
+        // SI_QUEUE (-1): allowed, and ends the child's wait.
+        assert_eq!(sys::queue_signal_with_code(child, libc::SIGIO, -1), Ok(()));
+        let status = loop {
+            if let Ok(Some(st)) = sys::wait_nohang(child) {
+                break st;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        assert_eq!(libc::WEXITSTATUS(status), 0);
+    }
 }
