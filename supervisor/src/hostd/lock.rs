@@ -345,16 +345,21 @@ fn lsm_pins(dir: &Path) -> Vec<PathBuf> {
 /// it is). Err says why there is none.
 pub fn take(pin_dir: &Path, private_dir: &Path, major: u32) -> Result<Lock, String> {
     let cgroup = cgroup2_mount();
-    let cgroup_id = match &cgroup {
-        Some(m) => own_cgroup(m).map(|(_, id)| id).unwrap_or(0),
-        None => 0,
-    };
-    let mut me = identity(cgroup_id)?;
+    let mut me = identity(0)?;
     me.major = U32::new(major);
+    // The device program knows the daemon by its cgroup, one of its own (it may move there):
+    // taken only when that program holds the lock, or will.
+    let with_cgroup = |mut me: LockValue| {
+        if let Some(m) = &cgroup {
+            me.cgroup_id = U64::new(own_cgroup(m).map(|(_, id)| id).unwrap_or(0));
+        }
+        me
+    };
     if let Some(map) = pinned(pin_dir, MAP_PIN) {
         let mechanism = if !lsm_pins(pin_dir).is_empty() {
             Mechanism::BpfLsm
         } else if let (Some(p), Some(root)) = (pinned(pin_dir, CGROUP_PIN), &cgroup) {
+            me = with_cgroup(me);
             // Attached still? (Someone may have detached it.)
             let id = bpf::prog_id(p.as_fd()).map_err(errno_text)?;
             let dir = crate::sys::open(&cstr(root)?, libc::O_RDONLY | libc::O_DIRECTORY)
@@ -371,9 +376,9 @@ pub fn take(pin_dir: &Path, private_dir: &Path, major: u32) -> Result<Lock, Stri
             }
             Mechanism::CgroupDevice
         } else {
-            return install(pin_dir, private_dir, me, cgroup.as_deref());
+            return install(pin_dir, private_dir, me, cgroup.as_deref(), with_cgroup);
         };
-        if mechanism == Mechanism::CgroupDevice && cgroup_id == 0 {
+        if mechanism == Mechanism::CgroupDevice && me.cgroup_id.get() == 0 {
             return Err(
                 "the lock is a cgroup device program, but this daemon has no cgroup of its own"
                     .into(),
@@ -387,15 +392,17 @@ pub fn take(pin_dir: &Path, private_dir: &Path, major: u32) -> Result<Lock, Stri
             value: Mutex::new(me),
         });
     }
-    install(pin_dir, private_dir, me, cgroup.as_deref())
+    install(pin_dir, private_dir, me, cgroup.as_deref(), with_cgroup)
 }
 
-/// Installs the lock: the first mechanism the kernel offers, pinned in `pin_dir`.
+/// Installs the lock: the first mechanism the kernel offers, pinned in `pin_dir`. `with_cgroup`
+/// adds this daemon's own cgroup to its identity, for the device program.
 fn install(
     pin_dir: &Path,
     private_dir: &Path,
-    me: LockValue,
+    mut me: LockValue,
     cgroup: Option<&Path>,
+    with_cgroup: impl FnOnce(LockValue) -> LockValue,
 ) -> Result<Lock, String> {
     let parent = pin_dir.parent().unwrap_or(Path::new("/"));
     match bpf::fs_type(&cstr(parent)?) {
@@ -434,6 +441,8 @@ fn install(
             let root = cgroup.ok_or_else(|| {
                 format!("no BPF LSM ({lsm_why}) and no cgroup v2 hierarchy mounted (legacy cgroup v1 only)")
             })?;
+            me = with_cgroup(me);
+            bpf::lock_map_update(map.as_fd(), &me).map_err(errno_text)?;
             if me.cgroup_id.get() == 0 {
                 return Err(format!(
                     "no BPF LSM ({lsm_why}), and this daemon could not take a cgroup v2 of its own"

@@ -179,6 +179,9 @@ pub fn serve(cfg: &'static Config, opts: &Options) -> Result<std::convert::Infal
             io::Error::from_raw_os_error(e)
         )
     })?;
+    // The device first: a daemon that cannot serve (no CUSE) changes nothing else.
+    let (name, channel, dev) = register_instance(opts, &base, &held)?;
+    // The lock before the driver's node is opened: an earlier daemon's names that daemon.
     let lock = take_lock(cfg, opts);
     let real: &'static RealNode = Box::leak(Box::new(RealNode {
         dir: opts.private_dir.clone(),
@@ -201,7 +204,6 @@ pub fn serve(cfg: &'static Config, opts: &Options) -> Result<std::convert::Infal
             ))
         }
     }
-    let (name, channel, dev) = register_instance(opts, &base, &held)?;
     let channel: &'static OwnedFd = Box::leak(Box::new(channel));
     let _ = instance::publish(
         &instance::pid_file(&opts.private_dir, &name),
