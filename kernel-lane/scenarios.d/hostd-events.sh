@@ -44,6 +44,15 @@ sc_hostd_events() {
         kill -IO "$HOSTD_PID"
     fi
     wait "$w"
+    # The daemon ends when told, the tool having closed the file it was signalled for: it never
+    # holds the last reference to a file of its own device (whose release would wait for it).
+    kill "$HOSTD_PID"
+    i=0
+    while [ -d "/sys/class/cuse/megaraid_sas_ioctl_node" ] && [ $i -lt 100 ]; do
+        i=$((i + 1))
+        usleep 100000
+    done
+    [ -d "/sys/class/cuse/megaraid_sas_ioctl_node" ] && fail "the daemon did not end within 10 s of SIGTERM after an event"
     hostd_stop
     grep -q "^sigio=1 .* from_pid=[0-9]" "$f.wait.out" || fail "the waiting tool got no SIGIO: $(cat "$f.wait.out" | tr '\n' ' ')"
     wpid=$(sed -n 's/.*"record":"outcome".*"pid":\([0-9]*\),.*"request_code":"0x400c4d03".*"ret":0,.*/\1/p' "$f.jsonl" | head -n 1)

@@ -682,6 +682,112 @@ pub fn async_owner(fd: BorrowedFd<'_>) -> Result<(c_int, libc::pid_t, c_int), c_
     Ok((owner.kind, owner.pid, sig))
 }
 
+/// What a child found of one open file of another process ([`files_in_child`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::KnownLayout, zerocopy::Immutable)]
+pub struct FileFacts {
+    /// 1: the file was taken; 0: not (the process gone, the descriptor closed).
+    pub found: u32,
+    /// `st_mode`.
+    pub mode: u32,
+    /// `st_rdev`.
+    pub rdev: u64,
+    /// `F_GETFL`.
+    pub flags: i32,
+    /// `F_GETOWN_EX`'s kind.
+    pub owner_kind: i32,
+    /// `F_GETOWN_EX`'s id (0: no owner).
+    pub owner: i32,
+    /// `F_GETSIG` (0: `SIGIO`).
+    pub sig: i32,
+}
+
+/// For each `(pidfd, fd)`, what descriptor `fd` of the process of `pidfd` is: read in a forked
+/// child, which takes each file (`pidfd_getfd`), reads it and exits. The files are never this
+/// process's: when the last reference to one of this daemon's own CUSE files is dropped, the
+/// kernel sends the daemon a `FUSE_RELEASE` and waits for its answer, and a daemon that did that
+/// itself while it is killed would wait for ever. The child makes system calls only, on memory
+/// prepared before the fork.
+pub fn files_in_child(files: &[(RawFd, c_int)]) -> Result<Vec<FileFacts>, c_int> {
+    let mut facts = vec![FileFacts::default(); files.len()];
+    let size = std::mem::size_of_val(facts.as_slice());
+    let (r, w) = pipe()?;
+    // SAFETY: the child makes system calls only (pidfd_getfd, fstat, fcntl, write, _exit), on
+    // `files`, `facts` and the pipe, all made before the fork; no allocation, no lock.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(errno());
+    }
+    if pid == 0 {
+        // SAFETY: as above; `facts` is this child's copy.
+        unsafe {
+            for (out, &(pidfd, fd)) in facts.iter_mut().zip(files) {
+                let got = libc::syscall(libc::SYS_pidfd_getfd, pidfd, fd, 0);
+                if got < 0 {
+                    continue;
+                }
+                let got = got as c_int;
+                let mut st: libc::stat = std::mem::zeroed();
+                let mut owner = FOwnerEx { kind: 0, pid: 0 };
+                if libc::fstat(got, &mut st) == 0 {
+                    out.found = 1;
+                    out.mode = st.st_mode;
+                    out.rdev = st.st_rdev;
+                    out.flags = libc::fcntl(got, libc::F_GETFL);
+                    if libc::fcntl(got, F_GETOWN_EX, &mut owner as *mut FOwnerEx) == 0 {
+                        out.owner_kind = owner.kind;
+                        out.owner = owner.pid;
+                    }
+                    out.sig = libc::fcntl(got, F_GETSIG);
+                }
+                libc::close(got);
+            }
+            let bytes = facts.as_ptr().cast::<u8>();
+            let mut done = 0;
+            while done < size {
+                let n = libc::write(w.as_raw_fd(), bytes.add(done).cast(), size - done);
+                if n <= 0 {
+                    break;
+                }
+                done += n as usize;
+            }
+            libc::_exit(0)
+        }
+    }
+    drop(w);
+    let mut buf = vec![0u8; size];
+    let mut done = 0;
+    while done < size {
+        match read(std::os::fd::AsFd::as_fd(&r), &mut buf[done..]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => done += n,
+        }
+    }
+    // The child may still be releasing a file (answered by this daemon's readers): reaped
+    // when it is done, not waited for here.
+    reap_later(pid);
+    if done < size {
+        return Err(libc::EIO);
+    }
+    for (out, chunk) in facts
+        .iter_mut()
+        .zip(buf.chunks_exact(std::mem::size_of::<FileFacts>()))
+    {
+        if let Ok(f) = <FileFacts as zerocopy::FromBytes>::read_from_bytes(chunk) {
+            *out = f;
+        }
+    }
+    Ok(facts)
+}
+
+/// Children to reap, each reaped at a later call once it has ended.
+fn reap_later(pid: libc::pid_t) {
+    static CHILDREN: std::sync::Mutex<Vec<libc::pid_t>> = std::sync::Mutex::new(Vec::new());
+    let mut kids = CHILDREN.lock().unwrap_or_else(|e| e.into_inner());
+    kids.push(pid);
+    kids.retain(|&k| matches!(wait_nohang(k), Ok(None)));
+}
+
 /// `kill(pid, sig)` (a negative `pid`: a process group).
 pub fn signal(pid: libc::pid_t, sig: c_int) -> Result<(), c_int> {
     // SAFETY: plain integers.

@@ -278,26 +278,30 @@ pub(super) fn aen_file(tid: libc::pid_t, dev: u64) -> Result<AenFile, AenGap> {
 /// (`hostd.event`).
 pub(super) fn send_sigio(cfg: &Config, dev: u64, events: &Events) {
     let mut files = events.files();
+    let ids: Vec<(std::os::fd::RawFd, c_int)> = files
+        .iter()
+        .map(|f| (f.pidfd.as_ref().map_or(-1, |p| p.as_raw_fd()), f.fd))
+        .collect();
+    let Ok(facts) = sys::files_in_child(&ids) else {
+        return;
+    };
+    let mut facts = facts.into_iter();
     files.retain(|f| {
-        let Some(pidfd) = &f.pidfd else {
-            return false;
-        };
-        let Ok(file) = sys::pidfd_getfd(pidfd.as_fd(), f.fd) else {
-            return false;
-        };
-        match sys::fstat(file.as_raw_fd()) {
-            Ok(k) if k.is_char_device() && k.rdev == dev => {}
-            _ => return false,
-        }
-        let Ok((kind, owner, sig)) = sys::async_owner(file.as_fd()) else {
+        let Some(file) = facts.next() else {
             return true;
         };
-        if !asynchronous(file.as_fd()) || owner <= 0 {
+        if file.found == 0 || file.mode & libc::S_IFMT != libc::S_IFCHR || file.rdev != dev {
+            // Its process gone, or the descriptor closed or now another file.
+            return false;
+        }
+        let flag = file.flags >= 0 && file.flags & libc::O_ASYNC != 0;
+        let asynchronous = flag || (!async_flag_kept() && file.owner != 0);
+        let (kind, owner) = (file.owner_kind, file.owner);
+        if !asynchronous || owner <= 0 {
             // The driver sends nothing to such a file (no fasync entry, or no owner).
             return true;
         }
-        let sig = if sig == 0 { libc::SIGIO } else { sig };
-        let (target, sent) = match kind {
+        let sig = if file.sig <= 0 { libc::SIGIO } else { file.sig };        let (target, sent) = match kind {
             sys::F_OWNER_TID => {
                 let to = Status::of(owner);
                 let allowed = to
