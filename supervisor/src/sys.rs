@@ -684,7 +684,18 @@ pub fn async_owner(fd: BorrowedFd<'_>) -> Result<(c_int, libc::pid_t, c_int), c_
 
 /// What a child found of one open file of another process ([`files_in_child`]).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::KnownLayout, zerocopy::Immutable)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    zerocopy::FromBytes,
+    zerocopy::IntoBytes,
+    zerocopy::KnownLayout,
+    zerocopy::Immutable,
+)]
 pub struct FileFacts {
     /// 1: the file was taken; 0: not (the process gone, the descriptor closed).
     pub found: u32,

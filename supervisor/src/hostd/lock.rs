@@ -611,7 +611,26 @@ pub fn status(pin_dir: &Path, test: bool) -> LockStatus {
     let major = v.major.get();
     let allowed = Some((v.tgid.get(), v.cgroup_id.get()));
     let who = match mechanism {
-        Some(Mechanism::BpfLsm) => format!("process {}", v.tgid.get()),
+        Some(Mechanism::BpfLsm) => {
+            let tgid = v.tgid.get();
+            // The same process still runs when its start time is the one locked.
+            let runs = fs::read_to_string(format!("/proc/{tgid}/stat"))
+                .ok()
+                .and_then(|s| {
+                    s.rsplit_once(')')?
+                        .1
+                        .split_whitespace()
+                        .nth(19)?
+                        .parse()
+                        .ok()
+                })
+                == Some(v.start_ticks.get());
+            if runs {
+                format!("process {tgid}")
+            } else {
+                format!("process {tgid}, which no longer runs: nobody may open it")
+            }
+        }
         _ => format!("cgroup {}", v.cgroup_id.get()),
     };
     let name = mechanism.map_or("", Mechanism::name);
