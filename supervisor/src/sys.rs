@@ -541,21 +541,26 @@ pub fn try_install_in_child(prog: &[libc::sock_filter], flags: libc::c_ulong) ->
             libc::_exit(if fd < 0 { errno() & 0xff } else { 0 })
         }
     }
-    let mut status = 0;
-    loop {
-        // SAFETY: our own child; a live local.
-        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
-        if r == pid {
-            break;
-        }
-        if errno() != libc::EINTR {
-            return Err(errno());
-        }
-    }
+    let status = wait_child(pid)?;
     match (libc::WIFEXITED(status), libc::WEXITSTATUS(status)) {
         (true, 0) => Ok(()),
         (true, e) => Err(e),
         _ => Err(libc::EIO),
+    }
+}
+
+/// `waitpid(pid, &status, 0)`, retried on `EINTR`: the status of our child `pid` once it ended.
+pub fn wait_child(pid: libc::pid_t) -> Result<c_int, c_int> {
+    let mut status = 0;
+    loop {
+        // SAFETY: a live local for the status.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r == pid {
+            return Ok(status);
+        }
+        if errno() != libc::EINTR {
+            return Err(errno());
+        }
     }
 }
 

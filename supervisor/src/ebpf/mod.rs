@@ -239,6 +239,16 @@ impl Asm {
             .jump_imm(BPF_JEQ, R::R1, 0, Label::Allow)
             .jump_reg(BPF_JNE, R::R1, major, Label::Allow)
     }
+    /// `*(u64 *)(r10 - 16) = *(u64 *)(r3 + off)`, read with `bpf_probe_read_kernel`; refuse
+    /// when it cannot be read.
+    fn read_kernel_u64(&mut self, off: i32) -> &mut Self {
+        self.alu_imm(BPF_ADD, R::R3, off)
+            .mov(R::R1, R::R10)
+            .alu_imm(BPF_ADD, R::R1, -16)
+            .mov_imm(R::R2, 8)
+            .call(helper::PROBE_READ_KERNEL)
+            .jump_imm(BPF_JNE, R::R0, 0, Label::Deny)
+    }
     /// The instructions, each jump's offset computed (`target - (jump + 1)`).
     fn finish(&mut self) -> Vec<Insn> {
         let mut out = self.insns.clone();
@@ -318,19 +328,9 @@ pub fn lsm(map_fd: i32, o: Offsets, tick_ns: i32) -> Vec<Insn> {
         // The thread group's start: current->group_leader->start_boottime.
         .call(helper::GET_CURRENT_TASK)
         .mov(R::R3, R::R0)
-        .alu_imm(BPF_ADD, R::R3, o.group_leader)
-        .mov(R::R1, R::R10)
-        .alu_imm(BPF_ADD, R::R1, -16)
-        .mov_imm(R::R2, 8)
-        .call(helper::PROBE_READ_KERNEL)
-        .jump_imm(BPF_JNE, R::R0, 0, Label::Deny)
+        .read_kernel_u64(o.group_leader)
         .load(BPF_DW, R::R3, R::R10, -16)
-        .alu_imm(BPF_ADD, R::R3, o.start_boottime)
-        .mov(R::R1, R::R10)
-        .alu_imm(BPF_ADD, R::R1, -16)
-        .mov_imm(R::R2, 8)
-        .call(helper::PROBE_READ_KERNEL)
-        .jump_imm(BPF_JNE, R::R0, 0, Label::Deny)
+        .read_kernel_u64(o.start_boottime)
         .load(BPF_DW, R::R0, R::R10, -16)
         .alu_imm(BPF_DIV, R::R0, tick_ns)
         .jump_reg(BPF_JEQ, R::R0, R::R9, Label::Allow)

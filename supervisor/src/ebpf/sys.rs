@@ -285,17 +285,7 @@ pub fn open_in_child(path: &CStr) -> Result<c_int, c_int> {
             libc::_exit(if fd < 0 { errno() & 0xff } else { 0 })
         }
     }
-    let mut status = 0;
-    loop {
-        // SAFETY: our own child; a live local.
-        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
-        if r == pid {
-            break;
-        }
-        if errno() != libc::EINTR {
-            return Err(errno());
-        }
-    }
+    let status = crate::sys::wait_child(pid)?;
     if libc::WIFEXITED(status) {
         Ok(libc::WEXITSTATUS(status))
     } else {
@@ -338,12 +328,5 @@ pub fn open_in_child_in_cgroup(procs: &CStr, path: &CStr) -> Result<c_int, c_int
             libc::_exit(if fd < 0 { errno() & 0xff } else { 0 })
         }
     }
-    let mut status = 0;
-    // SAFETY: our own child; a live local.
-    while unsafe { libc::waitpid(pid, &mut status, 0) } != pid {
-        if errno() != libc::EINTR {
-            return Err(errno());
-        }
-    }
-    Ok(libc::WEXITSTATUS(status))
+    Ok(libc::WEXITSTATUS(crate::sys::wait_child(pid)?))
 }

@@ -4,7 +4,7 @@
 use std::ffi::c_int;
 use std::time::Instant;
 
-use mfiguard_core::audit::{self, AenGap, ErrorRecord, Guard, GuardIssue, Record};
+use mfiguard_core::audit::{AenGap, Guard, GuardIssue};
 use mfiguard_core::config::Config;
 use mfiguard_core::guarded::{
     copied, Answer, Caller, Driver, Identity, PrivateCall, Request, AEN_SIZE,
@@ -13,6 +13,7 @@ use mfiguard_sanitizer::{Abi, Errno};
 
 use super::calls::{Calls, Flight, Stage, HELD_MAX};
 use super::events::{AenFile, Events};
+use super::node::record;
 use crate::cuse::{self, InHeader, Op};
 use crate::sys;
 
@@ -341,14 +342,7 @@ pub(super) fn expire(cfg: &Config, host: &impl Host) -> usize {
             e.waited.as_secs()
         );
         eprintln!("mfiguard-hostd: WARNING: {message}");
-        let pid = id.who.pid.to_string();
-        let rec = ErrorRecord {
-            key: "hostd.timeout",
-            value: &pid,
-            message: &message,
-            exe: &cfg.exe,
-        };
-        let _ = audit::emit(cfg, false, Record::Error(&rec));
+        record(cfg, "hostd.timeout", &id.who.pid.to_string(), &message);
     }
     expired.len()
 }

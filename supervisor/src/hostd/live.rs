@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use mfiguard_core::audit::{self, AenGap, ErrorRecord, Record};
+use mfiguard_core::audit::AenGap;
 use mfiguard_core::config::Config;
 use mfiguard_core::device::{self, NodeMajor};
 use mfiguard_core::guarded::Identity;
@@ -19,7 +19,7 @@ use super::calls::Calls;
 use super::dispatch::Host;
 use super::events::{sigio_allowed, AenFile, Events};
 use super::lock::Lock;
-use super::node::{cstr, private_node_path};
+use super::node::{cstr, private_node_path, record};
 use crate::cuse;
 use crate::proc::{identity, Status};
 use crate::serve::Node;
@@ -340,14 +340,7 @@ pub(super) fn send_sigio(cfg: &Config, dev: u64, events: &Events) {
             "controller event: signal {sig} {done} to {target}, the owner of descriptor {} of pid {} registered with MEGASAS_IOC_GET_AEN",
             f.fd, f.tgid
         );
-        let value = f.tgid.to_string();
-        let rec = ErrorRecord {
-            key: "hostd.event",
-            value: &value,
-            message: &message,
-            exe: &cfg.exe,
-        };
-        let _ = audit::emit(cfg, false, Record::Error(&rec));
+        record(cfg, "hostd.event", &f.tgid.to_string(), &message);
         true
     });
 }

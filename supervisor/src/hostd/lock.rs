@@ -727,20 +727,22 @@ pub fn remove(pin_dir: &Path) -> Result<String, String> {
 mod tests {
     use super::*;
 
-    /// Why a test that needs a capability or a kernel feature cannot run here, if it cannot.
-    fn needs_root() -> Option<&'static str> {
-        (crate::sys::euid() != 0).then_some("not root")
+    /// A lock map, for a test that needs root to make one (`None`, said, when not root).
+    fn root_map() -> Option<OwnedFd> {
+        if crate::sys::euid() != 0 {
+            eprintln!("note: not root: skipped");
+            return None;
+        }
+        Some(bpf::lock_map_create("mfiguard_test").unwrap())
     }
 
     /// Both programs pass this kernel's verifier (the LSM ones where the kernel has the BPF LSM
     /// hooks); loading attaches nothing.
     #[test]
     fn the_programs_pass_this_kernels_verifier() {
-        if let Some(why) = needs_root() {
-            eprintln!("note: {why}: skipped");
+        let Some(map) = root_map() else {
             return;
-        }
-        let map = bpf::lock_map_create("mfiguard_test").unwrap();
+        };
         let spec = ProgSpec {
             prog_type: ebpf::BPF_PROG_TYPE_CGROUP_DEVICE,
             attach_type: ebpf::BPF_CGROUP_DEVICE,
@@ -784,10 +786,9 @@ mod tests {
     /// cgroup, or locks another major.
     #[test]
     fn the_device_program_refuses_all_but_the_allowed_cgroup() {
-        if let Some(why) = needs_root() {
-            eprintln!("note: {why}: skipped");
+        let Some(map) = root_map() else {
             return;
-        }
+        };
         let Some(mount) = cgroup2_mount() else {
             eprintln!("note: no cgroup v2 here: skipped");
             return;
@@ -797,7 +798,6 @@ mod tests {
             eprintln!("note: cannot make {}: {e}: skipped", dir.display());
             return;
         }
-        let map = bpf::lock_map_create("mfiguard_test").unwrap();
         let spec = ProgSpec {
             prog_type: ebpf::BPF_PROG_TYPE_CGROUP_DEVICE,
             attach_type: ebpf::BPF_CGROUP_DEVICE,
@@ -849,11 +849,9 @@ mod tests {
     /// (the daemon then uses the device program). The probe's number, 120:0, is no device's.
     #[test]
     fn the_lsm_programs_refuse_another_process_where_the_bpf_lsm_runs() {
-        if let Some(why) = needs_root() {
-            eprintln!("note: {why}: skipped");
+        let Some(map) = root_map() else {
             return;
-        }
-        let map = bpf::lock_map_create("mfiguard_test").unwrap();
+        };
         let links = match attach_lsm(&map) {
             Ok(l) => l,
             Err(why) => {

@@ -349,14 +349,7 @@ fn take_lock(cfg: &Config, opts: &Options) -> Option<Lock> {
         Err(why) => {
             let message = format!("the driver's device is NOT locked: {why}; a root process that makes its own node reaches the driver unguarded");
             eprintln!("mfiguard-hostd: WARNING: {message}");
-            let value = dir.to_string_lossy();
-            let rec = audit::ErrorRecord {
-                key: "hostd.lock",
-                value: &value,
-                message: &message,
-                exe: &cfg.exe,
-            };
-            let _ = audit::emit(cfg, false, audit::Record::Error(&rec));
+            node::record(cfg, "hostd.lock", &dir.to_string_lossy(), &message);
             None
         }
     }
@@ -384,13 +377,7 @@ fn release_stuck(cfg: &Config, d: &instance::Daemon, node: &Path) {
         node.display()
     );
     eprintln!("mfiguard-hostd: WARNING: {message}");
-    let rec = audit::ErrorRecord {
-        key: "hostd.stuck",
-        value: &d.name,
-        message: &message,
-        exe: &cfg.exe,
-    };
-    let _ = audit::emit(cfg, false, audit::Record::Error(&rec));
+    node::record(cfg, "hostd.stuck", &d.name, &message);
 }
 
 /// Threads reading the channel (two: one may be busy writing a reply while the next request

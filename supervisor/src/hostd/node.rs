@@ -79,12 +79,12 @@ pub fn restore_driver_node(path: &Path, private_dir: &Path) -> Result<String, St
     ))
 }
 
-/// A record of something that happened to the node (`"record":"error"`, key `hostd.node`).
-pub(super) fn record_node_event(cfg: &Config, path: &Path, message: &str) {
-    let value = path.to_string_lossy();
+/// A record of something that happened to the host-wide guard (`"record":"error"`, with its
+/// key: `hostd.node`, `hostd.lock`, `hostd.timeout`, `hostd.stuck`, `hostd.event`).
+pub(super) fn record(cfg: &Config, key: &'static str, value: &str, message: &str) {
     let rec = ErrorRecord {
-        key: "hostd.node",
-        value: &value,
+        key,
+        value,
         message,
         exe: &cfg.exe,
     };
@@ -125,6 +125,6 @@ pub(super) fn watch(
         };
         last = put_back.is_err().then_some(now);
         eprintln!("mfiguard-hostd: WARNING: {message}");
-        record_node_event(cfg, node, &message);
+        record(cfg, "hostd.node", &node.to_string_lossy(), &message);
     }
 }

@@ -246,6 +246,17 @@ fn ioctl_op(flags: u32, cmd: u32, arg: u64) -> Op {
     Op::Ioctl { flags, cmd, arg }
 }
 
+/// A 64-bit caller (thread 4242) sends the `MR_DCMD_CTRL_GET_INFO` of [`dcmd_packet`].
+fn get_info(cfg: &Config, f: &Fake) {
+    let arg = dcmd_packet(f, Abi::Lp64, 0x28);
+    handle(
+        cfg,
+        f,
+        &header(cuse::FUSE_IOCTL, 4242),
+        ioctl_op(FUSE_IOCTL_UNRESTRICTED, FIRMWARE, arg),
+    );
+}
+
 #[test]
 fn a_clean_call_runs_once_on_a_private_copy_and_its_results_are_copied_back() {
     for (abi, flags, cmd) in [
@@ -630,13 +641,7 @@ fn a_required_record_that_cannot_be_written_fails_the_call_closed() {
         ..Config::FALLBACK
     };
     let f = Fake::new();
-    let arg = dcmd_packet(&f, Abi::Lp64, 0x28);
-    handle(
-        &required,
-        &f,
-        &header(cuse::FUSE_IOCTL, 4242),
-        ioctl_op(FUSE_IOCTL_UNRESTRICTED, FIRMWARE, arg),
-    );
+    get_info(&required, &f);
     assert_eq!(f.reply(), (-libc::EIO, None));
     assert!(f.driver_calls.borrow().is_empty());
     let not_required = Config {
@@ -644,13 +649,7 @@ fn a_required_record_that_cannot_be_written_fails_the_call_closed() {
         ..required
     };
     let f = Fake::new();
-    let arg = dcmd_packet(&f, Abi::Lp64, 0x28);
-    handle(
-        &not_required,
-        &f,
-        &header(cuse::FUSE_IOCTL, 4242),
-        ioctl_op(FUSE_IOCTL_UNRESTRICTED, FIRMWARE, arg),
-    );
+    get_info(&not_required, &f);
     assert_eq!(f.reply(), (0, Some(0)));
     assert_eq!(f.driver_calls.borrow().len(), 1);
     fs::remove_dir_all(&dir).unwrap();
@@ -683,13 +682,7 @@ fn a_command_past_its_timeout_is_answered_etimedout_and_its_late_results_dropped
         watchdog_in_driver: Some(rec_cfg.clone()),
         ..Fake::new()
     };
-    let arg = dcmd_packet(&f, Abi::Lp64, 0x28);
-    handle(
-        &rec_cfg,
-        &f,
-        &header(cuse::FUSE_IOCTL, 4242),
-        ioctl_op(FUSE_IOCTL_UNRESTRICTED, FIRMWARE, arg),
-    );
+    get_info(&rec_cfg, &f);
     assert_eq!(f.reply(), (-libc::ETIMEDOUT, None));
     assert_eq!(f.driver_calls.borrow().len(), 1);
     assert_eq!(*f.interrupted.borrow(), vec![crate::sys::gettid()]);
@@ -728,13 +721,7 @@ fn a_command_past_its_timeout_is_answered_etimedout_and_its_late_results_dropped
 fn an_interrupted_wait_for_a_command_slot_is_retried_until_the_caller_was_answered() {
     let f = Fake::new();
     f.eintr.set(2);
-    let arg = dcmd_packet(&f, Abi::Lp64, 0x28);
-    handle(
-        &cfg(),
-        &f,
-        &header(cuse::FUSE_IOCTL, 4242),
-        ioctl_op(0, FIRMWARE, arg),
-    );
+    get_info(&cfg(), &f);
     assert_eq!(f.reply(), (0, Some(0)));
     assert_eq!(f.driver_calls.borrow().len(), 3);
     assert_eq!(&f.mem.borrow()[0x1000..0x1040], &[0xab; 64][..]);
@@ -744,13 +731,7 @@ fn an_interrupted_wait_for_a_command_slot_is_retried_until_the_caller_was_answer
         ..Fake::new()
     };
     f.eintr.set(5);
-    let arg = dcmd_packet(&f, Abi::Lp64, 0x28);
-    handle(
-        &cfg(),
-        &f,
-        &header(cuse::FUSE_IOCTL, 4242),
-        ioctl_op(0, FIRMWARE, arg),
-    );
+    get_info(&cfg(), &f);
     assert_eq!(f.reply(), (-libc::ETIMEDOUT, None));
     assert_eq!(
         f.driver_calls.borrow().len(),
@@ -773,13 +754,7 @@ fn a_driver_holding_too_many_commands_gets_no_more() {
         g.to_driver(f.calls.start());
     }
     assert_eq!(f.calls.expire().len(), super::calls::HELD_MAX);
-    let arg = dcmd_packet(&f, Abi::Lp64, 0x28);
-    handle(
-        &cfg(),
-        &f,
-        &header(cuse::FUSE_IOCTL, 4242),
-        ioctl_op(0, FIRMWARE, arg),
-    );
+    get_info(&cfg(), &f);
     assert_eq!(f.reply(), (-libc::EBUSY, None));
     assert!(f.driver_calls.borrow().is_empty());
 }
