@@ -258,7 +258,9 @@ fn the_unit_fails_closed_restarts_and_is_hardened() {
     // daemon's device is aborted through sysfs; its system calls are allowed.
     let rw = unit_values(&unit, "ReadWritePaths").join(" ");
     assert!(
-        rw.contains("-/sys/fs/bpf") && rw.contains("-/sys/devices/virtual/cuse"),
+        rw.contains("-/var/log/mfiguard")
+            && rw.contains("-/sys/fs/bpf")
+            && rw.contains("-/sys/devices/virtual/cuse"),
         "{rw}"
     );
     let filter = unit_values(&unit, "SystemCallFilter").join(" ");
