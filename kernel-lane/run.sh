@@ -257,16 +257,16 @@ strip_debug() { if command -v strip >/dev/null; then strip --strip-debug "$1" 2>
 # scenarios marked `sc_NAME() { # boot GROUP [ARGS...]` share a boot per GROUP, of the first ABI
 # only, whose kernel command line gets ARGS too (e.g. an lsm= list).
 plan_boots() {
-    local all abi n g first=() more=() hazards=() ordinary groups=() grouped
+    local all abi n g first=() more=() hazards=() ordinary grouped
     all=$(sed -n 's/^sc_\([A-Za-z0-9_]*\)() *{.*/\1/p' "$SCENARIOS")
-    grouped=$(sed -n 's/^sc_\([A-Za-z0-9_]*\)() *{ *# boot [a-z0-9-]*.*/\1/p' "$SCENARIOS")
+    grouped=$(sed -n 's/^sc_\([A-Za-z0-9_]*\)() *{ *# boot [a-z0-9-]*.*/\1/p' "$SCENARIOS" | tr '\n' ' ')
     for n in $all; do case $n in driver_*) first+=("$n") ;; esac; done
     if [ "$BOOT_ONLY" = 0 ]; then
         for abi in $ABIS; do
             ordinary=()
             for n in $all; do
                 case $n in driver_* | hazard_*) continue ;; esac
-                case " $(echo $grouped) " in *" $n "*) continue ;; esac
+                case " $grouped " in *" $n "*) continue ;; esac
                 ordinary+=("$n@$abi")
             done
             # The first ABI's scenarios share the driver checks' boot; each other ABI gets one
@@ -297,7 +297,9 @@ plan_boots() {
         [ -n "$n" ] && BOOTS+=("$n")
     done
     if [ "$BOOT_ONLY" = 0 ]; then
+        # shellcheck disable=SC2013 # a group's name is one word
         for g in $(sed -n 's/^sc_[A-Za-z0-9_]*() *{ *# boot \([a-z0-9-]*\).*/\1/p' "$SCENARIOS" | awk '!seen[$0]++'); do
+            # shellcheck disable=SC2046 # one scenario name a word
             n=$(only $(sed -n "s/^sc_\([A-Za-z0-9_]*\)() *{ *# boot $g\( .*\)\{0,1\}$/\1@${ABIS%% *}/p" "$SCENARIOS"))
             [ -n "$n" ] || continue
             BOOT_APPEND[${#BOOTS[@]}]=$(sed -n "s/^sc_[A-Za-z0-9_]*() *{ *# boot $g \(.*\)$/\1/p" "$SCENARIOS" | head -n 1)
@@ -400,7 +402,7 @@ boot() { # N PLAN: boot N runs the scenarios of PLAN; leaves console.N.log, resu
     fi
     say "boot $i: $plan (timeout ${timeout}s)${BOOT_APPEND[i]:+ with ${BOOT_APPEND[i]}}"
     local qemu=(qemu-system-x86_64 "${accel_args[@]}" -m 512 -smp 1 -nographic -no-reboot -nic none
-        -chardev "pipe,id=mon0,path=$WORK/mon.$i" -mon chardev=mon0,mode=readline
+        -chardev "pipe,id=mon0,path=$WORK/mon.$i" -mon "chardev=mon0,mode=readline"
         -serial "file:$WORK/console.$i.log" -serial "file:$WORK/results.$i.log"
         -kernel "$KDIR/vmlinuz" -initrd "$WORK/initrd.cpio"
         -append "console=ttyS0 panic=-1 rdinit=/init ${KL_APPEND:-} ${BOOT_APPEND[i]:-}"

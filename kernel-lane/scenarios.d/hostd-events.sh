@@ -54,7 +54,7 @@ sc_hostd_events() {
     done
     [ -d "/sys/class/cuse/megaraid_sas_ioctl_node" ] && fail "the daemon did not end within 10 s of SIGTERM after an event"
     hostd_stop
-    grep -q "^sigio=1 .* from_pid=[0-9]" "$f.wait.out" || fail "the waiting tool got no SIGIO: $(cat "$f.wait.out" | tr '\n' ' ')"
+    grep -q "^sigio=1 .* from_pid=[0-9]" "$f.wait.out" || fail "the waiting tool got no SIGIO: $(tr '\n' ' ' <"$f.wait.out")"
     wpid=$(sed -n 's/.*"record":"outcome".*"pid":\([0-9]*\),.*"request_code":"0x400c4d03".*"ret":0,.*/\1/p' "$f.jsonl" | head -n 1)
     [ -n "$wpid" ] || fail "no outcome record of the registration: $(grep -c . "$f.jsonl") record(s)"
     grep -F '"key":"hostd.event"' "$f.jsonl" | grep -F "\"value\":\"$wpid\"" | grep -qF ' sent to process ' ||
