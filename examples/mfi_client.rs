@@ -149,7 +149,7 @@ struct Opts {
 const USAGE_TEXT: &str =
     "usage: mfi_client [--device PATH] [--host N] [--repeat N] SCENARIO [ARGS]\n\
      scenarios: ctrl-info pd-list ld-list event-info inquiry TARGET stp-probe TARGET\n\
-     \x20          ieee-dcmd sgl-off HEXOFF sense-off HEXOFF rule RULE_ID aen\n\
+     \x20          ieee-dcmd sgl-off HEXOFF sense-off HEXOFF rule RULE_ID aen [wait MS|plain]\n\
      \x20          dcmd OPCODE read|write|none LEN smp FUNCTION [long|unmapped] smp-race N\n\
      \x20          unrelated poll MS fault KIND race N threads N M high-bits\n\
      \x20          stress THREADS MS fork CHILDREN CALLS config-inherit K=V fork-during-load\n\

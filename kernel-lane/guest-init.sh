@@ -12,6 +12,11 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null || mdev -s
 mount -t tmpfs tmpfs /tmp
+# What systemd mounts on a host: the bpf file system (mfiguard-hostd pins its lock there), the
+# cgroup v2 hierarchy and securityfs (the active LSMs).
+mount -t bpf bpf /sys/fs/bpf 2>/dev/null
+mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null
+mount -t securityfs securityfs /sys/kernel/security 2>/dev/null
 . /etc/lane.conf
 
 RESULTS=/dev/ttyS1
@@ -21,6 +26,9 @@ info() { emit "KL-INFO $*"; }
 # expect_panic ERE: the running (hazard_*) scenario is about to kill the kernel, which then shows
 # ERE on the console; run.sh judges it from there (one call per pattern, before the fatal call).
 expect_panic() { emit "KL-PANIC $entry $*"; }
+# hotplug add|del: the host plugs the second disk into the controller (scsi-id 1) or unplugs it,
+# on QEMU's monitor (run.sh watches for this line); returns at once.
+hotplug() { emit "KL-HOTPLUG $1 $entry"; }
 
 finish() {
     emit "KL-DONE"

@@ -253,15 +253,22 @@ copy_with_libs() { # SRC DEST_IN_ROOT: copy an ELF file and every shared library
 strip_debug() { if command -v strip >/dev/null; then strip --strip-debug "$1" 2>/dev/null || true; fi; }
 
 # The boots: the first runs the driver checks and every ordinary scenario; each hazard_* scenario
-# (the kernel writes outside its frame, which may oops it) gets a fresh kernel of its own.
+# (the kernel writes outside its frame, which may oops it) gets a fresh kernel of its own; the
+# scenarios marked `sc_NAME() { # boot GROUP [ARGS...]` share a boot per GROUP, of the first ABI
+# only, whose kernel command line gets ARGS too (e.g. an lsm= list).
 plan_boots() {
-    local all abi n first=() more=() hazards=() ordinary
+    local all abi n g first=() more=() hazards=() ordinary grouped
     all=$(sed -n 's/^sc_\([A-Za-z0-9_]*\)() *{.*/\1/p' "$SCENARIOS")
+    grouped=$(sed -n 's/^sc_\([A-Za-z0-9_]*\)() *{ *# boot [a-z0-9-]*.*/\1/p' "$SCENARIOS" | tr '\n' ' ')
     for n in $all; do case $n in driver_*) first+=("$n") ;; esac; done
     if [ "$BOOT_ONLY" = 0 ]; then
         for abi in $ABIS; do
             ordinary=()
-            for n in $all; do case $n in driver_* | hazard_*) ;; *) ordinary+=("$n@$abi") ;; esac; done
+            for n in $all; do
+                case $n in driver_* | hazard_*) continue ;; esac
+                case " $grouped " in *" $n "*) continue ;; esac
+                ordinary+=("$n@$abi")
+            done
             # The first ABI's scenarios share the driver checks' boot; each other ABI gets one
             # of its own (and its own timeout).
             if [ ${#more[@]} -eq 0 ] && [ "$abi" = "${ABIS%% *}" ]; then
@@ -284,10 +291,21 @@ plan_boots() {
         done
     fi
     BOOTS=("$(only "${first[@]}")" "${more[@]}")
+    BOOT_APPEND=()
     for n in "${hazards[@]}"; do
         n=$(only "$n")
         [ -n "$n" ] && BOOTS+=("$n")
     done
+    if [ "$BOOT_ONLY" = 0 ]; then
+        # shellcheck disable=SC2013 # a group's name is one word
+        for g in $(sed -n 's/^sc_[A-Za-z0-9_]*() *{ *# boot \([a-z0-9-]*\).*/\1/p' "$SCENARIOS" | awk '!seen[$0]++'); do
+            # shellcheck disable=SC2046 # one scenario name a word
+            n=$(only $(sed -n "s/^sc_\([A-Za-z0-9_]*\)() *{ *# boot $g\( .*\)\{0,1\}$/\1@${ABIS%% *}/p" "$SCENARIOS"))
+            [ -n "$n" ] || continue
+            BOOT_APPEND[${#BOOTS[@]}]=$(sed -n "s/^sc_[A-Za-z0-9_]*() *{ *# boot $g \(.*\)$/\1/p" "$SCENARIOS" | head -n 1)
+            BOOTS+=("$n")
+        done
+    fi
     PLAN=()
     local words
     for n in "${BOOTS[@]}"; do read -ra words <<<"$n" && PLAN+=("${words[@]}"); done
@@ -365,6 +383,9 @@ boot() { # N PLAN: boot N runs the scenarios of PLAN; leaves console.N.log, resu
     } >"$conf/etc/lane.conf"
     (cd "$conf" && printf 'etc/lane.conf\n' | cpio -o -H newc --quiet) | cat "$WORK/base.cpio" - >"$WORK/initrd.cpio"
     rm -f "$disk" && truncate -s 64M "$disk"
+    # A second disk, attached only when a scenario asks for it (hotplug: QEMU's monitor).
+    rm -f "$WORK/disk2.img" && truncate -s 16M "$WORK/disk2.img"
+    rm -f "$WORK/mon.$i.in" "$WORK/mon.$i.out" && mkfifo "$WORK/mon.$i.in" "$WORK/mon.$i.out"
     : >"$WORK/console.$i.log" && : >"$WORK/results.$i.log"
     case $ACCEL in
         tcg) accel_args=(-accel tcg) ;;
@@ -379,23 +400,49 @@ boot() { # N PLAN: boot N runs the scenarios of PLAN; leaves console.N.log, resu
         BOOT_RC[i]=124
         return
     fi
-    say "boot $i: $plan (timeout ${timeout}s)"
+    say "boot $i: $plan (timeout ${timeout}s)${BOOT_APPEND[i]:+ with ${BOOT_APPEND[i]}}"
     local qemu=(qemu-system-x86_64 "${accel_args[@]}" -m 512 -smp 1 -nographic -no-reboot -nic none
-        -monitor none -serial "file:$WORK/console.$i.log" -serial "file:$WORK/results.$i.log"
+        -chardev "pipe,id=mon0,path=$WORK/mon.$i" -mon "chardev=mon0,mode=readline"
+        -serial "file:$WORK/console.$i.log" -serial "file:$WORK/results.$i.log"
         -kernel "$KDIR/vmlinuz" -initrd "$WORK/initrd.cpio"
-        -append "console=ttyS0 panic=-1 rdinit=/init ${KL_APPEND:-}"
+        -append "console=ttyS0 panic=-1 rdinit=/init ${KL_APPEND:-} ${BOOT_APPEND[i]:-}"
         -device "megasas-gen2,id=scsi0"
         -drive "file=$disk,if=none,format=raw,id=d0"
-        -device "scsi-hd,drive=d0,bus=scsi0.0")
+        -device "scsi-hd,drive=d0,bus=scsi0.0"
+        -drive "file=$WORK/disk2.img,if=none,format=raw,id=d1")
     if [ "${KL_VERBOSE:-0}" = 1 ]; then
         tail -n +1 -F "$WORK/console.$i.log" 2>/dev/null &
         TAIL_PID=$!
     fi
+    cat "$WORK/mon.$i.out" >"$WORK/monitor.$i.log" &
+    MON_PID=$!
+    hotplug_watch "$i" &
+    HOTPLUG_PID=$!
     timeout -k 5 "$timeout" "${qemu[@]}" </dev/null >"$WORK/qemu.$i.log" 2>&1 || rc=$?
+    kill "$HOTPLUG_PID" "$MON_PID" 2>/dev/null || true
+    wait "$HOTPLUG_PID" "$MON_PID" 2>/dev/null || true
     if [ -n "${TAIL_PID:-}" ]; then kill "$TAIL_PID" 2>/dev/null || true; wait "$TAIL_PID" 2>/dev/null || true; fi
     tr -d '\r' <"$WORK/results.$i.log" >"$WORK/results.$i.txt"
     BOOT_RC[i]=$rc
     BOOT_TIMEOUT_USED[i]=$timeout
+}
+
+# A scenario asks the host to plug or unplug the second disk (guest-init.sh's hotplug: a
+# "KL-HOTPLUG add|del" line on the results port); the host says it on QEMU's monitor.
+hotplug_watch() { # BOOT
+    local i=$1 done=0 n what
+    while sleep 0.2; do
+        n=$(grep -c '^KL-HOTPLUG ' "$WORK/results.$i.log" 2>/dev/null) || n=0
+        while [ "$done" -lt "$n" ]; do
+            done=$((done + 1))
+            what=$(grep '^KL-HOTPLUG ' "$WORK/results.$i.log" | sed -n "${done}p" | tr -d '\r' | awk '{ print $2 }')
+            case $what in
+                add) echo 'device_add scsi-hd,drive=d1,bus=scsi0.0,scsi-id=1,id=hp1' ;;
+                del) echo 'device_del hp1' ;;
+                *) continue ;;
+            esac >"$WORK/mon.$i.in"
+        done
+    done
 }
 
 # A scenario that kills the kernel on purpose says so first (guest-init.sh's expect_panic: one

@@ -73,7 +73,7 @@ hostd_start() {
     fi
     case $1 in /*) rm -f "$1" ;; esac
     # shellcheck disable=SC2086 # HOSTD_ARGS is words on purpose
-    MFIGUARD_LOG=$1 MFIGUARD_AUDIT=all MFIGUARD_MODE=${2:-enforce} "$HOSTD" --watch-ms 50 ${HOSTD_ARGS:-} \
+    MFIGUARD_LOG=$1 MFIGUARD_AUDIT=all MFIGUARD_MODE=${2:-enforce} "$HOSTD" --watch-ms "${HOSTD_WATCH_MS:-50}" ${HOSTD_ARGS:-} \
         >/dev/null 2>>"$OUT/hostd.err" &
     HOSTD_PID=$!
     echo "$HOSTD_PID" >"$OUT/hostd.pid"
@@ -89,13 +89,14 @@ hostd_start() {
     HOSTD_PID=
     return 1
 }
-# hostd_stop: ends the daemon and removes its (now dead) node, so that the next run gets the
-# driver's own node again (ensure_node, or the client's mknod).
+# hostd_stop: ends the daemon, then `mfiguard-hostd --restore-node` puts the driver's own node
+# back at the path and removes the lock on the driver's device (the daemon leaves it, so that
+# the driver stays closed while it is stopped), so that the next run reaches the driver again.
 hostd_stop() {
     [ -n "$HOSTD_PID" ] && kill "$HOSTD_PID" 2>/dev/null && wait "$HOSTD_PID" 2>/dev/null
     HOSTD_PID=
     rm -f "$OUT/hostd.pid"
-    rm -f "$NODE"
+    MFIGUARD_LOG=none "$HOSTD" --restore-node >>"$OUT/hostd.err" 2>&1 || rm -f "$NODE"
 }
 
 node_major() { awk '$2 == "megaraid_sas_ioctl" { print $1 }' /proc/devices; }
@@ -157,8 +158,11 @@ mfi() {
     f=$OUT/$tag.$mode
     rm -f "$f".*
     [ "${NO_NODE:-0}" = 1 ] || ensure_node
+    # The per-call checks run the daemon without its lock on the driver's device: taking and
+    # removing it costs about half a second a run under TCG, and it changes nothing of how a
+    # call is guarded; the hostd_* scenarios run it with the lock.
     case $mode in
-        hostd*) hostd_start "$f.jsonl" "${HOSTD_MODE:-enforce}" ;;
+        hostd*) HOSTD_ARGS=${HOSTD_ARGS:---no-lock} hostd_start "$f.jsonl" "${HOSTD_MODE:-enforce}" ;;
     esac
     kernel_calls_reset
     case $mode in
@@ -411,17 +415,10 @@ sc_inquiry() {
 }
 
 sc_aen() {
-    NO_HOSTD=1 transparent aen '"request_code":"0x400c4d03"' aen
-    h=
-    if has_hostd; then
-        # The driver's SIGIO would go to the daemon: registration is refused, before the driver.
-        mfi hostd aen aen
-        expect aen hostd 'errno=95'
-        reached_kernel aen hostd 0
-        logged aen hostd '"rule":"guard.unsupported"' '"verdict":"reject"'
-        h="; through mfiguard-hostd refused with EOPNOTSUPP, recorded, driver not called"
-    fi
-    echo "identical without/with/audit: $(first aen plain); $(kernel_note)$h"
+    # Through mfiguard-hostd too: the daemon registers on its own descriptor and carries the
+    # driver's SIGIO to the caller's file (hostd_events checks the signal).
+    transparent aen '"request_code":"0x400c4d03"' aen
+    echo "identical without/with/audit$(has_hostd && echo '/through mfiguard-hostd'): $(first aen plain); $(kernel_note)"
 }
 
 # MFI_FRAME_IEEE|SGL64 on a DCMD: 6.1 clears IEEE itself, the guard clears both first; either way

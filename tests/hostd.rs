@@ -70,6 +70,60 @@ fn status_reports_off_or_stopped_and_fails_without_the_daemon() {
     assert_eq!(out.stderr, "");
 }
 
+/// `--status --json`: one object, the shape mfiguard-hostd(8) documents; the same exit status.
+#[test]
+fn status_json_is_one_object_with_the_documented_fields() {
+    let s = Scratch::new("hostd-status-json");
+    let node = s.path("megaraid_sas_ioctl_node");
+    let out = hostd(&[
+        os("--status"),
+        os("--json"),
+        os("--node"),
+        node.as_os_str(),
+        os("--private-dir"),
+        s.path("private").as_os_str(),
+    ]);
+    assert_eq!(out.code(), 1, "{}", out.dump());
+    let v = out.json();
+    assert_eq!(v["status_version"], 1);
+    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(v["state"], "off");
+    assert!(v["description"]
+        .as_str()
+        .unwrap()
+        .starts_with("off: mfiguard-hostd is not running"));
+    assert_eq!(v["node"]["kind"], "missing");
+    assert_eq!(v["node"]["path"], node.to_str().unwrap());
+    assert!(v["daemons"].as_array().unwrap().is_empty());
+    assert_eq!(v["driver"]["loaded"], driver_loaded());
+    for key in [
+        "state",
+        "mechanism",
+        "major",
+        "allowed_pid",
+        "allowed_cgroup",
+        "probe",
+        "detail",
+    ] {
+        assert!(v["lock"].get(key).is_some(), "lock.{key}: {v}");
+    }
+    // A node of another number: stopped.
+    let status = Command::new("mknod")
+        .arg(&node)
+        .args(["c", "1", "3"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = hostd(&[os("--status"), os("--json"), os("--node"), node.as_os_str()]);
+    assert_eq!(out.code(), 1);
+    let v = out.json();
+    assert_eq!(v["state"], "stopped");
+    assert_eq!(v["node"]["device"], "1:3");
+    // --json belongs to --status.
+    let out = hostd(&[os("--json")]);
+    assert_eq!(out.code(), 2, "{}", out.dump());
+}
+
 #[test]
 fn without_cuse_it_fails_with_the_reason_and_leaves_the_path_alone() {
     let s = Scratch::new("hostd-nocuse");
@@ -103,18 +157,9 @@ fn without_cuse_it_fails_with_the_reason_and_leaves_the_path_alone() {
         !names.iter().any(|n| n.contains("mfiguard-hostd")),
         "{names:?}"
     );
-    if driver_loaded() {
-        // The driver's private node was made, root only, in its directory.
-        let meta = std::fs::metadata(private.join("megaraid_sas_ioctl_node")).unwrap();
-        assert!(meta.file_type().is_char_device());
-    } else {
-        assert!(
-            out.stderr
-                .contains("the megaraid_sas driver is not loaded: opens of"),
-            "{}",
-            out.dump()
-        );
-    }
+    // Nothing else was touched: no node of the driver's was made, no lock taken.
+    assert!(!private.join("megaraid_sas_ioctl_node").exists());
+    assert!(!out.stderr.contains("locked"), "{}", out.dump());
 }
 
 #[test]
@@ -198,13 +243,30 @@ fn the_unit_fails_closed_restarts_and_is_hardened() {
     assert_eq!(
         caps,
         [
+            "CAP_BPF",
             "CAP_CHOWN",
             "CAP_DAC_OVERRIDE",
             "CAP_FOWNER",
+            "CAP_KILL",
             "CAP_MKNOD",
+            "CAP_PERFMON",
             "CAP_SYS_ADMIN",
             "CAP_SYS_PTRACE"
         ]
+    );
+    // The lock's pins outlive the daemon in the host's bpf file system; a stuck earlier
+    // daemon's device is aborted through sysfs; its system calls are allowed.
+    let rw = unit_values(&unit, "ReadWritePaths").join(" ");
+    assert!(
+        rw.contains("-/var/log/mfiguard")
+            && rw.contains("-/sys/fs/bpf")
+            && rw.contains("-/sys/devices/virtual/cuse"),
+        "{rw}"
+    );
+    let filter = unit_values(&unit, "SystemCallFilter").join(" ");
+    assert!(
+        filter.contains(" bpf") && filter.contains(" pidfd_getfd"),
+        "{filter}"
     );
     // The package ships it, and nothing enables it.
     let root = common::root();

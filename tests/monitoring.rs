@@ -564,6 +564,19 @@ fn check_json_is_the_self_tests_facts() {
         assert!(["present", "absent", "unknown"].contains(&v), "{p}: {v}");
     }
     assert!(j["hostd"]["state"].is_string());
+    // The host-wide guard's object is mfiguard-hostd --status --json's (one reader, one shape).
+    let status = run(Command::new(common::hostd_bin())
+        .args(["--status", "--json"])
+        .env("MFIGUARD_CONFIG", "/dev/null"));
+    let mut st = status.json();
+    let o = st.as_object_mut().unwrap();
+    assert_eq!(o.remove("status_version"), Some(1.into()));
+    assert!(o.remove("version").is_some());
+    assert_eq!(j["hostd"], st, "{j:#}");
+    for key in ["node", "driver", "daemons", "lock"] {
+        assert!(j["hostd"].get(key).is_some(), "hostd.{key}");
+    }
+    assert!(j["hostd"]["lock"]["state"].is_string());
     // Its text twin agrees on the verdict.
     let text = run(&mut wrapper(&["--check"]));
     assert_eq!(text.code(), out.code());

@@ -65,15 +65,24 @@ pub fn to_json(ok: bool, facts: serde_json::Map<String, serde_json::Value>) -> s
 /// failure (it is optional); a daemon whose node was replaced is.
 #[cfg(target_arch = "x86_64")]
 fn check_hostd() -> bool {
-    use mfiguard_supervisor::hostd::{Coverage, Status, NODE_PATH};
+    use mfiguard_supervisor::hostd::{lock, Coverage, Status, NODE_PATH, PRIVATE_DIR};
     let path = std::path::Path::new(NODE_PATH);
-    let st = Status::of(path);
+    let st = Status::of(path, std::path::Path::new(PRIVATE_DIR));
+    let lock = lock::status(std::path::Path::new(lock::PIN_DIR), true);
     println!("host-wide guard: {}", st.describe(path));
-    facts::set("/hostd/state", st.coverage().name());
-    facts::set("/hostd/description", st.describe(path));
+    println!(
+        "    lock on the driver's device: {}: {}",
+        lock.state.name(),
+        lock.detail
+    );
+    facts::set("/hostd", crate::hostd_state::to_json(path, &st, &lock));
     match st.coverage() {
         Coverage::Bypassed | Coverage::Displaced => {
             println!("    WARNING: tools that open {NODE_PATH} now are not guarded by mfiguard-hostd; it puts its node back within its watch interval (journalctl -u mfiguard-hostd)");
+            false
+        }
+        Coverage::Stuck => {
+            println!("    WARNING: opens of {NODE_PATH} wait for a daemon that will not answer: systemctl restart mfiguard-hostd");
             false
         }
         Coverage::Active | Coverage::Off | Coverage::Stopped => true,

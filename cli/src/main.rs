@@ -19,6 +19,8 @@ mod check;
 mod collect;
 mod elf;
 mod facts;
+#[cfg(target_arch = "x86_64")]
+mod hostd_state;
 mod mechanism;
 mod nagios;
 mod privilege;

@@ -429,7 +429,7 @@ fn why_check_failed(check: &Value) -> String {
     if check["libraries"]["64"]["installed"].as_bool() == Some(false) {
         return "the 64-bit library is not installed".into();
     }
-    if let Some(s @ ("bypassed" | "displaced")) = check["hostd"]["state"].as_str() {
+    if let Some(s @ ("bypassed" | "displaced" | "stuck")) = check["hostd"]["state"].as_str() {
         return format!(
             "mfiguard-hostd's node is {s}: tools that open it now are not guarded host-wide"
         );

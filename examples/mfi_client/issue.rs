@@ -192,13 +192,40 @@ pub(crate) fn report(kind: Report, bufs: &[Vec<u8>]) {
 
 // ---- GET_AEN ---------------------------------------------------------------------------------
 
+/// `aen [wait MS | plain]`: registers for controller events (`F_SETOWN`, `O_ASYNC`, then
+/// `MEGASAS_IOC_GET_AEN`, as MegaCli does); with `wait MS`, then waits up to MS milliseconds
+/// for the driver's `SIGIO` and says whether it came (`sigio=1 after_ms=N from_pid=P`) and what
+/// a `poll` of the descriptor says at that moment; `plain` asks without `F_SETOWN` and
+/// `O_ASYNC` first.
 pub(crate) fn run_aen(fd: c_int, opts: &Opts) -> i32 {
+    let (wait_ms, register) = match opts.args.first().map(String::as_str) {
+        None => (None, true),
+        // Without F_SETOWN and O_ASYNC first: the driver refuses it (EINVAL).
+        Some("plain") => (None, false),
+        Some("wait") => match opts.args.get(1).and_then(|a| parse_num(a)) {
+            Some(ms) => (Some(ms.min(600_000)), true),
+            None => return usage("aen wait needs MS"),
+        },
+        Some(other) => return usage(&format!("unknown aen variant {other}")),
+    };
+    // SIGIO blocked before the registration, so that an event between it and the wait is kept
+    // pending rather than ending the process (SIGIO's default action).
+    // SAFETY: sigset operations on a live local; blocking a signal in this thread.
+    let sigio = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGIO);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    };
     // Register for SIGIO, as MegaCli does before asking for events.
-    // SAFETY: fcntl on our own descriptor with integer arguments.
-    unsafe {
-        libc::fcntl(fd, libc::F_SETOWN, libc::getpid());
-        let fl = libc::fcntl(fd, libc::F_GETFL);
-        libc::fcntl(fd, libc::F_SETFL, fl | libc::O_ASYNC);
+    if register {
+        // SAFETY: fcntl on our own descriptor with integer arguments.
+        unsafe {
+            libc::fcntl(fd, libc::F_SETOWN, libc::getpid());
+            let fl = libc::fcntl(fd, libc::F_GETFL);
+            libc::fcntl(fd, libc::F_SETFL, fl | libc::O_ASYNC);
+        }
     }
     // struct megasas_aen: host_no, pad, seq_num, class_locale_word (locale ALL, class INFO).
     let mut aen = [0u8; 12];
@@ -232,6 +259,40 @@ pub(crate) fn run_aen(fd: c_int, opts: &Opts) -> i32 {
     print_outcome("MEGASAS_IOC_GET_AEN", &o, false);
     if opts.repeat > 1 {
         println!("calls={} failed={failed}", opts.repeat);
+    }
+    if let (Some(ms), 0) = (wait_ms, o.ret) {
+        // Ready: a line a script can wait for before it makes the event happen.
+        println!("waiting_ms={ms}");
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+        let start = std::time::Instant::now();
+        let ts = libc::timespec {
+            tv_sec: (ms / 1000) as libc::time_t,
+            tv_nsec: ((ms % 1000) * 1_000_000) as libc::c_long,
+        };
+        // SAFETY: all-zero is a valid siginfo_t; a live set, info and timeout.
+        let (sig, info) = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            (libc::sigtimedwait(&sigio, &mut info, &ts), info)
+        };
+        let mut p = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one live pollfd; a zero timeout.
+        let n = unsafe { libc::poll(&mut p, 1, 0) };
+        if sig == libc::SIGIO {
+            // SAFETY: the kernel filled `info` for the signal it returned.
+            let from = unsafe { info.si_pid() };
+            println!(
+                "sigio=1 after_ms={} from_pid={from} poll={n} revents={:#06x}",
+                start.elapsed().as_millis(),
+                p.revents
+            );
+            return 0;
+        }
+        println!("sigio=0 poll={n} revents={:#06x}", p.revents);
+        return 1;
     }
     i32::from(o.ret != 0)
 }

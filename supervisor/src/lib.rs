@@ -25,6 +25,8 @@
 #[cfg(target_arch = "x86_64")]
 pub mod cuse;
 #[cfg(target_arch = "x86_64")]
+pub mod ebpf;
+#[cfg(target_arch = "x86_64")]
 mod files;
 #[cfg(target_arch = "x86_64")]
 pub mod filter;

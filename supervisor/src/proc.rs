@@ -11,6 +11,8 @@ pub struct Status {
     pub tgid: Option<libc::pid_t>,
     /// `Uid:`'s first field: the real uid.
     pub uid: Option<u32>,
+    /// `Uid:`'s second and third fields: the effective and the saved uid.
+    pub euid_suid: Option<(u32, u32)>,
     /// `CapEff:`: the effective capabilities (hexadecimal in the file).
     pub cap_eff: Option<u64>,
 }
@@ -29,9 +31,19 @@ impl Status {
                 .find_map(|l| l.strip_prefix(name))
                 .and_then(|v| v.split_whitespace().next())
         };
+        let uids: Vec<u32> = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .map(|v| {
+                v.split_whitespace()
+                    .filter_map(|u| u.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
         Status {
             tgid: field("Tgid:").and_then(|v| v.parse().ok()),
             uid: field("Uid:").and_then(|v| v.parse().ok()),
+            euid_suid: uids.get(1).zip(uids.get(2)).map(|(e, s)| (*e, *s)),
             cap_eff: field("CapEff:").and_then(|v| u64::from_str_radix(v, 16).ok()),
         }
     }
@@ -70,6 +82,7 @@ mod tests {
         let s = Status::parse(text);
         assert_eq!(s.tgid, Some(4242));
         assert_eq!(s.uid, Some(1000));
+        assert_eq!(s.euid_suid, Some((0, 0)));
         assert_eq!(s.cap_eff, Some(0x1ff_ffff_ffff));
         assert_eq!(Status::parse("Name:\tx\n"), Status::default());
         // This test's own thread.

@@ -19,28 +19,48 @@ fn main() -> std::process::ExitCode {
     std::process::ExitCode::FAILURE
 }
 
+/// The state as JSON: the same code as `mfiguard-run --check --json`'s `hostd` object.
+#[cfg(target_arch = "x86_64")]
+#[path = "../hostd_state.rs"]
+mod hostd_state;
+
 #[cfg(target_arch = "x86_64")]
 mod imp {
-    use std::path::PathBuf;
+    use std::path::{Path, PathBuf};
     use std::process::ExitCode;
     use std::time::Duration;
 
     use clap::Parser;
 
+    use mfiguard_core::audit::{self, ErrorRecord, Record};
     use mfiguard_core::config;
-    use mfiguard_supervisor::hostd::{self, Coverage, Options, Status};
+    use mfiguard_supervisor::hostd::{self, lock, Coverage, Options, Status};
+
+    use super::hostd_state;
 
     /// Serves the MegaRAID management node as a CUSE device: every call on the host is guarded.
     #[derive(Parser, Debug)]
     #[command(name = "mfiguard-hostd", version, disable_help_subcommand = true)]
     struct Cli {
-        /// Print whether the host-wide guard is active (exit 0) or not (exit 1), and exit.
+        /// Print whether the host-wide guard is active (exit 0) or not (exit 1), the daemons
+        /// that hold a device and the lock on the driver's device, and exit.
         #[arg(long, conflicts_with = "restore_node")]
         status: bool,
-        /// Put the driver's own node back at the path (after `systemctl disable --now
-        /// mfiguard-hostd`), and exit.
+        /// With --status: one JSON object (mfiguard-hostd(8), JSON OUTPUT).
+        #[arg(long, requires = "status")]
+        json: bool,
+        /// Put the driver's own node back at the path and remove the lock on the driver's
+        /// device (after `systemctl disable --now mfiguard-hostd`), recorded, and exit.
         #[arg(long)]
         restore_node: bool,
+        /// Do not lock the driver's device to this daemon.
+        #[arg(long)]
+        no_lock: bool,
+        /// Answer a call ETIMEDOUT when the driver has not answered it after this many seconds
+        /// (0: never, as the driver itself waits).
+        #[arg(long, value_name = "SECS", default_value_t = hostd::COMMAND_TIMEOUT.as_secs(),
+              value_parser = clap::value_parser!(u64).range(0..=86_400))]
+        command_timeout: u64,
         /// The node tools open; its file name is the CUSE device's name.
         #[arg(long, value_name = "PATH", default_value = hostd::NODE_PATH)]
         node: PathBuf,
@@ -70,8 +90,19 @@ mod imp {
             }
         };
         if cli.status {
-            let st = Status::of(&cli.node);
-            println!("host-wide guard: {}", st.describe(&cli.node));
+            let st = Status::of(&cli.node, &cli.private_dir);
+            let lock = lock::status(Path::new(lock::PIN_DIR), true);
+            if cli.json {
+                let mut v = hostd_state::to_json(&cli.node, &st, &lock);
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("status_version".into(), 1.into());
+                    o.insert("version".into(), env!("CARGO_PKG_VERSION").into());
+                }
+                println!("{v}");
+            } else {
+                println!("host-wide guard: {}", st.describe(&cli.node));
+                println!("lock: {}: {}", lock.state.name(), lock.detail);
+            }
             return if st.coverage() == Coverage::Active {
                 ExitCode::SUCCESS
             } else {
@@ -79,16 +110,7 @@ mod imp {
             };
         }
         if cli.restore_node {
-            return match hostd::restore_driver_node(&cli.node) {
-                Ok(done) => {
-                    eprintln!("mfiguard-hostd: {done}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("mfiguard-hostd: error: {e}");
-                    ExitCode::FAILURE
-                }
-            };
+            return restore(&cli);
         }
         // Rust's runtime ignores SIGPIPE: a record written to a stderr nobody reads fails with
         // EPIPE and does not end the daemon.
@@ -109,11 +131,66 @@ mod imp {
             workers: usize::from(cli.workers),
             watch: Duration::from_millis(cli.watch_ms),
             device: Some(hostd::DEVICE_NUMBER),
+            command_timeout: (cli.command_timeout > 0)
+                .then(|| Duration::from_secs(cli.command_timeout)),
+            lock_dir: (!cli.no_lock).then(|| lock::PIN_DIR.into()),
         };
         // The configuration lives as long as the daemon's threads: the process.
         let cfg: &'static config::Config = Box::leak(Box::new(cfg));
         let Err(e) = hostd::serve(cfg, &opts);
         eprintln!("mfiguard-hostd: error: {e}");
         ExitCode::FAILURE
+    }
+
+    /// `--restore-node`: the driver's node back at the path, the lock removed; each said and
+    /// recorded (`hostd.node`, `hostd.lock`), as turning the guard off should be.
+    fn restore(cli: &Cli) -> ExitCode {
+        mfiguard_core::audit::set_build(concat!("mfiguard-hostd ", env!("CARGO_PKG_VERSION")));
+        let cfg = config::load();
+        let record = |key: &'static str, value: &str, message: &str| {
+            let rec = ErrorRecord {
+                key,
+                value,
+                message,
+                exe: &cfg.exe,
+            };
+            let _ = audit::emit(&cfg, false, Record::Error(&rec));
+        };
+        let node = cli.node.to_string_lossy();
+        let serving = Status::of(&cli.node, &cli.private_dir).serving().is_some();
+        // While a daemon serves, the lock stays too; else it goes first (the device program
+        // refuses the mknod of the driver's node), even when the driver is not loaded (it
+        // would be locked when loaded again).
+        let unlocked = (!serving).then(|| lock::remove(Path::new(lock::PIN_DIR)));
+        let restored = hostd::restore_driver_node(&cli.node, &cli.private_dir);
+        let mut ok = true;
+        match &restored {
+            Ok(done) => {
+                eprintln!("mfiguard-hostd: {done}");
+                record("hostd.node", &node, done);
+            }
+            Err(e) => {
+                eprintln!("mfiguard-hostd: error: {e}");
+                ok = false;
+            }
+        }
+        match unlocked {
+            Some(Ok(done)) => {
+                eprintln!("mfiguard-hostd: {done}");
+                record("hostd.lock", lock::PIN_DIR, &done);
+            }
+            Some(Err(e)) => {
+                eprintln!(
+                    "mfiguard-hostd: error: the lock on the driver's device was not removed: {e}"
+                );
+                ok = false;
+            }
+            None => {}
+        }
+        if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }
     }
 }

@@ -99,9 +99,29 @@ pub enum GuardIssue {
         syscall: &'static str,
     },
     /// `guard.unsupported`: `MEGASAS_IOC_GET_AEN` through the host-wide guard, refused with
-    /// `EOPNOTSUPP`: the driver signals an event with `SIGIO` to the owner of the file that
-    /// registered, which would be `mfiguard-hostd`, never the caller.
-    AenUnsupported,
+    /// `EOPNOTSUPP`: the daemon registers on its own descriptor and sends the driver's `SIGIO`
+    /// on to the owner the caller set on its file, which it must be able to reach (`why`).
+    AenUnsupported {
+        /// What it could not do.
+        why: AenGap,
+    },
+    /// `guard.stuck`: `mfiguard-hostd` refused a command with `EBUSY` because the driver
+    /// still holds as many commands past their timeout as it may (a hung controller): another
+    /// would only join them.
+    Stuck,
+}
+
+/// Why `mfiguard-hostd` cannot carry an event registration (`MEGASAS_IOC_GET_AEN`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AenGap {
+    /// The kernel has no `pidfd_getfd` (Linux 5.6): the daemon cannot reach the caller's open
+    /// file, whose owner (`F_SETOWN`) the driver's `SIGIO` goes to.
+    NoPidfdGetfd,
+    /// The caller's descriptor of the node could not be told (`/proc/TID/syscall` unreadable,
+    /// or not this call), or taken.
+    DescriptorUnknown,
+    /// As many files are registered as the daemon keeps.
+    Full,
 }
 
 impl GuardIssue {
@@ -113,12 +133,13 @@ impl GuardIssue {
             }
             GuardIssue::BufferFault { .. } => "guard.fault",
             GuardIssue::LogRequired { .. } => "guard.log-required",
-            GuardIssue::Unsupported | GuardIssue::AenUnsupported => "guard.unsupported",
+            GuardIssue::Unsupported | GuardIssue::AenUnsupported { .. } => "guard.unsupported",
             GuardIssue::NotDelivered { .. } | GuardIssue::RestartResultsDropped => {
                 "guard.not-delivered"
             }
             GuardIssue::UnrecognisedFile { .. } => "guard.unrecognised-file",
             GuardIssue::Contained { .. } => "guard.contained",
+            GuardIssue::Stuck => "guard.stuck",
             GuardIssue::Panicked { .. }
             | GuardIssue::NoNextIoctl
             | GuardIssue::Sanitizer
@@ -142,9 +163,10 @@ impl GuardIssue {
             | GuardIssue::SmpRequestUnreadable { .. }
             | GuardIssue::BufferFault { .. } => Errno::EFAULT,
             GuardIssue::Unsupported => Errno::EINVAL,
-            GuardIssue::AenUnsupported => Errno(libc::EOPNOTSUPP),
+            GuardIssue::AenUnsupported { .. } => Errno(libc::EOPNOTSUPP),
             GuardIssue::UnrecognisedFile { .. } => Errno(libc::ENOTTY),
             GuardIssue::Contained { .. } => Errno::EPERM,
+            GuardIssue::Stuck => Errno(libc::EBUSY),
             _ => Errno::EIO,
         }
     }
@@ -205,8 +227,13 @@ impl Display for GuardIssue {
             GuardIssue::RestartResultsDropped => f.write_str(
                 "the restart of a call whose command already ran, its results no longer kept: refused rather than run twice",
             ),
-            GuardIssue::AenUnsupported => f.write_str(
-                "event notification (GET_AEN) is not carried by the host-wide guard: the driver's SIGIO would reach mfiguard-hostd, not the caller",
+            GuardIssue::AenUnsupported { why } => f.write_str(match why {
+                AenGap::NoPidfdGetfd => "event notification (GET_AEN) is not carried: this kernel has no pidfd_getfd (Linux 5.6), so mfiguard-hostd cannot reach the file whose owner gets the driver's SIGIO",
+                AenGap::DescriptorUnknown => "event notification (GET_AEN) is not carried: mfiguard-hostd could not tell or take the caller's descriptor of the node",
+                AenGap::Full => "event notification (GET_AEN) is not carried: mfiguard-hostd already keeps as many registered files as it may",
+            }),
+            GuardIssue::Stuck => f.write_str(
+                "the driver still holds commands the firmware never completed (past mfiguard-hostd's command timeout): no new command is sent until it returns one",
             ),
         }
     }

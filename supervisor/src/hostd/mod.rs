@@ -25,9 +25,12 @@
 //!
 //! Fail closed: the node at the path is this daemon's own `mknod`, not devtmpfs's, so it stays
 
+mod calls;
 mod dispatch;
 mod events;
+pub mod instance;
 mod live;
+pub mod lock;
 mod node;
 mod pool;
 mod session;
@@ -44,17 +47,21 @@ use std::time::Duration;
 
 use mfiguard_core::audit;
 use mfiguard_core::config::Config;
+use mfiguard_core::device::{self, NodeMajor};
 
+use self::calls::Calls;
 use self::events::Events;
 use self::live::{relay_events, Live, RealNode};
+use self::lock::Lock;
 use self::node::{install_node, watch};
 use self::pool::{spawn_thread, Pool};
 use self::session::{read_requests, register, Registration};
-use self::status::{cuse_device, NodeState};
+use crate::sys;
 
+pub use self::calls::COMMAND_TIMEOUT;
 pub use self::node::{private_node_path, restore_driver_node};
 pub use self::pool::WORKERS_MAX;
-pub use self::status::{Coverage, Status};
+pub use self::status::{dev_name, Coverage, NodeState, Status};
 
 /// Where the management tools open the node.
 pub const NODE_PATH: &str = "/dev/megaraid_sas_ioctl_node";
@@ -88,8 +95,14 @@ pub struct Options {
     pub watch: Duration,
     /// The CUSE device's number: a fixed one outside the kernel's dynamic ranges, so that the
     /// node a dead daemon leaves behind can never become another driver's (`None`: the kernel
-    /// picks one).
+    /// picks one). A daemon started while earlier ones still hold their devices (killed while
+    /// the driver held a command of theirs) takes the next minor ([`instance`]).
     pub device: Option<(u32, u32)>,
+    /// How long a caller may wait for its answer before it is answered `ETIMEDOUT` (`None`:
+    /// as long as the driver takes, as the driver itself waits).
+    pub command_timeout: Option<Duration>,
+    /// Where the lock on the driver's device is pinned (`None`: no lock).
+    pub lock_dir: Option<PathBuf>,
 }
 
 /// The CUSE device's number: major 120 is in a range reserved for local use (120-127 in the
@@ -106,6 +119,8 @@ impl Default for Options {
             workers: 8,
             watch: Duration::from_millis(200),
             device: Some(DEVICE_NUMBER),
+            command_timeout: Some(calls::COMMAND_TIMEOUT),
+            lock_dir: Some(lock::PIN_DIR.into()),
         }
     }
 }
@@ -131,21 +146,48 @@ fn sd_notify(state: &str) {
 /// closes. Returns only on an error, which says what to do; the caller ends the process then
 /// (the daemon's threads live as long as it).
 pub fn serve(cfg: &'static Config, opts: &Options) -> Result<std::convert::Infallible, String> {
-    let name = opts
+    // The driver's SIGIO (the daemon's descriptor of it is asynchronous) is taken by the event
+    // relay alone: blocked here, before any thread starts, so in every thread.
+    sys::block(&sys::signal_set(&[libc::SIGIO]));
+    let base = opts
         .node
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .filter(|n| !n.is_empty())
         .ok_or_else(|| format!("{}: not a path to a node", opts.node.display()))?;
-    if cuse_device(&name).is_some() {
+    // Earlier daemons: one that runs serves already; one killed while the driver held a
+    // command of it keeps its device until the driver returns: its callers are released now
+    // and its name and number left to it.
+    let held = instance::registered(&base, &opts.private_dir);
+    if let Some(d) = held.iter().find(|d| d.state.serves()) {
+        let pid = d
+            .pid
+            .map_or_else(|| "pid unknown".to_string(), |p| format!("pid {p}"));
         return Err(format!(
-            "a CUSE device named {name} exists already: is another mfiguard-hostd running?"
+            "a CUSE device named {} exists already ({pid}, {}): is another mfiguard-hostd running?",
+            d.name,
+            status::dev_name(d.dev)
         ));
     }
+    for d in &held {
+        release_stuck(cfg, d, &opts.node);
+    }
+    live::private_dir(&opts.private_dir).map_err(|e| {
+        format!(
+            "cannot make the private directory {}: {}",
+            opts.private_dir.display(),
+            io::Error::from_raw_os_error(e)
+        )
+    })?;
+    // The device first: a daemon that cannot serve (no CUSE) changes nothing else.
+    let (name, channel, dev) = register_instance(opts, &base, &held)?;
+    // The lock before the driver's node is opened: an earlier daemon's names that daemon.
+    let lock = take_lock(cfg, opts);
     let real: &'static RealNode = Box::leak(Box::new(RealNode {
         dir: opts.private_dir.clone(),
         fd: OnceLock::new(),
         opening: Mutex::new(()),
+        lock,
     }));
     // Opened now when the driver is there, so that a problem shows at start; later otherwise.
     match real.get() {
@@ -162,29 +204,25 @@ pub fn serve(cfg: &'static Config, opts: &Options) -> Result<std::convert::Infal
             ))
         }
     }
-    let (channel, dev) = match register(opts, &name, opts.device) {
-        Ok(done) => done,
-        Err(Registration::NotCreated) if opts.device.is_some() => {
-            let (major, minor) = opts.device.unwrap_or_default();
-            eprintln!(
-                "mfiguard-hostd: WARNING: the device number {major}:{minor} is taken: the kernel picks one (a node left by a dead daemon could then become another device's)"
-            );
-            register(opts, &name, None).map_err(|e| e.to_string())?
-        }
-        Err(e) => return Err(e.to_string()),
-    };
     let channel: &'static OwnedFd = Box::leak(Box::new(channel));
+    let _ = instance::publish(
+        &instance::pid_file(&opts.private_dir, &name),
+        &format!("{}\n", std::process::id()),
+    );
     let like = match NodeState::of(&opts.node) {
         NodeState::Char { mode, uid, gid, .. } => (mode, uid, gid),
         _ => (0o600, 0, 0),
     };
     install_node(&opts.node, dev, like)
         .map_err(|e| format!("cannot put the node at {}: {e}", opts.node.display()))?;
+    let _ = instance::publish(
+        &opts.private_dir.join(instance::DEVICE_FILE),
+        &format!("{}\n", status::dev_name(dev)),
+    );
     eprintln!(
-        "mfiguard-hostd: serving {} (CUSE {}:{}); the driver's node is private in {}; mode {}, log {}",
+        "mfiguard-hostd: serving {} (CUSE {name} {}); the driver's node is private in {}; mode {}, log {}",
         opts.node.display(),
-        libc::major(dev as libc::dev_t),
-        libc::minor(dev as libc::dev_t),
+        status::dev_name(dev),
         opts.private_dir.display(),
         cfg.mode.name(),
         cfg.log.describe()
@@ -193,10 +231,18 @@ pub fn serve(cfg: &'static Config, opts: &Options) -> Result<std::convert::Infal
         eprintln!("mfiguard-hostd: WARNING: {}", e.summary);
         let _ = audit::emit_config_error(cfg, e);
     }
+    sys::interrupt_on(live::interrupt_signal()).map_err(|e| {
+        format!(
+            "cannot set up the interrupt signal: {}",
+            io::Error::from_raw_os_error(e)
+        )
+    })?;
     let host: &'static Live<'static> = Box::leak(Box::new(Live {
         channel: channel.as_fd(),
         real,
         events: Events::default(),
+        calls: Calls::new(opts.command_timeout),
+        dev,
     }));
     // Readers take every request off the channel and answer all but the ioctls at once, so that
     // an open, a close or a poll never waits behind firmware commands; each ioctl goes to a
@@ -218,11 +264,18 @@ pub fn serve(cfg: &'static Config, opts: &Options) -> Result<std::convert::Infal
     }
     // Only the readers hold a sender now: were they all gone, `recv` below would end.
     drop(fatal_tx);
-    spawn_thread("hostd-events", move || relay_events(host))
+    spawn_thread("hostd-events", move || relay_events(cfg, host))
         .map_err(|e| format!("cannot start a thread: {e}"))?;
-    let watched = (opts.node.clone(), opts.watch);
+    if host.calls.timeout.is_some() {
+        spawn_thread("hostd-timeout", move || loop {
+            std::thread::sleep(WATCHDOG_EVERY);
+            dispatch::expire(cfg, host);
+        })
+        .map_err(|e| format!("cannot start a thread: {e}"))?;
+    }
+    let watched = (opts.node.clone(), opts.private_dir.clone(), opts.watch);
     spawn_thread("hostd-watch", move || {
-        watch(cfg, &watched.0, watched.1, dev, like)
+        watch(cfg, &watched.0, &watched.1, watched.2, dev, like)
     })
     .map_err(|e| format!("cannot start a thread: {e}"))?;
     sd_notify("READY=1\nSTATUS=serving the MegaRAID management node");
@@ -230,6 +283,101 @@ pub fn serve(cfg: &'static Config, opts: &Options) -> Result<std::convert::Infal
     Err(fatal
         .recv()
         .unwrap_or_else(|_| "every reader stopped".into()))
+}
+
+/// How often the watchdog looks for calls past the command timeout.
+const WATCHDOG_EVERY: Duration = Duration::from_millis(100);
+
+/// Registers this daemon's device: the first name and number no earlier daemon holds; the
+/// name, the channel and the device's number.
+fn register_instance(
+    opts: &Options,
+    base: &str,
+    held: &[instance::Daemon],
+) -> Result<(String, OwnedFd, u64), String> {
+    let free = (0..instance::INSTANCES_MAX)
+        .map(|k| (k, instance::name(base, k)))
+        .filter(|(_, n)| !held.iter().any(|d| &d.name == n));
+    let mut first_free = None;
+    for (k, name) in free {
+        first_free.get_or_insert_with(|| name.clone());
+        let Some((major, minor)) = opts.device else {
+            break;
+        };
+        match register(opts, &name, Some((major, minor + k))) {
+            Ok((channel, dev)) => return Ok((name, channel, dev)),
+            // That name or number is another's: the next.
+            Err(Registration::NotCreated) => continue,
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    let name = first_free.ok_or_else(|| {
+        format!(
+            "{} earlier mfiguard-hostd devices are still held by the driver: no name is left",
+            held.len()
+        )
+    })?;
+    if let Some((major, minor)) = opts.device {
+        eprintln!(
+            "mfiguard-hostd: WARNING: the device numbers {major}:{minor} and after are taken: the kernel picks one (a node left by a dead daemon could then become another device's)"
+        );
+    }
+    let (channel, dev) = register(opts, &name, None).map_err(|e| e.to_string())?;
+    Ok((name, channel, dev))
+}
+
+/// The lock on the driver's device, taken over from an earlier daemon or installed: only this
+/// daemon may open the driver from now on. Said, and recorded (`hostd.lock`) when there is none.
+fn take_lock(cfg: &Config, opts: &Options) -> Option<Lock> {
+    let Some(dir) = &opts.lock_dir else {
+        eprintln!("mfiguard-hostd: the driver's device is not locked (--no-lock): a root process that makes its own node reaches the driver unguarded");
+        return None;
+    };
+    let major = match device::node_major() {
+        NodeMajor::Listed(m) => m,
+        _ => 0,
+    };
+    match lock::take(dir, &opts.private_dir, major) {
+        Ok(l) => {
+            eprintln!(
+                "mfiguard-hostd: the driver's device is locked to this daemon ({}, pinned in {})",
+                l.mechanism.name(),
+                dir.display()
+            );
+            Some(l)
+        }
+        Err(why) => {
+            let message = format!("the driver's device is NOT locked: {why}; a root process that makes its own node reaches the driver unguarded");
+            eprintln!("mfiguard-hostd: WARNING: {message}");
+            node::record(cfg, "hostd.lock", &dir.to_string_lossy(), &message);
+            None
+        }
+    }
+}
+
+/// An earlier daemon killed while the driver held a command of it: its connection is aborted,
+/// so that every caller it held (and every later call on a file opened on its device) fails
+/// now rather than waiting for an answer that will never come. Said and recorded
+/// (`hostd.stuck`).
+fn release_stuck(cfg: &Config, d: &instance::Daemon, node: &Path) {
+    let instance::DaemonState::Stuck { in_driver } = d.state else {
+        return;
+    };
+    let pid = d.pid.unwrap_or(0);
+    let done = match instance::abort(&d.name) {
+        Ok(()) => "its callers were released (its connection aborted)".to_string(),
+        Err(e) => {
+            format!("its callers could not be released ({e}): they wait until the driver returns")
+        }
+    };
+    let message = format!(
+        "an earlier mfiguard-hostd (pid {pid}, CUSE {} {}) was killed while the driver held {in_driver} command(s) of it; {done}; its device stays until the driver returns, and this daemon serves {} beside it",
+        d.name,
+        status::dev_name(d.dev),
+        node.display()
+    );
+    eprintln!("mfiguard-hostd: WARNING: {message}");
+    node::record(cfg, "hostd.stuck", &d.name, &message);
 }
 
 /// Threads reading the channel (two: one may be busy writing a reply while the next request

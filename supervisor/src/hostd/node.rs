@@ -13,7 +13,8 @@ use mfiguard_core::audit::{self, ErrorRecord, Record};
 use mfiguard_core::config::Config;
 use mfiguard_core::device::{self, NodeMajor};
 
-use super::status::{cuse_device, NodeState, Status};
+use super::instance::registered;
+use super::status::{NodeState, Status};
 use crate::sys;
 
 /// The private node's path in `dir`.
@@ -46,16 +47,21 @@ pub(super) fn install_node(
 }
 
 /// Puts the driver's own node back at `path` (for turning the host-wide guard off): the daemon
-/// must be stopped first. The node's mode and owner are kept when the path holds a node.
-pub fn restore_driver_node(path: &Path) -> Result<String, String> {
+/// must be stopped first (one killed and still held by the driver does not serve: it is no
+/// obstacle). The node's mode and owner are kept when the path holds a node.
+pub fn restore_driver_node(path: &Path, private_dir: &Path) -> Result<String, String> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    if cuse_device(&name).is_some() {
+    if let Some(d) = registered(&name, private_dir)
+        .into_iter()
+        .find(|d| d.state.serves())
+    {
         return Err(format!(
-            "mfiguard-hostd is still serving {}: stop it first (systemctl disable --now mfiguard-hostd)",
-            path.display()
+            "mfiguard-hostd is still serving {} (CUSE {}): stop it first (systemctl disable --now mfiguard-hostd)",
+            path.display(),
+            d.name
         ));
     }
     let NodeMajor::Listed(major) = device::node_major() else {
@@ -73,12 +79,12 @@ pub fn restore_driver_node(path: &Path) -> Result<String, String> {
     ))
 }
 
-/// A record of something that happened to the node (`"record":"error"`, key `hostd.node`).
-pub(super) fn record_node_event(cfg: &Config, path: &Path, message: &str) {
-    let value = path.to_string_lossy();
+/// A record of something that happened to the host-wide guard (`"record":"error"`, with its
+/// key: `hostd.node`, `hostd.lock`, `hostd.timeout`, `hostd.stuck`, `hostd.event`).
+pub(super) fn record(cfg: &Config, key: &'static str, value: &str, message: &str) {
     let rec = ErrorRecord {
-        key: "hostd.node",
-        value: &value,
+        key,
+        value,
         message,
         exe: &cfg.exe,
     };
@@ -87,7 +93,14 @@ pub(super) fn record_node_event(cfg: &Config, path: &Path, message: &str) {
 
 /// Checks the path every `every` and puts the node back when something replaced it: said and
 /// recorded once per change of what is found there.
-pub(super) fn watch(cfg: &Config, node: &Path, every: Duration, dev: u64, like: (u32, u32, u32)) {
+pub(super) fn watch(
+    cfg: &Config,
+    node: &Path,
+    private_dir: &Path,
+    every: Duration,
+    dev: u64,
+    like: (u32, u32, u32),
+) {
     let mut last: Option<NodeState> = None;
     loop {
         std::thread::sleep(every);
@@ -96,14 +109,7 @@ pub(super) fn watch(cfg: &Config, node: &Path, every: Duration, dev: u64, like: 
             last = None;
             continue;
         }
-        let status = Status {
-            serving: Some(dev),
-            node: now,
-            driver_major: match device::node_major() {
-                NodeMajor::Listed(m) => Some(m),
-                _ => None,
-            },
-        };
+        let status = Status::of(node, private_dir);
         let put_back = install_node(node, dev, like);
         if last == Some(now) {
             // The same state as the last failed attempt: already said.
@@ -119,6 +125,6 @@ pub(super) fn watch(cfg: &Config, node: &Path, every: Duration, dev: u64, like: 
         };
         last = put_back.is_err().then_some(now);
         eprintln!("mfiguard-hostd: WARNING: {message}");
-        record_node_event(cfg, node, &message);
+        record(cfg, "hostd.node", &node.to_string_lossy(), &message);
     }
 }

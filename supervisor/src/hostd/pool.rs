@@ -1,17 +1,27 @@
 //! The worker pool: each ioctl on a thread that is free, or a new one.
 
 use std::io;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use mfiguard_core::config::Config;
 
-use super::dispatch::handle;
+use super::calls::{Flight, HELD_MAX};
+use super::dispatch::{ioctl, Host};
 use super::live::Live;
 use crate::cuse::{InHeader, Op};
+use crate::sys;
 
-/// The most workers there may be: past this many firmware commands at once, an ioctl waits in
-/// the daemon for a worker (where its caller cannot be interrupted) rather than a thread more.
+/// The most workers there may be busy at once, not counting those whose command the driver
+/// has held for longer than [`SLOW`](super::calls::SLOW): past this many commands at once, an
+/// ioctl waits in the daemon for a worker (where its caller cannot be interrupted, until the
+/// command timeout) rather than a thread more.
 pub const WORKERS_MAX: usize = 64;
+
+/// The most worker threads there may be at all, slow ones included.
+pub const THREADS_MAX: usize = WORKERS_MAX + 2 * HELD_MAX;
+
+/// An ioctl read from the channel.
+pub(super) type Job = (InHeader, Op, Arc<Flight>);
 
 pub(super) fn spawn_thread(name: &str, f: impl FnOnce() + Send + 'static) -> io::Result<()> {
     std::thread::Builder::new()
@@ -22,7 +32,9 @@ pub(super) fn spawn_thread(name: &str, f: impl FnOnce() + Send + 'static) -> io:
 
 /// The workers that run ioctls. A request the daemon has read holds its caller in an
 /// uninterruptible wait until the reply, so an ioctl must not wait for a worker: each goes to
-/// a waiting worker, or to a new one, up to [`WORKERS_MAX`]. Workers stay once started.
+/// a waiting worker, or to a new one, up to [`WORKERS_MAX`] busy ones (a worker whose command
+/// the driver holds for long does not count: slow commands cannot exhaust the pool). Workers
+/// stay once started.
 pub(super) struct Pool {
     cfg: &'static Config,
     host: &'static Live<'static>,
@@ -33,7 +45,7 @@ pub(super) struct Pool {
 
 #[derive(Default)]
 pub(super) struct PoolState {
-    jobs: std::collections::VecDeque<(InHeader, Op)>,
+    jobs: std::collections::VecDeque<Job>,
     /// Workers waiting for a job.
     waiting: usize,
     /// Workers started.
@@ -65,12 +77,14 @@ impl Pool {
     }
 
     /// Hands an ioctl to a worker: one waiting, else a new one while there may be more.
-    pub(super) fn submit(&'static self, job: (InHeader, Op)) {
+    pub(super) fn submit(&'static self, job: Job) {
         let grow = {
             let mut st = self.lock();
             st.jobs.push_back(job);
-            // More jobs than waiting workers (a woken worker counts as waiting until it runs).
-            st.jobs.len() > st.waiting && st.threads < self.max
+            // More jobs than waiting workers (a woken worker counts as waiting until it runs),
+            // and fewer busy workers than the most, the slow ones not counted.
+            let busy = st.threads.saturating_sub(self.host.calls().slow());
+            st.jobs.len() > st.waiting && busy < self.max && st.threads < THREADS_MAX
         };
         if grow && self.spawn_worker().is_err() {
             log::warn!("cannot start another worker: the call waits for one");
@@ -79,8 +93,9 @@ impl Pool {
     }
 
     pub(super) fn work(&self) {
+        let me = sys::gettid();
         loop {
-            let (h, op) = {
+            let (h, op, flight) = {
                 let mut st = self.lock();
                 loop {
                     if let Some(job) = st.jobs.pop_front() {
@@ -91,7 +106,11 @@ impl Pool {
                     st.waiting -= 1;
                 }
             };
-            handle(self.cfg, self.host, &h, op);
+            // A call the watchdog answered while it waited here is not run.
+            if flight.take(me) {
+                ioctl(self.cfg, self.host, &h, op, &flight);
+            }
+            self.host.calls().done(&flight);
         }
     }
 }

@@ -104,7 +104,11 @@ pub(super) fn read_requests(cfg: &Config, host: &Live<'_>, pool: &'static Pool) 
             }
         };
         match cuse::parse(&buf[..n]) {
-            Ok((h, op @ Op::Ioctl { .. })) => pool.submit((h, op)),
+            Ok((h, op @ Op::Ioctl { .. })) => {
+                let tid = libc::pid_t::try_from(h.pid).unwrap_or(0);
+                let flight = host.calls().read(h.unique, tid);
+                pool.submit((h, op, flight));
+            }
             Ok((h, op)) => handle(cfg, host, &h, op),
             Err(_) => {
                 log::warn!("a short request ({n} bytes) from the CUSE channel");

@@ -8,12 +8,15 @@ use mfiguard_core::config::Config;
 use mfiguard_core::guarded::{self, Driver, Identity};
 use mfiguard_sanitizer::Abi;
 
+use super::calls::Calls;
 use super::dispatch::{handle, reply_errno, Host};
-use super::events::Events;
+use super::events::{AenFile, Events};
+use super::instance::{Daemon, DaemonState};
 use super::node::install_node;
 use super::status::NodeState;
 use crate::cuse::{self, InHeader, Op};
 use crate::filter::{FIRMWARE, FIRMWARE32, GET_AEN};
+use mfiguard_core::audit::AenGap;
 
 use mfiguard_core::config::LogTarget;
 use mfiguard_core::guarded::{PrivateCall, AEN_SIZE};
@@ -37,6 +40,18 @@ struct Fake {
     /// An errno for the first reply sent.
     send_fails: Cell<Option<c_int>>,
     events: Events,
+    calls: Calls,
+    /// Workers interrupted by the watchdog.
+    interrupted: RefCell<Vec<libc::pid_t>>,
+    /// The watchdog's round runs while the driver has the command (its timeout passed).
+    watchdog_in_driver: Option<Config>,
+    /// How many first attempts the driver answers EINTR (interrupted while waiting for a
+    /// command slot: the command never reached the firmware).
+    eintr: Cell<u32>,
+    /// The caller's file for GET_AEN: whether it has O_ASYNC, or why it cannot be reached.
+    aen_file: Result<bool, AenGap>,
+    /// The `megasas_aen` of each GET_AEN the driver got.
+    aen_calls: RefCell<Vec<[u8; AEN_SIZE]>>,
 }
 
 impl Fake {
@@ -52,6 +67,12 @@ impl Fake {
             write_fails: None,
             send_fails: Cell::new(None),
             events: Events::default(),
+            calls: Calls::new(None),
+            interrupted: RefCell::new(Vec::new()),
+            watchdog_in_driver: None,
+            eintr: Cell::new(0),
+            aen_file: Ok(true),
+            aen_calls: RefCell::new(Vec::new()),
         }
     }
 
@@ -87,6 +108,13 @@ impl Driver for FakeDriver<'_> {
             .driver_calls
             .borrow_mut()
             .push(call.packet().to_vec());
+        if let Some(cfg) = &self.0.watchdog_in_driver {
+            super::dispatch::expire(cfg, self.0);
+        }
+        if self.0.eintr.get() > 0 {
+            self.0.eintr.set(self.0.eintr.get() - 1);
+            return (-1, libc::EINTR);
+        }
         // The firmware's status for the command, and data in the first buffer.
         let (bufs, _) = call.buffers_mut();
         if let Some(b) = bufs.first_mut() {
@@ -94,8 +122,9 @@ impl Driver for FakeDriver<'_> {
         }
         self.0.driver_answer
     }
-    fn get_aen(&mut self, _: &mut [u8; AEN_SIZE]) -> (c_int, c_int) {
-        panic!("GET_AEN must not reach the driver through hostd")
+    fn get_aen(&mut self, aen: &mut [u8; AEN_SIZE]) -> (c_int, c_int) {
+        self.0.aen_calls.borrow_mut().push(*aen);
+        self.0.driver_answer
     }
 }
 
@@ -145,8 +174,23 @@ impl Host for Fake {
         self.sent.borrow_mut().push(reply.to_vec());
         Ok(())
     }
-    fn poll_event(&self, kh: u64, notify: bool) -> bool {
-        self.events.poll(kh, notify)
+    fn calls(&self) -> &Calls {
+        &self.calls
+    }
+    fn interrupt(&self, worker: libc::pid_t) {
+        self.interrupted.borrow_mut().push(worker);
+    }
+    fn events(&self) -> &Events {
+        &self.events
+    }
+    fn aen_file(&self, tid: libc::pid_t) -> Result<AenFile, AenGap> {
+        self.aen_file.map(|asynchronous| AenFile {
+            tgid: tid,
+            fd: 3,
+            asynchronous,
+            pidfd: None,
+            uids: (0, 0),
+        })
     }
 }
 
@@ -200,6 +244,17 @@ fn dcmd_packet(f: &Fake, abi: Abi, sgl_off: u32) -> u64 {
 
 fn ioctl_op(flags: u32, cmd: u32, arg: u64) -> Op {
     Op::Ioctl { flags, cmd, arg }
+}
+
+/// A 64-bit caller (thread 4242) sends the `MR_DCMD_CTRL_GET_INFO` of [`dcmd_packet`].
+fn get_info(cfg: &Config, f: &Fake) {
+    let arg = dcmd_packet(f, Abi::Lp64, 0x28);
+    handle(
+        cfg,
+        f,
+        &header(cuse::FUSE_IOCTL, 4242),
+        ioctl_op(FUSE_IOCTL_UNRESTRICTED, FIRMWARE, arg),
+    );
 }
 
 #[test]
@@ -314,15 +369,63 @@ fn codes_the_driver_does_not_know_on_that_entry_are_enotty() {
 }
 
 #[test]
-fn event_registration_is_refused_with_eopnotsupp() {
-    let f = Fake::new();
-    handle(
-        &cfg(),
-        &f,
-        &header(cuse::FUSE_IOCTL, 1),
-        ioctl_op(0, GET_AEN, f.base),
-    );
-    assert_eq!(f.reply(), (-libc::EOPNOTSUPP, None));
+fn event_registration_is_carried_and_refused_only_where_it_cannot_be() {
+    let aen = |f: &Fake, flags| {
+        // struct megasas_aen: host 0, seq 7, class/locale 0x0000ffff.
+        let mut m = f.mem.borrow_mut();
+        m[..12].copy_from_slice(&[0, 0, 0, 0, 7, 0, 0, 0, 0xff, 0xff, 0, 0]);
+        drop(m);
+        handle(
+            &cfg(),
+            f,
+            &header(cuse::FUSE_IOCTL, 1),
+            ioctl_op(flags, GET_AEN, f.base),
+        );
+    };
+    // Registered with the driver on the daemon's own descriptor, with the caller's
+    // megasas_aen; the caller's file kept for the driver's SIGIO. The compat entry alike.
+    for flags in [0, FUSE_IOCTL_COMPAT] {
+        let f = Fake::new();
+        aen(&f, flags);
+        assert_eq!(f.reply(), (0, Some(0)));
+        assert_eq!(
+            *f.aen_calls.borrow(),
+            vec![[0, 0, 0, 0, 7, 0, 0, 0, 0xff, 0xff, 0, 0]]
+        );
+        assert_eq!(f.events.files().len(), 1);
+    }
+    // The driver's answer on a file whose fasync was never called (no O_ASYNC): EINVAL, and
+    // nothing registered.
+    let f = Fake {
+        aen_file: Ok(false),
+        ..Fake::new()
+    };
+    aen(&f, 0);
+    assert_eq!(f.reply(), (-libc::EINVAL, None));
+    assert!(f.aen_calls.borrow().is_empty());
+    assert!(f.events.files().is_empty());
+    // The driver refuses it: nothing registered either.
+    let f = Fake {
+        driver_answer: (-1, libc::ENODEV),
+        ..Fake::new()
+    };
+    aen(&f, 0);
+    assert_eq!(f.reply(), (-libc::ENODEV, None));
+    assert!(f.events.files().is_empty());
+    // What cannot be carried is refused before the driver: EOPNOTSUPP.
+    for why in [
+        AenGap::NoPidfdGetfd,
+        AenGap::DescriptorUnknown,
+        AenGap::Full,
+    ] {
+        let f = Fake {
+            aen_file: Err(why),
+            ..Fake::new()
+        };
+        aen(&f, 0);
+        assert_eq!(f.reply(), (-libc::EOPNOTSUPP, None), "{why:?}");
+        assert!(f.aen_calls.borrow().is_empty());
+    }
 }
 
 #[test]
@@ -415,7 +518,8 @@ fn other_requests_get_the_drivers_answers_and_interrupts_none() {
 #[test]
 fn status_names_each_state() {
     let major = 245u32;
-    let cuse = libc::makedev(234, 0);
+    let cuse = libc::makedev(120, 28006);
+    let cuse2 = libc::makedev(120, 28007);
     let driver = libc::makedev(major, 0);
     let node = |rdev| NodeState::Char {
         rdev,
@@ -423,36 +527,69 @@ fn status_names_each_state() {
         uid: 0,
         gid: 0,
     };
-    let st = |serving, n| Status {
-        serving,
+    let daemon = |name: &str, dev, state| Daemon {
+        name: name.into(),
+        dev,
+        pid: Some(4242),
+        state,
+    };
+    let live = DaemonState::Live { in_driver: 0 };
+    let stuck = DaemonState::Stuck { in_driver: 1 };
+    let st = |daemons: Vec<Daemon>, n| Status {
         node: n,
         driver_major: Some(major),
+        daemons,
     };
-    assert_eq!(st(Some(cuse), node(cuse)).coverage(), Coverage::Active);
-    assert_eq!(st(Some(cuse), node(driver)).coverage(), Coverage::Bypassed);
+    let one = |state| vec![daemon("megaraid_sas_ioctl_node", cuse, state)];
+    assert_eq!(st(one(live), node(cuse)).coverage(), Coverage::Active);
+    assert_eq!(st(one(live), node(driver)).coverage(), Coverage::Bypassed);
     assert_eq!(
-        st(Some(cuse), NodeState::Missing).coverage(),
+        st(one(live), NodeState::Missing).coverage(),
         Coverage::Displaced
     );
-    assert_eq!(st(None, node(driver)).coverage(), Coverage::Off);
-    assert_eq!(st(None, node(cuse)).coverage(), Coverage::Stopped);
-    assert_eq!(st(None, NodeState::Missing).coverage(), Coverage::Off);
+    assert_eq!(st(vec![], node(driver)).coverage(), Coverage::Off);
+    assert_eq!(st(vec![], node(cuse)).coverage(), Coverage::Stopped);
+    assert_eq!(st(vec![], NodeState::Missing).coverage(), Coverage::Off);
     assert_eq!(
-        st(None, NodeState::NotCharDevice).coverage(),
+        st(vec![], NodeState::NotCharDevice).coverage(),
         Coverage::Stopped
     );
+    // Killed while the driver held a command: its node at the path answers nothing.
+    assert_eq!(st(one(stuck), node(cuse)).coverage(), Coverage::Stuck);
+    // A daemon whose pid file is missing is taken as live.
+    assert_eq!(
+        st(one(DaemonState::Unknown), node(cuse)).coverage(),
+        Coverage::Active
+    );
+    // Started again beside the stuck one: the new one serves the path.
+    let both = |at| {
+        st(
+            vec![
+                daemon("megaraid_sas_ioctl_node", cuse, stuck),
+                daemon("megaraid_sas_ioctl_node.1", cuse2, live),
+            ],
+            node(at),
+        )
+    };
+    assert_eq!(both(cuse2).coverage(), Coverage::Active);
+    // ... and until it has put its node there, the path is not its.
+    assert_eq!(both(cuse).coverage(), Coverage::Displaced);
     let p = Path::new("/dev/megaraid_sas_ioctl_node");
-    assert!(st(Some(cuse), node(driver))
+    assert!(both(cuse2).describe(p).contains(
+        "killed earlier and still held by the driver: pid 4242, CUSE megaraid_sas_ioctl_node 120:28006 (1 thread(s) in the driver)"
+    ));
+    assert!(st(one(live), node(driver))
         .describe(p)
         .starts_with("BYPASSED: "));
     // The line for people starts with the state's name (the one --check --json and the
     // metrics use), and every state is listed once.
     for s in [
-        st(Some(cuse), node(cuse)),
-        st(Some(cuse), node(driver)),
-        st(Some(cuse), NodeState::Missing),
-        st(None, node(driver)),
-        st(None, node(cuse)),
+        st(one(live), node(cuse)),
+        st(one(live), node(driver)),
+        st(one(live), NodeState::Missing),
+        st(vec![], node(driver)),
+        st(vec![], node(cuse)),
+        st(one(stuck), node(cuse)),
     ] {
         let line = s.describe(p).to_lowercase();
         assert!(
@@ -504,13 +641,7 @@ fn a_required_record_that_cannot_be_written_fails_the_call_closed() {
         ..Config::FALLBACK
     };
     let f = Fake::new();
-    let arg = dcmd_packet(&f, Abi::Lp64, 0x28);
-    handle(
-        &required,
-        &f,
-        &header(cuse::FUSE_IOCTL, 4242),
-        ioctl_op(FUSE_IOCTL_UNRESTRICTED, FIRMWARE, arg),
-    );
+    get_info(&required, &f);
     assert_eq!(f.reply(), (-libc::EIO, None));
     assert!(f.driver_calls.borrow().is_empty());
     let not_required = Config {
@@ -518,14 +649,112 @@ fn a_required_record_that_cannot_be_written_fails_the_call_closed() {
         ..required
     };
     let f = Fake::new();
-    let arg = dcmd_packet(&f, Abi::Lp64, 0x28);
-    handle(
-        &not_required,
-        &f,
-        &header(cuse::FUSE_IOCTL, 4242),
-        ioctl_op(FUSE_IOCTL_UNRESTRICTED, FIRMWARE, arg),
-    );
+    get_info(&not_required, &f);
     assert_eq!(f.reply(), (0, Some(0)));
     assert_eq!(f.driver_calls.borrow().len(), 1);
     fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Records of a config writing them all to a fresh file; the config and the file.
+fn recording(name: &str) -> (Config, std::path::PathBuf) {
+    let path = std::env::temp_dir().join(format!(
+        "mfiguard-hostd-{name}-{}.jsonl",
+        std::process::id()
+    ));
+    let _ = fs::remove_file(&path);
+    let cfg = Config {
+        log: LogTarget::File(std::ffi::CString::new(path.to_str().unwrap()).unwrap()),
+        audit: mfiguard_core::config::AuditLevel::All,
+        ..Config::FALLBACK
+    };
+    (cfg, path)
+}
+
+/// A command the driver holds past the timeout: its caller is answered ETIMEDOUT by the
+/// watchdog, once; the worker that waits for the driver is interrupted (in case it waits for a
+/// command slot); when the driver returns, nothing is written into the caller (who has moved
+/// on), and the outcome record says the command ran and was not delivered.
+#[test]
+fn a_command_past_its_timeout_is_answered_etimedout_and_its_late_results_dropped() {
+    let (rec_cfg, log) = recording("timeout");
+    let f = Fake {
+        calls: Calls::new(Some(std::time::Duration::ZERO)),
+        watchdog_in_driver: Some(rec_cfg.clone()),
+        ..Fake::new()
+    };
+    get_info(&rec_cfg, &f);
+    assert_eq!(f.reply(), (-libc::ETIMEDOUT, None));
+    assert_eq!(f.driver_calls.borrow().len(), 1);
+    assert_eq!(*f.interrupted.borrow(), vec![crate::sys::gettid()]);
+    // The driver's late data never reached the caller's buffer, nor its status byte.
+    assert_eq!(&f.mem.borrow()[0x1000..0x1040], &[0u8; 64][..]);
+    assert_eq!(f.mem.borrow()[MEGASAS_IOC_FRAME_OFFSET + 2], 0xff);
+    let text = fs::read_to_string(&log).unwrap();
+    let timeout = text
+        .lines()
+        .find(|l| l.contains(r#""key":"hostd.timeout""#))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        timeout.contains("answered ETIMEDOUT; the driver still holds the command"),
+        "{timeout}"
+    );
+    let outcome = text
+        .lines()
+        .find(|l| l.contains(r#""record":"outcome""#))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        outcome.contains(r#""rule":"guard.not-delivered""#),
+        "{outcome}"
+    );
+    assert!(outcome.contains("executed, not delivered"), "{outcome}");
+    assert!(
+        f.calls.held() == 0,
+        "the call left the registry with its worker"
+    );
+    let _ = fs::remove_file(&log);
+}
+
+/// A worker interrupted while it waited for one of the driver's command slots (EINTR: the
+/// command never reached the firmware) sends it again while its caller still waits; once the
+/// watchdog answered the caller, it stops.
+#[test]
+fn an_interrupted_wait_for_a_command_slot_is_retried_until_the_caller_was_answered() {
+    let f = Fake::new();
+    f.eintr.set(2);
+    get_info(&cfg(), &f);
+    assert_eq!(f.reply(), (0, Some(0)));
+    assert_eq!(f.driver_calls.borrow().len(), 3);
+    assert_eq!(&f.mem.borrow()[0x1000..0x1040], &[0xab; 64][..]);
+    let f = Fake {
+        calls: Calls::new(Some(std::time::Duration::ZERO)),
+        watchdog_in_driver: Some(cfg()),
+        ..Fake::new()
+    };
+    f.eintr.set(5);
+    get_info(&cfg(), &f);
+    assert_eq!(f.reply(), (-libc::ETIMEDOUT, None));
+    assert_eq!(
+        f.driver_calls.borrow().len(),
+        1,
+        "not sent again after the answer"
+    );
+}
+
+/// With as many commands held past their timeout as allowed, the next is refused at once with
+/// EBUSY (`guard.stuck`) and never reaches the driver.
+#[test]
+fn a_driver_holding_too_many_commands_gets_no_more() {
+    let f = Fake {
+        calls: Calls::new(Some(std::time::Duration::ZERO)),
+        ..Fake::new()
+    };
+    for n in 0..super::calls::HELD_MAX {
+        let g = f.calls.read(1000 + n as u64, 1);
+        assert!(g.take(2));
+        g.to_driver(f.calls.start());
+    }
+    assert_eq!(f.calls.expire().len(), super::calls::HELD_MAX);
+    get_info(&cfg(), &f);
+    assert_eq!(f.reply(), (-libc::EBUSY, None));
+    assert!(f.driver_calls.borrow().is_empty());
 }

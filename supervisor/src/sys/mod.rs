@@ -5,7 +5,12 @@
 use std::ffi::{c_int, c_void};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
-pub use mfiguard_core::sys::{errno, pipe};
+pub use mfiguard_core::sys::{errno, euid, fstat, pipe};
+
+mod ptrace;
+mod signal;
+pub use ptrace::*;
+pub use signal::*;
 
 fn check(ret: libc::c_long) -> Result<libc::c_long, c_int> {
     if ret < 0 {
@@ -116,21 +121,6 @@ pub fn notif_send(listener: BorrowedFd<'_>, id: u64, val: i64, error: c_int) -> 
     } else {
         Err(errno())
     }
-}
-
-/// `pidfd_send_signal(pidfd, sig)`: a signal to the process the pidfd names, never to another
-/// that got its pid since.
-pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: c_int) {
-    // SAFETY: integers only (no siginfo).
-    unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            pidfd.as_raw_fd(),
-            sig,
-            std::ptr::null::<libc::siginfo_t>(),
-            0,
-        )
-    };
 }
 
 /// `kcmp(getpid(), pid, KCMP_FILE, ours, theirs) == 0`: whether descriptor `theirs` of process
@@ -310,80 +300,6 @@ pub fn set_not_dumpable() {
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
 }
 
-/// The signals forwarded to the tool, blocked here and read through a signalfd.
-pub fn forwarded_signals() -> libc::sigset_t {
-    // SAFETY: sigemptyset initialises the set; sigaddset takes valid signal numbers.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for sig in FORWARDED {
-            libc::sigaddset(&mut set, sig);
-        }
-        set
-    }
-}
-
-/// What a wrapper passes on to the tool (as `timeout(1)` and `env(1)`-like wrappers do).
-pub const FORWARDED: [c_int; 8] = [
-    libc::SIGTERM,
-    libc::SIGINT,
-    libc::SIGQUIT,
-    libc::SIGHUP,
-    libc::SIGUSR1,
-    libc::SIGUSR2,
-    libc::SIGWINCH,
-    libc::SIGALRM,
-];
-
-/// Adds `sig` to `set`.
-pub fn add_signal(set: &mut libc::sigset_t, sig: c_int) {
-    // SAFETY: an initialised set and a valid signal number.
-    unsafe { libc::sigaddset(set, sig) };
-}
-
-/// Blocks `set` in this thread; returns the previous mask.
-pub fn block(set: &libc::sigset_t) -> libc::sigset_t {
-    // SAFETY: valid sets, a live local for the old mask.
-    unsafe {
-        let mut old: libc::sigset_t = std::mem::zeroed();
-        libc::pthread_sigmask(libc::SIG_BLOCK, set, &mut old);
-        old
-    }
-}
-
-/// A signalfd for `set` (non-blocking, close-on-exec).
-pub fn signalfd(set: &libc::sigset_t) -> Result<OwnedFd, c_int> {
-    // SAFETY: a valid set; a new descriptor.
-    let fd = unsafe { libc::signalfd(-1, set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(errno());
-    }
-    // SAFETY: just returned by the kernel, ours alone.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// Reads one pending signal from a signalfd.
-pub fn read_signal(fd: BorrowedFd<'_>) -> Option<libc::signalfd_siginfo> {
-    // SAFETY: all-zero is valid; the kernel writes whole records.
-    let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
-    let size = std::mem::size_of::<libc::signalfd_siginfo>();
-    // SAFETY: a live local of `size` bytes.
-    let n = unsafe {
-        libc::read(
-            fd.as_raw_fd(),
-            (&mut info as *mut libc::signalfd_siginfo).cast(),
-            size,
-        )
-    };
-    (n == size as isize).then_some(info)
-}
-
-/// `kill(pid, sig)`.
-pub fn kill(pid: libc::pid_t, sig: c_int) {
-    // SAFETY: plain integers.
-    unsafe { libc::kill(pid, sig) };
-}
-
 /// Waits for any of `fds` to become readable (`poll`, retried on `EINTR`); the `revents`.
 pub fn poll(fds: &[BorrowedFd<'_>]) -> Result<Vec<libc::c_short>, c_int> {
     let mut pfds: Vec<libc::pollfd> = fds
@@ -488,138 +404,6 @@ pub fn try_wait(pid: libc::pid_t) -> Result<Option<Exit>, c_int> {
     }
 }
 
-/// Ends this process the way `sig` ended the tool: the default action re-raised (a shell
-/// then sees the same status), else `128 + sig`.
-pub fn exit_like_signal(sig: c_int) -> ! {
-    // SAFETY: resetting a disposition, unblocking and raising are valid for any signal number;
-    // `_exit` ends the process.
-    unsafe {
-        libc::signal(sig, libc::SIG_DFL);
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, sig);
-        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
-        libc::raise(sig);
-        libc::_exit(128 + sig)
-    }
-}
-
-// ---- ptrace (the fallback for kernels without user notification) ----------------------------
-
-/// `PTRACE_EVENT_STOP` (`<linux/ptrace.h>`; not in the `libc` crate): a group-stop or another
-/// trap of a `PTRACE_SEIZE`d tracee.
-pub const PTRACE_EVENT_STOP: c_int = 128;
-
-/// The options every tracee gets: die with the tracer, report seccomp `RET_TRACE`, follow every
-/// thread and child, report `exec`.
-pub const PTRACE_OPTIONS: c_int = libc::PTRACE_O_EXITKILL
-    | libc::PTRACE_O_TRACESECCOMP
-    | libc::PTRACE_O_TRACEFORK
-    | libc::PTRACE_O_TRACEVFORK
-    | libc::PTRACE_O_TRACECLONE
-    | libc::PTRACE_O_TRACEEXEC;
-
-fn ptrace(req: libc::c_uint, pid: libc::pid_t, addr: usize, data: usize) -> Result<(), c_int> {
-    // SAFETY: every request used through this wrapper takes integers only in `addr` and
-    // `data` (SEIZE, CONT, LISTEN, INTERRUPT, DETACH): the kernel dereferences no pointer.
-    let ret = unsafe { libc::ptrace(req, pid, addr, data) };
-    if ret < 0 {
-        Err(errno())
-    } else {
-        Ok(())
-    }
-}
-
-/// `PTRACE_SEIZE` with `options` (does not stop the tracee).
-pub fn ptrace_seize(pid: libc::pid_t, options: c_int) -> Result<(), c_int> {
-    ptrace(libc::PTRACE_SEIZE, pid, 0, options as usize)
-}
-
-/// `PTRACE_CONT`, delivering `sig` (0: none).
-pub fn ptrace_cont(pid: libc::pid_t, sig: c_int) -> Result<(), c_int> {
-    ptrace(libc::PTRACE_CONT, pid, 0, sig as usize)
-}
-
-/// `PTRACE_LISTEN`: a group-stopped tracee stays stopped, but reports its next change (its
-/// `SIGCONT`), as a stopped process would without a tracer.
-pub fn ptrace_listen(pid: libc::pid_t) -> Result<(), c_int> {
-    ptrace(libc::PTRACE_LISTEN, pid, 0, 0)
-}
-
-/// `PTRACE_GETEVENTMSG`: at a seccomp stop, the filter's `SECCOMP_RET_DATA`; at a fork, vfork
-/// or clone event, the new task's id; at an exec event, the former thread id.
-pub fn ptrace_geteventmsg(pid: libc::pid_t) -> Result<libc::c_ulong, c_int> {
-    let mut msg: libc::c_ulong = 0;
-    // SAFETY: the kernel writes one unsigned long into the live local.
-    let ret = unsafe {
-        libc::ptrace(
-            libc::PTRACE_GETEVENTMSG,
-            pid,
-            0usize,
-            &mut msg as *mut libc::c_ulong,
-        )
-    };
-    if ret < 0 {
-        Err(errno())
-    } else {
-        Ok(msg)
-    }
-}
-
-/// `PTRACE_GETREGS` (the x86_64 layout; a 32-bit tracee's registers are zero-extended).
-pub fn ptrace_getregs(pid: libc::pid_t) -> Result<libc::user_regs_struct, c_int> {
-    // SAFETY: all-zero is a valid `user_regs_struct` (integers only).
-    let mut regs: libc::user_regs_struct = unsafe { std::mem::zeroed() };
-    // SAFETY: the kernel writes one `user_regs_struct` into the live local.
-    let ret = unsafe {
-        libc::ptrace(
-            libc::PTRACE_GETREGS,
-            pid,
-            0usize,
-            &mut regs as *mut libc::user_regs_struct,
-        )
-    };
-    if ret < 0 {
-        Err(errno())
-    } else {
-        Ok(regs)
-    }
-}
-
-/// `PTRACE_SETREGS`.
-pub fn ptrace_setregs(pid: libc::pid_t, regs: &libc::user_regs_struct) -> Result<(), c_int> {
-    // SAFETY: the kernel reads one `user_regs_struct` from the live reference.
-    let ret = unsafe {
-        libc::ptrace(
-            libc::PTRACE_SETREGS,
-            pid,
-            0usize,
-            regs as *const libc::user_regs_struct,
-        )
-    };
-    if ret < 0 {
-        Err(errno())
-    } else {
-        Ok(())
-    }
-}
-
-/// `waitpid(-1, &status, __WALL)`, retried on `EINTR`: the next stop or end of any tracee
-/// (threads included).
-pub fn wait_any() -> Result<(libc::pid_t, c_int), c_int> {
-    loop {
-        let mut status = 0;
-        // SAFETY: a live local for the status.
-        let pid = unsafe { libc::waitpid(-1, &mut status, libc::__WALL) };
-        if pid >= 0 {
-            return Ok((pid, status));
-        }
-        if errno() != libc::EINTR {
-            return Err(errno());
-        }
-    }
-}
-
 /// `open(path, flags | O_CLOEXEC)`.
 pub fn open(path: &std::ffi::CStr, flags: c_int) -> Result<OwnedFd, c_int> {
     // SAFETY: a NUL-terminated path; a new descriptor on success.
@@ -658,21 +442,26 @@ pub fn try_install_in_child(prog: &[libc::sock_filter], flags: libc::c_ulong) ->
             libc::_exit(if fd < 0 { errno() & 0xff } else { 0 })
         }
     }
-    let mut status = 0;
-    loop {
-        // SAFETY: our own child; a live local.
-        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
-        if r == pid {
-            break;
-        }
-        if errno() != libc::EINTR {
-            return Err(errno());
-        }
-    }
+    let status = wait_child(pid)?;
     match (libc::WIFEXITED(status), libc::WEXITSTATUS(status)) {
         (true, 0) => Ok(()),
         (true, e) => Err(e),
         _ => Err(libc::EIO),
+    }
+}
+
+/// `waitpid(pid, &status, 0)`, retried on `EINTR`: the status of our child `pid` once it ended.
+pub fn wait_child(pid: libc::pid_t) -> Result<c_int, c_int> {
+    let mut status = 0;
+    loop {
+        // SAFETY: a live local for the status.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r == pid {
+            return Ok(status);
+        }
+        if errno() != libc::EINTR {
+            return Err(errno());
+        }
     }
 }
 
@@ -742,37 +531,177 @@ pub fn set_async_owner(fd: BorrowedFd<'_>, owner: libc::pid_t) -> Result<(), c_i
     Ok(())
 }
 
-/// `PTRACE_GETSIGINFO`: the `si_code` of the signal a tracee is stopped for.
-pub fn ptrace_signal_code(pid: libc::pid_t) -> Result<c_int, c_int> {
-    // SAFETY: all-zero is a valid `siginfo_t`.
-    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-    // SAFETY: the kernel writes one `siginfo_t` into the live local.
-    let ret = unsafe {
-        libc::ptrace(
-            libc::PTRACE_GETSIGINFO,
-            pid,
-            0usize,
-            &mut info as *mut libc::siginfo_t,
-        )
-    };
-    if ret < 0 {
+/// `fcntl(fd, F_GETFL)`: the open file's status flags.
+pub fn file_flags(fd: BorrowedFd<'_>) -> Result<c_int, c_int> {
+    // SAFETY: an integer command on a descriptor we own.
+    let fl = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
+    if fl < 0 {
         Err(errno())
     } else {
-        Ok(info.si_code)
+        Ok(fl)
     }
 }
 
-/// The terminal's job-control stops, which a tracer in the tool's process group also gets.
-pub const JOB_CONTROL: [c_int; 3] = [libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU];
+/// `F_GETSIG` (`include/uapi/asm-generic/fcntl.h`, glibc's `bits/fcntl-linux.h`; not in the
+/// `libc` crate).
+const F_GETSIG: c_int = 11;
+/// `F_GETOWN_EX`.
+const F_GETOWN_EX: c_int = 16;
+/// `F_OWNER_TID`: the owner is a thread.
+pub const F_OWNER_TID: c_int = 0;
+/// `F_OWNER_PGRP`: the owner is a process group.
+pub const F_OWNER_PGRP: c_int = 2;
 
-/// `set` with the terminal's job-control stops added.
-pub fn with_job_control(set: &libc::sigset_t) -> libc::sigset_t {
-    let mut s = *set;
-    for sig in JOB_CONTROL {
-        // SAFETY: a valid set and signal number.
-        unsafe { libc::sigaddset(&mut s, sig) };
+/// `struct f_owner_ex`.
+#[repr(C)]
+struct FOwnerEx {
+    kind: c_int,
+    pid: libc::pid_t,
+}
+
+/// `fcntl(fd, F_GETOWN_EX)` and `F_GETSIG`: who the open file's `SIGIO` goes to (its kind,
+/// `F_OWNER_TID`, `F_OWNER_PID` or `F_OWNER_PGRP`, and its id; 0: nobody) and which signal
+/// (0: `SIGIO`).
+pub fn async_owner(fd: BorrowedFd<'_>) -> Result<(c_int, libc::pid_t, c_int), c_int> {
+    let mut owner = FOwnerEx { kind: 0, pid: 0 };
+    // SAFETY: `owner` is a live `struct f_owner_ex` the kernel writes.
+    if unsafe { libc::fcntl(fd.as_raw_fd(), F_GETOWN_EX, &mut owner as *mut FOwnerEx) } < 0 {
+        return Err(errno());
     }
-    s
+    // SAFETY: an integer command on a descriptor we own.
+    let sig = unsafe { libc::fcntl(fd.as_raw_fd(), F_GETSIG) };
+    if sig < 0 {
+        return Err(errno());
+    }
+    Ok((owner.kind, owner.pid, sig))
+}
+
+/// What a child found of one open file of another process ([`files_in_child`]).
+#[repr(C)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    zerocopy::FromBytes,
+    zerocopy::IntoBytes,
+    zerocopy::KnownLayout,
+    zerocopy::Immutable,
+)]
+pub struct FileFacts {
+    /// 1: the file was taken; 0: not (the process gone, the descriptor closed).
+    pub found: u32,
+    /// `st_mode`.
+    pub mode: u32,
+    /// `st_rdev`.
+    pub rdev: u64,
+    /// `F_GETFL`.
+    pub flags: i32,
+    /// `F_GETOWN_EX`'s kind.
+    pub owner_kind: i32,
+    /// `F_GETOWN_EX`'s id (0: no owner).
+    pub owner: i32,
+    /// `F_GETSIG` (0: `SIGIO`).
+    pub sig: i32,
+}
+
+/// For each `(pidfd, fd)`, what descriptor `fd` of the process of `pidfd` is: read in a forked
+/// child, which takes each file (`pidfd_getfd`), reads it and exits. The files are never this
+/// process's: when the last reference to one of this daemon's own CUSE files is dropped, the
+/// kernel sends the daemon a `FUSE_RELEASE` and waits for its answer, and a daemon that did that
+/// itself while it is killed would wait for ever. The child makes system calls only, on memory
+/// prepared before the fork.
+pub fn files_in_child(files: &[(RawFd, c_int)]) -> Result<Vec<FileFacts>, c_int> {
+    let mut facts = vec![FileFacts::default(); files.len()];
+    let size = std::mem::size_of_val(facts.as_slice());
+    let (r, w) = pipe()?;
+    // SAFETY: the child makes system calls only (pidfd_getfd, fstat, fcntl, write, _exit), on
+    // `files`, `facts` and the pipe, all made before the fork; no allocation, no lock.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(errno());
+    }
+    if pid == 0 {
+        // SAFETY: as above; `facts` is this child's copy.
+        unsafe {
+            for (out, &(pidfd, fd)) in facts.iter_mut().zip(files) {
+                let got = libc::syscall(libc::SYS_pidfd_getfd, pidfd, fd, 0);
+                if got < 0 {
+                    continue;
+                }
+                let got = got as c_int;
+                let mut st: libc::stat = std::mem::zeroed();
+                let mut owner = FOwnerEx { kind: 0, pid: 0 };
+                if libc::fstat(got, &mut st) == 0 {
+                    out.found = 1;
+                    out.mode = st.st_mode;
+                    out.rdev = st.st_rdev;
+                    out.flags = libc::fcntl(got, libc::F_GETFL);
+                    if libc::fcntl(got, F_GETOWN_EX, &mut owner as *mut FOwnerEx) == 0 {
+                        out.owner_kind = owner.kind;
+                        out.owner = owner.pid;
+                    }
+                    out.sig = libc::fcntl(got, F_GETSIG);
+                }
+                libc::close(got);
+            }
+            let bytes = facts.as_ptr().cast::<u8>();
+            let mut done = 0;
+            while done < size {
+                let n = libc::write(w.as_raw_fd(), bytes.add(done).cast(), size - done);
+                if n <= 0 {
+                    break;
+                }
+                done += n as usize;
+            }
+            libc::_exit(0)
+        }
+    }
+    drop(w);
+    let mut buf = vec![0u8; size];
+    let mut done = 0;
+    while done < size {
+        match read(std::os::fd::AsFd::as_fd(&r), &mut buf[done..]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => done += n,
+        }
+    }
+    // The child may still be releasing a file (answered by this daemon's readers): reaped
+    // when it is done, not waited for here.
+    reap_later(pid);
+    if done < size {
+        return Err(libc::EIO);
+    }
+    for (out, chunk) in facts
+        .iter_mut()
+        .zip(buf.chunks_exact(std::mem::size_of::<FileFacts>()))
+    {
+        if let Ok(f) = <FileFacts as zerocopy::FromBytes>::read_from_bytes(chunk) {
+            *out = f;
+        }
+    }
+    Ok(facts)
+}
+
+/// Children to reap, each reaped at a later call once it has ended.
+fn reap_later(pid: libc::pid_t) {
+    static CHILDREN: std::sync::Mutex<Vec<libc::pid_t>> = std::sync::Mutex::new(Vec::new());
+    let mut kids = CHILDREN.lock().unwrap_or_else(|e| e.into_inner());
+    kids.push(pid);
+    kids.retain(|&k| matches!(wait_nohang(k), Ok(None)));
+}
+
+/// Clock ticks a second (`sysconf(_SC_CLK_TCK)`: the unit of `/proc`'s start times).
+pub fn clock_ticks() -> i64 {
+    // SAFETY: no pointer.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if hz > 0 {
+        i64::from(hz as i32)
+    } else {
+        100
+    }
 }
 
 /// `mknod(path, S_IFCHR | mode, dev)`: a character device node (the umask applies; callers
