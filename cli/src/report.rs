@@ -649,16 +649,20 @@ pub enum Source {
 }
 
 impl Source {
-    /// The source `--log` names, else the policy's log: a file, else the journal (syslog
-    /// records go there where journald runs). `None`: records are not kept (stderr, none).
+    /// The source `--log` names, else the policy's log: a file (the first, of several), else
+    /// the journal (`journal`, and `syslog` where journald runs). `None`: records are not kept
+    /// (stderr, none).
     pub fn of(settings: &Settings) -> Option<Source> {
-        match &settings.config.log {
-            LogTarget::File(p) => Some(Source::File(PathBuf::from(
+        let log = &settings.config.log;
+        if let Some(p) = log.file() {
+            return Some(Source::File(PathBuf::from(
                 p.to_string_lossy().into_owned(),
-            ))),
-            LogTarget::Syslog => Some(Source::Journal),
-            _ => None,
+            )));
         }
+        log.targets()
+            .iter()
+            .any(|t| matches!(t, LogTarget::Syslog | LogTarget::Journal))
+            .then_some(Source::Journal)
     }
 
     /// `file:/path` or `journal`.

@@ -29,6 +29,9 @@ pub(crate) fn call_line<W: fmt::Write>(
     if !c.enforced {
         w.write_str(" (not enforced)")?;
     }
+    if let Some(m) = c.policy_mode {
+        write!(w, " (mode {}, policy {})", c.mode.name(), m.name())?;
+    }
     write!(w, " {}", request_name(c.request).unwrap_or("unknown"))?;
     if let Some(p) = c.packet {
         write!(w, " {}", CmdDisplay(p.cmd))?;
@@ -69,7 +72,14 @@ pub(crate) fn call_line<W: fmt::Write>(
             write!(w, ": {}", f.detail)?;
         }
     }
-    if let (Phase::Outcome, Some(r)) = (phase, c.outcome) {
+    if let (Some(enforce), Some(readonly)) = (c.verdict, c.readonly_preview) {
+        write!(w, "; would: enforce {}", enforce.decision().name())?;
+        write!(w, ", readonly {}", readonly.decision().name())?;
+        for f in readonly.findings().filter(|f| f.rule.is_readonly()) {
+            write!(w, " {}", f.rule.name())?;
+        }
+    }
+    if let (true, Some(r)) = (phase.answered(), c.outcome) {
         write!(w, "; ret {}", r.ret)?;
         if r.errno != 0 {
             write!(w, " {}", Errno(r.errno))?;
