@@ -226,7 +226,7 @@ impl Supervised {
             stdout,
             stderr,
             sim: parse_lines(&sim_text, "simulator record"),
-            audit: parse_lines(&audit_text, "audit log"),
+            audit: parse_records(&audit_text, "audit log"),
             audit_text,
         }
     }
@@ -1218,7 +1218,7 @@ fn a_tool_killed_mid_call_is_recorded_as_executed_not_delivered(via: Via) {
     let sim = std::fs::read_to_string(dir.path("sim.jsonl")).unwrap_or_default();
     assert_eq!(sim.lines().count(), 1, "one command: {sim}");
     let audit = std::fs::read_to_string(dir.path("audit.jsonl")).unwrap_or_default();
-    let calls = parse_lines(&audit, "audit log");
+    let calls = parse_records(&audit, "audit log");
     let last = calls.last().expect("a record");
     assert!(
         finding_rules(last)

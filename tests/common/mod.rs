@@ -351,7 +351,7 @@ impl Client {
             stdout: output.1,
             stderr: output.2,
             sim: parse_lines(&sim_text, "simulator record"),
-            audit: parse_lines(&audit_text, "audit log"),
+            audit: parse_records(&audit_text, "audit log"),
             audit_text,
         };
         run
@@ -388,6 +388,44 @@ pub fn run_with_timeout(cmd: &mut Command, limit: Duration) -> (ExitStatus, Stri
     let stdout = String::from_utf8_lossy(&out_t.join().unwrap_or_default()).into_owned();
     let stderr = String::from_utf8_lossy(&err_t.join().unwrap_or_default()).into_owned();
     (status, stdout, stderr)
+}
+
+/// The audit records' schema as the packages ship it (`doc/audit-record.schema.json`),
+/// compiled once per test binary.
+pub fn record_schema() -> &'static jsonschema::Validator {
+    static V: OnceLock<jsonschema::Validator> = OnceLock::new();
+    V.get_or_init(|| {
+        let path = root().join("doc/audit-record.schema.json");
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+        let schema: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{}: not JSON: {e}", path.display()));
+        jsonschema::draft202012::new(&schema)
+            .unwrap_or_else(|e| panic!("{}: not a valid schema: {e}", path.display()))
+    })
+}
+
+/// Fails the test unless `record` is valid by the shipped schema (every error named).
+pub fn assert_valid_record(record: &Value, where_: &str) {
+    let errors: Vec<String> = record_schema()
+        .iter_errors(record)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{where_}: the record does not match doc/audit-record.schema.json:\n  {}\n{record}",
+        errors.join("\n  ")
+    );
+}
+
+/// Parses an audit log's JSON lines, each validated against the shipped schema: every
+/// end-to-end test that reads the guard's records checks them this way.
+pub fn parse_records(text: &str, what: &str) -> Vec<Value> {
+    let records = parse_lines(text, what);
+    for (i, r) in records.iter().enumerate() {
+        assert_valid_record(r, &format!("{what} line {}", i + 1));
+    }
+    records
 }
 
 /// Parses JSON lines; a line that is not a whole JSON object fails the test.

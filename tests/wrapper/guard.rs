@@ -139,7 +139,7 @@ fn the_wrapper_guards_a_client_with_the_guard() {
         );
     }
     // The file log has the rejected call, with the rule that rejected it.
-    let records = parse_lines(&read(&log), "audit log");
+    let records = parse_records(&read(&log), "audit log");
     let calls = merge_calls(&records);
     assert_eq!(calls.len(), 1, "{records:?}");
     assert_eq!(text(&calls[0], "verdict"), Some("reject"), "{:?}", calls[0]);
@@ -291,7 +291,7 @@ fn stp_run(
         "simulator",
     );
     assert_eq!(recs.len(), 1, "{}", out.dump());
-    let audit = parse_lines(&std::fs::read_to_string(&log).unwrap_or_default(), "audit");
+    let audit = parse_records(&std::fs::read_to_string(&log).unwrap_or_default(), "audit");
     (out, recs[0].clone(), merge_calls(&audit))
 }
 
