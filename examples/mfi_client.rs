@@ -71,7 +71,9 @@
 //!                          MFISIM_DELAY_US) a helper thread sends SIGUSR1, whose handler issues
 //!                          a clean DCMD, an ieee-dcmd, a refused packet and FIONREAD
 //!     lines                reads rule ids (or `pass`) from stdin, one per line, and issues each
-//!                          as it is read: one outcome line per call, flushed
+//!                          as it is read: one outcome line per call, flushed; with
+//!                          MFI_CLIENT_OUTCOMES=LOG it adds the number of outcome records LOG
+//!                          held when the call returned (`outcomes=N`)
 //!     compat-int80 KIND    (x86_64) `stp-probe` or `sgl-off` in the i386 layout, issued with
 //!                          `int 0x80` and `MEGASAS_IOC_FIRMWARE32` from this 64-bit process
 //!
