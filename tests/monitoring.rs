@@ -687,7 +687,7 @@ fn fake_megacli(s: &Scratch, name: &str) -> PathBuf {
     let p = s.path(name);
     write_exec(
         &p,
-        "#!/bin/sh\n{ printf 'args:'; printf ' %s' \"$@\"; printf '\\nLD_PRELOAD=%s\\n' \"${LD_PRELOAD-}\"; } > \"${FAKE_RECORD:-/dev/null}\"\nprintf 'Virtual Drive: 0\\nState               : Optimal\\nVirtual Drive: 1\\nState               : Degraded\\n'\n",
+        "#!/bin/sh\n{ printf 'args:'; printf ' %s' \"$@\"; printf '\\nLD_PRELOAD=%s\\nMFIGUARD_RUN_TOOL=%s\\n' \"${LD_PRELOAD-}\" \"${MFIGUARD_RUN_TOOL-}\"; } > \"${FAKE_RECORD:-/dev/null}\"\nprintf 'Virtual Drive: 0\\nState               : Optimal\\nVirtual Drive: 1\\nState               : Degraded\\n'\n",
     );
     p
 }
@@ -745,6 +745,13 @@ fn find_raid_tool_and_the_snapshot_find_the_tool_and_write_a_file() {
             "LD_PRELOAD={}/libmfiguard.so",
             lib_dir().display()
         )),
+        "{rec}"
+    );
+    // The snapshot names itself as the program the run is for: the policy's
+    // [tool /usr/libexec/mfiguard/mfiguard-snapshot] section gives it its mode.
+    let me = std::fs::canonicalize(integration("libexec/mfiguard-snapshot")).unwrap();
+    assert!(
+        rec.contains(&format!("\nMFIGUARD_RUN_TOOL={}\n", me.display())),
         "{rec}"
     );
     // A StorCLI gets its own syntax.

@@ -258,14 +258,14 @@ fn site(preview: bool) -> String {
     )
 }
 
-/// What the preview records: every call let through, its record naming the mode the policy
-/// gives it and what read-only would do.
-fn assert_previewed(r: &Ran, policy_mode: &str) {
+/// What the preview records: every call let through, its record naming the mode it would have
+/// had and what read-only would do.
+fn assert_previewed(r: &Ran, preview_of: &str) {
     assert_eq!(r.out.code(), 0, "{}", r.dump());
     assert!(r.reached_driver(), "{}", r.dump());
     let c = r.call();
     assert_eq!(text(c, "mode"), Some("audit"), "{}", r.dump());
-    assert_eq!(text(c, "policy_mode"), Some(policy_mode), "{}", r.dump());
+    assert_eq!(text(c, "preview_of"), Some(preview_of), "{}", r.dump());
     assert_eq!(c["would"]["readonly"]["verdict"], "reject", "{}", r.dump());
     assert_eq!(
         c["would"]["readonly"]["findings"][0]["rule"],
@@ -283,7 +283,7 @@ fn assert_refused_readonly(r: &Ran) {
     );
     let c = r.call();
     assert_eq!(text(c, "mode"), Some("readonly"), "{}", r.dump());
-    assert!(c.get("policy_mode").is_none(), "{}", r.dump());
+    assert!(c.get("preview_of").is_none(), "{}", r.dump());
     assert_eq!(text(c, "verdict"), Some("reject"));
     assert_eq!(text(c, "errno_name"), Some("EPERM"));
     assert!(finding(c, "readonly.dcmd").is_some(), "{}", r.dump());
@@ -294,7 +294,7 @@ fn assert_enforced_passed(r: &Ran) {
     assert!(r.reached_driver(), "{}", r.dump());
     let c = r.call();
     assert_eq!(text(c, "mode"), Some("enforce"), "{}", r.dump());
-    assert!(c.get("policy_mode").is_none() && c.get("would").is_none());
+    assert!(c.get("preview_of").is_none() && c.get("would").is_none());
 }
 
 /// The roll-out the README describes: the policy written with `preview = yes`, a week of
@@ -376,14 +376,13 @@ fn a_command_line_may_make_a_run_stricter_never_weaker() {
     assert!(r.calls.is_empty(), "{}", r.dump());
 }
 
-/// root asked for readonly: refused like the policy's readonly, the record naming the policy's
-/// mode (enforce) beside the mode it ran in.
+/// root asked for readonly: refused like the policy's readonly.
 fn assert_refused_readonly_as_asked(r: &Ran) {
     assert_eq!(r.out.code(), 1, "{}", r.dump());
     assert!(!r.reached_driver(), "{}", r.dump());
     let c = r.call();
     assert_eq!(text(c, "mode"), Some("readonly"), "{}", r.dump());
-    assert_eq!(text(c, "policy_mode"), Some("enforce"), "{}", r.dump());
+    assert_eq!(text(c, "errno_name"), Some("EPERM"), "{}", r.dump());
 }
 
 /// `--check --config FILE` names each mistake of the policy syntax by line, word and what is
@@ -662,4 +661,47 @@ fn a_log_cut_by_killing_the_supervisor_reads_true() {
 #[test]
 fn a_log_cut_by_killing_the_tracer_reads_true() {
     cut_mid_run("ptrace");
+}
+
+/// The shipped /etc/mfiguard.conf holds the shipped monitoring jobs to read-only by their
+/// sections, their command lines asking for no mode: the snapshot and the PATH shim name
+/// themselves as the program the run is for (MFIGUARD_RUN_TOOL), smartd is the tool itself;
+/// anything else gets the default, and the file is valid.
+#[test]
+fn the_shipped_policy_holds_the_shipped_jobs_to_readonly() {
+    let packaged = root().join("packaging/mfiguard.conf");
+    let check = |run_tool: Option<&str>, tool: Option<&str>| -> Value {
+        let mut c = Command::new(wrapper_bin());
+        c.args(["--check", "--json", "--config", packaged.to_str().unwrap()])
+            .args(tool)
+            .env_remove("MFIGUARD_MODE")
+            .env_remove("MFIGUARD_RUN_TOOL");
+        if let Some(t) = run_tool {
+            c.env("MFIGUARD_RUN_TOOL", t);
+        }
+        let j = run(&mut c).json();
+        assert!(
+            j["policy"]["invalid"].as_array().unwrap().is_empty(),
+            "{j:#}"
+        );
+        j
+    };
+    for job in [
+        "/usr/libexec/mfiguard/mfiguard-snapshot",
+        "/usr/local/sbin/MegaCli64",
+        "/usr/sbin/smartd",
+    ] {
+        let j = check(Some(job), None);
+        assert_eq!(
+            j["policy"]["mode"]["value"], "readonly",
+            "{job}: {:#}",
+            j["policy"]
+        );
+    }
+    let j = check(None, Some("/opt/MegaRAID/MegaCli/MegaCli64"));
+    assert_eq!(j["policy"]["mode"]["value"], "enforce", "{:#}", j["policy"]);
+    assert_eq!(
+        j["policy"]["lowest_mode"], "off",
+        "no mode in the file: a run may choose"
+    );
 }

@@ -589,16 +589,14 @@ fn allow_text(set: mfiguard_sanitizer::RuleSet) -> String {
 fn mode_reason(settings: &Settings, matched: &[&config::policy::Section]) -> String {
     let c = &settings.config;
     let file = &settings.sources.file;
-    if let Some((_, origin)) = &c.requested.mode {
-        if !c
-            .errors
+    let requested = c.requested.mode.as_ref().filter(|_| {
+        !c.errors
             .iter()
             .any(|e| e.kind == ErrorKind::Refused && e.key == "MFIGUARD_MODE")
-        {
-            return format!("from {}", origin_text("MFIGUARD_MODE", origin));
-        }
-    }
-    let policy = if matched.is_empty() {
+    });
+    let why = if let Some((_, origin)) = requested {
+        format!("from {}", origin_text("MFIGUARD_MODE", origin))
+    } else if matched.is_empty() {
         match file.get("mode") {
             Some((_, o)) => format!("from {o}"),
             None => "default".to_string(),
@@ -610,16 +608,14 @@ fn mode_reason(settings: &Settings, matched: &[&config::policy::Section]) -> Str
             .collect();
         format!("from {}", names.join(", "))
     };
-    if c.mode != c.policy_mode {
-        let at = file
-            .get("preview")
-            .map_or(String::new(), |(_, o)| format!(" at {o}"));
-        format!(
-            "{policy}: {} once the preview line{at} goes",
-            c.policy_mode.name()
-        )
-    } else {
-        policy
+    match c.preview_of {
+        Some(m) => {
+            let at = file
+                .get("preview")
+                .map_or(String::new(), |(_, o)| format!(" at {o}"));
+            format!("{why}: {} once the preview line{at} goes", m.name())
+        }
+        None => why,
     }
 }
 
@@ -669,7 +665,7 @@ fn check_policy(settings: &Settings) -> bool {
     }
     facts::set("/policy/mode/value", c.mode.name());
     facts::set("/policy/mode/from", reason.as_str());
-    facts::set("/policy/policy_mode", c.policy_mode.name());
+    facts::set("/policy/preview_of", c.preview_of.map(|m| m.name()));
     let allow_from = match &c.requested.allow {
         Some((_, o))
             if !c

@@ -241,7 +241,13 @@ impl Settings {
                     .into_owned()
             })
             .unwrap_or_default();
+        // The program the run is for, as the tool's processes will know it: the one a script
+        // that runs the wrapper for itself named (MFIGUARD_RUN_TOOL), else TOOL.
+        self.exports.retain(|(k, _)| *k != "MFIGUARD_RUN_TOOL");
         let me = config::OwnedSubject::this_process(exe);
+        if me.run_tool.is_none() && !me.exe.is_empty() {
+            self.exports.push(("MFIGUARD_RUN_TOOL", me.exe.clone()));
+        }
         self.config.settle(&[me.subject()], Some(me.clone()));
         self.subject = me;
     }

@@ -197,8 +197,8 @@ pub(crate) fn call_json<W: fmt::Write>(
     }
     o.str("guard", c.guard.name())?;
     o.str("mode", c.mode.name())?;
-    if let Some(m) = c.policy_mode {
-        o.str("policy_mode", m.name())?;
+    if let Some(m) = c.preview_of {
+        o.str("preview_of", m.name())?;
     }
     o.str("request", request_name(c.request).unwrap_or("unknown"))?;
     o.str("request_code", hex32(c.request))?;

@@ -29,8 +29,8 @@ pub(crate) fn call_line<W: fmt::Write>(
     if !c.enforced {
         w.write_str(" (not enforced)")?;
     }
-    if let Some(m) = c.policy_mode {
-        write!(w, " (mode {}, policy {})", c.mode.name(), m.name())?;
+    if let Some(m) = c.preview_of {
+        write!(w, " (preview of {})", m.name())?;
     }
     write!(w, " {}", request_name(c.request).unwrap_or("unknown"))?;
     if let Some(p) = c.packet {

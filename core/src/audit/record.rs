@@ -269,9 +269,8 @@ pub struct CallRecord<'a> {
     pub exe: &'a str,
     /// The guard's mode.
     pub mode: GuardMode,
-    /// The mode the policy gives the caller, when the call runs in another (a command line
-    /// asked for a stricter one, a permitted weaker one, or `preview = yes`).
-    pub policy_mode: Option<GuardMode>,
+    /// Under `preview = yes`: the mode the call would have been guarded in without it.
+    pub preview_of: Option<GuardMode>,
     /// The request code (its low 32 bits, as the kernel reads it).
     pub request: u32,
     /// Whether the call arrived while this thread was already inside the guard.

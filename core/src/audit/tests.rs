@@ -136,7 +136,7 @@ fn seed_record<'a>(verdict: &'a Verdict, info: PacketInfo) -> CallRecord<'a> {
         seq: 7,
         exe: "/opt/MegaRAID/MegaCli/MegaCli64",
         mode: GuardMode::Enforce,
-        policy_mode: None,
+        preview_of: None,
         request: Abi::NATIVE.firmware_request(),
         nested: false,
         host_no: Some(info.host_no),

@@ -69,7 +69,7 @@ pub const KEYS: [&str; 8] = [
 
 /// `MFIGUARD_*` variables that are not settings but may legitimately be in a guarded process's
 /// environment: neither read as settings nor refused as unknown.
-pub const NOT_SETTINGS: [&str; 14] = [
+pub const NOT_SETTINGS: [&str; 15] = [
     // The config file's path (read here).
     "MFIGUARD_CONFIG",
     // mfiguard-run: the directories of the 64-bit and the 32-bit library.
@@ -83,6 +83,8 @@ pub const NOT_SETTINGS: [&str; 14] = [
     "MFIGUARD_RUN",
     // The integrations (find-raid-tool): the RAID tool, instead of searching for one.
     "MFIGUARD_RAID_TOOL",
+    // mfiguard-run: the program a run was started for (policy [tool] sections match it too).
+    "MFIGUARD_RUN_TOOL",
     // The test suite (tests/common).
     "MFIGUARD_TEST_LIB",
     "MFIGUARD_TEST_TARGET",
@@ -281,8 +283,8 @@ pub struct Config {
     /// The mode of this process's own calls (the library's; the wrapper's run): the policy for
     /// this process's identity with `MFIGUARD_MODE` or `--mode` laid over it.
     pub mode: GuardMode,
-    /// What the policy alone gives this process (see [`CallPolicy::policy_mode`]).
-    pub policy_mode: GuardMode,
+    /// Under `preview = yes`: the mode this process's calls would have without it.
+    pub preview_of: Option<GuardMode>,
     /// `MFIGUARD_LOG`.
     pub log: LogTarget,
     /// `MFIGUARD_AUDIT` for this process's calls (its default follows the mode).
@@ -330,6 +332,8 @@ pub struct OwnedSubject {
     pub login_uid: Option<u32>,
     /// The executable.
     pub exe: String,
+    /// The program the run was started for (`MFIGUARD_RUN_TOOL`).
+    pub run_tool: Option<String>,
 }
 
 impl OwnedSubject {
@@ -342,6 +346,7 @@ impl OwnedSubject {
             sudo_uid: self.sudo_uid,
             login_uid: self.login_uid,
             exe: &self.exe,
+            run_tool: self.run_tool.as_deref(),
         }
     }
 
@@ -355,6 +360,7 @@ impl OwnedSubject {
             sudo_uid: by.sudo_uid,
             login_uid: by.login_uid,
             exe,
+            run_tool: by.run_tool.clone(),
         }
     }
 }
@@ -365,7 +371,7 @@ impl Config {
     /// records to stderr (the only sink usable from any context).
     pub const FALLBACK: Config = Config {
         mode: GuardMode::Enforce,
-        policy_mode: GuardMode::Enforce,
+        preview_of: None,
         log: LogTarget::Stderr,
         audit: AuditLevel::Findings,
         audit_level: None,
@@ -395,7 +401,7 @@ impl Config {
     pub fn own_calls(&self) -> CallPolicy {
         CallPolicy {
             mode: self.mode,
-            policy_mode: self.policy_mode,
+            preview_of: self.preview_of,
             allow: self.allow,
             audit: self.audit,
         }
@@ -420,7 +426,7 @@ impl Config {
     pub fn settle(&mut self, subjects: &[Subject<'_>], run: Option<OwnedSubject>) {
         let (p, refused) = policy::resolve(&self.site, &self.requested, self.audit_level, subjects);
         self.mode = p.mode;
-        self.policy_mode = p.policy_mode;
+        self.preview_of = p.preview_of;
         self.allow = p.allow;
         self.audit = p.audit;
         self.run = run;

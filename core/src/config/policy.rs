@@ -9,7 +9,8 @@
 //!   `SUDO_UID`) or the login uid; `group` the real gid or a supplementary group, or a user of
 //!   those three the group lists (`/etc/group`) or whose primary group it is (`/etc/passwd`);
 //!   `tool` the executable (`/proc/PID/exe`: a path is compared whole, a name with the last
-//!   component).
+//!   component), or the program its run was started for (`MFIGUARD_RUN_TOOL`, which
+//!   `mfiguard-run` sets to its TOOL unless a script that runs the wrapper named itself).
 //! - **Several sections matching combine to the strictest**, in the order off < audit <
 //!   enforce < readonly: the mode and the lowest mode are the strictest of theirs, the allow
 //!   list the rules every one of them allows. A caller matches several sections easily (its
@@ -24,9 +25,10 @@
 //!   allows no rule the policy does not, or where the lowest mode is `audit` or `off` (which let
 //!   every call through anyway). Otherwise the policy's is used (and the wrapper refuses the
 //!   run).
-//! - **`preview = yes`** (top level) lets every call through as audit mode does, where the
-//!   policy (not a request) would enforce: records say what the policy's mode would have done
-//!   (`policy_mode`). Deleting the line puts the policy in force.
+//! - **`preview = yes`** (top level) lets every call through as audit mode does where its mode
+//!   (the policy's, or a request's) would enforce: nothing is refused on the host, and records
+//!   say which mode the call would have had (`preview_of`) and what enforce and read-only would
+//!   have done. Deleting the line puts the policy in force.
 //! - **No mode in the file** (no file, or one that sets none): the default is `enforce` with
 //!   lowest mode `off`, the behaviour before policies: there is no site policy to hold a
 //!   command line to.
@@ -238,6 +240,9 @@ pub struct Subject<'a> {
     pub login_uid: Option<u32>,
     /// The executable (`/proc/PID/exe`).
     pub exe: &'a str,
+    /// The program the caller's run was started for (`MFIGUARD_RUN_TOOL`), if its environment
+    /// names one.
+    pub run_tool: Option<&'a str>,
 }
 
 impl Subject<'_> {
@@ -249,6 +254,7 @@ impl Subject<'_> {
         sudo_uid: None,
         login_uid: None,
         exe: "",
+        run_tool: None,
     };
 
     fn uids(&self) -> impl Iterator<Item = u32> {
@@ -279,11 +285,14 @@ impl Criterion {
                         .is_some_and(|su| member_names.iter().any(|m| m == su))
             }
             Criterion::Tool(t) => {
-                if t.starts_with('/') {
-                    s.exe == t
-                } else {
-                    s.exe.rsplit('/').next() == Some(t.as_str())
-                }
+                let is = |exe: &str| {
+                    if t.starts_with('/') {
+                        exe == t
+                    } else {
+                        exe.rsplit('/').next() == Some(t.as_str())
+                    }
+                };
+                is(s.exe) || s.run_tool.is_some_and(is)
             }
         }
     }
@@ -413,9 +422,9 @@ impl Requested {
 pub struct CallPolicy {
     /// The mode the calls are guarded in.
     pub mode: GuardMode,
-    /// The mode the policy gives the caller (differs from `mode` when a request or `preview`
-    /// changed it).
-    pub policy_mode: GuardMode,
+    /// Under `preview = yes`: the mode the calls would be guarded in without it (`mode` is then
+    /// audit).
+    pub preview_of: Option<GuardMode>,
     /// Rules downgraded to warnings.
     pub allow: RuleSet,
     /// Which calls are recorded.
@@ -487,8 +496,7 @@ pub fn resolve(
     let e = site.entry_for(subjects);
     let lowest = e.lowest.weaker(e.mode);
     let mut refused = Vec::new();
-    let policy_mode = e.mode;
-    let mode = match &requested.mode {
+    let chosen = match &requested.mode {
         Some((asked, _)) if asked.strictness() >= lowest.strictness() => *asked,
         other => {
             if let Some((asked, origin)) = other {
@@ -498,12 +506,13 @@ pub fn resolve(
                     lowest,
                 });
             }
-            if site.preview && matches!(policy_mode, GuardMode::Enforce | GuardMode::Readonly) {
-                GuardMode::Audit
-            } else {
-                policy_mode
-            }
+            e.mode
         }
+    };
+    let (mode, preview_of) = if site.preview && chosen.enforcing() {
+        (GuardMode::Audit, Some(chosen))
+    } else {
+        (chosen, None)
     };
     let allow = match &requested.allow {
         None => e.allow,
@@ -530,7 +539,7 @@ pub fn resolve(
     (
         CallPolicy {
             mode,
-            policy_mode,
+            preview_of,
             allow,
             audit,
         },

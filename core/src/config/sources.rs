@@ -419,7 +419,7 @@ pub fn decide_with(
 
     let mut config = Config {
         mode: GuardMode::Enforce,
-        policy_mode: GuardMode::Enforce,
+        preview_of: None,
         log,
         audit: AuditLevel::Findings,
         audit_level,

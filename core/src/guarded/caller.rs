@@ -75,6 +75,7 @@ impl Identity {
             sudo_uid: self.invoker.sudo_uid,
             login_uid: self.invoker.login_uid,
             exe: &self.exe,
+            run_tool: self.invoker.run_tool.as_deref(),
         }
     }
 }

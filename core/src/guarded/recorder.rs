@@ -182,7 +182,7 @@ impl<'a, C: Caller> Recorder<'a, C> {
             abi: self.req.abi,
             exe: &self.cfg.exe,
             mode: self.call.mode,
-            policy_mode: (self.call.policy_mode != self.call.mode).then_some(self.call.policy_mode),
+            preview_of: self.call.preview_of,
             request: self.req.code,
             nested: self.nested,
             host_no: None,

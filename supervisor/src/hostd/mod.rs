@@ -181,13 +181,20 @@ pub fn serve(cfg: &'static Config, opts: &Options) -> Result<std::convert::Infal
     install_node(&opts.node, dev, like)
         .map_err(|e| format!("cannot put the node at {}: {e}", opts.node.display()))?;
     eprintln!(
-        "mfiguard-hostd: serving {} (CUSE {}:{}); the driver's node is private in {}; mode {}, log {}",
+        "mfiguard-hostd: serving {} (CUSE {}:{}); the driver's node is private in {}; mode {}{}, log {}",
         opts.node.display(),
         libc::major(dev as libc::dev_t),
         libc::minor(dev as libc::dev_t),
         opts.private_dir.display(),
-        cfg.mode.name(),
-        cfg.log.describe()
+        cfg.for_caller(&mfiguard_core::config::Subject::NOBODY)
+            .mode
+            .name(),
+        if cfg.site.per_caller() {
+            " for callers no section of the policy names (the others by their sections)"
+        } else {
+            ""
+        },
+        cfg.log.names()
     );
     for e in &cfg.errors {
         eprintln!("mfiguard-hostd: WARNING: {}", e.summary);

@@ -63,8 +63,8 @@ pub fn journal_entry(rec: Record<'_>, who: Who, by: Option<&Invoker>, lost: u64)
             journal_field(f, "MFIGUARD_RECORD", phase.name());
             journal_field(f, "MFIGUARD_SEQ", c.seq);
             journal_field(f, "MFIGUARD_MODE", c.mode.name());
-            if let Some(m) = c.policy_mode {
-                journal_field(f, "MFIGUARD_POLICY_MODE", m.name());
+            if let Some(m) = c.preview_of {
+                journal_field(f, "MFIGUARD_PREVIEW_OF", m.name());
             }
             journal_field(f, "MFIGUARD_VERDICT", c.decision.name());
             if let (Some(enforce), Some(readonly)) = (c.verdict, c.readonly_preview) {

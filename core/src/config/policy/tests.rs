@@ -40,6 +40,7 @@ const ROOT: Subject<'static> = Subject {
     sudo_uid: None,
     login_uid: Some(0),
     exe: "/opt/MegaRAID/MegaCli/MegaCli64",
+    run_tool: None,
 };
 
 /// nagios through sudo: root, with sudo's variables and (from cron) its login uid.
@@ -50,6 +51,7 @@ const NAGIOS_SUDO: Subject<'static> = Subject {
     sudo_uid: Some(110),
     login_uid: None,
     exe: "/opt/MegaRAID/MegaCli/MegaCli64",
+    run_tool: None,
 };
 
 const SITE: &str = "mode = enforce\n\
@@ -142,6 +144,14 @@ fn several_sections_combine_to_the_strictest() {
     let by_path = "mode = enforce\n[tool /opt/MegaRAID/storcli/storcli64]\nmode = readonly\n";
     assert_eq!(config(by_path, &[], &storcli).mode, GuardMode::Readonly);
     assert_eq!(config(by_path, &[], &ROOT).mode, GuardMode::Enforce);
+    // The program a run was started for counts as the tool too (a job's script).
+    let job = "mode = enforce\n[tool /usr/libexec/mfiguard/mfiguard-snapshot]\nmode = readonly\n";
+    let snapshot = Subject {
+        run_tool: Some("/usr/libexec/mfiguard/mfiguard-snapshot"),
+        ..ROOT
+    };
+    assert_eq!(config(job, &[], &snapshot).mode, GuardMode::Readonly);
+    assert_eq!(config(job, &[], &ROOT).mode, GuardMode::Enforce);
     // All criteria of one header must hold.
     let both = "mode = enforce\n[user nagios, tool storcli64]\nmode = readonly\n";
     assert_eq!(config(both, &[], &NAGIOS_SUDO).mode, GuardMode::Enforce);
@@ -177,10 +187,7 @@ fn a_request_may_be_stricter_never_weaker() {
     assert!(c.errors.is_empty());
     // root may ask for readonly, not for audit.
     let c = config(SITE, &[("MFIGUARD_MODE", "readonly")], &ROOT);
-    assert_eq!(
-        (c.mode, c.policy_mode),
-        (GuardMode::Readonly, GuardMode::Enforce)
-    );
+    assert_eq!((c.mode, c.preview_of), (GuardMode::Readonly, None));
     let c = config(SITE, &[("MFIGUARD_MODE", "audit")], &ROOT);
     assert_eq!(c.mode, GuardMode::Enforce);
     // An allow list the policy does not have is refused; a smaller one is taken.
@@ -206,10 +213,7 @@ fn lowest_mode_lets_an_account_choose_a_weaker_mode_once() {
         ..ROOT
     };
     let c = config(text, &[("MFIGUARD_MODE", "off")], &alice);
-    assert_eq!(
-        (c.mode, c.policy_mode),
-        (GuardMode::Off, GuardMode::Enforce)
-    );
+    assert_eq!((c.mode, c.preview_of), (GuardMode::Off, None));
     assert!(c.errors.is_empty(), "{:?}", c.errors);
     // A section that sets lowest_mode only keeps the default's mode.
     assert_eq!(config(text, &[], &alice).mode, GuardMode::Enforce);
@@ -255,18 +259,27 @@ fn preview_lets_everything_through_and_keeps_the_policys_mode_for_records() {
     let text = format!("preview = yes\n{SITE}");
     let c = config(&text, &[], &NAGIOS_SUDO);
     assert_eq!(
-        (c.mode, c.policy_mode),
-        (GuardMode::Audit, GuardMode::Readonly)
+        (c.mode, c.preview_of),
+        (GuardMode::Audit, Some(GuardMode::Readonly))
     );
     assert_eq!(c.own_calls().audit, crate::config::AuditLevel::All);
     let c = config(&text, &[], &ROOT);
     assert_eq!(
-        (c.mode, c.policy_mode),
-        (GuardMode::Audit, GuardMode::Enforce)
+        (c.mode, c.preview_of),
+        (GuardMode::Audit, Some(GuardMode::Enforce))
     );
-    // A command line that asks for a mode gets it, stricter or (where allowed) not.
+    // A mode a command line asks for is previewed too (a job that pins readonly): nothing is
+    // refused on the host while the preview lasts.
     let c = config(&text, &[("MFIGUARD_MODE", "readonly")], &ROOT);
-    assert_eq!(c.mode, GuardMode::Readonly);
+    assert_eq!(
+        (c.mode, c.preview_of),
+        (GuardMode::Audit, Some(GuardMode::Readonly))
+    );
+    assert!(c.errors.is_empty(), "{:?}", c.errors);
+    // off and audit are not previews of anything.
+    let with_lowest = format!("lowest_mode = off\n{text}");
+    let c = config(&with_lowest, &[("MFIGUARD_MODE", "off")], &ROOT);
+    assert_eq!((c.mode, c.preview_of), (GuardMode::Off, None));
     // Deleting the one line puts the policy in force.
     assert_eq!(config(SITE, &[], &NAGIOS_SUDO).mode, GuardMode::Readonly);
     assert_eq!(config(SITE, &[], &ROOT).mode, GuardMode::Enforce);
