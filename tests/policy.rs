@@ -341,8 +341,8 @@ fn one_line_moves_the_host_to_readonly_for_the_monitoring_account_and_enforce_fo
 }
 
 /// A command line may make a run stricter than the policy, never weaker: the monitoring
-/// account through sudo cannot pass --mode off (refused before the tool runs), root can ask
-/// for readonly; and where the policy gives root a lowest mode of off, root's one-off run in
+/// account's environment cannot turn the library off, through sudo it cannot pass --mode off
+/// (refused before the tool runs), root can ask for readonly; and where the policy gives root a lowest mode of off, root's one-off run in
 /// mode off is taken while the monitoring account's (root too, through sudo) still is not.
 #[test]
 fn a_command_line_may_make_a_run_stricter_never_weaker() {
@@ -353,6 +353,28 @@ fn a_command_line_may_make_a_run_stricter_never_weaker() {
     let conf = policy_file(
         &s,
         "mode = enforce\naudit = all\ndevice = /dev/null\n[user root]\nlowest_mode = off\n[user nobody]\nmode = readonly\n",
+    );
+    // The library: the monitoring account's environment asks for off; the policy's readonly is
+    // used, and the refused request is recorded.
+    for f in ["audit.jsonl", "sim.jsonl"] {
+        let _ = std::fs::remove_file(s.path(f));
+    }
+    let cmd = client(&CFG_CLEAR)
+        .guard(Guard::Off)
+        .env("MFIGUARD_CONFIG", conf.to_str().unwrap())
+        .command(&s);
+    let out = run(&mut as_nobody(&cmd));
+    let text = |f: &str| std::fs::read_to_string(s.path(f)).unwrap_or_default();
+    let records = parse_records(&text("audit.jsonl"), "audit log");
+    assert_eq!(out.code(), 1, "{}\n{records:?}", out.dump());
+    assert!(text("sim.jsonl").is_empty(), "CFG_CLEAR reached the driver");
+    assert!(
+        records
+            .iter()
+            .any(|r| text_field(r, "record") == Some("error")
+                && text_field(r, "key") == Some("MFIGUARD_MODE")
+                && text_field(r, "message").is_some_and(|m| m.contains("weaker than the policy"))),
+        "{records:?}"
     );
     let Some(sudo) = SudoLine::new(&s, &conf) else {
         return;
@@ -377,6 +399,11 @@ fn a_command_line_may_make_a_run_stricter_never_weaker() {
 }
 
 /// root asked for readonly: refused like the policy's readonly.
+/// A record's text field (`text` is shadowed where a closure reads files).
+fn text_field<'a>(v: &'a Value, field: &str) -> Option<&'a str> {
+    text(v, field)
+}
+
 fn assert_refused_readonly_as_asked(r: &Ran) {
     assert_eq!(r.out.code(), 1, "{}", r.dump());
     assert!(!r.reached_driver(), "{}", r.dump());
@@ -703,5 +730,60 @@ fn the_shipped_policy_holds_the_shipped_jobs_to_readonly() {
     assert_eq!(
         j["policy"]["lowest_mode"], "off",
         "no mode in the file: a run may choose"
+    );
+}
+
+/// The records the docs show are valid by the shipped schema, and every recipe the docs give
+/// for counting refusals (jq over the JSON log, journalctl over the journal) counts a call once:
+/// by its outcome record (audit mode writes a decision and an outcome record for each call).
+#[test]
+fn the_docs_examples_match_the_schema_and_their_recipes_count_each_call_once() {
+    let mut docs = vec![root().join("README.md")];
+    for e in std::fs::read_dir(root().join("doc")).unwrap() {
+        let p = e.unwrap().path();
+        // testing.md describes what a test checks, not a recipe.
+        if p.extension().is_some_and(|x| x == "md") && !p.ends_with("testing.md") {
+            docs.push(p);
+        }
+    }
+    let (mut examples, mut recipes) = (0, 0);
+    for doc in &docs {
+        let text = std::fs::read_to_string(doc).unwrap();
+        let name = doc.strip_prefix(root()).unwrap().display().to_string();
+        for (i, line) in text.lines().enumerate() {
+            if line.starts_with("{\"record\":") {
+                let v: Value = serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("{name}:{}: not JSON: {e}", i + 1));
+                assert_valid_record(&v, &format!("{name}:{}", i + 1));
+                examples += 1;
+            }
+            if line.contains("journalctl")
+                && (line.contains("MFIGUARD_VERDICT=") || line.contains("MFIGUARD_WOULD_"))
+            {
+                assert!(
+                    line.contains("MFIGUARD_RECORD=outcome"),
+                    "{name}:{}: counts decision records too: {line}",
+                    i + 1
+                );
+                recipes += 1;
+            }
+        }
+        // A jq select that looks at a verdict, whatever lines it spans.
+        for (at, _) in text.match_indices("select(") {
+            let sel = &text[at..];
+            let sel = &sel[..sel.find(')').map_or(sel.len(), |e| e + 1)];
+            let sel = sel.split_whitespace().collect::<Vec<_>>().join(" ");
+            if sel.contains(".verdict") || sel.contains(".would") {
+                assert!(
+                    sel.contains(".record == \"outcome\""),
+                    "{name}: counts decision records too: {sel}"
+                );
+                recipes += 1;
+            }
+        }
+    }
+    assert!(
+        examples >= 5 && recipes >= 5,
+        "{examples} examples, {recipes} recipes"
     );
 }
