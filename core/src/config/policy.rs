@@ -16,8 +16,13 @@
 //!   list the rules every one of them allows. A caller matches several sections easily (its
 //!   account, its group, root through sudo, the tool), and this is the one rule under which a
 //!   section can only ever tighten what it names: a section for a tool cannot loosen what is
-//!   set for the monitoring account, and a caller that matches one more section (a claimed
-//!   `SUDO_USER`) is never the better for it.
+//!   set for the monitoring account.
+//! - **Claims only tighten.** What a process's environment says of it (`SUDO_USER`,
+//!   `SUDO_UID`, `MFIGUARD_RUN_TOOL`: any process may set them) is weighed apart from what the
+//!   kernel holds (uid, groups, login uid, executable): the policy is the stricter of what the
+//!   caller's own ids give and what its claims add. A claim that matches a section weaker than
+//!   the default loosens nothing, and a `lowest_mode` that lets a command line ask for less
+//!   needs the caller's own ids (an administrator's login uid survives sudo).
 //! - **A requested mode** (`mfiguard-run --mode`, `MFIGUARD_MODE`) is taken when it is at least
 //!   the caller's lowest mode (`lowest_mode`, by default the mode the policy gives it): a
 //!   stricter mode always, a weaker one only where the policy allows it (an administrator's
@@ -245,7 +250,18 @@ pub struct Subject<'a> {
     pub run_tool: Option<&'a str>,
 }
 
-impl Subject<'_> {
+impl<'a> Subject<'a> {
+    /// Only what the kernel holds for the process (its uid, groups, login uid, executable):
+    /// without what its environment claims (`SUDO_USER`, `SUDO_UID`, `MFIGUARD_RUN_TOOL`).
+    pub fn own_ids(&self) -> Subject<'a> {
+        Subject {
+            sudo_user: None,
+            sudo_uid: None,
+            run_tool: None,
+            ..*self
+        }
+    }
+
     /// A subject no section matches (tests, and a configuration read for no one).
     pub const NOBODY: Subject<'static> = Subject {
         uid: None,
@@ -367,8 +383,17 @@ impl SitePolicy {
             .filter(move |sec| subjects.iter().any(|s| sec.matches(s)))
     }
 
-    /// What applies to `subjects`: the strictest of the sections they match, else the default.
+    /// What applies to `subjects`: the stricter of what their own ids give and what their
+    /// claims add ([`SitePolicy::matched_entry`] of each), so that a claim (an environment
+    /// variable any process may set) can only tighten, never loosen: matching one more section
+    /// that is weaker than the default does not lower a caller its own ids leave to the default.
     pub fn entry_for(&self, subjects: &[Subject<'_>]) -> Entry {
+        let own: Vec<Subject<'_>> = subjects.iter().map(Subject::own_ids).collect();
+        stricter_entry(self.matched_entry(subjects), self.matched_entry(&own))
+    }
+
+    /// The strictest of the sections `subjects` match, else the default.
+    pub fn matched_entry(&self, subjects: &[Subject<'_>]) -> Entry {
         let mut out: Option<Entry> = None;
         for sec in &self.sections {
             if !subjects.iter().any(|s| sec.matches(s)) {
@@ -385,6 +410,15 @@ impl SitePolicy {
             });
         }
         out.unwrap_or_else(|| self.default.clone())
+    }
+}
+
+/// The stricter of two entries: each mode the stricter, the rules both allow.
+fn stricter_entry(a: Entry, b: Entry) -> Entry {
+    Entry {
+        mode: a.mode.stricter(b.mode),
+        lowest: a.lowest.stricter(b.lowest),
+        allow: intersection(a.allow, b.allow),
     }
 }
 

@@ -413,3 +413,47 @@ fn several_log_destinations() {
         );
     }
 }
+
+/// What a process's environment claims (SUDO_USER, SUDO_UID, MFIGUARD_RUN_TOOL) can tighten
+/// the policy, never loosen it: a claim matching a section weaker than the default gives
+/// nothing, and a lowest_mode needs the caller's own ids.
+#[test]
+fn claims_only_tighten() {
+    let text = "mode = readonly\n\
+                [user alice]\nmode = enforce\nlowest_mode = off\n\
+                [tool smartd]\nmode = enforce\n";
+    // root claiming to run for alice, or to be smartd's run: still the default readonly.
+    let claims_alice = Subject {
+        sudo_user: Some("alice"),
+        sudo_uid: Some(1000),
+        login_uid: None,
+        ..ROOT
+    };
+    assert_eq!(config(text, &[], &claims_alice).mode, GuardMode::Readonly);
+    let c = config(text, &[("MFIGUARD_MODE", "off")], &claims_alice);
+    assert_eq!(
+        (c.mode, c.errors[0].kind),
+        (GuardMode::Readonly, ErrorKind::Refused)
+    );
+    let claims_smartd = Subject {
+        run_tool: Some("/usr/sbin/smartd"),
+        ..ROOT
+    };
+    assert_eq!(config(text, &[], &claims_smartd).mode, GuardMode::Readonly);
+    // The same accounts by their own ids: alice's login uid (kept by the kernel across sudo),
+    // smartd's executable.
+    let alice = Subject {
+        login_uid: Some(1000),
+        ..claims_alice
+    };
+    assert_eq!(config(text, &[], &alice).mode, GuardMode::Enforce);
+    assert_eq!(
+        config(text, &[("MFIGUARD_MODE", "off")], &alice).mode,
+        GuardMode::Off
+    );
+    let smartd = Subject {
+        exe: "/usr/sbin/smartd",
+        ..ROOT
+    };
+    assert_eq!(config(text, &[], &smartd).mode, GuardMode::Enforce);
+}
