@@ -20,12 +20,10 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// `MR_DCMD_CFG_CLEAR`, which wipes the RAID configuration: passes enforce, read-only refuses.
 const CFG_CLEAR: [&str; 4] = ["dcmd", "0x04030000", "none", "0"];
-const NOBODY: u32 = 65534;
 
 fn is_root() -> bool {
     own_uid() == 0
@@ -69,27 +67,6 @@ fn policy_file(s: &Scratch, text: &str) -> PathBuf {
     std::fs::write(&p, text).unwrap();
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
     p
-}
-
-/// `cmd` run as `nobody` by `setpriv`, with the same environment.
-fn as_nobody(cmd: &Command) -> Command {
-    let mut c = Command::new("setpriv");
-    c.args([
-        format!("--reuid={NOBODY}"),
-        format!("--regid={NOBODY}"),
-        "--clear-groups".into(),
-        "--".into(),
-    ])
-    .arg(cmd.get_program())
-    .args(cmd.get_args());
-    c.env_clear();
-    for (k, v) in cmd.get_envs() {
-        if let Some(v) = v {
-            c.env(k, v);
-        }
-    }
-    c.env("PATH", "/usr/bin:/bin");
-    c
 }
 
 /// What one run left: its exit, what reached the simulator, the guarded calls recorded.
@@ -140,18 +117,12 @@ fn library_run(s: &Scratch, conf: &Path, nobody: bool) -> Ran {
         .guard(Guard::DefaultMode)
         .env("MFIGUARD_CONFIG", conf.to_str().unwrap())
         .command(s);
-    let mut cmd = if nobody { as_nobody(&cmd) } else { cmd };
+    let mut cmd = if nobody {
+        as_nobody(&cmd).expect("setpriv")
+    } else {
+        cmd
+    };
     Ran::read(run(&mut cmd), s)
-}
-
-/// The simulator for the supervisor's own process (the host's ABI, whatever the client's).
-fn host_sim() -> &'static Path {
-    static P: OnceLock<PathBuf> = OnceLock::new();
-    P.get_or_init(|| {
-        let dir = try_cargo_build(None, &["-p", "mfiguard", "--example", "legacy_sim"])
-            .unwrap_or_else(|e| panic!("{e}"));
-        dir.join("examples/liblegacy_sim.so")
-    })
 }
 
 /// The line a site's sudoers file would hold for the monitoring account, for this test: a
@@ -210,7 +181,7 @@ impl SudoLine {
         let mut cmd = if nobody {
             let mut c = Command::new("sudo");
             c.arg("-n").arg(&self.script);
-            as_nobody(&c)
+            as_nobody(&c).expect("setpriv")
         } else {
             let mut c = Command::new(&self.script);
             c.env_remove("SUDO_USER").env_remove("SUDO_UID");
@@ -363,7 +334,7 @@ fn a_command_line_may_make_a_run_stricter_never_weaker() {
         .guard(Guard::Off)
         .env("MFIGUARD_CONFIG", conf.to_str().unwrap())
         .command(&s);
-    let out = run(&mut as_nobody(&cmd));
+    let out = run(&mut as_nobody(&cmd).expect("setpriv"));
     let text = |f: &str| std::fs::read_to_string(s.path(f)).unwrap_or_default();
     let records = parse_records(&text("audit.jsonl"), "audit log");
     assert_eq!(out.code(), 1, "{}\n{records:?}", out.dump());

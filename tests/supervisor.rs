@@ -23,16 +23,6 @@ fn supervisor() -> &'static Path {
     wrapper_bin()
 }
 
-/// The simulator for the supervisor's own process (this host's ABI, whatever the tools').
-fn host_sim() -> &'static Path {
-    static P: OnceLock<PathBuf> = OnceLock::new();
-    P.get_or_init(|| {
-        let dir = try_cargo_build(None, &["-p", "mfiguard", "--example", "legacy_sim"])
-            .unwrap_or_else(|e| panic!("{e}"));
-        dir.join("examples/liblegacy_sim.so")
-    })
-}
-
 /// `mfi_client` linked statically for `target` (as storcli64 is), in a target directory of its
 /// own; `None` (said on stderr) when this host cannot build it.
 fn static_client(target: &str) -> Option<PathBuf> {

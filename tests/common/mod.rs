@@ -690,6 +690,38 @@ pub fn run(cmd: &mut Command) -> Out {
     }
 }
 
+/// `cmd` run by `setpriv` as `nobody` (uid and gid 65534, no supplementary groups), with the
+/// same environment; `None` (said loudly) where setpriv is missing.
+pub fn as_nobody(cmd: &Command) -> Option<Command> {
+    if !have("setpriv") {
+        eprintln!("note: setpriv (util-linux) not installed: not run as another user");
+        return None;
+    }
+    let mut c = Command::new("setpriv");
+    c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    c.env_clear();
+    for (k, v) in cmd.get_envs() {
+        if let Some(v) = v {
+            c.env(k, v);
+        }
+    }
+    c.env("PATH", "/usr/bin:/bin");
+    Some(c)
+}
+
+/// The legacy-driver simulator built for this host's ABI, whatever the client's: for a
+/// supervisor's own process (`MFISIM_ONLY_IN`), which issues the calls in the native layout.
+pub fn host_sim() -> &'static Path {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| {
+        let dir = try_cargo_build(None, &["-p", "mfiguard", "--example", "legacy_sim"])
+            .unwrap_or_else(|e| panic!("{e}"));
+        dir.join("examples/liblegacy_sim.so")
+    })
+}
+
 /// Whether `tool` is on this machine's PATH.
 pub fn have(tool: &str) -> bool {
     Command::new("sh")
