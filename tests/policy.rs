@@ -686,6 +686,7 @@ fn the_shipped_policy_holds_the_shipped_jobs_to_readonly() {
     };
     for job in [
         "/usr/libexec/mfiguard/mfiguard-snapshot",
+        "/usr/libexec/mfiguard/mfiguard-textfile",
         "/usr/local/sbin/MegaCli64",
         "/usr/sbin/smartd",
     ] {
