@@ -1028,3 +1028,48 @@ fn each_sink_frames_its_records() {
         assert!(buf.ends_with(tail), "{buf}");
     }
 }
+
+/// Several destinations: each record goes to each; one that fails (a directory as the file)
+/// loses the record there, counted in its own records_lost, and the call's emit says so (the
+/// errno, for MFIGUARD_LOG_REQUIRED), while the other still gets it; the journal alone, where
+/// journald does not run, is a failure too, never a fallback to /dev/log.
+#[test]
+fn several_destinations_each_get_every_record() {
+    let dir = std::env::temp_dir().join(format!("mfiguard-several-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("a-directory")).unwrap();
+    let good = dir.join("good.jsonl");
+    let file =
+        |p: &std::path::Path| LogTarget::File(std::ffi::CString::new(p.to_str().unwrap()).unwrap());
+    let cfg = Config {
+        log: LogTarget::Several(
+            vec![file(&dir.join("a-directory")), file(&good)].into_boxed_slice(),
+        ),
+        ..Config::FALLBACK
+    };
+    let e = ErrorRecord {
+        key: "K",
+        value: "V",
+        message: "M",
+        exe: "",
+    };
+    // The failure of the first is reported on stderr, past the test harness's capture.
+    assert_eq!(emit(&cfg, false, Record::Error(&e)), Err(libc::EISDIR));
+    assert_eq!(emit(&cfg, false, Record::Error(&e)), Err(libc::EISDIR));
+    let text = std::fs::read_to_string(&good).unwrap();
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(LOST[0].load(Ordering::Relaxed) >= 2);
+    assert!(
+        !text.contains("records_lost"),
+        "the good file lost nothing: {text}"
+    );
+    if !std::path::Path::new(JOURNAL_SOCKET).exists() {
+        let journal = Config {
+            log: LogTarget::Journal,
+            ..Config::FALLBACK
+        };
+        assert_eq!(emit(&journal, false, Record::Error(&e)), Err(libc::ENOENT));
+    } else {
+        eprintln!("note: journald runs here: the journal's absence is not checked");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
