@@ -605,6 +605,14 @@ fn refusals_read_clearly() {
     );
 }
 
+/// A configuration error record, for the sinks' tests.
+const AN_ERROR: ErrorRecord<'static> = ErrorRecord {
+    key: "K",
+    value: "V",
+    message: "M",
+    exe: "",
+};
+
 #[test]
 fn a_file_sink_appends_whole_lines_and_reports_failure() {
     let dir = std::env::temp_dir().join(format!("mfiguard-audit-{}", std::process::id()));
@@ -616,12 +624,7 @@ fn a_file_sink_appends_whole_lines_and_reports_failure() {
         log_sync: true,
         ..Config::FALLBACK
     };
-    let e = ErrorRecord {
-        key: "K",
-        value: "V",
-        message: "M",
-        exe: "",
-    };
+    let e = AN_ERROR;
     assert_eq!(emit(&cfg, false, Record::Error(&e)), Ok(true));
     assert_eq!(emit(&cfg, true, Record::Error(&e)), Ok(true));
     let text = std::fs::read_to_string(&path).unwrap();
@@ -1046,12 +1049,7 @@ fn several_destinations_each_get_every_record() {
         ),
         ..Config::FALLBACK
     };
-    let e = ErrorRecord {
-        key: "K",
-        value: "V",
-        message: "M",
-        exe: "",
-    };
+    let e = AN_ERROR;
     // The failure of the first is reported on stderr, past the test harness's capture.
     assert_eq!(emit(&cfg, false, Record::Error(&e)), Err(libc::EISDIR));
     assert_eq!(emit(&cfg, false, Record::Error(&e)), Err(libc::EISDIR));
