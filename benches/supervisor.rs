@@ -75,6 +75,11 @@ enum Under<'a> {
 
 /// Runs `bench_client ARGS` under `how`; the nanoseconds per call it printed.
 fn client_ns(a: &Artifacts, how: Under<'_>, args: &[&str]) -> f64 {
+    client_ns_env(a, how, args, &[])
+}
+
+/// [`client_ns`] with more of the guard's settings in the environment.
+fn client_ns_env(a: &Artifacts, how: Under<'_>, args: &[&str], env: &[(&str, &str)]) -> f64 {
     let mut cmd = match how {
         Under::Nothing | Under::Preload(_) => Command::new(&a.client),
         Under::Supervisor => {
@@ -105,6 +110,7 @@ fn client_ns(a: &Artifacts, how: Under<'_>, args: &[&str]) -> f64 {
     if NO_SYNC_WAKE_UP.load(Ordering::Relaxed) {
         cmd.env("MFIGUARD_TEST_NO_SYNC_WAKE_UP", "1");
     }
+    cmd.envs(env.iter().copied());
     let out = cmd.output().expect("run bench_client");
     assert!(
         out.status.success() || !out.stdout.is_empty(),
@@ -302,6 +308,28 @@ fn main() {
     });
     rows.push(row(
         "for comparison, preload: FIONREAD, guard vs none",
+        "ns/call",
+        Cost::Info,
+        f64::INFINITY,
+        &p,
+    ));
+
+    // Every call recorded (audit = all, a JSON file): the decision record, then the outcome
+    // record, written before the tool gets its answer (doc/audit-log.md).
+    let log = std::env::temp_dir().join(format!("mfiguard-bench-{}.jsonl", std::process::id()));
+    let log_s = log.to_str().unwrap().to_owned();
+    let p = pairs(mega_rounds, |with| {
+        let _ = std::fs::remove_file(&log);
+        let env: &[(&str, &str)] = if with {
+            &[("MFIGUARD_LOG", &log_s), ("MFIGUARD_AUDIT", "all")]
+        } else {
+            &[]
+        };
+        client_ns_env(&a, Under::Supervisor, &["kernel", mega_n], env)
+    });
+    let _ = std::fs::remove_file(&log);
+    rows.push(row(
+        "supervisor: every call recorded to a file (two records, the outcome before the answer) vs none",
         "ns/call",
         Cost::Info,
         f64::INFINITY,

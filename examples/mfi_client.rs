@@ -2,7 +2,7 @@
 //! the guard (and against the legacy-driver simulator or a real driver). The contract it keeps is
 //! `notes/client-contract.md`; in short:
 //!
-//!     mfi_client [--device PATH] [--host N] [--repeat N] SCENARIO [ARGS]
+//!     mfi_client [--device PATH] [--host N] [--repeat N] [--as-uid N] SCENARIO [ARGS]
 //!
 //!     ctrl-info            DCMD CTRL_GET_INFO, 2048-byte buffer: firmware, package, product, serial
 //!     pd-list              DCMD PD_GET_LIST: count and device ids
@@ -71,7 +71,9 @@
 //!                          MFISIM_DELAY_US) a helper thread sends SIGUSR1, whose handler issues
 //!                          a clean DCMD, an ieee-dcmd, a refused packet and FIONREAD
 //!     lines                reads rule ids (or `pass`) from stdin, one per line, and issues each
-//!                          as it is read: one outcome line per call, flushed
+//!                          as it is read: one outcome line per call, flushed; with
+//!                          MFI_CLIENT_OUTCOMES=LOG it adds the number of outcome records LOG
+//!                          held when the call returned (`outcomes=N`)
 //!     compat-int80 KIND    (x86_64) `stp-probe` or `sgl-off` in the i386 layout, issued with
 //!                          `int 0x80` and `MEGASAS_IOC_FIRMWARE32` from this 64-bit process
 //!
@@ -94,6 +96,8 @@
 //!                          LIB opened plain, with RTLD_DEEPBIND, or by dlmopen (preload limits)
 //!
 //! `--repeat N` issues the scenario's ioctl N times on the same packet and adds `calls=N failed=K`.
+//! `--as-uid N` opens the device, then becomes user N (and group N) before the calls, as a tool
+//! run by root that drops to a monitoring account would.
 //!
 //! Real buffers, real pointers: every iovec points at memory this process owns, and the packets
 //! are built with the sanitizer's `PacketBuilder` and its samples of what MegaCli sends. Stdout is
@@ -142,12 +146,14 @@ struct Opts {
     device: Option<String>,
     host: u16,
     repeat: u32,
+    /// `--as-uid N`: the user the calls are made as (the device opened before).
+    as_uid: Option<u32>,
     scenario: String,
     args: Vec<String>,
 }
 
 const USAGE_TEXT: &str =
-    "usage: mfi_client [--device PATH] [--host N] [--repeat N] SCENARIO [ARGS]\n\
+    "usage: mfi_client [--device PATH] [--host N] [--repeat N] [--as-uid N] SCENARIO [ARGS]\n\
      scenarios: ctrl-info pd-list ld-list event-info inquiry TARGET stp-probe TARGET\n\
      \x20          ieee-dcmd sgl-off HEXOFF sense-off HEXOFF rule RULE_ID aen [wait MS|plain]\n\
      \x20          dcmd OPCODE read|write|none LEN smp FUNCTION [long|unmapped] smp-race N\n\
@@ -170,6 +176,7 @@ fn parse_opts() -> Result<Opts, String> {
         device: None,
         host: 0,
         repeat: 1,
+        as_uid: None,
         scenario: String::new(),
         args: Vec::new(),
     };
@@ -190,6 +197,14 @@ fn parse_opts() -> Result<Opts, String> {
                     .and_then(|v| u32::try_from(v).ok())
                     .filter(|&v| v > 0)
                     .ok_or("--repeat needs a positive number")?;
+            }
+            "--as-uid" => {
+                opts.as_uid = Some(
+                    args.next()
+                        .and_then(|v| parse_num(&v))
+                        .and_then(|v| u32::try_from(v).ok())
+                        .ok_or("--as-uid needs a uid")?,
+                );
             }
             _ if a.starts_with("--") => return Err(format!("unknown option {a}")),
             _ => {
@@ -240,6 +255,12 @@ fn run() -> i32 {
             return 3;
         }
     };
+    if let Some(uid) = opts.as_uid {
+        if let Err(e) = become_user(uid) {
+            eprintln!("mfi_client: --as-uid {uid}: {e}");
+            return 3;
+        }
+    }
     match prepared {
         Plan::Call(call) => run_call(fd, &opts, call),
         Plan::Aen => run_aen(fd, &opts),
@@ -378,6 +399,25 @@ fn open_device(path: Option<&str>) -> Result<c_int, String> {
         ));
     }
     Ok(fd)
+}
+
+/// Drops to `uid` (and the group of the same number, no supplementary groups) for good, keeping
+/// the descriptors: a tool that opened the node as root and then runs as a monitoring account.
+fn become_user(uid: u32) -> Result<(), String> {
+    // SAFETY: plain system calls on this process's credentials; no pointer but the null group
+    // list of size 0.
+    let r = unsafe {
+        if libc::setgroups(0, std::ptr::null()) != 0 || libc::setresgid(uid, uid, uid) != 0 {
+            -1
+        } else {
+            libc::setresuid(uid, uid, uid)
+        }
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error().to_string())
+    }
 }
 
 /// As MegaCli does: the node's major is the `megaraid_sas_ioctl` line of /proc/devices.

@@ -243,6 +243,7 @@ expected='/usr/bin/mfiguard-run
 /usr/share/doc/mfiguard/README.md
 /usr/share/doc/mfiguard/doc/rules.md
 /usr/share/doc/mfiguard/doc/monitoring.md
+/usr/share/mfiguard/audit-record.schema.json
 /usr/lib/systemd/system/mfiguard-collect.service
 /usr/lib/systemd/system/mfiguard-collect.timer
 /usr/libexec/mfiguard/find-raid-tool

@@ -161,7 +161,7 @@ fn python_ctypes_ioctl_is_guarded() {
     assert_eq!(out, "ret=0 errno=0 cmd_status=0x00\n");
     assert_eq!(sim_records.len(), 1);
     assert_eq!(text(&sim_records[0], "flags"), Some("0x0010"));
-    let audit = parse_lines(
+    let audit = parse_records(
         &std::fs::read_to_string(dir.path("audit.jsonl")).unwrap(),
         "audit log",
     );

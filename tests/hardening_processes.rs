@@ -262,7 +262,7 @@ fn an_exec_chain_wrapper_shell_tool_keeps_the_guard_in_every_tool() {
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
     assert!(stdout.ends_with("ioctl=MEGASAS_IOC_FIRMWARE ret=-1 errno=22 (EINVAL)\nrule=sgl.bounds\npacket_changed=none\n"), "{stdout}");
 
-    let records = parse_lines(&std::fs::read_to_string(&log).unwrap(), "audit log");
+    let records = parse_records(&std::fs::read_to_string(&log).unwrap(), "audit log");
     let calls = check_calls(&records);
     assert_eq!(calls.len(), 3, "one process per tool: {:?}", calls.keys());
     let by_mode = |mode: &str, verdict: &str| -> Vec<i64> {

@@ -199,7 +199,7 @@ fn records_lost_while_the_log_directory_was_missing_are_counted_once_it_exists()
         [first_failure(path, "ENOENT", false)],
         "{stderr}"
     );
-    let records = parse_lines(&std::fs::read_to_string(&log).unwrap(), "audit log");
+    let records = parse_records(&std::fs::read_to_string(&log).unwrap(), "audit log");
     let seen: Vec<(String, u64, Option<i64>)> = records
         .iter()
         .map(|r| {
@@ -331,7 +331,7 @@ fn log_required_calls_go_through_again_once_the_sink_works() {
     );
     // The refused call's decision and outcome records were both lost; the next call's
     // decision says so.
-    let records = parse_lines(&std::fs::read_to_string(&log).unwrap(), "audit log");
+    let records = parse_records(&std::fs::read_to_string(&log).unwrap(), "audit log");
     assert_eq!(records.len(), 2, "{records:?}");
     assert_eq!(int(&records[0], "seq"), Some(2), "{records:?}");
     assert_eq!(int(&records[0], "records_lost"), Some(2), "{records:?}");
@@ -469,7 +469,7 @@ fn a_log_rotated_by_logrotate_while_processes_write_to_it_loses_no_record() {
     assert_eq!(rank(files.last().unwrap()), 2, "no fresh log: {files:?}");
     let per_file: Vec<Vec<Value>> = files
         .iter()
-        .map(|f| parse_lines(&std::fs::read_to_string(f).unwrap(), "audit log"))
+        .map(|f| parse_records(&std::fs::read_to_string(f).unwrap(), "audit log"))
         .collect();
     let all: Vec<Value> = per_file.iter().flatten().cloned().collect();
     let calls = check_calls(&all);

@@ -1,6 +1,6 @@
 //! The integrations against their conventions: the smartd drop-in with a stand-in
-//! `mfiguard-run` (`systemd/smartd.service.d/mfiguard.conf`: smartd through `mfiguard-run --mode
-//! readonly`), and, below, the config file, the sudoers example, logrotate and the bash
+//! `mfiguard-run` (`systemd/smartd.service.d/mfiguard.conf`: smartd through `mfiguard-run`, its
+//! mode from the policy file), and, below, the config file, the sudoers example, logrotate and the bash
 //! completion, run through the real wrapper where they need it. The Nagios plugin, the
 //! collectors, the units and the shims: `tests/monitoring.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
@@ -79,7 +79,7 @@ fn the_smartd_drop_in_runs_smartd_read_only_through_the_wrapper() {
         .collect();
     assert_eq!(exec.len(), 2, "{exec:?}");
     assert!(
-        exec[1].starts_with("/usr/bin/mfiguard-run --mode readonly --log /var/log/mfiguard/")
+        exec[1].starts_with("/usr/bin/mfiguard-run --log /var/log/mfiguard/")
             && exec[1].contains(" -- /usr/sbin/smartd -n "),
         "{}",
         exec[1]
@@ -211,8 +211,8 @@ fn the_sudoers_example_keeps_wrapper_options_out_of_the_callers_reach() {
     assert!(cmds.len() >= 3, "{cmds:?}");
     for c in &cmds {
         assert!(
-            c.starts_with("/usr/bin/mfiguard-run --mode readonly -- /"),
-            "a caller could add wrapper options, or the mode is not read-only: {c}"
+            c.starts_with("/usr/bin/mfiguard-run -- /"),
+            "a caller could add wrapper options, or a mode is pinned here that the policy file should give: {c}"
         );
         assert!(!c.contains('*'), "arguments are pinned: {c}");
     }

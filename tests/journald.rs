@@ -1,6 +1,7 @@
 //! The syslog sink prefers the journal: with a real systemd-journald listening on its native
 //! socket, a guarded refusal and a rewrite are found with `journalctl MFIGUARD_VERDICT=...`,
-//! with their structured fields. journald runs in a private mount namespace with its own tmpfs
+//! with their structured fields; `log = journal, FILE` puts each record in both, with audit
+//! mode's preview of read-only (`MFIGUARD_WOULD_READONLY`). journald runs in a private mount namespace with its own tmpfs
 //! on /run (and on /var/log/journal), so the host's /run and journal are never touched; the
 //! test says why and returns when this machine cannot do that (not root, no journald, no
 //! `unshare -m`).
@@ -50,9 +51,13 @@ done
 export MFIGUARD_DEVICE=/dev/null MFIGUARD_CONFIG=/dev/null MFIGUARD_LOG=syslog SUDO_USER=alice
 LD_PRELOAD="$GUARD $SIM" MFISIM_RECORD="$SCRATCH/reject.sim" "$CLIENT" --device /dev/null sgl-off 0x40000 >/dev/null 2>"$SCRATCH/reject.err"
 LD_PRELOAD="$GUARD $SIM" MFISIM_RECORD="$SCRATCH/rewrite.sim" "$CLIENT" --device /dev/null stp-probe 4 >/dev/null 2>"$SCRATCH/rewrite.err"
+# Two destinations at once, in audit mode: a configuration clear goes through, and both the
+# journal and the file say that read-only would have refused it.
+MFIGUARD_MODE=audit MFIGUARD_LOG="journal, $SCRATCH/both.jsonl" LD_PRELOAD="$GUARD $SIM" MFISIM_RECORD="$SCRATCH/clear.sim" \
+	"$CLIENT" --device /dev/null dcmd 0x04030000 none 0 >/dev/null 2>"$SCRATCH/clear.err"
 # The entries are in the journal once journalctl shows the last one.
 i=0
-until journalctl --no-pager -D /run/log/journal -o json MFIGUARD_VERDICT=rewrite MFIGUARD_RECORD=outcome | grep -q .; do
+until journalctl --no-pager -D /run/log/journal -o json MFIGUARD_WOULD_READONLY=reject MFIGUARD_RECORD=outcome | grep -q .; do
 	i=$((i + 1))
 	[ $i -le 100 ] || exit 93
 	sleep 0.1
@@ -147,8 +152,33 @@ fn records_reach_a_real_journald_with_their_fields() {
     }
     let sim = std::fs::read_to_string(s.path("rewrite.sim")).unwrap();
     assert!(sim.contains("\"flags\":\"0x0010\""), "{sim}");
+
+    // log = journal, FILE: each record in both; audit mode's preview of read-only in both.
+    let clear: Vec<&Value> = entries
+        .iter()
+        .filter(|e| field(e, "MFIGUARD_OPCODE_NAME") == "MR_DCMD_CFG_CLEAR")
+        .collect();
+    assert_eq!(clear.len(), 2, "a decision and an outcome\n{stdout}");
+    for e in &clear {
+        assert_eq!(field(e, "MFIGUARD_MODE"), "audit");
+        assert_eq!(field(e, "MFIGUARD_WOULD_ENFORCE"), "pass");
+        assert_eq!(field(e, "MFIGUARD_WOULD_READONLY"), "reject");
+        assert_eq!(field(e, "MFIGUARD_WOULD_READONLY_RULE"), "readonly.dcmd");
+    }
+    let file = common::parse_records(
+        &std::fs::read_to_string(s.path("both.jsonl")).unwrap(),
+        "the file beside the journal",
+    );
+    assert_eq!(file.len(), 2, "{file:?}");
+    assert_eq!(file[1]["would"]["readonly"]["verdict"], "reject");
+    assert!(
+        std::fs::read_to_string(s.path("clear.sim"))
+            .unwrap()
+            .contains("\"opcode\":\"0x04030000\""),
+        "audit mode let it through"
+    );
     // Nothing was lost, so nothing was reported on stderr.
-    for run in ["reject.err", "rewrite.err"] {
+    for run in ["reject.err", "rewrite.err", "clear.err"] {
         let err = std::fs::read_to_string(s.path(run)).unwrap();
         assert!(!err.contains("mfiguard["), "{run}: {err}");
     }

@@ -50,7 +50,7 @@ fn concurrent_processes_write_only_whole_lines() {
     let text = std::fs::read_to_string(&log).expect("shared log");
     assert!(text.ends_with('\n'), "the log ends inside a line");
     // parse_lines fails on any line that is not one whole JSON object.
-    let records = parse_lines(&text, "shared log");
+    let records = parse_records(&text, "shared log");
     // Each process's first record, and only that one, names the library's build.
     let mut seen: BTreeSet<i64> = BTreeSet::new();
     for r in &records {

@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::wrapper::{integration, write_exec};
-use common::{client, guard_lib, have, wrapper_bin, Guard, Out, Scratch};
+use common::{as_nobody, client, guard_lib, have, wrapper_bin, Guard, Out, Scratch};
 use serde_json::Value;
 
 /// `cmd` run to its end with nothing on its standard input.
@@ -226,26 +226,6 @@ fn the_report_ignores_fields_it_does_not_know() {
     assert_eq!(r["calls"]["total"], 3, "{r:#}");
     assert_eq!(r["refused"], 1);
     assert_eq!(r["unparsed_lines"], 1);
-}
-
-/// `setpriv` to a scratch user, or `None` (said loudly) where it is missing.
-fn as_nobody(cmd: &Command) -> Option<Command> {
-    if !have("setpriv") {
-        eprintln!("note: setpriv (util-linux) not installed: not run as another user");
-        return None;
-    }
-    let mut c = Command::new("setpriv");
-    c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .arg(cmd.get_program())
-        .args(cmd.get_args());
-    c.env_clear();
-    for (k, v) in cmd.get_envs() {
-        if let Some(v) = v {
-            c.env(k, v);
-        }
-    }
-    c.env("PATH", "/usr/bin:/bin");
-    Some(c)
 }
 
 fn collect(s: &Scratch, log: &Path) -> Out {
@@ -700,7 +680,7 @@ fn fake_megacli(s: &Scratch, name: &str) -> PathBuf {
     let p = s.path(name);
     write_exec(
         &p,
-        "#!/bin/sh\n{ printf 'args:'; printf ' %s' \"$@\"; printf '\\nLD_PRELOAD=%s\\n' \"${LD_PRELOAD-}\"; } > \"${FAKE_RECORD:-/dev/null}\"\nprintf 'Virtual Drive: 0\\nState               : Optimal\\nVirtual Drive: 1\\nState               : Degraded\\n'\n",
+        "#!/bin/sh\n{ printf 'args:'; printf ' %s' \"$@\"; printf '\\nLD_PRELOAD=%s\\nMFIGUARD_RUN_TOOL=%s\\n' \"${LD_PRELOAD-}\" \"${MFIGUARD_RUN_TOOL-}\"; } > \"${FAKE_RECORD:-/dev/null}\"\nprintf 'Virtual Drive: 0\\nState               : Optimal\\nVirtual Drive: 1\\nState               : Degraded\\n'\n",
     );
     p
 }
@@ -758,6 +738,13 @@ fn find_raid_tool_and_the_snapshot_find_the_tool_and_write_a_file() {
             "LD_PRELOAD={}/libmfiguard.so",
             lib_dir().display()
         )),
+        "{rec}"
+    );
+    // The snapshot names itself as the program the run is for: the policy's
+    // [tool /usr/libexec/mfiguard/mfiguard-snapshot] section gives it its mode.
+    let me = std::fs::canonicalize(integration("libexec/mfiguard-snapshot")).unwrap();
+    assert!(
+        rec.contains(&format!("\nMFIGUARD_RUN_TOOL={}\n", me.display())),
         "{rec}"
     );
     // A StorCLI gets its own syntax.

@@ -23,16 +23,6 @@ fn supervisor() -> &'static Path {
     wrapper_bin()
 }
 
-/// The simulator for the supervisor's own process (this host's ABI, whatever the tools').
-fn host_sim() -> &'static Path {
-    static P: OnceLock<PathBuf> = OnceLock::new();
-    P.get_or_init(|| {
-        let dir = try_cargo_build(None, &["-p", "mfiguard", "--example", "legacy_sim"])
-            .unwrap_or_else(|e| panic!("{e}"));
-        dir.join("examples/liblegacy_sim.so")
-    })
-}
-
 /// `mfi_client` linked statically for `target` (as storcli64 is), in a target directory of its
 /// own; `None` (said on stderr) when this host cannot build it.
 fn static_client(target: &str) -> Option<PathBuf> {
@@ -226,7 +216,7 @@ impl Supervised {
             stdout,
             stderr,
             sim: parse_lines(&sim_text, "simulator record"),
-            audit: parse_lines(&audit_text, "audit log"),
+            audit: parse_records(&audit_text, "audit log"),
             audit_text,
         }
     }
@@ -1272,7 +1262,7 @@ fn a_tool_killed_mid_call_is_recorded_as_executed_not_delivered(via: Via) {
     let sim = std::fs::read_to_string(dir.path("sim.jsonl")).unwrap_or_default();
     assert_eq!(sim.lines().count(), 1, "one command: {sim}");
     let audit = std::fs::read_to_string(dir.path("audit.jsonl")).unwrap_or_default();
-    let calls = parse_lines(&audit, "audit log");
+    let calls = parse_records(&audit, "audit log");
     let last = calls.last().expect("a record");
     assert!(
         finding_rules(last)

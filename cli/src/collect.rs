@@ -93,19 +93,19 @@ impl State {
             t.calls
                 .insert((s(c, "mode"), s(c, "verdict")), u(c, "count"));
         }
-        for r in v
-            .get("refusals")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let key = RefusalKey {
-                rule: s(r, "rule"),
-                mode: s(r, "mode"),
-                tool: s(r, "tool"),
-                account: s(r, "account"),
-            };
-            t.refusals.insert(key, u(r, "count"));
+        for (field, table) in [
+            ("refusals", &mut t.refusals),
+            ("readonly_would_refuse", &mut t.readonly_would_refuse),
+        ] {
+            for r in v.get(field).and_then(Value::as_array).into_iter().flatten() {
+                let key = RefusalKey {
+                    rule: s(r, "rule"),
+                    mode: s(r, "mode"),
+                    tool: s(r, "tool"),
+                    account: s(r, "account"),
+                };
+                table.insert(key, u(r, "count"));
+            }
         }
         for m in v
             .get("minutes")
@@ -133,6 +133,7 @@ impl State {
             "records_lost": t.records_lost,
             "calls": t.calls.iter().map(|((m, v), n)| json!({"mode": m, "verdict": v, "count": n})).collect::<Vec<_>>(),
             "refusals": t.refusals.iter().map(|(k, n)| json!({"rule": k.rule, "mode": k.mode, "tool": k.tool, "account": k.account, "count": n})).collect::<Vec<_>>(),
+            "readonly_would_refuse": t.readonly_would_refuse.iter().map(|(k, n)| json!({"rule": k.rule, "mode": k.mode, "tool": k.tool, "account": k.account, "count": n})).collect::<Vec<_>>(),
             "minutes": self.minutes.iter().map(|(t, (r, a, l))| json!([t, r, a, l])).collect::<Vec<_>>(),
         })
     }
@@ -285,6 +286,24 @@ pub fn prometheus(status: &Value, totals: &Tally) -> String {
             })
             .collect(),
     );
+    let mut would: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+    for (k, n) in &totals.readonly_would_refuse {
+        *would.entry((&k.rule, &k.tool)).or_default() += n;
+    }
+    metric(
+        "mfiguard_would_refuse_total",
+        "counter",
+        "Audit-mode calls another mode would have refused, by that mode (readonly: from the records' preview of read-only), rule and tool; enforce's are mfiguard_refusals_total{mode=\"audit\"}.",
+        would
+            .iter()
+            .map(|((r, t), n)| {
+                (
+                    format!("mode=\"readonly\",rule=\"{}\",tool=\"{}\"", label(r), label(t)),
+                    n.to_string(),
+                )
+            })
+            .collect(),
+    );
     metric(
         "mfiguard_records_lost_total",
         "counter",
@@ -407,6 +426,7 @@ pub fn run(
             "reject": t.verdict("reject"),
             "refused": t.enforced_refusals(),
             "would_refuse_in_audit": t.refusals.iter().filter(|(k, _)| k.mode == "audit").map(|(_, n)| n).sum::<u64>(),
+            "would_refuse_in_readonly": t.readonly_would_refuse.values().sum::<u64>(),
             "records_lost": t.records_lost,
         },
         "top_refusals": top.iter().take(10).map(|(k, n)| json!({"rule": k.rule, "mode": k.mode, "tool": k.tool, "count": n})).collect::<Vec<_>>(),

@@ -156,7 +156,7 @@ fn run() -> Result<ExitCode, Error> {
             "--nagios-plugin must be the first argument (see {ME} --help)"
         )));
     }
-    let settings = Settings::new(&cli)?;
+    let mut settings = Settings::new(&cli)?;
     if cli.check {
         let tool = match cli.command.as_slice() {
             [] => None,
@@ -172,6 +172,15 @@ fn run() -> Result<ExitCode, Error> {
                 )));
             }
         };
+        // The policy for this user running TOOL (a tool section may name it).
+        let tool_path = tool.as_deref().map(|t| {
+            if t.contains('/') {
+                PathBuf::from(t)
+            } else {
+                find_in_path(t).unwrap_or_else(|| PathBuf::from(t))
+            }
+        });
+        settings.settle_for(tool_path.as_deref());
         let ok = if cli.json {
             let (ok, facts) = facts::collect(|| check::check(&settings, tool.as_deref()));
             println!("{}", check::to_json(ok, facts));
@@ -208,8 +217,12 @@ fn run() -> Result<ExitCode, Error> {
     let Some((tool, args)) = cli.command.split_first() else {
         return Err(Error::Usage(format!("no TOOL to run (see {ME} --help)")));
     };
+    let path = resolve_tool(tool);
+    // The policy for who runs this tool.
+    settings.settle_for(path.as_deref().ok());
     // The library would run with a policy it cannot use (falling back to a stricter one, or,
-    // for an unusable file, to readonly): refuse, naming each setting.
+    // for an unusable file, to readonly), or the command line asks for a mode the policy does
+    // not let this user choose: refuse, naming each setting.
     let refusals = settings.refusals();
     if !refusals.is_empty() {
         return Err(Error::Policy(refusals));
@@ -217,7 +230,7 @@ fn run() -> Result<ExitCode, Error> {
     if let Some(why) = log_dir_missing(&settings) {
         return Err(Error::Setup(why));
     }
-    let path = resolve_tool(tool)?;
+    let path = path?;
     let kind = elf::describe(&path, find_in_path);
     // With the guard off there is nothing to install: the tool runs as it is (the library,
     // preloaded as before, passes everything on).
@@ -326,9 +339,7 @@ fn log_dir_missing(settings: &Settings) -> Option<String> {
     if settings.config.mode == GuardMode::Off {
         return None;
     }
-    let mfiguard_core::config::LogTarget::File(path) = &settings.config.log else {
-        return None;
-    };
+    let path = settings.config.log.file()?;
     let path = Path::new(std::ffi::OsStr::from_bytes(path.as_bytes()));
     let dir = path.parent()?;
     (!dir.is_dir()).then(|| {

@@ -2,10 +2,13 @@
 //! the collector (`--collect`: Prometheus metrics and the status file) and the Nagios plugin.
 //!
 //! A call is counted once, by its `outcome` record (doc/audit-log.md: every call has exactly
-//! one; audit mode and calls that reach the kernel add a `decision` record, which is not
-//! counted). A refusal is an outcome whose verdict is `reject`: refused in enforce and
-//! readonly, "would be refused" in audit mode (`"enforced": false`). Records are read as JSON
-//! objects and only the fields named here are looked at: fields added later are ignored.
+//! one; audit mode and calls that reach the kernel add a `decision` record, and a caller that
+//! could not take its answer an `undelivered` one, which are not counted). A refusal is an
+//! outcome whose verdict is `reject`: refused in enforce and readonly, "would be refused" in
+//! audit mode (`"enforced": false`). An audit-mode outcome also says what read-only mode would
+//! have done (`would.readonly`): those it would refuse are counted apart, so that a week of
+//! audit records is the list of what read-only would refuse. Records are read as JSON objects
+//! and only the fields named here are looked at: fields added later are ignored.
 //!
 //! Sources: a JSON log file with its rotations (`FILE.1`, `FILE.2.gz`, `FILE-20260101`, ...),
 //! or the journal (`journalctl -o json`, the structured `MFIGUARD_*` fields).
@@ -40,6 +43,8 @@ pub struct Call {
     pub tool: String,
     /// Who: the sudo user when there is one, else the user of `uid`.
     pub account: String,
+    /// Audit mode: the rule read-only mode would have refused the call by, when it would.
+    pub readonly_would_refuse: Option<String>,
 }
 
 /// What one record holds that is counted.
@@ -73,6 +78,9 @@ pub struct Tally {
     pub calls: BTreeMap<(String, String), u64>,
     /// Refusals by rule, mode, tool and account.
     pub refusals: BTreeMap<RefusalKey, u64>,
+    /// Audit-mode calls read-only mode would have refused, by rule, tool and account (`mode`
+    /// is `readonly`).
+    pub readonly_would_refuse: BTreeMap<RefusalKey, u64>,
     /// Records the guard could not write (the sum of `records_lost`).
     pub records_lost: u64,
     /// Records read (every kind).
@@ -112,6 +120,15 @@ impl Tally {
                 account: c.account.clone(),
             };
             *self.refusals.entry(key).or_default() += 1;
+        }
+        if let Some(rule) = &c.readonly_would_refuse {
+            let key = RefusalKey {
+                rule: rule.clone(),
+                mode: "readonly".into(),
+                tool: c.tool.clone(),
+                account: c.account.clone(),
+            };
+            *self.readonly_would_refuse.entry(key).or_default() += 1;
         }
     }
 
@@ -182,8 +199,22 @@ pub fn parse_json_record(line: &str) -> Option<Parsed> {
                 && f.get("downgraded").and_then(Value::as_bool) != Some(true)
         });
         let verdict = s("verdict").unwrap_or("unknown").to_string();
+        let readonly = o.get("would").and_then(|w| w.get("readonly"));
+        let readonly_would_refuse = readonly
+            .filter(|r| r.get("verdict").and_then(Value::as_str) == Some("reject"))
+            .map(|r| {
+                r.get("findings")
+                    .and_then(Value::as_array)
+                    .and_then(|f| {
+                        f.iter()
+                            .find(|f| f.get("action").and_then(Value::as_str) == Some("reject"))
+                    })
+                    .and_then(rule_of)
+                    .unwrap_or_else(|| "unknown".into())
+            });
         Call {
             ts,
+            readonly_would_refuse,
             rule: (verdict == "reject")
                 .then(|| refusing.or(findings.first()).and_then(rule_of))
                 .flatten(),
@@ -252,9 +283,12 @@ pub fn parse_journal_entry(line: &str) -> Option<(Option<String>, Parsed)> {
                     .cloned()
             })
             .flatten();
+        let readonly_would_refuse = (one("MFIGUARD_WOULD_READONLY").as_deref() == Some("reject"))
+            .then(|| one("MFIGUARD_WOULD_READONLY_RULE").unwrap_or_else(|| "unknown".into()));
         Call {
             ts,
             verdict,
+            readonly_would_refuse,
             mode: one("MFIGUARD_MODE").unwrap_or_else(|| "unknown".into()),
             rule,
             tool: one("MFIGUARD_EXE").unwrap_or_else(|| "unknown".into()),
@@ -556,6 +590,10 @@ pub fn to_json(t: &Tally, sources: &[String], since: Option<i64>) -> Value {
         "refusals": refusals,
         "refused": t.enforced_refusals(),
         "would_refuse_in_audit": t.refusals.iter().filter(|(k, _)| k.mode == "audit").map(|(_, n)| n).sum::<u64>(),
+        "would_refuse_in_readonly": t.readonly_would_refuse.values().sum::<u64>(),
+        "readonly_would_refuse": t.readonly_would_refuse.iter().map(|(k, n)| {
+            json!({"rule": k.rule, "tool": k.tool, "account": k.account, "count": n})
+        }).collect::<Vec<_>>(),
         "records_lost": t.records_lost,
     })
 }
@@ -592,14 +630,22 @@ pub fn to_text(t: &Tally, sources: &[String], since: Option<i64>) -> String {
         t.verdict("rewrite"),
         t.verdict("reject")
     );
-    for (title, audit) in [
-        ("refused", false),
-        ("would be refused (audit mode: let through)", true),
+    for (title, audit, table) in [
+        ("refused", Some(false), &t.refusals),
+        (
+            "would be refused (audit mode: let through)",
+            Some(true),
+            &t.refusals,
+        ),
+        (
+            "would refuse in readonly (audit mode's preview of read-only)",
+            None,
+            &t.readonly_would_refuse,
+        ),
     ] {
-        let rows: Vec<_> = t
-            .refusals
+        let rows: Vec<_> = table
             .iter()
-            .filter(|(k, _)| (k.mode == "audit") == audit)
+            .filter(|(k, _)| audit.is_none_or(|a| (k.mode == "audit") == a))
             .collect();
         let total: u64 = rows.iter().map(|(_, n)| **n).sum();
         let _ = writeln!(s, "{title}: {total}");
@@ -649,16 +695,20 @@ pub enum Source {
 }
 
 impl Source {
-    /// The source `--log` names, else the policy's log: a file, else the journal (syslog
-    /// records go there where journald runs). `None`: records are not kept (stderr, none).
+    /// The source `--log` names, else the policy's log: a file (the first, of several), else
+    /// the journal (`journal`, and `syslog` where journald runs). `None`: records are not kept
+    /// (stderr, none).
     pub fn of(settings: &Settings) -> Option<Source> {
-        match &settings.config.log {
-            LogTarget::File(p) => Some(Source::File(PathBuf::from(
+        let log = &settings.config.log;
+        if let Some(p) = log.file() {
+            return Some(Source::File(PathBuf::from(
                 p.to_string_lossy().into_owned(),
-            ))),
-            LogTarget::Syslog => Some(Source::Journal),
-            _ => None,
+            )));
         }
+        log.targets()
+            .iter()
+            .any(|t| matches!(t, LogTarget::Syslog | LogTarget::Journal))
+            .then_some(Source::Journal)
     }
 
     /// `file:/path` or `journal`.

@@ -137,6 +137,8 @@ pub struct Settings {
     pub allow_unguarded: bool,
     /// `--via`.
     pub via: crate::mechanism::Via,
+    /// Who the run is judged for (see [`Settings::settle_for`]).
+    pub subject: config::OwnedSubject,
 }
 
 impl Settings {
@@ -209,7 +211,7 @@ impl Settings {
             exports.push((key, value));
         }
         let config = config::decide(&sources, &config::device_lookup);
-        Ok(Settings {
+        let mut settings = Settings {
             config_path,
             file,
             sources,
@@ -221,7 +223,33 @@ impl Settings {
                 Some(v) => v,
                 None => via_from_env()?,
             },
-        })
+            subject: config::OwnedSubject::default(),
+        };
+        settings.settle_for(None);
+        Ok(settings)
+    }
+
+    /// Judges the run for who starts it: this process's user, groups, sudo user and login uid,
+    /// with `tool` (a run's resolved path; `--check TOOL`'s) as the executable. Every call of
+    /// the run is judged for that too, besides the caller's own identity (the supervisor).
+    pub fn settle_for(&mut self, tool: Option<&std::path::Path>) {
+        let exe = tool
+            .map(|t| {
+                std::fs::canonicalize(t)
+                    .unwrap_or_else(|_| t.to_path_buf())
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .unwrap_or_default();
+        // The program the run is for, as the tool's processes will know it: the one a script
+        // that runs the wrapper for itself named (MFIGUARD_RUN_TOOL), else TOOL.
+        self.exports.retain(|(k, _)| *k != "MFIGUARD_RUN_TOOL");
+        let me = config::OwnedSubject::this_process(exe);
+        if me.run_tool.is_none() && !me.exe.is_empty() {
+            self.exports.push(("MFIGUARD_RUN_TOOL", me.exe.clone()));
+        }
+        self.config.settle(&[me.subject()], Some(me.clone()));
+        self.subject = me;
     }
 
     /// One line per setting the library could not use as given: a run is refused for them.

@@ -198,6 +198,68 @@ pub fn uid() -> u32 {
     unsafe { libc::getuid() }
 }
 
+/// The host's name (`uname`'s nodename), read where a record is written: allocation-free and
+/// async-signal-safe, and never stale in a long-running daemon.
+pub struct NodeName {
+    buf: [u8; 65],
+    len: usize,
+}
+
+impl NodeName {
+    /// The name now (empty when `uname` fails, which it does not on Linux).
+    pub fn now() -> NodeName {
+        let mut out = NodeName {
+            buf: [0; 65],
+            len: 0,
+        };
+        // SAFETY: utsname is plain data; uname fills it and has no other precondition.
+        let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+        // SAFETY: `u` is a valid, writable utsname.
+        if unsafe { libc::uname(&mut u) } == 0 {
+            for (slot, &c) in out.buf.iter_mut().zip(u.nodename.iter()) {
+                if c == 0 {
+                    break;
+                }
+                *slot = c as u8;
+                out.len = out.len.saturating_add(1);
+            }
+        }
+        out
+    }
+
+    /// As text (a name that is not UTF-8 is shown up to its first bad byte).
+    pub fn as_str(&self) -> &str {
+        let bytes = self.buf.get(..self.len).unwrap_or_default();
+        match std::str::from_utf8(bytes) {
+            Ok(s) => s,
+            Err(e) => std::str::from_utf8(bytes.get(..e.valid_up_to()).unwrap_or_default())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// The real gid, then the supplementary groups (`getgid`, `getgroups`); allocates.
+pub fn groups() -> Vec<u32> {
+    // SAFETY: getgid has no preconditions and cannot fail.
+    let mut out = vec![unsafe { libc::getgid() }];
+    // SAFETY: a size of 0 asks for the count only; the pointer is not used.
+    let n = unsafe { libc::getgroups(0, std::ptr::null_mut()) };
+    if let Ok(n) = usize::try_from(n) {
+        let mut list: Vec<libc::gid_t> = vec![0; n];
+        // SAFETY: `list` holds `n` gid_t, the size passed.
+        let got = unsafe { libc::getgroups(n as c_int, list.as_mut_ptr()) };
+        if let Ok(got) = usize::try_from(got) {
+            list.truncate(got);
+            for g in list {
+                if !out.contains(&g) {
+                    out.push(g);
+                }
+            }
+        }
+    }
+    out
+}
+
 /// `geteuid()`: the owner this process gives the files it creates.
 pub fn euid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.

@@ -1,11 +1,12 @@
 //! What `/proc` says of a calling thread: the one reader of `/proc/TID/status` (its thread
-//! group, real uid, effective capabilities), and the identity records give the caller.
+//! group, real uid and gid, groups, effective capabilities), and the identity records give the
+//! caller and policies match.
 
 use mfiguard_core::audit::{Invoker, Who};
 use mfiguard_core::guarded::Identity;
 
 /// The fields of `/proc/TID/status` the guard uses.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Status {
     /// `Tgid:`: the thread group (process) the thread belongs to.
     pub tgid: Option<libc::pid_t>,
@@ -13,6 +14,8 @@ pub struct Status {
     pub uid: Option<u32>,
     /// `Uid:`'s second and third fields: the effective and the saved uid.
     pub euid_suid: Option<(u32, u32)>,
+    /// `Gid:`'s first field, then `Groups:`: the real gid and the supplementary groups.
+    pub groups: Vec<u32>,
     /// `CapEff:`: the effective capabilities (hexadecimal in the file).
     pub cap_eff: Option<u64>,
 }
@@ -40,10 +43,26 @@ impl Status {
                     .collect()
             })
             .unwrap_or_default();
+        let mut groups: Vec<u32> = field("Gid:")
+            .and_then(|v| v.parse().ok())
+            .into_iter()
+            .collect();
+        let listed = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Groups:"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|g| g.parse().ok());
+        for g in listed {
+            if !groups.contains(&g) {
+                groups.push(g);
+            }
+        }
         Status {
+            euid_suid: uids.get(1).zip(uids.get(2)).map(|(e, s)| (*e, *s)),
             tgid: field("Tgid:").and_then(|v| v.parse().ok()),
             uid: field("Uid:").and_then(|v| v.parse().ok()),
-            euid_suid: uids.get(1).zip(uids.get(2)).map(|(e, s)| (*e, *s)),
+            groups,
             cap_eff: field("CapEff:").and_then(|v| u64::from_str_radix(v, 16).ok()),
         }
     }
@@ -68,6 +87,7 @@ pub fn identity(tid: libc::pid_t) -> Identity {
         who: Who { pid, uid },
         exe,
         invoker: Invoker::of_process(pid),
+        groups: status.groups,
     }
 }
 
@@ -78,11 +98,13 @@ mod tests {
     #[test]
     fn a_status_file_gives_its_thread_group_real_uid_and_capabilities() {
         let text = "Name:\tstorcli64\nTgid:\t4242\nPid:\t4243\nUid:\t1000\t0\t0\t0\n\
+                    Gid:\t1000\t1000\t1000\t1000\nGroups:\t4 27 1000 \n\
                     CapEff:\t000001ffffffffff\n";
         let s = Status::parse(text);
         assert_eq!(s.tgid, Some(4242));
         assert_eq!(s.uid, Some(1000));
         assert_eq!(s.euid_suid, Some((0, 0)));
+        assert_eq!(s.groups, [1000, 4, 27]);
         assert_eq!(s.cap_eff, Some(0x1ff_ffff_ffff));
         assert_eq!(Status::parse("Name:\tx\n"), Status::default());
         // This test's own thread.

@@ -397,7 +397,7 @@ pub fn mkfifo(path: &Path) {
 /// Like `Client::run`, but the client must end within `limit` (a deadlock fails the test
 /// quickly) and not by a signal.
 pub fn run_within(c: super::Client, limit: Duration) -> super::Run {
-    use super::{parse_lines, Scratch};
+    use super::{parse_lines, parse_records, Scratch};
     let dir = Scratch::new("bounded");
     let mut cmd = c.command(&dir);
     let desc = format!("{cmd:?}");
@@ -410,7 +410,7 @@ pub fn run_within(c: super::Client, limit: Duration) -> super::Run {
         stdout,
         stderr,
         sim: parse_lines(&sim_text, "simulator record"),
-        audit: parse_lines(&audit_text, "audit log"),
+        audit: parse_records(&audit_text, "audit log"),
         audit_text,
     };
     assert!(

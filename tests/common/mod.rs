@@ -351,7 +351,7 @@ impl Client {
             stdout: output.1,
             stderr: output.2,
             sim: parse_lines(&sim_text, "simulator record"),
-            audit: parse_lines(&audit_text, "audit log"),
+            audit: parse_records(&audit_text, "audit log"),
             audit_text,
         };
         run
@@ -388,6 +388,68 @@ pub fn run_with_timeout(cmd: &mut Command, limit: Duration) -> (ExitStatus, Stri
     let stdout = String::from_utf8_lossy(&out_t.join().unwrap_or_default()).into_owned();
     let stderr = String::from_utf8_lossy(&err_t.join().unwrap_or_default()).into_owned();
     (status, stdout, stderr)
+}
+
+/// The validator of the audit records' schema (`tests/schema-check`), built once by cargo for
+/// the host: every record an end-to-end test reads goes through it.
+pub fn schema_check_bin() -> &'static Path {
+    static B: OnceLock<PathBuf> = OnceLock::new();
+    B.get_or_init(|| {
+        let dir = try_cargo_build(
+            None,
+            &[
+                "-p",
+                "mfiguard-schema-check",
+                "--bin",
+                "mfiguard-schema-check",
+            ],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        dir.join("mfiguard-schema-check")
+    })
+}
+
+/// Fails the test unless every JSON line of `text` is valid by the schema the packages ship
+/// (`doc/audit-record.schema.json`), naming each problem.
+pub fn assert_valid_records(text: &str, what: &str) {
+    use std::io::Write;
+    let schema = root().join("doc/audit-record.schema.json");
+    let mut child = Command::new(schema_check_bin())
+        .arg(&schema)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run mfiguard-schema-check");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let input = text.to_owned();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(input.as_bytes());
+    });
+    let out = child.wait_with_output().expect("mfiguard-schema-check");
+    let _ = writer.join();
+    assert!(
+        out.status.success(),
+        "{what}: records that do not match doc/audit-record.schema.json ({}):\n{}{}\n{text}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Fails the test unless `record` is valid by the shipped schema.
+pub fn assert_valid_record(record: &Value, what: &str) {
+    assert_valid_records(&format!("{record}\n"), what);
+}
+
+/// Parses an audit log's JSON lines, each validated against the shipped schema: every
+/// end-to-end test that reads the guard's records checks them this way.
+pub fn parse_records(text: &str, what: &str) -> Vec<Value> {
+    let records = parse_lines(text, what);
+    if !records.is_empty() {
+        assert_valid_records(text, what);
+    }
+    records
 }
 
 /// Parses JSON lines; a line that is not a whole JSON object fails the test.
@@ -650,6 +712,38 @@ pub fn run(cmd: &mut Command) -> Out {
         stderr,
         took: start.elapsed(),
     }
+}
+
+/// `cmd` run by `setpriv` as `nobody` (uid and gid 65534, no supplementary groups), with the
+/// same environment; `None` (said loudly) where setpriv is missing.
+pub fn as_nobody(cmd: &Command) -> Option<Command> {
+    if !have("setpriv") {
+        eprintln!("note: setpriv (util-linux) not installed: not run as another user");
+        return None;
+    }
+    let mut c = Command::new("setpriv");
+    c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    c.env_clear();
+    for (k, v) in cmd.get_envs() {
+        if let Some(v) = v {
+            c.env(k, v);
+        }
+    }
+    c.env("PATH", "/usr/bin:/bin");
+    Some(c)
+}
+
+/// The legacy-driver simulator built for this host's ABI, whatever the client's: for a
+/// supervisor's own process (`MFISIM_ONLY_IN`), which issues the calls in the native layout.
+pub fn host_sim() -> &'static Path {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| {
+        let dir = try_cargo_build(None, &["-p", "mfiguard", "--example", "legacy_sim"])
+            .unwrap_or_else(|e| panic!("{e}"));
+        dir.join("examples/liblegacy_sim.so")
+    })
 }
 
 /// Whether `tool` is on this machine's PATH.

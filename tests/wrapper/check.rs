@@ -178,6 +178,8 @@ fn check_shows_where_each_setting_of_a_run_comes_from() {
             "policy for runs (config {conf_s}):\n  mode:  audit (from {conf_s}:2)\n  log:   /var/log/mfiguard/audit.jsonl (from {conf_s}:3)\n  allow: none (default)\n  audit: findings in enforce, all in audit (default)\n  log_sync:     off (default)\n  log_required: off (default)\n"
         )
     );
+    // The file's mode holds a request to it: off is refused (a run would be), and audit is
+    // as weak as a request may go here, so a rule may be allowed.
     let p = policy(
         wrap(
             &s.0,
@@ -185,7 +187,11 @@ fn check_shows_where_each_setting_of_a_run_comes_from() {
         )
         .env("MFIGUARD_MODE", "off"),
     );
-    assert!(p.contains("mode:  off (from MFIGUARD_MODE)"), "{p}");
+    assert!(
+        p.contains(&format!("mode:  audit (from {conf_s}:2)")),
+        "{p}"
+    );
+    assert!(p.contains("  INVALID: MFIGUARD_MODE=\"off\" (from the environment): the environment asks for mode off, weaker than the policy lets this caller choose (at least audit;"), "{p}");
     assert!(p.contains("allow: xfer.length (from --allow)"), "{p}");
     let p = policy(
         wrap(&s.0, &["--mode", "enforce", "--audit-all", "--check"]).env("MFIGUARD_MODE", "off"),

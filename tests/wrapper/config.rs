@@ -160,7 +160,7 @@ fn invalid_settings_from_the_environment_or_the_file_refuse_the_run() {
         (
             "MFIGUARD_LOG",
             "audit.jsonl",
-            "not a log target; use none, syslog, stderr or an absolute path",
+            "'audit.jsonl' is not a log target; use none, syslog, journal, stderr or an absolute path (several separated by commas)",
         ),
         (
             "MFIGUARD_ALLOW",
@@ -447,7 +447,7 @@ fn an_unknown_key_refuses_the_run_naming_where_and_the_closest_key() {
     assert_eq!(
         out.stderr,
         format!(
-            "mfiguard-run: moed=\"audit\" (from {conf_s}:3): unknown key; valid keys: mode, log, audit, allow, debug, device, log_sync, log_required\n"
+            "mfiguard-run: moed=\"audit\" (from {conf_s}:3): unknown key; valid keys: mode, log, audit, allow, debug, device, preview, log_sync, lowest_mode, log_required\n"
         )
     );
     assert!(!marker.exists(), "the tool ran");

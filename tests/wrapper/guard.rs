@@ -139,7 +139,7 @@ fn the_wrapper_guards_a_client_with_the_guard() {
         );
     }
     // The file log has the rejected call, with the rule that rejected it.
-    let records = parse_lines(&read(&log), "audit log");
+    let records = parse_records(&read(&log), "audit log");
     let calls = merge_calls(&records);
     assert_eq!(calls.len(), 1, "{records:?}");
     assert_eq!(text(&calls[0], "verdict"), Some("reject"), "{:?}", calls[0]);
@@ -216,7 +216,9 @@ fn the_packaged_config_keys_reach_the_library_with_the_guard() {
     let packaged = read(&root().join("packaging/mfiguard.conf"));
     for key_line in [
         "#mode = enforce",
-        "#log = /var/log/mfiguard/audit.jsonl",
+        "#lowest_mode = enforce",
+        "#preview = yes",
+        "#log = journal, /var/log/mfiguard/audit.jsonl",
         "#audit = findings",
         "#allow = sgl.offset-unusual",
         "#log_sync = 0",
@@ -227,11 +229,21 @@ fn the_packaged_config_keys_reach_the_library_with_the_guard() {
             "{key_line} is not in the packaged config"
         );
     }
-    // Nothing is switched on: the built-in defaults apply.
+    // Nothing is switched on before the sections: the built-in defaults apply to everyone the
+    // shipped jobs' sections do not name.
+    let (top, sections) = packaged
+        .split_once("\n[")
+        .expect("the shipped jobs' sections");
     assert!(
-        packaged.lines().all(|l| l.is_empty() || l.starts_with('#')),
-        "the packaged config sets something"
+        top.lines().all(|l| l.is_empty() || l.starts_with('#')),
+        "the packaged config sets something before its sections"
     );
+    for l in format!("[{sections}").lines() {
+        assert!(
+            l.is_empty() || l.starts_with('#') || l.starts_with("[tool ") || l == "mode = readonly",
+            "the packaged config's sections set {l:?}"
+        );
+    }
     for (line, want) in [
         ("mode = audit", "intercepted: no"),
         ("mode = off", "intercepted: no"),
@@ -242,7 +254,12 @@ fn the_packaged_config_keys_reach_the_library_with_the_guard() {
         let conf = s.path("mfiguard.conf");
         std::fs::write(
             &conf,
-            packaged.replace("#log = /var/log/mfiguard/audit.jsonl", "log = none") + line + "\n",
+            packaged
+                .replace(
+                    "#log = journal, /var/log/mfiguard/audit.jsonl",
+                    "log = none",
+                )
+                .replacen("\n#mode = enforce\n", &format!("\n{line}\n"), 1),
         )
         .unwrap();
         let out = run(wrap(&dir, &["--", target_probe().to_str().unwrap()])
@@ -291,7 +308,7 @@ fn stp_run(
         "simulator",
     );
     assert_eq!(recs.len(), 1, "{}", out.dump());
-    let audit = parse_lines(&std::fs::read_to_string(&log).unwrap_or_default(), "audit");
+    let audit = parse_records(&std::fs::read_to_string(&log).unwrap_or_default(), "audit");
     (out, recs[0].clone(), merge_calls(&audit))
 }
 

@@ -24,6 +24,10 @@ pub struct Invoker {
     pub argv: Vec<String>,
     /// Whether `argv` was cut.
     pub argv_truncated: bool,
+    /// `MFIGUARD_RUN_TOOL`: the program the run was started for (set by `mfiguard-run`, or by
+    /// a script that runs it for itself), matched by the policy's `[tool ...]` sections; not
+    /// recorded. At most [`EXE_MAX`](crate::config::EXE_MAX) bytes.
+    pub run_tool: Option<String>,
 }
 
 /// Cuts `s` to at most `max` bytes, at a character boundary; whether it cut.
@@ -77,7 +81,18 @@ impl Invoker {
             login_uid: loginuid.and_then(number).filter(|&u| u != u32::MAX),
             argv,
             argv_truncated,
+            run_tool: None,
         }
+    }
+
+    /// With the program the run was started for, from `MFIGUARD_RUN_TOOL`'s value.
+    fn with_run_tool(mut self, value: Option<&[u8]>) -> Invoker {
+        self.run_tool = value.filter(|v| !v.is_empty()).map(|v| {
+            let mut t = String::from_utf8_lossy(v).into_owned();
+            cut_to(&mut t, crate::config::EXE_MAX);
+            t
+        });
+        self
     }
 
     /// This process's. Allocates: never from the nested path.
@@ -87,16 +102,19 @@ impl Invoker {
         let (user, uid) = (env("SUDO_USER"), env("SUDO_UID"));
         let loginuid = std::fs::read("/proc/self/loginuid").ok();
         let cmdline = std::fs::read("/proc/self/cmdline").unwrap_or_default();
+        let run_tool = env("MFIGUARD_RUN_TOOL");
         Invoker::from_parts(
             user.as_deref().map(|u| u.as_bytes()),
             uid.as_deref().map(|u| u.as_bytes()),
             loginuid.as_deref(),
             &cmdline,
         )
+        .with_run_tool(run_tool.as_deref().map(|t| t.as_bytes()))
     }
 
     /// Another process's, from `/proc/PID/` (the supervisor's tool): its environment's
-    /// `SUDO_USER`/`SUDO_UID` as it started, its login uid, its command line.
+    /// `SUDO_USER`/`SUDO_UID` and `MFIGUARD_RUN_TOOL` as it started, its login uid, its
+    /// command line.
     pub fn of_process(pid: u32) -> Invoker {
         let read = |f: &str| std::fs::read(format!("/proc/{pid}/{f}")).ok();
         let environ = read("environ").unwrap_or_default();
@@ -113,6 +131,7 @@ impl Invoker {
             loginuid.as_deref(),
             &cmdline,
         )
+        .with_run_tool(var(b"MFIGUARD_RUN_TOOL"))
     }
 }
 

@@ -9,7 +9,7 @@ use mfiguard_sanitizer::abi::names::{dcmd_opcode_name, mfi_status_name};
 use mfiguard_sanitizer::{Errno, Verdict};
 
 use super::invoker::Invoker;
-use super::record::{CallRecord, ErrorRecord, Phase, Who};
+use super::record::{CallRecord, ErrorRecord, Phase, Who, SCHEMA_VERSION};
 use super::text::{hex16, hex32};
 use super::time::Rfc3339;
 
@@ -144,6 +144,26 @@ fn findings_json<W: fmt::Write>(w: &mut W, c: &CallRecord<'_>, details: bool) ->
     w.write_char(']')
 }
 
+/// What one mode would have done: `{"verdict":..,"findings":[{"rule":..,"action":..}]}` (the
+/// details are the top-level findings').
+fn preview_json<W: fmt::Write>(w: &mut W, v: &Verdict) -> fmt::Result {
+    let mut o = Obj::open(w)?;
+    o.str("verdict", v.decision().name())?;
+    o.key("findings")?;
+    o.w.write_char('[')?;
+    for (i, f) in v.findings().enumerate() {
+        if i > 0 {
+            o.w.write_char(',')?;
+        }
+        let mut fo = Obj::open(o.w)?;
+        fo.str("rule", f.rule.name())?;
+        fo.str("action", f.action.name())?;
+        fo.close()?;
+    }
+    o.w.write_char(']')?;
+    o.close()
+}
+
 /// Writes a call record as one JSON object (no newline), naming who ran the tool after `uid`
 /// when `by` is known, and the build when `build` is given. Without `details`, findings carry
 /// only their rule and action and `argv` is left out (the compact form used when a
@@ -162,8 +182,10 @@ pub(crate) fn call_json<W: fmt::Write>(
 ) -> fmt::Result {
     let mut o = Obj::open(w)?;
     o.str("record", phase.name())?;
+    o.num("schema_version", SCHEMA_VERSION)?;
     o.num("seq", c.seq)?;
     o.str("ts", Rfc3339(ts))?;
+    o.str("host", crate::sys::NodeName::now().as_str())?;
     o.num("pid", who.pid)?;
     o.str("exe", c.exe)?;
     o.num("uid", who.uid)?;
@@ -175,6 +197,9 @@ pub(crate) fn call_json<W: fmt::Write>(
     }
     o.str("guard", c.guard.name())?;
     o.str("mode", c.mode.name())?;
+    if let Some(m) = c.preview_of {
+        o.str("preview_of", m.name())?;
+    }
     o.str("request", request_name(c.request).unwrap_or("unknown"))?;
     o.str("request_code", hex32(c.request))?;
     o.str("abi", c.abi.name())?;
@@ -197,11 +222,16 @@ pub(crate) fn call_json<W: fmt::Write>(
     o.bool("enforced", c.enforced)?;
     o.key("findings")?;
     findings_json(o.w, c, details)?;
-    let out = if phase == Phase::Outcome {
-        c.outcome
-    } else {
-        None
-    };
+    if let (Some(enforce), Some(readonly)) = (c.verdict, c.readonly_preview) {
+        o.key("would")?;
+        let mut would = Obj::open(o.w)?;
+        for (mode, v) in [("enforce", enforce), ("readonly", readonly)] {
+            would.key(mode)?;
+            preview_json(would.w, v)?;
+        }
+        would.close()?;
+    }
+    let out = if phase.answered() { c.outcome } else { None };
     o.opt_num("ret", out.map(|r| r.ret))?;
     o.opt_num("errno", out.map(|r| r.errno))?;
     o.opt_str(
@@ -237,7 +267,9 @@ pub(crate) fn error_json<W: fmt::Write>(
 ) -> fmt::Result {
     let mut o = Obj::open(w)?;
     o.str("record", "error")?;
+    o.num("schema_version", SCHEMA_VERSION)?;
     o.str("ts", Rfc3339(ts))?;
+    o.str("host", crate::sys::NodeName::now().as_str())?;
     o.num("pid", who.pid)?;
     o.str("exe", e.exe)?;
     o.num("uid", who.uid)?;

@@ -30,6 +30,9 @@ pub(crate) fn call_line<W: fmt::Write>(
     if !c.enforced {
         w.write_str(" (not enforced)")?;
     }
+    if let Some(m) = c.preview_of {
+        write!(w, " (preview of {})", m.name())?;
+    }
     write!(w, " {}", request_name(c.request).unwrap_or("unknown"))?;
     if let Some(p) = c.packet {
         write!(w, " {}", CmdDisplay(p.cmd))?;
@@ -70,7 +73,14 @@ pub(crate) fn call_line<W: fmt::Write>(
             write!(w, ": {}", f.detail)?;
         }
     }
-    if let (Phase::Outcome, Some(r)) = (phase, c.outcome) {
+    if let (Some(enforce), Some(readonly)) = (c.verdict, c.readonly_preview) {
+        write!(w, "; would: enforce {}", enforce.decision().name())?;
+        write!(w, ", readonly {}", readonly.decision().name())?;
+        for f in readonly.findings().filter(|f| f.rule.is_readonly()) {
+            write!(w, " {}", f.rule.name())?;
+        }
+    }
+    if let (true, Some(r)) = (phase.answered(), c.outcome) {
         write!(w, "; ret {}", r.ret)?;
         if r.errno != 0 {
             write!(w, " {}", Errno(r.errno))?;

@@ -92,6 +92,7 @@ pub use emit::{after_fork, emit, emit_config_error, set_build};
 pub use invoker::{invoker, invoker_if_read, Invoker, ARGV_MAX, SUDO_USER_MAX};
 pub use record::{
     AenGap, CallRecord, ErrorRecord, Guard, GuardIssue, Outcome, PacketInfo, Phase, Record, Who,
+    SCHEMA_VERSION,
 };
 pub use report::{report_elsewhere, SinkName};
 pub use sink::file::{Refusal, CREATE_MODE};

@@ -9,23 +9,37 @@ use super::invoker::Invoker;
 use crate::config::GuardMode;
 use crate::sys;
 
-/// Which of a call's two records.
+/// Which of a call's records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
     /// Before the kernel call.
     Decision,
-    /// After it, or instead of it.
+    /// After it, or instead of it: written before the caller is answered.
     Outcome,
+    /// After the outcome record, when the caller could not take the answer that record gives
+    /// (it died, or a signal interrupted its call): rare, and never counted as a call.
+    Undelivered,
 }
 
 impl Phase {
-    pub(crate) const fn name(self) -> &'static str {
+    /// The name records give it (`"record"`).
+    pub const fn name(self) -> &'static str {
         match self {
             Phase::Decision => "decision",
             Phase::Outcome => "outcome",
+            Phase::Undelivered => "undelivered",
         }
     }
+
+    /// Whether the record carries the call's answer (`ret`, `errno`, ...).
+    pub const fn answered(self) -> bool {
+        matches!(self, Phase::Outcome | Phase::Undelivered)
+    }
 }
+
+/// The version of the records' shape (`"schema_version"`), described by
+/// `doc/audit-record.schema.json`: raised whenever a field is added, changed or removed.
+pub const SCHEMA_VERSION: u32 = 1;
 
 /// A failure of the guard itself, recorded as a finding with a `guard.` rule id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -322,6 +336,8 @@ pub struct CallRecord<'a> {
     pub exe: &'a str,
     /// The guard's mode.
     pub mode: GuardMode,
+    /// Under `preview = yes`: the mode the call would have been guarded in without it.
+    pub preview_of: Option<GuardMode>,
     /// The request code (its low 32 bits, as the kernel reads it).
     pub request: u32,
     /// Whether the call arrived while this thread was already inside the guard.
@@ -336,6 +352,9 @@ pub struct CallRecord<'a> {
     pub enforced: bool,
     /// The sanitizer's verdict, for its findings.
     pub verdict: Option<&'a Verdict>,
+    /// In audit mode: what read-only mode would have decided (what enforce would have decided
+    /// is `verdict`).
+    pub readonly_preview: Option<&'a Verdict>,
     /// A failure of the guard itself.
     pub issue: Option<GuardIssue>,
     /// The kernel's answer (outcome records only).

@@ -11,8 +11,12 @@ use crate::sys;
 /// `MFIGUARD_LOG_REQUIRED=1`); nothing when stderr is itself the sink that failed. One line,
 /// assembled on the stack, one `write`.
 pub fn report_elsewhere(cfg: &Config, nested: bool, pid: u32, message: fmt::Arguments<'_>) {
-    let stderr_failed = with_sink(cfg, nested, |sink| sink.is_stderr()).unwrap_or(false);
-    report(stderr_failed, pid, message);
+    let targets = cfg.log.targets();
+    let stderr_only = !targets.is_empty()
+        && targets
+            .iter()
+            .all(|t| with_sink(t, nested, |sink| sink.is_stderr()).unwrap_or(false));
+    report(stderr_only, pid, message);
 }
 
 /// A sink's name in a one-line report. A name longer than 240 bytes (a long log path) keeps its

@@ -136,6 +136,7 @@ fn seed_record<'a>(verdict: &'a Verdict, info: PacketInfo) -> CallRecord<'a> {
         seq: 7,
         exe: "/opt/MegaRAID/MegaCli/MegaCli64",
         mode: GuardMode::Enforce,
+        preview_of: None,
         request: Abi::NATIVE.firmware_request(),
         nested: false,
         host_no: Some(info.host_no),
@@ -143,6 +144,7 @@ fn seed_record<'a>(verdict: &'a Verdict, info: PacketInfo) -> CallRecord<'a> {
         decision: verdict.decision(),
         enforced: verdict.enforced(),
         verdict: Some(verdict),
+        readonly_preview: None,
         issue: None,
         outcome: None,
     }
@@ -200,8 +202,9 @@ fn a_decision_and_its_outcome_as_json() {
         Abi::Lp64 => ("MEGASAS_IOC_FIRMWARE", "0xc1944d01", "x86_64"),
         Abi::Ilp32 => ("MEGASAS_IOC_FIRMWARE32", "0xc1144d01", "i386"),
     };
+    let host = crate::sys::NodeName::now().as_str().to_string();
     let expected = format!(
-        r#"{{"record":"decision","seq":7,"ts":"2024-05-01T12:34:56.000000Z","pid":4242,"exe":"/opt/MegaRAID/MegaCli/MegaCli64","uid":0,"guard":"preload","mode":"enforce","request":"{request}","request_code":"{code}","abi":"{abi}","host_no":0,"cmd":"STP","opcode":null,"opcode_name":null,"target_id":3,"flags":"0x0032","flags_sent":"0x0010","sgl_off":48,"sge_count":2,"#
+        r#"{{"record":"decision","schema_version":1,"seq":7,"ts":"2024-05-01T12:34:56.000000Z","host":"{host}","pid":4242,"exe":"/opt/MegaRAID/MegaCli/MegaCli64","uid":0,"guard":"preload","mode":"enforce","request":"{request}","request_code":"{code}","abi":"{abi}","host_no":0,"cmd":"STP","opcode":null,"opcode_name":null,"target_id":3,"flags":"0x0032","flags_sent":"0x0010","sgl_off":48,"sge_count":2,"#
     );
     assert!(decision.starts_with(&expected), "{decision}");
     assert!(decision.contains(r#""verdict":"rewrite","enforced":true,"findings":[{"rule":"frame.addressing-flags","action":"rewrite","downgraded":false,"detail":"flags 0x0032 (IEEE|SGL64|DIR_READ): cleared IEEE|SGL64"#), "{decision}");
@@ -225,7 +228,7 @@ fn a_decision_and_its_outcome_as_json() {
         None,
     )
     .unwrap();
-    assert!(outcome.starts_with(r#"{"record":"outcome","seq":7,"#));
+    assert!(outcome.starts_with(r#"{"record":"outcome","schema_version":1,"seq":7,"#));
     assert!(outcome.ends_with(r#""ret":0,"errno":0,"errno_name":null,"cmd_status":0,"cmd_status_name":"MFI_STAT_OK","latency_us":153,"records_lost":3}"#), "{outcome}");
     // The decision record never shows an outcome, even if one is known.
     let mut again = String::new();
@@ -433,9 +436,12 @@ fn error_records() {
         None,
     )
     .unwrap();
+    let host = crate::sys::NodeName::now().as_str().to_string();
     assert_eq!(
         json,
-        r#"{"record":"error","ts":"1970-01-01T00:00:00.000000Z","pid":1,"exe":"/bin/x","uid":2,"key":"MFIGUARD_MODE","value":"enf\"orec","message":"unknown mode (enforce, readonly, audit, off); using readonly"}"#
+        format!(
+            r#"{{"record":"error","schema_version":1,"ts":"1970-01-01T00:00:00.000000Z","host":"{host}","pid":1,"exe":"/bin/x","uid":2,"key":"MFIGUARD_MODE","value":"enf\"orec","message":"unknown mode (enforce, readonly, audit, off); using readonly"}}"#
+        )
     );
     let mut buf = String::new();
     assert!(render(
@@ -609,6 +615,14 @@ fn refusals_read_clearly() {
     );
 }
 
+/// A configuration error record, for the sinks' tests.
+const AN_ERROR: ErrorRecord<'static> = ErrorRecord {
+    key: "K",
+    value: "V",
+    message: "M",
+    exe: "",
+};
+
 #[test]
 fn a_file_sink_appends_whole_lines_and_reports_failure() {
     let dir = std::env::temp_dir().join(format!("mfiguard-audit-{}", std::process::id()));
@@ -620,12 +634,7 @@ fn a_file_sink_appends_whole_lines_and_reports_failure() {
         log_sync: true,
         ..Config::FALLBACK
     };
-    let e = ErrorRecord {
-        key: "K",
-        value: "V",
-        message: "M",
-        exe: "",
-    };
+    let e = AN_ERROR;
     assert_eq!(emit(&cfg, false, Record::Error(&e)), Ok(true));
     assert_eq!(emit(&cfg, true, Record::Error(&e)), Ok(true));
     let text = std::fs::read_to_string(&path).unwrap();
@@ -643,7 +652,7 @@ fn a_file_sink_appends_whole_lines_and_reports_failure() {
         ..Config::FALLBACK
     };
     assert_eq!(emit(&cfg, false, Record::Error(&e)), Err(libc::ELOOP));
-    assert!(LOST.load(Ordering::Relaxed) >= 1);
+    assert!(LOST[0].load(Ordering::Relaxed) >= 1);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -995,7 +1004,11 @@ fn each_sink_frames_its_records() {
     let rec = seed_record(&v, info);
     let file = std::ffi::CString::new("/x").unwrap();
     let sinks: [(&dyn Sink, &str, &str); 3] = [
-        (&File(&file), "{\"record\":\"outcome\",\"seq\":", "}\n"),
+        (
+            &File(&file),
+            "{\"record\":\"outcome\",\"schema_version\":1,\"seq\":",
+            "}\n",
+        ),
         (&Stderr, "mfiguard[4242]: #7 outcome rewrite ", "\n"),
         (
             &Syslog,
@@ -1103,4 +1116,44 @@ fn every_readable_form_escapes_what_the_caller_controls() {
         let body = buf.strip_suffix('\n').unwrap_or(&buf);
         assert!(!body.chars().any(|c| c.is_control()), "{body:?}");
     }
+}
+
+/// Several destinations: each record goes to each; one that fails (a directory as the file)
+/// loses the record there, counted in its own records_lost, and the call's emit says so (the
+/// errno, for MFIGUARD_LOG_REQUIRED), while the other still gets it; the journal alone, where
+/// journald does not run, is a failure too, never a fallback to /dev/log.
+#[test]
+fn several_destinations_each_get_every_record() {
+    let dir = std::env::temp_dir().join(format!("mfiguard-several-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("a-directory")).unwrap();
+    let good = dir.join("good.jsonl");
+    let file =
+        |p: &std::path::Path| LogTarget::File(std::ffi::CString::new(p.to_str().unwrap()).unwrap());
+    let cfg = Config {
+        log: LogTarget::Several(
+            vec![file(&dir.join("a-directory")), file(&good)].into_boxed_slice(),
+        ),
+        ..Config::FALLBACK
+    };
+    let e = AN_ERROR;
+    // The failure of the first is reported on stderr, past the test harness's capture.
+    assert_eq!(emit(&cfg, false, Record::Error(&e)), Err(libc::EISDIR));
+    assert_eq!(emit(&cfg, false, Record::Error(&e)), Err(libc::EISDIR));
+    let text = std::fs::read_to_string(&good).unwrap();
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(LOST[0].load(Ordering::Relaxed) >= 2);
+    assert!(
+        !text.contains("records_lost"),
+        "the good file lost nothing: {text}"
+    );
+    if !std::path::Path::new(JOURNAL_SOCKET).exists() {
+        let journal = Config {
+            log: LogTarget::Journal,
+            ..Config::FALLBACK
+        };
+        assert_eq!(emit(&journal, false, Record::Error(&e)), Err(libc::ENOENT));
+    } else {
+        eprintln!("note: journald runs here: the journal's absence is not checked");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }

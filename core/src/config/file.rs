@@ -4,7 +4,8 @@
 use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 
-use super::values::{closest, file_keys};
+use super::policy::{parse_header, Written};
+use super::values::{closest, file_keys, or_list};
 use super::{ConfigError, ErrorKind, Origin, CONFIG_MAX, DEFAULT_CONFIG_PATH, KEYS};
 
 /// Where the file part of the configuration came from.
@@ -52,14 +53,80 @@ pub(super) fn file_value(raw: &str) -> &str {
     raw[..cut].trim()
 }
 
+/// The keys only the file may set, before its first section (the policy's own settings: no
+/// environment variable or option may loosen the policy).
+pub const POLICY_KEYS: [&str; 2] = ["lowest_mode", "preview"];
+
+/// The keys a `[...]` section may set.
+pub const SECTION_KEYS: [&str; 3] = ["mode", "allow", "lowest_mode"];
+
+/// A `[...]` section as written: its header and its keys' texts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawSection {
+    /// The header's inside, trimmed (`user nagios`).
+    pub header: String,
+    /// The header's line.
+    pub origin: Origin,
+    /// The criteria read from the header.
+    pub written: Vec<Written>,
+    /// For each of [`SECTION_KEYS`] (same order), its text and line.
+    pub values: [Option<(String, Origin)>; SECTION_KEYS.len()],
+}
+
+impl RawSection {
+    /// The text of `key` (one of [`SECTION_KEYS`]) and its line.
+    pub fn get(&self, key: &str) -> Option<&(String, Origin)> {
+        let i = SECTION_KEYS.iter().position(|k| *k == key)?;
+        self.values.get(i)?.as_ref()
+    }
+}
+
+/// What the file says: its settings before the first section, the policy's own keys, and the
+/// sections.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FileParts {
+    /// For each of [`KEYS`] (same order), the file's text and line.
+    pub values: [Option<(String, Origin)>; KEYS.len()],
+    /// For each of [`POLICY_KEYS`], the file's text and line.
+    pub policy: [Option<(String, Origin)>; POLICY_KEYS.len()],
+    /// The sections, in file order (those whose header could be read).
+    pub sections: Vec<RawSection>,
+}
+
+impl FileParts {
+    /// The file's text of one of [`KEYS`] or [`POLICY_KEYS`] (by its file name: `mode`,
+    /// `preview`) before the first section.
+    pub fn get(&self, key: &str) -> Option<&(String, Origin)> {
+        if let Some(i) = POLICY_KEYS.iter().position(|k| *k == key) {
+            return self.policy.get(i)?.as_ref();
+        }
+        let env = format!("MFIGUARD_{}", key.to_ascii_uppercase());
+        let i = KEYS.iter().position(|k| *k == env)?;
+        self.values.get(i)?.as_ref()
+    }
+}
+
+/// A key as written in the file, without the `MFIGUARD_` prefix, in lower case.
+fn bare_key(written: &str) -> String {
+    let lower = written.trim().to_ascii_lowercase();
+    lower
+        .strip_prefix("mfiguard_")
+        .map(String::from)
+        .unwrap_or(lower)
+}
+
 pub(super) fn parse_file(
     path: &str,
     text: &str,
-    values: &mut [Option<(String, Origin)>; KEYS.len()],
+    out: &mut FileParts,
     errors: &mut Vec<ConfigError>,
 ) {
     let keys = file_keys();
-    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let mut all_keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    all_keys.extend(POLICY_KEYS);
+    // The section being read: `Some(None)` after a header that could not be read (its lines
+    // are skipped; the header's error already forces mode readonly).
+    let mut section: Option<Option<usize>> = None;
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -69,47 +136,113 @@ pub(super) fn parse_file(
             path: path.to_string(),
             line: n.saturating_add(1),
         };
+        if let Some(rest) = line.strip_prefix('[') {
+            let rest = file_value(rest);
+            let parsed = match rest.strip_suffix(']') {
+                Some(inside) => parse_header(inside).map(|w| (inside.trim(), w)),
+                None => Err("a section header ends with ']'".to_string()),
+            };
+            match parsed {
+                Ok((inside, written)) => {
+                    out.sections.push(RawSection {
+                        header: inside.to_string(),
+                        origin,
+                        written,
+                        values: Default::default(),
+                    });
+                    section = Some(Some(out.sections.len().saturating_sub(1)));
+                }
+                Err(why) => {
+                    errors.push(ConfigError {
+                        key: "MFIGUARD_CONFIG".into(),
+                        value: line.to_string(),
+                        message: format!("{origin}: {line}: {why}; using mode readonly"),
+                        kind: ErrorKind::BadLine,
+                        summary: format!("{origin}: \"{line}\": {why}"),
+                        origin: Some(origin),
+                    });
+                    section = Some(None);
+                }
+            }
+            continue;
+        }
         let Some((written, value)) = line.split_once('=') else {
-            let valid = closest(line.split_whitespace().next().unwrap_or(""), &keys).join(", ");
+            let valid = closest(line.split_whitespace().next().unwrap_or(""), &all_keys).join(", ");
             errors.push(ConfigError {
                 key: "MFIGUARD_CONFIG".into(),
                 value: line.to_string(),
                 message: format!("{origin}: not a `key = value` line; using mode readonly"),
                 kind: ErrorKind::BadLine,
                 summary: format!(
-                    "{origin}: \"{line}\" is not a \"key = value\" line; valid keys: {valid}"
+                    "{origin}: \"{line}\" is not a \"key = value\" line (or a [section]); valid keys: {valid}"
                 ),
+                origin: Some(origin),
             });
             continue;
         };
         let written = written.trim();
-        let upper = written.to_ascii_uppercase();
-        let key = if upper.starts_with("MFIGUARD_") {
-            upper
-        } else {
-            format!("MFIGUARD_{upper}")
-        };
+        let bare = bare_key(written);
         let value = file_value(value);
-        match KEYS.iter().position(|k| *k == key) {
-            Some(i) => {
-                if let Some(slot) = values.get_mut(i) {
-                    *slot = Some((value.to_string(), origin));
+        match section {
+            Some(None) => {}
+            Some(Some(i)) => {
+                let slot = SECTION_KEYS
+                    .iter()
+                    .position(|k| *k == bare)
+                    .and_then(|k| out.sections.get_mut(i)?.values.get_mut(k));
+                match slot {
+                    Some(slot) => *slot = Some((value.to_string(), origin)),
+                    None => {
+                        let header = out.sections.get(i).map_or("", |s| s.header.as_str());
+                        let known = all_keys.contains(&bare.as_str());
+                        let why = if known {
+                            format!("'{written}' applies to the whole host, not to [{header}]: put it before the first section; a section takes {}", or_list(&SECTION_KEYS))
+                        } else {
+                            format!(
+                                "unknown key '{written}' in [{header}]; a section takes {}",
+                                or_list(&closest(&bare, &SECTION_KEYS))
+                            )
+                        };
+                        errors.push(ConfigError {
+                            key: written.to_string(),
+                            value: value.to_string(),
+                            message: format!("{origin}: {why}; using mode readonly"),
+                            kind: if known {
+                                ErrorKind::BadLine
+                            } else {
+                                ErrorKind::UnknownKey
+                            },
+                            summary: format!("{written}=\"{value}\" (from {origin}): {why}"),
+                            origin: Some(origin),
+                        });
+                    }
                 }
             }
             None => {
-                let bare = key.trim_start_matches("MFIGUARD_").to_ascii_lowercase();
-                let valid = closest(&bare, &keys).join(", ");
-                errors.push(ConfigError {
-                    key: written.to_string(),
-                    value: value.to_string(),
-                    message: format!(
-                        "unknown key at {origin} (valid keys: {valid}); using mode readonly"
-                    ),
-                    kind: ErrorKind::UnknownKey,
-                    summary: format!(
-                        "{written}=\"{value}\" (from {origin}): unknown key; valid keys: {valid}"
-                    ),
-                });
+                let env = format!("MFIGUARD_{}", bare.to_ascii_uppercase());
+                if let Some(i) = KEYS.iter().position(|k| *k == env) {
+                    if let Some(slot) = out.values.get_mut(i) {
+                        *slot = Some((value.to_string(), origin));
+                    }
+                } else if let Some(i) = POLICY_KEYS.iter().position(|k| *k == bare) {
+                    if let Some(slot) = out.policy.get_mut(i) {
+                        *slot = Some((value.to_string(), origin));
+                    }
+                } else {
+                    let valid = closest(&bare, &all_keys).join(", ");
+                    errors.push(ConfigError {
+                        key: written.to_string(),
+                        value: value.to_string(),
+                        message: format!(
+                            "unknown key at {origin} (valid keys: {valid}); using mode readonly"
+                        ),
+                        kind: ErrorKind::UnknownKey,
+                        summary: format!(
+                            "{written}=\"{value}\" (from {origin}): unknown key; valid keys: {valid}"
+                        ),
+                        origin: Some(origin),
+                    });
+                }
             }
         }
     }

@@ -232,8 +232,9 @@ fn file_mistakes_are_reported_and_force_readonly() {
     assert_eq!(c.errors[0].kind, ErrorKind::BadLine);
     assert_eq!(
         c.errors[0].summary,
-        "/etc/mfiguard.conf:2: \"this line has no equals\" is not a \"key = value\" line; \
-         valid keys: mode, log, audit, allow, debug, device, log_sync, log_required"
+        "/etc/mfiguard.conf:2: \"this line has no equals\" is not a \"key = value\" line \
+         (or a [section]); valid keys: mode, log, audit, allow, debug, device, preview, \
+         log_sync, lowest_mode, log_required"
     );
     assert_eq!(c.errors[1].kind, ErrorKind::UnknownKey);
     assert!(c.errors[1].message.contains("using mode readonly"));
@@ -269,7 +270,7 @@ fn an_unknown_key_names_the_closest_first_and_forces_readonly_over_any_mode() {
     assert_eq!(
         c.errors[0].summary,
         "moed=\"audit\" (from /etc/mfiguard.conf:2): unknown key; valid keys: \
-         mode, log, audit, allow, debug, device, log_sync, log_required"
+         mode, log, audit, allow, debug, device, preview, log_sync, lowest_mode, log_required"
     );
     // The same in the environment.
     let c = parse(
@@ -347,7 +348,8 @@ fn messages_list_the_valid_values_closest_first() {
     );
     assert_eq!(
         parse_log("stdout").unwrap_err(),
-        "not a log target; use stderr, syslog, none or an absolute path"
+        "'stdout' is not a log target; use stderr, syslog, none, journal or an absolute path \
+         (several separated by commas)"
     );
     let allow = parse_allow("sgl.bounds, sgl.bound").unwrap_err();
     assert!(

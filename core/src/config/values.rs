@@ -10,7 +10,10 @@ use super::{AuditLevel, GuardMode, LogTarget, KEYS};
 pub const MODES: [&str; 4] = ["enforce", "readonly", "audit", "off"];
 
 /// The log targets that are not paths.
-pub const LOG_WORDS: [&str; 3] = ["syslog", "stderr", "none"];
+pub const LOG_WORDS: [&str; 4] = ["syslog", "journal", "stderr", "none"];
+
+/// The most destinations one `log` setting names.
+pub const LOG_MAX: usize = 4;
 
 /// The audit levels.
 pub const AUDIT_LEVELS: [&str; 2] = ["findings", "all"];
@@ -80,11 +83,33 @@ pub fn mode_problem(v: &str) -> String {
     format!("unknown mode; use {}", or_list(&closest(v, &MODES)))
 }
 
-/// A value's log target, or what is wrong with it.
+/// A value's log target (one destination, or several separated by commas: `journal,
+/// /var/log/mfiguard/audit.jsonl`), or what is wrong with it (naming the word).
 pub fn parse_log(v: &str) -> Result<LogTarget, String> {
-    let v = v.trim();
+    let mut targets: Vec<LogTarget> = Vec::new();
+    let items: Vec<&str> = v.split(',').map(str::trim).collect();
+    for item in &items {
+        let t = parse_one_log(item)?;
+        if t == LogTarget::None && items.len() > 1 {
+            return Err("'none' cannot be combined with other destinations".into());
+        }
+        if !targets.contains(&t) {
+            targets.push(t);
+        }
+    }
+    if targets.len() > LOG_MAX {
+        return Err(format!("{} destinations; at most {LOG_MAX}", targets.len()));
+    }
+    Ok(match targets.len() {
+        1 => targets.remove(0),
+        _ => LogTarget::Several(targets.into_boxed_slice()),
+    })
+}
+
+fn parse_one_log(v: &str) -> Result<LogTarget, String> {
     match v.to_ascii_lowercase().as_str() {
         "syslog" => Ok(LogTarget::Syslog),
+        "journal" => Ok(LogTarget::Journal),
         "stderr" => Ok(LogTarget::Stderr),
         "none" => Ok(LogTarget::None),
         _ if v.starts_with('/') => CString::new(v)
@@ -93,7 +118,15 @@ pub fn parse_log(v: &str) -> Result<LogTarget, String> {
         _ => {
             let mut valid = closest(v, &LOG_WORDS);
             valid.push("an absolute path");
-            Err(format!("not a log target; use {}", or_list(&valid)))
+            let what = if v.is_empty() {
+                "an empty destination".to_string()
+            } else {
+                format!("'{v}' is not a log target")
+            };
+            Err(format!(
+                "{what}; use {} (several separated by commas)",
+                or_list(&valid)
+            ))
         }
     }
 }

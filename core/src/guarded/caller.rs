@@ -7,6 +7,7 @@ use std::ffi::c_int;
 use mfiguard_sanitizer::Errno;
 
 use crate::audit::{Invoker, Who};
+use crate::config::Subject;
 
 /// What a guarded call answers its caller: a return value, or an errno.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,7 +61,7 @@ pub trait Caller {
     fn deliver(&self, answer: Answer) -> Result<(), c_int>;
 }
 
-/// The calling process, as records name it.
+/// The calling process, as records name it and policies match it.
 pub struct Identity {
     /// Its pid (thread group) and real uid.
     pub who: Who,
@@ -68,4 +69,21 @@ pub struct Identity {
     pub exe: String,
     /// Who ran it (sudo, login uid, argv).
     pub invoker: Invoker,
+    /// Its real gid and supplementary groups (for `[group ...]` policy sections).
+    pub groups: Vec<u32>,
+}
+
+impl Identity {
+    /// As policy sections match it.
+    pub fn subject(&self) -> Subject<'_> {
+        Subject {
+            uid: Some(self.who.uid),
+            groups: &self.groups,
+            sudo_user: self.invoker.sudo_user.as_deref(),
+            sudo_uid: self.invoker.sudo_uid,
+            login_uid: self.invoker.login_uid,
+            exe: &self.exe,
+            run_tool: self.invoker.run_tool.as_deref(),
+        }
+    }
 }

@@ -20,10 +20,10 @@ use mfiguard_sanitizer::{decide_packet, decode, Abi, Decision, Errno, Packet, Ve
 
 use super::caller::{Answer, Caller};
 use super::private::{plan, PrivateCall, AEN_SIZE, CMD_STATUS, NATIVE_PACKET_SIZE};
-use super::recorder::{driver_wrote_back, latency_us, record_due, Delivery, Recorder};
+use super::recorder::{driver_wrote_back, latency_us, logging, Delivery, Recorder};
 use super::request::Request;
 use crate::audit::{CallRecord, GuardIssue, Outcome, PacketInfo, Phase};
-use crate::config::{Config, LogTarget};
+use crate::config::{CallPolicy, Config, GuardMode};
 
 /// The management node, as this process reaches it.
 pub trait Driver {
@@ -120,7 +120,7 @@ pub fn refuse_closed(
 
 fn get_aen<C: Caller>(r: &mut Recorder<'_, C>, driver: &mut impl Driver) -> Delivery {
     let mut rec = r.base();
-    let record = r.cfg().log != LogTarget::None;
+    let record = logging(r.cfg()) && r.call().mode != GuardMode::Off;
     let arg = r.request().arg;
     let mut aen = [0u8; AEN_SIZE];
     if r.caller().read(arg, &mut aen).is_err() {
@@ -145,7 +145,7 @@ fn get_aen<C: Caller>(r: &mut Recorder<'_, C>, driver: &mut impl Driver) -> Deli
 }
 
 fn firmware<'a, C: Caller>(r: &mut Recorder<'a, C>, driver: &mut impl Driver) -> Copied {
-    let cfg = r.cfg();
+    let call = *r.call();
     let req = r.request();
     let size = req.abi.packet_size();
     let mut bytes = [0u8; NATIVE_PACKET_SIZE];
@@ -170,9 +170,11 @@ fn firmware<'a, C: Caller>(r: &mut Recorder<'a, C>, driver: &mut impl Driver) ->
         }
         // Beyond what can be copied: the rules refuse it in enforce mode (with their errno);
         // whatever they let through is refused here.
-        let verdict = decide_packet(&cfg.policy(), &packet);
-        let rec = with_verdict(rec, &packet, &verdict);
-        if let (true, Decision::Reject(errno)) = (cfg.enforcing(), verdict.decision()) {
+        let verdict = decide_packet(&call.sanitizer(), &packet);
+        let preview = readonly_preview(&call, &packet);
+        let mut rec = with_verdict(rec, &packet, &verdict);
+        rec.readonly_preview = preview.as_ref();
+        if let (true, Decision::Reject(errno)) = (r.enforcing(), verdict.decision()) {
             return r.refuse(rec, errno.0).into();
         }
         return r.issue(rec, GuardIssue::Unsupported).into();
@@ -194,15 +196,17 @@ fn firmware<'a, C: Caller>(r: &mut Recorder<'a, C>, driver: &mut impl Driver) ->
             .and_then(|b| b.get(..SMP_REQUEST_HEAD_LEN))
             .and_then(|head| head.try_into().ok());
     }
-    let verdict = decide_packet(&cfg.policy(), &packet);
+    let verdict = decide_packet(&call.sanitizer(), &packet);
+    let preview = readonly_preview(&call, &packet);
     // The record, built only when it is written.
     let record_of = |base: CallRecord<'a>| {
         let mut rec = with_verdict(base, &packet, &verdict);
         rec.host_no = Some(host_no);
+        rec.readonly_preview = preview.as_ref();
         rec
     };
-    let record = record_due(cfg, &verdict);
-    if cfg.enforcing() {
+    let record = r.record_due(&verdict);
+    if r.enforcing() {
         if let Decision::Reject(errno) = verdict.decision() {
             return r.refuse(record_of(r.base()), errno.0).into();
         }
@@ -276,6 +280,13 @@ fn firmware<'a, C: Caller>(r: &mut Recorder<'a, C>, driver: &mut impl Driver) ->
     let delivery = r.finish_with(record, answer, status, latency, record_of);
     let replay = (!delivery.delivered).then(|| replay(private));
     Copied { delivery, replay }
+}
+
+/// In audit mode, what read-only mode would have decided (records carry it with enforce's, so
+/// that a week of audit records lists what read-only would refuse).
+#[inline]
+pub(crate) fn readonly_preview(call: &CallPolicy, p: &Packet) -> Option<Verdict> {
+    (call.mode == GuardMode::Audit).then(|| decide_packet(&call.readonly_preview(), p))
 }
 
 /// The record with the decoded packet and the verdict.

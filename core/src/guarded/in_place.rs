@@ -34,12 +34,12 @@ use zerocopy::byteorder::native_endian;
 use zerocopy::{FromZeros, IntoBytes};
 
 use super::caller::{Answer, Caller};
-use super::copied::with_verdict;
+use super::copied::{readonly_preview, with_verdict};
 use super::private::{AEN_SIZE, CMD_STATUS};
-use super::recorder::{driver_wrote_back, latency_us, record_due, Delivery, Progress, Recorder};
+use super::recorder::{driver_wrote_back, latency_us, logging, Delivery, Progress, Recorder};
 use super::request::Request;
 use crate::audit::{CallRecord, GuardIssue};
-use crate::config::{Config, GuardMode, LogTarget};
+use crate::config::{Config, GuardMode};
 
 #[cfg(target_pointer_width = "32")]
 use mfiguard_sanitizer::abi::ioctl::{
@@ -204,7 +204,7 @@ impl<'a, C: Caller, N: NextIoctl> InPlace<'_, 'a, C, N> {
     /// `MEGASAS_IOC_GET_AEN`: no rule applies; always recorded, passed through.
     fn aen(&mut self) -> (c_int, c_int) {
         let mut rec = self.r.base();
-        let record = self.r.cfg().log != LogTarget::None;
+        let record = logging(self.r.cfg());
         let mut aen = [0u8; AEN_SIZE];
         if record && self.r.caller().read(self.r.request().arg, &mut aen).is_ok() {
             rec.host_no = Some(u16::from_ne_bytes([aen[0], aen[1]]));
@@ -213,7 +213,7 @@ impl<'a, C: Caller, N: NextIoctl> InPlace<'_, 'a, C, N> {
     }
 
     fn firmware(&mut self) -> (c_int, c_int) {
-        let cfg = self.r.cfg();
+        let enforcing = self.r.enforcing();
         let arg = self.r.request().arg;
         let mut copy = LocalPacket::zeroed();
         if let Err(errno) = self.r.caller().read(arg, copy.as_mut_bytes()) {
@@ -224,7 +224,7 @@ impl<'a, C: Caller, N: NextIoctl> InPlace<'_, 'a, C, N> {
                 addr: usize::try_from(arg).unwrap_or(usize::MAX),
                 len: PACKET_SIZE,
             });
-            if cfg.enforcing() {
+            if enforcing {
                 return answer(self.r.refuse(rec, libc::EFAULT));
             }
             return self.pass_through(rec, true, false);
@@ -232,7 +232,7 @@ impl<'a, C: Caller, N: NextIoctl> InPlace<'_, 'a, C, N> {
         let Ok(packet) = decode(Abi::NATIVE, copy.as_bytes()) else {
             return answer(self.r.issue(self.r.base(), GuardIssue::Sanitizer));
         };
-        if cfg.mode == GuardMode::Readonly {
+        if self.r.call().mode == GuardMode::Readonly {
             if let Some(iov) = packet.smp_request_iovec() {
                 return self.readonly_smp(&mut copy, packet, iov);
             }
@@ -286,14 +286,20 @@ impl<'a, C: Caller, N: NextIoctl> InPlace<'_, 'a, C, N> {
         self.decide_and_send(copy, &packet, Some(lent))
     }
 
-    /// The call's record with the decoded packet and the verdict: built only when it is
-    /// written (most calls write none, and pay nothing for it).
-    fn record<'v>(&self, packet: &Packet, verdict: &'v Verdict) -> CallRecord<'v>
+    /// The call's record with the decoded packet, the verdict and, in audit mode, read-only's
+    /// preview: built only when it is written (most calls write none, and pay nothing for it).
+    fn record<'v>(
+        &self,
+        packet: &Packet,
+        verdict: &'v Verdict,
+        preview: Option<&'v Verdict>,
+    ) -> CallRecord<'v>
     where
         'a: 'v,
     {
         let mut rec = with_verdict(self.r.base(), packet, verdict);
         rec.host_no = Some(packet.host_no);
+        rec.readonly_preview = preview;
         rec
     }
 
@@ -305,37 +311,42 @@ impl<'a, C: Caller, N: NextIoctl> InPlace<'_, 'a, C, N> {
         packet: &Packet,
         mut lent: Option<Lent<'_>>,
     ) -> (c_int, c_int) {
-        let cfg = self.r.cfg();
-        let verdict = decide_packet(&cfg.policy(), packet);
-        let record = record_due(cfg, &verdict);
+        let call = *self.r.call();
+        let verdict = decide_packet(&call.sanitizer(), packet);
+        let record = self.r.record_due(&verdict);
         if !self.r.nested() {
             log::debug!(
                 "#{} fd {} {} (enforced {}), {} findings",
                 self.r.seq(),
                 self.next.fd(),
                 verdict.decision().name(),
-                cfg.enforcing(),
+                call.mode.enforcing(),
                 verdict.findings().count()
             );
         }
-        if !cfg.enforcing() {
-            let rec = self.record(packet, &verdict);
+        if !call.mode.enforcing() {
+            let preview = if record {
+                readonly_preview(&call, packet)
+            } else {
+                None
+            };
+            let rec = self.record(packet, &verdict, preview.as_ref());
             return self.pass_through(rec, record, true);
         }
         if let Decision::Reject(errno) = verdict.decision() {
-            let rec = self.record(packet, &verdict);
+            let rec = self.record(packet, &verdict, None);
             return answer(self.r.refuse(rec, errno.0));
         }
         if verdict.apply(copy.as_mut_bytes()).is_err() {
-            let rec = self.record(packet, &verdict);
+            let rec = self.record(packet, &verdict, None);
             return answer(self.r.issue(rec, GuardIssue::Sanitizer));
         }
         if !self.next.available() {
-            let rec = self.record(packet, &verdict);
+            let rec = self.record(packet, &verdict, None);
             return answer(self.r.issue(rec, GuardIssue::NoNextIoctl));
         }
         if record {
-            let rec = self.record(packet, &verdict);
+            let rec = self.record(packet, &verdict, None);
             if let Err(refused) = self.r.decision(&rec, record) {
                 return answer(refused);
             }

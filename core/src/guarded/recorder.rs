@@ -1,8 +1,12 @@
 //! The recorder: one for every guarded call, whatever the entry and the memory strategy. It
-//! numbers the call (one counter a process), builds its record, writes the decision record
-//! before the driver is called (failing the call closed under `MFIGUARD_LOG_REQUIRED=1`, with a
-//! line on stderr), and answers the caller before the outcome record: a refusal, a guard's own
-//! failure ([`GuardIssue`]), or the driver's answer.
+//! numbers the call (one counter a process), settles the policy for its caller (the mode and
+//! the allow list the site gives who made the call), builds its record, writes the decision
+//! record before the driver is called (failing the call closed under
+//! `MFIGUARD_LOG_REQUIRED=1`, with a line on stderr), and writes the outcome record before the
+//! caller is answered: a refusal, a guard's own failure ([`GuardIssue`]), or the driver's
+//! answer. So a log cut by a crash reads true for every entry: a decision without an outcome
+//! is a call whose caller never got its answer. A caller that then cannot take its answer
+//! (it died, or a signal interrupted the call) gets an `undelivered` record after the outcome.
 
 use std::ffi::c_int;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,9 +17,9 @@ use mfiguard_sanitizer::{Decision, Errno, Verdict};
 use super::caller::{Answer, Caller, Identity};
 use super::request::Request;
 use crate::audit::{self, CallRecord, GuardIssue, Outcome, Phase, Record, SinkName};
-use crate::config::{AuditLevel, Config, LogTarget};
+use crate::config::{AuditLevel, CallPolicy, Config, GuardMode};
 
-/// Shared by a call's two records; counts from 1 in each process (a forked child of a process
+/// Shared by a call's records; counts from 1 in each process (a forked child of a process
 /// that loaded the library starts again: see [`after_fork`]).
 static SEQ: AtomicU64 = AtomicU64::new(1);
 
@@ -24,11 +28,19 @@ pub fn after_fork() {
     SEQ.store(1, Ordering::Relaxed);
 }
 
-/// Whether a call with this verdict is recorded: the sink is not `none`, and the audit level is
-/// `all` or the verdict has findings. (Refusals and the guard's own failures always are.)
-pub fn record_due(cfg: &Config, verdict: &Verdict) -> bool {
-    cfg.log != LogTarget::None
-        && (cfg.audit == AuditLevel::All || verdict.findings().next().is_some())
+/// Whether a call with this verdict is recorded: the sink is not `none`, the mode is not
+/// `off`, and the audit level is `all` or the verdict has findings. (Refusals and the guard's
+/// own failures always are.)
+pub fn record_due(cfg: &Config, call: &CallPolicy, verdict: &Verdict) -> bool {
+    logging(cfg)
+        && call.mode != GuardMode::Off
+        && (call.audit == AuditLevel::All || verdict.findings().next().is_some())
+}
+
+/// Whether records are written at all (`log` is not `none`).
+#[inline]
+pub fn logging(cfg: &Config) -> bool {
+    !cfg.log.targets().is_empty()
 }
 
 /// Whether the driver got as far as copying its results back to the caller: it does after a
@@ -71,26 +83,62 @@ pub struct Recorder<'a, C: Caller> {
     req: Request,
     nested: bool,
     seq: u64,
-    /// Asked of the caller once, when a record is written.
+    /// The mode, allow list and audit level for this call's caller.
+    call: CallPolicy,
+    /// Asked of the caller once: when the policy depends on who calls, or a record is written.
     identity: Option<Option<Identity>>,
     /// Whether the driver was called.
     pub(crate) executed: bool,
 }
 
 impl<'a, C: Caller> Recorder<'a, C> {
-    /// Numbers the call. `nested`: it arrived while this thread was already inside the guard
-    /// (a signal handler: nothing may allocate; see `audit::emit`).
+    /// Numbers the call and settles its policy. `nested`: it arrived while this thread was
+    /// already inside the guard (a signal handler: nothing may allocate; see `audit::emit`).
+    /// The library's caller is this process, whose policy the configuration already holds;
+    /// another process's (the supervisor's tool, a caller of `mfiguard-hostd`) is judged for
+    /// who it is when the policy has sections, its identity read now (the caller waits: its
+    /// process cannot have gone, and an entry that reads its memory checks that afterwards).
     #[inline]
     pub fn new(cfg: &'a Config, nested: bool, req: Request, caller: &'a C) -> Self {
+        let mut identity = None;
+        let call = if cfg.site.per_caller() && !nested {
+            let id = caller.identity();
+            let call = id
+                .as_ref()
+                .map_or_else(|| cfg.own_calls(), |id| cfg.for_caller(&id.subject()));
+            identity = Some(id);
+            call
+        } else {
+            cfg.own_calls()
+        };
         Recorder {
             cfg,
             caller,
             req,
             nested,
             seq: SEQ.fetch_add(1, Ordering::Relaxed),
-            identity: None,
+            call,
+            identity,
             executed: false,
         }
+    }
+
+    /// The mode, allow list and audit level of this call.
+    #[inline]
+    pub fn call(&self) -> &CallPolicy {
+        &self.call
+    }
+
+    /// Whether the guard acts on this call's verdict.
+    #[inline]
+    pub fn enforcing(&self) -> bool {
+        self.call.mode.enforcing()
+    }
+
+    /// Whether a call with this verdict is recorded.
+    #[inline]
+    pub fn record_due(&self, verdict: &Verdict) -> bool {
+        record_due(self.cfg, &self.call, verdict)
     }
 
     /// The call's number.
@@ -133,14 +181,16 @@ impl<'a, C: Caller> Recorder<'a, C> {
             invoker: None,
             abi: self.req.abi,
             exe: &self.cfg.exe,
-            mode: self.cfg.mode,
+            mode: self.call.mode,
+            preview_of: self.call.preview_of,
             request: self.req.code,
             nested: self.nested,
             host_no: None,
             packet: None,
             decision: Decision::Pass,
-            enforced: self.cfg.enforcing(),
+            enforced: self.call.mode.enforcing(),
             verdict: None,
+            readonly_preview: None,
             issue: None,
             outcome: None,
         }
@@ -156,7 +206,7 @@ impl<'a, C: Caller> Recorder<'a, C> {
     /// Writes one of the call's records, naming the caller; the sink's errno when it failed.
     #[inline]
     pub fn emit(&mut self, rec: &CallRecord<'_>, phase: Phase) -> Result<bool, c_int> {
-        if self.cfg.log == LogTarget::None {
+        if !logging(self.cfg) {
             return Ok(false);
         }
         let (cfg, nested) = (self.cfg, self.nested);
@@ -233,17 +283,19 @@ impl<'a, C: Caller> Recorder<'a, C> {
         latency: Option<u64>,
         rec: impl FnOnce(CallRecord<'a>) -> CallRecord<'r>,
     ) -> Delivery {
-        let delivered = self.deliver(record, answer);
-        if record || !delivered {
-            self.outcome(rec(self.base()), answer, delivered, status, latency);
+        if !record {
+            return self.finish_unrecorded(answer, status, latency, rec);
         }
-        self.delivery(answer, delivered)
+        let rec = rec(self.base());
+        self.finish(rec, true, answer, status, latency)
     }
 
-    /// Answers the caller, then writes the outcome record: when `record` (a record is due, or
-    /// the call was refused), and always when the answer could not be delivered. `status`: the
-    /// frame's `cmd_status` when the driver wrote it back; `latency`: the microseconds the
-    /// driver took, when it was called and timed ([`latency_us`]).
+    /// Writes the outcome record (when `record`: a record is due, or the call was refused),
+    /// then answers the caller; when the caller cannot take the answer, says so in one more
+    /// record (`undelivered` after an outcome record, else the call's only outcome record,
+    /// marked `guard.not-delivered`). `status`: the frame's `cmd_status` when the driver wrote
+    /// it back; `latency`: the microseconds the driver took, when it was called and timed
+    /// ([`latency_us`]).
     #[inline]
     pub fn finish(
         &mut self,
@@ -253,32 +305,45 @@ impl<'a, C: Caller> Recorder<'a, C> {
         status: Option<u8>,
         latency: Option<u64>,
     ) -> Delivery {
-        let delivered = self.deliver(record, answer);
-        if record || !delivered {
-            self.outcome(rec, answer, delivered, status, latency);
+        if !record {
+            return self.finish_unrecorded(answer, status, latency, |_| rec);
+        }
+        let rec = self.outcome(rec, answer, status, latency);
+        let delivered = self.caller.deliver(answer).is_ok();
+        if !delivered {
+            self.undelivered(rec, Phase::Undelivered);
         }
         self.delivery(answer, delivered)
     }
 
-    /// Gives the caller its answer; whether it took it.
+    /// A call no record is due for: answered, and recorded only when the answer could not be
+    /// delivered.
     #[inline]
-    fn deliver(&mut self, record: bool, answer: Answer) -> bool {
-        if record && self.cfg.log != LogTarget::None {
-            // Who called, while it still waits: once answered it may exit at once.
-            self.identity();
-        }
-        self.caller.deliver(answer).is_ok()
-    }
-
-    /// Writes the outcome record.
-    fn outcome(
+    fn finish_unrecorded<'r>(
         &mut self,
-        mut rec: CallRecord<'_>,
         answer: Answer,
-        delivered: bool,
         status: Option<u8>,
         latency: Option<u64>,
-    ) {
+        rec: impl FnOnce(CallRecord<'a>) -> CallRecord<'r>,
+    ) -> Delivery {
+        if self.caller.deliver(answer).is_ok() {
+            return self.delivery(answer, true);
+        }
+        let rec = rec(self.base());
+        let rec = self.with_outcome(rec, answer, status, latency);
+        self.undelivered(rec, Phase::Outcome);
+        self.delivery(answer, false)
+    }
+
+    /// The record with the answer.
+    #[inline]
+    fn with_outcome<'r>(
+        &self,
+        mut rec: CallRecord<'r>,
+        answer: Answer,
+        status: Option<u8>,
+        latency: Option<u64>,
+    ) -> CallRecord<'r> {
         let (ret, errno) = answer.ret_errno();
         rec.outcome = Some(Outcome {
             ret,
@@ -286,12 +351,31 @@ impl<'a, C: Caller> Recorder<'a, C> {
             cmd_status: status,
             latency_us: latency,
         });
-        if !delivered && rec.issue.is_none() {
+        rec
+    }
+
+    /// Writes the outcome record; the record, for an `undelivered` one after it.
+    #[inline]
+    fn outcome<'r>(
+        &mut self,
+        rec: CallRecord<'r>,
+        answer: Answer,
+        status: Option<u8>,
+        latency: Option<u64>,
+    ) -> CallRecord<'r> {
+        let rec = self.with_outcome(rec, answer, status, latency);
+        let _ = self.emit(&rec, Phase::Outcome);
+        rec
+    }
+
+    /// Records that the caller did not take its answer.
+    fn undelivered(&mut self, mut rec: CallRecord<'_>, phase: Phase) {
+        if rec.issue.is_none() {
             rec.issue = Some(GuardIssue::NotDelivered {
                 executed: self.executed,
             });
         }
-        let _ = self.emit(&rec, Phase::Outcome);
+        let _ = self.emit(&rec, phase);
     }
 
     #[inline]

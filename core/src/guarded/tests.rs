@@ -292,3 +292,199 @@ fn only_the_drivers_requests_of_each_layout_are_guarded() {
     );
     assert!(Request::new(Guard::Hostd, Abi::Ilp32, MEGASAS_IOC_FIRMWARE, 0).is_none());
 }
+
+/// `MR_DCMD_CFG_CLEAR` with no buffer, as `mfi_client dcmd 0x04030000 none 0` sends it.
+fn cfg_clear() -> Vec<u8> {
+    use mfiguard_sanitizer::abi::mfi::MfiCmd;
+    PacketBuilder::new(Abi::NATIVE)
+        .sgl_off(0x28)
+        .frame_header(MfiCmd::Dcmd, 0, 0, 0)
+        .frame_u32(0x18, 0x0403_0000)
+        .build()
+}
+
+/// Another process as the supervisor or mfiguard-hostd sees it: its memory, who it is, and
+/// what happened to its answer. `deliver` checks what the log holds at that moment.
+struct Other<'a> {
+    mem: Mem,
+    uid: u32,
+    sudo_user: Option<&'a str>,
+    log: Option<&'a std::path::Path>,
+    /// The records the log held when the answer was given.
+    at_answer: RefCell<Option<Vec<serde_json::Value>>>,
+    /// Whether the caller takes its answer.
+    takes: bool,
+}
+
+fn records(path: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+impl Caller for Other<'_> {
+    fn read(&self, addr: u64, out: &mut [u8]) -> Result<(), c_int> {
+        self.mem.read(addr, out)
+    }
+    fn write(&self, addr: u64, data: &[u8]) -> Result<(), c_int> {
+        self.mem.write(addr, data)
+    }
+    fn identity(&self) -> Option<Identity> {
+        Some(Identity {
+            who: crate::audit::Who {
+                pid: 4242,
+                uid: self.uid,
+            },
+            exe: "/opt/MegaRAID/MegaCli/MegaCli64".into(),
+            invoker: crate::audit::Invoker {
+                sudo_user: self.sudo_user.map(String::from),
+                ..Default::default()
+            },
+            groups: vec![self.uid],
+        })
+    }
+    fn deliver(&self, _: Answer) -> Result<(), c_int> {
+        if let Some(log) = self.log {
+            *self.at_answer.borrow_mut() = Some(records(log));
+        }
+        if self.takes {
+            Ok(())
+        } else {
+            Err(libc::ESRCH)
+        }
+    }
+}
+
+fn other<'a>(packet: &[u8], uid: u32, sudo_user: Option<&'a str>) -> Other<'a> {
+    Other {
+        mem: Mem::with_packet(packet),
+        uid,
+        sudo_user,
+        log: None,
+        at_answer: RefCell::new(None),
+        takes: true,
+    }
+}
+
+fn supervised() -> Request {
+    Request::new(
+        Guard::Supervisor,
+        Abi::NATIVE,
+        Abi::NATIVE.firmware_request(),
+        BASE,
+    )
+    .unwrap()
+}
+
+/// The policy file's sections, for the caller the supervisor or mfiguard-hostd sees: the same
+/// configuration holds the monitoring account to read-only and leaves root in enforce.
+#[test]
+fn each_caller_is_guarded_in_the_mode_the_policy_gives_it() {
+    use crate::config::{collect, decide_with, Accounts, FileSource, Subject};
+    let file = FileSource::Text {
+        path: "/etc/mfiguard.conf".into(),
+        text: "mode = enforce\nlog = none\n[user nagios]\nmode = readonly\n".into(),
+    };
+    let accounts = || Accounts::parse("nagios:x:110:115::/:/bin/false\n", "");
+    let cfg = decide_with(
+        &collect(&[], &file),
+        &|_| Err(String::new()),
+        &accounts,
+        &[Subject::NOBODY],
+    );
+    let clear = cfg_clear();
+    for (uid, sudo, refused) in [
+        (0, None, false),
+        (110, None, true),
+        (0, Some("nagios"), true),
+    ] {
+        let caller = other(&clear, uid, sudo);
+        let driver = FakeDriver::default();
+        let d = copied::run(&cfg, supervised(), &caller, &mut &driver);
+        let want = if refused { (-1, libc::EPERM) } else { (0, 0) };
+        assert_eq!(
+            d.delivery.answer.ret_errno(),
+            want,
+            "uid {uid} sudo {sudo:?}"
+        );
+        assert_eq!(
+            driver.called.get(),
+            u32::from(!refused),
+            "uid {uid} sudo {sudo:?}"
+        );
+    }
+}
+
+/// In audit mode a call's records say what enforce and what read-only would have done: a
+/// configuration clear passes (and would pass enforce) but read-only would refuse it; the
+/// outcome record is on the log before the caller has its answer, and a caller that cannot take
+/// it gets one more record, `undelivered`.
+#[test]
+fn audit_records_preview_readonly_and_the_outcome_precedes_the_answer() {
+    let dir = std::env::temp_dir().join(format!("mfiguard-preview-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("audit.jsonl");
+    let cfg = Config {
+        mode: GuardMode::Audit,
+        log: LogTarget::File(CString::new(log.to_str().unwrap()).unwrap()),
+        audit: AuditLevel::All,
+        ..Config::FALLBACK
+    };
+    let clear = cfg_clear();
+    for takes in [true, false] {
+        let _ = std::fs::remove_file(&log);
+        let mut caller = other(&clear, 0, None);
+        caller.log = Some(&log);
+        caller.takes = takes;
+        let driver = FakeDriver::default();
+        let d = copied::run(&cfg, supervised(), &caller, &mut &driver);
+        assert_eq!(driver.called.get(), 1, "audit mode lets it through");
+        assert_eq!(d.delivery.delivered, takes);
+        let at_answer = caller.at_answer.borrow().clone().unwrap();
+        let kinds: Vec<&str> = at_answer
+            .iter()
+            .map(|r| r["record"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            kinds,
+            ["decision", "outcome"],
+            "when the caller was answered"
+        );
+        let all = records(&log);
+        let kinds: Vec<&str> = all.iter().map(|r| r["record"].as_str().unwrap()).collect();
+        if takes {
+            assert_eq!(kinds, ["decision", "outcome"]);
+        } else {
+            assert_eq!(kinds, ["decision", "outcome", "undelivered"]);
+            assert_eq!(all[2]["findings"][0]["rule"], "guard.not-delivered");
+        }
+        for r in &all[..2] {
+            assert_eq!(r["mode"], "audit");
+            assert_eq!(r["would"]["enforce"]["verdict"], "pass", "{r}");
+            assert_eq!(r["would"]["readonly"]["verdict"], "reject", "{r}");
+            assert_eq!(
+                r["would"]["readonly"]["findings"][0]["rule"], "readonly.dcmd",
+                "{r}"
+            );
+            assert_eq!(r["opcode_name"], "MR_DCMD_CFG_CLEAR");
+        }
+    }
+    // The library's strategy says the same.
+    let _ = std::fs::remove_file(&log);
+    let (answer, flags, _) = in_place_run(&cfg, &clear);
+    assert_eq!((answer, flags.len()), ((0, 0), 1));
+    let all = records(&log);
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[1]["would"]["readonly"]["verdict"], "reject");
+    // Outside audit mode there is no preview.
+    let _ = std::fs::remove_file(&log);
+    let enforce = Config {
+        mode: GuardMode::Enforce,
+        ..cfg.clone()
+    };
+    in_place_run(&enforce, &clear);
+    assert!(records(&log).iter().all(|r| r.get("would").is_none()));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # examples/integrations/ansible/test-role.sh: the mfiguard role against this machine (as root,
 # connection local), with the built .deb: a first run changes things, a second changes
-# nothing, a typo in the policy fails the play and leaves the installed policy as it was; the
-# facts come from `mfiguard-run --check --json`. Then it removes what the role wrote besides
+# nothing, the preview switched on by one variable shows in the facts, a typo in the policy
+# fails the play and leaves the installed policy as it was; the facts come from
+# `mfiguard-run --check --json`, the per-account entries from the policy's sections. Then it removes what the role wrote besides
 # the package (the sudoers file, the fact script, its drop-in) and the timer links (the
 # package's purge must remove those: packaging/test-purge.sh checks).
 #
@@ -39,6 +40,7 @@ cat >"$work/play.yml" <<PLAY
         mfiguard_package_file: "$deb"
         mfiguard_package_32bit_file: "$deb32"
         mfiguard_mode: "{{ mode | default('readonly') }}"
+        mfiguard_preview: "{{ preview | default(false) }}"
         mfiguard_log: /var/log/mfiguard/audit.jsonl
         mfiguard_sudoers:
           - user: nagios
@@ -49,7 +51,10 @@ cat >"$work/play.yml" <<PLAY
       ansible.builtin.assert:
         that:
           - ansible_local.mfiguard.check_version == 1
-          - ansible_local.mfiguard.policy.mode.value == (mode | default('readonly'))
+          - ansible_local.mfiguard.policy.preview == (preview | default(false) | bool)
+          - ansible_local.mfiguard.policy.mode.value == ('audit' if (preview | default(false) | bool) else (mode | default('readonly')))
+          - ansible_local.mfiguard.policy.sections | selectattr('section', 'equalto', 'user nagios') | map(attribute='mode') | first == 'readonly'
+          - ansible_local.mfiguard.policy.invalid | length == 0
           - ansible_local.mfiguard.libraries['64'].intercepted
 PLAY
 export ANSIBLE_ROLES_PATH=$here/roles ANSIBLE_NOCOLOR=1 ANSIBLE_RETRY_FILES_ENABLED=0 \
@@ -67,14 +72,24 @@ recap "$work/1.out"
 recap "$work/1.out" | grep -q 'changed=[1-9]' || { cat "$work/1.out"; fail "the first run changed nothing"; }
 grep -qx 'mode = readonly' /etc/mfiguard.conf || fail "/etc/mfiguard.conf does not say mode = readonly"
 [ "$(stat -c %a /etc/sudoers.d/mfiguard)" = 440 ] || fail "/etc/sudoers.d/mfiguard is not 0440"
-grep -q '^nagios ALL=(root) NOPASSWD: /usr/bin/mfiguard-run --mode readonly -- /usr/sbin/megacli -LDInfo' /etc/sudoers.d/mfiguard ||
-	fail "the sudoers rule"
+grep -q '^nagios ALL=(root) NOPASSWD: /usr/bin/mfiguard-run -- /usr/sbin/megacli -LDInfo' /etc/sudoers.d/mfiguard ||
+	fail "the sudoers rule (no mode pinned: the policy gives it)"
+sed -n '/^\[user nagios\]$/,/^$/p' /etc/mfiguard.conf | grep -qx 'mode = readonly' ||
+	fail "/etc/mfiguard.conf has no [user nagios] section in readonly"
+! grep -q '^preview' /etc/mfiguard.conf || fail "/etc/mfiguard.conf previews without being asked to"
 [ -L /etc/systemd/system/timers.target.wants/mfiguard-collect.timer ] || fail "the collector's timer is not enabled"
 
 echo "--- second run: changes nothing"
 play >"$work/2.out" 2>&1 || { cat "$work/2.out"; fail "the second run failed"; }
 recap "$work/2.out"
 recap "$work/2.out" | grep -q 'changed=0 ' || { cat "$work/2.out"; fail "the second run changed something"; }
+
+echo "--- the roll-out is one variable: the preview on, then off again"
+play -e preview=true >"$work/p.out" 2>&1 || { cat "$work/p.out"; fail "the run with the preview failed"; }
+grep -qx 'preview = yes' /etc/mfiguard.conf || fail "mfiguard_preview: true wrote no preview line"
+play >"$work/p2.out" 2>&1 || { cat "$work/p2.out"; fail "the run without the preview failed"; }
+! grep -q '^preview' /etc/mfiguard.conf || fail "mfiguard_preview: false left the preview line"
+recap "$work/p2.out"
 
 echo "--- a typo in the policy fails the play; the installed policy stays"
 before=$(cat /etc/mfiguard.conf)

@@ -184,9 +184,25 @@ pub fn fork_during_load(fd: c_int, host: u16) -> i32 {
 /// Reads rule ids (or `pass`) from stdin and issues each as it is read, printing one line per
 /// call (`RULE ret=.. errno=.. (NAME) cmd_status=..`), flushed, so that a test can act between
 /// calls (rotate the log, make the sink fail or recover).
+///
+/// With `MFI_CLIENT_OUTCOMES=LOG` (a JSON audit log), each line also says, as soon as the
+/// call returned, how many outcome records LOG holds, `outcomes=N`: a guard that writes a
+/// call's outcome record before answering shows at least as many as calls returned.
 pub fn lines(fd: c_int, host: u16) -> i32 {
     let stdin = std::io::stdin();
     let mut out = std::io::stdout();
+    let outcomes_log = std::env::var_os("MFI_CLIENT_OUTCOMES");
+    let outcomes = || -> String {
+        let Some(log) = &outcomes_log else {
+            return String::new();
+        };
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let n = text
+            .lines()
+            .filter(|l| l.contains("\"record\":\"outcome\""))
+            .count();
+        format!(" outcomes={n}")
+    };
     for line in stdin.lock().lines() {
         let Ok(line) = line else { break };
         let id = line.trim();
@@ -196,7 +212,7 @@ pub fn lines(fd: c_int, host: u16) -> i32 {
         match rule_call(host, id) {
             Ok(mut c) => {
                 let o = issue(fd, c.request, &mut c.packet);
-                let _ = writeln!(out, "{id} {}", describe(&o));
+                let _ = writeln!(out, "{id} {}{}", describe(&o), outcomes());
             }
             Err(e) => {
                 let _ = writeln!(out, "{id} error={e}");

@@ -305,6 +305,7 @@ pub(super) fn send_sigio(cfg: &Config, dev: u64, events: &Events) {
             sys::F_OWNER_TID => {
                 let to = Status::of(owner);
                 let allowed = to
+                    .as_ref()
                     .and_then(|s| Some((s.uid?, s.euid_suid?.1)))
                     .is_some_and(|t| sigio_allowed(f.uids, t));
                 let tgid = to.and_then(|s| s.tgid).unwrap_or(owner);

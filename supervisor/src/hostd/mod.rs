@@ -220,12 +220,19 @@ pub fn serve(cfg: &'static Config, opts: &Options) -> Result<std::convert::Infal
         &format!("{}\n", status::dev_name(dev)),
     );
     eprintln!(
-        "mfiguard-hostd: serving {} (CUSE {name} {}); the driver's node is private in {}; mode {}, log {}",
+        "mfiguard-hostd: serving {} (CUSE {name} {}); the driver's node is private in {}; mode {}{}, log {}",
         opts.node.display(),
         status::dev_name(dev),
         opts.private_dir.display(),
-        cfg.mode.name(),
-        cfg.log.describe()
+        cfg.for_caller(&mfiguard_core::config::Subject::NOBODY)
+            .mode
+            .name(),
+        if cfg.site.per_caller() {
+            " for callers no section of the policy names (the others by their sections)"
+        } else {
+            ""
+        },
+        cfg.log.names()
     );
     for e in &cfg.errors {
         eprintln!("mfiguard-hostd: WARNING: {}", e.summary);

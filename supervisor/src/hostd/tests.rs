@@ -151,6 +151,7 @@ impl Host for Fake {
             },
             exe: "/usr/sbin/storcli64".into(),
             invoker: audit::Invoker::default(),
+            groups: Vec::new(),
         }
     }
     fn may_open(&self, _: libc::pid_t) -> Result<(), c_int> {

@@ -7,11 +7,14 @@ use mfiguard_sanitizer::abi::mfi::CmdDisplay;
 use mfiguard_sanitizer::abi::names::{dcmd_opcode_name, mfi_status_name};
 use mfiguard_sanitizer::{Errno, Verdict};
 
-use super::{severity, LOG_AUTHPRIV};
+use std::ffi::c_int;
+
+use super::{severity, Sink, SinkError, LOG_AUTHPRIV};
 use crate::audit::invoker::Invoker;
 use crate::audit::line::{call_line, error_line};
-use crate::audit::record::{Phase, Record, Who};
+use crate::audit::record::{Record, Who};
 use crate::audit::text::{hex16, hex32};
+use crate::config::Config;
 use crate::sys;
 
 /// Where systemd-journald takes records in its native protocol.
@@ -60,7 +63,20 @@ pub fn journal_entry(rec: Record<'_>, who: Who, by: Option<&Invoker>, lost: u64)
             journal_field(f, "MFIGUARD_RECORD", phase.name());
             journal_field(f, "MFIGUARD_SEQ", c.seq);
             journal_field(f, "MFIGUARD_MODE", c.mode.name());
+            if let Some(m) = c.preview_of {
+                journal_field(f, "MFIGUARD_PREVIEW_OF", m.name());
+            }
             journal_field(f, "MFIGUARD_VERDICT", c.decision.name());
+            if let (Some(enforce), Some(readonly)) = (c.verdict, c.readonly_preview) {
+                journal_field(f, "MFIGUARD_WOULD_ENFORCE", enforce.decision().name());
+                journal_field(f, "MFIGUARD_WOULD_READONLY", readonly.decision().name());
+                for r in readonly
+                    .findings()
+                    .filter(|x| x.action == mfiguard_sanitizer::Action::Reject)
+                {
+                    journal_field(f, "MFIGUARD_WOULD_READONLY_RULE", r.rule.name());
+                }
+            }
             if let Some(issue) = c.issue {
                 journal_field(f, "MFIGUARD_RULE", issue.rule());
             }
@@ -84,7 +100,7 @@ pub fn journal_entry(rec: Record<'_>, who: Who, by: Option<&Invoker>, lost: u64)
                 journal_field(f, "MFIGUARD_FLAGS", hex16(p.flags));
                 journal_field(f, "MFIGUARD_FLAGS_SENT", hex16(p.flags_sent));
             }
-            if let (Phase::Outcome, Some(r)) = (phase, c.outcome) {
+            if let (true, Some(r)) = (phase.answered(), c.outcome) {
                 journal_field(f, "MFIGUARD_RET", r.ret);
                 if r.errno != 0 {
                     journal_field(f, "MFIGUARD_ERRNO", Errno(r.errno));
@@ -124,12 +140,39 @@ pub fn journal_entry(rec: Record<'_>, who: Who, by: Option<&Invoker>, lost: u64)
     out
 }
 
-/// Sends the record to the journal when its socket exists (allocates: not from a signal
-/// handler); whether the journal took it.
-pub(crate) fn send(rec: Record<'_>, who: Who, by: Option<&Invoker>, lost: u64) -> bool {
+/// Sends the record to the journal (allocates: not from a signal handler); the errno when the
+/// journal did not take it (`ENOENT`: no journald here).
+pub(crate) fn send(
+    rec: Record<'_>,
+    who: Who,
+    by: Option<&Invoker>,
+    lost: u64,
+) -> Result<(), c_int> {
     if !std::path::Path::new(JOURNAL_SOCKET).exists() {
-        return false;
+        return Err(libc::ENOENT);
     }
     let entry = journal_entry(rec, who, by, lost);
-    sys::send_datagram_nowait(JOURNAL_SOCKET_C, &entry).is_ok()
+    sys::send_datagram_nowait(JOURNAL_SOCKET_C, &entry)
+}
+
+/// The journal alone (`log = journal`): each record one entry with structured fields; no
+/// fallback to `/dev/log` (that is `syslog`). From a signal handler its records go to stderr,
+/// as syslog's do.
+pub(crate) struct Journal;
+
+impl Sink for Journal {
+    fn send_structured(
+        &self,
+        rec: Record<'_>,
+        who: Who,
+        by: Option<&Invoker>,
+        lost: u64,
+    ) -> Option<Result<(), SinkError>> {
+        Some(send(rec, who, by, lost).map_err(SinkError::Failed))
+    }
+
+    fn send(&self, _cfg: &Config, _bytes: &[u8]) -> Result<(), SinkError> {
+        // Only reached without the structured form, which the journal always has.
+        Err(SinkError::Failed(libc::ENOSYS))
+    }
 }

@@ -1,6 +1,8 @@
 //! Where records go: one [`Sink`] a destination, each in its own file, and one mapping from the
 //! configuration to them ([`with_sink`]). A new destination is a file here, its line in
-//! `with_sink`, and its word in the configuration (`LogTarget`).
+//! `with_sink`, and its word in the configuration (`LogTarget`). A configuration may name
+//! several destinations (`log = journal, /var/log/mfiguard/audit.jsonl`): each record goes to
+//! each, by itself.
 
 pub(crate) mod file;
 pub(crate) mod journal;
@@ -52,15 +54,16 @@ pub(crate) trait Sink {
     }
 
     /// A structured form of the record, tried before the assembled bytes where the sink has
-    /// one (the journal, behind syslog): whether it was taken. Never from a signal handler.
+    /// one (the journal): `Some` with how it went when that form was used, `None` to send the
+    /// assembled bytes instead. Never from a signal handler.
     fn send_structured(
         &self,
         _rec: Record<'_>,
         _who: Who,
         _by: Option<&Invoker>,
         _lost: u64,
-    ) -> bool {
-        false
+    ) -> Option<Result<(), SinkError>> {
+        None
     }
 
     /// Sends one assembled record, without ever waiting for a reader.
@@ -72,20 +75,23 @@ pub(crate) trait Sink {
     }
 }
 
-/// The one mapping from the configuration to a sink; `None` for `none`. From a signal handler
-/// (`nested`) syslog is replaced by stderr: the interrupted call may be in the middle of its
-/// own datagram, and a syslog failure could not be reported from there.
+/// The one mapping from a configured destination to a sink; `None` for `none` (and for
+/// `Several`, whose destinations are mapped one by one). From a signal handler (`nested`)
+/// syslog and the journal are replaced by stderr: the interrupted call may be in the middle of
+/// its own datagram, the journal's entry is assembled on the heap, and a failure could not be
+/// reported from there.
 #[inline]
 pub(crate) fn with_sink<R>(
-    cfg: &Config,
+    target: &LogTarget,
     nested: bool,
     f: impl FnOnce(&dyn Sink) -> R,
 ) -> Option<R> {
-    match &cfg.log {
-        LogTarget::None => None,
+    match target {
+        LogTarget::None | LogTarget::Several(_) => None,
         LogTarget::File(path) => Some(f(&file::File(path))),
-        LogTarget::Syslog if nested => Some(f(&stderr::Stderr)),
+        LogTarget::Syslog | LogTarget::Journal if nested => Some(f(&stderr::Stderr)),
         LogTarget::Syslog => Some(f(&syslog::Syslog)),
+        LogTarget::Journal => Some(f(&journal::Journal)),
         LogTarget::Stderr => Some(f(&stderr::Stderr)),
     }
 }

@@ -43,8 +43,15 @@ impl Sink for Syslog {
         false
     }
 
-    fn send_structured(&self, rec: Record<'_>, who: Who, by: Option<&Invoker>, lost: u64) -> bool {
-        journal::send(rec, who, by, lost)
+    fn send_structured(
+        &self,
+        rec: Record<'_>,
+        who: Who,
+        by: Option<&Invoker>,
+        lost: u64,
+    ) -> Option<Result<(), SinkError>> {
+        // The journal where it takes the record; else the datagram to /dev/log.
+        journal::send(rec, who, by, lost).ok().map(Ok)
     }
 
     fn send(&self, _cfg: &Config, bytes: &[u8]) -> Result<(), SinkError> {
