@@ -352,7 +352,7 @@ fn the_ansible_role_is_shipped_and_complete() {
     let defaults = read("examples/integrations/ansible/roles/mfiguard/defaults/main.yml");
     for v in [
         "mfiguard_hostd_enabled:",
-        "mfiguard_hostd_bpf_lock:",
+        "mfiguard_hostd_lock:",
         "mfiguard_mode:",
     ] {
         assert!(defaults.contains(v), "{v}");
@@ -361,4 +361,28 @@ fn the_ansible_role_is_shipped_and_complete() {
     assert!(installed.contains(Path::new(
         "/usr/share/doc/mfiguard/examples/ansible/roles/mfiguard/tasks/main.yml"
     )));
+}
+
+/// Every option the role's drop-in can give mfiguard-hostd is one the daemon takes (a stale
+/// option fails the unit's start on every host the play touches).
+#[test]
+fn the_roles_hostd_options_exist() {
+    let template =
+        read("examples/integrations/ansible/roles/mfiguard/templates/hostd-override.conf.j2");
+    let help = Command::new(common::hostd_bin())
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    let options: Vec<&str> = template
+        .split(|c: char| c.is_whitespace() || c == '{' || c == '}' || c == '%')
+        .filter(|w| w.starts_with("--"))
+        .collect();
+    assert!(options.contains(&"--no-lock"), "{template}");
+    for o in options {
+        assert!(
+            help.contains(o),
+            "mfiguard-hostd --help has no {o}:\n{help}"
+        );
+    }
 }

@@ -133,6 +133,8 @@ struct Supervised {
     program: PathBuf,
     args: Vec<String>,
     env: Vec<(String, String)>,
+    /// A program (and its arguments) that runs the supervisor, e.g. `setpriv ... --`.
+    wrapper: Vec<&'static str>,
 }
 
 fn supervised(via: Via, program: &Path, args: &[&str]) -> Supervised {
@@ -142,6 +144,7 @@ fn supervised(via: Via, program: &Path, args: &[&str]) -> Supervised {
         program: program.to_path_buf(),
         args: args.iter().map(|s| (*s).to_owned()).collect(),
         env: Vec::new(),
+        wrapper: Vec::new(),
     }
 }
 
@@ -163,9 +166,21 @@ impl Supervised {
         self
     }
 
+    fn under(mut self, wrapper: &[&'static str]) -> Supervised {
+        self.wrapper = wrapper.to_vec();
+        self
+    }
+
     fn command(&self, dir: &Scratch) -> Command {
         let sup = supervisor();
-        let mut cmd = Command::new(sup);
+        let mut cmd = match self.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(sup);
+                c
+            }
+            None => Command::new(sup),
+        };
         // mfiguard-run --via MECHANISM -- TOOL ARGS (the flag: another --via, e.g. auto).
         let via = match (self.flag, self.via) {
             (Some(f), _) => f,
@@ -1215,6 +1230,60 @@ fn an_mfiguard_run_under_another_runs_its_tool_under_the_outer_guard() {
     assert!(!refused.is_empty(), "{}", run.dump());
 }
 
+/// The same with a dynamically linked tool and a stricter inner mode (a read-only PATH shim
+/// called from a script guarded in enforce): the library applies the inner read-only mode
+/// first, so CFG_CLEAR never reaches the outer guard, let alone the driver.
+#[test]
+fn a_stricter_inner_mfiguard_run_wins_under_another() {
+    let client = examples().client.display().to_string();
+    let inner = supervisor().display().to_string();
+    let run = supervised(
+        Via::Notify,
+        Path::new(&inner),
+        &[
+            "--mode",
+            "readonly",
+            "--",
+            &client,
+            "--device",
+            "/dev/null",
+            "dcmd",
+            "0x04030000",
+            "none",
+            "0",
+        ],
+    )
+    .env(
+        "MFIGUARD_LIB_DIR",
+        guard_lib().parent().unwrap().to_str().unwrap(),
+    )
+    .run();
+    assert!(
+        run.stdout.contains("ret=-1 errno=1 (EPERM)"),
+        "{}",
+        run.dump()
+    );
+    assert_eq!(run.sim.len(), 0, "{}", run.dump());
+    let refused: Vec<Value> = run
+        .audit_calls()
+        .into_iter()
+        .filter(|c| finding_rules(c).iter().any(|r| r == "readonly.dcmd"))
+        .collect();
+    assert!(!refused.is_empty(), "{}", run.dump());
+    assert_eq!(
+        text(&refused[0], "guard"),
+        Some("preload"),
+        "{}",
+        run.dump()
+    );
+    assert_eq!(
+        text(&refused[0], "mode"),
+        Some("readonly"),
+        "{}",
+        run.dump()
+    );
+}
+
 both!(a_tool_killed_mid_call_is_recorded_as_executed_not_delivered);
 fn a_tool_killed_mid_call_is_recorded_as_executed_not_delivered(via: Via) {
     use std::os::unix::process::ExitStatusExt;
@@ -1592,6 +1661,36 @@ fn the_doors_a_raid_tool_never_uses_are_closed_with_a_record(via: Via) {
     for c in run.audit_calls() {
         assert_eq!(text(&c, "guard"), Some(via.guard()));
     }
+}
+
+both!(an_inheritable_cap_sys_ptrace_does_not_reach_the_tool);
+/// Root's program gets the inheritable set too at exec: a caller that holds CAP_SYS_PTRACE
+/// there (`setpriv --inh-caps +sys_ptrace`) must not hand it to the tool, which could then open
+/// the supervisor's memory.
+fn an_inheritable_cap_sys_ptrace_does_not_reach_the_tool(via: Via) {
+    let Some(tool) = escape_tool() else {
+        return;
+    };
+    // SAFETY: geteuid has no preconditions.
+    if !have("setpriv") || unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root and setpriv");
+        return;
+    }
+    let run = supervised(via, tool, &[])
+        .under(&["setpriv", "--inh-caps", "+sys_ptrace", "--"])
+        .run();
+    assert_eq!(run.code(), 0, "{}", run.dump());
+    assert!(
+        run.stdout.contains("cap_sys_ptrace ret=0 errno=0\n"),
+        "{}",
+        run.dump()
+    );
+    assert!(
+        run.stdout
+            .contains(&format!("proc_mem ret=-1 errno={}\n", libc::EACCES)),
+        "{}",
+        run.dump()
+    );
 }
 
 both!(a_descendant_cannot_install_a_listener_after_the_first_process_exits);

@@ -260,15 +260,22 @@ fn run() -> Result<ExitCode, Error> {
                             match never {}
                         }
                     }
+                    let fallback = mechanism::choose(&path, &kind, Via::Preload);
                     // Under another mfiguard-run (a PATH shim called from a guarded script):
                     // its filter closes both doors, and its guard covers this tool already.
+                    // The library applies this run's mode first where it can load (the
+                    // stricter of the two then wins); a static tool has the outer guard's.
                     if mechanism::already_guarded() {
+                        if let Mechanism::Unguarded { .. } = fallback {
+                            eprintln!(
+                                "{ME}: note: this process runs under mfiguard-run's guard already; the tool runs under it, in that guard's mode (a statically linked tool cannot take this run's)"
+                            );
+                            return exec_under_outer_guard(&settings, tool, &path, args);
+                        }
                         eprintln!(
-                            "{ME}: note: this process runs under mfiguard-run's guard already; the tool runs under it"
+                            "{ME}: note: this process runs under mfiguard-run's guard already; the tool runs under it, with the library applying this run's mode first"
                         );
-                        return exec_under_outer_guard(&settings, tool, &path, args);
                     }
-                    let fallback = mechanism::choose(&path, &kind, Via::Preload);
                     run_preloaded(&settings, &fallback, &kind, tool, &path, args)
                 }
                 Err(e) => Err(e),

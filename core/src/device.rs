@@ -220,6 +220,10 @@ pub struct Known {
     driver: Option<u32>,
     /// The daemon's CUSE devices that existed before the start (0: none); `None`: asked live.
     hostd: Option<[u64; HOSTD_MAX]>,
+    /// Whether the guard is outside the tool: a CUSE device is then never taken for the
+    /// driver's, whatever its number (one `readlink` per recognition, which the supervisor
+    /// keeps per open file).
+    outside: bool,
 }
 
 impl Known {
@@ -233,6 +237,7 @@ impl Known {
         Known {
             driver,
             hostd: Some(hostd_devices_now()),
+            outside: true,
         }
     }
 
@@ -241,6 +246,7 @@ impl Known {
         Known {
             driver: None,
             hostd: None,
+            outside: false,
         }
     }
 
@@ -249,14 +255,26 @@ impl Known {
         Known {
             driver: Some(major),
             hostd: Some([0; HOSTD_MAX]),
+            outside: true,
         }
     }
 
-    fn is_driver(self, major: u32) -> bool {
-        match self.driver {
+    fn is_driver(self, rdev: u64) -> bool {
+        let dev = rdev as libc::dev_t;
+        // `register_chrdev` claims minors 0..=255 of the driver's major; a CUSE server may
+        // register the same major's minor 256 and up.
+        if libc::minor(dev) >= DRIVER_MINORS {
+            return false;
+        }
+        let major = libc::major(dev);
+        let listed = match self.driver {
             Some(m) => m == major,
             None => is_node_major(&MAJOR, PROC_DEVICES, major),
-        }
+        };
+        // The driver registers no device in sysfs; a CUSE device has a `/sys/dev/char` link
+        // into its class (seen from outside the tool, which could otherwise serve the guard's
+        // own call on a device it made: an unreadable `/proc/devices` counts any major).
+        listed && !(self.outside && sys_dev_char_target(rdev, cuse_link))
     }
 
     fn is_hostd(self, rdev: u64) -> bool {
@@ -316,6 +334,16 @@ pub fn hostd_link(target: &[u8]) -> bool {
     class == b"cuse" && name.starts_with(HOSTD_CUSE_PREFIX)
 }
 
+/// Whether a `/sys/dev/char` link target names a CUSE device (of any name).
+fn cuse_link(target: &[u8]) -> bool {
+    let mut parts = target.rsplit(|&b| b == b'/');
+    parts.next();
+    parts.next() == Some(b"cuse")
+}
+
+/// The minors `register_chrdev` claims for a driver: 0..=255.
+const DRIVER_MINORS: u32 = 256;
+
 /// Reads the `/sys/dev/char/MAJ:MIN` link of `rdev` into a stack buffer and asks `each` about
 /// it; false when there is none.
 fn sys_dev_char_target(rdev: u64, each: impl FnOnce(&[u8]) -> bool) -> bool {
@@ -371,7 +399,7 @@ pub fn classify(rdev: u64, cfg: &Config, known: Known) -> Option<Node> {
     if cfg.device.as_ref().is_some_and(|(_, named)| *named == rdev) {
         return Some(Node::Driver);
     }
-    if known.is_driver(libc::major(rdev as libc::dev_t)) {
+    if known.is_driver(rdev) {
         return Some(Node::Driver);
     }
     known.is_hostd(rdev).then_some(Node::Hostd)
@@ -514,6 +542,27 @@ mod tests {
         assert!(!is_hostd_device(0));
     }
 
+    /// A CUSE server may register the driver's major past the driver's 256 minors, or any
+    /// device when `/proc/devices` cannot be read: neither is taken for the driver's node.
+    #[test]
+    fn a_cuse_device_or_a_minor_past_the_drivers_is_not_the_driver() {
+        let cfg = Config::FALLBACK;
+        let known = Known::fixed(1);
+        assert_eq!(
+            classify(libc::makedev(1, 255), &cfg, known),
+            Some(Node::Driver)
+        );
+        assert_eq!(classify(libc::makedev(1, 256), &cfg, known), None);
+        assert_eq!(classify(libc::makedev(1, 1 << 19), &cfg, known), None);
+        assert!(cuse_link(b"../../devices/virtual/cuse/anything"));
+        assert!(cuse_link(
+            b"../../devices/virtual/cuse/megaraid_sas_ioctl_node"
+        ));
+        assert!(!cuse_link(b"../../devices/virtual/mem/null"));
+        assert!(!cuse_link(b"cuse"));
+        assert!(!cuse_link(b""));
+    }
+
     #[test]
     fn a_major_read_before_the_start_is_kept() {
         use std::os::unix::fs::MetadataExt;
@@ -529,6 +578,7 @@ mod tests {
         let before = Known {
             driver: Some(major + 1),
             hostd: Some([null, 0, 0, 0]),
+            outside: true,
         };
         assert_eq!(classify(null, &cfg, before), Some(Node::Hostd));
         // Taken now (no cuse here): no daemon, whatever sysfs will say later.

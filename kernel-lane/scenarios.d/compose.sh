@@ -46,7 +46,9 @@ cmp_expect() {
     k=$(cat "$f.kcalls")
     ctx="hostd $h, $m in $tm"
     hrec() { grep '"record":"outcome"' "$f.hjsonl" | grep -F '"guard":"hostd"' | grep -cF -- "$1" || true; }
-    trec() { grep '"record":"outcome"' "$f.jsonl" 2>/dev/null | grep -cF -- "$1" || true; }
+    # The tool's guard's own findings: audit mode's preview ("would") names what read-only
+    # would refuse, which is not a refusal.
+    trec() { grep '"record":"outcome"' "$f.jsonl" 2>/dev/null | sed 's/,"would":{.*//' | grep -cF -- "$1" || true; }
     tguard=$m
     [ "$m" = supervise ] && tguard=supervisor
     case $what in
@@ -81,30 +83,32 @@ cmp_expect() {
     return 0
 }
 
-# The matrix, in the combinations that tell something: the daemon in enforce and the tool in
-# read-only (the tool's mode refuses first), the daemon in read-only and the tool in enforce,
-# audit or off (the daemon refuses), each with CFG_CLEAR (a writing DCMD) and CTRL_GET_INFO (a
+# The matrix, in the combinations that tell something: the daemon in enforce or audit and the
+# tool in read-only (the tool's mode refuses first: the PATH shim's case on a host whose daemon
+# only audits), the daemon in read-only and the tool in read-only (the tool refuses first),
+# enforce, audit or off (the daemon refuses), each with CFG_CLEAR (a writing DCMD) and CTRL_GET_INFO (a
 # read, which passes both), under the library, the supervisor and the ptrace fallback.
 sc_compose_hostd_matrix() {
     has_hostd || { echo "no mfiguard-hostd in the image (run.sh --hostd) or no /dev/cuse" && exit 77; }
     has_sup || { echo "no supervisor in the image (run.sh --supervisor)" && exit 77; }
     mechs="preload supervise ptrace"
     n=0
-    for hmode in enforce readonly; do
+    for hmode in enforce audit readonly; do
         CMP_HLOG=$OUT/compose-hostd-$hmode.jsonl
         ensure_node
         hostd_start "$CMP_HLOG" "$hmode" || fail "mfiguard-hostd ($hmode) did not start: $(tail -n 3 "$OUT/hostd.err")"
         case $hmode in
             enforce) tmodes="readonly enforce" ;;
-            *) tmodes="enforce audit off" ;;
+            audit) tmodes="readonly" ;;
+            *) tmodes="readonly enforce audit off" ;;
         esac
         for m in $mechs; do
             for tm in $tmodes; do
                 TAG=cmp-$hmode-$m-$tm-clear
                 cmp_run "$TAG" "$m" "$tm" dcmd 0x04030000 none 0
                 case $hmode/$tm in
-                    enforce/readonly) cmp_expect "$TAG" "$hmode" "$m" "$tm" refused-by-tool ;;
-                    enforce/*) cmp_expect "$TAG" "$hmode" "$m" "$tm" passed ;;
+                    */readonly) cmp_expect "$TAG" "$hmode" "$m" "$tm" refused-by-tool ;;
+                    enforce/* | audit/*) cmp_expect "$TAG" "$hmode" "$m" "$tm" passed ;;
                     *) cmp_expect "$TAG" "$hmode" "$m" "$tm" refused-by-hostd ;;
                 esac
                 TAG=cmp-$hmode-$m-$tm-read
@@ -115,5 +119,5 @@ sc_compose_hostd_matrix() {
         done
         hostd_stop
     done
-    echo "$n runs ($ABI clients): the stricter mode wins in each (CFG_CLEAR refused by the tool's read-only guard before the daemon, by the daemon's read-only mode behind a tool in enforce, audit or off), reads pass both, records from both guards; $(kernel_note)"
+    echo "$n runs ($ABI clients): the stricter mode wins in each (CFG_CLEAR refused by the tool's read-only guard before the daemon in enforce, audit or read-only, by the daemon's read-only mode behind a tool in enforce, audit or off), reads pass both, records from both guards; $(kernel_note)"
 }

@@ -74,15 +74,19 @@ sc_contain_descendant() {
 # server can make the kernel read and write its caller's memory (an unrestricted ioctl's
 # retry), so the guard must never send it anything: only the daemon's devices that existed
 # before the tool started count. ENOTTY, guard.unrecognised-file, the driver never called.
-sc_contain_own_cuse() {
+# own_cuse TAG NODE HOSTD_ARGS WHAT: the tool starts a CUSE server of its own (mfiguard-hostd, its
+# records apart) at NODE and sends ctrl-info through it; the guard must refuse it as an
+# unrecognised file (ENOTTY) and the server must get nothing: a guard that executed the call would
+# let the tool's server read and write the guard's memory (an unrestricted ioctl's retry).
+own_cuse() {
     has_hostd || { echo "no mfiguard-hostd in the image (run.sh --hostd) or no /dev/cuse" && exit 77; }
-    contain_begin contain-cuse
+    contain_begin "$1"
     rm -rf /tmp/own
-    own=/tmp/own/megaraid_sas_ioctl_node.own
+    own=$2
     # shellcheck disable=SC2086
     MFIGUARD_LOG=$f.jsonl MFIGUARD_AUDIT=all timeout 60 "$SUP" $KL_SUP_ARGS /bin/sh -c "
         mkdir -p /tmp/own/priv
-        MFIGUARD_LOG=$f.own.jsonl $HOSTD --node $own --private-dir /tmp/own/priv --watch-ms 50 >/dev/null 2>$f.own.err &
+        MFIGUARD_LOG=$f.own.jsonl $HOSTD --node $own --private-dir /tmp/own/priv --watch-ms 50 --no-lock $3 >/dev/null 2>$f.own.err &
         i=0
         while [ ! -c $own ] && [ \$i -lt 200 ]; do usleep 50000; i=\$((i + 1)); done
         [ -c $own ] || { echo 'no CUSE device of the tool'; kill \$!; exit 98; }
@@ -99,5 +103,14 @@ sc_contain_own_cuse() {
     reached_kernel "$TAG" sup 0
     [ ! -s "$f.own.jsonl" ] || fail "the tool's CUSE server got a call: $(head -c 300 "$f.own.jsonl")"
     rm -rf /tmp/own
-    echo "a call through a CUSE device the tool registered under the daemon's name: ENOTTY, guard.unrecognised-file recorded, nothing sent to it ($SUP_GUARD); $(kernel_note)"
+    echo "a call through $4: ENOTTY, guard.unrecognised-file recorded, nothing sent to it ($SUP_GUARD); $(kernel_note)"
+}
+
+sc_contain_own_cuse() {
+    own_cuse contain-cuse /tmp/own/megaraid_sas_ioctl_node.own "" "a CUSE device the tool registered under the daemon's name"
+}
+
+# The driver's major past its 256 minors is free for a CUSE server to register: not the driver.
+sc_contain_own_cuse_major() {
+    own_cuse contain-cuse-major /tmp/own/raid "--device-number $(node_major):256" "a CUSE device the tool registered on the driver's major (minor 256)"
 }

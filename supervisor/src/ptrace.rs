@@ -416,8 +416,9 @@ impl<'c> Tracer<'c> {
     /// registers the event mask with the controller instance, and the `SIGIO` that announces
     /// an event goes to every file that asked for it with `O_ASYNC`/`F_SETOWN` (`fcntl`, not
     /// filtered, on the tool's own file), not to the file that issued `GET_AEN`. A file that
-    /// cannot be opened again (a socket, a file opened with `O_PATH`) is not the node: its
-    /// call is answered `ENOTTY`, as non-MegaRAID files answer these codes.
+    /// cannot be opened again (a socket) or must not be (one opened with `O_PATH`, see
+    /// [`reopen`]) is not the node: its call is answered `ENOTTY`, as non-MegaRAID files
+    /// answer these codes.
     ///
     /// `MEGASAS_IOC_GET_AEN` is the exception: the driver refuses it (`EINVAL`) on a
     /// description that did not register with `F_SETOWN` + `O_ASYNC` (its fasync handler
@@ -493,8 +494,16 @@ fn fdinfo_flags(info: &str) -> Option<c_int> {
     c_int::from_str_radix(v, 8).ok()
 }
 
-/// `/proc/<tid>/fd/<fd>` opened again, read-write if it can be, else read-only.
+/// `/proc/<tid>/fd/<fd>` opened again, read-write if it can be, else read-only. An `O_PATH`
+/// descriptor is not: it never opened the file (the driver's open wants `CAP_SYS_ADMIN`, which
+/// an unprivileged tool can name a path without), and the tracer's open would do it with the
+/// tracer's credentials.
 fn reopen(tid: libc::pid_t, fd: c_int) -> Result<OwnedFd, c_int> {
+    let info =
+        std::fs::read_to_string(format!("/proc/{tid}/fdinfo/{fd}")).map_err(|_| libc::ENOENT)?;
+    if fdinfo_flags(&info).is_none_or(|f| f & libc::O_PATH != 0) {
+        return Err(libc::ENOTTY);
+    }
     let path = CString::new(format!("/proc/{tid}/fd/{fd}")).map_err(|_| libc::EINVAL)?;
     let flags = libc::O_NOCTTY | libc::O_NONBLOCK;
     sys::open(&path, libc::O_RDWR | flags).or_else(|e| match e {
@@ -610,6 +619,22 @@ mod tests {
         let f = fdinfo_flags("flags:\t02100002\n").expect("flags");
         assert_eq!(f & libc::O_ASYNC, 0);
         assert_eq!(fdinfo_flags("pos:\t0\n"), None);
+    }
+
+    /// An `O_PATH` descriptor of a device is not opened again with the tracer's credentials.
+    #[test]
+    fn an_o_path_descriptor_is_not_reopened() {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::OpenOptionsExt;
+        let tid = crate::sys::gettid();
+        let path = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH)
+            .open("/dev/null")
+            .unwrap();
+        assert_eq!(reopen(tid, path.as_raw_fd()).err(), Some(libc::ENOTTY));
+        let opened = std::fs::File::open("/dev/null").unwrap();
+        assert!(reopen(tid, opened.as_raw_fd()).is_ok());
     }
 
     #[test]

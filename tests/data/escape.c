@@ -69,6 +69,15 @@ int main(int argc, char **argv) {
     char buf[8] = {0};
     struct iovec l = {buf, 8}, r = {buf, 8};
     line("process_vm_writev", syscall(SYS_process_vm_writev, getppid(), &l, 1, &r, 1, 0));
+    /* Whether this process may use CAP_SYS_PTRACE (CapEff bit 19), as root would. */
+    FILE *status = fopen("/proc/self/status", "r");
+    char text[256];
+    unsigned long long eff = 0;
+    while (status && fgets(text, sizeof text, status))
+        sscanf(text, "CapEff: %llx", &eff);
+    if (status)
+        fclose(status);
+    line("cap_sys_ptrace", (long)((eff >> 19) & 1));
     char mem[64];
     snprintf(mem, sizeof mem, "/proc/%d/mem", (int)getppid());
     line("proc_mem", open(mem, O_RDWR));

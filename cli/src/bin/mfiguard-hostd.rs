@@ -75,10 +75,24 @@ mod imp {
         #[arg(long, value_name = "N", default_value_t = 8,
               value_parser = clap::value_parser!(u16).range(1..=256))]
         workers: u16,
+        /// The CUSE device's number, MAJOR:MINOR (a restart while a daemon is stuck takes the
+        /// next minors).
+        #[arg(long, value_name = "MAJ:MIN", default_value = "120:28006", value_parser = device_number)]
+        device_number: (u32, u32),
         /// How often the node's path is checked, in milliseconds.
         #[arg(long, value_name = "MS", default_value_t = 200,
               value_parser = clap::value_parser!(u64).range(10..=60_000))]
         watch_ms: u64,
+    }
+
+    fn device_number(s: &str) -> Result<(u32, u32), String> {
+        let (major, minor) = s.split_once(':').ok_or("MAJOR:MINOR")?;
+        let number = |n: &str| n.parse::<u32>().map_err(|e| format!("{n:?}: {e}"));
+        match (number(major)?, number(minor)?) {
+            (0, _) => Err("major 0 would let the kernel choose".into()),
+            (major, minor) if major < 4096 && minor < (1 << 20) => Ok((major, minor)),
+            _ => Err("beyond the kernel's device numbers (major < 4096, minor < 1048576)".into()),
+        }
     }
 
     pub fn main() -> ExitCode {
@@ -130,7 +144,7 @@ mod imp {
             channel: cli.cuse,
             workers: usize::from(cli.workers),
             watch: Duration::from_millis(cli.watch_ms),
-            device: Some(hostd::DEVICE_NUMBER),
+            device: Some(cli.device_number),
             command_timeout: (cli.command_timeout > 0)
                 .then(|| Duration::from_secs(cli.command_timeout)),
             lock_dir: (!cli.no_lock).then(|| lock::PIN_DIR.into()),

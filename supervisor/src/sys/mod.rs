@@ -269,16 +269,18 @@ pub fn map_large_buffers() {
 /// `CAP_SYS_PTRACE`.
 const CAP_SYS_PTRACE: c_int = 19;
 
-/// Takes `CAP_SYS_PTRACE` out of this process's bounding and ambient sets, so that the program
-/// it `exec`s never has it, even as root: without it, the non-dumpable supervisor's memory
-/// (`/proc/PID/mem`, `process_vm_*`), its descriptors and its tracing are out of reach
+/// Takes `CAP_SYS_PTRACE` out of this process's bounding, ambient and inheritable sets, so
+/// that the program it `exec`s never has it, even as root (root's new permitted set is the
+/// bounding set together with the inheritable one): without it, the non-dumpable supervisor's
+/// memory (`/proc/PID/mem`, `process_vm_*`), its descriptors and its tracing are out of reach
 /// (`ptrace_may_access` wants `CAP_SYS_PTRACE` for a non-dumpable process). A RAID tool never
 /// needs it (it needs `CAP_SYS_ADMIN` to open the node, `CAP_MKNOD` to create it). Without
 /// `CAP_SETPCAP` (not root) the bounding drop fails, and there is nothing to drop.
 ///
 /// # Safety
 ///
-/// Async-signal-safe (two `prctl`s): for the child of a fork, before `execve`.
+/// Async-signal-safe (`prctl`s, `capget`, `capset` on the stack): for the child of a fork,
+/// before `execve`.
 pub unsafe fn drop_ptrace_capability() {
     // SAFETY: plain integers.
     unsafe {
@@ -290,6 +292,17 @@ pub unsafe fn drop_ptrace_capability() {
             0,
             0,
         );
+    }
+    // `<linux/capability.h>`: `_LINUX_CAPABILITY_VERSION_3`, two 32-bit words per set.
+    let mut header: [u32; 2] = [0x2008_0522, 0];
+    // Per word: effective, permitted, inheritable.
+    let mut data = [[0u32; 3]; 2];
+    // SAFETY: a live header and two data words, as version 3 wants.
+    let got = unsafe { libc::syscall(libc::SYS_capget, header.as_mut_ptr(), data.as_mut_ptr()) };
+    if got == 0 && data[0][2] & (1 << CAP_SYS_PTRACE) != 0 {
+        data[0][2] &= !(1 << CAP_SYS_PTRACE);
+        // SAFETY: as above; lowering the inheritable set needs no privilege.
+        unsafe { libc::syscall(libc::SYS_capset, header.as_mut_ptr(), data.as_ptr()) };
     }
 }
 
