@@ -76,6 +76,14 @@ for entry in $KL_PLAN; do
     # Each scenario runs in its own subshell: it cannot change the next one's environment.
     ( "sc_$name" ) >"$OUT/detail" 2>&1
     rc=$?
+    # A daemon a failed scenario left serving would answer the next scenarios' calls: stopped,
+    # and the driver's node and device given back.
+    if [ -f "$OUT/hostd.pid" ]; then
+        kill "$(cat "$OUT/hostd.pid")" 2>/dev/null
+        usleep 500000
+        rm -f "$OUT/hostd.pid"
+        MFIGUARD_LOG=none "$HOSTD" --restore-node >/dev/null 2>&1 || true
+    fi
     detail=$(grep -v '^  ' "$OUT/detail" | tail -n 1)
     # A kernel oops or warning during an ordinary scenario fails it, whatever the scenario saw.
     # (hazard_* scenarios expect one may happen and judge it themselves.)

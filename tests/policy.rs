@@ -713,8 +713,11 @@ fn the_docs_examples_match_the_schema_and_their_recipes_count_each_call_once() {
     let mut docs = vec![root().join("README.md")];
     for e in std::fs::read_dir(root().join("doc")).unwrap() {
         let p = e.unwrap().path();
-        // testing.md describes what a test checks, not a recipe.
-        if p.extension().is_some_and(|x| x == "md") && !p.ends_with("testing.md") {
+        // testing.md describes what a test checks, not a recipe; the man pages too.
+        let doc = p
+            .extension()
+            .is_some_and(|x| ["md", "1", "5", "8"].iter().any(|e| x == *e));
+        if doc && !p.ends_with("testing.md") {
             docs.push(p);
         }
     }

@@ -101,7 +101,9 @@ own_cuse() {
     grep -qF 'errno=25' "$f.out" || fail "a call through the tool's own CUSE device was not refused: $(head -n 2 "$f.out" | tr '\n' ' ')"
     recorded "$TAG" sup guard.unrecognised-file
     reached_kernel "$TAG" sup 0
-    [ ! -s "$f.own.jsonl" ] || fail "the tool's CUSE server got a call: $(head -c 300 "$f.own.jsonl")"
+    ! grep -qE '"record":"(decision|outcome)"' "$f.own.jsonl" || fail "the tool's CUSE server got a call: $(head -c 300 "$f.own.jsonl")"
+    # Its start without the lock is recorded as such.
+    grep -F '"key":"hostd.lock"' "$f.own.jsonl" | grep -qF '"value":"--no-lock"' || fail "mfiguard-hostd --no-lock wrote no hostd.lock record: $(head -c 300 "$f.own.jsonl")"
     rm -rf /tmp/own
     echo "a call through $4: ENOTTY, guard.unrecognised-file recorded, nothing sent to it ($SUP_GUARD); $(kernel_note)"
 }

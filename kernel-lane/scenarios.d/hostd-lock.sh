@@ -26,6 +26,13 @@ hostd_lock_check() {
     for want in "\"mechanism\":\"$mech\"" '"probe":"refused"' "\"major\":$major"; do
         grep -qF "$want" "$f.status" || fail "--status --json lacks $want: $(cat "$f.status")"
     done
+    # mfiguard-run --check says the same, in its text and in its JSON.
+    if [ -x "$SUP" ]; then
+        "$SUP" --check >"$f.check" 2>&1
+        grep -qF "lock on the driver's device: " "$f.check" || fail "--check names no lock: $(grep -i lock "$f.check")"
+        "$SUP" --check --json >"$f.check.json" 2>&1
+        grep -qF "\"mechanism\":\"$mech\"" "$f.check.json" || fail "--check --json lacks the lock's mechanism $mech: $(head -c 400 "$f.check.json")"
+    fi
     # 1. A root tool makes its own node of the driver's major and opens it.
     kernel_calls_reset
     if mknod "$scratch/node" c "$major" 0 2>"$f.mknod.err"; then

@@ -79,7 +79,22 @@ sc_policy_hostd_per_caller() {
     policy_record "$log" 1000 '"mode":"readonly"' '"rule":"readonly.dcmd"' '"errno":1,'
     [ "$(cat "$OUT/policy.nagiosread.rc")" = 0 ] || fail "uid 1000: a read refused: $(cat "$OUT/policy.nagiosread.out")"
     policy_record "$log" 1000 '"mode":"readonly"' '"opcode_name":"MR_DCMD_CTRL_GET_INFO"' '"verdict":"pass"'
-    echo "preview: CFG_CLEAR of root and of uid 1000 both reached the driver, recorded as enforce's and readonly's; preview line deleted: uid 1000's refused (EPERM, driver not called, readonly.dcmd) and its read answered, root's reached the driver in enforce; $(kernel_note)"
+
+    # The daemon's own environment asks for less (MFIGUARD_MODE=off, as a unit's drop-in
+    # could): a request is taken only down to each caller's lowest mode, here the policy's.
+    sed "s|^unset MFIGUARD_MODE|export MFIGUARD_MODE=off|" "$OUT/hostd-policy" >"$OUT/hostd-policy-off"
+    chmod 755 "$OUT/hostd-policy-off"
+    HOSTD=$OUT/hostd-policy-off
+    hostd_start "$OUT/policy.3.jsonl" || fail "mfiguard-hostd (MFIGUARD_MODE=off) did not start: $(tail -n 3 "$OUT/hostd.err")"
+    # shellcheck disable=SC2086
+    policy_call nagios3 --as-uid 1000 $clear
+    hostd_stop
+    log=$OUT/policy.3.jsonl
+    grep -q 'errno=1 (EPERM)' "$OUT/policy.nagios3.out" || fail "uid 1000: CFG_CLEAR not refused under a daemon asked for mode off: $(cat "$OUT/policy.nagios3.out")"
+    k=$(cat "$OUT/policy.nagios3.kcalls")
+    [ "$k" = '?' ] || [ "$k" = 0 ] || fail "uid 1000: CFG_CLEAR reached the driver ($k calls) under a daemon asked for mode off"
+    policy_record "$log" 1000 '"mode":"readonly"' '"rule":"readonly.dcmd"' '"errno":1,'
+    echo "preview: CFG_CLEAR of root and of uid 1000 both reached the driver, recorded as enforce's and readonly's; preview line deleted: uid 1000's refused (EPERM, driver not called, readonly.dcmd) and its read answered, root's reached the driver in enforce; the daemon asked for mode off: uid 1000's still refused in readonly; $(kernel_note)"
 }
 
 # The daemon killed while one client makes clean calls back to back (mfi_client lines, which

@@ -337,7 +337,9 @@ fn register_instance(
 /// daemon may open the driver from now on. Said, and recorded (`hostd.lock`) when there is none.
 fn take_lock(cfg: &Config, opts: &Options) -> Option<Lock> {
     let Some(dir) = &opts.lock_dir else {
-        eprintln!("mfiguard-hostd: the driver's device is not locked (--no-lock): a root process that makes its own node reaches the driver unguarded");
+        let message = "the driver's device is not locked (--no-lock): a root process that makes its own node reaches the driver unguarded";
+        eprintln!("mfiguard-hostd: {message}");
+        node::record(cfg, "hostd.lock", "--no-lock", message);
         return None;
     };
     let major = match device::node_major() {
