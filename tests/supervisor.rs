@@ -1235,6 +1235,12 @@ fn an_mfiguard_run_under_another_runs_its_tool_under_the_outer_guard() {
 /// first, so CFG_CLEAR never reaches the outer guard, let alone the driver.
 #[test]
 fn a_stricter_inner_mfiguard_run_wins_under_another() {
+    // The library of the client's class where the inner mfiguard-run looks for it.
+    let lib_dir = Scratch::new("nested-lib");
+    let dir = wrapper::guard_dir(&lib_dir);
+    if dir != lib_dir.path("guard") {
+        std::os::unix::fs::symlink(&dir, lib_dir.path("guard")).unwrap();
+    }
     let client = examples().client.display().to_string();
     let inner = supervisor().display().to_string();
     let run = supervised(
@@ -1253,10 +1259,7 @@ fn a_stricter_inner_mfiguard_run_wins_under_another() {
             "0",
         ],
     )
-    .env(
-        "MFIGUARD_LIB_DIR",
-        guard_lib().parent().unwrap().to_str().unwrap(),
-    )
+    .env("MFIGUARD_LIB_DIR", lib_dir.path("guard").to_str().unwrap())
     .run();
     assert!(
         run.stdout.contains("ret=-1 errno=1 (EPERM)"),

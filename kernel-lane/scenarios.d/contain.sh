@@ -90,6 +90,7 @@ own_cuse() {
         i=0
         while [ ! -c $own ] && [ \$i -lt 200 ]; do usleep 50000; i=\$((i + 1)); done
         [ -c $own ] || { echo 'no CUSE device of the tool'; kill \$!; exit 98; }
+        stat -c '%t:%T' $own >$f.own.dev
         $SUP_CLIENT --device $own ctrl-info
         r=\$?
         kill \$!
@@ -98,6 +99,9 @@ own_cuse() {
     kernel_calls >"$f.kcalls"
     kernel_packets >"$f.kpackets"
     [ "$(rc "$TAG" sup)" != 98 ] || fail "the tool's own daemon did not start: $(tail -n 3 "$f.own.err" | tr '\n' ' ')"
+    if [ -n "${5:-}" ]; then
+        [ "$(cat "$f.own.dev")" = "$5" ] || fail "the tool's CUSE device is $(cat "$f.own.dev") (hex), not $5: $(tail -n 3 "$f.own.err" | tr '\n' ' ')"
+    fi
     grep -qF 'errno=25' "$f.out" || fail "a call through the tool's own CUSE device was not refused: $(head -n 2 "$f.out" | tr '\n' ' ')"
     recorded "$TAG" sup guard.unrecognised-file
     reached_kernel "$TAG" sup 0
@@ -114,5 +118,6 @@ sc_contain_own_cuse() {
 
 # The driver's major past its 256 minors is free for a CUSE server to register: not the driver.
 sc_contain_own_cuse_major() {
-    own_cuse contain-cuse-major /tmp/own/raid "--device-number $(node_major):256" "a CUSE device the tool registered on the driver's major (minor 256)"
+    m=$(node_major)
+    own_cuse contain-cuse-major /tmp/own/raid "--device-number $m:256" "a CUSE device the tool registered on the driver's major (minor 256)" "$(printf '%x:100' "$m")"
 }
