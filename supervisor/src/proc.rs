@@ -12,8 +12,6 @@ pub struct Status {
     pub tgid: Option<libc::pid_t>,
     /// `Uid:`'s first field: the real uid.
     pub uid: Option<u32>,
-    /// `Uid:`'s second and third fields: the effective and the saved uid.
-    pub euid_suid: Option<(u32, u32)>,
     /// `Gid:`'s first field, then `Groups:`: the real gid and the supplementary groups.
     pub groups: Vec<u32>,
     /// `CapEff:`: the effective capabilities (hexadecimal in the file).
@@ -34,15 +32,6 @@ impl Status {
                 .find_map(|l| l.strip_prefix(name))
                 .and_then(|v| v.split_whitespace().next())
         };
-        let uids: Vec<u32> = text
-            .lines()
-            .find_map(|l| l.strip_prefix("Uid:"))
-            .map(|v| {
-                v.split_whitespace()
-                    .filter_map(|u| u.parse().ok())
-                    .collect()
-            })
-            .unwrap_or_default();
         let mut groups: Vec<u32> = field("Gid:")
             .and_then(|v| v.parse().ok())
             .into_iter()
@@ -59,7 +48,6 @@ impl Status {
             }
         }
         Status {
-            euid_suid: uids.get(1).zip(uids.get(2)).map(|(e, s)| (*e, *s)),
             tgid: field("Tgid:").and_then(|v| v.parse().ok()),
             uid: field("Uid:").and_then(|v| v.parse().ok()),
             groups,
@@ -103,7 +91,6 @@ mod tests {
         let s = Status::parse(text);
         assert_eq!(s.tgid, Some(4242));
         assert_eq!(s.uid, Some(1000));
-        assert_eq!(s.euid_suid, Some((0, 0)));
         assert_eq!(s.groups, [1000, 4, 27]);
         assert_eq!(s.cap_eff, Some(0x1ff_ffff_ffff));
         assert_eq!(Status::parse("Name:\tx\n"), Status::default());

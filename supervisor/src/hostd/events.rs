@@ -59,9 +59,6 @@ pub(super) struct AenFile {
     pub(super) asynchronous: bool,
     /// The process, to take the file again at each event (`None`: a test's).
     pub(super) pidfd: Option<OwnedFd>,
-    /// The registering caller's real and effective uid: who set the owner, as far as the
-    /// daemon can tell (the kernel checks the setter's, `sigio_perm`).
-    pub(super) uids: (u32, u32),
 }
 
 impl Events {
@@ -106,12 +103,6 @@ impl Events {
     }
 }
 
-/// Whether a process whose real and effective uid are `(uid, euid)` may have a `SIGIO` sent to
-/// a process of real and saved uid `(t_uid, t_suid)`: the kernel's `sigio_perm`.
-pub(super) fn sigio_allowed((uid, euid): (u32, u32), (t_uid, t_suid): (u32, u32)) -> bool {
-    euid == 0 || euid == t_suid || euid == t_uid || uid == t_suid || uid == t_uid
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,7 +113,6 @@ mod tests {
             fd,
             asynchronous: true,
             pidfd: None,
-            uids: (0, 0),
         }
     }
 
@@ -137,15 +127,5 @@ mod tests {
             assert!(e.register(file(11, n as libc::c_int)));
         }
         assert!(!e.register(file(12, 3)), "full");
-    }
-
-    #[test]
-    fn sigio_goes_where_the_kernel_lets_it() {
-        // Root may signal anyone; another user only its own processes.
-        assert!(sigio_allowed((0, 0), (1000, 1000)));
-        assert!(sigio_allowed((1000, 1000), (1000, 0)));
-        assert!(sigio_allowed((1000, 0), (1000, 1000)));
-        assert!(!sigio_allowed((1000, 1000), (0, 0)));
-        assert!(!sigio_allowed((1000, 1001), (1002, 1003)));
     }
 }

@@ -17,7 +17,7 @@ use mfiguard_core::guarded::Identity;
 
 use super::calls::Calls;
 use super::dispatch::Host;
-use super::events::{sigio_allowed, AenFile, Events};
+use super::events::{AenFile, Events};
 use super::lock::Lock;
 use super::node::{cstr, private_node_path, record};
 use crate::cuse;
@@ -265,10 +265,6 @@ pub(super) fn aen_file(tid: libc::pid_t, dev: u64) -> Result<AenFile, AenGap> {
         fd,
         asynchronous: asynchronous(file.as_fd()),
         pidfd: Some(pidfd),
-        uids: (
-            status.uid.unwrap_or(u32::MAX),
-            status.euid_suid.map_or(u32::MAX, |(e, _)| e),
-        ),
     })
 }
 
@@ -301,39 +297,31 @@ pub(super) fn send_sigio(cfg: &Config, dev: u64, events: &Events) {
             // The driver sends nothing to such a file (no fasync entry, or no owner).
             return true;
         }
-        let sig = if file.sig <= 0 { libc::SIGIO } else { file.sig };        let (target, sent) = match kind {
-            sys::F_OWNER_TID => {
-                let to = Status::of(owner);
-                let allowed = to
-                    .as_ref()
-                    .and_then(|s| Some((s.uid?, s.euid_suid?.1)))
-                    .is_some_and(|t| sigio_allowed(f.uids, t));
-                let tgid = to.and_then(|s| s.tgid).unwrap_or(owner);
-                (
-                    format!("thread {owner}"),
-                    allowed.then(|| sys::tgkill(tgid, owner, sig)),
-                )
-            }
-            sys::F_OWNER_PGRP => (
-                format!("process group {owner}"),
-                // Each member's permission is the kernel's to check: only root's are sent on.
-                (f.uids.1 == 0).then(|| sys::signal(-owner, sig)),
+        let sig = if file.sig <= 0 { libc::SIGIO } else { file.sig };
+        // Only the registering process itself is signalled: the kernel checks the credentials
+        // of whoever last called F_SETOWN, which the daemon cannot see (a file passed on, or a
+        // process that dropped its privileges, could aim the root daemon's signal elsewhere).
+        let own_thread = || Status::of(owner).and_then(|s| s.tgid) == Some(f.tgid);
+        let (target, sent) = match kind {
+            sys::F_OWNER_TID if own_thread() => (
+                format!("thread {owner}"),
+                Ok(sys::tgkill(f.tgid, owner, sig)),
             ),
-            _ => {
-                let allowed = Status::of(owner)
-                    .and_then(|s| Some((s.uid?, s.euid_suid?.1)))
-                    .is_some_and(|t| sigio_allowed(f.uids, t));
-                (
-                    format!("process {owner}"),
-                    allowed.then(|| sys::signal(owner, sig)),
-                )
-            }
+            sys::F_OWNER_TID => (format!("thread {owner}"), Err("a thread of another process")),
+            sys::F_OWNER_PGRP => (format!("process group {owner}"), Err("a process group")),
+            _ if owner == f.tgid => (
+                format!("process {owner}"),
+                Ok(f.pidfd
+                    .as_ref()
+                    .map_or(Err(libc::ESRCH), |p| sys::pidfd_signal(p.as_fd(), sig))),
+            ),
+            _ => (format!("process {owner}"), Err("another process")),
         };
         let done = match sent {
-            Some(Ok(())) => "sent".to_string(),
-            Some(Err(e)) => format!("not sent ({})", io::Error::from_raw_os_error(e)),
-            None => format!(
-                "not sent: pid {} may not signal it (the kernel's sigio_perm)",
+            Ok(Ok(())) => "sent".to_string(),
+            Ok(Err(e)) => format!("not sent ({})", io::Error::from_raw_os_error(e)),
+            Err(whom) => format!(
+                "not carried: the owner is {whom}, not pid {} that registered (the daemon cannot see who set it)",
                 f.tgid
             ),
         };
@@ -410,7 +398,6 @@ mod tests {
             fd,
             asynchronous: true,
             pidfd: Some(sys::pidfd_open(child, 0).unwrap()),
-            uids: (0, 0),
         }));
         let cfg = Config {
             log: LogTarget::None,
@@ -429,6 +416,44 @@ mod tests {
         assert_eq!(events.files().len(), 1);
         send_sigio(&cfg, dev, &events);
         assert!(events.files().is_empty(), "a gone process is forgotten");
+    }
+
+    /// An owner other than the registering process (a file passed on, an owner set by a
+    /// process that then dropped its privileges) is not signalled: the kernel would check the
+    /// credentials of whoever set it, which the daemon cannot see.
+    #[test]
+    fn an_owner_that_is_not_the_registering_process_gets_nothing() {
+        let null = std::ffi::CString::new("/dev/null").unwrap();
+        let dev = sys::fstat(sys::open(&null, libc::O_RDONLY).unwrap().as_raw_fd())
+            .unwrap()
+            .rdev;
+        let (r, w) = sys::pipe().unwrap();
+        // The child owns its file (F_SETOWN getpid()) and waits a second for SIGIO.
+        let child = sys::sigio_waiter(&null, w.as_raw_fd(), 1).unwrap();
+        drop(w);
+        let mut fd = [0u8; 4];
+        assert_eq!(sys::read(r.as_fd(), &mut fd), Ok(4));
+        let events = Events::default();
+        // Registered as if by another process (this one): the owner is not the registrant.
+        assert!(events.register(AenFile {
+            tgid: libc::pid_t::try_from(std::process::id()).unwrap(),
+            fd: libc::c_int::from_ne_bytes(fd),
+            asynchronous: true,
+            pidfd: Some(sys::pidfd_open(child, 0).unwrap()),
+        }));
+        let cfg = Config {
+            log: LogTarget::None,
+            ..Config::FALLBACK
+        };
+        send_sigio(&cfg, dev, &events);
+        let status = loop {
+            match sys::wait_nohang(child) {
+                Ok(Some(st)) => break st,
+                Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+                Err(e) => panic!("waitpid: {e}"),
+            }
+        };
+        assert_eq!(libc::WEXITSTATUS(status), 1, "the child got a SIGIO");
     }
 
     /// What cannot be carried: the siginfo the driver's signal has (`si_code` `POLL_IN`,

@@ -190,7 +190,6 @@ impl Host for Fake {
             fd: 3,
             asynchronous,
             pidfd: None,
-            uids: (0, 0),
         })
     }
 }

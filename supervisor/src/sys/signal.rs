@@ -25,8 +25,13 @@ pub const JOB_CONTROL: [c_int; 3] = [libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU
 /// `pidfd_send_signal(pidfd, sig)`: a signal to the process the pidfd names, never to another
 /// that got its pid since.
 pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: c_int) {
+    let _ = pidfd_signal(pidfd, sig);
+}
+
+/// [`pidfd_send_signal`], saying whether the kernel sent it.
+pub fn pidfd_signal(pidfd: BorrowedFd<'_>, sig: c_int) -> Result<(), c_int> {
     // SAFETY: integers only (no siginfo).
-    unsafe {
+    let ret = unsafe {
         libc::syscall(
             libc::SYS_pidfd_send_signal,
             pidfd.as_raw_fd(),
@@ -35,6 +40,10 @@ pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: c_int) {
             0,
         )
     };
+    if ret < 0 {
+        return Err(errno());
+    }
+    Ok(())
 }
 
 /// The signals forwarded to the tool, blocked here and read through a signalfd.
@@ -125,15 +134,6 @@ pub fn signal_set(sigs: &[c_int]) -> libc::sigset_t {
         add_signal(&mut set, sig);
     }
     set
-}
-
-/// `kill(pid, sig)` (a negative `pid`: a process group).
-pub fn signal(pid: libc::pid_t, sig: c_int) -> Result<(), c_int> {
-    // SAFETY: plain integers.
-    if unsafe { libc::kill(pid, sig) } < 0 {
-        return Err(errno());
-    }
-    Ok(())
 }
 
 /// `tgkill(tgid, tid, sig)`: `sig` to one thread of another process.
