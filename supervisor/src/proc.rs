@@ -65,6 +65,15 @@ pub fn tgid(tid: libc::pid_t) -> Option<libc::pid_t> {
 /// invoker. What cannot be read stays visible as such: the thread's own id, uid 4294967295,
 /// exe `?`.
 pub fn identity(tid: libc::pid_t) -> Identity {
+    let mut id = kernel_identity(tid);
+    id.invoker = Invoker::of_process(id.who.pid);
+    id
+}
+
+/// [`identity`] without who invoked it: only what the kernel holds (`status`, the `exe` link),
+/// never the process's memory (`environ`, `cmdline`), which its owner can make unreadable for
+/// ever (a FUSE mapping whose server never answers): for whatever must not wait on a caller.
+pub fn kernel_identity(tid: libc::pid_t) -> Identity {
     let status = Status::of(tid).unwrap_or_default();
     let pid = status.tgid.map_or(tid as u32, |t| t as u32);
     let uid = status.uid.unwrap_or(u32::MAX);
@@ -74,7 +83,7 @@ pub fn identity(tid: libc::pid_t) -> Identity {
     Identity {
         who: Who { pid, uid },
         exe,
-        invoker: Invoker::of_process(pid),
+        invoker: Invoker::default(),
         groups: status.groups,
     }
 }

@@ -135,6 +135,8 @@ pub fn examples() -> &'static Examples {
         };
         assert!(e.client.exists(), "{} missing", e.client.display());
         assert!(e.sim.exists(), "{} missing", e.sim.display());
+        // The records' validator too, now: a test that times a run must not time its build.
+        schema_check_bin();
         e
     })
 }

@@ -721,6 +721,8 @@ fn a_config_file_that_is_not_a_small_private_regular_file_refuses_the_run() {
 #[test]
 fn the_library_given_a_hostile_config_file_is_readonly_and_records_why() {
     let s = Scratch::new("lib-hostile");
+    // What a run builds on first use (the client, the records' validator), outside the timing.
+    examples();
     for (what, path, reason) in hostile_configs(&s) {
         let start = Instant::now();
         let run = client(&["rule", "readonly.dcmd"])

@@ -197,17 +197,21 @@ impl Calls {
         self.start
     }
 
-    /// Calls in the driver for longer than [`SLOW`]: their workers do not count against the
-    /// pool.
+    /// Calls in the driver for longer than [`SLOW`], or still being decided that long after
+    /// they were read (a caller whose memory cannot be read: a FUSE mapping whose server does
+    /// not answer): their workers do not count against the pool.
     pub fn slow(&self) -> usize {
         let now = ms(self.start);
         let slow = u64::try_from(SLOW.as_millis()).unwrap_or(u64::MAX);
         self.lock()
             .iter()
-            .filter(|f| matches!(f.stage(), Stage::InDriver | Stage::Abandoned))
-            .filter(|f| {
-                let at = f.driver_ms.load(Ordering::Acquire);
-                at != 0 && now.saturating_sub(at) >= slow
+            .filter(|f| match f.stage() {
+                Stage::InDriver | Stage::Abandoned => {
+                    let at = f.driver_ms.load(Ordering::Acquire);
+                    at != 0 && now.saturating_sub(at) >= slow
+                }
+                Stage::Deciding => now.saturating_sub(f.read_ms) >= slow,
+                _ => false,
             })
             .count()
     }
@@ -328,5 +332,36 @@ mod tests {
         assert_eq!(calls_then.slow(), 1);
         assert!(f.back());
         assert_eq!(calls_then.slow(), 0);
+    }
+
+    /// A call whose worker is still reading its caller SLOW after it was read (memory that
+    /// cannot be read: a FUSE mapping whose server does not answer) stops counting too.
+    #[test]
+    fn a_call_decided_for_long_stops_counting_against_the_pool() {
+        let long_ago = Instant::now()
+            .checked_sub(SLOW + Duration::from_millis(50))
+            .unwrap();
+        let calls = Calls {
+            start: long_ago,
+            list: Mutex::new(Vec::new()),
+            timeout: None,
+        };
+        // Read at the registry's start, SLOW ago.
+        let f = Arc::new(Flight {
+            unique: 12,
+            tid: 100,
+            stage: AtomicU8::new(Stage::Queued as u8),
+            read_ms: 0,
+            driver_ms: AtomicU64::new(0),
+            worker: AtomicI32::new(0),
+        });
+        calls.lock().push(Arc::clone(&f));
+        assert_eq!(calls.slow(), 0, "queued: no worker holds it");
+        assert!(f.take(200));
+        assert_eq!(calls.slow(), 1);
+        // A call just read is not slow.
+        let g = calls.read(13, 100);
+        assert!(g.take(201));
+        assert_eq!(calls.slow(), 1);
     }
 }

@@ -30,6 +30,11 @@ pub(super) trait Host {
     fn write(&self, tid: libc::pid_t, addr: u64, data: &[u8]) -> Result<(), c_int>;
     /// Who thread `tid` is, for records.
     fn identity(&self, tid: libc::pid_t) -> Identity;
+    /// [`Host::identity`] from what the kernel holds only, never the caller's memory: for the
+    /// watchdog, which must not wait on a caller.
+    fn kernel_identity(&self, tid: libc::pid_t) -> Identity {
+        self.identity(tid)
+    }
     /// Whether thread `tid` may open the node as the driver decides it (`CAP_SYS_ADMIN`).
     fn may_open(&self, tid: libc::pid_t) -> Result<(), c_int>;
     /// The driver's node, opened on first use: `ENXIO` while the driver is not loaded.
@@ -329,7 +334,7 @@ pub(super) fn expire(cfg: &Config, host: &impl Host) -> usize {
         if e.in_driver && worker > 0 {
             host.interrupt(worker);
         }
-        let id = host.identity(f.tid);
+        let id = host.kernel_identity(f.tid);
         let where_ = if e.in_driver {
             "the driver still holds the command (a worker waits for it and will drop its results)"
         } else {

@@ -64,6 +64,10 @@ impl Host for Live<'_> {
         identity(tid)
     }
 
+    fn kernel_identity(&self, tid: libc::pid_t) -> Identity {
+        crate::proc::kernel_identity(tid)
+    }
+
     fn may_open(&self, tid: libc::pid_t) -> Result<(), c_int> {
         may_open(tid)
     }
