@@ -109,6 +109,18 @@ for entry in $KL_PLAN; do
     fi
 done
 
+# One audit record of each kind the scenarios' guards wrote (record, guard, key, mode, verdict),
+# for the host to validate against the schema the packages ship.
+cat "$OUT"/*.jsonl 2>/dev/null | awk '
+    function field(name,   re) {
+        re = "\"" name "\":\"[^\"]*\""
+        return match($0, re) ? substr($0, RSTART, RLENGTH) : ""
+    }
+    /^\{"record":/ {
+        kind = field("record") field("guard") field("key") field("mode") field("verdict")
+        if (!(kind in seen)) { seen[kind] = 1; print "KL-RECORD " $0 }
+    }' >"$RESULTS"
+
 # Anything the kernel said about itself that a reader of a failure would want.
 dmesg | grep -E "$OOPS_RE" | head -n 20 | while read -r l; do info "kernel: $l"; done
 finish

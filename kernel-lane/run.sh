@@ -7,8 +7,8 @@
 #   kernel-lane/run.sh [--lib PATH] [--client PATH] [--lib32 PATH --client32 PATH]
 #                      [--supervisor PATH [--supervisor-args ARGS] --static-client PATH
 #                       [--static-client32 PATH]]
-#                      [--hostd PATH] [--smartctl PATH [--smartd PATH]] [--only REGEX] [--boot-only]
-#                      [--keep] [--details]
+#                      [--hostd PATH] [--smartctl PATH [--smartd PATH]] [--schema-check PATH]
+#                      [--only REGEX] [--boot-only] [--keep] [--details]
 #
 #   --supervisor PATH      mfiguard-run (or the supervisor alone): every scenario also runs the static
 #                          client under it ("sup" runs), checked against the same oracles
@@ -26,6 +26,11 @@
 #   --smartd PATH          smartd too (e.g. /usr/sbin/smartd): the smartctl scenario adds a run of
 #                          smartd -q onecheck without the guard and under the read-only policy
 #
+#   --schema-check PATH    mfiguard-schema-check (tests/schema-check): the guest sends one audit
+#                          record of each kind it wrote (record, guard, key, mode, verdict: every
+#                          mechanism's, mfiguard-hostd's included), and each is validated against
+#                          doc/audit-record.schema.json; one that does not match fails the lane
+#
 #   --only REGEX   run the scenarios whose name (e.g. sgl_off_guarded@x86_64) matches; driver_* always run
 #   --boot-only    only the driver_* scenarios: the kernel, the driver and the node, no guard needed
 #   --keep         keep the work directory (logs) even when everything passed
@@ -38,7 +43,7 @@
 #   MFIGUARD_LIB / MFI_CLIENT       default target/release/libmfiguard.so, target/release/examples/mfi_client
 #   MFIGUARD_LIB32 / MFI_CLIENT32   an i386 build of both; the i386 runs are skipped unless both are set
 #   MFIGUARD_SUPERVISOR, MFIGUARD_SUPERVISOR_ARGS, MFI_STATIC_CLIENT, MFI_STATIC_CLIENT32,
-#   MFIGUARD_HOSTD: as the flags
+#   MFIGUARD_HOSTD, KL_SCHEMA_CHECK: as the flags
 #   KL_CACHE_DIR      extracted kernel + modules, default ${XDG_CACHE_HOME:-$HOME/.cache}/mfiguard-kernel-lane
 #   KL_KERNEL_PKG     Debian package to take the kernel from, default linux-image-amd64 (the metapackage
 #                     is resolved to the linux-image-6.1.0-N-amd64 it depends on)
@@ -77,6 +82,7 @@ STATIC_CLIENT32=${MFI_STATIC_CLIENT32:-}
 HOSTD=${MFIGUARD_HOSTD:-}
 SMARTCTL=${KL_SMARTCTL:-}
 SMARTD=${KL_SMARTD:-}
+SCHEMA_CHECK=${KL_SCHEMA_CHECK:-}
 ONLY=${KL_ONLY:-}
 BOOT_ONLY=0
 DETAILS=${KL_DETAILS:-0}
@@ -94,6 +100,7 @@ while [ $# -gt 0 ]; do
         --hostd) HOSTD=${2:?--hostd needs a path}; shift 2 ;;
         --smartctl) SMARTCTL=${2:?--smartctl needs a path}; shift 2 ;;
         --smartd) SMARTD=${2:?--smartd needs a path}; shift 2 ;;
+        --schema-check) SCHEMA_CHECK=${2:?--schema-check needs a path}; shift 2 ;;
         --only) ONLY=${2:?--only needs a regex}; shift 2 ;;
         --boot-only) BOOT_ONLY=1; shift ;;
         --keep) KEEP=1; shift ;;
@@ -515,6 +522,24 @@ report() {
         printf -- '--- boot %s: end of guest console ---\n\n' "$i"
         KEEP=1
     done
+    if [ -n "$SCHEMA_CHECK" ]; then
+        # One record of each kind the guests wrote, against the schema the packages ship.
+        cat "$WORK"/results.*.txt | sed -n 's/^KL-RECORD //p' >"$WORK/records.jsonl"
+        local kinds
+        kinds=$(grep -c . "$WORK/records.jsonl" || true)
+        if [ "$kinds" = 0 ] && [ "$BOOT_ONLY" = 0 ]; then
+            failed=$((failed + 1))
+            printf '  FAIL  %-40s %s\n' records "the guests sent no audit record to validate"
+        elif ! "$SCHEMA_CHECK" "$LANE_DIR/../doc/audit-record.schema.json" <"$WORK/records.jsonl" >"$WORK/records.check" 2>&1; then
+            failed=$((failed + 1))
+            printf '  FAIL  %-40s %s\n' records "records that do not match doc/audit-record.schema.json:"
+            sed 's/^/        /' "$WORK/records.check"
+            grep -n . "$WORK/records.jsonl" | sed 's/^/        /' | cut -c1-400
+            KEEP=1
+        else
+            printf '  PASS  %-40s %s\n' records "$kinds kinds of audit record (every mechanism's) valid by doc/audit-record.schema.json"
+        fi
+    fi
     say "$passed passed, $failed failed, $skipped skipped in ${#BOOTS[@]} boot(s) ($(cat "$KDIR/package"), accel $ACCEL)"
     [ "$failed" = 0 ]
 }
