@@ -375,19 +375,15 @@ mod tests {
     use super::*;
     use mfiguard_core::config::LogTarget;
 
-    /// The driver's SIGIO, sent on to a registered file: a child opens `/dev/null` (standing
-    /// for the daemon's node), makes it asynchronous and its own (`F_SETOWN`), and waits for
-    /// SIGIO; the relay takes its file with `pidfd_getfd`, reads its owner, and signals it.
-    /// Once the child is gone, its registration is forgotten.
-    #[test]
-    fn the_drivers_sigio_reaches_the_owner_of_a_registered_file() {
+    /// A child that owns its file of /dev/null (`F_SETOWN` getpid(), `O_ASYNC`) and waits
+    /// `secs` for `SIGIO`: /dev/null's device number, the child, its descriptor.
+    fn sigio_child(secs: libc::time_t) -> (u64, libc::pid_t, libc::c_int) {
         let null = std::ffi::CString::new("/dev/null").unwrap();
         let dev = sys::fstat(sys::open(&null, libc::O_RDONLY).unwrap().as_raw_fd())
             .unwrap()
             .rdev;
         let (r, w) = sys::pipe().unwrap();
-        let child = sys::sigio_waiter(&null, w.as_raw_fd(), 5);
-        let child = child.unwrap();
+        let child = sys::sigio_waiter(&null, w.as_raw_fd(), secs).unwrap();
         drop(w);
         let mut fd = [0u8; 4];
         assert_eq!(
@@ -395,7 +391,34 @@ mod tests {
             Ok(4),
             "the child set up its file"
         );
-        let fd = libc::c_int::from_ne_bytes(fd);
+        (dev, child, libc::c_int::from_ne_bytes(fd))
+    }
+
+    /// The child's exit status (0: it got `SIGIO`).
+    fn child_status(child: libc::pid_t) -> c_int {
+        loop {
+            match sys::wait_nohang(child) {
+                Ok(Some(st)) => return st,
+                Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+                Err(e) => panic!("waitpid: {e}"),
+            }
+        }
+    }
+
+    fn no_log() -> Config {
+        Config {
+            log: LogTarget::None,
+            ..Config::FALLBACK
+        }
+    }
+
+    /// The driver's SIGIO, sent on to a registered file: a child opens `/dev/null` (standing
+    /// for the daemon's node), makes it asynchronous and its own (`F_SETOWN`), and waits for
+    /// SIGIO; the relay takes its file with `pidfd_getfd`, reads its owner, and signals it.
+    /// Once the child is gone, its registration is forgotten.
+    #[test]
+    fn the_drivers_sigio_reaches_the_owner_of_a_registered_file() {
+        let (dev, child, fd) = sigio_child(5);
         let events = Events::default();
         assert!(events.register(AenFile {
             tgid: child,
@@ -403,22 +426,12 @@ mod tests {
             asynchronous: true,
             pidfd: Some(sys::pidfd_open(child, 0).unwrap()),
         }));
-        let cfg = Config {
-            log: LogTarget::None,
-            ..Config::FALLBACK
-        };
-        send_sigio(&cfg, dev, &events);
-        let status = loop {
-            match sys::wait_nohang(child) {
-                Ok(Some(st)) => break st,
-                Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-                Err(e) => panic!("waitpid: {e}"),
-            }
-        };
+        send_sigio(&no_log(), dev, &events);
+        let status = child_status(child);
         assert!(libc::WIFEXITED(status), "{status:#x}");
         assert_eq!(libc::WEXITSTATUS(status), 0, "the child got no SIGIO");
         assert_eq!(events.files().len(), 1);
-        send_sigio(&cfg, dev, &events);
+        send_sigio(&no_log(), dev, &events);
         assert!(events.files().is_empty(), "a gone process is forgotten");
     }
 
@@ -427,37 +440,21 @@ mod tests {
     /// credentials of whoever set it, which the daemon cannot see.
     #[test]
     fn an_owner_that_is_not_the_registering_process_gets_nothing() {
-        let null = std::ffi::CString::new("/dev/null").unwrap();
-        let dev = sys::fstat(sys::open(&null, libc::O_RDONLY).unwrap().as_raw_fd())
-            .unwrap()
-            .rdev;
-        let (r, w) = sys::pipe().unwrap();
-        // The child owns its file (F_SETOWN getpid()) and waits a second for SIGIO.
-        let child = sys::sigio_waiter(&null, w.as_raw_fd(), 1).unwrap();
-        drop(w);
-        let mut fd = [0u8; 4];
-        assert_eq!(sys::read(r.as_fd(), &mut fd), Ok(4));
+        let (dev, child, fd) = sigio_child(1);
         let events = Events::default();
         // Registered as if by another process (this one): the owner is not the registrant.
         assert!(events.register(AenFile {
             tgid: libc::pid_t::try_from(std::process::id()).unwrap(),
-            fd: libc::c_int::from_ne_bytes(fd),
+            fd,
             asynchronous: true,
             pidfd: Some(sys::pidfd_open(child, 0).unwrap()),
         }));
-        let cfg = Config {
-            log: LogTarget::None,
-            ..Config::FALLBACK
-        };
-        send_sigio(&cfg, dev, &events);
-        let status = loop {
-            match sys::wait_nohang(child) {
-                Ok(Some(st)) => break st,
-                Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-                Err(e) => panic!("waitpid: {e}"),
-            }
-        };
-        assert_eq!(libc::WEXITSTATUS(status), 1, "the child got a SIGIO");
+        send_sigio(&no_log(), dev, &events);
+        assert_eq!(
+            libc::WEXITSTATUS(child_status(child)),
+            1,
+            "the child got a SIGIO"
+        );
     }
 
     /// What cannot be carried: the siginfo the driver's signal has (`si_code` `POLL_IN`,
